@@ -1,0 +1,190 @@
+//! The eddy plugin ABI: everything a plugin and the host agree on, and nothing else.
+//!
+//! An eddy plugin is a core WebAssembly module (`wasm32-unknown-unknown`). The host
+//! calls it once per *batch*, never once per record: the input batch is encoded
+//! with [postcard] into the guest's memory, the guest runs, and whatever it emits
+//! comes back through a host import. This crate defines that boundary once, for
+//! the host (`eddy-host`) and for guests (`eddy-sdk`); it is `no_std` + `alloc`
+//! and knows nothing of wasmtime. This page is written so that an author using
+//! another language can implement a plugin from it alone.
+//!
+//! # Versioning
+//!
+//! [`ABI_VERSION`] is carried in the plugin's [`Manifest`]. The host refuses a
+//! plugin whose version differs from its own, naming both versions.
+//!
+//! # The manifest
+//!
+//! A custom section named [`MANIFEST_SECTION`] holds the [`Manifest`] as UTF-8
+//! JSON, for example:
+//!
+//! ```json
+//! {"name":"window-stats","version":"0.1.0","abi_version":1,"kind":"window",
+//!  "capabilities":{"state":[],"side_outputs":[],"timers":false}}
+//! ```
+//!
+//! # Guest exports
+//!
+//! | export | signature | meaning |
+//! | --- | --- | --- |
+//! | `memory` | memory | the linear memory all pointers refer to |
+//! | `alloc` | `(size: i32) -> i32` | allocate `size` bytes for the host to write an input into; returns the pointer |
+//! | `dealloc` | `(ptr: i32, size: i32)` | free what `alloc` returned |
+//! | `init` | `() -> i32` | called once after instantiation, before any other entry point; reads params |
+//! | `process` | `(ptr: i32, len: i32) -> i32` | kind `process`: a [`ProcessInput`] |
+//! | `window` | `(ptr: i32, len: i32) -> i32` | kind `window`: a [`WindowInput`] |
+//! | `on_timer` | `(ptr: i32, len: i32) -> i32` | optional: a [`TimerInput`] of timers that came due |
+//!
+//! Entry points return a status: [`STATUS_OK`], or [`STATUS_ERROR`] after logging
+//! the reason through `log`. The host owns the input buffer: it `alloc`s it,
+//! writes the input, calls the entry point, then `dealloc`s it.
+//!
+//! # Host imports (module [`IMPORT_MODULE`])
+//!
+//! Every `(ptr, len)` pair is a byte range in the guest's memory; strings are UTF-8.
+//!
+//! | import | signature | meaning |
+//! | --- | --- | --- |
+//! | `emit` | `(out_ptr, out_len, data_ptr, data_len) -> i32` | append records to an output: `out` names it (empty for the main output, otherwise a side output), `data` is one or more postcard [`Record`]s back to back; returns [`STATUS_OK`] |
+//! | `state_get` | `(ns_ptr, ns_len, key_ptr, key_len, buf_ptr, buf_cap) -> i32` | read keyed state `ns`/`key` into `buf`; returns its length, or `-1` when absent. When the length exceeds `buf_cap` nothing is written: call again with a larger buffer |
+//! | `state_put` | `(ns_ptr, ns_len, key_ptr, key_len, val_ptr, val_len)` | write keyed state; the value is opaque bytes to the host |
+//! | `state_delete` | `(ns_ptr, ns_len, key_ptr, key_len)` | delete keyed state |
+//! | `timer_set` | `(domain: i32, key_ptr, key_len, time: i64)` | ask for `on_timer` with this key once `time` is reached in [`TimeDomain`] `domain` (one timer per key, domain and time) |
+//! | `timer_delete` | `(domain: i32, key_ptr, key_len, time: i64)` | cancel such a timer |
+//! | `params` | `(buf_ptr, buf_cap) -> i32` | the operator's params as JSON; returns the length, copying only when it fits |
+//! | `log` | `(level: i32, ptr, len)` | a log line at [`LogLevel`] `level` |
+//! | `processing_time` | `() -> i64` | the host's wall clock, ms since the Unix epoch |
+//!
+//! A guest that passes an out-of-bounds range, emits more than the operator's
+//! output cap, or runs past its deadline is stopped with a trap; the host
+//! dead-letters the batch and starts the plugin again in a fresh instance.
+//!
+//! # Encodings
+//!
+//! All structured data is [postcard] (varint integers, zig-zag for signed ones,
+//! length-prefixed strings and sequences, enums as a varint variant index then
+//! the variant's fields). Times are `i64` milliseconds since the Unix epoch.
+//! [`Record`] (owned, for building) and [`RecordRef`] (borrowed, for reading
+//! without copying) encode to the same bytes.
+//!
+//! [postcard]: https://docs.rs/postcard
+
+#![no_std]
+#![warn(missing_docs, unreachable_pub)]
+
+extern crate alloc;
+
+mod input;
+mod manifest;
+mod record;
+
+pub use input::{ProcessInput, TimeDomain, TimerInput, TimerRef, WindowInput, WindowRef};
+pub use manifest::{Capabilities, Manifest, OperatorKind};
+pub use record::{Fields, FieldsRef, Record, RecordRef, Value, ValueRef};
+
+/// The version of this ABI. Bumped on any change a plugin could observe.
+pub const ABI_VERSION: u32 = 1;
+
+/// The name of the custom section that holds the plugin's JSON [`Manifest`].
+pub const MANIFEST_SECTION: &str = "eddy.manifest";
+
+/// The module name of every host import.
+pub const IMPORT_MODULE: &str = "eddy";
+
+/// The entry point returned without error.
+pub const STATUS_OK: i32 = 0;
+
+/// The entry point failed; the guest logged why before returning.
+pub const STATUS_ERROR: i32 = 1;
+
+/// Severity of a `log` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum LogLevel {
+    /// Detailed diagnostics.
+    Debug = 0,
+    /// Normal operation.
+    Info = 1,
+    /// Something unexpected that the plugin handled.
+    Warn = 2,
+    /// Something failed.
+    Error = 3,
+}
+
+impl LogLevel {
+    /// The level for a raw `log` argument; unknown values count as `Info`.
+    pub fn from_raw(raw: i32) -> Self {
+        match raw {
+            0 => Self::Debug,
+            2 => Self::Warn,
+            3 => Self::Error,
+            _ => Self::Info,
+        }
+    }
+}
+
+/// Names of the guest exports and host imports, shared so neither side misspells them.
+pub mod names {
+    /// Guest export: linear memory.
+    pub const MEMORY: &str = "memory";
+    /// Guest export: allocate input space.
+    pub const ALLOC: &str = "alloc";
+    /// Guest export: free input space.
+    pub const DEALLOC: &str = "dealloc";
+    /// Guest export: one-time initialisation.
+    pub const INIT: &str = "init";
+    /// Guest export: the `process` entry point.
+    pub const PROCESS: &str = "process";
+    /// Guest export: the `window` entry point.
+    pub const WINDOW: &str = "window";
+    /// Guest export: the `on_timer` entry point.
+    pub const ON_TIMER: &str = "on_timer";
+    /// Host import: emit records.
+    pub const EMIT: &str = "emit";
+    /// Host import: read keyed state.
+    pub const STATE_GET: &str = "state_get";
+    /// Host import: write keyed state.
+    pub const STATE_PUT: &str = "state_put";
+    /// Host import: delete keyed state.
+    pub const STATE_DELETE: &str = "state_delete";
+    /// Host import: register a timer.
+    pub const TIMER_SET: &str = "timer_set";
+    /// Host import: cancel a timer.
+    pub const TIMER_DELETE: &str = "timer_delete";
+    /// Host import: read params.
+    pub const PARAMS: &str = "params";
+    /// Host import: log a line.
+    pub const LOG: &str = "log";
+    /// Host import: the wall clock.
+    pub const PROCESSING_TIME: &str = "processing_time";
+}
+
+/// Encodes any ABI value with postcard, appending to `out` without reallocating
+/// more than the value needs. Host and SDK both build batches with it.
+pub fn encode_into<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut alloc::vec::Vec<u8>,
+) -> Result<(), postcard::Error> {
+    postcard::serialize_with_flavor(value, Append(out))
+}
+
+/// A postcard flavor that appends to a borrowed `Vec`.
+struct Append<'a>(&'a mut alloc::vec::Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! Records: one event, with a key, an event time and named typed fields.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// The named fields of an owned [`Record`], in the order they were added.
+pub type Fields = Vec<(Arc<str>, Value)>;
+
+/// The named fields of a borrowed [`RecordRef`]; up to four are held inline.
+pub type FieldsRef<'a> = SmallVec<[(&'a str, ValueRef<'a>); 4]>;
+
+/// One field value.
+///
+/// Wire encoding: a varint variant index (`F64` = 0, `I64` = 1, `Bool` = 2,
+/// `Str` = 3, `Bytes` = 4), then the value: `f64` as 8 little-endian bytes,
+/// `i64` as a zig-zag varint, `bool` as one byte, strings and bytes as a
+/// varint length and the bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// A float.
+    F64(f64),
+    /// A signed integer.
+    I64(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(Arc<str>),
+    /// Raw bytes.
+    Bytes(Arc<[u8]>),
+}
+
+/// A field value borrowed from an encoded batch; same encoding as [`Value`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ValueRef<'a> {
+    /// A float.
+    F64(f64),
+    /// A signed integer.
+    I64(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(&'a str),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
+}
+
+/// One event, owned: what the host moves through a pipeline and what a plugin builds to emit.
+///
+/// Wire encoding: `key` (string), `time` (`i64`, ms since the Unix epoch), then
+/// `fields` as a varint count followed by that many `(name: string, value: Value)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The device or point this event is about; windows and state are per key.
+    pub key: Arc<str>,
+    /// Event time, ms since the Unix epoch.
+    pub time: i64,
+    /// Named values.
+    pub fields: Fields,
+}
+
+/// One event, borrowed from an encoded batch without copying; same encoding as [`Record`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordRef<'a> {
+    /// The device or point this event is about.
+    pub key: &'a str,
+    /// Event time, ms since the Unix epoch.
+    pub time: i64,
+    /// Named values.
+    #[serde(borrow)]
+    pub fields: FieldsRef<'a>,
+}
+
+impl Value {
+    /// The value as a float, converting integers; `None` for other kinds.
+    pub fn as_f64(&self) -> Option<f64> {
+        self.as_ref().as_f64()
+    }
+
+    /// The value borrowed.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::F64(v) => ValueRef::F64(*v),
+            Value::I64(v) => ValueRef::I64(*v),
+            Value::Bool(v) => ValueRef::Bool(*v),
+            Value::Str(v) => ValueRef::Str(v),
+            Value::Bytes(v) => ValueRef::Bytes(v),
+        }
+    }
+}
+
+impl<'a> ValueRef<'a> {
+    /// The value as a float, converting integers; `None` for other kinds.
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            ValueRef::F64(v) => Some(v),
+            ValueRef::I64(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as an integer; `None` for other kinds.
+    pub fn as_i64(self) -> Option<i64> {
+        match self {
+            ValueRef::I64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value as a boolean; `None` for other kinds.
+    pub fn as_bool(self) -> Option<bool> {
+        match self {
+            ValueRef::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value as a string; `None` for other kinds.
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            ValueRef::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned_value(self) -> Value {
+        match self {
+            ValueRef::F64(v) => Value::F64(v),
+            ValueRef::I64(v) => Value::I64(v),
+            ValueRef::Bool(v) => Value::Bool(v),
+            ValueRef::Str(v) => Value::Str(v.into()),
+            ValueRef::Bytes(v) => Value::Bytes(v.into()),
+        }
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::F64(v)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::I64(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.into())
+    }
+}
+
+impl Record {
+    /// A record with no fields yet.
+    pub fn new(key: impl Into<Arc<str>>, time: i64) -> Self {
+        Record {
+            key: key.into(),
+            time,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds a field and returns the record, for building in one expression.
+    pub fn with(mut self, name: impl Into<Arc<str>>, value: impl Into<Value>) -> Self {
+        self.fields.push((name.into(), value.into()));
+        self
+    }
+
+    /// The first field with this name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The record borrowed, as a plugin would read it.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            key: &self.key,
+            time: self.time,
+            fields: self.fields.iter().map(|(n, v)| (&**n, v.as_ref())).collect(),
+        }
+    }
+}
+
+impl<'a> RecordRef<'a> {
+    /// The first field with this name.
+    pub fn get(&self, name: &str) -> Option<ValueRef<'a>> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// The named field as a float (integers convert); `None` when absent or not numeric.
+    pub fn f64(&self, name: &str) -> Option<f64> {
+        self.get(name).and_then(|v| v.as_f64())
+    }
+
+    /// An owned copy.
+    pub fn to_owned_record(&self) -> Record {
+        Record {
+            key: self.key.into(),
+            time: self.time,
+            fields: self
+                .fields
+                .iter()
+                .map(|(n, v)| (Arc::from(*n), v.to_owned_value()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record::new("ups-1/string-1/cell-01", 1_767_225_600_123)
+            .with("voltage", 13.1)
+            .with("alarms", 3i64)
+            .with("ok", true)
+            .with("model", "VRLA")
+            .with("raw", Value::Bytes(Arc::from(&b"\x01\x02"[..])))
+    }
+
+    #[test]
+    fn owned_and_borrowed_encode_to_the_same_bytes() {
+        let owned = sample();
+        let a = postcard::to_allocvec(&owned).unwrap();
+        let b = postcard::to_allocvec(&owned.as_ref()).unwrap();
+        assert_eq!(a, b);
+        let back: RecordRef<'_> = postcard::from_bytes(&a).unwrap();
+        assert_eq!(back.to_owned_record(), owned);
+        let back_owned: Record = postcard::from_bytes(&a).unwrap();
+        assert_eq!(back_owned, owned);
+    }
+
+    #[test]
+    fn the_encoding_is_the_documented_one() {
+        let r = Record::new("k", -1).with("x", 2i64);
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        // key: len 1, 'k'; time: zig-zag(-1) = 1; one field: len 1, 'x', variant 1 (I64), zig-zag(2) = 4.
+        assert_eq!(bytes, [1, b'k', 1, 1, 1, b'x', 1, 4]);
+    }
+
+    #[test]
+    fn accessors_convert_numbers() {
+        let owned = sample();
+        let r = owned.as_ref();
+        assert_eq!(r.f64("voltage"), Some(13.1));
+        assert_eq!(r.f64("alarms"), Some(3.0));
+        assert_eq!(r.get("ok").and_then(|v| v.as_bool()), Some(true));
+        assert_eq!(r.get("model").and_then(|v| v.as_str()), Some("VRLA"));
+        assert_eq!(r.f64("missing"), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! What the attribute macros expand to. Not a public API: it changes with the macros.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use eddy_abi::{
+    LogLevel, ProcessInput, RecordRef, STATUS_ERROR, STATUS_OK, TimerInput, TimerRef, WindowInput,
+    WindowRef,
+};
+use serde::de::DeserializeOwned;
+
+use crate::context::{discard_outputs, flush_outputs};
+use crate::{Context, Error, Result, host};
+
+pub use eddy_abi::ABI_VERSION;
+
+thread_local! {
+    /// The params, deserialized by `init` into the author's type.
+    static PARAMS: RefCell<Option<Rc<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Deserializes the params into `P` and keeps them for every later call.
+fn init_params<P: DeserializeOwned + 'static>() -> i32 {
+    status(|| {
+        let params: P = serde_json::from_slice(&host::params())?;
+        PARAMS.with(|p| *p.borrow_mut() = Some(Rc::new(params)));
+        Ok(())
+    })
+}
+
+/// A context over the params `init` kept.
+fn context<P: 'static>(watermark: i64) -> Result<Context<P>> {
+    let params = PARAMS
+        .with(|p| p.borrow().clone())
+        .ok_or_else(|| Error::msg("called before init"))?;
+    let params = params
+        .downcast::<P>()
+        .map_err(|_| Error::msg("params of another type than init deserialized"))?;
+    Ok(Context::shared(params, watermark))
+}
+
+/// Runs a call's body, flushes or discards its output, logs its error.
+fn status(body: impl FnOnce() -> Result<()>) -> i32 {
+    match body() {
+        Ok(()) => {
+            flush_outputs();
+            STATUS_OK
+        }
+        Err(e) => {
+            discard_outputs();
+            host::log(LogLevel::Error, &e.to_string());
+            STATUS_ERROR
+        }
+    }
+}
+
+/// The input bytes the host wrote at `ptr`.
+///
+/// # Safety
+///
+/// `ptr..ptr + len` must be memory the host wrote and no one else uses during the call.
+unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
+/// `init` for a `process` function.
+pub fn init_process<P, F>(_: F) -> i32
+where
+    P: DeserializeOwned + 'static,
+    F: Fn(&RecordRef<'_>, &mut Context<P>) -> Result<()>,
+{
+    init_params::<P>()
+}
+
+/// `init` for a `window` function.
+pub fn init_window<P, F>(_: F) -> i32
+where
+    P: DeserializeOwned + 'static,
+    F: Fn(&WindowRef<'_>, &mut Context<P>) -> Result<()>,
+{
+    init_params::<P>()
+}
+
+/// The `process` export.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn process<P, F>(ptr: *const u8, len: usize, f: F) -> i32
+where
+    P: 'static,
+    F: Fn(&RecordRef<'_>, &mut Context<P>) -> Result<()>,
+{
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| {
+        let batch: ProcessInput<Vec<RecordRef<'_>>> = postcard::from_bytes(bytes)?;
+        let mut ctx = context::<P>(batch.watermark)?;
+        batch.records.iter().try_for_each(|r| f(r, &mut ctx))
+    })
+}
+
+/// The `window` export.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn window<P, F>(ptr: *const u8, len: usize, f: F) -> i32
+where
+    P: 'static,
+    F: Fn(&WindowRef<'_>, &mut Context<P>) -> Result<()>,
+{
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| {
+        let batch: WindowInput<Vec<WindowRef<'_>>> = postcard::from_bytes(bytes)?;
+        let mut ctx = context::<P>(batch.watermark)?;
+        batch.windows.iter().try_for_each(|w| f(w, &mut ctx))
+    })
+}
+
+/// The `on_timer` export.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn on_timer<P, F>(ptr: *const u8, len: usize, f: F) -> i32
+where
+    P: 'static,
+    F: Fn(&TimerRef<'_>, &mut Context<P>) -> Result<()>,
+{
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| {
+        let batch: TimerInput<Vec<TimerRef<'_>>> = postcard::from_bytes(bytes)?;
+        let mut ctx = context::<P>(batch.watermark)?;
+        batch.timers.iter().try_for_each(|t| f(t, &mut ctx))
+    })
+}
+
+/// Compile-time check that a `process` function has the right signature.
+pub fn assert_process<P, F>(_: &F)
+where
+    F: Fn(&RecordRef<'_>, &mut Context<P>) -> Result<()>,
+{
+}
+
+/// Compile-time check that a `window` function has the right signature.
+pub fn assert_window<P, F>(_: &F)
+where
+    F: Fn(&WindowRef<'_>, &mut Context<P>) -> Result<()>,
+{
+}
+
+/// Compile-time check that an `on_timer` function has the right signature.
+pub fn assert_on_timer<P, F>(_: &F)
+where
+    F: Fn(&TimerRef<'_>, &mut Context<P>) -> Result<()>,
+{
+}
+
+/// The `alloc` export: space for the host to write an input into.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub extern "C" fn alloc(size: usize) -> *mut u8 {
+    let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), 8) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: the layout has a non-zero size.
+    unsafe { std::alloc::alloc(layout) }
+}
+
+/// The `dealloc` export: frees what `alloc` returned.
+///
+/// # Safety
+///
+/// `ptr` and `size` must come from one earlier `alloc` call.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dealloc(ptr: *mut u8, size: usize) {
+    if let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), 8) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::alloc::dealloc(ptr, layout) }
+    }
+}
