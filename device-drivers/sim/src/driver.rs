@@ -1,0 +1,285 @@
+//! The simulation clock and the order readings are delivered in.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use eddy_driver::{Driver, DriverError, Poll, Record};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::SimConfig;
+use crate::devices::{Device, Fault, Names};
+
+/// Simulated devices read on a simulated clock. See the crate docs.
+pub struct SimDriver {
+    devices: Vec<Device>,
+    names: Names,
+    rng: ChaCha8Rng,
+    /// Event time of tick 0.
+    start: i64,
+    interval: i64,
+    /// Event time at which the source ends, if it does.
+    end: Option<i64>,
+    /// Simulated ms per wall-clock ms; 0 for unpaced.
+    speed: f64,
+    wall_start: Instant,
+    tick: i64,
+    /// Next device to read within the current tick.
+    next_device: usize,
+    /// Readings held back: (delivery time, sequence) → record.
+    held: BinaryHeap<Reverse<Held>>,
+    held_seq: u64,
+    disorder_probability: f64,
+    max_delay: i64,
+}
+
+struct Held {
+    delivery: i64,
+    seq: u64,
+    record: Record,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        (self.delivery, self.seq) == (other.delivery, other.seq)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.delivery, self.seq).cmp(&(other.delivery, other.seq))
+    }
+}
+
+impl SimDriver {
+    /// Builds the devices the config describes. Fails when a fault names a
+    /// device that does not exist, or a number is out of range.
+    pub fn new(config: &SimConfig) -> Result<Self, DriverError> {
+        if config.interval_ms == 0 {
+            return Err(DriverError::Config("interval_ms must be at least 1".into()));
+        }
+        if !(config.speed >= 0.0 && config.speed.is_finite()) {
+            return Err(DriverError::Config(
+                "speed must be 0 (unpaced) or a positive number".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.disorder.probability) {
+            return Err(DriverError::Config(
+                "disorder.probability must be between 0 and 1".into(),
+            ));
+        }
+        let start = config.start_time_ms.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        });
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut devices: Vec<Device> = config
+            .ups
+            .iter()
+            .flat_map(|u| Device::cells(u, &mut rng))
+            .collect();
+        devices.extend(config.rooms.iter().map(Device::room));
+        if devices.is_empty() {
+            return Err(DriverError::Config(
+                "no devices: add at least one [[...ups]] or [[...rooms]]".into(),
+            ));
+        }
+        for fault in &config.faults {
+            let device = devices
+                .iter_mut()
+                .find(|d| *d.key == *fault.device)
+                .ok_or_else(|| {
+                    DriverError::Config(format!(
+                        "fault names device `{}`, which the simulation does not have",
+                        fault.device
+                    ))
+                })?;
+            device.set_fault(Fault::new(fault, start));
+        }
+        Ok(SimDriver {
+            devices,
+            names: Names::new(),
+            rng,
+            start,
+            interval: config.interval_ms as i64,
+            end: config.duration_ms.map(|d| start + d as i64),
+            speed: config.speed,
+            wall_start: Instant::now(),
+            tick: 0,
+            next_device: 0,
+            held: BinaryHeap::new(),
+            held_seq: 0,
+            disorder_probability: config.disorder.probability,
+            max_delay: config.disorder.max_delay_ms as i64,
+        })
+    }
+
+    /// How many devices are simulated (each is one key).
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// The latest event time the simulated clock has reached.
+    fn horizon(&self) -> i64 {
+        if self.speed == 0.0 {
+            return i64::MAX;
+        }
+        let elapsed = self.wall_start.elapsed().as_secs_f64() * 1000.0;
+        self.start.saturating_add((elapsed * self.speed) as i64)
+    }
+
+    /// The wall-clock instant the simulated clock reaches `time`.
+    fn wall_time_of(&self, time: i64) -> Instant {
+        let ms = (time - self.start) as f64 / self.speed;
+        self.wall_start + Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    }
+
+    fn release_held(&mut self, until: i64) -> Option<Record> {
+        let Reverse(top) = self.held.peek()?;
+        (top.delivery <= until).then(|| self.held.pop().map(|Reverse(h)| h.record))?
+    }
+}
+
+impl Driver for SimDriver {
+    fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
+        let horizon = self.horizon();
+        let mut taken = 0;
+        while taken < max {
+            let time = self.start + self.tick * self.interval;
+            if self.end.is_some_and(|end| time >= end) {
+                // The end: deliver whatever is still held back, then stop.
+                match self.release_held(i64::MAX) {
+                    Some(record) => {
+                        out.push(record);
+                        taken += 1;
+                        continue;
+                    }
+                    None => return Ok(Poll::Ended),
+                }
+            }
+            if time > horizon {
+                return Ok(Poll::WaitUntil(self.wall_time_of(time)));
+            }
+            if self.next_device == 0 {
+                if let Some(record) = self.release_held(time) {
+                    out.push(record);
+                    taken += 1;
+                    continue;
+                }
+            }
+            let record = self.devices[self.next_device].read(time, &self.names, &mut self.rng);
+            self.next_device += 1;
+            if self.next_device == self.devices.len() {
+                self.next_device = 0;
+                self.tick += 1;
+            }
+            if self.disorder_probability > 0.0
+                && self.max_delay > 0
+                && self.rng.random_bool(self.disorder_probability)
+            {
+                let delay = self.rng.random_range(1..=self.max_delay);
+                self.held_seq += 1;
+                self.held.push(Reverse(Held {
+                    delivery: time + delay,
+                    seq: self.held_seq,
+                    record,
+                }));
+                continue;
+            }
+            out.push(record);
+            taken += 1;
+        }
+        Ok(Poll::Ready)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> SimConfig {
+        toml::from_str(&format!(
+            r#"
+            seed = 7
+            start_time_ms = 1_000_000
+            speed = 0
+            duration_ms = 60_000
+            {extra}
+            [[ups]]
+            name = "ups-1"
+            strings = 1
+            cells_per_string = 4
+            [[rooms]]
+            name = "room-a"
+            "#
+        ))
+        .unwrap()
+    }
+
+    fn drain(config: &SimConfig, batch: usize) -> Vec<Record> {
+        let mut driver = SimDriver::new(config).unwrap();
+        let mut out = Vec::new();
+        while driver.poll(&mut out, batch).unwrap() != Poll::Ended {}
+        out
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_records_whatever_the_batch_size() {
+        let c = config("");
+        let a = drain(&c, 1);
+        let b = drain(&c, 1000);
+        assert_eq!(a.len(), 5 * 60);
+        assert_eq!(a, b);
+        let other = drain(&SimConfig { seed: 8, ..c }, 1000);
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn disorder_delivers_every_record_some_out_of_order() {
+        let c = config("disorder = { probability = 0.2, max_delay_ms = 5000 }");
+        let records = drain(&c, 64);
+        assert_eq!(records.len(), 5 * 60);
+        let out_of_order = records.windows(2).filter(|w| w[1].time < w[0].time).count();
+        assert!(out_of_order > 10, "only {out_of_order} out of order");
+    }
+
+    #[test]
+    fn an_overheating_cell_heats_up_and_others_do_not() {
+        let c = config(
+            r#"[[faults]]
+            kind = "cell_overheat"
+            device = "ups-1/string-1/cell-03"
+            start_after_ms = 10_000
+            rise_c_per_min = 20.0"#,
+        );
+        let records = drain(&c, 1000);
+        let last_temp = |key: &str| {
+            records
+                .iter()
+                .rev()
+                .find(|r| &*r.key == key)
+                .and_then(|r| r.get("temperature").and_then(|v| v.as_f64()))
+                .unwrap()
+        };
+        assert!(last_temp("ups-1/string-1/cell-03") > 35.0);
+        assert!(last_temp("ups-1/string-1/cell-02") < 27.0);
+    }
+
+    #[test]
+    fn a_fault_on_a_missing_device_is_refused() {
+        let c = config(
+            r#"[[faults]]
+            kind = "cell_overheat"
+            device = "ups-9/string-1/cell-01""#,
+        );
+        let err = SimDriver::new(&c).err().unwrap().to_string();
+        assert!(err.contains("ups-9/string-1/cell-01"), "{err}");
+    }
+}
