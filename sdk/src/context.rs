@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use eddy_abi::{LogLevel, Record};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Result, State, Timers, host};
 
@@ -135,5 +135,10 @@ pub(crate) fn flush_outputs() {
 
 /// Drops buffered output unsent: the call failed and the host discards its output anyway.
 pub(crate) fn discard_outputs() {
-    OUTPUTS.with(|o| o.borrow_mut().buffers.iter_mut().for_each(|(_, b)| b.clear()));
+    OUTPUTS.with(|o| {
+        o.borrow_mut()
+            .buffers
+            .iter_mut()
+            .for_each(|(_, b)| b.clear())
+    });
 }

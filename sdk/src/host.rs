@@ -146,8 +146,7 @@ pub(crate) fn processing_time() -> i64 {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::{
-    emit, log, params, processing_time, state_delete, state_get, state_put, timer_delete,
-    timer_set,
+    emit, log, params, processing_time, state_delete, state_get, state_put, timer_delete, timer_set,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -210,14 +209,16 @@ pub mod native {
     }
 
     pub(crate) fn state_get(ns: &str, key: &str, buf: &mut Vec<u8>) -> bool {
-        HOST.with(|h| match h.borrow().state.get(&(ns.to_owned(), key.to_owned())) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(v);
-                true
-            }
-            None => false,
-        })
+        HOST.with(
+            |h| match h.borrow().state.get(&(ns.to_owned(), key.to_owned())) {
+                Some(v) => {
+                    buf.clear();
+                    buf.extend_from_slice(v);
+                    true
+                }
+                None => false,
+            },
+        )
     }
 
     pub(crate) fn state_put(ns: &str, key: &str, value: &[u8]) {
@@ -229,7 +230,11 @@ pub mod native {
     }
 
     pub(crate) fn state_delete(ns: &str, key: &str) {
-        HOST.with(|h| h.borrow_mut().state.remove(&(ns.to_owned(), key.to_owned())));
+        HOST.with(|h| {
+            h.borrow_mut()
+                .state
+                .remove(&(ns.to_owned(), key.to_owned()))
+        });
     }
 
     pub(crate) fn timer_set(domain: TimeDomain, key: &str, time: i64) {
@@ -237,7 +242,11 @@ pub mod native {
     }
 
     pub(crate) fn timer_delete(domain: TimeDomain, key: &str, time: i64) {
-        HOST.with(|h| h.borrow_mut().timers.remove(&(domain, key.to_owned(), time)));
+        HOST.with(|h| {
+            h.borrow_mut()
+                .timers
+                .remove(&(domain, key.to_owned(), time))
+        });
     }
 
     pub(crate) fn params() -> Vec<u8> {

@@ -124,9 +124,7 @@ impl Device {
             } => vec![
                 (
                     names.voltage.clone(),
-                    Value::F64(round(
-                        voltage - rise * 0.01 + rng.random_range(-0.01..0.01),
-                    )),
+                    Value::F64(round(voltage - rise * 0.01 + rng.random_range(-0.01..0.01))),
                 ),
                 (
                     names.temperature.clone(),

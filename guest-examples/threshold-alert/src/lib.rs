@@ -123,7 +123,14 @@ mod tests {
                     panic!("no state in {r:?}")
                 };
                 assert_eq!(o, if &**s == "raised" { "" } else { "cleared" });
-                (if &**s == "raised" { "raised" } else { "cleared" }, r.time)
+                (
+                    if &**s == "raised" {
+                        "raised"
+                    } else {
+                        "cleared"
+                    },
+                    r.time,
+                )
             })
             .collect();
         // Raised at the second breach (t = 1000); 42 and 44 are inside the band; 39 clears.

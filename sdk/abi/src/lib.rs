@@ -78,7 +78,9 @@ mod input;
 mod manifest;
 mod record;
 
-pub use input::{ProcessInput, TimeDomain, TimerInput, TimerRef, WindowInput, WindowRef};
+pub use input::{
+    ProcessInput, TimeDomain, Timer, TimerInput, TimerRef, Window, WindowInput, WindowRef,
+};
 pub use manifest::{Capabilities, Manifest, OperatorKind};
 pub use record::{Fields, FieldsRef, Record, RecordRef, Value, ValueRef};
 

@@ -189,7 +189,11 @@ impl Record {
         RecordRef {
             key: &self.key,
             time: self.time,
-            fields: self.fields.iter().map(|(n, v)| (&**n, v.as_ref())).collect(),
+            fields: self
+                .fields
+                .iter()
+                .map(|(n, v)| (&**n, v.as_ref()))
+                .collect(),
         }
     }
 }
@@ -197,7 +201,10 @@ impl Record {
 impl<'a> RecordRef<'a> {
     /// The first field with this name.
     pub fn get(&self, name: &str) -> Option<ValueRef<'a>> {
-        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     /// The named field as a float (integers convert); `None` when absent or not numeric.

@@ -1,0 +1,125 @@
+//! The `eddy` command line.
+//!
+//! Exit codes: 0 success, 1 failure, 2 a pipeline file or argument that is wrong.
+
+mod check;
+mod plugin;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ConfigError;
+use crate::dataflow::BuildError;
+
+/// eddy: window and alert logic for edge gateways, as sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline until its sources end, a signal, or --duration.
+    Run {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Stop after this long (e.g. `15s`, `2m`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+    /// Check a pipeline file: syntax, names, plugins and their params.
+    Check {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
+    /// Look into and try out plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `eddy plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Print a plugin's manifest and exports.
+    Inspect {
+        /// The plugin's `.wasm` file.
+        file: PathBuf,
+    },
+    /// Run a plugin over records from a file, with no devices; print what it emits.
+    Test(plugin::TestArgs),
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run { pipeline, duration } => run::run(&pipeline, duration),
+        Command::Check { pipeline } => check::check(&pipeline),
+        Command::Plugin(PluginCommand::Inspect { file }) => plugin::inspect(&file),
+        Command::Plugin(PluginCommand::Test(args)) => plugin::test(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// A command's failure: what to print and the exit code.
+pub(crate) struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// Something went wrong at run time.
+    pub(crate) fn runtime(message: impl ToString) -> Self {
+        Failure {
+            message: message.to_string(),
+            code: 1,
+        }
+    }
+
+    /// The user's input (a file, an argument) is wrong.
+    pub(crate) fn usage(message: impl ToString) -> Self {
+        Failure {
+            message: message.to_string(),
+            code: 2,
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::usage(e)
+    }
+}
+
+impl From<BuildError> for Failure {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Config(e) => Failure::usage(e),
+            e @ BuildError::Engine(_) => Failure::runtime(e),
+        }
+    }
+}

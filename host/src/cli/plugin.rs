@@ -1,0 +1,140 @@
+//! `eddy plugin inspect` and `eddy plugin test`: the plugin author's tools.
+
+use std::path::{Path, PathBuf};
+
+use eddy_abi::ABI_VERSION;
+
+use super::Failure;
+use crate::dataflow::{Graph, Harness, RunControl};
+use crate::json::record_from_json;
+use crate::plugin::{PluginEngine, PluginLimits, PluginModule, read_manifest};
+use crate::sinks::StdoutSink;
+
+/// Arguments of `eddy plugin test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The plugin's `.wasm` file.
+    pub file: PathBuf,
+    /// Input records as JSON lines: {"key": "...", "time": ms, "fields": {...}}.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Params as JSON, or @FILE to read them from a JSON file.
+    #[arg(long, default_value = "{}")]
+    pub params: String,
+    /// For a window plugin: tumbling window size in ms.
+    #[arg(long)]
+    pub window_ms: Option<u64>,
+    /// Key records by this field instead of their key.
+    #[arg(long)]
+    pub key_by: Option<String>,
+    /// How far out of order the input may be, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub bounded_out_of_orderness_ms: u64,
+    /// Records per plugin call.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_size: usize,
+    /// CPU deadline per call, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub deadline_ms: u64,
+    /// Where failed batches are written (JSON lines).
+    #[arg(long, default_value = "plugin-test-dead-letter.jsonl")]
+    pub dead_letter: PathBuf,
+}
+
+/// Prints the manifest and exports of a plugin.
+pub(crate) fn inspect(file: &Path) -> Result<(), Failure> {
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let manifest =
+        read_manifest(&bytes).map_err(|e| Failure::runtime(format!("{}: {e}", file.display())))?;
+    println!("file:          {}", file.display());
+    println!("name:          {}", manifest.name);
+    println!("version:       {}", manifest.version);
+    println!(
+        "abi version:   {} (this host: {ABI_VERSION})",
+        manifest.abi_version
+    );
+    println!(
+        "kind:          {}",
+        serde_json::to_string(&manifest.kind)
+            .unwrap_or_default()
+            .trim_matches('"')
+    );
+    let caps = &manifest.capabilities;
+    println!("state:         {}", or_none(&caps.state));
+    println!("side outputs:  {}", or_none(&caps.side_outputs));
+    println!("timers:        {}", if caps.timers { "yes" } else { "no" });
+    let engine = PluginEngine::new().map_err(Failure::runtime)?;
+    let module = PluginModule::from_bytes(&engine, &bytes)
+        .map_err(|e| Failure::runtime(format!("{}: {e}", file.display())))?;
+    println!("exports:");
+    for (name, ty) in module.exports() {
+        println!("  {name:<10} {ty}");
+    }
+    Ok(())
+}
+
+fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Runs a plugin over records from a file and prints what it emits.
+pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
+    let params_text = match args.params.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{path}: {e}")))?
+        }
+        None => args.params.clone(),
+    };
+    let params: serde_json::Value = serde_json::from_str(&params_text)
+        .map_err(|e| Failure::usage(format!("--params is not JSON: {e}")))?;
+    let text = std::fs::read_to_string(&args.input)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.input.display())))?;
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = record_from_json(line)
+            .map_err(|e| Failure::usage(format!("{}:{}: {e}", args.input.display(), n + 1)))?;
+        records.push(record);
+    }
+    let engine = PluginEngine::new().map_err(Failure::runtime)?;
+    let module = PluginModule::load(&engine, &args.file)
+        .map_err(|e| Failure::runtime(format!("{}: {e}", args.file.display())))?;
+    let harness = Harness {
+        params,
+        window_ms: args.window_ms,
+        key_by: args.key_by.clone(),
+        bounded_out_of_orderness_ms: args.bounded_out_of_orderness_ms,
+        batch_size: args.batch_size,
+        limits: PluginLimits {
+            deadline: std::time::Duration::from_millis(args.deadline_ms),
+            ..PluginLimits::default()
+        },
+        dead_letter_path: args.dead_letter.clone(),
+    };
+    let mut graph = Graph::single_plugin(
+        &engine,
+        module,
+        records,
+        Box::new(StdoutSink::new()),
+        &harness,
+    )
+    .map_err(Failure::usage)?;
+    let summary = graph
+        .run(&RunControl::default())
+        .map_err(Failure::runtime)?;
+    if summary.dead_lettered > 0 {
+        return Err(Failure::runtime(format!(
+            "{} record(s) failed; see {}",
+            summary.dead_lettered,
+            args.dead_letter.display()
+        )));
+    }
+    Ok(())
+}

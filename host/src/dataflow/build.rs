@@ -1,0 +1,363 @@
+//! Turning a pipeline file into a [`Graph`]: names resolved, plugins loaded,
+//! operators in topological order. Every error points into the file.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_abi::OperatorKind;
+use toml::Spanned;
+
+use super::graph::{Graph, OperatorSlot, Route, Routes, SinkNode, SourceNode};
+use super::operator::OperatorNode;
+use super::watermark::BoundedOutOfOrderness;
+use super::window::Tumbling;
+use crate::config::{ConfigError, LoadedPipeline, OperatorConfig, WindowConfig};
+use crate::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
+use crate::sinks::{self, DeadLetter};
+use crate::sources;
+use crate::state::OperatorState;
+
+/// Why a pipeline cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The file says something that cannot work; the error names the place.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The WebAssembly engine could not start.
+    #[error("cannot start the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+}
+
+/// An input reference: `node` or `node.output`.
+struct InputRef<'a> {
+    node: &'a str,
+    output: &'a str,
+}
+
+fn parse_input(input: &str) -> InputRef<'_> {
+    match input.split_once('.') {
+        Some((node, output)) => InputRef { node, output },
+        None => InputRef {
+            node: input,
+            output: "",
+        },
+    }
+}
+
+impl Graph {
+    /// Builds a graph from a loaded pipeline file, with a new plugin engine.
+    pub fn build(pipeline: &LoadedPipeline) -> Result<Graph, BuildError> {
+        let engine = PluginEngine::new().map_err(BuildError::Engine)?;
+        Self::build_with(pipeline, &engine)
+    }
+
+    /// Builds a graph from a loaded pipeline file on an existing engine.
+    pub fn build_with(
+        pipeline: &LoadedPipeline,
+        engine: &PluginEngine,
+    ) -> Result<Graph, BuildError> {
+        let config = &pipeline.config;
+        let name = pipeline.name();
+        if config.sources.is_empty() {
+            return Err(pipeline
+                .error_at(0, "a pipeline needs at least one [sources.NAME]")
+                .into());
+        }
+        check_names(pipeline)?;
+        let order = topological_order(pipeline)?;
+        let position: BTreeMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let batch_size = config.pipeline.batch_size.max(1);
+
+        let mut operators = Vec::new();
+        for op_name in &order {
+            let op = &config.operators[op_name];
+            operators.push(OperatorSlot {
+                node: operator(pipeline, engine, op_name, op, batch_size)?,
+                routes: Routes::new(),
+                unrouted_warned: Vec::new(),
+            });
+        }
+        let mut sources_out = Vec::new();
+        for (source_name, source) in &config.sources {
+            sources_out.push(SourceNode {
+                name: source_name.as_str().into(),
+                driver: sources::build(pipeline, source_name, source)?,
+                watermark: BoundedOutOfOrderness::new(source.get_ref().bounded_out_of_orderness_ms),
+                routes: Vec::new(),
+                ended: false,
+                wait_until: None,
+            });
+        }
+        let mut sinks_out = Vec::new();
+        for (sink_name, sink) in &config.sinks {
+            let s = sink.get_ref();
+            let path = s.path.as_ref().map(|p| pipeline.resolve(p.get_ref()));
+            let built = sinks::build(s.kind, path.as_deref()).map_err(|e| {
+                let at = s
+                    .path
+                    .as_ref()
+                    .map_or(sink.span().start, |p| p.span().start);
+                pipeline.error_at(at, format!("sink `{sink_name}`: {e}"))
+            })?;
+            sinks_out.push(SinkNode {
+                name: sink_name.as_str().into(),
+                sink: built,
+                inbox: Vec::new(),
+                written: 0,
+            });
+        }
+
+        // Wire every input to the output it names.
+        let source_index: BTreeMap<&str, usize> = config
+            .sources
+            .keys()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let add_route = |input: &str,
+                         route: Route,
+                         sources: &mut Vec<SourceNode>,
+                         ops: &mut Vec<OperatorSlot>| {
+            let r = parse_input(input);
+            if let Some(&i) = source_index.get(r.node) {
+                sources[i].routes.push(route);
+            } else if let Some(&i) = position.get(r.node) {
+                add_to(&mut ops[i].routes, r.output, route);
+            }
+        };
+        for (index, op_name) in order.iter().enumerate() {
+            for (input, reference) in config.operators[op_name]
+                .get_ref()
+                .inputs
+                .iter()
+                .enumerate()
+            {
+                add_route(
+                    reference.get_ref(),
+                    Route::Operator { index, input },
+                    &mut sources_out,
+                    &mut operators,
+                );
+            }
+        }
+        for (index, sink) in config.sinks.values().enumerate() {
+            for reference in &sink.get_ref().inputs {
+                add_route(
+                    reference.get_ref(),
+                    Route::Sink { index },
+                    &mut sources_out,
+                    &mut operators,
+                );
+            }
+        }
+
+        Ok(Graph {
+            dead_letter: DeadLetter::new(
+                &name,
+                &pipeline.resolve(&config.pipeline.dead_letter_path),
+            ),
+            name,
+            sources: sources_out,
+            operators,
+            sinks: sinks_out,
+            batch_size,
+        })
+    }
+}
+
+fn add_to(routes: &mut Routes, output: &str, route: Route) {
+    match routes.iter_mut().find(|(o, _)| o == output) {
+        Some((_, list)) => list.push(route),
+        None => routes.push((output.to_owned(), vec![route])),
+    }
+}
+
+/// Every input names a source, an operator, or an operator's side output.
+fn check_names(pipeline: &LoadedPipeline) -> Result<(), ConfigError> {
+    let config = &pipeline.config;
+    let known = || {
+        let sources: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+        let operators: Vec<&str> = config.operators.keys().map(String::as_str).collect();
+        format!(
+            "sources: {}; operators: {}",
+            list(&sources),
+            list(&operators)
+        )
+    };
+    let check = |owner: &str, inputs: &[Spanned<String>], span: std::ops::Range<usize>| {
+        if inputs.is_empty() {
+            return Err(pipeline.error_at(
+                span.start,
+                format!(
+                    "{owner} has no inputs; expected at least one of {}",
+                    known()
+                ),
+            ));
+        }
+        for input in inputs {
+            let r = parse_input(input.get_ref());
+            let ok = if config.sources.contains_key(r.node) {
+                r.output.is_empty()
+            } else {
+                config.operators.contains_key(r.node)
+            };
+            if !ok {
+                let what = if config.sources.contains_key(r.node) {
+                    format!("source `{}` has no side outputs", r.node)
+                } else {
+                    format!(
+                        "unknown input `{}`; expected one of {}",
+                        input.get_ref(),
+                        known()
+                    )
+                };
+                return Err(pipeline.error_at(input.span().start, format!("{owner}: {what}")));
+            }
+        }
+        Ok(())
+    };
+    for (name, op) in &config.operators {
+        if config.sources.contains_key(name) {
+            return Err(pipeline.error_at(
+                op.span().start,
+                format!("`{name}` names both a source and an operator"),
+            ));
+        }
+        check(
+            &format!("operator `{name}`"),
+            &op.get_ref().inputs,
+            op.span(),
+        )?;
+    }
+    for (name, sink) in &config.sinks {
+        check(
+            &format!("sink `{name}`"),
+            &sink.get_ref().inputs,
+            sink.span(),
+        )?;
+    }
+    Ok(())
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        return "(none)".into();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Operators ordered so that each comes after every operator it reads from.
+fn topological_order(pipeline: &LoadedPipeline) -> Result<Vec<String>, ConfigError> {
+    let ops = &pipeline.config.operators;
+    let mut order: Vec<String> = Vec::new();
+    let mut remaining: Vec<&String> = ops.keys().collect();
+    while !remaining.is_empty() {
+        let ready = remaining.iter().position(|name| {
+            ops[*name].get_ref().inputs.iter().all(|i| {
+                let node = parse_input(i.get_ref()).node;
+                !ops.contains_key(node) || order.iter().any(|o| o == node)
+            })
+        });
+        match ready {
+            Some(i) => order.push(remaining.remove(i).clone()),
+            None => {
+                let name = remaining[0];
+                let cycle: Vec<&str> = remaining.iter().map(|s| s.as_str()).collect();
+                return Err(pipeline.error_at(
+                    ops[name].span().start,
+                    format!(
+                        "operators {} feed each other in a cycle; a pipeline must be a DAG",
+                        list(&cycle)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// Loads an operator's plugin and starts it.
+fn operator(
+    pipeline: &LoadedPipeline,
+    engine: &PluginEngine,
+    name: &str,
+    op: &Spanned<OperatorConfig>,
+    batch_size: usize,
+) -> Result<OperatorNode, ConfigError> {
+    let config = op.get_ref();
+    let defaults = &pipeline.config.plugins;
+    let path = pipeline.resolve(config.plugin.get_ref());
+    let at_plugin = |message: String| pipeline.error_at(config.plugin.span().start, message);
+    let module = PluginModule::load(engine, &path)
+        .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
+    let window = match (&config.window, module.kind()) {
+        (Some(w), OperatorKind::Window) => Some(match w.get_ref() {
+            WindowConfig::Tumbling(t) if t.size_ms == 0 => {
+                return Err(pipeline.error_at(
+                    w.span().start,
+                    format!("operator `{name}`: window size_ms must be at least 1"),
+                ));
+            }
+            WindowConfig::Tumbling(t) => Tumbling::new(t.size_ms, t.offset_ms),
+        }),
+        (None, OperatorKind::Process) => None,
+        (Some(w), OperatorKind::Process) => {
+            return Err(pipeline.error_at(
+                w.span().start,
+                format!(
+                    "operator `{name}`: plugin `{}` is a process plugin, which takes no window; expected a window plugin here",
+                    module.manifest().name
+                ),
+            ));
+        }
+        (None, OperatorKind::Window) => {
+            return Err(pipeline.error_at(
+                op.span().start,
+                format!(
+                    "operator `{name}`: plugin `{}` is a window plugin; expected a `window` (e.g. window.tumbling = {{ size_ms = 10000 }})",
+                    module.manifest().name
+                ),
+            ));
+        }
+    };
+    let limits = PluginLimits {
+        deadline: Duration::from_millis(config.deadline_ms.unwrap_or(defaults.deadline_ms)),
+        memory_bytes: config
+            .memory_limit_bytes
+            .unwrap_or(defaults.memory_limit_bytes) as usize,
+        output_bytes: config
+            .output_limit_bytes
+            .unwrap_or(defaults.output_limit_bytes) as usize,
+        restart_backoff: Duration::from_millis(defaults.restart_backoff_ms),
+        max_restart_backoff: Duration::from_millis(defaults.max_restart_backoff_ms),
+    };
+    let params = serde_json::to_value(&config.params).map_err(|e| {
+        pipeline.error_at(op.span().start, format!("operator `{name}`: params: {e}"))
+    })?;
+    let runner = PluginRunner::start(
+        engine,
+        Arc::new(module),
+        name,
+        &params,
+        limits,
+        OperatorState::in_memory(),
+    )
+    .map_err(|e| at_plugin(format!("operator `{name}`: plugin {e}")))?;
+    Ok(OperatorNode::new(
+        name,
+        runner,
+        config.inputs.len(),
+        config.key_by.as_deref(),
+        window,
+        batch_size,
+    ))
+}

@@ -1,0 +1,12 @@
+//! What flows along the edges of a pipeline.
+
+use eddy_abi::Record;
+
+/// A record, or a promise that no record older than a time follows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Element {
+    /// One event.
+    Record(Record),
+    /// Event time has reached this point: later records should not be older.
+    Watermark(i64),
+}

@@ -1,0 +1,373 @@
+//! A built pipeline and its run loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use eddy_abi::{Record, TimeDomain};
+use eddy_driver::{Driver, Poll};
+
+use super::element::Element;
+use super::operator::{Emitted, LATE_OUTPUT, OperatorNode};
+use super::watermark::BoundedOutOfOrderness;
+use crate::sinks::{DeadLetter, DeadLetterInput, Sink};
+
+/// Where an output's elements go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Input `input` of operator `index`.
+    Operator { index: usize, input: usize },
+    /// Sink `index`.
+    Sink { index: usize },
+}
+
+/// The routes of each named output of a node: `("", …)` is the main output.
+pub(crate) type Routes = Vec<(String, Vec<Route>)>;
+
+pub(crate) struct SourceNode {
+    pub(crate) name: Arc<str>,
+    pub(crate) driver: Box<dyn Driver>,
+    pub(crate) watermark: BoundedOutOfOrderness,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) ended: bool,
+    pub(crate) wait_until: Option<Instant>,
+}
+
+pub(crate) struct OperatorSlot {
+    pub(crate) node: OperatorNode,
+    pub(crate) routes: Routes,
+    /// Side outputs the plugin emitted to that nothing routes; warned about once.
+    pub(crate) unrouted_warned: Vec<String>,
+}
+
+pub(crate) struct SinkNode {
+    pub(crate) name: Arc<str>,
+    pub(crate) sink: Box<dyn Sink>,
+    /// `(node output label, record)` delivered since the last step.
+    pub(crate) inbox: Vec<(Arc<str>, Record)>,
+    pub(crate) written: u64,
+}
+
+/// A pipeline ready to run: sources, operators in topological order, sinks.
+pub struct Graph {
+    pub(crate) name: String,
+    pub(crate) sources: Vec<SourceNode>,
+    pub(crate) operators: Vec<OperatorSlot>,
+    pub(crate) sinks: Vec<SinkNode>,
+    pub(crate) dead_letter: DeadLetter,
+    pub(crate) batch_size: usize,
+}
+
+/// When a run stops, besides its sources ending.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Set to stop (e.g. by a signal handler).
+    pub stop: Arc<AtomicBool>,
+    /// Stop at this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Records read from all sources.
+    pub records_in: u64,
+    /// Records written per sink, by sink name.
+    pub written: Vec<(String, u64)>,
+    /// Records and timers sent to the dead-letter log.
+    pub dead_lettered: u64,
+    /// Whether every source ended (rather than the run being stopped).
+    pub completed: bool,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A source's driver failed.
+    #[error("source `{source_name}`: {error}")]
+    Source {
+        /// The source.
+        source_name: String,
+        /// The driver's error.
+        error: eddy_driver::DriverError,
+    },
+    /// A sink could not write.
+    #[error("sink `{sink}`: {error}")]
+    Sink {
+        /// The sink.
+        sink: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The dead-letter log could not be written, so failed input would be lost.
+    #[error("dead-letter log {}: {error}", path.display())]
+    DeadLetter {
+        /// The log.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+/// The longest the loop sleeps, so stop requests and processing-time timers are seen.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+impl Graph {
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs until every source has ended, or `control` says stop.
+    pub fn run(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
+        let mut summary = RunSummary::default();
+        let mut records = Vec::with_capacity(self.batch_size);
+        loop {
+            if control.stop.load(Ordering::Relaxed)
+                || control.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break;
+            }
+            let mut next_wake: Option<Instant> = None;
+            let mut progressed = false;
+            for i in 0..self.sources.len() {
+                records.clear();
+                let Some((count, elements)) = self.poll_source(i, &mut records, &mut next_wake)?
+                else {
+                    continue;
+                };
+                progressed = true;
+                summary.records_in += count as u64;
+                let routes = self.sources[i].routes.clone();
+                let label = self.sources[i].name.clone();
+                self.deliver(&routes, &label, elements);
+            }
+            self.step_operators()?;
+            self.step_sinks()?;
+            if self.sources.iter().all(|s| s.ended) {
+                summary.completed = true;
+                break;
+            }
+            if !progressed {
+                let now = Instant::now();
+                let wake = next_wake.unwrap_or(now + MAX_SLEEP).min(now + MAX_SLEEP);
+                let wake = control.deadline.map_or(wake, |d| wake.min(d));
+                std::thread::sleep(wake.saturating_duration_since(now));
+            }
+        }
+        for sink in &mut self.sinks {
+            sink.sink.flush().map_err(|error| RunError::Sink {
+                sink: sink.name.to_string(),
+                error,
+            })?;
+        }
+        summary.written = self
+            .sinks
+            .iter()
+            .map(|s| (s.name.to_string(), s.written))
+            .collect();
+        summary.dead_lettered = self.dead_letter.records();
+        Ok(summary)
+    }
+
+    /// Polls source `i` if it is due; returns its records and watermarks.
+    fn poll_source(
+        &mut self,
+        i: usize,
+        records: &mut Vec<Record>,
+        next_wake: &mut Option<Instant>,
+    ) -> Result<Option<(usize, Vec<Element>)>, RunError> {
+        let source = &mut self.sources[i];
+        if source.ended {
+            return Ok(None);
+        }
+        if let Some(at) = source.wait_until {
+            if Instant::now() < at {
+                *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+                return Ok(None);
+            }
+        }
+        let poll = source
+            .driver
+            .poll(records, self.batch_size)
+            .map_err(|error| RunError::Source {
+                source_name: source.name.to_string(),
+                error,
+            })?;
+        source.wait_until = match poll {
+            Poll::WaitUntil(at) => Some(at),
+            _ => None,
+        };
+        let count = records.len();
+        let mut elements = Vec::with_capacity(count * 2 + 1);
+        for record in records.drain(..) {
+            let advanced = source.watermark.on_record(record.time);
+            elements.push(Element::Record(record));
+            if let Some(w) = advanced {
+                elements.push(Element::Watermark(w));
+            }
+        }
+        if poll == Poll::Ended {
+            source.ended = true;
+            elements.push(Element::Watermark(i64::MAX));
+        }
+        if elements.is_empty() {
+            if let Some(at) = source.wait_until {
+                *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+            }
+            return Ok(None);
+        }
+        Ok(Some((count, elements)))
+    }
+
+    /// Steps every operator in topological order, routing what each emits.
+    fn step_operators(&mut self) -> Result<(), RunError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for i in 0..self.operators.len() {
+            let before = self.operators[i].node.watermark();
+            let dead_letter = &mut self.dead_letter;
+            let node = &mut self.operators[i].node;
+            let mut emitted = node
+                .step(dead_letter)
+                .map_err(|error| RunError::DeadLetter {
+                    path: dead_letter.path().to_owned(),
+                    error,
+                })?;
+            node.fire_timers(
+                TimeDomain::ProcessingTime,
+                now_ms,
+                dead_letter,
+                &mut emitted,
+            )
+            .map_err(|error| RunError::DeadLetter {
+                path: dead_letter.path().to_owned(),
+                error,
+            })?;
+            let after = node.watermark();
+            self.route_emitted(i, emitted, (after > before).then_some(after))?;
+        }
+        Ok(())
+    }
+
+    /// Sends an operator's output along its routes; then its new watermark, if any.
+    fn route_emitted(
+        &mut self,
+        i: usize,
+        emitted: Emitted,
+        watermark: Option<i64>,
+    ) -> Result<(), RunError> {
+        let name = self.operators[i].node.name.clone();
+        for (output, elements) in emitted {
+            let routes = self.operators[i]
+                .routes
+                .iter()
+                .find(|(o, _)| *o == output)
+                .map(|(_, r)| r.clone());
+            match routes {
+                Some(routes) => {
+                    let label: Arc<str> = if output.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}.{output}").into()
+                    };
+                    self.deliver(&routes, &label, elements);
+                }
+                None => self.unrouted(i, &output, elements)?,
+            }
+        }
+        if let Some(w) = watermark {
+            for (_, routes) in self.operators[i].routes.clone() {
+                for route in routes {
+                    if let Route::Operator { index, input } = route {
+                        self.operators[index]
+                            .node
+                            .inbox
+                            .push((input, Element::Watermark(w)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Output nobody routes: late records are dead-lettered, never dropped;
+    /// other side outputs are dropped with a warning the first time.
+    fn unrouted(&mut self, i: usize, output: &str, elements: Vec<Element>) -> Result<(), RunError> {
+        let slot = &mut self.operators[i];
+        if output == LATE_OUTPUT {
+            let records: Vec<Record> = elements
+                .into_iter()
+                .filter_map(|e| match e {
+                    Element::Record(r) => Some(r),
+                    Element::Watermark(_) => None,
+                })
+                .collect();
+            let reason = "late: its window had already fired (route `OPERATOR.late` to keep these elsewhere)";
+            return self
+                .dead_letter
+                .write(&slot.node.name, reason, DeadLetterInput::Records(&records))
+                .map_err(|error| RunError::DeadLetter {
+                    path: self.dead_letter.path().to_owned(),
+                    error,
+                });
+        }
+        if !slot.unrouted_warned.iter().any(|o| o == output) {
+            tracing::warn!(
+                operator = &*slot.node.name,
+                output,
+                "plugin emits to an output no sink or operator takes; its records are dropped"
+            );
+            slot.unrouted_warned.push(output.to_owned());
+        }
+        metrics::counter!("eddy_unrouted_records_total", "operator" => slot.node.name.to_string())
+            .increment(elements.len() as u64);
+        Ok(())
+    }
+
+    /// Puts elements in the inboxes of `routes`. Sinks get records only.
+    fn deliver(&mut self, routes: &[Route], label: &Arc<str>, elements: Vec<Element>) {
+        let Some((last, rest)) = routes.split_last() else {
+            return;
+        };
+        for route in rest {
+            self.deliver_one(*route, label, elements.clone());
+        }
+        self.deliver_one(*last, label, elements);
+    }
+
+    fn deliver_one(&mut self, route: Route, label: &Arc<str>, elements: Vec<Element>) {
+        match route {
+            Route::Operator { index, input } => {
+                let inbox = &mut self.operators[index].node.inbox;
+                inbox.extend(elements.into_iter().map(|e| (input, e)));
+            }
+            Route::Sink { index } => {
+                let inbox = &mut self.sinks[index].inbox;
+                inbox.extend(elements.into_iter().filter_map(|e| match e {
+                    Element::Record(r) => Some((label.clone(), r)),
+                    Element::Watermark(_) => None,
+                }));
+            }
+        }
+    }
+
+    fn step_sinks(&mut self) -> Result<(), RunError> {
+        for sink in &mut self.sinks {
+            if sink.inbox.is_empty() {
+                continue;
+            }
+            let fail = |error| RunError::Sink {
+                sink: sink.name.to_string(),
+                error,
+            };
+            for (label, record) in sink.inbox.drain(..) {
+                sink.sink.write(&label, &record).map_err(fail)?;
+                sink.written += 1;
+            }
+            sink.sink.flush().map_err(fail)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! A one-operator graph over records in memory: what `eddy plugin test` runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eddy_abi::{OperatorKind, Record};
+
+use super::graph::{Graph, OperatorSlot, Route, SinkNode, SourceNode};
+use super::operator::{LATE_OUTPUT, OperatorNode};
+use super::watermark::BoundedOutOfOrderness;
+use super::window::Tumbling;
+use crate::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
+use crate::sinks::{DeadLetter, Sink};
+use crate::sources::RecordsDriver;
+use crate::state::OperatorState;
+
+/// How a plugin is run by itself.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    /// The params, as the pipeline file's `params` table would give them.
+    pub params: serde_json::Value,
+    /// Tumbling window size for a window plugin, in ms.
+    pub window_ms: Option<u64>,
+    /// A field to key by.
+    pub key_by: Option<String>,
+    /// Out-of-orderness bound of the input, in ms.
+    pub bounded_out_of_orderness_ms: u64,
+    /// Records per plugin call.
+    pub batch_size: usize,
+    /// Plugin limits.
+    pub limits: PluginLimits,
+    /// Where failed batches go.
+    pub dead_letter_path: PathBuf,
+}
+
+impl Graph {
+    /// A graph that feeds `records` (then end of input) to the plugin and
+    /// writes its main output, declared side outputs and late records to `sink`.
+    pub fn single_plugin(
+        engine: &PluginEngine,
+        module: PluginModule,
+        records: Vec<Record>,
+        sink: Box<dyn Sink>,
+        harness: &Harness,
+    ) -> Result<Graph, String> {
+        let window = match (module.kind(), harness.window_ms) {
+            (OperatorKind::Window, Some(ms)) if ms > 0 => Some(Tumbling::new(ms, 0)),
+            (OperatorKind::Window, _) => {
+                return Err(format!(
+                    "plugin `{}` is a window plugin: give a window size with --window-ms",
+                    module.manifest().name
+                ));
+            }
+            (OperatorKind::Process, _) => None,
+        };
+        let mut outputs = vec![String::new()];
+        outputs.extend(module.manifest().capabilities.side_outputs.iter().cloned());
+        if window.is_some() {
+            outputs.push(LATE_OUTPUT.to_owned());
+        }
+        let name = module.manifest().name.clone();
+        let runner = PluginRunner::start(
+            engine,
+            Arc::new(module),
+            &name,
+            &harness.params,
+            harness.limits.clone(),
+            OperatorState::in_memory(),
+        )
+        .map_err(|e| format!("plugin `{name}` {e}"))?;
+        let node = OperatorNode::new(
+            &name,
+            runner,
+            1,
+            harness.key_by.as_deref(),
+            window,
+            harness.batch_size,
+        );
+        Ok(Graph {
+            name: format!("test-{name}"),
+            sources: vec![SourceNode {
+                name: "input".into(),
+                driver: Box::new(RecordsDriver::new(records)),
+                watermark: BoundedOutOfOrderness::new(harness.bounded_out_of_orderness_ms),
+                routes: vec![Route::Operator { index: 0, input: 0 }],
+                ended: false,
+                wait_until: None,
+            }],
+            operators: vec![OperatorSlot {
+                node,
+                routes: outputs
+                    .into_iter()
+                    .map(|o| (o, vec![Route::Sink { index: 0 }]))
+                    .collect(),
+                unrouted_warned: Vec::new(),
+            }],
+            sinks: vec![SinkNode {
+                name: "output".into(),
+                sink,
+                inbox: Vec::new(),
+                written: 0,
+            }],
+            dead_letter: DeadLetter::new(&format!("test-{name}"), &harness.dead_letter_path),
+            batch_size: harness.batch_size.max(1),
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! An operator: a plugin fed records, watermarks and timers.
+
+use std::sync::Arc;
+
+use eddy_abi::{OperatorKind, ProcessInput, Record, TimeDomain, Timer, TimerInput, Value, Window};
+
+use super::element::Element;
+use super::watermark::InputWatermarks;
+use super::window::{FiredWindow, Tumbling, WindowBuffer};
+use crate::internal_events::LateRecords;
+use crate::plugin::{Entry, Outputs, PluginFault, PluginRunner};
+use crate::sinks::{DeadLetter, DeadLetterInput};
+
+/// The name of every window operator's output for records that came too late.
+pub(crate) const LATE_OUTPUT: &str = "late";
+
+/// Encoded window input is handed over in calls of about this many bytes.
+const WINDOW_CALL_BYTES: usize = 1 << 20;
+
+/// One operator node of a running pipeline.
+pub(crate) struct OperatorNode {
+    pub(crate) name: Arc<str>,
+    runner: PluginRunner,
+    key_by: Option<Arc<str>>,
+    /// For window operators: how records are assigned and buffered.
+    windowing: Option<(Tumbling, WindowBuffer)>,
+    watermarks: InputWatermarks,
+    batch_size: usize,
+    /// Elements delivered since the last step: `(input index, element)`.
+    pub(crate) inbox: Vec<(usize, Element)>,
+    /// Reused encoding buffers.
+    buf: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// What a step produced: elements per output name (`""` is the main output).
+pub(crate) type Emitted = Vec<(String, Vec<Element>)>;
+
+impl OperatorNode {
+    pub(crate) fn new(
+        name: &str,
+        runner: PluginRunner,
+        inputs: usize,
+        key_by: Option<&str>,
+        window: Option<Tumbling>,
+        batch_size: usize,
+    ) -> Self {
+        OperatorNode {
+            name: name.into(),
+            runner,
+            key_by: key_by.map(Into::into),
+            windowing: window.map(|w| (w, WindowBuffer::default())),
+            watermarks: InputWatermarks::new(inputs),
+            batch_size: batch_size.max(1),
+            inbox: Vec::new(),
+            buf: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// The operator's watermark.
+    pub(crate) fn watermark(&self) -> i64 {
+        self.watermarks.current()
+    }
+
+    /// Takes in the inbox; returns what to send downstream. Failed calls go to
+    /// the dead-letter log; only a failure to write that log is an error.
+    pub(crate) fn step(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<Emitted> {
+        let mut emitted = Emitted::new();
+        let inbox = std::mem::take(&mut self.inbox);
+        match self.runner.module().kind() {
+            OperatorKind::Process => self.step_process(inbox, dead_letter, &mut emitted)?,
+            OperatorKind::Window => self.step_window(inbox, dead_letter, &mut emitted)?,
+        }
+        Ok(emitted)
+    }
+
+    fn step_process(
+        &mut self,
+        inbox: Vec<(usize, Element)>,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        let mut pending = Vec::new();
+        for (input, element) in inbox {
+            match element {
+                Element::Record(record) => {
+                    if let Some(record) = self.rekey(record, dead_letter)? {
+                        pending.push(record);
+                    }
+                    if pending.len() >= self.batch_size {
+                        self.call_process(&mut pending, dead_letter, emitted)?;
+                    }
+                }
+                Element::Watermark(w) => {
+                    let Some(watermark) = self.watermarks.advance(input, w) else {
+                        continue;
+                    };
+                    if self.runner.state_mut().timers.event_time_due(watermark) {
+                        self.call_process(&mut pending, dead_letter, emitted)?;
+                        self.fire_timers(TimeDomain::EventTime, watermark, dead_letter, emitted)?;
+                    }
+                }
+            }
+        }
+        self.call_process(&mut pending, dead_letter, emitted)
+    }
+
+    fn call_process(
+        &mut self,
+        pending: &mut Vec<Record>,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        let input = ProcessInput {
+            watermark: self.watermark(),
+            records: &pending[..],
+        };
+        encode(&input, &mut self.buf);
+        let result = self.runner.call(Entry::Process, &self.buf);
+        self.collect(result, emitted, |fault| {
+            dead_letter.write(&self.name, &fault, DeadLetterInput::Records(pending))
+        })?;
+        pending.clear();
+        Ok(())
+    }
+
+    /// Fires the timers of `domain` due at `now`, and any they set that are due too.
+    pub(crate) fn fire_timers(
+        &mut self,
+        domain: TimeDomain,
+        now: i64,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        // A plugin may set timers that are already due from `on_timer`; they
+        // fire in the next round. The bound stops a plugin that always does.
+        for _ in 0..64 {
+            let due = self.runner.state_mut().timers.take_due(domain, now);
+            if due.is_empty() {
+                break;
+            }
+            let timers: Vec<Timer<&str>> = due
+                .iter()
+                .map(|(time, key)| Timer {
+                    key: &**key,
+                    time: *time,
+                    domain,
+                })
+                .collect();
+            self.buf.clear();
+            encode(
+                &TimerInput {
+                    watermark: self.watermark(),
+                    timers: &timers[..],
+                },
+                &mut self.buf,
+            );
+            let result = self.runner.call(Entry::OnTimer, &self.buf);
+            self.collect(result, emitted, |fault| {
+                let timers: Vec<_> = due.iter().map(|(t, k)| (domain, k.clone(), *t)).collect();
+                dead_letter.write(&self.name, &fault, DeadLetterInput::Timers(&timers))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn step_window(
+        &mut self,
+        inbox: Vec<(usize, Element)>,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        let mut fired = Vec::new();
+        let mut late = Vec::new();
+        for (input, element) in inbox {
+            match element {
+                Element::Record(record) => {
+                    let Some(record) = self.rekey(record, dead_letter)? else {
+                        continue;
+                    };
+                    let watermark = self.watermarks.current();
+                    let Some((assigner, buffer)) = &mut self.windowing else {
+                        continue;
+                    };
+                    let (start, end) = assigner.assign(record.time);
+                    if end - 1 <= watermark {
+                        late.push(record);
+                    } else {
+                        buffer.add(start, end, record);
+                    }
+                }
+                Element::Watermark(w) => {
+                    if let (Some(watermark), Some((_, buffer))) =
+                        (self.watermarks.advance(input, w), &mut self.windowing)
+                    {
+                        buffer.fire(watermark, &mut fired);
+                    }
+                }
+            }
+        }
+        if !late.is_empty() {
+            LateRecords {
+                operator: &self.name,
+                records: late.len(),
+            }
+            .emit();
+            emitted.push((
+                LATE_OUTPUT.to_owned(),
+                late.into_iter().map(Element::Record).collect(),
+            ));
+        }
+        self.call_window(fired, dead_letter, emitted)
+    }
+
+    /// Hands fired windows to the plugin, in calls of bounded size.
+    fn call_window(
+        &mut self,
+        fired: Vec<FiredWindow>,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        let mut first = 0;
+        self.body.clear();
+        for i in 0..fired.len() {
+            let w = &fired[i];
+            encode(
+                &Window {
+                    key: &*w.key,
+                    start: w.start,
+                    end: w.end,
+                    firing: 0u32,
+                    records: &w.records[..],
+                },
+                &mut self.body,
+            );
+            if self.body.len() >= WINDOW_CALL_BYTES || i + 1 == fired.len() {
+                self.buf.clear();
+                encode(&self.watermark(), &mut self.buf);
+                encode(&(i + 1 - first), &mut self.buf);
+                self.buf.extend_from_slice(&self.body);
+                self.body.clear();
+                let result = self.runner.call(Entry::Window, &self.buf);
+                let chunk = &fired[first..=i];
+                self.collect(result, emitted, |fault| {
+                    dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(chunk))
+                })?;
+                first = i + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes a call's outputs, or dead-letters its input.
+    fn collect(
+        &self,
+        result: Result<Outputs, PluginFault>,
+        emitted: &mut Emitted,
+        dead_letter: impl FnOnce(String) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        match result {
+            Ok(outputs) => {
+                for (name, records) in outputs {
+                    let elements = records.into_iter().map(Element::Record);
+                    match emitted.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, list)) => list.extend(elements),
+                        None => emitted.push((name, elements.collect())),
+                    }
+                }
+                Ok(())
+            }
+            Err(fault) => {
+                let plugin = &self.runner.module().manifest().name;
+                dead_letter(format!("plugin `{plugin}` {fault}"))
+            }
+        }
+    }
+
+    /// Applies `key_by`: the record's key becomes that field's value. A record
+    /// without the field is dead-lettered.
+    fn rekey(
+        &self,
+        mut record: Record,
+        dead_letter: &mut DeadLetter,
+    ) -> std::io::Result<Option<Record>> {
+        let Some(field) = &self.key_by else {
+            return Ok(Some(record));
+        };
+        let key: Option<Arc<str>> = match record.get(field) {
+            Some(Value::Str(s)) => Some(s.clone()),
+            Some(Value::I64(i)) => Some(i.to_string().into()),
+            Some(Value::Bool(b)) => Some(b.to_string().into()),
+            _ => None,
+        };
+        match key {
+            Some(key) => {
+                record.key = key;
+                Ok(Some(record))
+            }
+            None => {
+                let reason = format!("no string, integer or boolean field `{field}` to key by");
+                dead_letter.write(&self.name, &reason, DeadLetterInput::Records(&[record]))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Encodes ABI input; encoding into a `Vec` cannot fail for these types.
+fn encode<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) {
+    if let Err(e) = eddy_abi::encode_into(value, out) {
+        tracing::error!("encoding plugin input failed: {e}");
+    }
+}

@@ -1,0 +1,38 @@
+//! The eddy host: runs pipelines of device sources, sandboxed WebAssembly
+//! operators and sinks on an edge gateway.
+//!
+//! A pipeline is a TOML file ([`config`]) naming sources (device drivers),
+//! operators (WebAssembly plugins with params, a key and optionally a window)
+//! and sinks, wired into a DAG by each node's `inputs`. [`dataflow`] turns it
+//! into a running graph on one dedicated thread: sources are polled in
+//! batches, every record advances its source's event-time watermark, window
+//! operators buffer records per key and window until the watermark fires
+//! them, and each operator calls its plugin once per batch through [`plugin`],
+//! which runs guests under wasmtime with a CPU deadline, a memory cap and an
+//! output cap. A plugin that traps, loops or over-allocates loses only the
+//! batch it was given: the batch goes to the dead-letter log with the reason
+//! and the plugin is restarted in a fresh store after a backoff. Keyed state
+//! and timers are held by the host behind [`state::KeyedState`], so they
+//! survive those restarts.
+//!
+//! The `eddy` binary ([`cli`]) runs and checks pipelines and lets plugin
+//! authors inspect and test their plugins without any device.
+//!
+//! ```no_run
+//! let pipeline = eddy_host::config::load("examples/ups-monitor.toml".as_ref())?;
+//! let mut graph = eddy_host::dataflow::Graph::build(&pipeline)?;
+//! graph.run(&eddy_host::dataflow::RunControl::default())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod cli;
+pub mod config;
+pub mod dataflow;
+mod internal_events;
+pub mod json;
+pub mod plugin;
+pub mod sinks;
+pub mod sources;
+pub mod state;

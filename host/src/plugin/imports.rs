@@ -1,0 +1,308 @@
+//! The host functions a plugin imports (module `eddy`), and the store data they work on.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use eddy_abi::{IMPORT_MODULE, LogLevel, Record, STATUS_OK, TimeDomain, names};
+use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
+
+use super::PluginFault;
+use crate::state::{OperatorState, Transaction};
+
+/// Everything a plugin instance's `Store` holds.
+pub(crate) struct StoreData {
+    pub(crate) limits: Limits,
+    /// The guest's memory, set right after instantiation.
+    pub(crate) memory: Option<Memory>,
+    /// The operator's params as JSON.
+    pub(crate) params: Arc<[u8]>,
+    /// State and timers, kept by the host across instances.
+    pub(crate) state: OperatorState,
+    /// This call's state writes, applied if it succeeds.
+    pub(crate) transaction: Transaction,
+    /// This call's output, per output name (`""` is the main output).
+    pub(crate) outputs: Vec<(String, Vec<Record>)>,
+    /// Bytes emitted in this call, against `output_cap`.
+    pub(crate) output_bytes: usize,
+    pub(crate) output_cap: usize,
+    /// The last error the guest logged: the reason for an error status.
+    pub(crate) last_error: Option<String>,
+    /// The operator's name, for logs.
+    pub(crate) operator: Arc<str>,
+}
+
+/// The memory cap: wasmtime's `StoreLimits`, with a denied growth turned into
+/// a [`PluginFault::MemoryCap`] trap naming the cap.
+pub(crate) struct Limits {
+    pub(crate) store: StoreLimits,
+    pub(crate) memory_cap: usize,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.store.memory_growing(current, desired, maximum)? {
+            return Ok(true);
+        }
+        Err(PluginFault::MemoryCap {
+            cap: self.memory_cap,
+            wanted: desired,
+        }
+        .into())
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.store.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.store.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.store.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.store.memories()
+    }
+}
+
+/// The guest's bytes at `ptr..ptr + len`, or a fault naming the import.
+fn range(
+    memory: &[u8],
+    import: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<std::ops::Range<usize>, PluginFault> {
+    let bad = PluginFault::BadPointer {
+        import,
+        ptr: ptr as u32,
+        len: len as u32,
+    };
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len as u32 as usize).ok_or(bad.clone())?;
+    if end > memory.len() {
+        return Err(bad);
+    }
+    Ok(start..end)
+}
+
+/// The guest's string at `ptr..ptr + len`.
+fn string<'a>(
+    memory: &'a [u8],
+    import: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<&'a str, PluginFault> {
+    std::str::from_utf8(&memory[range(memory, import, ptr, len)?]).map_err(|e| {
+        PluginFault::Malformed {
+            import,
+            detail: e.to_string(),
+        }
+    })
+}
+
+/// The guest's memory and the store data, both borrowed.
+fn split<'a>(
+    caller: &'a mut Caller<'_, StoreData>,
+) -> wasmtime::Result<(&'a mut [u8], &'a mut StoreData)> {
+    let memory = caller
+        .data()
+        .memory
+        .ok_or_else(|| wasmtime::Error::msg("host call before the guest memory was known"))?;
+    Ok(memory.data_and_store_mut(caller))
+}
+
+/// Defines every host import in `linker`.
+pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::EMIT,
+        |mut caller: Caller<'_, StoreData>,
+         out_ptr: i32,
+         out_len: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<i32> {
+            let (memory, data) = split(&mut caller)?;
+            let output = string(memory, names::EMIT, out_ptr, out_len)?;
+            let mut bytes = &memory[range(memory, names::EMIT, ptr, len)?];
+            data.output_bytes = data.output_bytes.saturating_add(bytes.len());
+            if data.output_bytes > data.output_cap {
+                return Err(PluginFault::OutputCap {
+                    cap: data.output_cap,
+                }
+                .into());
+            }
+            let index = match data.outputs.iter().position(|(name, _)| name == output) {
+                Some(i) => i,
+                None => {
+                    data.outputs.push((output.to_owned(), Vec::new()));
+                    data.outputs.len() - 1
+                }
+            };
+            while !bytes.is_empty() {
+                let (record, rest) = postcard::take_from_bytes::<Record>(bytes).map_err(|e| {
+                    PluginFault::Malformed {
+                        import: names::EMIT,
+                        detail: format!("not a record: {e}"),
+                    }
+                })?;
+                data.outputs[index].1.push(record);
+                bytes = rest;
+            }
+            Ok(STATUS_OK)
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::STATE_GET,
+        |mut caller: Caller<'_, StoreData>,
+         ns_ptr: i32,
+         ns_len: i32,
+         key_ptr: i32,
+         key_len: i32,
+         buf_ptr: i32,
+         buf_cap: i32|
+         -> wasmtime::Result<i32> {
+            let (memory, data) = split(&mut caller)?;
+            let ns = string(memory, names::STATE_GET, ns_ptr, ns_len)?;
+            let key = string(memory, names::STATE_GET, key_ptr, key_len)?;
+            let buf = range(memory, names::STATE_GET, buf_ptr, buf_cap)?;
+            let Some(value) = data.transaction.get(&data.state, ns, key) else {
+                return Ok(-1);
+            };
+            let len = value.len();
+            if len <= buf.len() {
+                memory[buf.start..buf.start + len].copy_from_slice(value);
+            }
+            Ok(i32::try_from(len).unwrap_or(i32::MAX))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::STATE_PUT,
+        |mut caller: Caller<'_, StoreData>,
+         ns_ptr: i32,
+         ns_len: i32,
+         key_ptr: i32,
+         key_len: i32,
+         val_ptr: i32,
+         val_len: i32|
+         -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let ns = string(memory, names::STATE_PUT, ns_ptr, ns_len)?;
+            let key = string(memory, names::STATE_PUT, key_ptr, key_len)?;
+            let value = &memory[range(memory, names::STATE_PUT, val_ptr, val_len)?];
+            data.transaction.put(ns, key, value);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::STATE_DELETE,
+        |mut caller: Caller<'_, StoreData>,
+         ns_ptr: i32,
+         ns_len: i32,
+         key_ptr: i32,
+         key_len: i32|
+         -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let ns = string(memory, names::STATE_DELETE, ns_ptr, ns_len)?;
+            let key = string(memory, names::STATE_DELETE, key_ptr, key_len)?;
+            data.transaction.delete(ns, key);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::TIMER_SET,
+        |mut caller: Caller<'_, StoreData>,
+         domain: i32,
+         key_ptr: i32,
+         key_len: i32,
+         time: i64|
+         -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let domain = timer_domain(names::TIMER_SET, domain)?;
+            let key = string(memory, names::TIMER_SET, key_ptr, key_len)?;
+            data.transaction.set_timer(domain, key.into(), time);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::TIMER_DELETE,
+        |mut caller: Caller<'_, StoreData>,
+         domain: i32,
+         key_ptr: i32,
+         key_len: i32,
+         time: i64|
+         -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let domain = timer_domain(names::TIMER_DELETE, domain)?;
+            let key = string(memory, names::TIMER_DELETE, key_ptr, key_len)?;
+            data.transaction.delete_timer(domain, key.into(), time);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::PARAMS,
+        |mut caller: Caller<'_, StoreData>, buf_ptr: i32, buf_cap: i32| -> wasmtime::Result<i32> {
+            let (memory, data) = split(&mut caller)?;
+            let buf = range(memory, names::PARAMS, buf_ptr, buf_cap)?;
+            let params = &data.params;
+            if params.len() <= buf.len() {
+                memory[buf.start..buf.start + params.len()].copy_from_slice(params);
+            }
+            Ok(i32::try_from(params.len()).unwrap_or(i32::MAX))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::LOG,
+        |mut caller: Caller<'_, StoreData>,
+         level: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let message = String::from_utf8_lossy(&memory[range(memory, names::LOG, ptr, len)?]);
+            let operator = &*data.operator;
+            match LogLevel::from_raw(level) {
+                LogLevel::Debug => tracing::debug!(operator, "{message}"),
+                LogLevel::Info => tracing::info!(operator, "{message}"),
+                LogLevel::Warn => tracing::warn!(operator, "{message}"),
+                LogLevel::Error => {
+                    tracing::debug!(operator, "{message}");
+                    data.last_error = Some(message.into_owned());
+                }
+            }
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(IMPORT_MODULE, names::PROCESSING_TIME, || -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })?;
+    Ok(())
+}
+
+fn timer_domain(import: &'static str, raw: i32) -> Result<TimeDomain, PluginFault> {
+    TimeDomain::from_raw(raw).ok_or_else(|| PluginFault::Malformed {
+        import,
+        detail: format!("unknown time domain {raw}"),
+    })
+}

@@ -1,0 +1,215 @@
+//! One live instance of a plugin: its `Store` and typed entry points.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_abi::{STATUS_OK, names};
+use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc};
+
+use super::imports::{Limits, StoreData};
+use super::{Entry, PluginEngine, PluginFault, PluginModule};
+use crate::state::{OperatorState, Transaction};
+
+/// What a fresh instance is given.
+pub(crate) struct InstanceConfig {
+    pub(crate) params: Arc<[u8]>,
+    pub(crate) memory_cap: usize,
+    pub(crate) output_cap: usize,
+    pub(crate) deadline: Duration,
+    pub(crate) operator: Arc<str>,
+}
+
+/// A plugin instance in its own `Store`, called through `TypedFunc`s only.
+pub(crate) struct PluginInstance {
+    store: Store<StoreData>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    dealloc: TypedFunc<(i32, i32), ()>,
+    main: TypedFunc<(i32, i32), i32>,
+    on_timer: Option<TypedFunc<(i32, i32), i32>>,
+    deadline: Duration,
+}
+
+impl PluginInstance {
+    /// Instantiates the plugin in a fresh store and runs its `init`. On failure
+    /// the state comes back with the fault, so nothing is lost.
+    pub(crate) fn start(
+        engine: &PluginEngine,
+        module: &PluginModule,
+        config: &InstanceConfig,
+        state: OperatorState,
+    ) -> Result<Self, (PluginFault, OperatorState)> {
+        let data = StoreData {
+            limits: Limits {
+                store: StoreLimitsBuilder::new()
+                    .memory_size(config.memory_cap)
+                    .instances(1)
+                    .memories(1)
+                    .tables(4)
+                    .build(),
+                memory_cap: config.memory_cap,
+            },
+            memory: None,
+            params: config.params.clone(),
+            state,
+            transaction: Transaction::default(),
+            outputs: Vec::new(),
+            output_bytes: 0,
+            output_cap: config.output_cap,
+            last_error: None,
+            operator: config.operator.clone(),
+        };
+        let mut store = Store::new(engine.engine(), data);
+        store.limiter(|d| &mut d.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(PluginEngine::deadline_ticks(config.deadline));
+        match Self::link(store, module, config.deadline) {
+            Ok((mut instance, init)) => match instance.init(init) {
+                Ok(()) => Ok(instance),
+                Err(fault) => Err((fault, instance.into_state())),
+            },
+            Err((fault, store)) => Err((fault, store.into_data().state)),
+        }
+    }
+
+    fn link(
+        mut store: Store<StoreData>,
+        module: &PluginModule,
+        deadline: Duration,
+    ) -> Result<(Self, TypedFunc<(), i32>), (PluginFault, Store<StoreData>)> {
+        let fault = |e: wasmtime::Error| PluginFault::Start(format!("{e:#}"));
+        let instance = match module.pre().instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err((PluginFault::from_wasmtime(e, deadline), store)),
+        };
+        let typed = (|| {
+            let memory = instance
+                .get_memory(&mut store, names::MEMORY)
+                .ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
+            let alloc = instance.get_typed_func(&mut store, names::ALLOC)?;
+            let dealloc = instance.get_typed_func(&mut store, names::DEALLOC)?;
+            let init = instance.get_typed_func(&mut store, names::INIT)?;
+            let main = instance.get_typed_func(&mut store, module.kind().entry_point())?;
+            let on_timer = if module.has_on_timer() {
+                Some(instance.get_typed_func(&mut store, names::ON_TIMER)?)
+            } else {
+                None
+            };
+            wasmtime::Result::Ok((memory, alloc, dealloc, init, main, on_timer))
+        })();
+        let (memory, alloc, dealloc, init, main, on_timer) = match typed {
+            Ok(t) => t,
+            Err(e) => return Err((fault(e), store)),
+        };
+        store.data_mut().memory = Some(memory);
+        let instance = PluginInstance {
+            store,
+            memory,
+            alloc,
+            dealloc,
+            main,
+            on_timer,
+            deadline,
+        };
+        Ok((instance, init))
+    }
+
+    /// Runs the guest's `init`, which reads and checks its params.
+    fn init(&mut self, init: TypedFunc<(), i32>) -> Result<(), PluginFault> {
+        self.arm();
+        let status = init
+            .call(&mut self.store, ())
+            .map_err(|e| PluginFault::from_wasmtime(e, self.deadline))?;
+        let data = self.store.data_mut();
+        data.outputs.clear();
+        data.transaction.abort();
+        if status != STATUS_OK {
+            let reason = data
+                .last_error
+                .take()
+                .unwrap_or_else(|| "no reason logged".into());
+            return Err(PluginFault::Start(format!("init failed: {reason}")));
+        }
+        Ok(())
+    }
+
+    /// Gives this call a fresh deadline and output budget.
+    fn arm(&mut self) {
+        self.store
+            .set_epoch_deadline(PluginEngine::deadline_ticks(self.deadline));
+        let data = self.store.data_mut();
+        data.output_bytes = 0;
+        data.last_error = None;
+    }
+
+    /// Calls an entry point with `input` and returns what it emitted. On
+    /// success the call's state writes are committed; on failure they and its
+    /// output are dropped.
+    pub(crate) fn call(
+        &mut self,
+        entry: Entry,
+        input: &[u8],
+    ) -> Result<Vec<(String, Vec<eddy_abi::Record>)>, PluginFault> {
+        let func = match entry {
+            Entry::OnTimer => self.on_timer.clone().ok_or_else(|| {
+                PluginFault::Start("the plugin set a timer but exports no `on_timer`".into())
+            })?,
+            _ => self.main.clone(),
+        };
+        self.arm();
+        let result = self.call_with_input(func, input);
+        let data = self.store.data_mut();
+        match result {
+            Ok(()) => {
+                data.transaction.commit(&mut data.state);
+                Ok(std::mem::take(&mut data.outputs))
+            }
+            Err(fault) => {
+                data.transaction.abort();
+                data.outputs.clear();
+                Err(fault)
+            }
+        }
+    }
+
+    fn call_with_input(
+        &mut self,
+        func: TypedFunc<(i32, i32), i32>,
+        input: &[u8],
+    ) -> Result<(), PluginFault> {
+        let wasm = |e| PluginFault::from_wasmtime(e, self.deadline);
+        let len =
+            i32::try_from(input.len()).map_err(|_| PluginFault::Trap("input over 2 GiB".into()))?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(wasm)?;
+        self.memory
+            .write(&mut self.store, ptr as u32 as usize, input)
+            .map_err(|_| PluginFault::BadPointer {
+                import: names::ALLOC,
+                ptr: ptr as u32,
+                len: len as u32,
+            })?;
+        let status = func.call(&mut self.store, (ptr, len)).map_err(wasm)?;
+        self.dealloc
+            .call(&mut self.store, (ptr, len))
+            .map_err(wasm)?;
+        if status != STATUS_OK {
+            let data = self.store.data_mut();
+            let reason = data
+                .last_error
+                .take()
+                .unwrap_or_else(|| "no reason logged".into());
+            return Err(PluginFault::Failed(reason));
+        }
+        Ok(())
+    }
+
+    /// The operator's state, for the host's own use between calls.
+    pub(crate) fn state_mut(&mut self) -> &mut OperatorState {
+        &mut self.store.data_mut().state
+    }
+
+    /// Ends the instance, keeping its state.
+    pub(crate) fn into_state(self) -> OperatorState {
+        self.store.into_data().state
+    }
+}

@@ -1,0 +1,29 @@
+//! The WebAssembly plugin host.
+//!
+//! - [`PluginEngine`]: one wasmtime `Engine` with epoch interruption and the
+//!   ticker thread that advances epochs, so every call can have a deadline.
+//! - [`PluginModule`]: a compiled plugin with its [`Manifest`], checked
+//!   against this host's ABI version, with its `Linker` and `InstancePre`
+//!   built once.
+//! - [`PluginRunner`]: what an operator holds. It calls the plugin through
+//!   `TypedFunc`s, catches every failure as a [`PluginFault`], and after a
+//!   trap drops the instance and starts a fresh one (a new `Store`) after an
+//!   exponential backoff. Keyed state and timers live outside the instance,
+//!   in the runner's [`crate::state::OperatorState`].
+//!
+//! The guest side of the contract is documented in `eddy-abi`.
+
+mod engine;
+mod fault;
+mod imports;
+mod instance;
+mod manifest;
+mod module;
+mod runner;
+
+pub use eddy_abi::{Manifest, OperatorKind};
+pub use engine::PluginEngine;
+pub use fault::PluginFault;
+pub use manifest::read_manifest;
+pub use module::{Entry, LoadError, PluginModule};
+pub use runner::{Outputs, PluginLimits, PluginRunner};

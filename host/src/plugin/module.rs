@@ -1,0 +1,206 @@
+//! A compiled plugin, checked and linked once, ready to instantiate.
+
+use std::path::Path;
+
+use eddy_abi::{ABI_VERSION, Manifest, OperatorKind, names};
+use wasmtime::{ExternType, InstancePre, Linker, Module};
+
+use super::PluginEngine;
+use super::imports::{self, StoreData};
+use super::manifest::read_manifest;
+
+/// Why a plugin cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read the plugin: {0}")]
+    Read(#[from] std::io::Error),
+    /// The bytes are not a WebAssembly module.
+    #[error("not a WebAssembly module: {0}")]
+    NotWasm(String),
+    /// No manifest section.
+    #[error(
+        "no `{}` custom section: build the plugin with eddy-sdk",
+        eddy_abi::MANIFEST_SECTION
+    )]
+    NoManifest,
+    /// The manifest is not valid JSON of the right shape.
+    #[error("malformed manifest: {0}")]
+    BadManifest(String),
+    /// Built for another ABI version.
+    #[error(
+        "plugin `{name}` was built for eddy ABI version {plugin}, but this host speaks ABI version {host}: rebuild it against eddy-sdk for ABI {host}"
+    )]
+    AbiMismatch {
+        /// The plugin's name.
+        name: String,
+        /// The plugin's ABI version.
+        plugin: u32,
+        /// This host's ABI version.
+        host: u32,
+    },
+    /// Cranelift could not compile it.
+    #[error("does not compile: {0}")]
+    Compile(String),
+    /// A required export is missing or has the wrong type.
+    #[error("plugin `{name}` lacks the export `{export}` ({expected})")]
+    MissingExport {
+        /// The plugin's name.
+        name: String,
+        /// The export.
+        export: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// An import the host does not provide.
+    #[error("plugin `{name}` imports what this host does not provide: {detail}")]
+    Link {
+        /// The plugin's name.
+        name: String,
+        /// Wasmtime's account of the import.
+        detail: String,
+    },
+}
+
+/// Which guest entry point a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `process`
+    Process,
+    /// `window`
+    Window,
+    /// `on_timer`
+    OnTimer,
+}
+
+impl Entry {
+    /// The export's name.
+    pub fn export(self) -> &'static str {
+        match self {
+            Entry::Process => names::PROCESS,
+            Entry::Window => names::WINDOW,
+            Entry::OnTimer => names::ON_TIMER,
+        }
+    }
+}
+
+/// A plugin compiled for this host: its manifest, exports and `InstancePre`.
+pub struct PluginModule {
+    manifest: Manifest,
+    exports: Vec<(String, String)>,
+    has_on_timer: bool,
+    pre: InstancePre<StoreData>,
+}
+
+impl PluginModule {
+    /// Reads, checks and compiles the plugin at `path`.
+    pub fn load(engine: &PluginEngine, path: &Path) -> Result<Self, LoadError> {
+        Self::from_bytes(engine, &std::fs::read(path)?)
+    }
+
+    /// Checks and compiles a plugin from its binary bytes.
+    ///
+    /// The manifest and ABI version are checked before compiling, so a plugin
+    /// for another ABI is refused with both versions named, whatever else is
+    /// wrong with it.
+    pub fn from_bytes(engine: &PluginEngine, bytes: &[u8]) -> Result<Self, LoadError> {
+        let manifest = read_manifest(bytes)?;
+        if manifest.abi_version != ABI_VERSION {
+            return Err(LoadError::AbiMismatch {
+                name: manifest.name,
+                plugin: manifest.abi_version,
+                host: ABI_VERSION,
+            });
+        }
+        let module = Module::new(engine.engine(), bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let missing = |export, expected| LoadError::MissingExport {
+            name: manifest.name.clone(),
+            export,
+            expected,
+        };
+        let func = |name: &str| matches!(module.get_export(name), Some(ExternType::Func(_)));
+        if !matches!(
+            module.get_export(names::MEMORY),
+            Some(ExternType::Memory(_))
+        ) {
+            return Err(missing(names::MEMORY, "a memory"));
+        }
+        for (export, expected) in [
+            (names::ALLOC, "func (i32) -> i32"),
+            (names::DEALLOC, "func (i32, i32)"),
+            (names::INIT, "func () -> i32"),
+        ] {
+            if !func(export) {
+                return Err(missing(export, expected));
+            }
+        }
+        let entry = manifest.kind.entry_point();
+        if !func(entry) {
+            return Err(missing(
+                entry,
+                "func (i32, i32) -> i32, as the manifest's kind requires",
+            ));
+        }
+        let mut linker = Linker::new(engine.engine());
+        imports::define(&mut linker).map_err(|e| LoadError::Link {
+            name: manifest.name.clone(),
+            detail: format!("{e:#}"),
+        })?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Link {
+                name: manifest.name.clone(),
+                detail: format!("{e:#}"),
+            })?;
+        let exports = module
+            .exports()
+            .map(|e| (e.name().to_owned(), describe(&e.ty())))
+            .collect();
+        Ok(PluginModule {
+            has_on_timer: func(names::ON_TIMER),
+            manifest,
+            exports,
+            pre,
+        })
+    }
+
+    /// What the plugin says about itself.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The plugin's kind.
+    pub fn kind(&self) -> OperatorKind {
+        self.manifest.kind
+    }
+
+    /// Every export, as `(name, type)`.
+    pub fn exports(&self) -> &[(String, String)] {
+        &self.exports
+    }
+
+    /// Whether the plugin handles timers.
+    pub fn has_on_timer(&self) -> bool {
+        self.has_on_timer
+    }
+
+    pub(crate) fn pre(&self) -> &InstancePre<StoreData> {
+        &self.pre
+    }
+}
+
+/// A short, readable description of an export's type.
+fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => {
+            let params: Vec<String> = f.params().map(|p| p.to_string()).collect();
+            let results: Vec<String> = f.results().map(|r| r.to_string()).collect();
+            format!("func ({}) -> ({})", params.join(", "), results.join(", "))
+        }
+        ExternType::Memory(m) => format!("memory ({} pages minimum)", m.minimum()),
+        ExternType::Global(g) => format!("global {}", g.content()),
+        ExternType::Table(t) => format!("table of {}", t.element()),
+        ExternType::Tag(_) => "tag".to_owned(),
+    }
+}

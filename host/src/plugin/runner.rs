@@ -1,0 +1,167 @@
+//! Running a plugin for an operator: calls, failures, restarts with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_abi::Record;
+
+use super::instance::{InstanceConfig, PluginInstance};
+use super::{Entry, PluginEngine, PluginFault, PluginModule};
+use crate::internal_events::{PluginFailed, PluginRestarted};
+use crate::state::OperatorState;
+
+/// What one call emitted: records per output name, `""` being the main output.
+pub type Outputs = Vec<(String, Vec<Record>)>;
+
+/// The resources and restart policy of one operator's plugin.
+#[derive(Debug, Clone)]
+pub struct PluginLimits {
+    /// CPU time one call may take.
+    pub deadline: Duration,
+    /// The most linear memory the plugin may have.
+    pub memory_bytes: usize,
+    /// The most encoded output one call may emit.
+    pub output_bytes: usize,
+    /// Wait before the first restart after a failure; doubles on each failure in a row.
+    pub restart_backoff: Duration,
+    /// The longest wait between restarts.
+    pub max_restart_backoff: Duration,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 64 << 20,
+            output_bytes: 64 << 20,
+            restart_backoff: Duration::from_millis(100),
+            max_restart_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A plugin as an operator runs it. Keeps its state when an instance fails,
+/// and starts a fresh instance once the backoff has passed.
+pub struct PluginRunner {
+    engine: PluginEngine,
+    module: Arc<PluginModule>,
+    config: InstanceConfig,
+    limits: PluginLimits,
+    instance: Option<PluginInstance>,
+    /// The state while there is no instance to hold it.
+    parked: Option<OperatorState>,
+    /// When the next instance may start, after a failure.
+    restart_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl PluginRunner {
+    /// Starts the plugin. Fails when the first instance cannot start, for
+    /// example because the plugin rejects its params.
+    pub fn start(
+        engine: &PluginEngine,
+        module: Arc<PluginModule>,
+        operator: &str,
+        params: &serde_json::Value,
+        limits: PluginLimits,
+        state: OperatorState,
+    ) -> Result<Self, PluginFault> {
+        let config = InstanceConfig {
+            params: serde_json::to_vec(params)
+                .map_err(|e| PluginFault::Start(e.to_string()))?
+                .into(),
+            memory_cap: limits.memory_bytes,
+            output_cap: limits.output_bytes,
+            deadline: limits.deadline,
+            operator: operator.into(),
+        };
+        let instance =
+            PluginInstance::start(engine, &module, &config, state).map_err(|(fault, _)| fault)?;
+        Ok(PluginRunner {
+            engine: engine.clone(),
+            module,
+            config,
+            backoff: limits.restart_backoff,
+            limits,
+            instance: Some(instance),
+            parked: None,
+            restart_at: None,
+        })
+    }
+
+    /// The plugin's module.
+    pub fn module(&self) -> &PluginModule {
+        &self.module
+    }
+
+    /// Calls `entry` with an encoded input. On a fault the caller dead-letters
+    /// the input; the runner has already dropped a broken instance.
+    pub fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
+        let instance = self.instance()?;
+        match instance.call(entry, input) {
+            Ok(outputs) => {
+                self.backoff = self.limits.restart_backoff;
+                Ok(outputs)
+            }
+            Err(fault) => {
+                if fault.needs_restart() {
+                    if let Some(instance) = self.instance.take() {
+                        self.parked = Some(instance.into_state());
+                    }
+                    self.schedule_restart(&fault);
+                } else {
+                    PluginFailed::new(&self.config.operator, &self.module, &fault, None).emit();
+                }
+                Err(fault)
+            }
+        }
+    }
+
+    /// The live instance, starting a fresh one if the backoff has passed.
+    fn instance(&mut self) -> Result<&mut PluginInstance, PluginFault> {
+        if self.instance.is_none() {
+            if let Some(at) = self.restart_at {
+                let now = Instant::now();
+                if now < at {
+                    return Err(PluginFault::Restarting(at - now));
+                }
+            }
+            let state = self.parked.take().unwrap_or_else(OperatorState::in_memory);
+            match PluginInstance::start(&self.engine, &self.module, &self.config, state) {
+                Ok(instance) => {
+                    PluginRestarted::new(&self.config.operator, &self.module).emit();
+                    self.instance = Some(instance);
+                    self.restart_at = None;
+                }
+                Err((fault, state)) => {
+                    self.parked = Some(state);
+                    self.schedule_restart(&fault);
+                    return Err(fault);
+                }
+            }
+        }
+        self.instance
+            .as_mut()
+            .ok_or_else(|| PluginFault::Start("no instance".into()))
+    }
+
+    fn schedule_restart(&mut self, fault: &PluginFault) {
+        PluginFailed::new(
+            &self.config.operator,
+            &self.module,
+            fault,
+            Some(self.backoff),
+        )
+        .emit();
+        self.restart_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.limits.max_restart_backoff);
+    }
+
+    /// The operator's state, wherever it is held right now.
+    pub fn state_mut(&mut self) -> &mut OperatorState {
+        if let Some(instance) = self.instance.as_mut() {
+            return instance.state_mut();
+        }
+        self.parked.get_or_insert_with(OperatorState::in_memory)
+    }
+}

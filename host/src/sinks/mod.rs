@@ -1,0 +1,60 @@
+//! Sinks: where a pipeline's results go.
+//!
+//! Each sink kind lives in its own module; [`build`] is the one place that
+//! maps a `[sinks.NAME]` table to one. The dead-letter log ([`DeadLetter`]) is
+//! not configured as a sink: every pipeline has one.
+
+mod dead_letter;
+mod file;
+mod null;
+mod stdout;
+
+use std::io;
+
+use eddy_abi::Record;
+
+pub use dead_letter::{DeadLetter, DeadLetterInput};
+pub use file::FileSink;
+pub use null::NullSink;
+pub use stdout::StdoutSink;
+
+use crate::config::SinkType;
+
+/// A destination for records.
+pub trait Sink: Send {
+    /// Writes one record that came from the node output `output`.
+    fn write(&mut self, output: &str, record: &Record) -> io::Result<()>;
+    /// Makes everything written so far durable or visible.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Builds the sink a config asks for; `path` is already resolved.
+pub fn build(kind: SinkType, path: Option<&std::path::Path>) -> io::Result<Box<dyn Sink>> {
+    Ok(match (kind, path) {
+        (SinkType::Stdout, _) => Box::new(StdoutSink::new()),
+        (SinkType::File, Some(path)) => Box::new(FileSink::new(path)),
+        (SinkType::File, None) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a file sink needs a path",
+            ));
+        }
+        (SinkType::Null, _) => Box::new(NullSink::default()),
+    })
+}
+
+/// Writes a record as one JSON line.
+pub(crate) fn write_json_line(
+    out: &mut impl io::Write,
+    output: &str,
+    record: &Record,
+) -> io::Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &crate::json::JsonRecord {
+            record,
+            output: Some(output),
+        },
+    )?;
+    out.write_all(b"\n")
+}
