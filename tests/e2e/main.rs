@@ -1,1 +1,11 @@
-//! e2e
+//! End-to-end tests: the real `eddy` binary, real compiled plugins, real files.
+//!
+//! The plugins are the guest examples as `cargo xtask guests` builds them into
+//! `target/plugins/`; `cargo xtask test` builds them before running these.
+
+mod abi;
+mod check;
+mod demo;
+mod hostile;
+mod plugin_test;
+mod support;

@@ -203,6 +203,7 @@ impl OperatorNode {
                 }
             }
         }
+        self.call_window(fired, dead_letter, emitted)?;
         if !late.is_empty() {
             LateRecords {
                 operator: &self.name,
@@ -214,7 +215,7 @@ impl OperatorNode {
                 late.into_iter().map(Element::Record).collect(),
             ));
         }
-        self.call_window(fired, dead_letter, emitted)
+        Ok(())
     }
 
     /// Hands fired windows to the plugin, in calls of bounded size.

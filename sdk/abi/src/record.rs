@@ -28,7 +28,7 @@ pub enum Value {
     /// A UTF-8 string.
     Str(Arc<str>),
     /// Raw bytes.
-    Bytes(Arc<[u8]>),
+    Bytes(#[serde(with = "bytes")] Arc<[u8]>),
 }
 
 /// A field value borrowed from an encoded batch; same encoding as [`Value`].
@@ -43,7 +43,7 @@ pub enum ValueRef<'a> {
     /// A UTF-8 string.
     Str(&'a str),
     /// Raw bytes.
-    Bytes(&'a [u8]),
+    Bytes(#[serde(with = "bytes")] &'a [u8]),
 }
 
 /// One event, owned: what the host moves through a pipeline and what a plugin builds to emit.
@@ -70,6 +70,61 @@ pub struct RecordRef<'a> {
     /// Named values.
     #[serde(borrow)]
     pub fields: FieldsRef<'a>,
+}
+
+/// Byte fields go through serde's bytes methods: one copy, not one call per
+/// byte. The encoding is the same as a sequence of `u8`: a length, then the bytes.
+mod bytes {
+    use alloc::sync::Arc;
+    use core::fmt;
+
+    use serde::de::{Deserializer, Error, Visitor};
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Implemented for the owned and the borrowed form.
+    pub(super) trait FromBytes<'de>: Sized {
+        fn from_borrowed<E: Error>(v: &'de [u8]) -> Result<Self, E>;
+        fn from_slice<E: Error>(v: &[u8]) -> Result<Self, E>;
+    }
+
+    impl<'de> FromBytes<'de> for Arc<[u8]> {
+        fn from_borrowed<E: Error>(v: &'de [u8]) -> Result<Self, E> {
+            Ok(Arc::from(v))
+        }
+        fn from_slice<E: Error>(v: &[u8]) -> Result<Self, E> {
+            Ok(Arc::from(v))
+        }
+    }
+
+    impl<'de> FromBytes<'de> for &'de [u8] {
+        fn from_borrowed<E: Error>(v: &'de [u8]) -> Result<Self, E> {
+            Ok(v)
+        }
+        fn from_slice<E: Error>(_: &[u8]) -> Result<Self, E> {
+            Err(E::custom("borrowed bytes need a borrowing decoder"))
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, T: FromBytes<'de>>(d: D) -> Result<T, D::Error> {
+        struct V<T>(core::marker::PhantomData<T>);
+        impl<'de, T: FromBytes<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_borrowed_bytes<E: Error>(self, v: &'de [u8]) -> Result<T, E> {
+                T::from_borrowed(v)
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<T, E> {
+                T::from_slice(v)
+            }
+        }
+        d.deserialize_bytes(V(core::marker::PhantomData))
+    }
 }
 
 impl Value {
@@ -257,6 +312,16 @@ mod tests {
         let bytes = postcard::to_allocvec(&r).unwrap();
         // key: len 1, 'k'; time: zig-zag(-1) = 1; one field: len 1, 'x', variant 1 (I64), zig-zag(2) = 4.
         assert_eq!(bytes, [1, b'k', 1, 1, 1, b'x', 1, 4]);
+    }
+
+    #[test]
+    fn bytes_encode_as_a_length_then_the_bytes() {
+        let r = Record::new("k", 0).with("b", Value::Bytes(Arc::from(&[7u8, 8, 9][..])));
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        // key, time 0, one field "b", variant 4 (Bytes), length 3, the bytes.
+        assert_eq!(bytes, [1, b'k', 0, 1, 1, b'b', 4, 3, 7, 8, 9]);
+        let seq = postcard::to_allocvec(&(4u8, alloc::vec![7u8, 8, 9])).unwrap();
+        assert_eq!(&bytes[6..], &seq[..]);
     }
 
     #[test]

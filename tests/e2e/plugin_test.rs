@@ -1,0 +1,71 @@
+//! `eddy plugin test`: the plugin author's harness, with hand-derived expectations.
+
+use crate::support::{plugin, run, stderr, stdout};
+
+fn plugin_test(name: &str, input: &str, args: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), input).unwrap();
+    let wasm = plugin(name);
+    let mut all = vec!["plugin", "test", wasm.to_str().unwrap(), "--input", "in.jsonl"];
+    all.extend_from_slice(args);
+    let out = run(&all, dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn window_stats_fires_on_the_watermark_and_sends_late_records_aside() {
+    // Tumbling 1 s windows, bound 0: the watermark is the largest time − 1.
+    // 1100 moves it to 1099, which fires [0, 1000) for a (1 and 3) and b (10);
+    // 950 then belongs to a fired window: late. End of input fires [1000, 2000).
+    let input = r#"{"key":"a","time":100,"fields":{"v":1.0}}
+{"key":"b","time":200,"fields":{"v":10.0}}
+{"key":"a","time":900,"fields":{"v":3.0}}
+{"key":"a","time":1100,"fields":{"v":5.0}}
+{"key":"a","time":950,"fields":{"v":100.0}}
+"#;
+    let out = plugin_test("window_stats", input, &["--window-ms", "1000", "--params", r#"{"fields":["v"]}"#]);
+    assert_eq!(
+        out,
+        [
+            r#"{"output":"window-stats","key":"a","time":999,"fields":{"window_start":0,"window_end":1000,"count":2,"update":false,"v_sum":4.0,"v_min":1.0,"v_max":3.0,"v_avg":2.0}}"#,
+            r#"{"output":"window-stats","key":"b","time":999,"fields":{"window_start":0,"window_end":1000,"count":1,"update":false,"v_sum":10.0,"v_min":10.0,"v_max":10.0,"v_avg":10.0}}"#,
+            r#"{"output":"window-stats.late","key":"a","time":950,"fields":{"v":100.0}}"#,
+            r#"{"output":"window-stats","key":"a","time":1999,"fields":{"window_start":1000,"window_end":2000,"count":1,"update":false,"v_sum":5.0,"v_min":5.0,"v_max":5.0,"v_avg":5.0}}"#,
+        ]
+    );
+}
+
+#[test]
+fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
+    // Threshold 45, two in a row, clear below 40: 46 is one breach, 47 the
+    // second (raise), 48 keeps it raised, 42 is inside the band, 39 clears.
+    let input = [46.0, 47.0, 48.0, 42.0, 39.0]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!(r#"{{"key":"cell-3","time":{},"fields":{{"t_max":{t:?}}}}}"#, i * 1000))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let params = r#"{"field":"t_max","threshold":45.0,"consecutive":2,"clear_below":40.0}"#;
+    let out = plugin_test("threshold_alert", &input, &["--params", params]);
+    assert_eq!(
+        out,
+        [
+            r#"{"output":"threshold-alert","key":"cell-3","time":1000,"fields":{"state":"raised","field":"t_max","value":47.0,"threshold":45.0,"windows":2}}"#,
+            r#"{"output":"threshold-alert.cleared","key":"cell-3","time":4000,"fields":{"state":"cleared","field":"t_max","value":39.0,"threshold":45.0,"windows":0}}"#,
+        ]
+    );
+}
+
+#[test]
+fn a_bad_input_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"key\":\"a\",\"time\":1}\n{\"key\":\"a\"}\n").unwrap();
+    let wasm = plugin("threshold_alert");
+    let out = run(
+        &["plugin", "test", wasm.to_str().unwrap(), "--input", "in.jsonl", "--params", r#"{"field":"x","threshold":1}"#],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("in.jsonl:2: expected an integer `time`"), "{}", stderr(&out));
+}

@@ -1,0 +1,70 @@
+//! Helpers: the binary, the plugins, scratch folders and output files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `eddy` binary under test.
+pub(crate) fn eddy() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    cmd.env("EDDY_LOG", "warn");
+    cmd
+}
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+/// A built guest plugin, e.g. `window_stats`.
+pub(crate) fn plugin(name: &str) -> PathBuf {
+    let path = root().join("target/plugins").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask guests` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs eddy with arguments, returning its output.
+pub(crate) fn run(args: &[&str], dir: &Path) -> Output {
+    eddy()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("eddy starts")
+}
+
+/// Standard error as text.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Standard output as text.
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The JSON lines of a file (none if it does not exist).
+pub(crate) fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    lines(&text)
+}
+
+/// The JSON lines of a text.
+pub(crate) fn lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A TOML string literal for a path.
+pub(crate) fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask build --target T`: release builds of the host.
+
+use std::path::PathBuf;
+
+use xshell::{Shell, cmd};
+
+use crate::prerequisites;
+
+/// Targets eddy is built for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Target {
+    /// 64-bit ARM Linux gateways.
+    #[value(name = "aarch64-unknown-linux-gnu")]
+    Aarch64,
+    /// x86_64 Linux gateways.
+    #[value(name = "x86_64-unknown-linux-gnu")]
+    X86_64,
+}
+
+impl Target {
+    pub(crate) fn triple(self) -> &'static str {
+        match self {
+            Target::Aarch64 => "aarch64-unknown-linux-gnu",
+            Target::X86_64 => "x86_64-unknown-linux-gnu",
+        }
+    }
+}
+
+/// Builds `eddy` in release mode and returns the binary's path.
+pub(crate) fn run(sh: &Shell, target: Target) -> anyhow::Result<PathBuf> {
+    let triple = target.triple();
+    if let Target::Aarch64 = target {
+        prerequisites::cross_aarch64(sh)?;
+    }
+    prerequisites::rustup_target(sh, triple)?;
+    let cargo = crate::cargo();
+    cmd!(sh, "{cargo} build --quiet --release -p eddy-host --target {triple}").run()?;
+    let binary = PathBuf::from(format!("target/{triple}/release/eddy"));
+    let size = std::fs::metadata(&binary)?.len();
+    eprintln!("{}: {:.1} MiB", binary.display(), size as f64 / (1 << 20) as f64);
+    Ok(binary)
+}

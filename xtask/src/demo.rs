@@ -1,0 +1,14 @@
+//! `cargo xtask demo`: the demo pipeline, for a bounded time.
+
+use xshell::{Shell, cmd};
+
+use crate::guests;
+
+/// Builds the guests and runs `examples/ups-monitor.toml`.
+pub(crate) fn run(sh: &Shell, duration: &str) -> anyhow::Result<()> {
+    guests::run(sh)?;
+    let cargo = crate::cargo();
+    eprintln!("running examples/ups-monitor.toml for {duration}: window stats and alerts as JSON lines");
+    cmd!(sh, "{cargo} run --quiet -p eddy-host -- run examples/ups-monitor.toml --duration {duration}").run()?;
+    Ok(())
+}

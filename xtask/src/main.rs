@@ -1,0 +1,83 @@
+//! `cargo xtask`: the project's automation, one module per task.
+//!
+//! - `guests`: build every guest example to `wasm32-unknown-unknown` and copy
+//!   the plugins to `target/plugins/`.
+//! - `demo`: build the guests and run `examples/ups-monitor.toml` for a while.
+//! - `test`: install what the tests need, then check formatting and lints, and
+//!   run every test, including an aarch64 build run under qemu-user.
+//! - `bench`: the pipeline benchmarks (`target/bench/*.json`).
+//! - `build --target T`: a release build of the host for a target.
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod bench;
+mod build;
+mod demo;
+mod guests;
+mod prerequisites;
+mod test;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "eddy's build, test and bench tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the guest examples to wasm32 and collect them in target/plugins/.
+    Guests,
+    /// Build the guests and run the demo pipeline for a bounded time.
+    Demo {
+        /// How long to run.
+        #[arg(long, default_value = "12s")]
+        duration: String,
+    },
+    /// Install test prerequisites, then run formatting, lints and all tests.
+    Test {
+        /// Skip the aarch64 cross-build and qemu run.
+        #[arg(long)]
+        no_cross: bool,
+    },
+    /// Run the benchmarks and write target/bench/*.json.
+    Bench,
+    /// Release build of the host for a target.
+    Build {
+        /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
+        #[arg(long)]
+        target: build::Target,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match cli.task {
+        Task::Guests => guests::run(&sh).map(drop),
+        Task::Demo { duration } => demo::run(&sh, &duration),
+        Task::Test { no_cross } => test::run(&sh, !no_cross),
+        Task::Bench => bench::run(&sh),
+        Task::Build { target } => build::run(&sh, target).map(drop),
+    }
+}
+
+/// The workspace root.
+fn project_root() -> PathBuf {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(manifest)
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The cargo that runs us.
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}

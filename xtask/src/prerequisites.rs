@@ -1,0 +1,57 @@
+//! Installing what builds and tests need, idempotently: nothing is installed twice.
+
+use xshell::{Shell, cmd};
+
+/// Adds a rustup target unless it is installed.
+pub(crate) fn rustup_target(sh: &Shell, target: &str) -> anyhow::Result<()> {
+    let installed = cmd!(sh, "rustup target list --installed").read()?;
+    if !installed.lines().any(|l| l.trim() == target) {
+        cmd!(sh, "rustup target add {target}").run()?;
+    }
+    Ok(())
+}
+
+/// Installs Debian packages that are missing.
+pub(crate) fn apt(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let format = "${Status}";
+            cmd!(sh, "dpkg-query -W -f={format} {p}")
+                .quiet()
+                .ignore_stderr()
+                .read()
+                .map_or(true, |status| !status.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo: &[&str] = if is_root(sh) { &[] } else { &["sudo"] };
+    cmd!(sh, "env {sudo...} apt-get update -qq")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    cmd!(sh, "env {sudo...} apt-get install -y -qq --no-install-recommends {missing...}")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    Ok(())
+}
+
+fn is_root(sh: &Shell) -> bool {
+    cmd!(sh, "id -u").read().is_ok_and(|uid| uid.trim() == "0")
+}
+
+/// The aarch64 cross toolchain and qemu-user.
+pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
+    apt(
+        sh,
+        &[
+            "gcc-aarch64-linux-gnu",
+            "g++-aarch64-linux-gnu",
+            "libc6-dev-arm64-cross",
+            "qemu-user-static",
+        ],
+    )?;
+    rustup_target(sh, "aarch64-unknown-linux-gnu")
+}
