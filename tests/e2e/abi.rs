@@ -63,7 +63,10 @@ fn a_plugin_for_another_abi_version_is_refused_naming_both_versions() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("p.toml:6:10: operator `op`"), "{err}");
-    assert!(err.contains("ABI version 99") && err.contains("ABI version 1"), "{err}");
+    assert!(
+        err.contains("ABI version 99") && err.contains("ABI version 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,7 +76,10 @@ fn a_missing_entry_point_is_named() {
     let out = run(&["plugin", "inspect", "half.wasm"], dir.path());
     let err = stderr(&out);
     assert!(!out.status.success());
-    assert!(err.contains("plugin `half-done` lacks the export `process`"), "{err}");
+    assert!(
+        err.contains("plugin `half-done` lacks the export `process`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,14 +89,21 @@ fn an_import_the_host_does_not_provide_is_named() {
     let out = run(&["plugin", "inspect", "nosy.wasm"], dir.path());
     let err = stderr(&out);
     assert!(!out.status.success());
-    assert!(err.contains("plugin `nosy` imports what this host does not provide"), "{err}");
+    assert!(
+        err.contains("plugin `nosy` imports what this host does not provide"),
+        "{err}"
+    );
     assert!(err.contains("open_socket"), "{err}");
 }
 
 #[test]
 fn inspect_prints_the_manifest_and_exports() {
     let out = run(
-        &["plugin", "inspect", plugin("threshold_alert").to_str().unwrap()],
+        &[
+            "plugin",
+            "inspect",
+            plugin("threshold_alert").to_str().unwrap(),
+        ],
         &crate::support::root(),
     );
     assert!(out.status.success(), "{}", stderr(&out));

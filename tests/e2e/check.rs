@@ -41,7 +41,10 @@ fn a_valid_pipeline_checks() {
 fn an_unknown_input_is_located_and_the_names_listed() {
     let (code, err) = check(&pipeline(r#""ups", "upz""#));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("p.toml:7:18: operator `stats`: unknown input `upz`"), "{err}");
+    assert!(
+        err.contains("p.toml:7:18: operator `stats`: unknown input `upz`"),
+        "{err}"
+    );
     assert!(err.contains("sources: `ups`"), "{err}");
 }
 

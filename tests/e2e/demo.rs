@@ -35,7 +35,9 @@ fn the_demo_raises_an_alert_for_the_overheating_cell_only() {
         .filter(|s| s["key"] == "ups-1/string-1/cell-03")
         .collect();
     let hot = |i: usize| cell[i]["fields"]["temperature_max"].as_f64().unwrap() > 35.0;
-    let second = (1..cell.len()).find(|&i| hot(i) && hot(i - 1)).expect("two hot windows");
+    let second = (1..cell.len())
+        .find(|&i| hot(i) && hot(i - 1))
+        .expect("two hot windows");
     assert_eq!(raised[0]["time"], cell[second]["time"]);
     assert!(!hot(0), "the cell starts healthy");
 }

@@ -75,22 +75,38 @@ fn run_pipeline(text: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) 
 fn check_hostile(mode: &str, reason: &str) {
     let (baseline, none) = run_pipeline(&pipeline(None));
     assert!(none.is_empty(), "the baseline dead-letters nothing");
-    assert_eq!(baseline.len(), 4 * 12, "4 cells × 12 windows of 10 s (the last one partial)");
+    assert_eq!(
+        baseline.len(),
+        4 * 12,
+        "4 cells × 12 windows of 10 s (the last one partial)"
+    );
 
     let (healthy, dead) = run_pipeline(&pipeline(Some(mode)));
-    assert_eq!(healthy, baseline, "the healthy operator's output is unaffected by `{mode}`");
+    assert_eq!(
+        healthy, baseline,
+        "the healthy operator's output is unaffected by `{mode}`"
+    );
 
     let from_bad: Vec<&serde_json::Value> = dead.iter().filter(|d| d["node"] == "bad").collect();
     assert!(!from_bad.is_empty(), "no dead letters from `{mode}`");
     let first = from_bad[0]["reason"].as_str().unwrap();
     assert!(first.contains("plugin `hostile`"), "{first}");
-    assert!(first.contains(reason), "`{mode}`: expected {reason:?} in {first:?}");
+    assert!(
+        first.contains(reason),
+        "`{mode}`: expected {reason:?} in {first:?}"
+    );
     let records: usize = from_bad
         .iter()
         .map(|d| d["records"].as_array().map_or(0, Vec::len))
         .sum();
-    assert_eq!(records, RECORDS, "every record the hostile operator was given is in the dead-letter log");
-    assert!(dead.iter().all(|d| d["node"] == "bad"), "only the hostile operator dead-letters");
+    assert_eq!(
+        records, RECORDS,
+        "every record the hostile operator was given is in the dead-letter log"
+    );
+    assert!(
+        dead.iter().all(|d| d["node"] == "bad"),
+        "only the hostile operator dead-letters"
+    );
 }
 
 #[test]
@@ -105,12 +121,18 @@ fn a_memory_grow_bomb_hits_the_memory_cap() {
 
 #[test]
 fn an_unreachable_trap_is_caught() {
-    check_hostile("trap", "trapped: wasm trap: wasm `unreachable` instruction executed");
+    check_hostile(
+        "trap",
+        "trapped: wasm trap: wasm `unreachable` instruction executed",
+    );
 }
 
 #[test]
 fn a_gigabyte_emit_hits_the_output_cap() {
-    check_hostile("emit_gigabyte", "emitted more than its output cap of 8388608 bytes");
+    check_hostile(
+        "emit_gigabyte",
+        "emitted more than its output cap of 8388608 bytes",
+    );
 }
 
 #[test]

@@ -6,7 +6,13 @@ fn plugin_test(name: &str, input: &str, args: &[&str]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.jsonl"), input).unwrap();
     let wasm = plugin(name);
-    let mut all = vec!["plugin", "test", wasm.to_str().unwrap(), "--input", "in.jsonl"];
+    let mut all = vec![
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--input",
+        "in.jsonl",
+    ];
     all.extend_from_slice(args);
     let out = run(&all, dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -24,7 +30,11 @@ fn window_stats_fires_on_the_watermark_and_sends_late_records_aside() {
 {"key":"a","time":1100,"fields":{"v":5.0}}
 {"key":"a","time":950,"fields":{"v":100.0}}
 "#;
-    let out = plugin_test("window_stats", input, &["--window-ms", "1000", "--params", r#"{"fields":["v"]}"#]);
+    let out = plugin_test(
+        "window_stats",
+        input,
+        &["--window-ms", "1000", "--params", r#"{"fields":["v"]}"#],
+    );
     assert_eq!(
         out,
         [
@@ -43,7 +53,12 @@ fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
     let input = [46.0, 47.0, 48.0, 42.0, 39.0]
         .iter()
         .enumerate()
-        .map(|(i, t)| format!(r#"{{"key":"cell-3","time":{},"fields":{{"t_max":{t:?}}}}}"#, i * 1000))
+        .map(|(i, t)| {
+            format!(
+                r#"{{"key":"cell-3","time":{},"fields":{{"t_max":{t:?}}}}}"#,
+                i * 1000
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let params = r#"{"field":"t_max","threshold":45.0,"consecutive":2,"clear_below":40.0}"#;
@@ -60,12 +75,28 @@ fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
 #[test]
 fn a_bad_input_line_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.jsonl"), "{\"key\":\"a\",\"time\":1}\n{\"key\":\"a\"}\n").unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"key\":\"a\",\"time\":1}\n{\"key\":\"a\"}\n",
+    )
+    .unwrap();
     let wasm = plugin("threshold_alert");
     let out = run(
-        &["plugin", "test", wasm.to_str().unwrap(), "--input", "in.jsonl", "--params", r#"{"field":"x","threshold":1}"#],
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            "in.jsonl",
+            "--params",
+            r#"{"field":"x","threshold":1}"#,
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("in.jsonl:2: expected an integer `time`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in.jsonl:2: expected an integer `time`"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -34,9 +34,17 @@ pub(crate) fn run(sh: &Shell, target: Target) -> anyhow::Result<PathBuf> {
     }
     prerequisites::rustup_target(sh, triple)?;
     let cargo = crate::cargo();
-    cmd!(sh, "{cargo} build --quiet --release -p eddy-host --target {triple}").run()?;
+    cmd!(
+        sh,
+        "{cargo} build --quiet --release -p eddy-host --target {triple}"
+    )
+    .run()?;
     let binary = PathBuf::from(format!("target/{triple}/release/eddy"));
     let size = std::fs::metadata(&binary)?.len();
-    eprintln!("{}: {:.1} MiB", binary.display(), size as f64 / (1 << 20) as f64);
+    eprintln!(
+        "{}: {:.1} MiB",
+        binary.display(),
+        size as f64 / (1 << 20) as f64
+    );
     Ok(binary)
 }

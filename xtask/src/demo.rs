@@ -8,7 +8,13 @@ use crate::guests;
 pub(crate) fn run(sh: &Shell, duration: &str) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
-    eprintln!("running examples/ups-monitor.toml for {duration}: window stats and alerts as JSON lines");
-    cmd!(sh, "{cargo} run --quiet -p eddy-host -- run examples/ups-monitor.toml --duration {duration}").run()?;
+    eprintln!(
+        "running examples/ups-monitor.toml for {duration}: window stats and alerts as JSON lines"
+    );
+    cmd!(
+        sh,
+        "{cargo} run --quiet -p eddy-host -- run examples/ups-monitor.toml --duration {duration}"
+    )
+    .run()?;
     Ok(())
 }

@@ -26,8 +26,15 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<Vec<PathBuf>> {
     }
     packages.sort();
     let cargo = crate::cargo();
-    let package_args: Vec<String> = packages.iter().flat_map(|p| ["-p".to_owned(), p.clone()]).collect();
-    cmd!(sh, "{cargo} build --quiet --target wasm32-unknown-unknown --profile guest {package_args...}").run()?;
+    let package_args: Vec<String> = packages
+        .iter()
+        .flat_map(|p| ["-p".to_owned(), p.clone()])
+        .collect();
+    cmd!(
+        sh,
+        "{cargo} build --quiet --target wasm32-unknown-unknown --profile guest {package_args...}"
+    )
+    .run()?;
     sh.create_dir(PLUGIN_DIR)?;
     let mut plugins = Vec::new();
     for package in &packages {

@@ -70,7 +70,8 @@ fn main() -> anyhow::Result<()> {
 
 /// The workspace root.
 fn project_root() -> PathBuf {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
     PathBuf::from(manifest)
         .parent()
         .map(PathBuf::from)

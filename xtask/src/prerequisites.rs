@@ -32,9 +32,12 @@ pub(crate) fn apt(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
     cmd!(sh, "env {sudo...} apt-get update -qq")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
-    cmd!(sh, "env {sudo...} apt-get install -y -qq --no-install-recommends {missing...}")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .run()?;
+    cmd!(
+        sh,
+        "env {sudo...} apt-get install -y -qq --no-install-recommends {missing...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()?;
     Ok(())
 }
 

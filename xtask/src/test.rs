@@ -19,7 +19,11 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     step("guest plugins");
     guests::run(sh)?;
     step("lints");
-    cmd!(sh, "{cargo} clippy --quiet --workspace --all-targets -- -D warnings").run()?;
+    cmd!(
+        sh,
+        "{cargo} clippy --quiet --workspace --all-targets -- -D warnings"
+    )
+    .run()?;
     if cross {
         step("aarch64 build, run under qemu-user");
         aarch64_smoke(sh)?;
@@ -27,7 +31,13 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     step("doc tests");
     cmd!(sh, "{cargo} test --quiet --workspace --doc").run()?;
     step("tests");
-    if cmd!(sh, "{cargo} nextest --version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+    if cmd!(sh, "{cargo} nextest --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+    {
         cmd!(sh, "{cargo} nextest run --workspace --no-fail-fast").run()?;
     } else {
         cmd!(sh, "{cargo} test --workspace --no-fail-fast").run()?;
@@ -49,10 +59,16 @@ fn aarch64_smoke(sh: &Shell) -> anyhow::Result<()> {
     if !version.starts_with("eddy ") {
         bail!("unexpected --version output from the aarch64 build: {version:?}");
     }
-    let output = cmd!(sh, "qemu-aarch64-static -L {sysroot} {binary} run examples/ups-monitor.toml --duration 8s")
-        .env("EDDY_LOG", "warn")
-        .read()?;
-    let windows = output.lines().filter(|l| l.contains(r#""output":"stats""#)).count();
+    let output = cmd!(
+        sh,
+        "qemu-aarch64-static -L {sysroot} {binary} run examples/ups-monitor.toml --duration 8s"
+    )
+    .env("EDDY_LOG", "warn")
+    .read()?;
+    let windows = output
+        .lines()
+        .filter(|l| l.contains(r#""output":"stats""#))
+        .count();
     if windows == 0 {
         bail!("the aarch64 build ran the demo but printed no window results:\n{output}");
     }

@@ -78,8 +78,8 @@ mod bytes {
     use alloc::sync::Arc;
     use core::fmt;
 
-    use serde::de::{Deserializer, Error, Visitor};
     use serde::Serializer;
+    use serde::de::{Deserializer, Error, Visitor};
 
     pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(v)
@@ -109,7 +109,9 @@ mod bytes {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>, T: FromBytes<'de>>(d: D) -> Result<T, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, T: FromBytes<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
         struct V<T>(core::marker::PhantomData<T>);
         impl<'de, T: FromBytes<'de>> Visitor<'de> for V<T> {
             type Value = T;

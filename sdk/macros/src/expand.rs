@@ -34,11 +34,16 @@ impl Entry {
     }
 }
 
-/// Expands one attribute, or returns its errors as `compile_error!`s.
+/// Expands one attribute. On a mistake, returns the error as a
+/// `compile_error!` next to the item as written, so that only the mistake is
+/// reported, not everything that would follow from the item vanishing.
 pub(crate) fn expand(entry: Entry, args: TokenStream, item: TokenStream) -> TokenStream {
-    match try_expand(entry, args, item) {
+    match try_expand(entry, args, item.clone()) {
         Ok(tokens) => tokens,
-        Err(e) => e.to_compile_error(),
+        Err(e) => {
+            let error = e.to_compile_error();
+            quote!(#error #item)
+        }
     }
 }
 

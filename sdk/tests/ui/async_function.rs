@@ -1,0 +1,8 @@
+use eddy_sdk::{Context, NoParams, RecordRef, Result};
+
+#[eddy_sdk::process]
+async fn alerts(_record: &RecordRef<'_>, _ctx: &mut Context<NoParams>) -> Result<()> {
+    Ok(())
+}
+
+fn main() {}

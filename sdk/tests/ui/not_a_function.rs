@@ -1,0 +1,4 @@
+#[eddy_sdk::process]
+struct Alerts;
+
+fn main() {}
