@@ -114,7 +114,7 @@ pub fn record_from_json(line: &str) -> Result<Record, JsonRecordError> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -167,12 +167,12 @@ impl Driver for SimDriver {
             if time > horizon {
                 return Ok(Poll::WaitUntil(self.wall_time_of(time)));
             }
-            if self.next_device == 0 {
-                if let Some(record) = self.release_held(time) {
-                    out.push(record);
-                    taken += 1;
-                    continue;
-                }
+            if self.next_device == 0
+                && let Some(record) = self.release_held(time)
+            {
+                out.push(record);
+                taken += 1;
+                continue;
             }
             let record = self.devices[self.next_device].read(time, &self.names, &mut self.rng);
             self.next_device += 1;

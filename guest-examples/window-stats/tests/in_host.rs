@@ -68,8 +68,7 @@ fn run(batch_size: usize) -> Vec<(String, Record)> {
         Graph::single_plugin(&engine, module, input(), Box::new(sink.clone()), &harness).unwrap();
     let summary = graph.run(&RunControl::default()).unwrap();
     assert_eq!(summary.dead_lettered, 0);
-    let out = sink.0.lock().unwrap().clone();
-    out
+    sink.0.lock().unwrap().clone()
 }
 
 #[test]

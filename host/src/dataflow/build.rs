@@ -354,7 +354,7 @@ fn operator(
     .map_err(|e| at_plugin(format!("operator `{name}`: plugin {e}")))?;
     Ok(OperatorNode::new(
         name,
-        runner,
+        Box::new(runner),
         config.inputs.len(),
         config.key_by.as_deref(),
         window,

@@ -181,11 +181,11 @@ impl Graph {
         if source.ended {
             return Ok(None);
         }
-        if let Some(at) = source.wait_until {
-            if Instant::now() < at {
-                *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
-                return Ok(None);
-            }
+        if let Some(at) = source.wait_until
+            && Instant::now() < at
+        {
+            *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+            return Ok(None);
         }
         let poll = source
             .driver

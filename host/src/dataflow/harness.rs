@@ -1,15 +1,16 @@
-//! A one-operator graph over records in memory: what `eddy plugin test` runs.
+//! One-operator graphs: what `eddy plugin test` runs, and what benchmarks measure.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use eddy_abi::{OperatorKind, Record};
+use eddy_driver::Driver;
 
 use super::graph::{Graph, OperatorSlot, Route, SinkNode, SourceNode};
 use super::operator::{LATE_OUTPUT, OperatorNode};
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Tumbling;
-use crate::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
+use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use crate::sinks::{DeadLetter, Sink};
 use crate::sources::RecordsDriver;
 use crate::state::OperatorState;
@@ -43,21 +44,7 @@ impl Graph {
         sink: Box<dyn Sink>,
         harness: &Harness,
     ) -> Result<Graph, String> {
-        let window = match (module.kind(), harness.window_ms) {
-            (OperatorKind::Window, Some(ms)) if ms > 0 => Some(Tumbling::new(ms, 0)),
-            (OperatorKind::Window, _) => {
-                return Err(format!(
-                    "plugin `{}` is a window plugin: give a window size with --window-ms",
-                    module.manifest().name
-                ));
-            }
-            (OperatorKind::Process, _) => None,
-        };
-        let mut outputs = vec![String::new()];
-        outputs.extend(module.manifest().capabilities.side_outputs.iter().cloned());
-        if window.is_some() {
-            outputs.push(LATE_OUTPUT.to_owned());
-        }
+        let side_outputs = module.manifest().capabilities.side_outputs.clone();
         let name = module.manifest().name.clone();
         let runner = PluginRunner::start(
             engine,
@@ -68,9 +55,38 @@ impl Graph {
             OperatorState::in_memory(),
         )
         .map_err(|e| format!("plugin `{name}` {e}"))?;
+        let driver = Box::new(RecordsDriver::new(records));
+        Self::single_operator(Box::new(runner), &side_outputs, driver, sink, harness)
+    }
+
+    /// A graph of one source, one operator and one sink that takes the
+    /// operator's main output, `side_outputs`, and (for windows) late records.
+    pub fn single_operator(
+        logic: Box<dyn OperatorLogic>,
+        side_outputs: &[String],
+        driver: Box<dyn Driver>,
+        sink: Box<dyn Sink>,
+        harness: &Harness,
+    ) -> Result<Graph, String> {
+        let window = match (logic.kind(), harness.window_ms) {
+            (OperatorKind::Window, Some(ms)) if ms > 0 => Some(Tumbling::new(ms, 0)),
+            (OperatorKind::Window, _) => {
+                return Err(format!(
+                    "plugin `{}` is a window plugin: give a window size with --window-ms",
+                    logic.name()
+                ));
+            }
+            (OperatorKind::Process, _) => None,
+        };
+        let mut outputs = vec![String::new()];
+        outputs.extend(side_outputs.iter().cloned());
+        if window.is_some() {
+            outputs.push(LATE_OUTPUT.to_owned());
+        }
+        let name = logic.name().to_owned();
         let node = OperatorNode::new(
             &name,
-            runner,
+            logic,
             1,
             harness.key_by.as_deref(),
             window,
@@ -80,7 +96,7 @@ impl Graph {
             name: format!("test-{name}"),
             sources: vec![SourceNode {
                 name: "input".into(),
-                driver: Box::new(RecordsDriver::new(records)),
+                driver,
                 watermark: BoundedOutOfOrderness::new(harness.bounded_out_of_orderness_ms),
                 routes: vec![Route::Operator { index: 0, input: 0 }],
                 ended: false,

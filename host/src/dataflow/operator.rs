@@ -8,7 +8,7 @@ use super::element::Element;
 use super::watermark::InputWatermarks;
 use super::window::{FiredWindow, Tumbling, WindowBuffer};
 use crate::internal_events::LateRecords;
-use crate::plugin::{Entry, Outputs, PluginFault, PluginRunner};
+use crate::plugin::{Entry, OperatorLogic, Outputs, PluginFault};
 use crate::sinks::{DeadLetter, DeadLetterInput};
 
 /// The name of every window operator's output for records that came too late.
@@ -20,7 +20,7 @@ const WINDOW_CALL_BYTES: usize = 1 << 20;
 /// One operator node of a running pipeline.
 pub(crate) struct OperatorNode {
     pub(crate) name: Arc<str>,
-    runner: PluginRunner,
+    logic: Box<dyn OperatorLogic>,
     key_by: Option<Arc<str>>,
     /// For window operators: how records are assigned and buffered.
     windowing: Option<(Tumbling, WindowBuffer)>,
@@ -39,7 +39,7 @@ pub(crate) type Emitted = Vec<(String, Vec<Element>)>;
 impl OperatorNode {
     pub(crate) fn new(
         name: &str,
-        runner: PluginRunner,
+        logic: Box<dyn OperatorLogic>,
         inputs: usize,
         key_by: Option<&str>,
         window: Option<Tumbling>,
@@ -47,7 +47,7 @@ impl OperatorNode {
     ) -> Self {
         OperatorNode {
             name: name.into(),
-            runner,
+            logic,
             key_by: key_by.map(Into::into),
             windowing: window.map(|w| (w, WindowBuffer::default())),
             watermarks: InputWatermarks::new(inputs),
@@ -68,7 +68,7 @@ impl OperatorNode {
     pub(crate) fn step(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<Emitted> {
         let mut emitted = Emitted::new();
         let inbox = std::mem::take(&mut self.inbox);
-        match self.runner.module().kind() {
+        match self.logic.kind() {
             OperatorKind::Process => self.step_process(inbox, dead_letter, &mut emitted)?,
             OperatorKind::Window => self.step_window(inbox, dead_letter, &mut emitted)?,
         }
@@ -96,7 +96,7 @@ impl OperatorNode {
                     let Some(watermark) = self.watermarks.advance(input, w) else {
                         continue;
                     };
-                    if self.runner.state_mut().timers.event_time_due(watermark) {
+                    if self.logic.state_mut().timers.event_time_due(watermark) {
                         self.call_process(&mut pending, dead_letter, emitted)?;
                         self.fire_timers(TimeDomain::EventTime, watermark, dead_letter, emitted)?;
                     }
@@ -121,7 +121,7 @@ impl OperatorNode {
             records: &pending[..],
         };
         encode(&input, &mut self.buf);
-        let result = self.runner.call(Entry::Process, &self.buf);
+        let result = self.logic.call(Entry::Process, &self.buf);
         self.collect(result, emitted, |fault| {
             dead_letter.write(&self.name, &fault, DeadLetterInput::Records(pending))
         })?;
@@ -140,7 +140,7 @@ impl OperatorNode {
         // A plugin may set timers that are already due from `on_timer`; they
         // fire in the next round. The bound stops a plugin that always does.
         for _ in 0..64 {
-            let due = self.runner.state_mut().timers.take_due(domain, now);
+            let due = self.logic.state_mut().timers.take_due(domain, now);
             if due.is_empty() {
                 break;
             }
@@ -160,7 +160,7 @@ impl OperatorNode {
                 },
                 &mut self.buf,
             );
-            let result = self.runner.call(Entry::OnTimer, &self.buf);
+            let result = self.logic.call(Entry::OnTimer, &self.buf);
             self.collect(result, emitted, |fault| {
                 let timers: Vec<_> = due.iter().map(|(t, k)| (domain, k.clone(), *t)).collect();
                 dead_letter.write(&self.name, &fault, DeadLetterInput::Timers(&timers))
@@ -245,7 +245,7 @@ impl OperatorNode {
                 encode(&(i + 1 - first), &mut self.buf);
                 self.buf.extend_from_slice(&self.body);
                 self.body.clear();
-                let result = self.runner.call(Entry::Window, &self.buf);
+                let result = self.logic.call(Entry::Window, &self.buf);
                 let chunk = &fired[first..=i];
                 self.collect(result, emitted, |fault| {
                     dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(chunk))
@@ -274,10 +274,7 @@ impl OperatorNode {
                 }
                 Ok(())
             }
-            Err(fault) => {
-                let plugin = &self.runner.module().manifest().name;
-                dead_letter(format!("plugin `{plugin}` {fault}"))
-            }
+            Err(fault) => dead_letter(format!("plugin `{}` {fault}", self.logic.name())),
         }
     }
 

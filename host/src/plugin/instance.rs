@@ -10,6 +10,9 @@ use super::imports::{Limits, StoreData};
 use super::{Entry, PluginEngine, PluginFault, PluginModule};
 use crate::state::{OperatorState, Transaction};
 
+/// The guest's `init` export.
+type InitFunc = TypedFunc<(), i32>;
+
 /// What a fresh instance is given.
 pub(crate) struct InstanceConfig {
     pub(crate) params: Arc<[u8]>,
@@ -76,7 +79,7 @@ impl PluginInstance {
         mut store: Store<StoreData>,
         module: &PluginModule,
         deadline: Duration,
-    ) -> Result<(Self, TypedFunc<(), i32>), (PluginFault, Store<StoreData>)> {
+    ) -> Result<(Self, InitFunc), (PluginFault, Store<StoreData>)> {
         let fault = |e: wasmtime::Error| PluginFault::Start(format!("{e:#}"));
         let instance = match module.pre().instantiate(&mut store) {
             Ok(i) => i,
@@ -115,7 +118,7 @@ impl PluginInstance {
     }
 
     /// Runs the guest's `init`, which reads and checks its params.
-    fn init(&mut self, init: TypedFunc<(), i32>) -> Result<(), PluginFault> {
+    fn init(&mut self, init: InitFunc) -> Result<(), PluginFault> {
         self.arm();
         let status = init
             .call(&mut self.store, ())

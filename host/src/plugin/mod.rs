@@ -26,4 +26,4 @@ pub use engine::PluginEngine;
 pub use fault::PluginFault;
 pub use manifest::read_manifest;
 pub use module::{Entry, LoadError, PluginModule};
-pub use runner::{Outputs, PluginLimits, PluginRunner};
+pub use runner::{OperatorLogic, Outputs, PluginLimits, PluginRunner};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_abi::Record;
+use eddy_abi::{OperatorKind, Record};
 
 use super::instance::{InstanceConfig, PluginInstance};
 use super::{Entry, PluginEngine, PluginFault, PluginModule};
@@ -12,6 +12,19 @@ use crate::state::OperatorState;
 
 /// What one call emitted: records per output name, `""` being the main output.
 pub type Outputs = Vec<(String, Vec<Record>)>;
+
+/// What an operator calls with its encoded input: a plugin, or (for
+/// comparison in benchmarks and tests) the same logic compiled natively.
+pub trait OperatorLogic: Send {
+    /// Which entry points it has.
+    fn kind(&self) -> OperatorKind;
+    /// Its name, for dead letters and logs.
+    fn name(&self) -> &str;
+    /// Calls an entry point with an encoded input (see `eddy-abi`).
+    fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault>;
+    /// The operator's keyed state and timers.
+    fn state_mut(&mut self) -> &mut OperatorState;
+}
 
 /// The resources and restart policy of one operator's plugin.
 #[derive(Debug, Clone)]
@@ -93,10 +106,20 @@ impl PluginRunner {
     pub fn module(&self) -> &PluginModule {
         &self.module
     }
+}
+
+impl OperatorLogic for PluginRunner {
+    fn kind(&self) -> OperatorKind {
+        self.module.kind()
+    }
+
+    fn name(&self) -> &str {
+        &self.module.manifest().name
+    }
 
     /// Calls `entry` with an encoded input. On a fault the caller dead-letters
     /// the input; the runner has already dropped a broken instance.
-    pub fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
+    fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
         let instance = self.instance()?;
         match instance.call(entry, input) {
             Ok(outputs) => {
@@ -117,6 +140,16 @@ impl PluginRunner {
         }
     }
 
+    /// The operator's state, wherever it is held right now.
+    fn state_mut(&mut self) -> &mut OperatorState {
+        if let Some(instance) = self.instance.as_mut() {
+            return instance.state_mut();
+        }
+        self.parked.get_or_insert_with(OperatorState::in_memory)
+    }
+}
+
+impl PluginRunner {
     /// The live instance, starting a fresh one if the backoff has passed.
     fn instance(&mut self) -> Result<&mut PluginInstance, PluginFault> {
         if self.instance.is_none() {
@@ -155,13 +188,5 @@ impl PluginRunner {
         .emit();
         self.restart_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(self.limits.max_restart_backoff);
-    }
-
-    /// The operator's state, wherever it is held right now.
-    pub fn state_mut(&mut self) -> &mut OperatorState {
-        if let Some(instance) = self.instance.as_mut() {
-            return instance.state_mut();
-        }
-        self.parked.get_or_insert_with(OperatorState::in_memory)
     }
 }

@@ -7,10 +7,14 @@ use eddy_abi::TimeDomain;
 
 use super::OperatorState;
 
+/// A `(namespace, key)` pair.
+type StateKey = (Box<str>, Box<str>);
+
 /// Pending state writes and timer changes of one call; reads see them.
 #[derive(Debug, Default)]
 pub struct Transaction {
-    writes: HashMap<(Box<str>, Box<str>), Option<Vec<u8>>>,
+    /// `(namespace, key)` → the new value, or `None` for a delete.
+    writes: HashMap<StateKey, Option<Vec<u8>>>,
     timers: Vec<TimerChange>,
 }
 
@@ -23,10 +27,10 @@ enum TimerChange {
 impl Transaction {
     /// The value as this call sees it: its own writes first, then committed state.
     pub fn get<'a>(&'a self, state: &'a OperatorState, ns: &str, key: &str) -> Option<&'a [u8]> {
-        if !self.writes.is_empty() {
-            if let Some(v) = self.writes.get(&(Box::from(ns), Box::from(key))) {
-                return v.as_deref();
-            }
+        if !self.writes.is_empty()
+            && let Some(v) = self.writes.get(&(Box::from(ns), Box::from(key)))
+        {
+            return v.as_deref();
         }
         state.keyed.get(ns, key)
     }
