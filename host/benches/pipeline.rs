@@ -28,6 +28,7 @@ const RECORDS: u64 = 5_000_000;
 const KEYS: u64 = 1000;
 /// Runs per case; the median is reported.
 const RUNS: usize = 3;
+const INTERVAL: u64 = 100;
 
 fn sim() -> Box<dyn Driver> {
     let config: SimConfig = toml::from_str(&format!(
@@ -35,11 +36,12 @@ fn sim() -> Box<dyn Driver> {
         seed = 1
         start_time_ms = 1_767_225_600_000
         speed = 0
-        interval_ms = 1000
+        interval_ms = {interval}
         duration_ms = {duration}
         ups = [{{ name = "ups-1", strings = 10, cells_per_string = 100 }}]
         "#,
-        duration = RECORDS * 1000 / KEYS
+        duration = RECORDS * 1000 / KEYS * INTERVAL / 1000,
+        interval = INTERVAL
     ))
     .expect("bench sim config");
     Box::new(SimDriver::new(&config).expect("bench sim"))

@@ -10,6 +10,9 @@
 //! Params: `fields`, the names of the fields to aggregate (default: every
 //! numeric field of the window's first record).
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use eddy_sdk::{Context, Record, Result, WindowRef};
 use serde::Deserialize;
 
@@ -47,13 +50,53 @@ impl Stats {
     }
 }
 
+/// Output field names, made once per field: a window holds few records, so
+/// formatting and allocating sixteen names per window would cost more than
+/// the window's arithmetic.
+struct Names {
+    window_start: Arc<str>,
+    window_end: Arc<str>,
+    count: Arc<str>,
+    update: Arc<str>,
+    /// Per input field: its `_sum`, `_min`, `_max` and `_avg` names.
+    per_field: Vec<(String, [Arc<str>; 4])>,
+}
+
+impl Names {
+    fn new() -> Self {
+        Names {
+            window_start: "window_start".into(),
+            window_end: "window_end".into(),
+            count: "count".into(),
+            update: "update".into(),
+            per_field: Vec::new(),
+        }
+    }
+
+    fn of(&mut self, field: &str) -> &[Arc<str>; 4] {
+        let i = match self.per_field.iter().position(|(f, _)| f == field) {
+            Some(i) => i,
+            None => {
+                let names = ["sum", "min", "max", "avg"].map(|s| Arc::from(format!("{field}_{s}")));
+                self.per_field.push((field.to_owned(), names));
+                self.per_field.len() - 1
+            }
+        };
+        &self.per_field[i].1
+    }
+}
+
+thread_local! {
+    static NAMES: RefCell<Names> = RefCell::new(Names::new());
+}
+
 /// Aggregates one fired window.
 #[eddy_sdk::window]
 pub fn window_stats(window: &WindowRef<'_>, ctx: &mut Context<Params>) -> Result<()> {
     let Some(first) = window.records.first() else {
         return Ok(());
     };
-    let names: Vec<&str> = if ctx.params().fields.is_empty() {
+    let fields: Vec<&str> = if ctx.params().fields.is_empty() {
         first
             .fields
             .iter()
@@ -63,29 +106,34 @@ pub fn window_stats(window: &WindowRef<'_>, ctx: &mut Context<Params>) -> Result
     } else {
         ctx.params().fields.iter().map(String::as_str).collect()
     };
-    let mut stats = vec![Stats::EMPTY; names.len()];
+    let mut stats = vec![Stats::EMPTY; fields.len()];
     for record in &window.records {
-        for (name, s) in names.iter().zip(stats.iter_mut()) {
+        for (name, s) in fields.iter().zip(stats.iter_mut()) {
             if let Some(v) = record.f64(name) {
                 s.add(v);
             }
         }
     }
-    let mut out = Record::new(window.key, window.end - 1)
-        .with("window_start", window.start)
-        .with("window_end", window.end)
-        .with("count", window.records.len() as i64)
-        .with("update", window.firing > 0);
-    for (name, s) in names.iter().zip(&stats) {
-        if s.count == 0 {
-            continue;
+    let out = NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        let mut out = Record::new(window.key, window.end - 1)
+            .with(names.window_start.clone(), window.start)
+            .with(names.window_end.clone(), window.end)
+            .with(names.count.clone(), window.records.len() as i64)
+            .with(names.update.clone(), window.firing > 0);
+        for (name, s) in fields.iter().zip(&stats) {
+            if s.count == 0 {
+                continue;
+            }
+            let [sum, min, max, avg] = names.of(name).clone();
+            out = out
+                .with(sum, s.sum)
+                .with(min, s.min)
+                .with(max, s.max)
+                .with(avg, s.sum / s.count as f64);
         }
-        out = out
-            .with(format!("{name}_sum"), s.sum)
-            .with(format!("{name}_min"), s.min)
-            .with(format!("{name}_max"), s.max)
-            .with(format!("{name}_avg"), s.sum / s.count as f64);
-    }
+        out
+    });
     ctx.emit(&out)
 }
 

@@ -284,7 +284,7 @@ impl Graph {
                         self.operators[index]
                             .node
                             .inbox
-                            .push((input, Element::Watermark(w)));
+                            .push((input, vec![Element::Watermark(w)]));
                     }
                 }
             }
@@ -340,8 +340,7 @@ impl Graph {
     fn deliver_one(&mut self, route: Route, label: &Arc<str>, elements: Vec<Element>) {
         match route {
             Route::Operator { index, input } => {
-                let inbox = &mut self.operators[index].node.inbox;
-                inbox.extend(elements.into_iter().map(|e| (input, e)));
+                self.operators[index].node.inbox.push((input, elements));
             }
             Route::Sink { index } => {
                 let inbox = &mut self.sinks[index].inbox;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use eddy_abi::{OperatorKind, ProcessInput, Record, TimeDomain, Timer, TimerInput, Value, Window};
+use eddy_abi::{OperatorKind, Record, TimeDomain, Timer, TimerInput, Value, encode};
 
 use super::element::Element;
 use super::watermark::InputWatermarks;
@@ -26,8 +26,8 @@ pub(crate) struct OperatorNode {
     windowing: Option<(Tumbling, WindowBuffer)>,
     watermarks: InputWatermarks,
     batch_size: usize,
-    /// Elements delivered since the last step: `(input index, element)`.
-    pub(crate) inbox: Vec<(usize, Element)>,
+    /// Batches of elements delivered since the last step, with their input index.
+    pub(crate) inbox: Vec<(usize, Vec<Element>)>,
     /// Reused encoding buffers.
     buf: Vec<u8>,
     body: Vec<u8>,
@@ -77,12 +77,15 @@ impl OperatorNode {
 
     fn step_process(
         &mut self,
-        inbox: Vec<(usize, Element)>,
+        inbox: Vec<(usize, Vec<Element>)>,
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
         let mut pending = Vec::new();
-        for (input, element) in inbox {
+        let elements = inbox
+            .into_iter()
+            .flat_map(|(input, batch)| batch.into_iter().map(move |e| (input, e)));
+        for (input, element) in elements {
             match element {
                 Element::Record(record) => {
                     if let Some(record) = self.rekey(record, dead_letter)? {
@@ -115,12 +118,13 @@ impl OperatorNode {
         if pending.is_empty() {
             return Ok(());
         }
+        // The bytes of a `ProcessInput`: watermark, count, records.
         self.buf.clear();
-        let input = ProcessInput {
-            watermark: self.watermark(),
-            records: &pending[..],
-        };
-        encode(&input, &mut self.buf);
+        encode::i64(self.watermark(), &mut self.buf);
+        encode::varint(pending.len() as u64, &mut self.buf);
+        for record in pending.iter() {
+            encode::record(record, &mut self.buf);
+        }
         let result = self.logic.call(Entry::Process, &self.buf);
         self.collect(result, emitted, |fault| {
             dead_letter.write(&self.name, &fault, DeadLetterInput::Records(pending))
@@ -171,13 +175,16 @@ impl OperatorNode {
 
     fn step_window(
         &mut self,
-        inbox: Vec<(usize, Element)>,
+        inbox: Vec<(usize, Vec<Element>)>,
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
         let mut fired = Vec::new();
         let mut late = Vec::new();
-        for (input, element) in inbox {
+        let elements = inbox
+            .into_iter()
+            .flat_map(|(input, batch)| batch.into_iter().map(move |e| (input, e)));
+        for (input, element) in elements {
             match element {
                 Element::Record(record) => {
                     let Some(record) = self.rekey(record, dead_letter)? else {
@@ -191,7 +198,7 @@ impl OperatorNode {
                     if end - 1 <= watermark {
                         late.push(record);
                     } else {
-                        buffer.add(start, end, record);
+                        buffer.add(start, end, &record);
                     }
                 }
                 Element::Watermark(w) => {
@@ -227,22 +234,13 @@ impl OperatorNode {
     ) -> std::io::Result<()> {
         let mut first = 0;
         self.body.clear();
-        for i in 0..fired.len() {
-            let w = &fired[i];
-            encode(
-                &Window {
-                    key: &*w.key,
-                    start: w.start,
-                    end: w.end,
-                    firing: 0u32,
-                    records: &w.records[..],
-                },
-                &mut self.body,
-            );
+        for (i, window) in fired.iter().enumerate() {
+            window.encode(0, &mut self.body);
             if self.body.len() >= WINDOW_CALL_BYTES || i + 1 == fired.len() {
+                // The bytes of a `WindowInput`: watermark, count, windows.
                 self.buf.clear();
-                encode(&self.watermark(), &mut self.buf);
-                encode(&(i + 1 - first), &mut self.buf);
+                encode::i64(self.watermark(), &mut self.buf);
+                encode::varint((i + 1 - first) as u64, &mut self.buf);
                 self.buf.extend_from_slice(&self.body);
                 self.body.clear();
                 let result = self.logic.call(Entry::Window, &self.buf);

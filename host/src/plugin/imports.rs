@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eddy_abi::{IMPORT_MODULE, LogLevel, Record, STATUS_OK, TimeDomain, names};
+use eddy_abi::{IMPORT_MODULE, LogLevel, Record, RecordRef, STATUS_OK, TimeDomain, names};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
 use super::PluginFault;
+use super::intern::Interner;
 use crate::state::{OperatorState, Transaction};
 
 /// Everything a plugin instance's `Store` holds.
@@ -29,6 +30,8 @@ pub(crate) struct StoreData {
     pub(crate) last_error: Option<String>,
     /// The operator's name, for logs.
     pub(crate) operator: Arc<str>,
+    /// Shared keys and field names of emitted records.
+    pub(crate) names: Interner,
 }
 
 /// The memory cap: wasmtime's `StoreLimits`, with a denied growth turned into
@@ -152,12 +155,13 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 }
             };
             while !bytes.is_empty() {
-                let (record, rest) = postcard::take_from_bytes::<Record>(bytes).map_err(|e| {
+                let (record, rest) = postcard::take_from_bytes::<RecordRef<'_>>(bytes).map_err(|e| {
                     PluginFault::Malformed {
                         import: names::EMIT,
                         detail: format!("not a record: {e}"),
                     }
                 })?;
+                let record = data.names.record(&record);
                 data.outputs[index].1.push(record);
                 bytes = rest;
             }

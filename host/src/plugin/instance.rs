@@ -7,6 +7,7 @@ use eddy_abi::{STATUS_OK, names};
 use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{Limits, StoreData};
+use super::intern::Interner;
 use super::{Entry, PluginEngine, PluginFault, PluginModule};
 use crate::state::{OperatorState, Transaction};
 
@@ -61,6 +62,7 @@ impl PluginInstance {
             output_cap: config.output_cap,
             last_error: None,
             operator: config.operator.clone(),
+            names: Interner::default(),
         };
         let mut store = Store::new(engine.engine(), data);
         store.limiter(|d| &mut d.limits);

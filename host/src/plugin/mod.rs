@@ -17,6 +17,7 @@ mod engine;
 mod fault;
 mod imports;
 mod instance;
+mod intern;
 mod manifest;
 mod module;
 mod runner;

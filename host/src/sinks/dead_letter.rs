@@ -28,7 +28,7 @@ impl DeadLetterInput<'_> {
     pub fn len(&self) -> usize {
         match self {
             DeadLetterInput::Records(r) => r.len(),
-            DeadLetterInput::Windows(w) => w.iter().map(|w| w.records.len()).sum(),
+            DeadLetterInput::Windows(w) => w.iter().map(|w| w.count as usize).sum(),
             DeadLetterInput::Timers(t) => t.len(),
         }
     }
@@ -72,7 +72,7 @@ impl Serialize for Windows<'_> {
                 "key": &*w.key,
                 "start": w.start,
                 "end": w.end,
-                "records": serde_json::to_value(Records(&w.records)).map_err(serde::ser::Error::custom)?,
+                "records": serde_json::to_value(Records(&w.records())).map_err(serde::ser::Error::custom)?,
             }))?;
         }
         seq.end()
