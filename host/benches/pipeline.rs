@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use eddy_abi::{OperatorKind, WindowInput, WindowRef};
+use eddy_abi::OperatorKind;
 use eddy_driver::{Driver, DriverError, Poll, Record};
 use eddy_driver_sim::{SimConfig, SimDriver};
 use eddy_host::dataflow::{Graph, Harness, RunControl};
@@ -28,9 +28,9 @@ const RECORDS: u64 = 5_000_000;
 const KEYS: u64 = 1000;
 /// Runs per case; the median is reported.
 const RUNS: usize = 3;
-const INTERVAL: u64 = 100;
 
-fn sim() -> Box<dyn Driver> {
+/// The sim with a reading per key every `interval` ms of event time.
+fn sim(interval: u64) -> Box<dyn Driver> {
     let config: SimConfig = toml::from_str(&format!(
         r#"
         seed = 1
@@ -40,8 +40,7 @@ fn sim() -> Box<dyn Driver> {
         duration_ms = {duration}
         ups = [{{ name = "ups-1", strings = 10, cells_per_string = 100 }}]
         "#,
-        duration = RECORDS * 1000 / KEYS * INTERVAL / 1000,
-        interval = INTERVAL
+        duration = RECORDS / KEYS * interval,
     ))
     .expect("bench sim config");
     Box::new(SimDriver::new(&config).expect("bench sim"))
@@ -63,8 +62,8 @@ impl OperatorLogic for NativeWindowStats {
     }
 
     fn call(&mut self, _entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
-        let batch: WindowInput<Vec<WindowRef<'_>>> =
-            postcard::from_bytes(input).map_err(|e| PluginFault::Failed(e.to_string()))?;
+        let batch = eddy_abi::decode::window_input(input)
+            .map_err(|e| PluginFault::Failed(e.to_string()))?;
         let mut ctx = eddy_sdk::Context::new(window_stats::Params::default(), batch.watermark);
         for window in &batch.windows {
             window_stats::window_stats(window, &mut ctx)
@@ -84,7 +83,7 @@ impl OperatorLogic for NativeWindowStats {
 }
 
 /// Runs one graph to the end; returns records per second.
-fn measure(logic: Option<Box<dyn OperatorLogic>>, window_ms: u64) -> f64 {
+fn measure(logic: Option<Box<dyn OperatorLogic>>, interval: u64, window_ms: u64) -> f64 {
     let harness = Harness {
         params: serde_json::json!({}),
         window_ms: Some(window_ms),
@@ -97,9 +96,14 @@ fn measure(logic: Option<Box<dyn OperatorLogic>>, window_ms: u64) -> f64 {
     let start = Instant::now();
     let records = match logic {
         Some(logic) => {
-            let mut graph =
-                Graph::single_operator(logic, &[], sim(), Box::new(NullSink::default()), &harness)
-                    .expect("bench graph");
+            let mut graph = Graph::single_operator(
+                logic,
+                &[],
+                sim(interval),
+                Box::new(NullSink::default()),
+                &harness,
+            )
+            .expect("bench graph");
             let summary = graph.run(&RunControl::default()).expect("bench run");
             assert_eq!(
                 summary.dead_lettered, 0,
@@ -107,7 +111,7 @@ fn measure(logic: Option<Box<dyn OperatorLogic>>, window_ms: u64) -> f64 {
             );
             summary.records_in
         }
-        None => drain(sim()),
+        None => drain(sim(interval)),
     };
     assert_eq!(records, RECORDS);
     records as f64 / start.elapsed().as_secs_f64()
@@ -161,36 +165,46 @@ fn main() {
     };
 
     let window_ms = 10_000;
-    let source: Vec<f64> = (0..RUNS).map(|_| measure(None, window_ms)).collect();
-    let mut wasm_runs = Vec::new();
-    let mut native_runs = Vec::new();
-    for _ in 0..RUNS {
-        wasm_runs.push(measure(Some(plugin()), window_ms));
-        native_runs.push(measure(Some(native()), window_ms));
+    let source = median((0..RUNS).map(|_| measure(None, 1000, window_ms)).collect());
+    println!(
+        "pipeline: sim ({KEYS} keys) -> window-stats, tumbling 10 s -> null sink; {RECORDS} records per run, median of {RUNS}"
+    );
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "case", "wasm rec/s", "native rec/s", "ratio"
+    );
+    println!("{:<44} {:>14.0}", "source only (sim, no operator)", source);
+    let mut cases = Vec::new();
+    // One reading per key per second, then ten: 10 and 100 records per key and window.
+    for interval in [1000, 100] {
+        let mut wasm_runs = Vec::new();
+        let mut native_runs = Vec::new();
+        for _ in 0..RUNS {
+            wasm_runs.push(measure(Some(plugin()), interval, window_ms));
+            native_runs.push(measure(Some(native()), interval, window_ms));
+        }
+        let (wasm_rate, native_rate) = (median(wasm_runs), median(native_runs));
+        let per_window = window_ms / interval;
+        let name = format!("tumbling 10 s, {per_window} records per key and window");
+        println!(
+            "{name:<44} {wasm_rate:>14.0} {native_rate:>14.0} {:>8.2}",
+            wasm_rate / native_rate
+        );
+        cases.push(serde_json::json!({
+            "case": name,
+            "reading_interval_ms": interval,
+            "window_ms": window_ms,
+            "wasm_records_per_s": wasm_rate,
+            "native_records_per_s": native_rate,
+            "wasm_over_native": wasm_rate / native_rate,
+        }));
     }
-    let (source, wasm_rate, native_rate) = (median(source), median(wasm_runs), median(native_runs));
-    let ratio = wasm_rate / native_rate;
-
-    println!(
-        "pipeline: sim ({KEYS} keys) -> window-stats, tumbling 10 s -> null sink; {RECORDS} records, median of {RUNS}"
-    );
-    println!("{:<34} {:>14}", "case", "records/s");
-    println!("{:<34} {:>14.0}", "source only (sim, no operator)", source);
-    println!("{:<34} {:>14.0}", "tumbling 10 s, wasm plugin", wasm_rate);
-    println!(
-        "{:<34} {:>14.0}",
-        "tumbling 10 s, native closure", native_rate
-    );
-    println!("{:<34} {:>14.2}", "wasm / native", ratio);
-
     let json = serde_json::json!({
-        "records": RECORDS,
+        "records_per_run": RECORDS,
         "keys": KEYS,
         "runs": RUNS,
         "source_only_records_per_s": source,
-        "cases": [
-            { "window": "tumbling 10 s", "wasm_records_per_s": wasm_rate, "native_records_per_s": native_rate, "wasm_over_native": ratio }
-        ]
+        "cases": cases,
     });
     std::fs::create_dir_all("target/bench").expect("target/bench");
     std::fs::write(

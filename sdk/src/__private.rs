@@ -4,10 +4,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use eddy_abi::{
-    LogLevel, ProcessInput, RecordRef, STATUS_ERROR, STATUS_OK, TimerInput, TimerRef, WindowInput,
-    WindowRef,
-};
+use eddy_abi::{LogLevel, RecordRef, STATUS_ERROR, STATUS_OK, TimerInput, TimerRef, WindowRef};
 use serde::de::DeserializeOwned;
 
 use crate::context::{discard_outputs, flush_outputs};
@@ -99,7 +96,7 @@ where
     // SAFETY: forwarded from the caller.
     let bytes = unsafe { input(ptr, len) };
     status(|| {
-        let batch: ProcessInput<Vec<RecordRef<'_>>> = postcard::from_bytes(bytes)?;
+        let batch = eddy_abi::decode::process_input(bytes)?;
         let mut ctx = context::<P>(batch.watermark)?;
         batch.records.iter().try_for_each(|r| f(r, &mut ctx))
     })
@@ -118,7 +115,7 @@ where
     // SAFETY: forwarded from the caller.
     let bytes = unsafe { input(ptr, len) };
     status(|| {
-        let batch: WindowInput<Vec<WindowRef<'_>>> = postcard::from_bytes(bytes)?;
+        let batch = eddy_abi::decode::window_input(bytes)?;
         let mut ctx = context::<P>(batch.watermark)?;
         batch.windows.iter().try_for_each(|w| f(w, &mut ctx))
     })

@@ -47,6 +47,12 @@ impl From<postcard::Error> for Error {
     }
 }
 
+impl From<eddy_abi::decode::DecodeError> for Error {
+    fn from(e: eddy_abi::decode::DecodeError) -> Self {
+        Error::msg(format_args!("input: {e}"))
+    }
+}
+
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::msg(format_args!("params: {e}"))

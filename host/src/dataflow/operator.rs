@@ -28,9 +28,8 @@ pub(crate) struct OperatorNode {
     batch_size: usize,
     /// Batches of elements delivered since the last step, with their input index.
     pub(crate) inbox: Vec<(usize, Vec<Element>)>,
-    /// Reused encoding buffers.
+    /// Reused encoding buffer.
     buf: Vec<u8>,
-    body: Vec<u8>,
 }
 
 /// What a step produced: elements per output name (`""` is the main output).
@@ -54,7 +53,6 @@ impl OperatorNode {
             batch_size: batch_size.max(1),
             inbox: Vec::new(),
             buf: Vec::new(),
-            body: Vec::new(),
         }
     }
 
@@ -225,7 +223,8 @@ impl OperatorNode {
         Ok(())
     }
 
-    /// Hands fired windows to the plugin, in calls of bounded size.
+    /// Hands fired windows to the plugin, in calls of about
+    /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
     fn call_window(
         &mut self,
         fired: Vec<FiredWindow>,
@@ -233,23 +232,27 @@ impl OperatorNode {
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
         let mut first = 0;
-        self.body.clear();
-        for (i, window) in fired.iter().enumerate() {
-            window.encode(0, &mut self.body);
-            if self.body.len() >= WINDOW_CALL_BYTES || i + 1 == fired.len() {
-                // The bytes of a `WindowInput`: watermark, count, windows.
-                self.buf.clear();
-                encode::i64(self.watermark(), &mut self.buf);
-                encode::varint((i + 1 - first) as u64, &mut self.buf);
-                self.buf.extend_from_slice(&self.body);
-                self.body.clear();
-                let result = self.logic.call(Entry::Window, &self.buf);
-                let chunk = &fired[first..=i];
-                self.collect(result, emitted, |fault| {
-                    dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(chunk))
-                })?;
-                first = i + 1;
+        while first < fired.len() {
+            let mut last = first;
+            let mut bytes = fired[first].encoded.len();
+            while last + 1 < fired.len() && bytes < WINDOW_CALL_BYTES {
+                last += 1;
+                bytes += fired[last].encoded.len();
             }
+            let chunk = &fired[first..=last];
+            // The bytes of a `WindowInput`: watermark, count, windows.
+            self.buf.clear();
+            self.buf.reserve(bytes + chunk.len() * 32 + 16);
+            encode::i64(self.watermark(), &mut self.buf);
+            encode::varint(chunk.len() as u64, &mut self.buf);
+            for window in chunk {
+                window.encode(0, &mut self.buf);
+            }
+            let result = self.logic.call(Entry::Window, &self.buf);
+            self.collect(result, emitted, |fault| {
+                dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(chunk))
+            })?;
+            first = last + 1;
         }
         Ok(())
     }

@@ -87,6 +87,9 @@ pub struct WindowBuffer {
     open: HashMap<Arc<str>, Vec<OpenWindow>, foldhash::fast::RandomState>,
     /// `(end - 1, key, start)`: fires when the watermark reaches `end - 1`.
     due: BTreeSet<(i64, Arc<str>, i64)>,
+    /// Encoded size of the last window fired: new windows start with room
+    /// for about as much, instead of growing by doubling.
+    typical_bytes: usize,
 }
 
 impl WindowBuffer {
@@ -103,7 +106,7 @@ impl WindowBuffer {
                 windows.push(OpenWindow {
                     start,
                     count: 0,
-                    encoded: Vec::new(),
+                    encoded: Vec::with_capacity(self.typical_bytes),
                 });
                 windows.last_mut().expect("just pushed")
             }
@@ -114,7 +117,11 @@ impl WindowBuffer {
 
     /// Removes the windows the watermark fires, in order of end, then key.
     pub fn fire(&mut self, watermark: i64, fired: &mut Vec<FiredWindow>) {
-        while self.due.first().is_some_and(|(last, _, _)| *last <= watermark) {
+        while self
+            .due
+            .first()
+            .is_some_and(|(last, _, _)| *last <= watermark)
+        {
             let Some((last, key, start)) = self.due.pop_first() else {
                 break;
             };
@@ -128,6 +135,7 @@ impl WindowBuffer {
             if windows.is_empty() {
                 self.open.remove(&key);
             }
+            self.typical_bytes = window.encoded.len() + window.encoded.len() / 8;
             fired.push(FiredWindow {
                 key,
                 start,
@@ -172,11 +180,15 @@ mod tests {
         buf.fire(998, &mut fired);
         assert!(fired.is_empty());
         buf.fire(999, &mut fired);
-        let got: Vec<(&str, i64, u32)> = fired.iter().map(|f| (&*f.key, f.start, f.count)).collect();
+        let got: Vec<(&str, i64, u32)> =
+            fired.iter().map(|f| (&*f.key, f.start, f.count)).collect();
         assert_eq!(got, [("a", 0, 1), ("b", 0, 2)]);
         assert_eq!(
             fired[1].records(),
-            [Record::new("b", 10).with("v", 10.0), Record::new("b", 999).with("v", 999.0)]
+            [
+                Record::new("b", 10).with("v", 10.0),
+                Record::new("b", 999).with("v", 999.0)
+            ]
         );
         assert_eq!(buf.open_windows(), 1);
     }

@@ -155,12 +155,13 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 }
             };
             while !bytes.is_empty() {
-                let (record, rest) = postcard::take_from_bytes::<RecordRef<'_>>(bytes).map_err(|e| {
-                    PluginFault::Malformed {
-                        import: names::EMIT,
-                        detail: format!("not a record: {e}"),
-                    }
-                })?;
+                let (record, rest) =
+                    postcard::take_from_bytes::<RecordRef<'_>>(bytes).map_err(|e| {
+                        PluginFault::Malformed {
+                            import: names::EMIT,
+                            detail: format!("not a record: {e}"),
+                        }
+                    })?;
                 let record = data.names.record(&record);
                 data.outputs[index].1.push(record);
                 bytes = rest;

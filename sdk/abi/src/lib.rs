@@ -74,6 +74,7 @@
 
 extern crate alloc;
 
+pub mod decode;
 pub mod encode;
 mod input;
 mod manifest;

@@ -1,0 +1,248 @@
+//! Fast decoders for batch inputs: the counterpart of [`crate::encode`].
+//! They read the same bytes as postcard would, borrowing strings from the
+//! input, without going through serde's visitors; the tests check them
+//! against postcard. The SDK decodes every `process` and `window` input
+//! with them.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::{ProcessInput, RecordRef, ValueRef, Window, WindowInput, WindowRef};
+
+/// Why input bytes do not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The input ended in the middle of a value.
+    Truncated,
+    /// A varint is longer than 64 bits.
+    Varint,
+    /// A string is not UTF-8.
+    Utf8,
+    /// A value has an unknown kind tag.
+    ValueTag(u8),
+    /// Bytes were left over after the input.
+    TrailingBytes,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("input ends in the middle of a value"),
+            DecodeError::Varint => f.write_str("varint longer than 64 bits"),
+            DecodeError::Utf8 => f.write_str("string is not UTF-8"),
+            DecodeError::ValueTag(t) => write!(f, "unknown value kind {t}"),
+            DecodeError::TrailingBytes => f.write_str("bytes left over after the input"),
+        }
+    }
+}
+
+/// A cursor over encoded bytes.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Reads from `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes }
+    }
+
+    /// Whether everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.bytes.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// An unsigned varint.
+    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Varint)
+    }
+
+    /// A zig-zag varint.
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        let v = self.varint()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    /// A length-prefixed byte string.
+    pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.varint()?;
+        self.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)
+    }
+
+    /// A length-prefixed UTF-8 string.
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Utf8)
+    }
+
+    /// A sequence length, checked against what is left (every item takes at least a byte).
+    pub fn count(&mut self) -> Result<usize, DecodeError> {
+        let n = usize::try_from(self.varint()?).map_err(|_| DecodeError::Truncated)?;
+        if n > self.bytes.len() {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(n)
+    }
+
+    /// One record.
+    pub fn record(&mut self) -> Result<RecordRef<'a>, DecodeError> {
+        let key = self.str()?;
+        let time = self.i64()?;
+        let n = self.count()?;
+        let mut fields = crate::FieldsRef::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?;
+            let value = match self.byte()? {
+                0 => {
+                    let b = self.take(8)?;
+                    let mut raw = [0u8; 8];
+                    raw.copy_from_slice(b);
+                    ValueRef::F64(f64::from_le_bytes(raw))
+                }
+                1 => ValueRef::I64(self.i64()?),
+                2 => ValueRef::Bool(self.byte()? != 0),
+                3 => ValueRef::Str(self.str()?),
+                4 => ValueRef::Bytes(self.bytes()?),
+                tag => return Err(DecodeError::ValueTag(tag)),
+            };
+            fields.push((name, value));
+        }
+        Ok(RecordRef { key, time, fields })
+    }
+
+    fn records(&mut self) -> Result<Vec<RecordRef<'a>>, DecodeError> {
+        let n = self.count()?;
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            records.push(self.record()?);
+        }
+        Ok(records)
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, DecodeError> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(DecodeError::TrailingBytes)
+        }
+    }
+}
+
+/// Decodes a `process` input.
+pub fn process_input(bytes: &[u8]) -> Result<ProcessInput<Vec<RecordRef<'_>>>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let watermark = r.i64()?;
+    let records = r.records()?;
+    r.finish(ProcessInput { watermark, records })
+}
+
+/// Decodes a `window` input.
+pub fn window_input(bytes: &[u8]) -> Result<WindowInput<Vec<WindowRef<'_>>>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let watermark = r.i64()?;
+    let n = r.count()?;
+    let mut windows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = r.str()?;
+        let start = r.i64()?;
+        let end = r.i64()?;
+        let firing = u32::try_from(r.varint()?).map_err(|_| DecodeError::Varint)?;
+        let records = r.records()?;
+        windows.push(Window {
+            key,
+            start,
+            end,
+            firing,
+            records,
+        });
+    }
+    r.finish(WindowInput { watermark, windows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Record, Value};
+    use alloc::sync::Arc;
+
+    fn records() -> Vec<Record> {
+        alloc::vec![
+            Record::new("ups-1/string-1/cell-01", 1_767_225_600_123)
+                .with("voltage", 13.51)
+                .with("n", -300i64)
+                .with("ok", true)
+                .with("model", "VRLA")
+                .with("raw", Value::Bytes(Arc::from(&[1u8, 2, 3][..]))),
+            Record::new("", i64::MIN).with("big", i64::MAX),
+        ]
+    }
+
+    #[test]
+    fn decodes_what_postcard_encodes() {
+        let records = records();
+        let bytes = postcard::to_allocvec(&ProcessInput {
+            watermark: -5,
+            records: &records[..],
+        })
+        .unwrap();
+        let ours = process_input(&bytes).unwrap();
+        let theirs: ProcessInput<Vec<RecordRef<'_>>> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(ours, theirs);
+
+        let window = Window {
+            key: "k",
+            start: 0,
+            end: 1000,
+            firing: 3u32,
+            records: &records[..],
+        };
+        let bytes = postcard::to_allocvec(&WindowInput {
+            watermark: 999,
+            windows: &[window.clone(), window][..],
+        })
+        .unwrap();
+        let ours = window_input(&bytes).unwrap();
+        let theirs: WindowInput<Vec<WindowRef<'_>>> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let records = records();
+        let bytes = postcard::to_allocvec(&ProcessInput {
+            watermark: 1,
+            records: &records[..],
+        })
+        .unwrap();
+        for cut in 0..bytes.len() {
+            assert!(process_input(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert_eq!(process_input(&extra), Err(DecodeError::TrailingBytes));
+        assert_eq!(
+            process_input(&[0, 0xff, 0xff]).unwrap_err(),
+            DecodeError::Truncated
+        );
+    }
+}
