@@ -64,3 +64,8 @@ pub use timers::Timers;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::native;
+
+/// The README's plugin example, compiled as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;
