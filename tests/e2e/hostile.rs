@@ -110,6 +110,61 @@ fn check_hostile(mode: &str, reason: &str) {
 }
 
 #[test]
+fn a_plugin_that_traps_on_one_key_is_restarted_and_loses_nothing() {
+    let text = pipeline(None)
+        + &format!(
+            r#"
+[operators.bad]
+inputs = ["ups"]
+plugin = {hostile}
+params = {{ mode = "trap", only_key = "ups-1/string-1/cell-02" }}
+
+[sinks.bad_out]
+type = "file"
+path = "bad.jsonl"
+inputs = ["bad"]
+"#,
+            hostile = toml_path(&plugin("hostile")),
+        );
+    // One record per call and no backoff, so that exactly the trapping key's
+    // records fail, each in a fresh instance started after the previous trap.
+    let text = text
+        .replace("batch_size = 128", "batch_size = 1")
+        .replace("restart_backoff_ms = 1", "restart_backoff_ms = 0");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let out = run(&["run", "p.toml"], dir.path());
+    assert!(out.status.success(), "eddy failed: {}", stderr(&out));
+    let passed = json_lines(&dir.path().join("bad.jsonl"));
+    let dead = json_lines(&dir.path().join("dead-letter.jsonl"));
+
+    let dead_records: Vec<&serde_json::Value> = dead
+        .iter()
+        .flat_map(|d| d["records"].as_array().unwrap().iter())
+        .collect();
+    assert_eq!(
+        passed.len(),
+        RECORDS / 4 * 3,
+        "every record of the three other cells passes"
+    );
+    assert!(passed.iter().all(|r| r["key"] != "ups-1/string-1/cell-02"));
+    assert_eq!(
+        dead_records.len(),
+        RECORDS / 4,
+        "every record of the trapping cell is dead-lettered"
+    );
+    assert!(
+        dead_records
+            .iter()
+            .all(|r| r["key"] == "ups-1/string-1/cell-02")
+    );
+    assert!(
+        dead.iter()
+            .all(|d| d["reason"].as_str().unwrap().contains("trapped: wasm trap"))
+    );
+}
+
+#[test]
 fn an_infinite_loop_is_stopped_by_the_deadline() {
     check_hostile("loop", "ran past its deadline of 200 ms");
 }

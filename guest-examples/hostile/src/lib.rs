@@ -9,6 +9,7 @@
 //! - `echo`: behaves, passing every record on.
 //!
 //! `after` (default 0): behave for this many records first.
+//! `only_key`: misbehave only on records with this key, and echo the others.
 
 use std::cell::Cell;
 
@@ -42,6 +43,8 @@ pub struct Params {
     /// Records to pass on before misbehaving.
     #[serde(default)]
     pub after: u64,
+    /// Misbehave only on this key.
+    pub only_key: Option<String>,
 }
 
 thread_local! {
@@ -55,7 +58,12 @@ pub fn hostile(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> 
         s.set(s.get() + 1);
         s.get()
     });
-    if seen <= ctx.params().after {
+    let spared = ctx
+        .params()
+        .only_key
+        .as_deref()
+        .is_some_and(|k| k != record.key);
+    if seen <= ctx.params().after || spared {
         return ctx.emit(&record.to_owned_record());
     }
     match ctx.params().mode {

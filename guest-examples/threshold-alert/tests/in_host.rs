@@ -1,28 +1,10 @@
 //! `threshold-alert` compiled to wasm and run in the real host, with its
 //! keyed state kept by the host per key. (The plugin comes from `cargo xtask guests`.)
 
-use std::sync::{Arc, Mutex};
-
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{PluginEngine, PluginLimits, PluginModule};
-use eddy_host::sinks::Sink;
+use eddy_host::sinks::MemorySink;
 use eddy_sdk::{Record, Value};
-
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<(String, Record)>>>);
-
-impl Sink for Collect {
-    fn write(&mut self, output: &str, record: &Record) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((output.to_owned(), record.clone()));
-        Ok(())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn run(records: Vec<Record>, batch_size: usize) -> Vec<(String, String, String, i64)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,7 +16,7 @@ fn run(records: Vec<Record>, batch_size: usize) -> Vec<(String, String, String, 
     );
     let engine = PluginEngine::new().unwrap();
     let module = PluginModule::load(&engine, &path).unwrap();
-    let sink = Collect::default();
+    let sink = MemorySink::default();
     let harness = Harness {
         params: serde_json::json!({ "field": "t_max", "threshold": 45.0, "consecutive": 2, "clear_below": 40.0 }),
         window_ms: None,
@@ -47,7 +29,7 @@ fn run(records: Vec<Record>, batch_size: usize) -> Vec<(String, String, String, 
     let mut graph =
         Graph::single_plugin(&engine, module, records, Box::new(sink.clone()), &harness).unwrap();
     graph.run(&RunControl::default()).unwrap();
-    let out = sink.0.lock().unwrap();
+    let out = sink.records();
     out.iter()
         .map(|(o, r)| {
             let Some(Value::Str(state)) = r.get("state") else {

@@ -2,29 +2,11 @@
 //! match a direct computation, and do not depend on batch sizes.
 //! (The plugin comes from `cargo xtask guests`.)
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{PluginEngine, PluginLimits, PluginModule};
-use eddy_host::sinks::Sink;
+use eddy_host::sinks::MemorySink;
 use eddy_sdk::{Record, Value};
-
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<(String, Record)>>>);
-
-impl Sink for Collect {
-    fn write(&mut self, output: &str, record: &Record) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((output.to_owned(), record.clone()));
-        Ok(())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use std::collections::BTreeMap;
 
 fn plugin() -> std::path::PathBuf {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,7 +36,7 @@ fn input() -> Vec<Record> {
 fn run(batch_size: usize) -> Vec<(String, Record)> {
     let engine = PluginEngine::new().unwrap();
     let module = PluginModule::load(&engine, &plugin()).unwrap();
-    let sink = Collect::default();
+    let sink = MemorySink::default();
     let harness = Harness {
         params: serde_json::json!({ "fields": ["v"] }),
         window_ms: Some(1000),
@@ -68,7 +50,7 @@ fn run(batch_size: usize) -> Vec<(String, Record)> {
         Graph::single_plugin(&engine, module, input(), Box::new(sink.clone()), &harness).unwrap();
     let summary = graph.run(&RunControl::default()).unwrap();
     assert_eq!(summary.dead_lettered, 0);
-    sink.0.lock().unwrap().clone()
+    sink.records()
 }
 
 #[test]

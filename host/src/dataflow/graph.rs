@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use eddy_abi::{Record, TimeDomain};
+use eddy_abi::{LATE_OUTPUT, Record, TimeDomain};
 use eddy_driver::{Driver, Poll};
 
 use super::element::Element;
-use super::operator::{Emitted, LATE_OUTPUT, OperatorNode};
+use super::operator::{Emitted, OperatorNode};
 use super::watermark::BoundedOutOfOrderness;
 use crate::sinks::{DeadLetter, DeadLetterInput, Sink};
 

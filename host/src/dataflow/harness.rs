@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use eddy_abi::{OperatorKind, Record};
+use eddy_abi::{LATE_OUTPUT, OperatorKind, Record};
 use eddy_driver::Driver;
 
 use super::graph::{Graph, OperatorSlot, Route, SinkNode, SourceNode};
-use super::operator::{LATE_OUTPUT, OperatorNode};
+use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Tumbling;
 use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use eddy_abi::{OperatorKind, Record, TimeDomain, Timer, TimerInput, Value, encode};
+use eddy_abi::{LATE_OUTPUT, OperatorKind, Record, TimeDomain, Timer, TimerInput, Value, encode};
 
 use super::element::Element;
 use super::watermark::InputWatermarks;
@@ -10,9 +10,6 @@ use super::window::{FiredWindow, Tumbling, WindowBuffer};
 use crate::internal_events::LateRecords;
 use crate::plugin::{Entry, OperatorLogic, Outputs, PluginFault};
 use crate::sinks::{DeadLetter, DeadLetterInput};
-
-/// The name of every window operator's output for records that came too late.
-pub(crate) const LATE_OUTPUT: &str = "late";
 
 /// Encoded window input is handed over in calls of about this many bytes.
 const WINDOW_CALL_BYTES: usize = 1 << 20;
@@ -80,9 +77,7 @@ impl OperatorNode {
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
         let mut pending = Vec::new();
-        let elements = inbox
-            .into_iter()
-            .flat_map(|(input, batch)| batch.into_iter().map(move |e| (input, e)));
+        let elements = flatten(inbox);
         for (input, element) in elements {
             match element {
                 Element::Record(record) => {
@@ -179,9 +174,7 @@ impl OperatorNode {
     ) -> std::io::Result<()> {
         let mut fired = Vec::new();
         let mut late = Vec::new();
-        let elements = inbox
-            .into_iter()
-            .flat_map(|(input, batch)| batch.into_iter().map(move |e| (input, e)));
+        let elements = flatten(inbox);
         for (input, element) in elements {
             match element {
                 Element::Record(record) => {
@@ -307,6 +300,13 @@ impl OperatorNode {
             }
         }
     }
+}
+
+/// The elements of an inbox, each with its input index, in delivery order.
+fn flatten(inbox: Vec<(usize, Vec<Element>)>) -> impl Iterator<Item = (usize, Element)> {
+    inbox
+        .into_iter()
+        .flat_map(|(input, batch)| batch.into_iter().map(move |e| (input, e)))
 }
 
 /// Encodes ABI input; encoding into a `Vec` cannot fail for these types.

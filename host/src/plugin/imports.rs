@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eddy_abi::{IMPORT_MODULE, LogLevel, Record, RecordRef, STATUS_OK, TimeDomain, names};
+use eddy_abi::{
+    IMPORT_MODULE, LATE_OUTPUT, LogLevel, Record, RecordRef, STATUS_OK, TimeDomain, names,
+};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
 use super::PluginFault;
 use super::intern::Interner;
-use crate::state::{OperatorState, Transaction};
+use crate::state::{OperatorState, TimerOp, Transaction};
 
 /// Everything a plugin instance's `Store` holds.
 pub(crate) struct StoreData {
@@ -139,6 +141,13 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
          -> wasmtime::Result<i32> {
             let (memory, data) = split(&mut caller)?;
             let output = string(memory, names::EMIT, out_ptr, out_len)?;
+            if output == LATE_OUTPUT {
+                return Err(PluginFault::Malformed {
+                    import: names::EMIT,
+                    detail: format!("the side output `{LATE_OUTPUT}` is reserved for late records"),
+                }
+                .into());
+            }
             let mut bytes = &memory[range(memory, names::EMIT, ptr, len)?];
             data.output_bytes = data.output_bytes.saturating_add(bytes.len());
             if data.output_bytes > data.output_cap {
@@ -229,38 +238,27 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
             Ok(())
         },
     )?;
-    linker.func_wrap(
-        IMPORT_MODULE,
-        names::TIMER_SET,
-        |mut caller: Caller<'_, StoreData>,
-         domain: i32,
-         key_ptr: i32,
-         key_len: i32,
-         time: i64|
-         -> wasmtime::Result<()> {
-            let (memory, data) = split(&mut caller)?;
-            let domain = timer_domain(names::TIMER_SET, domain)?;
-            let key = string(memory, names::TIMER_SET, key_ptr, key_len)?;
-            data.transaction.set_timer(domain, key.into(), time);
-            Ok(())
-        },
-    )?;
-    linker.func_wrap(
-        IMPORT_MODULE,
-        names::TIMER_DELETE,
-        |mut caller: Caller<'_, StoreData>,
-         domain: i32,
-         key_ptr: i32,
-         key_len: i32,
-         time: i64|
-         -> wasmtime::Result<()> {
-            let (memory, data) = split(&mut caller)?;
-            let domain = timer_domain(names::TIMER_DELETE, domain)?;
-            let key = string(memory, names::TIMER_DELETE, key_ptr, key_len)?;
-            data.transaction.delete_timer(domain, key.into(), time);
-            Ok(())
-        },
-    )?;
+    for (import, op) in [
+        (names::TIMER_SET, TimerOp::Set),
+        (names::TIMER_DELETE, TimerOp::Delete),
+    ] {
+        linker.func_wrap(
+            IMPORT_MODULE,
+            import,
+            move |mut caller: Caller<'_, StoreData>,
+                  domain: i32,
+                  key_ptr: i32,
+                  key_len: i32,
+                  time: i64|
+                  -> wasmtime::Result<()> {
+                let (memory, data) = split(&mut caller)?;
+                let domain = timer_domain(import, domain)?;
+                let key = string(memory, import, key_ptr, key_len)?;
+                data.transaction.timer(op, domain, key.into(), time);
+                Ok(())
+            },
+        )?;
+    }
     linker.func_wrap(
         IMPORT_MODULE,
         names::PARAMS,

@@ -142,6 +142,12 @@ impl PluginModule {
                 "func (i32, i32) -> i32, as the manifest's kind requires",
             ));
         }
+        if manifest.capabilities.timers && !func(names::ON_TIMER) {
+            return Err(missing(
+                names::ON_TIMER,
+                "func (i32, i32) -> i32, as the manifest declares timers",
+            ));
+        }
         let mut linker = Linker::new(engine.engine());
         imports::define(&mut linker).map_err(|e| LoadError::Link {
             name: manifest.name.clone(),

@@ -6,6 +6,7 @@
 
 mod dead_letter;
 mod file;
+mod memory;
 mod null;
 mod stdout;
 
@@ -15,6 +16,7 @@ use eddy_abi::Record;
 
 pub use dead_letter::{DeadLetter, DeadLetterInput};
 pub use file::FileSink;
+pub use memory::MemorySink;
 pub use null::NullSink;
 pub use stdout::StdoutSink;
 

@@ -12,7 +12,7 @@ mod transaction;
 
 pub use memory::MemoryState;
 pub use timers::{Timer, Timers};
-pub use transaction::Transaction;
+pub use transaction::{TimerOp, Transaction};
 
 /// A store of keyed state for one operator.
 pub trait KeyedState: Send {

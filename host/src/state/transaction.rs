@@ -15,13 +15,16 @@ type StateKey = (Box<str>, Box<str>);
 pub struct Transaction {
     /// `(namespace, key)` → the new value, or `None` for a delete.
     writes: HashMap<StateKey, Option<Vec<u8>>>,
-    timers: Vec<TimerChange>,
+    timers: Vec<(TimerOp, TimeDomain, Arc<str>, i64)>,
 }
 
-#[derive(Debug)]
-enum TimerChange {
-    Set(TimeDomain, Arc<str>, i64),
-    Delete(TimeDomain, Arc<str>, i64),
+/// A change to a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerOp {
+    /// Set it.
+    Set,
+    /// Cancel it.
+    Delete,
 }
 
 impl Transaction {
@@ -46,14 +49,9 @@ impl Transaction {
         self.writes.insert((ns.into(), key.into()), None);
     }
 
-    /// Records a timer being set.
-    pub fn set_timer(&mut self, domain: TimeDomain, key: Arc<str>, time: i64) {
-        self.timers.push(TimerChange::Set(domain, key, time));
-    }
-
-    /// Records a timer being cancelled.
-    pub fn delete_timer(&mut self, domain: TimeDomain, key: Arc<str>, time: i64) {
-        self.timers.push(TimerChange::Delete(domain, key, time));
+    /// Records a timer being set or cancelled.
+    pub fn timer(&mut self, op: TimerOp, domain: TimeDomain, key: Arc<str>, time: i64) {
+        self.timers.push((op, domain, key, time));
     }
 
     /// Applies every recorded change, in order, and empties the transaction.
@@ -64,10 +62,10 @@ impl Transaction {
                 None => state.keyed.delete(&ns, &key),
             }
         }
-        for change in self.timers.drain(..) {
-            match change {
-                TimerChange::Set(d, k, t) => state.timers.set(d, k, t),
-                TimerChange::Delete(d, k, t) => state.timers.delete(d, k, t),
+        for (op, domain, key, time) in self.timers.drain(..) {
+            match op {
+                TimerOp::Set => state.timers.set(domain, key, time),
+                TimerOp::Delete => state.timers.delete(domain, key, time),
             }
         }
     }
@@ -89,14 +87,14 @@ mod tests {
         state.keyed.put("n", "k", b"old");
         let mut tx = Transaction::default();
         tx.put("n", "k", b"new");
-        tx.set_timer(TimeDomain::EventTime, "k".into(), 5);
+        tx.timer(TimerOp::Set, TimeDomain::EventTime, "k".into(), 5);
         assert_eq!(tx.get(&state, "n", "k"), Some(&b"new"[..]));
         tx.abort();
         assert_eq!(tx.get(&state, "n", "k"), Some(&b"old"[..]));
         assert!(!state.timers.event_time_due(10));
 
         tx.delete("n", "k");
-        tx.set_timer(TimeDomain::EventTime, "k".into(), 5);
+        tx.timer(TimerOp::Set, TimeDomain::EventTime, "k".into(), 5);
         tx.commit(&mut state);
         assert_eq!(state.keyed.get("n", "k"), None);
         assert!(state.timers.event_time_due(10));

@@ -45,7 +45,7 @@
 //!
 //! | import | signature | meaning |
 //! | --- | --- | --- |
-//! | `emit` | `(out_ptr, out_len, data_ptr, data_len) -> i32` | append records to an output: `out` names it (empty for the main output, otherwise a side output), `data` is one or more postcard [`Record`]s back to back; returns [`STATUS_OK`] |
+//! | `emit` | `(out_ptr, out_len, data_ptr, data_len) -> i32` | append records to an output: `out` names it (empty for the main output, otherwise a side output; [`LATE_OUTPUT`] is reserved), `data` is one or more postcard [`Record`]s back to back; returns [`STATUS_OK`] |
 //! | `state_get` | `(ns_ptr, ns_len, key_ptr, key_len, buf_ptr, buf_cap) -> i32` | read keyed state `ns`/`key` into `buf`; returns its length, or `-1` when absent. When the length exceeds `buf_cap` nothing is written: call again with a larger buffer |
 //! | `state_put` | `(ns_ptr, ns_len, key_ptr, key_len, val_ptr, val_len)` | write keyed state; the value is opaque bytes to the host |
 //! | `state_delete` | `(ns_ptr, ns_len, key_ptr, key_len)` | delete keyed state |
@@ -91,6 +91,10 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The name of the custom section that holds the plugin's JSON [`Manifest`].
 pub const MANIFEST_SECTION: &str = "eddy.manifest";
+
+/// The side output on which a window operator puts records that came after
+/// their window fired. Reserved: a plugin cannot emit to it.
+pub const LATE_OUTPUT: &str = "late";
 
 /// The module name of every host import.
 pub const IMPORT_MODULE: &str = "eddy";
