@@ -7,5 +7,6 @@ mod abi;
 mod check;
 mod demo;
 mod hostile;
+mod late;
 mod plugin_test;
 mod support;

@@ -165,6 +165,9 @@ pub enum SinkType {
     File,
     /// Counted and dropped (for benchmarks).
     Null,
+    /// The pipeline's dead-letter log (`[pipeline] dead_letter_path`), with
+    /// the output each record came from as the reason.
+    DeadLetter,
 }
 
 fn default_batch_size() -> usize {

@@ -106,7 +106,7 @@ impl Graph {
             })?;
             sinks_out.push(SinkNode {
                 name: sink_name.as_str().into(),
-                sink: built,
+                target: built,
                 inbox: Vec::new(),
                 written: 0,
             });

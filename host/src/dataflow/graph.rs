@@ -10,7 +10,7 @@ use eddy_driver::{Driver, Poll};
 use super::element::Element;
 use super::operator::{Emitted, OperatorNode};
 use super::watermark::BoundedOutOfOrderness;
-use crate::sinks::{DeadLetter, DeadLetterInput, Sink};
+use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
 
 /// Where an output's elements go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub(crate) struct OperatorSlot {
 
 pub(crate) struct SinkNode {
     pub(crate) name: Arc<str>,
-    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) target: SinkTarget,
     /// `(node output label, record)` delivered since the last step.
     pub(crate) inbox: Vec<(Arc<str>, Record)>,
     pub(crate) written: u64,
@@ -156,10 +156,12 @@ impl Graph {
             }
         }
         for sink in &mut self.sinks {
-            sink.sink.flush().map_err(|error| RunError::Sink {
-                sink: sink.name.to_string(),
-                error,
-            })?;
+            if let SinkTarget::Writer(writer) = &mut sink.target {
+                writer.flush().map_err(|error| RunError::Sink {
+                    sink: sink.name.to_string(),
+                    error,
+                })?;
+            }
         }
         summary.written = self
             .sinks
@@ -357,15 +359,36 @@ impl Graph {
             if sink.inbox.is_empty() {
                 continue;
             }
-            let fail = |error| RunError::Sink {
-                sink: sink.name.to_string(),
-                error,
-            };
-            for (label, record) in sink.inbox.drain(..) {
-                sink.sink.write(&label, &record).map_err(fail)?;
-                sink.written += 1;
+            sink.written += sink.inbox.len() as u64;
+            match &mut sink.target {
+                SinkTarget::Writer(writer) => {
+                    let fail = |error| RunError::Sink {
+                        sink: sink.name.to_string(),
+                        error,
+                    };
+                    for (label, record) in sink.inbox.drain(..) {
+                        writer.write(&label, &record).map_err(fail)?;
+                    }
+                    writer.flush().map_err(fail)?;
+                }
+                SinkTarget::DeadLetter => {
+                    // One entry per run of records from the same output.
+                    let mut inbox = std::mem::take(&mut sink.inbox).into_iter().peekable();
+                    while let Some((label, first)) = inbox.next() {
+                        let mut records = vec![first];
+                        while let Some((_, r)) = inbox.next_if(|(l, _)| *l == label) {
+                            records.push(r);
+                        }
+                        let reason = format!("routed to the dead-letter sink from `{label}`");
+                        self.dead_letter
+                            .write(&sink.name, &reason, DeadLetterInput::Records(&records))
+                            .map_err(|error| RunError::DeadLetter {
+                                path: self.dead_letter.path().to_owned(),
+                                error,
+                            })?;
+                    }
+                }
             }
-            sink.sink.flush().map_err(fail)?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Tumbling;
 use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};
-use crate::sinks::{DeadLetter, Sink};
+use crate::sinks::{DeadLetter, Sink, SinkTarget};
 use crate::sources::RecordsDriver;
 use crate::state::OperatorState;
 
@@ -112,7 +112,7 @@ impl Graph {
             }],
             sinks: vec![SinkNode {
                 name: "output".into(),
-                sink,
+                target: SinkTarget::Writer(sink),
                 inbox: Vec::new(),
                 written: 0,
             }],

@@ -30,9 +30,17 @@ pub trait Sink: Send {
     fn flush(&mut self) -> io::Result<()>;
 }
 
+/// Where a configured sink writes.
+pub enum SinkTarget {
+    /// A sink of its own.
+    Writer(Box<dyn Sink>),
+    /// The pipeline's dead-letter log, shared with failed batches.
+    DeadLetter,
+}
+
 /// Builds the sink a config asks for; `path` is already resolved.
-pub fn build(kind: SinkType, path: Option<&std::path::Path>) -> io::Result<Box<dyn Sink>> {
-    Ok(match (kind, path) {
+pub fn build(kind: SinkType, path: Option<&std::path::Path>) -> io::Result<SinkTarget> {
+    Ok(SinkTarget::Writer(match (kind, path) {
         (SinkType::Stdout, _) => Box::new(StdoutSink::new()),
         (SinkType::File, Some(path)) => Box::new(FileSink::new(path)),
         (SinkType::File, None) => {
@@ -42,7 +50,8 @@ pub fn build(kind: SinkType, path: Option<&std::path::Path>) -> io::Result<Box<d
             ));
         }
         (SinkType::Null, _) => Box::new(NullSink::default()),
-    })
+        (SinkType::DeadLetter, _) => return Ok(SinkTarget::DeadLetter),
+    }))
 }
 
 /// Writes a record as one JSON line.
