@@ -29,8 +29,8 @@ mod pipeline;
 
 pub use error::{ConfigError, Location};
 pub use pipeline::{
-    OperatorConfig, PipelineConfig, PipelineSection, PluginDefaults, SinkConfig, SinkType,
-    SourceConfig, TumblingConfig, WindowConfig,
+    CountConfig, OperatorConfig, PipelineConfig, PipelineSection, PluginDefaults, SessionConfig,
+    SinkConfig, SinkType, SlidingConfig, SourceConfig, TumblingConfig, WindowConfig, WindowTime,
 };
 
 use std::path::{Path, PathBuf};

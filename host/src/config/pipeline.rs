@@ -115,6 +115,11 @@ pub struct OperatorConfig {
     pub key_by: Option<String>,
     /// The window a `window` plugin aggregates over.
     pub window: Option<Spanned<WindowConfig>>,
+    /// How long a fired event-time window is kept for late records, in ms
+    /// (Flink's `allowedLateness`). A record within it fires the window again
+    /// as an update; a record later than it goes to the `late` output.
+    #[serde(default)]
+    pub allowed_lateness_ms: u64,
     /// Overrides `[plugins] deadline_ms`.
     pub deadline_ms: Option<u64>,
     /// Overrides `[plugins] memory_limit_bytes`.
@@ -127,8 +132,25 @@ pub struct OperatorConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum WindowConfig {
-    /// Fixed-size, non-overlapping event-time windows aligned to the epoch plus an offset.
+    /// Fixed-size, non-overlapping windows aligned to the epoch plus an offset.
     Tumbling(TumblingConfig),
+    /// Fixed-size windows that start every `slide_ms`, so they overlap.
+    Sliding(SlidingConfig),
+    /// Per key, a window that closes after `gap_ms` without records.
+    Session(SessionConfig),
+    /// Windows of a number of records per key, regardless of time.
+    Count(CountConfig),
+}
+
+/// Which clock time windows run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowTime {
+    /// The records' own times and the watermark (Flink's event time).
+    #[default]
+    Event,
+    /// The host's wall clock when records arrive, for sources without timestamps.
+    Processing,
 }
 
 /// `window.tumbling`.
@@ -140,6 +162,46 @@ pub struct TumblingConfig {
     /// Shift of the window boundaries from the epoch, in ms.
     #[serde(default)]
     pub offset_ms: i64,
+    /// Event or processing time.
+    #[serde(default)]
+    pub time: WindowTime,
+}
+
+/// `window.sliding`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlidingConfig {
+    /// Window length, in ms.
+    pub size_ms: u64,
+    /// Distance between window starts, in ms.
+    pub slide_ms: u64,
+    /// Shift of the window boundaries from the epoch, in ms.
+    #[serde(default)]
+    pub offset_ms: i64,
+    /// Event or processing time.
+    #[serde(default)]
+    pub time: WindowTime,
+}
+
+/// `window.session`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Inactivity that ends a session, in ms.
+    pub gap_ms: u64,
+    /// Event or processing time.
+    #[serde(default)]
+    pub time: WindowTime,
+}
+
+/// `window.count`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountConfig {
+    /// Records per window.
+    pub size: u64,
+    /// Records between firings; default `size` (tumbling).
+    pub slide: Option<u64>,
 }
 
 /// A `[sinks.NAME]` table.

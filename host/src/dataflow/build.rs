@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::graph::{Graph, OperatorSlot, Route, Routes, SinkNode, SourceNode};
 use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
-use super::window::Tumbling;
-use crate::config::{ConfigError, LoadedPipeline, OperatorConfig, WindowConfig};
+use super::window::Windowing;
+use crate::config::{ConfigError, LoadedPipeline, OperatorConfig};
 use crate::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use crate::sinks::{self, DeadLetter};
 use crate::sources;
@@ -300,15 +300,11 @@ fn operator(
     let module = PluginModule::load(engine, &path)
         .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
     let window = match (&config.window, module.kind()) {
-        (Some(w), OperatorKind::Window) => Some(match w.get_ref() {
-            WindowConfig::Tumbling(t) if t.size_ms == 0 => {
-                return Err(pipeline.error_at(
-                    w.span().start,
-                    format!("operator `{name}`: window size_ms must be at least 1"),
-                ));
-            }
-            WindowConfig::Tumbling(t) => Tumbling::new(t.size_ms, t.offset_ms),
-        }),
+        (Some(w), OperatorKind::Window) => Some(
+            Windowing::new(w.get_ref(), config.allowed_lateness_ms).map_err(|e| {
+                pipeline.error_at(w.span().start, format!("operator `{name}`: window: {e}"))
+            })?,
+        ),
         (None, OperatorKind::Process) => None,
         (Some(w), OperatorKind::Process) => {
             return Err(pipeline.error_at(

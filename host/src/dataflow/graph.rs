@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use eddy_abi::{LATE_OUTPUT, Record, TimeDomain};
+use eddy_abi::{LATE_OUTPUT, Record};
 use eddy_driver::{Driver, Poll};
 
 use super::element::Element;
-use super::operator::{Emitted, OperatorNode};
+use super::operator::{Emitted, OperatorNode, wall_clock_ms};
 use super::watermark::BoundedOutOfOrderness;
 use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
 
@@ -224,9 +224,7 @@ impl Graph {
 
     /// Steps every operator in topological order, routing what each emits.
     fn step_operators(&mut self) -> Result<(), RunError> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = wall_clock_ms();
         for i in 0..self.operators.len() {
             let before = self.operators[i].node.watermark();
             let dead_letter = &mut self.dead_letter;
@@ -237,16 +235,11 @@ impl Graph {
                     path: dead_letter.path().to_owned(),
                     error,
                 })?;
-            node.fire_timers(
-                TimeDomain::ProcessingTime,
-                now_ms,
-                dead_letter,
-                &mut emitted,
-            )
-            .map_err(|error| RunError::DeadLetter {
-                path: dead_letter.path().to_owned(),
-                error,
-            })?;
+            node.on_processing_time(now_ms, dead_letter, &mut emitted)
+                .map_err(|error| RunError::DeadLetter {
+                    path: dead_letter.path().to_owned(),
+                    error,
+                })?;
             let after = node.watermark();
             self.route_emitted(i, emitted, (after > before).then_some(after))?;
         }

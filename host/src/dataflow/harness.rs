@@ -9,7 +9,8 @@ use eddy_driver::Driver;
 use super::graph::{Graph, OperatorSlot, Route, SinkNode, SourceNode};
 use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
-use super::window::Tumbling;
+use super::window::{TimeWindows, WindowBuffer, Windowing};
+use crate::config::WindowTime;
 use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use crate::sinks::{DeadLetter, Sink, SinkTarget};
 use crate::sources::RecordsDriver;
@@ -69,7 +70,10 @@ impl Graph {
         harness: &Harness,
     ) -> Result<Graph, String> {
         let window = match (logic.kind(), harness.window_ms) {
-            (OperatorKind::Window, Some(ms)) if ms > 0 => Some(Tumbling::new(ms, 0)),
+            (OperatorKind::Window, Some(ms)) if ms > 0 => Some(Windowing::Time {
+                buffer: WindowBuffer::new(TimeWindows::tumbling(ms, 0), 0),
+                time: WindowTime::Event,
+            }),
             (OperatorKind::Window, _) => {
                 return Err(format!(
                     "plugin `{}` is a window plugin: give a window size with --window-ms",

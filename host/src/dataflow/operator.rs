@@ -6,7 +6,8 @@ use eddy_abi::{LATE_OUTPUT, OperatorKind, Record, TimeDomain, Timer, TimerInput,
 
 use super::element::Element;
 use super::watermark::InputWatermarks;
-use super::window::{FiredWindow, Tumbling, WindowBuffer};
+use super::window::{Added, FiredWindow, Windowing};
+use crate::config::WindowTime;
 use crate::internal_events::LateRecords;
 use crate::plugin::{Entry, OperatorLogic, Outputs, PluginFault};
 use crate::sinks::{DeadLetter, DeadLetterInput};
@@ -19,8 +20,8 @@ pub(crate) struct OperatorNode {
     pub(crate) name: Arc<str>,
     logic: Box<dyn OperatorLogic>,
     key_by: Option<Arc<str>>,
-    /// For window operators: how records are assigned and buffered.
-    windowing: Option<(Tumbling, WindowBuffer)>,
+    /// For window operators: how records are grouped.
+    windowing: Option<Windowing>,
     watermarks: InputWatermarks,
     batch_size: usize,
     /// Batches of elements delivered since the last step, with their input index.
@@ -38,14 +39,14 @@ impl OperatorNode {
         logic: Box<dyn OperatorLogic>,
         inputs: usize,
         key_by: Option<&str>,
-        window: Option<Tumbling>,
+        windowing: Option<Windowing>,
         batch_size: usize,
     ) -> Self {
         OperatorNode {
             name: name.into(),
             logic,
             key_by: key_by.map(Into::into),
-            windowing: window.map(|w| (w, WindowBuffer::default())),
+            windowing,
             watermarks: InputWatermarks::new(inputs),
             batch_size: batch_size.max(1),
             inbox: Vec::new(),
@@ -127,7 +128,7 @@ impl OperatorNode {
     }
 
     /// Fires the timers of `domain` due at `now`, and any they set that are due too.
-    pub(crate) fn fire_timers(
+    fn fire_timers(
         &mut self,
         domain: TimeDomain,
         now: i64,
@@ -174,29 +175,49 @@ impl OperatorNode {
     ) -> std::io::Result<()> {
         let mut fired = Vec::new();
         let mut late = Vec::new();
-        let elements = flatten(inbox);
-        for (input, element) in elements {
+        for (input, element) in flatten(inbox) {
             match element {
                 Element::Record(record) => {
                     let Some(record) = self.rekey(record, dead_letter)? else {
                         continue;
                     };
                     let watermark = self.watermarks.current();
-                    let Some((assigner, buffer)) = &mut self.windowing else {
-                        continue;
+                    let added = match &mut self.windowing {
+                        Some(Windowing::Time {
+                            buffer,
+                            time: WindowTime::Event,
+                        }) => buffer.add(&record, record.time, watermark, &mut fired),
+                        Some(Windowing::Time {
+                            buffer,
+                            time: WindowTime::Processing,
+                        }) => {
+                            let now = wall_clock_ms();
+                            buffer.add(&record, now, now, &mut fired)
+                        }
+                        Some(Windowing::Count(count)) => {
+                            count.add(&record, &mut fired);
+                            Added::Buffered
+                        }
+                        None => Added::Buffered,
                     };
-                    let (start, end) = assigner.assign(record.time);
-                    if end - 1 <= watermark {
+                    if added == Added::Late {
                         late.push(record);
-                    } else {
-                        buffer.add(start, end, &record);
                     }
                 }
                 Element::Watermark(w) => {
-                    if let (Some(watermark), Some((_, buffer))) =
-                        (self.watermarks.advance(input, w), &mut self.windowing)
-                    {
-                        buffer.fire(watermark, &mut fired);
+                    let Some(watermark) = self.watermarks.advance(input, w) else {
+                        continue;
+                    };
+                    match &mut self.windowing {
+                        Some(Windowing::Time {
+                            buffer,
+                            time: WindowTime::Event,
+                        }) => buffer.advance(watermark, &mut fired),
+                        // End of input fires what processing-time windows hold.
+                        Some(Windowing::Time { buffer, .. }) if watermark == i64::MAX => {
+                            buffer.advance(i64::MAX, &mut fired)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -214,6 +235,25 @@ impl OperatorNode {
             ));
         }
         Ok(())
+    }
+
+    /// Moves the wall clock: fires due processing-time windows and timers.
+    pub(crate) fn on_processing_time(
+        &mut self,
+        now: i64,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        if let Some(Windowing::Time {
+            buffer,
+            time: WindowTime::Processing,
+        }) = &mut self.windowing
+        {
+            let mut fired = Vec::new();
+            buffer.advance(now, &mut fired);
+            self.call_window(fired, dead_letter, emitted)?;
+        }
+        self.fire_timers(TimeDomain::ProcessingTime, now, dead_letter, emitted)
     }
 
     /// Hands fired windows to the plugin, in calls of about
@@ -239,7 +279,7 @@ impl OperatorNode {
             encode::i64(self.watermark(), &mut self.buf);
             encode::varint(chunk.len() as u64, &mut self.buf);
             for window in chunk {
-                window.encode(0, &mut self.buf);
+                window.encode(&mut self.buf);
             }
             let result = self.logic.call(Entry::Window, &self.buf);
             self.collect(result, emitted, |fault| {
@@ -300,6 +340,13 @@ impl OperatorNode {
             }
         }
     }
+}
+
+/// The host's wall clock, ms since the Unix epoch.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The elements of an inbox, each with its input index, in delivery order.

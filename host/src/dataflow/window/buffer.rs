@@ -1,0 +1,374 @@
+//! Open time windows per key: buffering, firing, lateness, session merging.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use eddy_abi::{Record, encode};
+
+use super::{FiredWindow, TimeWindows};
+
+/// What became of a record handed to [`WindowBuffer::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// It is in at least one window.
+    Buffered,
+    /// Every window it belongs to is past its allowed lateness: it goes to the late output.
+    Late,
+}
+
+/// One key's open window.
+#[derive(Debug)]
+struct OpenWindow {
+    start: i64,
+    end: i64,
+    count: u32,
+    encoded: Vec<u8>,
+    /// Times it fired so far.
+    firings: u32,
+}
+
+/// Open time windows per key, and the timers that fire and clean them up.
+///
+/// `add` and `advance` take the current time of the operator's clock: its
+/// event-time watermark, or the wall clock for processing-time windows.
+/// Following Flink's `EventTimeTrigger` with allowed lateness `L`:
+/// - a window fires when the clock reaches `end - 1`;
+/// - it is kept until the clock reaches `end - 1 + L`; a record for it before
+///   then is added and fires it again at once, as update `firing = n`;
+/// - a record all of whose windows are past `end - 1 + L` is late.
+#[derive(Debug)]
+pub struct WindowBuffer {
+    windows: TimeWindows,
+    lateness: i64,
+    keys: HashMap<Arc<str>, Vec<OpenWindow>, foldhash::fast::RandomState>,
+    /// `(end - 1, key, start)` of windows that have not fired on time yet.
+    fire_at: BTreeSet<(i64, Arc<str>, i64)>,
+    /// `(end - 1 + lateness, key, start)` of windows kept for late records.
+    clean_at: BTreeSet<(i64, Arc<str>, i64)>,
+    /// Encoded size of the last window fired: new windows start with about
+    /// as much room, instead of growing by doubling.
+    typical_bytes: usize,
+}
+
+impl WindowBuffer {
+    /// A buffer for these windows, keeping fired windows `lateness_ms` for late records.
+    pub fn new(windows: TimeWindows, lateness_ms: u64) -> Self {
+        WindowBuffer {
+            windows,
+            lateness: lateness_ms.min(i64::MAX as u64 / 2) as i64,
+            keys: HashMap::default(),
+            fire_at: BTreeSet::new(),
+            clean_at: BTreeSet::new(),
+            typical_bytes: 0,
+        }
+    }
+
+    fn late(&self, end: i64, now: i64) -> bool {
+        (end - 1).saturating_add(self.lateness) <= now
+    }
+
+    /// Adds a record assigned at `time` (its event time, or the wall clock),
+    /// when the operator's clock reads `now`. Windows it fires again (late
+    /// records within the lateness) are appended to `fired`.
+    pub fn add(
+        &mut self,
+        record: &Record,
+        time: i64,
+        now: i64,
+        fired: &mut Vec<FiredWindow>,
+    ) -> Added {
+        if self.windows.merging() {
+            return self.add_to_session(record, time, now, fired);
+        }
+        let mut added = Added::Late;
+        let windows = self.windows;
+        windows.assign(time, |start, end| {
+            if self.late(end, now) {
+                return;
+            }
+            added = Added::Buffered;
+            let index = self.window(&record.key, start, end);
+            self.push(record, index, now, fired);
+        });
+        added
+    }
+
+    /// Sessions: the record's own window, merged with every window of its key
+    /// that it overlaps (Flink's `TimeWindow.intersects` and `mergeWindows`).
+    fn add_to_session(
+        &mut self,
+        record: &Record,
+        time: i64,
+        now: i64,
+        fired: &mut Vec<FiredWindow>,
+    ) -> Added {
+        let (mut start, mut end) = (0, 0);
+        self.windows.assign(time, |s, e| (start, end) = (s, e));
+        let open = self.keys.get(&*record.key).map_or(&[][..], |w| &w[..]);
+        let overlapping: Vec<usize> = open
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.start <= end && w.end >= start)
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &overlapping {
+            start = start.min(open[i].start);
+            end = end.max(open[i].end);
+        }
+        if self.late(end, now) {
+            return Added::Late;
+        }
+        let index = if overlapping.is_empty() {
+            self.window(&record.key, start, end)
+        } else {
+            self.merge(&record.key, &overlapping, start, end)
+        };
+        self.push(record, index, now, fired);
+        Added::Buffered
+    }
+
+    /// Replaces windows `merged` of `key` by one `[start, end)` holding all
+    /// their records (in order of start) and the most firings any of them had.
+    fn merge(&mut self, key: &Arc<str>, merged: &[usize], start: i64, end: i64) -> usize {
+        let lateness = self.lateness;
+        let windows = self.keys.get_mut(&**key).expect("merged windows exist");
+        let mut parts: Vec<OpenWindow> = Vec::with_capacity(merged.len());
+        for &i in merged.iter().rev() {
+            parts.push(windows.swap_remove(i));
+        }
+        parts.sort_by_key(|w| w.start);
+        for part in &parts {
+            self.fire_at
+                .remove(&(part.end - 1, key.clone(), part.start));
+            self.clean_at.remove(&(
+                (part.end - 1).saturating_add(lateness),
+                key.clone(),
+                part.start,
+            ));
+        }
+        let mut window = OpenWindow {
+            start,
+            end,
+            count: 0,
+            encoded: Vec::with_capacity(parts.iter().map(|p| p.encoded.len()).sum()),
+            firings: 0,
+        };
+        for part in parts {
+            window.count += part.count;
+            window.encoded.extend_from_slice(&part.encoded);
+            window.firings = window.firings.max(part.firings);
+        }
+        self.schedule(key, start, end);
+        let windows = self.keys.get_mut(&**key).expect("key exists");
+        windows.push(window);
+        windows.len() - 1
+    }
+
+    /// The index of `key`'s window `[start, end)`, created if needed.
+    fn window(&mut self, key: &Arc<str>, start: i64, end: i64) -> usize {
+        let windows = match self.keys.get_mut(&**key) {
+            Some(windows) => windows,
+            None => self.keys.entry(key.clone()).or_default(),
+        };
+        if let Some(i) = windows
+            .iter()
+            .position(|w| w.start == start && w.end == end)
+        {
+            return i;
+        }
+        windows.push(OpenWindow {
+            start,
+            end,
+            count: 0,
+            encoded: Vec::with_capacity(self.typical_bytes),
+            firings: 0,
+        });
+        let index = windows.len() - 1;
+        self.schedule(key, start, end);
+        index
+    }
+
+    /// Sets the timers of window `[start, end)`: fire at `end - 1` (a window
+    /// already past it fires as soon as a record is added), clean up after
+    /// the lateness.
+    fn schedule(&mut self, key: &Arc<str>, start: i64, end: i64) {
+        self.fire_at.insert((end - 1, key.clone(), start));
+        if self.lateness > 0 {
+            self.clean_at
+                .insert(((end - 1).saturating_add(self.lateness), key.clone(), start));
+        }
+    }
+
+    /// Adds the record to window `index` of its key; fires it at once if the
+    /// clock is already past its end (a late record within the lateness).
+    fn push(&mut self, record: &Record, index: usize, now: i64, fired: &mut Vec<FiredWindow>) {
+        let Some(windows) = self.keys.get_mut(&*record.key) else {
+            return;
+        };
+        let window = &mut windows[index];
+        window.count += 1;
+        encode::record(record, &mut window.encoded);
+        if window.end - 1 <= now {
+            self.fire_at
+                .remove(&(window.end - 1, record.key.clone(), window.start));
+            fired.push(fire(&record.key, window));
+        }
+    }
+
+    /// Moves the clock to `now`: fires the windows that came due, in order of
+    /// end then key, and drops those past their lateness.
+    pub fn advance(&mut self, now: i64, fired: &mut Vec<FiredWindow>) {
+        while self.fire_at.first().is_some_and(|(t, _, _)| *t <= now) {
+            let Some((_, key, start)) = self.fire_at.pop_first() else {
+                break;
+            };
+            let Some(windows) = self.keys.get_mut(&key) else {
+                continue;
+            };
+            let Some(i) = windows.iter().position(|w| w.start == start) else {
+                continue;
+            };
+            fired.push(fire(&key, &mut windows[i]));
+            self.typical_bytes = windows[i].encoded.len() + windows[i].encoded.len() / 8;
+            if self.lateness == 0 {
+                self.remove(&key, start);
+            }
+        }
+        while self.clean_at.first().is_some_and(|(t, _, _)| *t <= now) {
+            if let Some((_, key, start)) = self.clean_at.pop_first() {
+                self.remove(&key, start);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &Arc<str>, start: i64) {
+        if let Some(windows) = self.keys.get_mut(&**key) {
+            windows.retain(|w| w.start != start);
+            if windows.is_empty() {
+                self.keys.remove(&**key);
+            }
+        }
+    }
+
+    /// How many windows are open (including fired ones kept for lateness).
+    pub fn open_windows(&self) -> usize {
+        self.keys.values().map(Vec::len).sum()
+    }
+}
+
+/// A firing of `window`: a copy of its records, numbered.
+fn fire(key: &Arc<str>, window: &mut OpenWindow) -> FiredWindow {
+    let firing = window.firings;
+    window.firings += 1;
+    FiredWindow {
+        key: key.clone(),
+        start: window.start,
+        end: window.end,
+        firing,
+        count: window.count,
+        encoded: window.encoded.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(fired: &[FiredWindow]) -> Vec<(String, i64, i64, u32, u32)> {
+        fired
+            .iter()
+            .map(|f| (f.key.to_string(), f.start, f.end, f.firing, f.count))
+            .collect()
+    }
+
+    fn add(
+        buf: &mut WindowBuffer,
+        key: &str,
+        t: i64,
+        now: i64,
+        fired: &mut Vec<FiredWindow>,
+    ) -> Added {
+        buf.add(&Record::new(key, t), t, now, fired)
+    }
+
+    #[test]
+    fn tumbling_fires_at_the_last_millisecond_and_late_records_are_reported() {
+        let mut buf = WindowBuffer::new(TimeWindows::tumbling(1000, 0), 0);
+        let mut fired = Vec::new();
+        assert_eq!(
+            add(&mut buf, "a", 10, i64::MIN, &mut fired),
+            Added::Buffered
+        );
+        assert_eq!(
+            add(&mut buf, "a", 999, i64::MIN, &mut fired),
+            Added::Buffered
+        );
+        buf.advance(998, &mut fired);
+        assert!(fired.is_empty());
+        buf.advance(999, &mut fired);
+        assert_eq!(summary(&fired), [("a".into(), 0, 1000, 0, 2)]);
+        assert_eq!(add(&mut buf, "a", 500, 999, &mut fired), Added::Late);
+        assert_eq!(buf.open_windows(), 0);
+    }
+
+    #[test]
+    fn allowed_lateness_refires_as_an_update_then_expires() {
+        let mut buf = WindowBuffer::new(TimeWindows::tumbling(1000, 0), 500);
+        let mut fired = Vec::new();
+        add(&mut buf, "a", 10, i64::MIN, &mut fired);
+        buf.advance(999, &mut fired);
+        // Within lateness (999 + 500 > 1200): added, fired again at once as update 1.
+        assert_eq!(add(&mut buf, "a", 20, 1200, &mut fired), Added::Buffered);
+        assert_eq!(
+            summary(&fired),
+            [("a".into(), 0, 1000, 0, 1), ("a".into(), 0, 1000, 1, 2)]
+        );
+        // At 1499 the window is cleaned up; a record for it is late from then on.
+        buf.advance(1499, &mut fired);
+        assert_eq!(buf.open_windows(), 0);
+        assert_eq!(add(&mut buf, "a", 30, 1499, &mut fired), Added::Late);
+    }
+
+    #[test]
+    fn sliding_windows_take_a_record_in_every_pane_that_is_not_late() {
+        let mut buf = WindowBuffer::new(TimeWindows::sliding(2000, 1000, 0), 0);
+        let mut fired = Vec::new();
+        // 1500 is in [1000, 3000) and [0, 2000); at watermark 1999 the latter has fired.
+        buf.advance(1999, &mut fired);
+        assert_eq!(add(&mut buf, "a", 1500, 1999, &mut fired), Added::Buffered);
+        buf.advance(i64::MAX, &mut fired);
+        assert_eq!(summary(&fired), [("a".into(), 1000, 3000, 0, 1)]);
+    }
+
+    #[test]
+    fn a_late_record_that_bridges_two_sessions_merges_them_and_refires() {
+        let mut buf = WindowBuffer::new(TimeWindows::session(100), 1000);
+        let mut fired = Vec::new();
+        add(&mut buf, "a", 0, i64::MIN, &mut fired); // [0, 100)
+        add(&mut buf, "a", 150, i64::MIN, &mut fired); // [150, 250)
+        buf.advance(300, &mut fired);
+        assert_eq!(
+            summary(&fired),
+            [("a".into(), 0, 100, 0, 1), ("a".into(), 150, 250, 0, 1)]
+        );
+        fired.clear();
+        // 80 → [80, 180) overlaps both: one session [0, 250) with all three, an update.
+        assert_eq!(add(&mut buf, "a", 80, 300, &mut fired), Added::Buffered);
+        assert_eq!(summary(&fired), [("a".into(), 0, 250, 1, 3)]);
+        assert_eq!(buf.open_windows(), 1);
+    }
+
+    #[test]
+    fn sessions_extend_until_the_gap_and_fire_once() {
+        let mut buf = WindowBuffer::new(TimeWindows::session(100), 0);
+        let mut fired = Vec::new();
+        for t in [0, 50, 120, 400] {
+            add(&mut buf, "a", t, i64::MIN, &mut fired);
+        }
+        buf.advance(i64::MAX, &mut fired);
+        assert_eq!(
+            summary(&fired),
+            [("a".into(), 0, 220, 0, 3), ("a".into(), 400, 500, 0, 1)]
+        );
+    }
+}

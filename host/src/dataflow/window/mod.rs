@@ -1,0 +1,161 @@
+//! Windows: which records are grouped together, and when a group fires.
+//!
+//! Time windows follow Flink's assigners and `EventTimeTrigger`:
+//! [`TimeWindows`] assigns a record to tumbling, sliding or session windows;
+//! [`WindowBuffer`] keeps each key's open windows (records kept already
+//! encoded in the plugin ABI's format), fires a window when the clock reaches
+//! its last millisecond, keeps it for the allowed lateness so that a late
+//! record re-fires it as an update, merges sessions a record bridges, and
+//! reports records later than that as late. [`CountWindows`] fire every
+//! `slide` records of a key over its last `size` records.
+
+mod assigner;
+mod buffer;
+mod count;
+
+pub use assigner::TimeWindows;
+pub use buffer::{Added, WindowBuffer};
+pub use count::CountWindows;
+
+use std::sync::Arc;
+
+use eddy_abi::{Record, encode};
+
+use crate::config::{WindowConfig, WindowTime};
+
+/// How a window operator groups records.
+#[derive(Debug)]
+pub enum Windowing {
+    /// Time windows, on event time or on the wall clock.
+    Time {
+        /// The open windows.
+        buffer: WindowBuffer,
+        /// Which clock.
+        time: WindowTime,
+    },
+    /// Count windows.
+    Count(CountWindows),
+}
+
+impl Windowing {
+    /// The windowing a config asks for, keeping fired event-time windows
+    /// `lateness_ms` for late records. Says what is wrong with a bad config.
+    pub fn new(config: &WindowConfig, lateness_ms: u64) -> Result<Self, String> {
+        let positive = |name: &str, v: u64| {
+            if v == 0 {
+                Err(format!("{name} must be at least 1"))
+            } else {
+                Ok(v)
+            }
+        };
+        let time = |windows, time: WindowTime| {
+            let lateness = if time == WindowTime::Event {
+                lateness_ms
+            } else {
+                0
+            };
+            Windowing::Time {
+                buffer: WindowBuffer::new(windows, lateness),
+                time,
+            }
+        };
+        Ok(match config {
+            WindowConfig::Tumbling(t) => time(
+                TimeWindows::tumbling(positive("size_ms", t.size_ms)?, t.offset_ms),
+                t.time,
+            ),
+            WindowConfig::Sliding(s) => time(
+                TimeWindows::sliding(
+                    positive("size_ms", s.size_ms)?,
+                    positive("slide_ms", s.slide_ms)?,
+                    s.offset_ms,
+                ),
+                s.time,
+            ),
+            WindowConfig::Session(s) => {
+                time(TimeWindows::session(positive("gap_ms", s.gap_ms)?), s.time)
+            }
+            WindowConfig::Count(c) => {
+                let size = positive("size", c.size)?;
+                Windowing::Count(CountWindows::new(
+                    size,
+                    positive("slide", c.slide.unwrap_or(size))?,
+                ))
+            }
+        })
+    }
+}
+
+/// A window that fired, with its records encoded back to back.
+#[derive(Debug, Clone)]
+pub struct FiredWindow {
+    /// The key.
+    pub key: Arc<str>,
+    /// Start (inclusive).
+    pub start: i64,
+    /// End (exclusive).
+    pub end: i64,
+    /// 0 for the first firing; `n` for the n-th update, which replaces earlier ones.
+    pub firing: u32,
+    /// How many records.
+    pub count: u32,
+    /// The records, each encoded as in the plugin ABI.
+    pub encoded: Vec<u8>,
+}
+
+impl FiredWindow {
+    /// Appends this window to a plugin's `window` input (see `eddy_abi::Window`).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode::bytes(self.key.as_bytes(), out);
+        encode::i64(self.start, out);
+        encode::i64(self.end, out);
+        encode::varint(u64::from(self.firing), out);
+        encode::varint(u64::from(self.count), out);
+        out.extend_from_slice(&self.encoded);
+    }
+
+    /// The records, decoded again (for the dead-letter log).
+    pub fn records(&self) -> Vec<Record> {
+        let mut records = Vec::with_capacity(self.count as usize);
+        let mut rest = &self.encoded[..];
+        while let Ok((record, tail)) = postcard::take_from_bytes::<Record>(rest) {
+            records.push(record);
+            rest = tail;
+        }
+        records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fired_window_encodes_as_the_abi_window() {
+        let records = [Record::new("k", 5).with("v", 1.0), Record::new("k", 7)];
+        let mut encoded = Vec::new();
+        for r in &records {
+            encode::record(r, &mut encoded);
+        }
+        let fired = FiredWindow {
+            key: "k".into(),
+            start: 0,
+            end: 10,
+            firing: 2,
+            count: 2,
+            encoded,
+        };
+        let mut ours = Vec::new();
+        fired.encode(&mut ours);
+        let theirs = postcard::to_allocvec(&eddy_abi::Window {
+            key: "k",
+            start: 0,
+            end: 10,
+            firing: 2u32,
+            records: &records[..],
+        })
+        .unwrap();
+        assert_eq!(ours, theirs);
+        assert_eq!(fired.records(), records);
+    }
+}
