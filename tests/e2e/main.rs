@@ -7,6 +7,7 @@ mod abi;
 mod check;
 mod demo;
 mod hostile;
+mod idleness;
 mod late;
 mod plugin_test;
 mod support;

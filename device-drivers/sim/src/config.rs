@@ -91,12 +91,19 @@ pub struct FaultConfig {
     /// Event time after the start when it begins, in ms.
     #[serde(default)]
     pub start_after_ms: u64,
-    /// How fast the temperature rises once it began, in °C per minute.
+    /// `cell_overheat`: how fast the temperature rises once it began, in °C per minute.
     #[serde(default = "default_rise")]
     pub rise_c_per_min: f64,
-    /// The most it rises, in °C.
+    /// `cell_overheat`: the most it rises, in °C.
     #[serde(default = "default_max_rise")]
     pub max_rise_c: f64,
+    /// `outage`: how long the device is silent, in ms of event time.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// `outage`: whether the device keeps its readings and sends them all when
+    /// it comes back (store and forward), rather than losing them.
+    #[serde(default)]
+    pub buffered: bool,
 }
 
 /// Kinds of fault.
@@ -106,6 +113,8 @@ pub enum FaultKind {
     /// A battery cell heats up (thermal runaway starting): its temperature and
     /// internal resistance rise and its voltage sags.
     CellOverheat,
+    /// The device goes silent for `duration_ms`, e.g. its link is down.
+    Outage,
 }
 
 fn default_interval_ms() -> u64 {

@@ -32,6 +32,7 @@ pub(crate) struct Device {
     pub(crate) key: Arc<str>,
     model: Model,
     fault: Option<Fault>,
+    outages: Vec<Outage>,
 }
 
 enum Model {
@@ -46,7 +47,7 @@ enum Model {
     },
 }
 
-/// A fault in absolute event time.
+/// An overheating fault in absolute event time.
 pub(crate) struct Fault {
     start: i64,
     rise_per_ms: f64,
@@ -71,6 +72,27 @@ impl Fault {
     }
 }
 
+/// A silent period in absolute event time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outage {
+    start: i64,
+    /// When the device speaks again.
+    pub(crate) end: i64,
+    /// Whether it then sends what it read meanwhile.
+    pub(crate) buffered: bool,
+}
+
+impl Outage {
+    pub(crate) fn new(config: &FaultConfig, sim_start: i64) -> Self {
+        let start = sim_start + config.start_after_ms as i64;
+        Outage {
+            start,
+            end: start + config.duration_ms as i64,
+            buffered: config.buffered,
+        }
+    }
+}
+
 /// Rounds to thousandths, as a real sensor's resolution would.
 fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
@@ -90,6 +112,7 @@ impl Device {
                         resistance: 4.0 + rng.random_range(-0.3..0.3),
                     },
                     fault: None,
+                    outages: Vec::new(),
                 });
             }
         }
@@ -105,12 +128,26 @@ impl Device {
                 humidity: room.humidity_pct,
             },
             fault: None,
+            outages: Vec::new(),
         }
     }
 
-    /// Injects a fault into this device.
+    /// Makes this device overheat.
     pub(crate) fn set_fault(&mut self, fault: Fault) {
         self.fault = Some(fault);
+    }
+
+    /// Makes this device go silent for a while.
+    pub(crate) fn add_outage(&mut self, outage: Outage) {
+        self.outages.push(outage);
+    }
+
+    /// The outage the device is in at `time`, if any.
+    pub(crate) fn outage(&self, time: i64) -> Option<Outage> {
+        self.outages
+            .iter()
+            .find(|o| o.start <= time && time < o.end)
+            .copied()
     }
 
     /// What the device reads at `time`.

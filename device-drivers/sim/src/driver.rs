@@ -8,8 +8,8 @@ use eddy_driver::{Driver, DriverError, Poll, Record};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::SimConfig;
-use crate::devices::{Device, Fault, Names};
+use crate::config::{FaultKind, SimConfig};
+use crate::devices::{Device, Fault, Names, Outage};
 
 /// Simulated devices read on a simulated clock. See the crate docs.
 pub struct SimDriver {
@@ -101,7 +101,10 @@ impl SimDriver {
                         fault.device
                     ))
                 })?;
-            device.set_fault(Fault::new(fault, start));
+            match fault.kind {
+                FaultKind::CellOverheat => device.set_fault(Fault::new(fault, start)),
+                FaultKind::Outage => device.add_outage(Outage::new(fault, start)),
+            }
         }
         Ok(SimDriver {
             devices,
@@ -141,6 +144,16 @@ impl SimDriver {
         self.wall_start + Duration::from_secs_f64(ms.max(0.0) / 1000.0)
     }
 
+    /// Holds a reading back until the simulated clock reaches `delivery`.
+    fn hold(&mut self, delivery: i64, record: Record) {
+        self.held_seq += 1;
+        self.held.push(Reverse(Held {
+            delivery,
+            seq: self.held_seq,
+            record,
+        }));
+    }
+
     fn release_held(&mut self, until: i64) -> Option<Record> {
         let Reverse(top) = self.held.peek()?;
         (top.delivery <= until).then(|| self.held.pop().map(|Reverse(h)| h.record))?
@@ -174,23 +187,26 @@ impl Driver for SimDriver {
                 taken += 1;
                 continue;
             }
-            let record = self.devices[self.next_device].read(time, &self.names, &mut self.rng);
+            let device = &self.devices[self.next_device];
+            let record = device.read(time, &self.names, &mut self.rng);
+            let outage = device.outage(time);
             self.next_device += 1;
             if self.next_device == self.devices.len() {
                 self.next_device = 0;
                 self.tick += 1;
+            }
+            if let Some(outage) = outage {
+                if outage.buffered {
+                    self.hold(outage.end, record);
+                }
+                continue;
             }
             if self.disorder_probability > 0.0
                 && self.max_delay > 0
                 && self.rng.random_bool(self.disorder_probability)
             {
                 let delay = self.rng.random_range(1..=self.max_delay);
-                self.held_seq += 1;
-                self.held.push(Reverse(Held {
-                    delivery: time + delay,
-                    seq: self.held_seq,
-                    record,
-                }));
+                self.hold(time + delay, record);
                 continue;
             }
             out.push(record);
@@ -270,6 +286,34 @@ mod tests {
         };
         assert!(last_temp("ups-1/string-1/cell-03") > 35.0);
         assert!(last_temp("ups-1/string-1/cell-02") < 27.0);
+    }
+
+    #[test]
+    fn an_outage_silences_a_device_and_a_buffered_one_sends_its_readings_late() {
+        let outage = |buffered: bool| {
+            config(&format!(
+                r#"[[faults]]
+                kind = "outage"
+                device = "room-a"
+                start_after_ms = 10_000
+                duration_ms = 20_000
+                buffered = {buffered}"#
+            ))
+        };
+        let lost = drain(&outage(false), 64);
+        assert_eq!(lost.len(), 5 * 60 - 20);
+        let kept = drain(&outage(true), 64);
+        assert_eq!(kept.len(), 5 * 60);
+        // The twenty readings of 10 s..30 s arrive together when the outage ends.
+        let first_back = kept
+            .iter()
+            .position(|r| &*r.key == "room-a" && r.time == 1_010_000)
+            .unwrap();
+        let before = &kept[first_back - 1];
+        assert!(
+            before.time >= 1_029_000,
+            "sent at the end of the outage, after {before:?}"
+        );
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct SourceConfig {
     /// `BoundedOutOfOrderness`); 0 suits sources whose times only increase.
     #[serde(default)]
     pub bounded_out_of_orderness_ms: u64,
+    /// After this long without records (wall clock, ms), the source stops
+    /// holding back the watermark of what it feeds, until it has records
+    /// again (Flink's `withIdleness`). Default: never idle.
+    pub idle_timeout_ms: Option<u64>,
     /// Simulated devices (`[sources.NAME.sim]`).
     #[cfg(feature = "sim")]
     pub sim: Option<Spanned<eddy_driver_sim::SimConfig>>,

@@ -80,6 +80,7 @@ impl Graph {
                 node: operator(pipeline, engine, op_name, op, batch_size)?,
                 routes: Routes::new(),
                 unrouted_warned: Vec::new(),
+                idle: false,
             });
         }
         let mut sources_out = Vec::new();
@@ -91,6 +92,9 @@ impl Graph {
                 routes: Vec::new(),
                 ended: false,
                 wait_until: None,
+                idle_timeout: source.get_ref().idle_timeout_ms.map(Duration::from_millis),
+                last_records: std::time::Instant::now(),
+                idle: false,
             });
         }
         let mut sinks_out = Vec::new();

@@ -9,4 +9,7 @@ pub enum Element {
     Record(Record),
     /// Event time has reached this point: later records should not be older.
     Watermark(i64),
+    /// The input has had no records for its idle timeout: until it has some
+    /// again, it does not hold back the watermark of what it feeds.
+    Idle,
 }

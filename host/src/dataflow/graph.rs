@@ -31,6 +31,11 @@ pub(crate) struct SourceNode {
     pub(crate) routes: Vec<Route>,
     pub(crate) ended: bool,
     pub(crate) wait_until: Option<Instant>,
+    /// After this long without records the source is idle (Flink's `withIdleness`).
+    pub(crate) idle_timeout: Option<Duration>,
+    /// When it last had records.
+    pub(crate) last_records: Instant,
+    pub(crate) idle: bool,
 }
 
 pub(crate) struct OperatorSlot {
@@ -38,6 +43,8 @@ pub(crate) struct OperatorSlot {
     pub(crate) routes: Routes,
     /// Side outputs the plugin emitted to that nothing routes; warned about once.
     pub(crate) unrouted_warned: Vec<String>,
+    /// Whether downstream operators were told this one is idle.
+    pub(crate) idle: bool,
 }
 
 pub(crate) struct SinkNode {
@@ -111,6 +118,25 @@ pub enum RunError {
 
 /// The longest the loop sleeps, so stop requests and processing-time timers are seen.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+impl SourceNode {
+    /// Turns the source idle once it has had no records for its idle timeout;
+    /// returns the idleness element to send then. Otherwise asks to be woken
+    /// when the timeout would pass.
+    fn check_idle(&mut self, next_wake: &mut Option<Instant>) -> Option<(usize, Vec<Element>)> {
+        let timeout = self.idle_timeout?;
+        if self.idle {
+            return None;
+        }
+        let at = self.last_records + timeout;
+        if Instant::now() >= at {
+            self.idle = true;
+            return Some((0, vec![Element::Idle]));
+        }
+        *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+        None
+    }
+}
 
 impl Graph {
     /// The pipeline's name.
@@ -187,7 +213,7 @@ impl Graph {
             && Instant::now() < at
         {
             *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
-            return Ok(None);
+            return Ok(source.check_idle(next_wake));
         }
         let poll = source
             .driver
@@ -217,7 +243,11 @@ impl Graph {
             if let Some(at) = source.wait_until {
                 *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
             }
-            return Ok(None);
+            return Ok(source.check_idle(next_wake));
+        }
+        if count > 0 {
+            source.last_records = Instant::now();
+            source.idle = false;
         }
         Ok(Some((count, elements)))
     }
@@ -253,6 +283,9 @@ impl Graph {
         emitted: Emitted,
         watermark: Option<i64>,
     ) -> Result<(), RunError> {
+        let idle = self.operators[i].node.idle();
+        let newly_idle = idle && !self.operators[i].idle;
+        self.operators[i].idle = idle;
         let name = self.operators[i].node.name.clone();
         for (output, elements) in emitted {
             let routes = self.operators[i]
@@ -272,14 +305,19 @@ impl Graph {
                 None => self.unrouted(i, &output, elements)?,
             }
         }
-        if let Some(w) = watermark {
+        let status: Vec<Element> = watermark
+            .map(Element::Watermark)
+            .into_iter()
+            .chain(newly_idle.then_some(Element::Idle))
+            .collect();
+        if !status.is_empty() {
             for (_, routes) in self.operators[i].routes.clone() {
                 for route in routes {
                     if let Route::Operator { index, input } = route {
                         self.operators[index]
                             .node
                             .inbox
-                            .push((input, vec![Element::Watermark(w)]));
+                            .push((input, status.clone()));
                     }
                 }
             }
@@ -296,7 +334,7 @@ impl Graph {
                 .into_iter()
                 .filter_map(|e| match e {
                     Element::Record(r) => Some(r),
-                    Element::Watermark(_) => None,
+                    Element::Watermark(_) | Element::Idle => None,
                 })
                 .collect();
             let reason = "late: its window had already fired (route `OPERATOR.late` to keep these elsewhere)";
@@ -341,7 +379,7 @@ impl Graph {
                 let inbox = &mut self.sinks[index].inbox;
                 inbox.extend(elements.into_iter().filter_map(|e| match e {
                     Element::Record(r) => Some((label.clone(), r)),
-                    Element::Watermark(_) => None,
+                    Element::Watermark(_) | Element::Idle => None,
                 }));
             }
         }

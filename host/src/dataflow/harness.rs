@@ -105,6 +105,9 @@ impl Graph {
                 routes: vec![Route::Operator { index: 0, input: 0 }],
                 ended: false,
                 wait_until: None,
+                idle_timeout: None,
+                last_records: std::time::Instant::now(),
+                idle: false,
             }],
             operators: vec![OperatorSlot {
                 node,
@@ -113,6 +116,7 @@ impl Graph {
                     .map(|o| (o, vec![Route::Sink { index: 0 }]))
                     .collect(),
                 unrouted_warned: Vec::new(),
+                idle: false,
             }],
             sinks: vec![SinkNode {
                 name: "output".into(),

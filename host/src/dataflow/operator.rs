@@ -59,6 +59,20 @@ impl OperatorNode {
         self.watermarks.current()
     }
 
+    /// Whether every input is idle, so this operator's outputs are idle too.
+    pub(crate) fn idle(&self) -> bool {
+        self.watermarks.idle()
+    }
+
+    /// The combined watermark after a watermark or idleness element, if it advanced.
+    fn watermark_change(&mut self, input: usize, element: &Element) -> Option<i64> {
+        match element {
+            Element::Watermark(w) => self.watermarks.advance(input, *w),
+            Element::Idle => self.watermarks.set_idle(input),
+            Element::Record(_) => None,
+        }
+    }
+
     /// Takes in the inbox; returns what to send downstream. Failed calls go to
     /// the dead-letter log; only a failure to write that log is an error.
     pub(crate) fn step(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<Emitted> {
@@ -82,6 +96,7 @@ impl OperatorNode {
         for (input, element) in elements {
             match element {
                 Element::Record(record) => {
+                    self.watermarks.activate(input);
                     if let Some(record) = self.rekey(record, dead_letter)? {
                         pending.push(record);
                     }
@@ -89,8 +104,8 @@ impl OperatorNode {
                         self.call_process(&mut pending, dead_letter, emitted)?;
                     }
                 }
-                Element::Watermark(w) => {
-                    let Some(watermark) = self.watermarks.advance(input, w) else {
+                status => {
+                    let Some(watermark) = self.watermark_change(input, &status) else {
                         continue;
                     };
                     if self.logic.state_mut().timers.event_time_due(watermark) {
@@ -178,6 +193,7 @@ impl OperatorNode {
         for (input, element) in flatten(inbox) {
             match element {
                 Element::Record(record) => {
+                    self.watermarks.activate(input);
                     let Some(record) = self.rekey(record, dead_letter)? else {
                         continue;
                     };
@@ -204,8 +220,8 @@ impl OperatorNode {
                         late.push(record);
                     }
                 }
-                Element::Watermark(w) => {
-                    let Some(watermark) = self.watermarks.advance(input, w) else {
+                status => {
+                    let Some(watermark) = self.watermark_change(input, &status) else {
                         continue;
                     };
                     match &mut self.windowing {

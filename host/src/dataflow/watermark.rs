@@ -27,17 +27,35 @@ impl BoundedOutOfOrderness {
     }
 }
 
-/// An operator's watermark: the minimum over its inputs, never going back.
+/// One input's watermark and status.
+#[derive(Debug, Clone)]
+struct Input {
+    watermark: i64,
+    /// Not idle.
+    active: bool,
+    /// Active and caught up with the combined watermark, so it counts.
+    aligned: bool,
+}
+
+/// An operator's watermark: the minimum over its inputs that count, never
+/// going back (Flink's `StatusWatermarkValve`). An idle input stops counting;
+/// when it has records again it counts once its watermark has caught up with
+/// the combined one. When every input is idle, the watermark holds.
 #[derive(Debug, Clone)]
 pub(crate) struct InputWatermarks {
-    inputs: Vec<i64>,
+    inputs: Vec<Input>,
     current: i64,
 }
 
 impl InputWatermarks {
     pub(crate) fn new(inputs: usize) -> Self {
+        let input = Input {
+            watermark: i64::MIN,
+            active: true,
+            aligned: true,
+        };
         InputWatermarks {
-            inputs: vec![i64::MIN; inputs],
+            inputs: vec![input; inputs],
             current: i64::MIN,
         }
     }
@@ -47,14 +65,50 @@ impl InputWatermarks {
         self.current
     }
 
+    /// Whether every input is idle.
+    pub(crate) fn idle(&self) -> bool {
+        self.inputs.iter().all(|i| !i.active)
+    }
+
+    /// Input `input` has a record: it is active again.
+    pub(crate) fn activate(&mut self, input: usize) {
+        let current = self.current;
+        let slot = &mut self.inputs[input];
+        if !slot.active {
+            slot.active = true;
+            slot.aligned = slot.watermark >= current;
+        }
+    }
+
     /// Takes input `input`'s watermark; returns the combined one when it advanced.
     pub(crate) fn advance(&mut self, input: usize, watermark: i64) -> Option<i64> {
+        self.activate(input);
+        let current = self.current;
         let slot = &mut self.inputs[input];
-        if watermark <= *slot {
-            return None;
+        if watermark > slot.watermark {
+            slot.watermark = watermark;
         }
-        *slot = watermark;
-        let min = self.inputs.iter().copied().min().unwrap_or(i64::MIN);
+        if slot.watermark >= current {
+            slot.aligned = true;
+        }
+        self.recompute()
+    }
+
+    /// Input `input` went idle; returns the combined watermark when that advanced it.
+    pub(crate) fn set_idle(&mut self, input: usize) -> Option<i64> {
+        let slot = &mut self.inputs[input];
+        slot.active = false;
+        slot.aligned = false;
+        self.recompute()
+    }
+
+    fn recompute(&mut self) -> Option<i64> {
+        let min = self
+            .inputs
+            .iter()
+            .filter(|i| i.active && i.aligned)
+            .map(|i| i.watermark)
+            .min()?;
         (min > self.current).then(|| {
             self.current = min;
             min
@@ -79,6 +133,32 @@ mod tests {
     fn zero_bound_is_monotonous_timestamps() {
         let mut w = BoundedOutOfOrderness::new(0);
         assert_eq!(w.on_record(5), Some(4));
+    }
+
+    #[test]
+    fn an_idle_input_stops_holding_the_watermark_and_counts_again_once_caught_up() {
+        let mut w = InputWatermarks::new(2);
+        w.advance(0, 100);
+        assert_eq!(w.advance(1, 50), Some(50));
+        // Input 1 goes quiet: input 0 alone decides.
+        assert_eq!(w.set_idle(1), Some(100));
+        assert_eq!(w.advance(0, 300), Some(300));
+        // Input 1 resumes behind: it does not pull the watermark back...
+        w.activate(1);
+        assert_eq!(w.advance(1, 200), None);
+        assert_eq!(w.current(), 300);
+        // ...and counts again once it has caught up.
+        assert_eq!(w.advance(0, 500), None);
+        assert_eq!(w.advance(1, 400), Some(400));
+    }
+
+    #[test]
+    fn when_every_input_is_idle_the_watermark_holds() {
+        let mut w = InputWatermarks::new(1);
+        w.advance(0, 10);
+        assert_eq!(w.set_idle(0), None);
+        assert!(w.idle());
+        assert_eq!(w.current(), 10);
     }
 
     #[test]
