@@ -36,6 +36,24 @@ pub use eddy_abi::{Record, Value};
 pub trait Driver: Send {
     /// Appends at most `max` records that are ready now to `out`, without blocking.
     fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError>;
+
+    /// Takes the input read since the last call that could not become a
+    /// record (a malformed line, an undecodable payload). The host writes it
+    /// to the dead-letter log, so bad input is never silently lost.
+    fn take_rejected(&mut self) -> Vec<Rejected> {
+        Vec::new()
+    }
+}
+
+/// Input a driver could not turn into a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Where it came from, e.g. `readings.csv:17`.
+    pub origin: String,
+    /// The input as read.
+    pub input: String,
+    /// Why it was rejected.
+    pub reason: String,
 }
 
 /// What a driver says after a poll.

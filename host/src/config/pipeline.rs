@@ -101,6 +101,8 @@ pub struct SourceConfig {
     /// Simulated devices (`[sources.NAME.sim]`).
     #[cfg(feature = "sim")]
     pub sim: Option<Spanned<eddy_driver_sim::SimConfig>>,
+    /// A file of JSON lines or CSV (`[sources.NAME.file]`).
+    pub file: Option<Spanned<crate::sources::file::FileConfig>>,
 }
 
 /// An `[operators.NAME]` table: a plugin and what it is fed.

@@ -222,6 +222,19 @@ impl Graph {
                 source_name: source.name.to_string(),
                 error,
             })?;
+        let rejected = source.driver.take_rejected();
+        if !rejected.is_empty() {
+            self.dead_letter
+                .write(
+                    &source.name,
+                    "input the source could not read",
+                    DeadLetterInput::Rejected(&rejected),
+                )
+                .map_err(|error| RunError::DeadLetter {
+                    path: self.dead_letter.path().to_owned(),
+                    error,
+                })?;
+        }
         source.wait_until = match poll {
             Poll::WaitUntil(at) => Some(at),
             _ => None,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use eddy_abi::{Record, TimeDomain};
+use eddy_driver::Rejected;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
@@ -21,6 +22,8 @@ pub enum DeadLetterInput<'a> {
     Windows(&'a [FiredWindow]),
     /// Due timers.
     Timers(&'a [(TimeDomain, Arc<str>, i64)]),
+    /// Input a source could not turn into records.
+    Rejected(&'a [Rejected]),
 }
 
 impl DeadLetterInput<'_> {
@@ -30,6 +33,7 @@ impl DeadLetterInput<'_> {
             DeadLetterInput::Records(r) => r.len(),
             DeadLetterInput::Windows(w) => w.iter().map(|w| w.count as usize).sum(),
             DeadLetterInput::Timers(t) => t.len(),
+            DeadLetterInput::Rejected(r) => r.len(),
         }
     }
 
@@ -100,6 +104,13 @@ impl Serialize for Entry<'_> {
                     })
                     .collect();
                 map.serialize_entry("timers", &timers)?
+            }
+            DeadLetterInput::Rejected(rejected) => {
+                let rejected: Vec<_> = rejected
+                    .iter()
+                    .map(|r| serde_json::json!({"origin": r.origin, "input": r.input, "reason": r.reason}))
+                    .collect();
+                map.serialize_entry("rejected", &rejected)?
             }
         }
         map.end()

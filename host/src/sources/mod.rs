@@ -1,10 +1,11 @@
 //! Sources: the drivers a pipeline reads from.
 //!
-//! A `[sources.NAME]` table holds exactly one driver table (`sim`, …);
-//! [`build`] is the one place that maps it to a driver. Each driver lives in
-//! its own crate under `device-drivers/`, behind a Cargo feature so a device
-//! build carries only the drivers it uses.
+//! A `[sources.NAME]` table holds exactly one driver table (`sim`, `file`, …);
+//! [`build`] is the one place that maps it to a driver. Device drivers live in
+//! their own crates under `device-drivers/`, behind a Cargo feature so a
+//! device build carries only the drivers it uses; the file source lives here.
 
+pub mod file;
 mod records;
 
 pub use records::RecordsDriver;
@@ -28,10 +29,16 @@ pub fn build(
             .map_err(|e| pipeline.error_at(sim.span().start, format!("source `{name}`: {e}")))?;
         drivers.push(Box::new(driver));
     }
+    if let Some(file) = &source.file {
+        let path = pipeline.resolve(&file.get_ref().path);
+        let driver = file::FileDriver::open(file.get_ref(), &path)
+            .map_err(|e| pipeline.error_at(file.span().start, format!("source `{name}`: {e}")))?;
+        drivers.push(Box::new(driver));
+    }
     let known = if cfg!(feature = "sim") {
-        "sim"
+        "sim, file"
     } else {
-        "none in this build"
+        "file"
     };
     match drivers.len() {
         1 => Ok(drivers.remove(0)),
