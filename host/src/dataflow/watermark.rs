@@ -147,9 +147,12 @@ mod tests {
         w.activate(1);
         assert_eq!(w.advance(1, 200), None);
         assert_eq!(w.current(), 300);
-        // ...and counts again once it has caught up.
-        assert_eq!(w.advance(0, 500), None);
-        assert_eq!(w.advance(1, 400), Some(400));
+        // While it is behind, input 0 alone moves the watermark...
+        assert_eq!(w.advance(0, 500), Some(500));
+        assert_eq!(w.advance(1, 400), None);
+        // ...and once it has caught up it counts again: now it holds input 0 back.
+        assert_eq!(w.advance(1, 600), None);
+        assert_eq!(w.advance(0, 700), Some(600));
     }
 
     #[test]
