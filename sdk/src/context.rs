@@ -15,11 +15,15 @@ use crate::{Result, State, Timers, host};
 /// the end of every call, so a guest never holds much output in its memory.
 const FLUSH_BYTES: usize = 64 * 1024;
 
-/// Output buffers: encoded records per output, flushed to the host.
+/// Output buffers, flushed to the host in the order records were emitted.
 #[derive(Default)]
 struct Outputs {
-    /// `(output name, encoded records)`; `""` is the main output.
-    buffers: Vec<(String, Vec<u8>)>,
+    /// Runs of `(output name, encoded records)`; `""` is the main output. A
+    /// record for the same output as the last run joins it; another starts a
+    /// new run, so the host sees records across outputs in emit order.
+    runs: Vec<(String, Vec<u8>)>,
+    /// Bytes in all runs.
+    bytes: usize,
 }
 
 thread_local! {
@@ -80,23 +84,22 @@ impl<P> Context<P> {
     /// Emits a record to the named side output, which the pipeline can route
     /// as `"operator.output"`.
     pub fn emit_to(&mut self, output: &str, record: &Record) -> Result<()> {
-        OUTPUTS.with(|o| {
+        let full = OUTPUTS.with(|o| {
             let mut o = o.borrow_mut();
-            let index = match o.buffers.iter().position(|(name, _)| name == output) {
-                Some(i) => i,
-                None => {
-                    o.buffers.push((output.to_owned(), Vec::new()));
-                    o.buffers.len() - 1
-                }
-            };
-            let buffer = &mut o.buffers[index].1;
-            eddy_abi::encode_into(record, buffer)?;
-            if buffer.len() >= FLUSH_BYTES {
-                host::emit(output, buffer);
-                buffer.clear();
+            if o.runs.last().is_none_or(|(name, _)| name != output) {
+                o.runs.push((output.to_owned(), Vec::new()));
             }
-            Ok(())
-        })
+            let run = &mut o.runs.last_mut().expect("a run was just ensured").1;
+            let before = run.len();
+            eddy_abi::encode::record(record, run);
+            let added = run.len() - before;
+            o.bytes += added;
+            o.bytes >= FLUSH_BYTES
+        });
+        if full {
+            flush_outputs();
+        }
+        Ok(())
     }
 
     /// Hands every buffered record to the host. The SDK does this after each
@@ -121,24 +124,23 @@ impl<P> Context<P> {
     }
 }
 
-/// Flushes every output buffer to the host.
+/// Hands every buffered run to the host, in order.
 pub(crate) fn flush_outputs() {
-    OUTPUTS.with(|o| {
-        for (name, buffer) in o.borrow_mut().buffers.iter_mut() {
-            if !buffer.is_empty() {
-                host::emit(name, buffer);
-                buffer.clear();
-            }
-        }
+    let runs = OUTPUTS.with(|o| {
+        let mut o = o.borrow_mut();
+        o.bytes = 0;
+        std::mem::take(&mut o.runs)
     });
+    for (name, bytes) in &runs {
+        host::emit(name, bytes);
+    }
 }
 
 /// Drops buffered output unsent: the call failed and the host discards its output anyway.
 pub(crate) fn discard_outputs() {
     OUTPUTS.with(|o| {
-        o.borrow_mut()
-            .buffers
-            .iter_mut()
-            .for_each(|(_, b)| b.clear())
+        let mut o = o.borrow_mut();
+        o.runs.clear();
+        o.bytes = 0;
     });
 }

@@ -5,6 +5,7 @@
 
 mod abi;
 mod check;
+mod conformance;
 mod demo;
 mod hostile;
 mod idleness;

@@ -30,8 +30,18 @@ pub(crate) struct OperatorNode {
     buf: Vec<u8>,
 }
 
-/// What a step produced: elements per output name (`""` is the main output).
+/// What a step produced, in order: runs of elements per output name (`""` is
+/// the main output). Order is kept across outputs, so that a sink taking
+/// several of them sees the same sequence whatever the batch sizes.
 pub(crate) type Emitted = Vec<(String, Vec<Element>)>;
+
+/// Appends elements for `output`, joining the last run if it is the same output.
+fn push_run(emitted: &mut Emitted, output: &str, elements: impl IntoIterator<Item = Element>) {
+    match emitted.last_mut() {
+        Some((name, run)) if name == output => run.extend(elements),
+        _ => emitted.push((output.to_owned(), elements.into_iter().collect())),
+    }
+}
 
 impl OperatorNode {
     pub(crate) fn new(
@@ -189,7 +199,7 @@ impl OperatorNode {
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
         let mut fired = Vec::new();
-        let mut late = Vec::new();
+        let mut late_count = 0;
         for (input, element) in flatten(inbox) {
             match element {
                 Element::Record(record) => {
@@ -217,7 +227,10 @@ impl OperatorNode {
                         None => Added::Buffered,
                     };
                     if added == Added::Late {
-                        late.push(record);
+                        // Windows fired before this record come out before it.
+                        self.call_window(std::mem::take(&mut fired), dead_letter, emitted)?;
+                        late_count += 1;
+                        push_run(emitted, LATE_OUTPUT, [Element::Record(record)]);
                     }
                 }
                 status => {
@@ -239,16 +252,12 @@ impl OperatorNode {
             }
         }
         self.call_window(fired, dead_letter, emitted)?;
-        if !late.is_empty() {
+        if late_count > 0 {
             LateRecords {
                 operator: &self.name,
-                records: late.len(),
+                records: late_count,
             }
             .emit();
-            emitted.push((
-                LATE_OUTPUT.to_owned(),
-                late.into_iter().map(Element::Record).collect(),
-            ));
         }
         Ok(())
     }
@@ -316,11 +325,7 @@ impl OperatorNode {
         match result {
             Ok(outputs) => {
                 for (name, records) in outputs {
-                    let elements = records.into_iter().map(Element::Record);
-                    match emitted.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, list)) => list.extend(elements),
-                        None => emitted.push((name, elements.collect())),
-                    }
+                    push_run(emitted, &name, records.into_iter().map(Element::Record));
                 }
                 Ok(())
             }

@@ -23,7 +23,8 @@ pub(crate) struct StoreData {
     pub(crate) state: OperatorState,
     /// This call's state writes, applied if it succeeds.
     pub(crate) transaction: Transaction,
-    /// This call's output, per output name (`""` is the main output).
+    /// This call's output as runs of `(output name, records)` in emit order
+    /// (`""` is the main output).
     pub(crate) outputs: Vec<(String, Vec<Record>)>,
     /// Bytes emitted in this call, against `output_cap`.
     pub(crate) output_bytes: usize,
@@ -156,13 +157,11 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 }
                 .into());
             }
-            let index = match data.outputs.iter().position(|(name, _)| name == output) {
-                Some(i) => i,
-                None => {
-                    data.outputs.push((output.to_owned(), Vec::new()));
-                    data.outputs.len() - 1
-                }
-            };
+            // Runs in emit order: a new output name starts a new run.
+            if data.outputs.last().is_none_or(|(name, _)| name != output) {
+                data.outputs.push((output.to_owned(), Vec::new()));
+            }
+            let index = data.outputs.len() - 1;
             while !bytes.is_empty() {
                 let (record, rest) =
                     postcard::take_from_bytes::<RecordRef<'_>>(bytes).map_err(|e| {

@@ -10,7 +10,8 @@ use super::{Entry, PluginEngine, PluginFault, PluginModule};
 use crate::internal_events::{PluginFailed, PluginRestarted};
 use crate::state::OperatorState;
 
-/// What one call emitted: records per output name, `""` being the main output.
+/// What one call emitted, in order: runs of records per output name, `""`
+/// being the main output.
 pub type Outputs = Vec<(String, Vec<Record>)>;
 
 /// What an operator calls with its encoded input: a plugin, or (for

@@ -1,0 +1,319 @@
+//! Event-time conformance: small inputs with the output Flink's documented
+//! rules give, derived in a comment on each case. Each case runs the real
+//! binary: a `file` source, `window-stats` summing field `v`, and a sink
+//! taking the results and the late output.
+//!
+//! Rules used (Flink 2.x, `BoundedOutOfOrdernessWatermarks`, `EventTimeTrigger`):
+//! - watermark after each record = max time seen − bound − 1;
+//! - windows are `[start, end)`; a window fires when the watermark reaches `end − 1`;
+//! - with allowed lateness L, a fired window is kept until the watermark
+//!   reaches `end − 1 + L`; a record for it before then fires it again (an
+//!   update); a record all of whose windows are past that is late;
+//! - end of input is the watermark `i64::MAX`.
+//! The idle-input case is in `idleness.rs`, as it needs the wall clock.
+//!
+//! Results read `KEY [START,END) first|update n=COUNT sum=SUM` and `late KEY@TIME`.
+//! Each record's `v` is a distinct power of two, so a sum names its records.
+
+use crate::support::{json_lines, plugin, run, stderr, toml_path};
+
+/// Runs `records` (`(key, time)`, with `v` = 1, 2, 4, … in order) through a
+/// window operator; returns the results in output order.
+fn results(
+    records: &[(&str, i64)],
+    bound_ms: u64,
+    window: &str,
+    lateness_ms: u64,
+    batch_size: usize,
+) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, time))| {
+            format!(
+                "{{\"key\":\"{key}\",\"time\":{time},\"v\":{}}}\n",
+                1u64 << i
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    let pipeline = format!(
+        r#"[pipeline]
+batch_size = {batch_size}
+dead_letter_path = "dead-letter.jsonl"
+
+[sources.input]
+bounded_out_of_orderness_ms = {bound_ms}
+[sources.input.file]
+path = "input.jsonl"
+
+[operators.w]
+inputs = ["input"]
+plugin = {stats}
+params = {{ fields = ["v"] }}
+window.{window}
+allowed_lateness_ms = {lateness_ms}
+
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["w", "w.late"]
+"#,
+        stats = toml_path(&plugin("window_stats")),
+    );
+    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+    let out = run(&["run", "p.toml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_lines(&dir.path().join("out.jsonl"))
+        .iter()
+        .map(|r| {
+            let f = &r["fields"];
+            if r["output"] == "w.late" {
+                format!("late {}@{}", r["key"].as_str().unwrap(), r["time"])
+            } else {
+                format!(
+                    "{} [{},{}) {} n={} sum={}",
+                    r["key"].as_str().unwrap(),
+                    f["window_start"],
+                    f["window_end"],
+                    if f["update"] == true {
+                        "update"
+                    } else {
+                        "first"
+                    },
+                    f["count"],
+                    f["v_sum"],
+                )
+            }
+        })
+        .collect()
+}
+
+fn check(
+    records: &[(&str, i64)],
+    bound_ms: u64,
+    window: &str,
+    lateness_ms: u64,
+    expected: &[&str],
+) {
+    for batch_size in [1, 7, 4096] {
+        assert_eq!(
+            results(records, bound_ms, window, lateness_ms, batch_size),
+            expected,
+            "batch size {batch_size}"
+        );
+    }
+}
+
+const TUMBLING_1S: &str = "tumbling = { size_ms = 1000 }";
+
+#[test]
+fn out_of_order_within_the_bound_is_in_its_window() {
+    // Bound 500. After 900 the watermark is 399, so 600 is not late; 1600
+    // moves it to 1099 ≥ 999 and [0,1000) fires with 100, 900, 600 (1+2+4).
+    // End of input fires [1000,2000) with 1600 (8).
+    check(
+        &[("a", 100), ("a", 900), ("a", 600), ("a", 1600)],
+        500,
+        TUMBLING_1S,
+        0,
+        &[
+            "a [0,1000) first n=3 sum=7.0",
+            "a [1000,2000) first n=1 sum=8.0",
+        ],
+    );
+}
+
+#[test]
+fn a_record_at_the_window_end_opens_the_next_window() {
+    // Bound 0. 999 is the last millisecond of [0,1000); 1000 belongs to
+    // [1000,2000) and moves the watermark to 999, which fires [0,1000) with 999 alone.
+    check(
+        &[("a", 999), ("a", 1000)],
+        0,
+        TUMBLING_1S,
+        0,
+        &[
+            "a [0,1000) first n=1 sum=1.0",
+            "a [1000,2000) first n=1 sum=2.0",
+        ],
+    );
+}
+
+#[test]
+fn a_watermark_crossing_several_windows_fires_them_in_order() {
+    // Bound 0. Watermarks 99, 1099 (fires a's [0,1000)), 2099 (fires b's
+    // [1000,2000)); c@5500 gives 5499, which fires a's [2000,3000). End of
+    // input fires c's [5000,6000). Windows fire in order of end, then key.
+    check(
+        &[("a", 100), ("b", 1100), ("a", 2100), ("c", 5500)],
+        0,
+        TUMBLING_1S,
+        0,
+        &[
+            "a [0,1000) first n=1 sum=1.0",
+            "b [1000,2000) first n=1 sum=2.0",
+            "a [2000,3000) first n=1 sum=4.0",
+            "c [5000,6000) first n=1 sum=8.0",
+        ],
+    );
+}
+
+#[test]
+fn late_within_lateness_refires_later_goes_to_the_late_output() {
+    // Bound 0, lateness 500. 1200 → watermark 1199 fires [0,1000) with 100 (1).
+    // 300 is late, but 999 + 500 > 1199: it is added and the window fires
+    // again as an update with 100, 300 (1+4). 1600 → 1599 ≥ 1499 cleans
+    // [0,1000) up, so 400 is later than the lateness: late output. End of
+    // input fires [1000,2000) with 1200, 1600 (2+8).
+    check(
+        &[("a", 100), ("a", 1200), ("a", 300), ("a", 1600), ("a", 400)],
+        0,
+        TUMBLING_1S,
+        500,
+        &[
+            "a [0,1000) first n=1 sum=1.0",
+            "a [0,1000) update n=2 sum=5.0",
+            "late a@400",
+            "a [1000,2000) first n=2 sum=10.0",
+        ],
+    );
+}
+
+#[test]
+fn without_lateness_a_record_for_a_fired_window_is_late() {
+    // Bound 0, no lateness. 1100 → 1099 fires [0,1000) with 100; 500 belongs
+    // to it: late output, never dropped.
+    check(
+        &[("a", 100), ("a", 1100), ("a", 500)],
+        0,
+        TUMBLING_1S,
+        0,
+        &[
+            "a [0,1000) first n=1 sum=1.0",
+            "late a@500",
+            "a [1000,2000) first n=1 sum=2.0",
+        ],
+    );
+}
+
+#[test]
+fn a_late_record_bridging_two_sessions_merges_them() {
+    // Sessions with gap 100, bound 0, lateness 1000. a@0 → [0,100),
+    // a@150 → [150,250); b@400 → watermark 399 fires both. a@80 → [80,180)
+    // overlaps both, and 249 + 1000 > 399: one session [0,250) with all three
+    // (1+2+8), fired again as an update. End of input fires b's [400,500).
+    check(
+        &[("a", 0), ("a", 150), ("b", 400), ("a", 80)],
+        0,
+        "session = { gap_ms = 100 }",
+        1000,
+        &[
+            "a [0,100) first n=1 sum=1.0",
+            "a [150,250) first n=1 sum=2.0",
+            "a [0,250) update n=3 sum=11.0",
+            "b [400,500) first n=1 sum=4.0",
+        ],
+    );
+}
+
+#[test]
+fn sliding_windows_share_records_between_overlapping_panes() {
+    // Size 2000, slide 1000, bound 0. 500 is in [-1000,1000) and [0,2000);
+    // 1500 in [0,2000) and [1000,3000). 1500 → watermark 1499 fires
+    // [-1000,1000); end of input fires the other two, in order of end.
+    check(
+        &[("a", 500), ("a", 1500)],
+        0,
+        "sliding = { size_ms = 2000, slide_ms = 1000 }",
+        0,
+        &[
+            "a [-1000,1000) first n=1 sum=1.0",
+            "a [0,2000) first n=2 sum=3.0",
+            "a [1000,3000) first n=1 sum=2.0",
+        ],
+    );
+}
+
+#[test]
+fn end_of_input_fires_what_the_watermark_never_reached() {
+    // Bound 5000: the watermark never passes 999 (max 1100 − 5001), so both
+    // windows fire only at the end of input.
+    check(
+        &[("a", 100), ("a", 1100)],
+        5000,
+        TUMBLING_1S,
+        0,
+        &[
+            "a [0,1000) first n=1 sum=1.0",
+            "a [1000,2000) first n=1 sum=2.0",
+        ],
+    );
+}
+
+#[test]
+fn output_is_byte_identical_whatever_the_batch_size() {
+    // 3000 records over 5 keys, jittered out of order by up to 4 s
+    // against a 300 ms bound and 2 s sliding windows: some records are later
+    // than window, bound and lateness together, some are within the lateness.
+    let keys = ["a", "b", "c", "d", "e"];
+    let mut seed = 12345u64;
+    let mut records = Vec::new();
+    for i in 0..3000i64 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let jitter = ((seed >> 33) % 4000) as i64;
+        records.push((keys[(seed >> 20) as usize % 5], i * 50 - jitter));
+    }
+    // v = 2^i overflows past 63 records, so this case compares raw output lines.
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, t))| format!("{{\"key\":\"{k}\",\"time\":{t},\"v\":{i}}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    let mut outputs = Vec::new();
+    for batch_size in [1, 7, 4096] {
+        let pipeline = format!(
+            r#"[pipeline]
+batch_size = {batch_size}
+dead_letter_path = "dead-{batch_size}.jsonl"
+[sources.input]
+bounded_out_of_orderness_ms = 300
+[sources.input.file]
+path = "input.jsonl"
+[operators.w]
+inputs = ["input"]
+plugin = {stats}
+window.sliding = {{ size_ms = 2000, slide_ms = 500 }}
+allowed_lateness_ms = 200
+[sinks.out]
+type = "file"
+path = "out-{batch_size}.jsonl"
+inputs = ["w", "w.late"]
+"#,
+            stats = toml_path(&plugin("window_stats")),
+        );
+        std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+        let out = run(&["run", "p.toml"], dir.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text =
+            std::fs::read_to_string(dir.path().join(format!("out-{batch_size}.jsonl"))).unwrap();
+        outputs.push(text.lines().map(str::to_owned).collect::<Vec<_>>());
+    }
+    assert!(
+        outputs[0]
+            .iter()
+            .any(|l| l.contains("\"output\":\"w.late\"")),
+        "the input makes late records"
+    );
+    assert!(
+        outputs[0].iter().any(|l| l.contains("\"update\":true")),
+        "the input makes updates"
+    );
+    assert_eq!(outputs[0], outputs[1], "batch size 1 vs 7");
+    assert_eq!(outputs[0], outputs[2], "batch size 1 vs 4096");
+}
