@@ -10,6 +10,7 @@
 //!   reaches `end − 1 + L`; a record for it before then fires it again (an
 //!   update); a record all of whose windows are past that is late;
 //! - end of input is the watermark `i64::MAX`.
+//!
 //! The idle-input case is in `idleness.rs`, as it needs the wall clock.
 //!
 //! Results read `KEY [START,END) first|update n=COUNT sum=SUM` and `late KEY@TIME`.
