@@ -47,6 +47,7 @@
 mod context;
 mod error;
 mod host;
+pub mod pattern;
 mod state;
 mod timers;
 

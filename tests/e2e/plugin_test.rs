@@ -48,8 +48,9 @@ fn window_stats_fires_on_the_watermark_and_sends_late_records_aside() {
 
 #[test]
 fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
-    // Threshold 45, two in a row, clear below 40: 46 is one breach, 47 the
-    // second (raise), 48 keeps it raised, 42 is inside the band, 39 clears.
+    // Threshold 45, two in a row within 2 s, clear below 40: 46 starts a
+    // match, 47 completes it (raise), 48 completes another but the alert is
+    // active already, 42 is inside the band, 39 clears.
     let input = [46.0, 47.0, 48.0, 42.0, 39.0]
         .iter()
         .enumerate()
@@ -61,13 +62,13 @@ fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let params = r#"{"field":"t_max","threshold":45.0,"consecutive":2,"clear_below":40.0}"#;
+    let params = r#"{"field":"t_max","threshold":45.0,"within_ms":2000,"clear_below":40.0}"#;
     let out = plugin_test("threshold_alert", &input, &["--params", params]);
     assert_eq!(
         out,
         [
-            r#"{"output":"threshold-alert","key":"cell-3","time":1000,"fields":{"state":"raised","field":"t_max","value":47.0,"threshold":45.0,"windows":2}}"#,
-            r#"{"output":"threshold-alert.cleared","key":"cell-3","time":4000,"fields":{"state":"cleared","field":"t_max","value":39.0,"threshold":45.0,"windows":0}}"#,
+            r#"{"output":"threshold-alert","key":"cell-3","time":1000,"fields":{"state":"raised","field":"t_max","value":47.0,"threshold":45.0,"first_time":0}}"#,
+            r#"{"output":"threshold-alert.cleared","key":"cell-3","time":4000,"fields":{"state":"cleared","field":"t_max","value":39.0,"threshold":45.0}}"#,
         ]
     );
 }

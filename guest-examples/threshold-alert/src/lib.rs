@@ -1,18 +1,21 @@
-//! `threshold-alert`: raise an alert when a value breaches a threshold in N
-//! consecutive windows, and clear it with hysteresis.
+//! `threshold-alert`: raise an alert when a value breaches a threshold in two
+//! consecutive window results, and clear it with hysteresis.
 //!
 //! A `process` plugin that reads window results (for example from
-//! `window-stats`). Per key it keeps, in keyed state, how many consecutive
-//! results breached `threshold` and whether an alert is active. When
-//! `consecutive` results in a row are above `threshold`, it emits an alert
-//! (`state = "raised"`) on the main output. An active alert is cleared only
-//! once a result falls below `clear_below` (hysteresis: values between the two
-//! neither raise nor clear); the clearance goes to the side output `cleared`.
+//! `window-stats`). The rule is the seeds' Flink CEP pattern
+//! `begin("first").where(breach).next("second").where(breach).within(T)`,
+//! written with [`eddy_sdk::pattern`]: a result above `threshold` followed by
+//! the key's very next result also above it, less than `within_ms` later,
+//! raises an alert (`state = "raised"`) on the main output, once. An active
+//! alert is cleared only when a result falls below `clear_below` (values
+//! between the two neither raise nor clear); the clearance goes to the side
+//! output `cleared`. Both are kept per key in keyed state.
 //!
-//! Params: `field` (the field to watch, e.g. `temperature_max`), `threshold`,
-//! `consecutive` (default 2), `clear_below` (default `threshold`).
+//! Params: `field` (e.g. `temperature_max`), `threshold`, `within_ms`
+//! (default 2000, for 1 s windows), `clear_below` (default `threshold`).
 
-use eddy_sdk::{Context, Record, RecordRef, Result};
+use eddy_sdk::pattern::{Pattern, PatternEvent};
+use eddy_sdk::{Context, Record, RecordRef, Result, TimerRef};
 use serde::{Deserialize, Serialize};
 
 /// The operator's params.
@@ -23,66 +26,77 @@ pub struct Params {
     pub field: String,
     /// A value above this is a breach.
     pub threshold: f64,
-    /// How many consecutive breaching results raise an alert.
-    #[serde(default = "default_consecutive")]
-    pub consecutive: u32,
+    /// The second breach must come less than this after the first, in ms.
+    #[serde(default = "default_within_ms")]
+    pub within_ms: i64,
     /// An active alert clears once a value falls below this; defaults to `threshold`.
     pub clear_below: Option<f64>,
 }
 
-fn default_consecutive() -> u32 {
-    2
+fn default_within_ms() -> i64 {
+    2000
 }
 
-/// What the plugin remembers per key.
+/// Whether an alert is raised and not yet cleared, per key.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Alert {
-    /// Consecutive breaching results so far.
-    breaches: u32,
-    /// Whether an alert is raised and not yet cleared.
     active: bool,
 }
 
+/// "A breach, then the next result a breach too, within `within_ms`".
+fn two_breaches(
+    params: &Params,
+) -> Pattern<impl Fn(&RecordRef<'_>) -> bool + use<>, impl Fn(&RecordRef<'_>) -> bool + use<>> {
+    let (field, threshold) = (params.field.clone(), params.threshold);
+    let breach = move |r: &RecordRef<'_>| r.f64(&field).is_some_and(|v| v > threshold);
+    Pattern::begin("breach", breach.clone())
+        .next(breach)
+        .within(params.within_ms)
+}
+
 /// Judges one window result.
-#[eddy_sdk::process(state = ["alert"], side_outputs = ["cleared"])]
+#[eddy_sdk::process(state = ["alert", "breach"], side_outputs = ["cleared"], timers)]
 pub fn threshold_alert(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> {
-    let params = ctx.params();
-    let Some(value) = record.f64(&params.field) else {
+    let Some(value) = record.f64(&ctx.params().field) else {
         return Ok(());
     };
-    let (threshold, consecutive) = (params.threshold, params.consecutive);
-    let clear_below = params.clear_below.unwrap_or(threshold);
+    let pattern = two_breaches(ctx.params());
+    let events = pattern.advance(record, ctx)?;
     let state = ctx.state::<Alert>("alert");
     let mut alert = state.get(record.key)?.unwrap_or_default();
-
-    let event = if value > threshold {
-        alert.breaches += 1;
-        (!alert.active && alert.breaches >= consecutive).then(|| {
-            alert.active = true;
-            ("", "raised")
-        })
-    } else {
-        alert.breaches = 0;
-        (alert.active && value < clear_below).then(|| {
-            alert.active = false;
-            ("cleared", "cleared")
-        })
+    let threshold = ctx.params().threshold;
+    let clear_below = ctx.params().clear_below.unwrap_or(threshold);
+    let field = ctx.params().field.clone();
+    let report = |what: &str, first_time: Option<i64>| {
+        let mut r = Record::new(record.key, record.time)
+            .with("state", what)
+            .with("field", field.as_str())
+            .with("value", value)
+            .with("threshold", threshold);
+        if let Some(t) = first_time {
+            r = r.with("first_time", t);
+        }
+        r
     };
-    state.put(record.key, &alert)?;
-
-    if let Some((output, what)) = event {
-        let field = ctx.params().field.clone();
-        ctx.emit_to(
-            output,
-            &Record::new(record.key, record.time)
-                .with("state", what)
-                .with("field", field.as_str())
-                .with("value", value)
-                .with("threshold", threshold)
-                .with("windows", i64::from(alert.breaches)),
-        )?;
+    for event in events {
+        if let PatternEvent::Matched { first, .. } = event
+            && !alert.active
+        {
+            alert.active = true;
+            ctx.emit(&report("raised", Some(first.time)))?;
+        }
     }
-    Ok(())
+    if alert.active && value < clear_below {
+        alert.active = false;
+        ctx.emit_to("cleared", &report("cleared", None))?;
+    }
+    state.put(record.key, &alert)
+}
+
+/// Lets partial matches of a key that went quiet time out.
+#[eddy_sdk::on_timer]
+pub fn expire(timer: &TimerRef<'_>, ctx: &mut Context<Params>) -> Result<()> {
+    two_breaches(ctx.params()).on_timer(timer, ctx).map(drop)
 }
 
 #[cfg(test)]
@@ -90,12 +104,12 @@ mod tests {
     use super::*;
     use eddy_sdk::{Value, native};
 
-    fn run(values: &[f64]) -> Vec<(String, Record)> {
+    fn run(values: &[f64]) -> Vec<(String, String, i64)> {
         let mut ctx = Context::new(
             Params {
                 field: "t_max".into(),
                 threshold: 45.0,
-                consecutive: 2,
+                within_ms: 2000,
                 clear_below: Some(40.0),
             },
             0,
@@ -106,6 +120,14 @@ mod tests {
         }
         ctx.flush();
         native::take_emitted()
+            .into_iter()
+            .map(|(output, r)| {
+                let Some(Value::Str(s)) = r.get("state") else {
+                    panic!("no state in {r:?}")
+                };
+                (output, s.to_string(), r.time)
+            })
+            .collect()
     }
 
     #[test]
@@ -115,25 +137,14 @@ mod tests {
 
     #[test]
     fn two_consecutive_breaches_raise_once_and_hysteresis_clears() {
-        let out = run(&[46.0, 47.0, 48.0, 42.0, 44.0, 39.0]);
-        let states: Vec<(&str, i64)> = out
-            .iter()
-            .map(|(o, r)| {
-                let Some(Value::Str(s)) = r.get("state") else {
-                    panic!("no state in {r:?}")
-                };
-                assert_eq!(o, if &**s == "raised" { "" } else { "cleared" });
-                (
-                    if &**s == "raised" {
-                        "raised"
-                    } else {
-                        "cleared"
-                    },
-                    r.time,
-                )
-            })
-            .collect();
-        // Raised at the second breach (t = 1000); 42 and 44 are inside the band; 39 clears.
-        assert_eq!(states, [("raised", 1000), ("cleared", 5000)]);
+        // 46 starts a match, 47 completes it (raised at 1000); 48 matches again
+        // but the alert is already active; 42 and 44 are inside the band; 39 clears.
+        assert_eq!(
+            run(&[46.0, 47.0, 48.0, 42.0, 44.0, 39.0]),
+            [
+                (String::new(), "raised".into(), 1000),
+                ("cleared".into(), "cleared".into(), 5000)
+            ]
+        );
     }
 }

@@ -18,7 +18,7 @@ fn run(records: Vec<Record>, batch_size: usize) -> Vec<(String, String, String, 
     let module = PluginModule::load(&engine, &path).unwrap();
     let sink = MemorySink::default();
     let harness = Harness {
-        params: serde_json::json!({ "field": "t_max", "threshold": 45.0, "consecutive": 2, "clear_below": 40.0 }),
+        params: serde_json::json!({ "field": "t_max", "threshold": 45.0, "clear_below": 40.0 }),
         window_ms: None,
         key_by: None,
         bounded_out_of_orderness_ms: 0,
