@@ -11,4 +11,5 @@ mod hostile;
 mod idleness;
 mod late;
 mod plugin_test;
+mod seeds_job;
 mod support;
