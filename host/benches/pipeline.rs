@@ -1,19 +1,22 @@
-//! Pipeline throughput: sim → operator → null sink, on one pipeline thread.
+//! Pipeline throughput: source → window operator → null sink, on one pipeline thread.
 //!
 //! Each case runs the same engine path (sim driver, watermarks, window
 //! buffering, batch encoding, null sink) with the operator's logic either as
 //! the compiled `window-stats` plugin under wasmtime or as the very same
 //! Rust function (`window_stats::window_stats`) compiled natively, decoding
 //! the same input bytes. Both are measured in one run, so their ratio holds
-//! on a noisy machine. A source-only case shows what the engine costs
-//! without any operator. Prints a table; writes `target/bench/pipeline.json`.
+//! on a noisy machine. Cases: tumbling windows (10 and 100 records per key
+//! and window), sliding windows of 10 s every 1 s, and session windows (a
+//! bursty source, as sessions of a steady sim never close). A source-only
+//! case shows what producing records costs. Prints a table; writes `target/bench/pipeline.json`.
 
 use std::path::Path;
 use std::time::Instant;
 
-use eddy_abi::OperatorKind;
+use eddy_abi::{OperatorKind, Value};
 use eddy_driver::{Driver, DriverError, Poll, Record};
 use eddy_driver_sim::{SimConfig, SimDriver};
+use eddy_host::config::WindowConfig;
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{
     Entry, OperatorLogic, Outputs, PluginEngine, PluginFault, PluginLimits, PluginModule,
@@ -44,6 +47,80 @@ fn sim(interval: u64) -> Box<dyn Driver> {
     ))
     .expect("bench sim config");
     Box::new(SimDriver::new(&config).expect("bench sim"))
+}
+
+/// Bursts for session windows: every key reads ten times, 100 ms apart, then
+/// is silent for 4 s, so each session (gap 1 s) holds ten readings.
+struct Bursts {
+    keys: Vec<std::sync::Arc<str>>,
+    names: [std::sync::Arc<str>; 3],
+    next: u64,
+}
+
+impl Bursts {
+    fn driver() -> Box<dyn Driver> {
+        Box::new(Bursts {
+            keys: (0..KEYS).map(|k| format!("cell-{k:04}").into()).collect(),
+            names: ["voltage".into(), "temperature".into(), "resistance".into()],
+            next: 0,
+        })
+    }
+}
+
+impl Driver for Bursts {
+    fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
+        for _ in 0..max {
+            if self.next == RECORDS {
+                return Ok(Poll::Ended);
+            }
+            let (reading, key) = (self.next / KEYS, self.next % KEYS);
+            let time = 1_767_225_600_000 + (reading / 10 * 5000 + reading % 10 * 100) as i64;
+            let v = (self.next % 97) as f64 / 10.0;
+            out.push(Record {
+                key: self.keys[key as usize].clone(),
+                time,
+                fields: vec![
+                    (self.names[0].clone(), Value::F64(13.0 + v / 100.0)),
+                    (self.names[1].clone(), Value::F64(25.0 + v)),
+                    (self.names[2].clone(), Value::F64(4.0 + v / 10.0)),
+                ],
+            });
+            self.next += 1;
+        }
+        Ok(Poll::Ready)
+    }
+}
+
+/// One measured configuration.
+struct Case {
+    name: &'static str,
+    source: fn() -> Box<dyn Driver>,
+    window: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "tumbling 10 s, 10 records per key and window",
+            source: || sim(1000),
+            window: "tumbling = { size_ms = 10_000 }",
+        },
+        Case {
+            name: "tumbling 10 s, 100 records per key and window",
+            source: || sim(100),
+            window: "tumbling = { size_ms = 10_000 }",
+        },
+        Case {
+            name: "sliding 10 s every 1 s (each record in 10 windows)",
+            source: || sim(1000),
+            window: "sliding = { size_ms = 10_000, slide_ms = 1000 }",
+        },
+        Case {
+            name: "session, gap 1 s, 10 records per session",
+            source: Bursts::driver,
+            window: "session = { gap_ms = 1000 }",
+        },
+    ]
 }
 
 /// `window_stats::window_stats` compiled for this machine, behind the same
@@ -83,10 +160,17 @@ impl OperatorLogic for NativeWindowStats {
 }
 
 /// Runs one graph to the end; returns records per second.
-fn measure(logic: Option<Box<dyn OperatorLogic>>, interval: u64, window_ms: u64) -> f64 {
+fn measure(logic: Option<Box<dyn OperatorLogic>>, case: &Case) -> f64 {
+    let window: WindowConfig = toml::from_str::<toml::Table>(&format!("window.{}", case.window))
+        .expect("bench window")
+        .remove("window")
+        .expect("window table")
+        .try_into()
+        .expect("bench window config");
     let harness = Harness {
         params: serde_json::json!({}),
-        window_ms: Some(window_ms),
+        window: Some(window),
+        allowed_lateness_ms: 0,
         key_by: None,
         bounded_out_of_orderness_ms: 0,
         batch_size: 1024,
@@ -96,14 +180,9 @@ fn measure(logic: Option<Box<dyn OperatorLogic>>, interval: u64, window_ms: u64)
     let start = Instant::now();
     let records = match logic {
         Some(logic) => {
-            let mut graph = Graph::single_operator(
-                logic,
-                &[],
-                sim(interval),
-                Box::new(NullSink::default()),
-                &harness,
-            )
-            .expect("bench graph");
+            let sink = Box::new(NullSink::default());
+            let mut graph = Graph::single_operator(logic, &[], (case.source)(), sink, &harness)
+                .expect("bench graph");
             let summary = graph.run(&RunControl::default()).expect("bench run");
             assert_eq!(
                 summary.dead_lettered, 0,
@@ -111,7 +190,7 @@ fn measure(logic: Option<Box<dyn OperatorLogic>>, interval: u64, window_ms: u64)
             );
             summary.records_in
         }
-        None => drain(sim(interval)),
+        None => drain((case.source)()),
     };
     assert_eq!(records, RECORDS);
     records as f64 / start.elapsed().as_secs_f64()
@@ -164,36 +243,33 @@ fn main() {
         })
     };
 
-    let window_ms = 10_000;
-    let source = median((0..RUNS).map(|_| measure(None, 1000, window_ms)).collect());
+    let cases = cases();
+    let source = median((0..RUNS).map(|_| measure(None, &cases[0])).collect());
     println!(
-        "pipeline: sim ({KEYS} keys) -> window-stats, tumbling 10 s -> null sink; {RECORDS} records per run, median of {RUNS}"
+        "pipeline: {KEYS} keys -> window-stats -> null sink, one pipeline thread; {RECORDS} records per run, median of {RUNS}"
     );
     println!(
-        "{:<44} {:>14} {:>14} {:>8}",
+        "{:<52} {:>12} {:>13} {:>6}",
         "case", "wasm rec/s", "native rec/s", "ratio"
     );
-    println!("{:<44} {:>14.0}", "source only (sim, no operator)", source);
-    let mut cases = Vec::new();
-    // One reading per key per second, then ten: 10 and 100 records per key and window.
-    for interval in [1000, 100] {
+    println!("{:<52} {:>12.0}", "source only (sim, no operator)", source);
+    let mut results = Vec::new();
+    for case in &cases {
         let mut wasm_runs = Vec::new();
         let mut native_runs = Vec::new();
         for _ in 0..RUNS {
-            wasm_runs.push(measure(Some(plugin()), interval, window_ms));
-            native_runs.push(measure(Some(native()), interval, window_ms));
+            wasm_runs.push(measure(Some(plugin()), case));
+            native_runs.push(measure(Some(native()), case));
         }
         let (wasm_rate, native_rate) = (median(wasm_runs), median(native_runs));
-        let per_window = window_ms / interval;
-        let name = format!("tumbling 10 s, {per_window} records per key and window");
         println!(
-            "{name:<44} {wasm_rate:>14.0} {native_rate:>14.0} {:>8.2}",
+            "{:<52} {wasm_rate:>12.0} {native_rate:>13.0} {:>6.2}",
+            case.name,
             wasm_rate / native_rate
         );
-        cases.push(serde_json::json!({
-            "case": name,
-            "reading_interval_ms": interval,
-            "window_ms": window_ms,
+        results.push(serde_json::json!({
+            "case": case.name,
+            "window": case.window,
             "wasm_records_per_s": wasm_rate,
             "native_records_per_s": native_rate,
             "wasm_over_native": wasm_rate / native_rate,
@@ -204,7 +280,7 @@ fn main() {
         "keys": KEYS,
         "runs": RUNS,
         "source_only_records_per_s": source,
-        "cases": cases,
+        "cases": results,
     });
     std::fs::create_dir_all("target/bench").expect("target/bench");
     std::fs::write(

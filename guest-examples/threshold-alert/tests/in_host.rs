@@ -19,7 +19,8 @@ fn run(records: Vec<Record>, batch_size: usize) -> Vec<(String, String, String, 
     let sink = MemorySink::default();
     let harness = Harness {
         params: serde_json::json!({ "field": "t_max", "threshold": 45.0, "clear_below": 40.0 }),
-        window_ms: None,
+        window: None,
+        allowed_lateness_ms: 0,
         key_by: None,
         bounded_out_of_orderness_ms: 0,
         batch_size,

@@ -2,6 +2,7 @@
 //! match a direct computation, and do not depend on batch sizes.
 //! (The plugin comes from `cargo xtask guests`.)
 
+use eddy_host::config::{TumblingConfig, WindowConfig, WindowTime};
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{PluginEngine, PluginLimits, PluginModule};
 use eddy_host::sinks::MemorySink;
@@ -39,7 +40,12 @@ fn run(batch_size: usize) -> Vec<(String, Record)> {
     let sink = MemorySink::default();
     let harness = Harness {
         params: serde_json::json!({ "fields": ["v"] }),
-        window_ms: Some(1000),
+        window: Some(WindowConfig::Tumbling(TumblingConfig {
+            size_ms: 1000,
+            offset_ms: 0,
+            time: WindowTime::Event,
+        })),
+        allowed_lateness_ms: 0,
         key_by: None,
         bounded_out_of_orderness_ms: 500,
         batch_size,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use eddy_abi::ABI_VERSION;
 
 use super::Failure;
+use crate::config::{TumblingConfig, WindowConfig, WindowTime};
 use crate::dataflow::{Graph, Harness, RunControl};
 use crate::json::record_from_json;
 use crate::plugin::{PluginEngine, PluginLimits, PluginModule, read_manifest};
@@ -108,7 +109,14 @@ pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("{}: {e}", args.file.display())))?;
     let harness = Harness {
         params,
-        window_ms: args.window_ms,
+        window: args.window_ms.map(|size_ms| {
+            WindowConfig::Tumbling(TumblingConfig {
+                size_ms,
+                offset_ms: 0,
+                time: WindowTime::Event,
+            })
+        }),
+        allowed_lateness_ms: 0,
         key_by: args.key_by.clone(),
         bounded_out_of_orderness_ms: args.bounded_out_of_orderness_ms,
         batch_size: args.batch_size,

@@ -9,8 +9,8 @@ use eddy_driver::Driver;
 use super::graph::{Graph, OperatorSlot, Route, SinkNode, SourceNode};
 use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
-use super::window::{TimeWindows, WindowBuffer, Windowing};
-use crate::config::WindowTime;
+use super::window::Windowing;
+use crate::config::WindowConfig;
 use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use crate::sinks::{DeadLetter, Sink, SinkTarget};
 use crate::sources::RecordsDriver;
@@ -21,8 +21,10 @@ use crate::state::OperatorState;
 pub struct Harness {
     /// The params, as the pipeline file's `params` table would give them.
     pub params: serde_json::Value,
-    /// Tumbling window size for a window plugin, in ms.
-    pub window_ms: Option<u64>,
+    /// The windows of a window plugin.
+    pub window: Option<WindowConfig>,
+    /// Allowed lateness of event-time windows, in ms.
+    pub allowed_lateness_ms: u64,
     /// A field to key by.
     pub key_by: Option<String>,
     /// Out-of-orderness bound of the input, in ms.
@@ -69,14 +71,13 @@ impl Graph {
         sink: Box<dyn Sink>,
         harness: &Harness,
     ) -> Result<Graph, String> {
-        let window = match (logic.kind(), harness.window_ms) {
-            (OperatorKind::Window, Some(ms)) if ms > 0 => Some(Windowing::Time {
-                buffer: WindowBuffer::new(TimeWindows::tumbling(ms, 0), 0),
-                time: WindowTime::Event,
-            }),
-            (OperatorKind::Window, _) => {
+        let window = match (logic.kind(), &harness.window) {
+            (OperatorKind::Window, Some(config)) => {
+                Some(Windowing::new(config, harness.allowed_lateness_ms)?)
+            }
+            (OperatorKind::Window, None) => {
                 return Err(format!(
-                    "plugin `{}` is a window plugin: give a window size with --window-ms",
+                    "plugin `{}` is a window plugin: give it a window (e.g. --window-ms)",
                     logic.name()
                 ));
             }

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eddy_abi::{
-    IMPORT_MODULE, LATE_OUTPUT, LogLevel, Record, RecordRef, STATUS_OK, TimeDomain, names,
-};
+use eddy_abi::decode::Reader;
+use eddy_abi::{IMPORT_MODULE, LATE_OUTPUT, LogLevel, Record, STATUS_OK, TimeDomain, names};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
 use super::PluginFault;
@@ -149,7 +148,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 }
                 .into());
             }
-            let mut bytes = &memory[range(memory, names::EMIT, ptr, len)?];
+            let bytes = &memory[range(memory, names::EMIT, ptr, len)?];
             data.output_bytes = data.output_bytes.saturating_add(bytes.len());
             if data.output_bytes > data.output_cap {
                 return Err(PluginFault::OutputCap {
@@ -162,17 +161,14 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 data.outputs.push((output.to_owned(), Vec::new()));
             }
             let index = data.outputs.len() - 1;
-            while !bytes.is_empty() {
-                let (record, rest) =
-                    postcard::take_from_bytes::<RecordRef<'_>>(bytes).map_err(|e| {
-                        PluginFault::Malformed {
-                            import: names::EMIT,
-                            detail: format!("not a record: {e}"),
-                        }
-                    })?;
+            let mut reader = Reader::new(bytes);
+            while !reader.is_empty() {
+                let record = reader.record().map_err(|e| PluginFault::Malformed {
+                    import: names::EMIT,
+                    detail: format!("not a record: {e}"),
+                })?;
                 let record = data.names.record(&record);
                 data.outputs[index].1.push(record);
-                bytes = rest;
             }
             Ok(STATUS_OK)
         },

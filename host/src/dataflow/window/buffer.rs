@@ -228,10 +228,20 @@ impl WindowBuffer {
             let Some(i) = windows.iter().position(|w| w.start == start) else {
                 continue;
             };
-            fired.push(fire(&key, &mut windows[i]));
             self.typical_bytes = windows[i].encoded.len() + windows[i].encoded.len() / 8;
             if self.lateness == 0 {
-                self.remove(&key, start);
+                // Nothing can update it any more: hand over its records instead of a copy.
+                let mut window = windows.swap_remove(i);
+                if windows.is_empty() {
+                    self.keys.remove(&key);
+                }
+                let encoded = std::mem::take(&mut window.encoded);
+                fired.push(FiredWindow {
+                    encoded,
+                    ..fire(&key, &mut window)
+                });
+            } else {
+                fired.push(fire(&key, &mut windows[i]));
             }
         }
         while self.clean_at.first().is_some_and(|(t, _, _)| *t <= now) {
