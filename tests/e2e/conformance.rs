@@ -11,7 +11,8 @@
 //!   update); a record all of whose windows are past that is late;
 //! - end of input is the watermark `i64::MAX`.
 //!
-//! The idle-input case is in `idleness.rs`, as it needs the wall clock.
+//! The idle-input case is in `idleness.rs` and processing-time windows in
+//! `processing_time.rs`, as they need the wall clock.
 //!
 //! Results read `KEY [START,END) first|update n=COUNT sum=SUM` and `late KEY@TIME`.
 //! Each record's `v` is a distinct power of two, so a sum names its records.
@@ -233,6 +234,31 @@ fn sliding_windows_share_records_between_overlapping_panes() {
             "a [-1000,1000) first n=1 sum=1.0",
             "a [0,2000) first n=2 sum=3.0",
             "a [1000,3000) first n=1 sum=2.0",
+        ],
+    );
+}
+
+#[test]
+fn count_windows_fire_every_slide_records_over_the_last_size() {
+    // countWindow(3, 2) per key: a fires after its 2nd record (1, 2: only two
+    // so far) and its 4th (2, 3, 4: the last three); b never reaches a firing
+    // point, and an unfinished count window does not fire at the end, as in
+    // Flink. A count window reads [first time, last time + 1).
+    check(
+        &[
+            ("a", 10),
+            ("a", 20),
+            ("b", 5),
+            ("a", 30),
+            ("a", 40),
+            ("a", 50),
+        ],
+        0,
+        "count = { size = 3, slide = 2 }",
+        0,
+        &[
+            "a [10,21) first n=2 sum=3.0",
+            "a [20,41) first n=3 sum=26.0",
         ],
     );
 }

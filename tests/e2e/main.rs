@@ -11,5 +11,6 @@ mod hostile;
 mod idleness;
 mod late;
 mod plugin_test;
+mod processing_time;
 mod seeds_job;
 mod support;
