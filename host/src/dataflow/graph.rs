@@ -33,7 +33,7 @@ pub(crate) struct SourceNode {
     pub(crate) wait_until: Option<Instant>,
     /// After this long without records the source is idle (Flink's `withIdleness`).
     pub(crate) idle_timeout: Option<Duration>,
-    /// When it last had records.
+    /// When it last had records (or the run started).
     pub(crate) last_records: Instant,
     pub(crate) idle: bool,
 }
@@ -148,6 +148,11 @@ impl Graph {
     pub fn run(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
         let mut summary = RunSummary::default();
         let mut records = Vec::with_capacity(self.batch_size);
+        // Idleness counts from the start of the run, not from building the graph.
+        let started = Instant::now();
+        for source in &mut self.sources {
+            source.last_records = started;
+        }
         loop {
             if control.stop.load(Ordering::Relaxed)
                 || control.deadline.is_some_and(|d| Instant::now() >= d)
