@@ -47,6 +47,63 @@ fn window_stats_fires_on_the_watermark_and_sends_late_records_aside() {
 }
 
 #[test]
+fn any_window_kind_can_be_given_like_in_a_pipeline_file() {
+    // Sessions with gap 100: 0 and 50 share one, 400 starts another.
+    let input = r#"{"key":"a","time":0,"fields":{"v":1.0}}
+{"key":"a","time":50,"fields":{"v":2.0}}
+{"key":"a","time":400,"fields":{"v":4.0}}
+"#;
+    let out = plugin_test(
+        "window_stats",
+        input,
+        &[
+            "--window",
+            "session = { gap_ms = 100 }",
+            "--params",
+            r#"{"fields":["v"]}"#,
+        ],
+    );
+    let windows: Vec<(i64, i64, i64)> = out
+        .iter()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            let f = &r["fields"];
+            (
+                f["window_start"].as_i64().unwrap(),
+                f["window_end"].as_i64().unwrap(),
+                f["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(windows, [(0, 150, 2), (400, 500, 1)]);
+}
+
+#[test]
+fn a_bad_window_spec_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "").unwrap();
+    let wasm = plugin("window_stats");
+    let out = run(
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            "in.jsonl",
+            "--window",
+            "hopping = { size_ms = 1 }",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--window: unknown variant `hopping`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
     // Threshold 45, two in a row within 2 s, clear below 40: 46 starts a
     // match, 47 completes it (raise), 48 completes another but the alert is

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use eddy_abi::ABI_VERSION;
+use serde::Deserialize;
 
 use super::Failure;
 use crate::config::{TumblingConfig, WindowConfig, WindowTime};
@@ -22,9 +23,16 @@ pub struct TestArgs {
     /// Params as JSON, or @FILE to read them from a JSON file.
     #[arg(long, default_value = "{}")]
     pub params: String,
-    /// For a window plugin: tumbling window size in ms.
-    #[arg(long)]
+    /// For a window plugin: tumbling window size in ms (short for --window).
+    #[arg(long, conflicts_with = "window")]
     pub window_ms: Option<u64>,
+    /// For a window plugin: the window as in a pipeline file, e.g.
+    /// 'sliding = { size_ms = 2000, slide_ms = 1000 }' or 'session = { gap_ms = 500 }'.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// How long fired event-time windows are kept for late records, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub allowed_lateness_ms: u64,
     /// Key records by this field instead of their key.
     #[arg(long)]
     pub key_by: Option<String>,
@@ -83,6 +91,14 @@ fn or_none(names: &[String]) -> String {
     }
 }
 
+/// A window given as `KIND = { ... }`, read as the pipeline file's `window.KIND`.
+fn window_from_spec(spec: &str) -> Result<WindowConfig, Failure> {
+    let table: toml::Table =
+        toml::from_str(spec).map_err(|e| Failure::usage(format!("--window: {}", e.message())))?;
+    WindowConfig::deserialize(toml::Value::Table(table))
+        .map_err(|e| Failure::usage(format!("--window: {}", e.message())))
+}
+
 /// Runs a plugin over records from a file and prints what it emits.
 pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
     let params_text = match args.params.strip_prefix('@') {
@@ -107,16 +123,19 @@ pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
     let engine = PluginEngine::new().map_err(Failure::runtime)?;
     let module = PluginModule::load(&engine, &args.file)
         .map_err(|e| Failure::runtime(format!("{}: {e}", args.file.display())))?;
+    let window = match (&args.window, args.window_ms) {
+        (Some(spec), _) => Some(window_from_spec(spec)?),
+        (None, Some(size_ms)) => Some(WindowConfig::Tumbling(TumblingConfig {
+            size_ms,
+            offset_ms: 0,
+            time: WindowTime::Event,
+        })),
+        (None, None) => None,
+    };
     let harness = Harness {
         params,
-        window: args.window_ms.map(|size_ms| {
-            WindowConfig::Tumbling(TumblingConfig {
-                size_ms,
-                offset_ms: 0,
-                time: WindowTime::Event,
-            })
-        }),
-        allowed_lateness_ms: 0,
+        window,
+        allowed_lateness_ms: args.allowed_lateness_ms,
         key_by: args.key_by.clone(),
         bounded_out_of_orderness_ms: args.bounded_out_of_orderness_ms,
         batch_size: args.batch_size,
