@@ -17,28 +17,20 @@
 //! Results read `KEY [START,END) first|update n=COUNT sum=SUM` and `late KEY@TIME`.
 //! Each record's `v` is a distinct power of two, so a sum names its records.
 
-use crate::support::{json_lines, plugin, run, stderr, toml_path};
+use crate::support::{plugin, run, stderr, toml_path};
 
-/// Runs `records` (`(key, time)`, with `v` = 1, 2, 4, … in order) through a
-/// window operator; returns the results in output order.
-fn results(
-    records: &[(&str, i64)],
+/// The window settings of a run.
+struct Windowing<'a> {
     bound_ms: u64,
-    window: &str,
+    window: &'a str,
     lateness_ms: u64,
     batch_size: usize,
-) -> Vec<String> {
+}
+
+/// Runs JSON-lines `input` through `window-stats` summing `v`; returns the
+/// output lines (results and late records) as written.
+fn run_window(input: &str, w: &Windowing<'_>) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let input: String = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, time))| {
-            format!(
-                "{{\"key\":\"{key}\",\"time\":{time},\"v\":{}}}\n",
-                1u64 << i
-            )
-        })
-        .collect();
     std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
     let pipeline = format!(
         r#"[pipeline]
@@ -62,13 +54,50 @@ type = "file"
 path = "out.jsonl"
 inputs = ["w", "w.late"]
 "#,
+        batch_size = w.batch_size,
+        bound_ms = w.bound_ms,
+        window = w.window,
+        lateness_ms = w.lateness_ms,
         stats = toml_path(&plugin("window_stats")),
     );
     std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
     let out = run(&["run", "p.toml"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
-    json_lines(&dir.path().join("out.jsonl"))
+    let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Runs `records` (`(key, time)`, with `v` = 1, 2, 4, … in order) through a
+/// window operator; returns the results in output order.
+fn results(
+    records: &[(&str, i64)],
+    bound_ms: u64,
+    window: &str,
+    lateness_ms: u64,
+    batch_size: usize,
+) -> Vec<String> {
+    let input: String = records
         .iter()
+        .enumerate()
+        .map(|(i, (key, time))| {
+            format!(
+                "{{\"key\":\"{key}\",\"time\":{time},\"v\":{}}}\n",
+                1u64 << i
+            )
+        })
+        .collect();
+    let lines = run_window(
+        &input,
+        &Windowing {
+            bound_ms,
+            window,
+            lateness_ms,
+            batch_size,
+        },
+    );
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .map(|r| {
             let f = &r["fields"];
             if r["output"] == "w.late" {
@@ -295,42 +324,25 @@ fn output_is_byte_identical_whatever_the_batch_size() {
         records.push((keys[(seed >> 20) as usize % 5], i * 50 - jitter));
     }
     // v = 2^i overflows past 63 records, so this case compares raw output lines.
-    let dir = tempfile::tempdir().unwrap();
     let input: String = records
         .iter()
         .enumerate()
         .map(|(i, (k, t))| format!("{{\"key\":\"{k}\",\"time\":{t},\"v\":{i}}}\n"))
         .collect();
-    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
-    let mut outputs = Vec::new();
-    for batch_size in [1, 7, 4096] {
-        let pipeline = format!(
-            r#"[pipeline]
-batch_size = {batch_size}
-dead_letter_path = "dead-{batch_size}.jsonl"
-[sources.input]
-bounded_out_of_orderness_ms = 300
-[sources.input.file]
-path = "input.jsonl"
-[operators.w]
-inputs = ["input"]
-plugin = {stats}
-window.sliding = {{ size_ms = 2000, slide_ms = 500 }}
-allowed_lateness_ms = 200
-[sinks.out]
-type = "file"
-path = "out-{batch_size}.jsonl"
-inputs = ["w", "w.late"]
-"#,
-            stats = toml_path(&plugin("window_stats")),
-        );
-        std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
-        let out = run(&["run", "p.toml"], dir.path());
-        assert!(out.status.success(), "{}", stderr(&out));
-        let text =
-            std::fs::read_to_string(dir.path().join(format!("out-{batch_size}.jsonl"))).unwrap();
-        outputs.push(text.lines().map(str::to_owned).collect::<Vec<_>>());
-    }
+    let outputs: Vec<Vec<String>> = [1, 7, 4096]
+        .into_iter()
+        .map(|batch_size| {
+            run_window(
+                &input,
+                &Windowing {
+                    bound_ms: 300,
+                    window: "sliding = { size_ms = 2000, slide_ms = 500 }",
+                    lateness_ms: 200,
+                    batch_size,
+                },
+            )
+        })
+        .collect();
     assert!(
         outputs[0]
             .iter()
