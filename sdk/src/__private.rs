@@ -4,11 +4,14 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use eddy_abi::{LogLevel, RecordRef, STATUS_ERROR, STATUS_OK, TimerInput, TimerRef, WindowRef};
+use eddy_abi::{
+    AccWindowRef, AggregateInput, GroupRef, LogLevel, RecordRef, ResultInput, STATUS_ERROR,
+    STATUS_OK, TimerInput, TimerRef, WindowRef,
+};
 use serde::de::DeserializeOwned;
 
 use crate::context::{discard_outputs, flush_outputs};
-use crate::{Context, Error, Result, host};
+use crate::{Aggregate, Context, Error, Result, WindowInfo, host};
 
 pub use eddy_abi::ABI_VERSION;
 
@@ -137,6 +140,68 @@ where
         let batch: TimerInput<Vec<TimerRef<'_>>> = postcard::from_bytes(bytes)?;
         let mut ctx = context::<P>(batch.watermark)?;
         batch.timers.iter().try_for_each(|t| f(t, &mut ctx))
+    })
+}
+
+/// `init` for an aggregate.
+pub fn init_aggregate<A: Aggregate>() -> i32 {
+    init_params::<A::Params>()
+}
+
+/// The `aggregate` export: folds each group into one new accumulator.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| {
+        let batch: AggregateInput<Vec<GroupRef<'_>>> = postcard::from_bytes(bytes)?;
+        let ctx = context::<A::Params>(i64::MIN)?;
+        let mut out = Vec::new();
+        for group in &batch.groups {
+            let mut accs = group.accs.iter();
+            let mut acc: A::Acc = match accs.next() {
+                Some(bytes) => postcard::from_bytes(bytes)?,
+                None => A::Acc::default(),
+            };
+            for other in accs {
+                A::merge(&mut acc, postcard::from_bytes(other)?);
+            }
+            for record in &group.records {
+                A::add(&mut acc, record, ctx.params());
+            }
+            out.clear();
+            eddy_abi::encode_into(&acc, &mut out)?;
+            host::accumulator(&out);
+        }
+        Ok(())
+    })
+}
+
+/// The `result` export: one result per fired window.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| {
+        let batch: ResultInput<Vec<AccWindowRef<'_>>> = postcard::from_bytes(bytes)?;
+        let mut ctx = context::<A::Params>(batch.watermark)?;
+        for w in &batch.windows {
+            let acc: A::Acc = postcard::from_bytes(w.acc)?;
+            let info = WindowInfo {
+                key: w.key,
+                start: w.start,
+                end: w.end,
+                firing: w.firing,
+            };
+            A::result(&acc, &info, &mut ctx)?;
+        }
+        Ok(())
     })
 }
 

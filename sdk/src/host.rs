@@ -38,7 +38,15 @@ mod raw {
         pub(super) fn params(buf_ptr: *mut u8, buf_cap: usize) -> i32;
         pub(super) fn log(level: i32, ptr: *const u8, len: usize);
         pub(super) fn processing_time() -> i64;
+        pub(super) fn accumulator(ptr: *const u8, len: usize);
     }
+}
+
+/// Hands the host the next group's new accumulator.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn accumulator(bytes: &[u8]) {
+    // SAFETY: the bytes are a live borrow for the call.
+    unsafe { raw::accumulator(bytes.as_ptr(), bytes.len()) };
 }
 
 /// Appends encoded records to an output (`""` is the main output).
@@ -146,7 +154,8 @@ pub(crate) fn processing_time() -> i64 {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::{
-    emit, log, params, processing_time, state_delete, state_get, state_put, timer_delete, timer_set,
+    accumulator, emit, log, params, processing_time, state_delete, state_get, state_put,
+    timer_delete, timer_set,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -174,6 +183,7 @@ pub mod native {
         timers: BTreeSet<(TimeDomain, String, i64)>,
         emitted: Vec<(String, Record)>,
         logs: Vec<(LogLevel, String)>,
+        accumulators: Vec<Vec<u8>>,
     }
 
     thread_local! {
@@ -188,6 +198,15 @@ pub mod native {
     /// The timers set and not yet deleted, as `(domain, key, time)`.
     pub fn timers() -> Vec<(TimeDomain, String, i64)> {
         HOST.with(|h| h.borrow().timers.iter().cloned().collect())
+    }
+
+    /// Takes the accumulators an aggregate handed over so far.
+    pub fn take_accumulators() -> Vec<Vec<u8>> {
+        HOST.with(|h| std::mem::take(&mut h.borrow_mut().accumulators))
+    }
+
+    pub(crate) fn accumulator(bytes: &[u8]) {
+        HOST.with(|h| h.borrow_mut().accumulators.push(bytes.to_vec()));
     }
 
     /// Takes the lines logged so far.

@@ -12,6 +12,9 @@
 //!   says which windows).
 //! - [`macro@on_timer`] marks `fn(&TimerRef, &mut Context<P>) -> Result<()>`, called
 //!   for timers the plugin set that came due.
+//! - [`macro@aggregate`] marks an `impl Aggregate for T`: an incremental
+//!   aggregate (Flink's `AggregateFunction`) whose accumulator per window the
+//!   host keeps, instead of the window's records.
 //!
 //! [`Context`] gives the operator's params (deserialized into the author's own
 //! type `P` from the pipeline's `params` table), [`Context::emit`] and
@@ -44,6 +47,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod aggregate;
 mod context;
 mod error;
 mod host;
@@ -54,11 +58,12 @@ mod timers;
 #[doc(hidden)]
 pub mod __private;
 
+pub use aggregate::{Aggregate, WindowInfo};
 pub use context::{Context, NoParams};
 pub use eddy_abi::{
     LogLevel, OperatorKind, Record, RecordRef, TimeDomain, TimerRef, Value, ValueRef, WindowRef,
 };
-pub use eddy_sdk_macros::{on_timer, process, window};
+pub use eddy_sdk_macros::{aggregate, on_timer, process, window};
 pub use error::{Error, Result};
 pub use state::State;
 pub use timers::Timers;

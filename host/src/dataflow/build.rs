@@ -304,13 +304,13 @@ fn operator(
     let module = PluginModule::load(engine, &path)
         .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
     let window = match (&config.window, module.kind()) {
-        (Some(w), OperatorKind::Window) => Some(
+        (Some(w), kind) if kind.windowed() => Some(
             Windowing::new(w.get_ref(), config.allowed_lateness_ms).map_err(|e| {
                 pipeline.error_at(w.span().start, format!("operator `{name}`: window: {e}"))
             })?,
         ),
         (None, OperatorKind::Process) => None,
-        (Some(w), OperatorKind::Process) => {
+        (Some(w), _) => {
             return Err(pipeline.error_at(
                 w.span().start,
                 format!(
@@ -319,7 +319,7 @@ fn operator(
                 ),
             ));
         }
-        (None, OperatorKind::Window) => {
+        (None, _) => {
             return Err(pipeline.error_at(
                 op.span().start,
                 format!(

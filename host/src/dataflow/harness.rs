@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use eddy_abi::{LATE_OUTPUT, OperatorKind, Record};
+use eddy_abi::{LATE_OUTPUT, Record};
 use eddy_driver::Driver;
 
 use super::graph::{Graph, OperatorSlot, Route, SinkNode, SourceNode};
@@ -72,16 +72,16 @@ impl Graph {
         harness: &Harness,
     ) -> Result<Graph, String> {
         let window = match (logic.kind(), &harness.window) {
-            (OperatorKind::Window, Some(config)) => {
+            (kind, Some(config)) if kind.windowed() => {
                 Some(Windowing::new(config, harness.allowed_lateness_ms)?)
             }
-            (OperatorKind::Window, None) => {
+            (kind, None) if kind.windowed() => {
                 return Err(format!(
                     "plugin `{}` is a window plugin: give it a window (e.g. --window-ms)",
                     logic.name()
                 ));
             }
-            (OperatorKind::Process, _) => None,
+            _ => None,
         };
         let mut outputs = vec![String::new()];
         outputs.extend(side_outputs.iter().cloned());

@@ -90,7 +90,9 @@ impl OperatorNode {
         let inbox = std::mem::take(&mut self.inbox);
         match self.logic.kind() {
             OperatorKind::Process => self.step_process(inbox, dead_letter, &mut emitted)?,
-            OperatorKind::Window => self.step_window(inbox, dead_letter, &mut emitted)?,
+            OperatorKind::Window | OperatorKind::Aggregate => {
+                self.step_window(inbox, dead_letter, &mut emitted)?
+            }
         }
         Ok(emitted)
     }
@@ -252,6 +254,9 @@ impl OperatorNode {
             }
         }
         self.call_window(fired, dead_letter, emitted)?;
+        if self.logic.kind() == OperatorKind::Aggregate {
+            self.compact(dead_letter)?;
+        }
         if late_count > 0 {
             LateRecords {
                 operator: &self.name,
@@ -281,9 +286,121 @@ impl OperatorNode {
         self.fire_timers(TimeDomain::ProcessingTime, now, dead_letter, emitted)
     }
 
-    /// Hands fired windows to the plugin, in calls of about
-    /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
+    /// Hands fired windows to the plugin: their records to a `window`
+    /// plugin, their folded accumulators to an aggregate's `result`.
     fn call_window(
+        &mut self,
+        fired: Vec<FiredWindow>,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        if self.logic.kind() == OperatorKind::Aggregate {
+            return self.call_result(fired, dead_letter, emitted);
+        }
+        self.call_full_window(fired, dead_letter, emitted)
+    }
+
+    /// Folds each window's pending records (and merged accumulators) into one
+    /// accumulator with calls to `aggregate`; `None` for a chunk that failed,
+    /// which is then dead-lettered.
+    fn fold(
+        &mut self,
+        windows: &[FiredWindow],
+        dead_letter: &mut DeadLetter,
+    ) -> std::io::Result<Vec<Option<Vec<u8>>>> {
+        let mut accs = Vec::with_capacity(windows.len());
+        for chunk in chunks(windows) {
+            // The bytes of an `AggregateInput`: the groups.
+            self.buf.clear();
+            encode::varint(chunk.len() as u64, &mut self.buf);
+            for window in chunk {
+                window.encode_group(&mut self.buf);
+            }
+            let folded = self.logic.call(Entry::Aggregate, &self.buf).and_then(|_| {
+                let folded = self.logic.take_accumulators();
+                if folded.len() == chunk.len() {
+                    Ok(folded)
+                } else {
+                    Err(PluginFault::Malformed {
+                        import: eddy_abi::names::ACCUMULATOR,
+                        detail: format!("{} accumulators for {} groups", folded.len(), chunk.len()),
+                    })
+                }
+            });
+            match folded {
+                Ok(folded) => accs.extend(folded.into_iter().map(Some)),
+                Err(fault) => {
+                    let reason = format!("plugin `{}` {fault}", self.logic.name());
+                    dead_letter.write(&self.name, &reason, DeadLetterInput::Windows(chunk))?;
+                    accs.extend(chunk.iter().map(|_| None));
+                }
+            }
+        }
+        Ok(accs)
+    }
+
+    /// An aggregate's fired windows: fold, then `result`.
+    fn call_result(
+        &mut self,
+        fired: Vec<FiredWindow>,
+        dead_letter: &mut DeadLetter,
+        emitted: &mut Emitted,
+    ) -> std::io::Result<()> {
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let accs = self.fold(&fired, dead_letter)?;
+        // The bytes of a `ResultInput`: watermark, count, windows.
+        let done: Vec<(&FiredWindow, Vec<u8>)> = fired
+            .iter()
+            .zip(accs)
+            .filter_map(|(w, acc)| acc.map(|acc| (w, acc)))
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        encode::i64(self.watermark(), &mut self.buf);
+        encode::varint(done.len() as u64, &mut self.buf);
+        for (w, acc) in &done {
+            encode::bytes(w.key.as_bytes(), &mut self.buf);
+            encode::i64(w.start, &mut self.buf);
+            encode::i64(w.end, &mut self.buf);
+            encode::varint(u64::from(w.firing), &mut self.buf);
+            encode::bytes(acc, &mut self.buf);
+        }
+        let result = self.logic.call(Entry::Result, &self.buf);
+        let windows: Vec<FiredWindow> = done.into_iter().map(|(w, _)| w.clone()).collect();
+        self.collect(result, emitted, |fault| {
+            dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(&windows))
+        })
+    }
+
+    /// Folds the records every open window received since the last fold, so
+    /// that an aggregate's window state stays one accumulator.
+    fn compact(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<()> {
+        let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
+            return Ok(());
+        };
+        let pending = buffer.take_pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let accs = self.fold(&pending, dead_letter)?;
+        let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
+            return Ok(());
+        };
+        for (window, acc) in pending.into_iter().zip(accs) {
+            // A failed fold dead-lettered the records; the window keeps what it had.
+            let accs = acc.map_or(window.accs, |acc| vec![acc]);
+            buffer.restore(&window.key, window.start, accs);
+        }
+        Ok(())
+    }
+
+    /// Hands fired windows to a `window` plugin, in calls of about
+    /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
+    fn call_full_window(
         &mut self,
         fired: Vec<FiredWindow>,
         dead_letter: &mut DeadLetter,
@@ -361,6 +478,25 @@ impl OperatorNode {
             }
         }
     }
+}
+
+/// Fired windows in runs of about [`WINDOW_CALL_BYTES`] of records.
+fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = &[FiredWindow]> {
+    let mut rest = windows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len() && (n == 0 || bytes < WINDOW_CALL_BYTES) {
+            bytes += rest[n].encoded.len() + rest[n].accs.iter().map(Vec::len).sum::<usize>();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 /// The host's wall clock, ms since the Unix epoch.

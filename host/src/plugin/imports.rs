@@ -34,6 +34,8 @@ pub(crate) struct StoreData {
     pub(crate) operator: Arc<str>,
     /// Shared keys and field names of emitted records.
     pub(crate) names: Interner,
+    /// Accumulators handed over during an `aggregate` call, in group order.
+    pub(crate) accumulators: Vec<Vec<u8>>,
 }
 
 /// The memory cap: wasmtime's `StoreLimits`, with a denied growth turned into
@@ -287,6 +289,23 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                     data.last_error = Some(message.into_owned());
                 }
             }
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::ACCUMULATOR,
+        |mut caller: Caller<'_, StoreData>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let bytes = &memory[range(memory, names::ACCUMULATOR, ptr, len)?];
+            data.output_bytes = data.output_bytes.saturating_add(bytes.len());
+            if data.output_bytes > data.output_cap {
+                return Err(PluginFault::OutputCap {
+                    cap: data.output_cap,
+                }
+                .into());
+            }
+            data.accumulators.push(bytes.to_vec());
             Ok(())
         },
     )?;

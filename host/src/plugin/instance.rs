@@ -31,6 +31,10 @@ pub(crate) struct PluginInstance {
     dealloc: TypedFunc<(i32, i32), ()>,
     main: TypedFunc<(i32, i32), i32>,
     on_timer: Option<TypedFunc<(i32, i32), i32>>,
+    /// An aggregate's `result`.
+    result: Option<TypedFunc<(i32, i32), i32>>,
+    /// Accumulators of the last successful `aggregate` call.
+    accumulators: Vec<Vec<u8>>,
     deadline: Duration,
 }
 
@@ -63,6 +67,7 @@ impl PluginInstance {
             last_error: None,
             operator: config.operator.clone(),
             names: Interner::default(),
+            accumulators: Vec::new(),
         };
         let mut store = Store::new(engine.engine(), data);
         store.limiter(|d| &mut d.limits);
@@ -100,9 +105,14 @@ impl PluginInstance {
             } else {
                 None
             };
-            wasmtime::Result::Ok((memory, alloc, dealloc, init, main, on_timer))
+            let result = if module.kind() == eddy_abi::OperatorKind::Aggregate {
+                Some(instance.get_typed_func(&mut store, names::RESULT)?)
+            } else {
+                None
+            };
+            wasmtime::Result::Ok((memory, alloc, dealloc, init, main, on_timer, result))
         })();
-        let (memory, alloc, dealloc, init, main, on_timer) = match typed {
+        let (memory, alloc, dealloc, init, main, on_timer, result) = match typed {
             Ok(t) => t,
             Err(e) => return Err((fault(e), store)),
         };
@@ -114,6 +124,8 @@ impl PluginInstance {
             dealloc,
             main,
             on_timer,
+            result,
+            accumulators: Vec::new(),
             deadline,
         };
         Ok((instance, init))
@@ -159,6 +171,10 @@ impl PluginInstance {
             Entry::OnTimer => self.on_timer.clone().ok_or_else(|| {
                 PluginFault::Start("the plugin set a timer but exports no `on_timer`".into())
             })?,
+            Entry::Result => self
+                .result
+                .clone()
+                .ok_or_else(|| PluginFault::Start("the plugin exports no `result`".into()))?,
             _ => self.main.clone(),
         };
         self.arm();
@@ -167,11 +183,13 @@ impl PluginInstance {
         match result {
             Ok(()) => {
                 data.transaction.commit(&mut data.state);
+                self.accumulators = std::mem::take(&mut data.accumulators);
                 Ok(std::mem::take(&mut data.outputs))
             }
             Err(fault) => {
                 data.transaction.abort();
                 data.outputs.clear();
+                data.accumulators.clear();
                 Err(fault)
             }
         }
@@ -206,6 +224,11 @@ impl PluginInstance {
             return Err(PluginFault::Failed(reason));
         }
         Ok(())
+    }
+
+    /// The accumulators the last successful `aggregate` call handed over.
+    pub(crate) fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.accumulators)
     }
 
     /// The operator's state, for the host's own use between calls.

@@ -71,6 +71,10 @@ pub enum Entry {
     Window,
     /// `on_timer`
     OnTimer,
+    /// `aggregate`
+    Aggregate,
+    /// `result`
+    Result,
 }
 
 impl Entry {
@@ -80,6 +84,8 @@ impl Entry {
             Entry::Process => names::PROCESS,
             Entry::Window => names::WINDOW,
             Entry::OnTimer => names::ON_TIMER,
+            Entry::Aggregate => names::AGGREGATE,
+            Entry::Result => names::RESULT,
         }
     }
 }
@@ -140,6 +146,12 @@ impl PluginModule {
             return Err(missing(
                 entry,
                 "func (i32, i32) -> i32, as the manifest's kind requires",
+            ));
+        }
+        if manifest.kind == OperatorKind::Aggregate && !func(names::RESULT) {
+            return Err(missing(
+                names::RESULT,
+                "func (i32, i32) -> i32, as an aggregate requires",
             ));
         }
         if manifest.capabilities.timers && !func(names::ON_TIMER) {

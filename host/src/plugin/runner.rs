@@ -25,6 +25,11 @@ pub trait OperatorLogic: Send {
     fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault>;
     /// The operator's keyed state and timers.
     fn state_mut(&mut self) -> &mut OperatorState;
+
+    /// The accumulators the last successful [`Entry::Aggregate`] call produced, one per group.
+    fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }
 
 /// The resources and restart policy of one operator's plugin.
@@ -139,6 +144,13 @@ impl OperatorLogic for PluginRunner {
                 Err(fault)
             }
         }
+    }
+
+    fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
+        self.instance
+            .as_mut()
+            .map(PluginInstance::take_accumulators)
+            .unwrap_or_default()
     }
 
     /// The operator's state, wherever it is held right now.

@@ -98,6 +98,60 @@ impl TimeDomain {
     }
 }
 
+/// Input of `aggregate`: groups of accumulators and records to fold.
+///
+/// Wire encoding: `groups` (a sequence of [`Group`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateInput<Gs> {
+    /// The groups, each of which gets one new accumulator.
+    pub groups: Gs,
+}
+
+/// One window's pending work: accumulators to merge (none means a new one), then records to add.
+///
+/// Wire encoding: `accs` (a sequence of byte strings), `records` (a sequence of records).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group<As, Rs> {
+    /// Accumulators the guest made earlier, to merge (sessions that merged).
+    pub accs: As,
+    /// Records to add.
+    pub records: Rs,
+}
+
+/// Input of `result`: fired windows with their accumulators.
+///
+/// Wire encoding: `watermark` (`i64`), then `windows` (a sequence of [`AccWindow`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultInput<Ws> {
+    /// The watermark that fired the last of these windows.
+    pub watermark: i64,
+    /// The windows.
+    pub windows: Ws,
+}
+
+/// One fired window of one key, as its accumulator.
+///
+/// Wire encoding: `key` (string), `start`, `end` (`i64`), `firing` (`u32`), `acc` (byte string).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccWindow<K, A> {
+    /// The key.
+    pub key: K,
+    /// First millisecond (inclusive).
+    pub start: i64,
+    /// End (exclusive).
+    pub end: i64,
+    /// 0 for the first firing, `n` for the n-th update.
+    pub firing: u32,
+    /// The accumulator.
+    pub acc: A,
+}
+
+/// A group as a guest decodes it.
+pub type GroupRef<'a> = Group<Vec<&'a [u8]>, Vec<RecordRef<'a>>>;
+
+/// A fired window as a guest decodes it for `result`.
+pub type AccWindowRef<'a> = AccWindow<&'a str, &'a [u8]>;
+
 /// A `window` input as a guest decodes it.
 pub type WindowRef<'a> = Window<&'a str, Vec<RecordRef<'a>>>;
 

@@ -34,6 +34,8 @@
 //! | `process` | `(ptr: i32, len: i32) -> i32` | kind `process`: a [`ProcessInput`] |
 //! | `window` | `(ptr: i32, len: i32) -> i32` | kind `window`: a [`WindowInput`] |
 //! | `on_timer` | `(ptr: i32, len: i32) -> i32` | optional: a [`TimerInput`] of timers that came due |
+//! | `aggregate` | `(ptr: i32, len: i32) -> i32` | kind `aggregate`: an [`AggregateInput`]; for each group, in order, merge its accumulators (none: a new one) and add its records, then hand the result to `accumulator` |
+//! | `result` | `(ptr: i32, len: i32) -> i32` | kind `aggregate`: a [`ResultInput`]; emit each fired window's result from its accumulator |
 //!
 //! Entry points return a status: [`STATUS_OK`], or [`STATUS_ERROR`] after logging
 //! the reason through `log`. The host owns the input buffer: it `alloc`s it,
@@ -54,6 +56,7 @@
 //! | `params` | `(buf_ptr, buf_cap) -> i32` | the operator's params as JSON; returns the length, copying only when it fits |
 //! | `log` | `(level: i32, ptr, len)` | a log line at [`LogLevel`] `level` |
 //! | `processing_time` | `() -> i64` | the host's wall clock, ms since the Unix epoch |
+//! | `accumulator` | `(ptr, len)` | during `aggregate`: the next group's new accumulator, opaque bytes the host keeps |
 //!
 //! A guest that passes an out-of-bounds range, emits more than the operator's
 //! output cap, or runs past its deadline is stopped with a trap; the host
@@ -81,7 +84,8 @@ mod manifest;
 mod record;
 
 pub use input::{
-    ProcessInput, TimeDomain, Timer, TimerInput, TimerRef, Window, WindowInput, WindowRef,
+    AccWindow, AccWindowRef, AggregateInput, Group, GroupRef, ProcessInput, ResultInput,
+    TimeDomain, Timer, TimerInput, TimerRef, Window, WindowInput, WindowRef,
 };
 pub use manifest::{Capabilities, Manifest, OperatorKind};
 pub use record::{Fields, FieldsRef, Record, RecordRef, Value, ValueRef};
@@ -147,6 +151,12 @@ pub mod names {
     pub const WINDOW: &str = "window";
     /// Guest export: the `on_timer` entry point.
     pub const ON_TIMER: &str = "on_timer";
+    /// Guest export: the `aggregate` entry point.
+    pub const AGGREGATE: &str = "aggregate";
+    /// Guest export: the `result` entry point.
+    pub const RESULT: &str = "result";
+    /// Host import: hand over an accumulator.
+    pub const ACCUMULATOR: &str = "accumulator";
     /// Host import: emit records.
     pub const EMIT: &str = "emit";
     /// Host import: read keyed state.

@@ -29,6 +29,9 @@ pub enum OperatorKind {
     Process,
     /// Sees the records of each window when it fires (`window`).
     Window,
+    /// Folds records into a small accumulator per window as they come
+    /// (`aggregate`), and turns it into results when the window fires (`result`).
+    Aggregate,
 }
 
 impl OperatorKind {
@@ -37,7 +40,13 @@ impl OperatorKind {
         match self {
             OperatorKind::Process => crate::names::PROCESS,
             OperatorKind::Window => crate::names::WINDOW,
+            OperatorKind::Aggregate => crate::names::AGGREGATE,
         }
+    }
+
+    /// Whether operators of this kind need a window.
+    pub fn windowed(self) -> bool {
+        !matches!(self, OperatorKind::Process)
     }
 }
 

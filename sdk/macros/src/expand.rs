@@ -121,6 +121,64 @@ fn try_expand(entry: Entry, args: TokenStream, item: TokenStream) -> syn::Result
     })
 }
 
+/// Expands `#[eddy_sdk::aggregate]` on an `impl Aggregate for T`.
+pub(crate) fn expand_aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
+    match try_expand_aggregate(args, item.clone()) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let error = e.to_compile_error();
+            quote!(#error #item)
+        }
+    }
+}
+
+fn try_expand_aggregate(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args: Args = syn::parse2(args)?;
+    let implementation = match syn::parse2::<Item>(item)? {
+        Item::Impl(i) if i.trait_.is_some() => i,
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "#[eddy_sdk::aggregate] goes on an `impl Aggregate for T` block",
+            ));
+        }
+    };
+    let ty = &implementation.self_ty;
+    let manifest = manifest(OperatorKind::Aggregate, args)?;
+    Ok(quote! {
+        #implementation
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        mod __eddy_aggregate {
+            #[unsafe(no_mangle)]
+            pub extern "C" fn init() -> i32 {
+                ::eddy_sdk::__private::init_aggregate::<super::#ty>()
+            }
+
+            /// # Safety
+            ///
+            /// Called by the host with a range it wrote.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn aggregate(ptr: *const u8, len: usize) -> i32 {
+                // SAFETY: the host wrote `ptr..ptr + len` for this call.
+                unsafe { ::eddy_sdk::__private::aggregate::<super::#ty>(ptr, len) }
+            }
+
+            /// # Safety
+            ///
+            /// Called by the host with a range it wrote.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn result(ptr: *const u8, len: usize) -> i32 {
+                // SAFETY: the host wrote `ptr..ptr + len` for this call.
+                unsafe { ::eddy_sdk::__private::result::<super::#ty>(ptr, len) }
+            }
+
+            #manifest
+        }
+    })
+}
+
 /// Rejects what can never be an entry point, with a message saying what would be.
 fn check_signature(entry: Entry, function: &ItemFn) -> syn::Result<()> {
     let attribute = entry.attribute();

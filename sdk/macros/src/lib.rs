@@ -34,6 +34,13 @@ pub fn window(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(expand::Entry::Window, args.into(), item.into()).into()
 }
 
+/// Marks an `impl Aggregate for T` as the plugin's incremental aggregate: the
+/// `aggregate` and `result` entry points. Takes the same arguments as [`macro@process`].
+#[proc_macro_attribute]
+pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand_aggregate(args.into(), item.into()).into()
+}
+
 /// Marks `fn(timer: &TimerRef<'_>, ctx: &mut Context<P>) -> Result<()>` as the
 /// plugin's `on_timer` entry point. Takes no arguments; declare `timers` on the
 /// main entry point.

@@ -25,6 +25,8 @@ struct OpenWindow {
     encoded: Vec<u8>,
     /// Times it fired so far.
     firings: u32,
+    /// For an aggregate: accumulators of the records folded so far.
+    accs: Vec<Vec<u8>>,
 }
 
 /// Open time windows per key, and the timers that fire and clean them up.
@@ -152,11 +154,13 @@ impl WindowBuffer {
             count: 0,
             encoded: Vec::with_capacity(parts.iter().map(|p| p.encoded.len()).sum()),
             firings: 0,
+            accs: Vec::new(),
         };
         for part in parts {
             window.count += part.count;
             window.encoded.extend_from_slice(&part.encoded);
             window.firings = window.firings.max(part.firings);
+            window.accs.extend(part.accs);
         }
         self.schedule(key, start, end);
         let windows = self.keys.get_mut(&**key).expect("key exists");
@@ -182,6 +186,7 @@ impl WindowBuffer {
             count: 0,
             encoded: Vec::with_capacity(self.typical_bytes),
             firings: 0,
+            accs: Vec::new(),
         });
         let index = windows.len() - 1;
         self.schedule(key, start, end);
@@ -260,6 +265,39 @@ impl WindowBuffer {
         }
     }
 
+    /// For an aggregate: takes out every open window's records not yet folded
+    /// (with its accumulators), to be folded and put back with [`WindowBuffer::restore`].
+    pub fn take_pending(&mut self) -> Vec<FiredWindow> {
+        let mut pending = Vec::new();
+        for (key, windows) in &mut self.keys {
+            for w in windows.iter_mut().filter(|w| w.count > 0) {
+                pending.push(FiredWindow {
+                    key: key.clone(),
+                    start: w.start,
+                    end: w.end,
+                    firing: w.firings,
+                    count: std::mem::take(&mut w.count),
+                    encoded: std::mem::take(&mut w.encoded),
+                    accs: std::mem::take(&mut w.accs),
+                });
+            }
+        }
+        pending
+    }
+
+    /// Puts back a window's accumulators after folding (or, if folding
+    /// failed, the ones it had); records added since stay pending.
+    pub fn restore(&mut self, key: &Arc<str>, start: i64, mut accs: Vec<Vec<u8>>) {
+        if let Some(w) = self
+            .keys
+            .get_mut(&**key)
+            .and_then(|windows| windows.iter_mut().find(|w| w.start == start))
+        {
+            accs.append(&mut w.accs);
+            w.accs = accs;
+        }
+    }
+
     /// How many windows are open (including fired ones kept for lateness).
     pub fn open_windows(&self) -> usize {
         self.keys.values().map(Vec::len).sum()
@@ -277,6 +315,7 @@ fn fire(key: &Arc<str>, window: &mut OpenWindow) -> FiredWindow {
         firing,
         count: window.count,
         encoded: window.encoded.clone(),
+        accs: window.accs.clone(),
     }
 }
 

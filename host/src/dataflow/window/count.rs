@@ -61,6 +61,7 @@ impl CountWindows {
             firing: 0,
             count: state.records.len() as u32,
             encoded: Vec::new(),
+            accs: Vec::new(),
         };
         for (_, bytes) in &state.records {
             window.encoded.extend_from_slice(bytes);

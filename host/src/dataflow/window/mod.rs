@@ -99,8 +99,11 @@ pub struct FiredWindow {
     pub firing: u32,
     /// How many records.
     pub count: u32,
-    /// The records, each encoded as in the plugin ABI.
+    /// The records, each encoded as in the plugin ABI. For an aggregate,
+    /// only those not yet folded into `accs`.
     pub encoded: Vec<u8>,
+    /// For an aggregate: accumulators so far (more than one after sessions merged).
+    pub accs: Vec<Vec<u8>>,
 }
 
 impl FiredWindow {
@@ -110,6 +113,16 @@ impl FiredWindow {
         encode::i64(self.start, out);
         encode::i64(self.end, out);
         encode::varint(u64::from(self.firing), out);
+        encode::varint(u64::from(self.count), out);
+        out.extend_from_slice(&self.encoded);
+    }
+
+    /// Appends this window to an aggregate's `aggregate` input (see `eddy_abi::Group`).
+    pub fn encode_group(&self, out: &mut Vec<u8>) {
+        encode::varint(self.accs.len() as u64, out);
+        for acc in &self.accs {
+            encode::bytes(acc, out);
+        }
         encode::varint(u64::from(self.count), out);
         out.extend_from_slice(&self.encoded);
     }
@@ -144,6 +157,7 @@ mod tests {
             firing: 2,
             count: 2,
             encoded,
+            accs: Vec::new(),
         };
         let mut ours = Vec::new();
         fired.encode(&mut ours);

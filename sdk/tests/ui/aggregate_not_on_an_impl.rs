@@ -1,0 +1,4 @@
+#[eddy_sdk::aggregate]
+fn stats() {}
+
+fn main() {}
