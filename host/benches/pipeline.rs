@@ -1,5 +1,8 @@
 //! Pipeline throughput: source → window operator → null sink, on one pipeline thread.
 //!
+//! A third column runs `window-stats-incremental`, the same statistics as an
+//! incremental aggregate (one accumulator per window instead of its records).
+//!
 //! Each case runs the same engine path (sim driver, watermarks, window
 //! buffering, batch encoding, null sink) with the operator's logic either as
 //! the compiled `window-stats` plugin under wasmtime or as the very same
@@ -224,8 +227,8 @@ fn main() {
         "run `cargo xtask guests` first (cargo xtask bench does)"
     );
     let engine = PluginEngine::new().expect("engine");
-    let plugin = || -> Box<dyn OperatorLogic> {
-        let module = PluginModule::load(&engine, wasm).expect("window_stats.wasm loads");
+    let load = |wasm: &Path| -> Box<dyn OperatorLogic> {
+        let module = PluginModule::load(&engine, wasm).expect("plugin loads");
         let runner = PluginRunner::start(
             &engine,
             std::sync::Arc::new(module),
@@ -237,6 +240,9 @@ fn main() {
         .expect("plugin starts");
         Box::new(runner)
     };
+    let incremental_wasm = Path::new("target/plugins/window_stats_incremental.wasm");
+    let plugin = || load(wasm);
+    let incremental = || load(incremental_wasm);
     let native = || -> Box<dyn OperatorLogic> {
         Box::new(NativeWindowStats {
             state: OperatorState::in_memory(),
@@ -257,13 +263,16 @@ fn main() {
     for case in &cases {
         let mut wasm_runs = Vec::new();
         let mut native_runs = Vec::new();
+        let mut incremental_runs = Vec::new();
         for _ in 0..RUNS {
             wasm_runs.push(measure(Some(plugin()), case));
             native_runs.push(measure(Some(native()), case));
+            incremental_runs.push(measure(Some(incremental()), case));
         }
         let (wasm_rate, native_rate) = (median(wasm_runs), median(native_runs));
+        let incremental_rate = median(incremental_runs);
         println!(
-            "{:<52} {wasm_rate:>12.0} {native_rate:>13.0} {:>6.2}",
+            "{:<52} {wasm_rate:>12.0} {native_rate:>13.0} {:>6.2} {incremental_rate:>17.0}",
             case.name,
             wasm_rate / native_rate
         );
@@ -273,6 +282,7 @@ fn main() {
             "wasm_records_per_s": wasm_rate,
             "native_records_per_s": native_rate,
             "wasm_over_native": wasm_rate / native_rate,
+            "wasm_incremental_aggregate_records_per_s": incremental_rate,
         }));
     }
     let json = serde_json::json!({
