@@ -255,8 +255,8 @@ fn main() {
         "pipeline: {KEYS} keys -> window-stats -> null sink, one pipeline thread; {RECORDS} records per run, median of {RUNS}"
     );
     println!(
-        "{:<52} {:>12} {:>13} {:>6}",
-        "case", "wasm rec/s", "native rec/s", "ratio"
+        "{:<52} {:>12} {:>13} {:>6} {:>17}",
+        "case", "wasm rec/s", "native rec/s", "ratio", "incremental rec/s"
     );
     println!("{:<52} {:>12.0}", "source only (sim, no operator)", source);
     let mut results = Vec::new();

@@ -12,6 +12,9 @@ use crate::internal_events::LateRecords;
 use crate::plugin::{Entry, OperatorLogic, Outputs, PluginFault};
 use crate::sinks::{DeadLetter, DeadLetterInput};
 
+/// An aggregate's open window is folded once it holds this many unfolded records.
+const FOLD_RECORDS: u32 = 64;
+
 /// Encoded window input is handed over in calls of about this many bytes.
 const WINDOW_CALL_BYTES: usize = 1 << 20;
 
@@ -376,13 +379,15 @@ impl OperatorNode {
         })
     }
 
-    /// Folds the records every open window received since the last fold, so
-    /// that an aggregate's window state stays one accumulator.
+    /// Folds the records of open windows that have gathered
+    /// [`FOLD_RECORDS`] since their last fold, so that an aggregate's window
+    /// state stays one accumulator and a bounded number of records. (Windows
+    /// are folded in any case when they fire.)
     fn compact(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<()> {
         let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
             return Ok(());
         };
-        let pending = buffer.take_pending();
+        let pending = buffer.take_pending(FOLD_RECORDS);
         if pending.is_empty() {
             return Ok(());
         }

@@ -265,12 +265,13 @@ impl WindowBuffer {
         }
     }
 
-    /// For an aggregate: takes out every open window's records not yet folded
-    /// (with its accumulators), to be folded and put back with [`WindowBuffer::restore`].
-    pub fn take_pending(&mut self) -> Vec<FiredWindow> {
+    /// For an aggregate: takes out the records not yet folded (with the
+    /// accumulators) of every open window holding at least `min_records` of
+    /// them, to be folded and put back with [`WindowBuffer::restore`].
+    pub fn take_pending(&mut self, min_records: u32) -> Vec<FiredWindow> {
         let mut pending = Vec::new();
         for (key, windows) in &mut self.keys {
-            for w in windows.iter_mut().filter(|w| w.count > 0) {
+            for w in windows.iter_mut().filter(|w| w.count >= min_records.max(1)) {
                 pending.push(FiredWindow {
                     key: key.clone(),
                     start: w.start,
