@@ -17,7 +17,7 @@
 //! Results read `KEY [START,END) first|update n=COUNT sum=SUM` and `late KEY@TIME`.
 //! Each record's `v` is a distinct power of two, so a sum names its records.
 
-use crate::support::{plugin, run, stderr, toml_path};
+use crate::support::{plugin, run_in_folder, toml_path};
 
 /// The window settings of a run.
 struct Windowing<'a> {
@@ -30,8 +30,8 @@ struct Windowing<'a> {
 /// Runs JSON-lines `input` through `window-stats` summing `v`; returns the
 /// output lines (results and late records) as written.
 fn run_window(input: &str, w: &Windowing<'_>) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("input.jsonl"), input).unwrap();
+    let input_file = tempfile::tempdir().unwrap();
+    std::fs::write(input_file.path().join("input.jsonl"), input).unwrap();
     let pipeline = format!(
         r#"[pipeline]
 batch_size = {batch_size}
@@ -40,7 +40,7 @@ dead_letter_path = "dead-letter.jsonl"
 [sources.input]
 bounded_out_of_orderness_ms = {bound_ms}
 [sources.input.file]
-path = "input.jsonl"
+path = {input}
 
 [operators.w]
 inputs = ["input"]
@@ -58,11 +58,10 @@ inputs = ["w", "w.late"]
         bound_ms = w.bound_ms,
         window = w.window,
         lateness_ms = w.lateness_ms,
+        input = toml_path(&input_file.path().join("input.jsonl")),
         stats = toml_path(&plugin("window_stats")),
     );
-    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
-    let out = run(&["run", "p.toml"], dir.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = run_in_folder(&pipeline);
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
     text.lines().map(str::to_owned).collect()
 }

@@ -2,9 +2,7 @@
 //! operator's output is exactly what it is without the hostile one, and the
 //! hostile operator's whole input is in the dead-letter log with the reason.
 
-use std::path::Path;
-
-use crate::support::{json_lines, plugin, run, stderr, toml_path};
+use crate::support::{json_lines, plugin, run_in_folder, toml_path};
 
 /// Cells × readings: 4 cells for 120 s at one reading a second.
 const RECORDS: usize = 4 * 120;
@@ -64,11 +62,8 @@ inputs = ["bad"]
 
 /// Runs a pipeline in a fresh folder; returns (healthy output, dead letters).
 fn run_pipeline(text: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), text).unwrap();
-    let out = run(&["run", "p.toml"], dir.path());
-    assert!(out.status.success(), "eddy failed: {}", stderr(&out));
-    let read = |name: &str| json_lines(&Path::new(dir.path()).join(name));
+    let dir = run_in_folder(text);
+    let read = |name: &str| json_lines(&dir.path().join(name));
     (read("healthy.jsonl"), read("dead-letter.jsonl"))
 }
 
@@ -131,10 +126,7 @@ inputs = ["bad"]
     let text = text
         .replace("batch_size = 128", "batch_size = 1")
         .replace("restart_backoff_ms = 1", "restart_backoff_ms = 0");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), text).unwrap();
-    let out = run(&["run", "p.toml"], dir.path());
-    assert!(out.status.success(), "eddy failed: {}", stderr(&out));
+    let dir = run_in_folder(&text);
     let passed = json_lines(&dir.path().join("bad.jsonl"));
     let dead = json_lines(&dir.path().join("dead-letter.jsonl"));
 

@@ -2,7 +2,7 @@
 //! resumes (Flink's `withIdleness`). Paced by the wall clock, so this test
 //! takes a few seconds; its margins are hundreds of milliseconds.
 
-use crate::support::{json_lines, plugin, run, stderr, toml_path};
+use crate::support::{json_lines, plugin, run_in_folder, toml_path};
 
 const START: i64 = 1_767_225_600_000;
 
@@ -52,10 +52,7 @@ inputs = ["stats.late"]
 }
 
 fn run_pipeline(idle_timeout: Option<u64>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), pipeline(idle_timeout)).unwrap();
-    let out = run(&["run", "p.toml"], dir.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = run_in_folder(&pipeline(idle_timeout));
     (
         json_lines(&dir.path().join("stats.jsonl")),
         json_lines(&dir.path().join("late.jsonl")),

@@ -1,7 +1,7 @@
 //! Records that arrive after their window fired are never silently dropped:
 //! they go where the pipeline routes `OPERATOR.late`, or to the dead-letter log.
 
-use crate::support::{json_lines, plugin, run, stderr, toml_path};
+use crate::support::{json_lines, plugin, run_in_folder, toml_path};
 
 /// 4 cells × 120 s, a fifth of the readings held back up to 5 s while the
 /// watermark allows 1 s: some readings miss their window.
@@ -42,10 +42,7 @@ inputs = ["stats"]
 
 /// Runs; returns (records counted in windows, dead-letter entries).
 fn run_pipeline(late_sink: bool) -> (u64, Vec<serde_json::Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), pipeline(late_sink)).unwrap();
-    let out = run(&["run", "p.toml"], dir.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = run_in_folder(&pipeline(late_sink));
     let counted = json_lines(&dir.path().join("stats.jsonl"))
         .iter()
         .map(|s| s["fields"]["count"].as_u64().unwrap())

@@ -38,6 +38,16 @@ pub(crate) fn run(args: &[&str], dir: &Path) -> Output {
         .expect("eddy starts")
 }
 
+/// Writes `text` as `p.toml` in a fresh folder and runs it to the end with
+/// `eddy run`, which must succeed; returns the folder with what it wrote.
+pub(crate) fn run_in_folder(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let out = run(&["run", "p.toml"], dir.path());
+    assert!(out.status.success(), "eddy failed: {}", stderr(&out));
+    dir
+}
+
 /// Standard error as text.
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -373,8 +373,9 @@ impl OperatorNode {
             encode::bytes(acc, &mut self.buf);
         }
         let result = self.logic.call(Entry::Result, &self.buf);
-        let windows: Vec<FiredWindow> = done.into_iter().map(|(w, _)| w.clone()).collect();
         self.collect(result, emitted, |fault| {
+            // Only a failed call needs the windows again, as owned values.
+            let windows: Vec<FiredWindow> = done.into_iter().map(|(w, _)| w.clone()).collect();
             dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(&windows))
         })
     }
