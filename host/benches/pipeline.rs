@@ -22,8 +22,8 @@ use eddy_driver_sim::{SimConfig, SimDriver};
 use eddy_host::config::WindowConfig;
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{
-    Entry, OperatorLogic, Outputs, PluginEngine, PluginFault, PluginLimits, PluginModule,
-    PluginRunner,
+    Entry, OperatorLogic, OutputRun, Outputs, PluginEngine, PluginFault, PluginLimits,
+    PluginModule, PluginRunner,
 };
 use eddy_host::sinks::NullSink;
 use eddy_host::state::OperatorState;
@@ -145,16 +145,22 @@ impl OperatorLogic for NativeWindowStats {
         let batch = eddy_abi::decode::window_input(input)
             .map_err(|e| PluginFault::Failed(e.to_string()))?;
         let mut ctx = eddy_sdk::Context::new(window_stats::Params::default(), batch.watermark);
-        for window in &batch.windows {
+        let mut runs = Vec::with_capacity(batch.windows.len());
+        for (i, window) in batch.windows.iter().enumerate() {
             window_stats::window_stats(window, &mut ctx)
                 .map_err(|e| PluginFault::Failed(e.to_string()))?;
+            ctx.flush();
+            // One run per window, as the SDK hands them to the host.
+            runs.push(OutputRun {
+                output: String::new(),
+                cause: Some(i as u32),
+                records: eddy_sdk::native::take_emitted()
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .collect(),
+            });
         }
-        ctx.flush();
-        let records = eddy_sdk::native::take_emitted()
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        Ok(vec![(String::new(), records)])
+        Ok(runs)
     }
 
     fn state_mut(&mut self) -> &mut OperatorState {

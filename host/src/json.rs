@@ -2,7 +2,8 @@
 //! and of `eddy plugin test` input.
 //!
 //! A record is `{"key": "...", "time": 1767225600000, "fields": {...}}`; sinks
-//! add `"output"`, the name of the node output it came from. Field values are
+//! add `"id"`, its result id, and `"output"`, the name of the node output it
+//! came from. Field values are
 //! JSON numbers (integers read back as `i64`, others as `f64`), booleans,
 //! strings, and `{"hex": "..."}` for bytes.
 
@@ -18,6 +19,8 @@ pub struct JsonRecord<'a> {
     pub record: &'a Record,
     /// The node output it came from, e.g. `stats` or `alerts.cleared`.
     pub output: Option<&'a str>,
+    /// Its result id, unique and the same again when replay produces it.
+    pub id: Option<&'a str>,
 }
 
 struct JsonFields<'a>(&'a [(Arc<str>, Value)]);
@@ -26,6 +29,9 @@ struct JsonValue<'a>(&'a Value);
 impl Serialize for JsonRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
+        if let Some(id) = self.id {
+            map.serialize_entry("id", id)?;
+        }
         if let Some(output) = self.output {
             map.serialize_entry("output", output)?;
         }
@@ -139,6 +145,7 @@ mod tests {
         let line = serde_json::to_string(&JsonRecord {
             record: &r,
             output: None,
+            id: None,
         })
         .unwrap();
         assert_eq!(

@@ -10,7 +10,7 @@ use eddy_abi::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::context::{discard_outputs, flush_outputs};
+use crate::context::{discard_outputs, flush_outputs, set_cause};
 use crate::{Aggregate, Context, Error, Result, WindowInfo, host};
 
 pub use eddy_abi::ABI_VERSION;
@@ -101,7 +101,10 @@ where
     status(|| {
         let batch = eddy_abi::decode::process_input(bytes)?;
         let mut ctx = context::<P>(batch.watermark)?;
-        batch.records.iter().try_for_each(|r| f(r, &mut ctx))
+        batch.records.iter().enumerate().try_for_each(|(i, r)| {
+            set_cause(i);
+            f(r, &mut ctx)
+        })
     })
 }
 
@@ -120,7 +123,10 @@ where
     status(|| {
         let batch = eddy_abi::decode::window_input(bytes)?;
         let mut ctx = context::<P>(batch.watermark)?;
-        batch.windows.iter().try_for_each(|w| f(w, &mut ctx))
+        batch.windows.iter().enumerate().try_for_each(|(i, w)| {
+            set_cause(i);
+            f(w, &mut ctx)
+        })
     })
 }
 
@@ -139,7 +145,10 @@ where
     status(|| {
         let batch: TimerInput<Vec<TimerRef<'_>>> = postcard::from_bytes(bytes)?;
         let mut ctx = context::<P>(batch.watermark)?;
-        batch.timers.iter().try_for_each(|t| f(t, &mut ctx))
+        batch.timers.iter().enumerate().try_for_each(|(i, t)| {
+            set_cause(i);
+            f(t, &mut ctx)
+        })
     })
 }
 
@@ -191,7 +200,8 @@ pub unsafe fn result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
     status(|| {
         let batch: ResultInput<Vec<AccWindowRef<'_>>> = postcard::from_bytes(bytes)?;
         let mut ctx = context::<A::Params>(batch.watermark)?;
-        for w in &batch.windows {
+        for (i, w) in batch.windows.iter().enumerate() {
+            set_cause(i);
             let acc: A::Acc = postcard::from_bytes(w.acc)?;
             let info = WindowInfo {
                 key: w.key,
@@ -203,6 +213,25 @@ pub unsafe fn result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
         }
         Ok(())
     })
+}
+
+/// The `snapshot` export: saves what `save` returns through the host.
+pub fn snapshot(save: fn() -> Result<Vec<u8>>) -> i32 {
+    status(|| {
+        host::save_snapshot(&save()?);
+        Ok(())
+    })
+}
+
+/// The `restore` export: hands a saved snapshot to `restore`.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn restore(ptr: *const u8, len: usize, restore: fn(&[u8]) -> Result<()>) -> i32 {
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| restore(bytes))
 }
 
 /// Compile-time check that a `process` function has the right signature.

@@ -1,6 +1,6 @@
 //! What an operator function is handed besides its input: params, outputs, state, timers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
@@ -18,16 +18,24 @@ const FLUSH_BYTES: usize = 64 * 1024;
 /// Output buffers, flushed to the host in the order records were emitted.
 #[derive(Default)]
 struct Outputs {
-    /// Runs of `(output name, encoded records)`; `""` is the main output. A
-    /// record for the same output as the last run joins it; another starts a
-    /// new run, so the host sees records across outputs in emit order.
-    runs: Vec<(String, Vec<u8>)>,
+    /// Runs of `(output name, cause, encoded records)`; `""` is the main
+    /// output. A record for the same output and cause as the last run joins
+    /// it; another starts a new run, so the host sees records across outputs
+    /// in emit order, each with the input item it derives from.
+    runs: Vec<(String, u32, Vec<u8>)>,
     /// Bytes in all runs.
     bytes: usize,
 }
 
 thread_local! {
     static OUTPUTS: RefCell<Outputs> = RefCell::default();
+    /// The index of the input item (record, window, timer) being handled.
+    static CAUSE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Says which item of the call's input what is emitted next derives from.
+pub(crate) fn set_cause(index: usize) {
+    CAUSE.with(|c| c.set(index as u32));
 }
 
 /// The handle an operator function works through.
@@ -84,12 +92,16 @@ impl<P> Context<P> {
     /// Emits a record to the named side output, which the pipeline can route
     /// as `"operator.output"`.
     pub fn emit_to(&mut self, output: &str, record: &Record) -> Result<()> {
+        let cause = CAUSE.with(Cell::get);
         let full = OUTPUTS.with(|o| {
             let mut o = o.borrow_mut();
-            if o.runs.last().is_none_or(|(name, _)| name != output) {
-                o.runs.push((output.to_owned(), Vec::new()));
+            if o.runs
+                .last()
+                .is_none_or(|(name, c, _)| name != output || *c != cause)
+            {
+                o.runs.push((output.to_owned(), cause, Vec::new()));
             }
-            let run = &mut o.runs.last_mut().expect("a run was just ensured").1;
+            let run = &mut o.runs.last_mut().expect("a run was just ensured").2;
             let before = run.len();
             eddy_abi::encode::record(record, run);
             let added = run.len() - before;
@@ -131,7 +143,8 @@ pub(crate) fn flush_outputs() {
         o.bytes = 0;
         std::mem::take(&mut o.runs)
     });
-    for (name, bytes) in &runs {
+    for (name, cause, bytes) in &runs {
+        host::cause(*cause);
         host::emit(name, bytes);
     }
 }

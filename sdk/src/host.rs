@@ -39,7 +39,23 @@ mod raw {
         pub(super) fn log(level: i32, ptr: *const u8, len: usize);
         pub(super) fn processing_time() -> i64;
         pub(super) fn accumulator(ptr: *const u8, len: usize);
+        pub(super) fn cause(index: u32);
+        pub(super) fn save_snapshot(ptr: *const u8, len: usize);
     }
+}
+
+/// Tells the host which input item the next emits derive from.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn cause(index: u32) {
+    // SAFETY: no pointers.
+    unsafe { raw::cause(index) };
+}
+
+/// Hands the host the plugin's in-memory state, during `snapshot`.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn save_snapshot(bytes: &[u8]) {
+    // SAFETY: the bytes are a live borrow for the call.
+    unsafe { raw::save_snapshot(bytes.as_ptr(), bytes.len()) };
 }
 
 /// Hands the host the next group's new accumulator.
@@ -154,8 +170,8 @@ pub(crate) fn processing_time() -> i64 {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::{
-    accumulator, emit, log, params, processing_time, state_delete, state_get, state_put,
-    timer_delete, timer_set,
+    accumulator, cause, emit, log, params, processing_time, save_snapshot, state_delete, state_get,
+    state_put, timer_delete, timer_set,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -184,6 +200,7 @@ pub mod native {
         emitted: Vec<(String, Record)>,
         logs: Vec<(LogLevel, String)>,
         accumulators: Vec<Vec<u8>>,
+        snapshot: Option<Vec<u8>>,
     }
 
     thread_local! {
@@ -208,6 +225,18 @@ pub mod native {
     pub(crate) fn accumulator(bytes: &[u8]) {
         HOST.with(|h| h.borrow_mut().accumulators.push(bytes.to_vec()));
     }
+
+    /// Takes the snapshot a plugin saved last, if any.
+    pub fn take_snapshot() -> Option<Vec<u8>> {
+        HOST.with(|h| h.borrow_mut().snapshot.take())
+    }
+
+    pub(crate) fn save_snapshot(bytes: &[u8]) {
+        HOST.with(|h| h.borrow_mut().snapshot = Some(bytes.to_vec()));
+    }
+
+    /// Natively, causes only matter to the host's result ids: nothing to keep.
+    pub(crate) fn cause(_index: u32) {}
 
     /// Takes the lines logged so far.
     pub fn take_logs() -> Vec<(LogLevel, String)> {

@@ -41,6 +41,29 @@
 //! }
 //! ```
 //!
+//! A plugin that keeps state in its own memory (rather than in [`State`],
+//! which the host keeps) exports it for checkpoints with [`snapshot_state!`]:
+//!
+//! ```no_run
+//! use std::cell::RefCell;
+//!
+//! thread_local! {
+//!     static SEEN: RefCell<u64> = const { RefCell::new(0) };
+//! }
+//!
+//! fn save() -> eddy_sdk::Result<Vec<u8>> {
+//!     Ok(SEEN.with(|s| s.borrow().to_le_bytes().to_vec()))
+//! }
+//!
+//! fn restore(bytes: &[u8]) -> eddy_sdk::Result<()> {
+//!     let bytes: [u8; 8] = bytes.try_into().map_err(|_| eddy_sdk::Error::msg("bad snapshot"))?;
+//!     SEEN.with(|s| *s.borrow_mut() = u64::from_le_bytes(bytes));
+//!     Ok(())
+//! }
+//!
+//! eddy_sdk::snapshot_state!(save, restore);
+//! ```
+//!
 //! Built for `wasm32-unknown-unknown`, that is a complete plugin. Built for the
 //! machine it is compiled on, the same function can be unit-tested: host calls
 //! are then served in memory (see [`native`]).
@@ -70,6 +93,36 @@ pub use timers::Timers;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::native;
+
+/// Exports `snapshot` and `restore` (see `eddy-abi`) for state a plugin
+/// keeps in its own memory: `$save: fn() -> Result<Vec<u8>>` is called at
+/// every checkpoint, `$restore: fn(&[u8]) -> Result<()>` when the plugin
+/// starts again from one, before any input.
+#[macro_export]
+macro_rules! snapshot_state {
+    ($save:ident, $restore:ident) => {
+        const _: fn() -> $crate::Result<::std::vec::Vec<u8>> = $save;
+        const _: fn(&[u8]) -> $crate::Result<()> = $restore;
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        mod __eddy_snapshot {
+            #[unsafe(no_mangle)]
+            pub extern "C" fn snapshot() -> i32 {
+                $crate::__private::snapshot(super::$save)
+            }
+
+            /// # Safety
+            ///
+            /// Called by the host with a range it wrote.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn restore(ptr: *const u8, len: usize) -> i32 {
+                // SAFETY: the host wrote `ptr..ptr + len` for this call.
+                unsafe { $crate::__private::restore(ptr, len, super::$restore) }
+            }
+        }
+    };
+}
 
 /// The README's plugin example, compiled as a doc test so that it stays true.
 #[cfg(doctest)]

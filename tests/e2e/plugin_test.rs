@@ -38,10 +38,10 @@ fn window_stats_fires_on_the_watermark_and_sends_late_records_aside() {
     assert_eq!(
         out,
         [
-            r#"{"output":"window-stats","key":"a","time":999,"fields":{"window_start":0,"window_end":1000,"count":2,"update":false,"v_sum":4.0,"v_min":1.0,"v_max":3.0,"v_avg":2.0}}"#,
-            r#"{"output":"window-stats","key":"b","time":999,"fields":{"window_start":0,"window_end":1000,"count":1,"update":false,"v_sum":10.0,"v_min":10.0,"v_max":10.0,"v_avg":10.0}}"#,
-            r#"{"output":"window-stats.late","key":"a","time":950,"fields":{"v":100.0}}"#,
-            r#"{"output":"window-stats","key":"a","time":1999,"fields":{"window_start":1000,"window_end":2000,"count":1,"update":false,"v_sum":5.0,"v_min":5.0,"v_max":5.0,"v_avg":5.0}}"#,
+            r#"{"id":"test-window-stats/window-stats/a/w0-1000/f0/0","output":"window-stats","key":"a","time":999,"fields":{"window_start":0,"window_end":1000,"count":2,"update":false,"v_sum":4.0,"v_min":1.0,"v_max":3.0,"v_avg":2.0}}"#,
+            r#"{"id":"test-window-stats/window-stats/b/w0-1000/f0/0","output":"window-stats","key":"b","time":999,"fields":{"window_start":0,"window_end":1000,"count":1,"update":false,"v_sum":10.0,"v_min":10.0,"v_max":10.0,"v_avg":10.0}}"#,
+            r#"{"id":"test-window-stats/window-stats.late/a/r4/0","output":"window-stats.late","key":"a","time":950,"fields":{"v":100.0}}"#,
+            r#"{"id":"test-window-stats/window-stats/a/w1000-2000/f0/0","output":"window-stats","key":"a","time":1999,"fields":{"window_start":1000,"window_end":2000,"count":1,"update":false,"v_sum":5.0,"v_min":5.0,"v_max":5.0,"v_avg":5.0}}"#,
         ]
     );
 }
@@ -124,8 +124,8 @@ fn threshold_alert_needs_consecutive_breaches_and_clears_below_the_band() {
     assert_eq!(
         out,
         [
-            r#"{"output":"threshold-alert","key":"cell-3","time":1000,"fields":{"state":"raised","field":"t_max","value":47.0,"threshold":45.0,"first_time":0}}"#,
-            r#"{"output":"threshold-alert.cleared","key":"cell-3","time":4000,"fields":{"state":"cleared","field":"t_max","value":39.0,"threshold":45.0}}"#,
+            r#"{"id":"test-threshold-alert/threshold-alert/cell-3/r1/0","output":"threshold-alert","key":"cell-3","time":1000,"fields":{"state":"raised","field":"t_max","value":47.0,"threshold":45.0,"first_time":0}}"#,
+            r#"{"id":"test-threshold-alert/threshold-alert.cleared/cell-3/r4/0","output":"threshold-alert.cleared","key":"cell-3","time":4000,"fields":{"state":"cleared","field":"t_max","value":39.0,"threshold":45.0}}"#,
         ]
     );
 }

@@ -95,6 +95,7 @@ impl Graph {
                 idle_timeout: source.get_ref().idle_timeout_ms.map(Duration::from_millis),
                 last_records: std::time::Instant::now(),
                 idle: false,
+                records_out: 0,
             });
         }
         let mut sinks_out = Vec::new();

@@ -9,6 +9,7 @@ use eddy_driver::{Driver, Poll};
 
 use super::element::Element;
 use super::operator::{Emitted, OperatorNode, wall_clock_ms};
+use super::result_id::{Cause, ResultId};
 use super::watermark::BoundedOutOfOrderness;
 use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
 
@@ -36,6 +37,8 @@ pub(crate) struct SourceNode {
     /// When it last had records (or the run started).
     pub(crate) last_records: Instant,
     pub(crate) idle: bool,
+    /// Records read so far; numbers each for result ids.
+    pub(crate) records_out: u64,
 }
 
 pub(crate) struct OperatorSlot {
@@ -50,8 +53,8 @@ pub(crate) struct OperatorSlot {
 pub(crate) struct SinkNode {
     pub(crate) name: Arc<str>,
     pub(crate) target: SinkTarget,
-    /// `(node output label, record)` delivered since the last step.
-    pub(crate) inbox: Vec<(Arc<str>, Record)>,
+    /// `(node output label, id, record)` delivered since the last step.
+    pub(crate) inbox: Vec<(Arc<str>, ResultId, Record)>,
     pub(crate) written: u64,
 }
 
@@ -169,9 +172,12 @@ impl Graph {
                 };
                 progressed = true;
                 summary.records_in += count as u64;
-                let routes = self.sources[i].routes.clone();
-                let label = self.sources[i].name.clone();
-                self.deliver(&routes, &label, elements);
+                let source = &mut self.sources[i];
+                let first = source.records_out;
+                source.records_out += count as u64;
+                let routes = source.routes.clone();
+                let label = source.name.clone();
+                self.deliver_source(&routes, &label, elements, first);
             }
             self.step_operators()?;
             self.step_sinks()?;
@@ -345,16 +351,15 @@ impl Graph {
 
     /// Output nobody routes: late records are dead-lettered, never dropped;
     /// other side outputs are dropped with a warning the first time.
-    fn unrouted(&mut self, i: usize, output: &str, elements: Vec<Element>) -> Result<(), RunError> {
+    fn unrouted(
+        &mut self,
+        i: usize,
+        output: &str,
+        elements: Vec<(Record, ResultId)>,
+    ) -> Result<(), RunError> {
         let slot = &mut self.operators[i];
         if output == LATE_OUTPUT {
-            let records: Vec<Record> = elements
-                .into_iter()
-                .filter_map(|e| match e {
-                    Element::Record(r) => Some(r),
-                    Element::Watermark(_) | Element::Idle => None,
-                })
-                .collect();
+            let records: Vec<Record> = elements.into_iter().map(|(r, _)| r).collect();
             let reason = "late: its window had already fired (route `OPERATOR.late` to keep these elsewhere)";
             return self
                 .dead_letter
@@ -377,28 +382,80 @@ impl Graph {
         Ok(())
     }
 
-    /// Puts elements in the inboxes of `routes`. Sinks get records only.
-    fn deliver(&mut self, routes: &[Route], label: &Arc<str>, elements: Vec<Element>) {
+    /// Puts an operator's records in the inboxes of `routes`: operators get
+    /// the records, sinks the records with their ids.
+    fn deliver(&mut self, routes: &[Route], label: &Arc<str>, records: Vec<(Record, ResultId)>) {
+        for (n, route) in routes.iter().enumerate() {
+            let last = n + 1 == routes.len();
+            match *route {
+                Route::Operator { index, input } => {
+                    let elements = records
+                        .iter()
+                        .map(|(r, _)| Element::Record(r.clone()))
+                        .collect();
+                    self.operators[index].node.inbox.push((input, elements));
+                }
+                Route::Sink { index } => {
+                    let inbox = &mut self.sinks[index].inbox;
+                    if last {
+                        inbox.reserve(records.len());
+                        for (record, id) in records {
+                            inbox.push((label.clone(), id, record));
+                        }
+                        return;
+                    }
+                    inbox.extend(
+                        records
+                            .iter()
+                            .map(|(r, id)| (label.clone(), id.clone(), r.clone())),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Puts a source's records and watermarks in the inboxes of `routes`;
+    /// sinks get the records, numbered from `first` for their ids.
+    fn deliver_source(
+        &mut self,
+        routes: &[Route],
+        label: &Arc<str>,
+        elements: Vec<Element>,
+        first: u64,
+    ) {
         let Some((last, rest)) = routes.split_last() else {
             return;
         };
         for route in rest {
-            self.deliver_one(*route, label, elements.clone());
+            self.deliver_source_one(*route, label, elements.clone(), first);
         }
-        self.deliver_one(*last, label, elements);
+        self.deliver_source_one(*last, label, elements, first);
     }
 
-    fn deliver_one(&mut self, route: Route, label: &Arc<str>, elements: Vec<Element>) {
+    fn deliver_source_one(
+        &mut self,
+        route: Route,
+        label: &Arc<str>,
+        elements: Vec<Element>,
+        first: u64,
+    ) {
         match route {
             Route::Operator { index, input } => {
                 self.operators[index].node.inbox.push((input, elements));
             }
             Route::Sink { index } => {
                 let inbox = &mut self.sinks[index].inbox;
-                inbox.extend(elements.into_iter().filter_map(|e| match e {
-                    Element::Record(r) => Some((label.clone(), r)),
+                let records = elements.into_iter().filter_map(|e| match e {
+                    Element::Record(r) => Some(r),
                     Element::Watermark(_) | Element::Idle => None,
-                }));
+                });
+                for (n, record) in (first..).zip(records) {
+                    let cause = Arc::new(Cause::Record {
+                        key: record.key.clone(),
+                        n,
+                    });
+                    inbox.push((label.clone(), ResultId { cause, seq: 0 }, record));
+                }
             }
         }
     }
@@ -415,17 +472,19 @@ impl Graph {
                         sink: sink.name.to_string(),
                         error,
                     };
-                    for (label, record) in sink.inbox.drain(..) {
-                        writer.write(&label, &record).map_err(fail)?;
+                    let mut id = String::new();
+                    for (label, result_id, record) in sink.inbox.drain(..) {
+                        result_id.write(&self.name, &label, &mut id);
+                        writer.write(&label, &id, &record).map_err(fail)?;
                     }
                     writer.flush().map_err(fail)?;
                 }
                 SinkTarget::DeadLetter => {
                     // One entry per run of records from the same output.
                     let mut inbox = std::mem::take(&mut sink.inbox).into_iter().peekable();
-                    while let Some((label, first)) = inbox.next() {
+                    while let Some((label, _, first)) = inbox.next() {
                         let mut records = vec![first];
-                        while let Some((_, r)) = inbox.next_if(|(l, _)| *l == label) {
+                        while let Some((_, _, r)) = inbox.next_if(|(l, _, _)| *l == label) {
                             records.push(r);
                         }
                         let reason = format!("routed to the dead-letter sink from `{label}`");

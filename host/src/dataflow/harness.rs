@@ -109,6 +109,7 @@ impl Graph {
                 idle_timeout: None,
                 last_records: std::time::Instant::now(),
                 idle: false,
+                records_out: 0,
             }],
             operators: vec![OperatorSlot {
                 node,

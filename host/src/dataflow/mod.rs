@@ -20,6 +20,7 @@ mod element;
 mod graph;
 mod harness;
 mod operator;
+mod result_id;
 mod watermark;
 pub mod window;
 

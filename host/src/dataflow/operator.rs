@@ -5,11 +5,12 @@ use std::sync::Arc;
 use eddy_abi::{LATE_OUTPUT, OperatorKind, Record, TimeDomain, Timer, TimerInput, Value, encode};
 
 use super::element::Element;
+use super::result_id::{Cause, IdAssigner, ResultId};
 use super::watermark::InputWatermarks;
 use super::window::{Added, FiredWindow, Windowing};
 use crate::config::WindowTime;
 use crate::internal_events::LateRecords;
-use crate::plugin::{Entry, OperatorLogic, Outputs, PluginFault};
+use crate::plugin::{Entry, OperatorLogic, OutputRun, Outputs, PluginFault};
 use crate::sinks::{DeadLetter, DeadLetterInput};
 
 /// An aggregate's open window is folded once it holds this many unfolded records.
@@ -31,15 +32,25 @@ pub(crate) struct OperatorNode {
     pub(crate) inbox: Vec<(usize, Vec<Element>)>,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+    /// Records taken in so far; numbers each input record for result ids.
+    pub(crate) records_in: u64,
+    /// Plugin calls made so far.
+    pub(crate) calls: u64,
+    /// Timers fired so far.
+    pub(crate) timers_fired: u64,
 }
 
-/// What a step produced, in order: runs of elements per output name (`""` is
-/// the main output). Order is kept across outputs, so that a sink taking
-/// several of them sees the same sequence whatever the batch sizes.
-pub(crate) type Emitted = Vec<(String, Vec<Element>)>;
+/// What a step produced, in order: runs of records with their ids per output
+/// name (`""` is the main output). Order is kept across outputs, so that a
+/// sink taking several of them sees the same sequence whatever the batch sizes.
+pub(crate) type Emitted = Vec<(String, Vec<(Record, ResultId)>)>;
 
-/// Appends elements for `output`, joining the last run if it is the same output.
-fn push_run(emitted: &mut Emitted, output: &str, elements: impl IntoIterator<Item = Element>) {
+/// Appends records for `output`, joining the last run if it is the same output.
+fn push_run(
+    emitted: &mut Emitted,
+    output: &str,
+    elements: impl IntoIterator<Item = (Record, ResultId)>,
+) {
     match emitted.last_mut() {
         Some((name, run)) if name == output => run.extend(elements),
         _ => emitted.push((output.to_owned(), elements.into_iter().collect())),
@@ -64,7 +75,22 @@ impl OperatorNode {
             batch_size: batch_size.max(1),
             inbox: Vec::new(),
             buf: Vec::new(),
+            records_in: 0,
+            calls: 0,
+            timers_fired: 0,
         }
+    }
+
+    /// Numbers the next input record.
+    fn next_record(&mut self) -> u64 {
+        self.records_in += 1;
+        self.records_in - 1
+    }
+
+    /// Numbers the next plugin call.
+    fn next_call(&mut self) -> u64 {
+        self.calls += 1;
+        self.calls - 1
     }
 
     /// The operator's watermark.
@@ -106,16 +132,18 @@ impl OperatorNode {
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
-        let mut pending = Vec::new();
+        let mut pending = Pending::default();
         let elements = flatten(inbox);
         for (input, element) in elements {
             match element {
                 Element::Record(record) => {
                     self.watermarks.activate(input);
+                    let n = self.next_record();
                     if let Some(record) = self.rekey(record, dead_letter)? {
-                        pending.push(record);
+                        pending.records.push(record);
+                        pending.numbers.push(n);
                     }
-                    if pending.len() >= self.batch_size {
+                    if pending.records.len() >= self.batch_size {
                         self.call_process(&mut pending, dead_letter, emitted)?;
                     }
                 }
@@ -135,25 +163,37 @@ impl OperatorNode {
 
     fn call_process(
         &mut self,
-        pending: &mut Vec<Record>,
+        pending: &mut Pending,
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
-        if pending.is_empty() {
+        if pending.records.is_empty() {
             return Ok(());
         }
         // The bytes of a `ProcessInput`: watermark, count, records.
         self.buf.clear();
         encode::i64(self.watermark(), &mut self.buf);
-        encode::varint(pending.len() as u64, &mut self.buf);
-        for record in pending.iter() {
+        encode::varint(pending.records.len() as u64, &mut self.buf);
+        for record in &pending.records {
             encode::record(record, &mut self.buf);
         }
+        let call = self.next_call();
         let result = self.logic.call(Entry::Process, &self.buf);
-        self.collect(result, emitted, |fault| {
-            dead_letter.write(&self.name, &fault, DeadLetterInput::Records(pending))
+        let causes = |i: usize| {
+            Some(Cause::Record {
+                key: pending.records.get(i)?.key.clone(),
+                n: pending.numbers[i],
+            })
+        };
+        self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
+            dead_letter.write(
+                &self.name,
+                &fault,
+                DeadLetterInput::Records(&pending.records),
+            )
         })?;
-        pending.clear();
+        pending.records.clear();
+        pending.numbers.clear();
         Ok(())
     }
 
@@ -188,8 +228,20 @@ impl OperatorNode {
                 },
                 &mut self.buf,
             );
+            let call = self.next_call();
+            let first = self.timers_fired;
+            self.timers_fired += due.len() as u64;
             let result = self.logic.call(Entry::OnTimer, &self.buf);
-            self.collect(result, emitted, |fault| {
+            let causes = |i: usize| {
+                let (time, key) = due.get(i)?;
+                Some(Cause::Timer {
+                    key: key.clone(),
+                    domain,
+                    time: *time,
+                    n: first + i as u64,
+                })
+            };
+            self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
                 let timers: Vec<_> = due.iter().map(|(t, k)| (domain, k.clone(), *t)).collect();
                 dead_letter.write(&self.name, &fault, DeadLetterInput::Timers(&timers))
             })?;
@@ -209,6 +261,7 @@ impl OperatorNode {
             match element {
                 Element::Record(record) => {
                     self.watermarks.activate(input);
+                    let n = self.next_record();
                     let Some(record) = self.rekey(record, dead_letter)? else {
                         continue;
                     };
@@ -235,7 +288,14 @@ impl OperatorNode {
                         // Windows fired before this record come out before it.
                         self.call_window(std::mem::take(&mut fired), dead_letter, emitted)?;
                         late_count += 1;
-                        push_run(emitted, LATE_OUTPUT, [Element::Record(record)]);
+                        let id = ResultId {
+                            cause: Arc::new(Cause::Record {
+                                key: record.key.clone(),
+                                n,
+                            }),
+                            seq: 0,
+                        };
+                        push_run(emitted, LATE_OUTPUT, [(record, id)]);
                     }
                 }
                 status => {
@@ -372,10 +432,12 @@ impl OperatorNode {
             encode::varint(u64::from(w.firing), &mut self.buf);
             encode::bytes(acc, &mut self.buf);
         }
+        let call = self.next_call();
         let result = self.logic.call(Entry::Result, &self.buf);
-        self.collect(result, emitted, |fault| {
+        let causes = |i: usize| done.get(i).map(|(w, _)| w.cause());
+        self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
             // Only a failed call needs the windows again, as owned values.
-            let windows: Vec<FiredWindow> = done.into_iter().map(|(w, _)| w.clone()).collect();
+            let windows: Vec<FiredWindow> = done.iter().map(|(w, _)| (*w).clone()).collect();
             dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(&windows))
         })
     }
@@ -429,8 +491,10 @@ impl OperatorNode {
             for window in chunk {
                 window.encode(&mut self.buf);
             }
+            let call = self.next_call();
             let result = self.logic.call(Entry::Window, &self.buf);
-            self.collect(result, emitted, |fault| {
+            let causes = |i: usize| chunk.get(i).map(FiredWindow::cause);
+            self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
                 dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(chunk))
             })?;
             first = last + 1;
@@ -438,17 +502,24 @@ impl OperatorNode {
         Ok(())
     }
 
-    /// Routes a call's outputs, or dead-letters its input.
-    fn collect(
+    /// Routes a call's outputs with their ids, or dead-letters its input.
+    fn collect<F: Fn(usize) -> Option<Cause>>(
         &self,
         result: Result<Outputs, PluginFault>,
         emitted: &mut Emitted,
+        mut ids: IdAssigner<F>,
         dead_letter: impl FnOnce(String) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         match result {
             Ok(outputs) => {
-                for (name, records) in outputs {
-                    push_run(emitted, &name, records.into_iter().map(Element::Record));
+                for OutputRun {
+                    output,
+                    cause,
+                    records,
+                } in outputs
+                {
+                    let with_ids = records.into_iter().map(|r| (r, ids.next(cause)));
+                    push_run(emitted, &output, with_ids);
                 }
                 Ok(())
             }
@@ -484,6 +555,13 @@ impl OperatorNode {
             }
         }
     }
+}
+
+/// Records waiting for a `process` call, with their input numbers.
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    numbers: Vec<u64>,
 }
 
 /// Fired windows in runs of about [`WINDOW_CALL_BYTES`] of records.

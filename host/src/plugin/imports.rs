@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use eddy_abi::decode::Reader;
-use eddy_abi::{IMPORT_MODULE, LATE_OUTPUT, LogLevel, Record, STATUS_OK, TimeDomain, names};
+use eddy_abi::{IMPORT_MODULE, LATE_OUTPUT, LogLevel, STATUS_OK, TimeDomain, names};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
-use super::PluginFault;
 use super::intern::Interner;
+use super::{OutputRun, Outputs, PluginFault};
 use crate::state::{OperatorState, TimerOp, Transaction};
 
 /// Everything a plugin instance's `Store` holds.
@@ -22,9 +22,12 @@ pub(crate) struct StoreData {
     pub(crate) state: OperatorState,
     /// This call's state writes, applied if it succeeds.
     pub(crate) transaction: Transaction,
-    /// This call's output as runs of `(output name, records)` in emit order
-    /// (`""` is the main output).
-    pub(crate) outputs: Vec<(String, Vec<Record>)>,
+    /// This call's output as runs in emit order.
+    pub(crate) outputs: Outputs,
+    /// The input item the guest said its emits derive from (import `cause`).
+    pub(crate) cause: Option<u32>,
+    /// What the guest handed to `save_snapshot` during `snapshot`.
+    pub(crate) snapshot: Option<Vec<u8>>,
     /// Bytes emitted in this call, against `output_cap`.
     pub(crate) output_bytes: usize,
     pub(crate) output_cap: usize,
@@ -158,9 +161,18 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 }
                 .into());
             }
-            // Runs in emit order: a new output name starts a new run.
-            if data.outputs.last().is_none_or(|(name, _)| name != output) {
-                data.outputs.push((output.to_owned(), Vec::new()));
+            // Runs in emit order: a new output name or cause starts a new run.
+            let cause = data.cause;
+            if data
+                .outputs
+                .last()
+                .is_none_or(|run| run.output != output || run.cause != cause)
+            {
+                data.outputs.push(OutputRun {
+                    output: output.to_owned(),
+                    cause,
+                    records: Vec::new(),
+                });
             }
             let index = data.outputs.len() - 1;
             let mut reader = Reader::new(bytes);
@@ -170,7 +182,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                     detail: format!("not a record: {e}"),
                 })?;
                 let record = data.names.record(&record);
-                data.outputs[index].1.push(record);
+                data.outputs[index].records.push(record);
             }
             Ok(STATUS_OK)
         },
@@ -306,6 +318,23 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 .into());
             }
             data.accumulators.push(bytes.to_vec());
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::CAUSE,
+        |mut caller: Caller<'_, StoreData>, index: i32| {
+            caller.data_mut().cause = Some(index as u32);
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        names::SAVE_SNAPSHOT,
+        |mut caller: Caller<'_, StoreData>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let (memory, data) = split(&mut caller)?;
+            let bytes = &memory[range(memory, names::SAVE_SNAPSHOT, ptr, len)?];
+            data.snapshot = Some(bytes.to_vec());
             Ok(())
         },
     )?;

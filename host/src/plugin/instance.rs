@@ -8,11 +8,14 @@ use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{Limits, StoreData};
 use super::intern::Interner;
-use super::{Entry, PluginEngine, PluginFault, PluginModule};
+use super::{Entry, Outputs, PluginEngine, PluginFault, PluginModule};
 use crate::state::{OperatorState, Transaction};
 
 /// The guest's `init` export.
 type InitFunc = TypedFunc<(), i32>;
+
+/// The guest's optional `snapshot` and `restore` exports.
+type SnapshotFuncs = (TypedFunc<(), i32>, TypedFunc<(i32, i32), i32>);
 
 /// What a fresh instance is given.
 pub(crate) struct InstanceConfig {
@@ -33,6 +36,8 @@ pub(crate) struct PluginInstance {
     on_timer: Option<TypedFunc<(i32, i32), i32>>,
     /// An aggregate's `result`.
     result: Option<TypedFunc<(i32, i32), i32>>,
+    /// The optional `snapshot` and `restore` exports.
+    snapshot: Option<SnapshotFuncs>,
     /// Accumulators of the last successful `aggregate` call.
     accumulators: Vec<Vec<u8>>,
     deadline: Duration,
@@ -62,6 +67,8 @@ impl PluginInstance {
             state,
             transaction: Transaction::default(),
             outputs: Vec::new(),
+            cause: None,
+            snapshot: None,
             output_bytes: 0,
             output_cap: config.output_cap,
             last_error: None,
@@ -110,9 +117,19 @@ impl PluginInstance {
             } else {
                 None
             };
-            wasmtime::Result::Ok((memory, alloc, dealloc, init, main, on_timer, result))
+            let snapshot = if module.has_snapshot() {
+                Some((
+                    instance.get_typed_func(&mut store, names::SNAPSHOT)?,
+                    instance.get_typed_func(&mut store, names::RESTORE)?,
+                ))
+            } else {
+                None
+            };
+            wasmtime::Result::Ok((
+                memory, alloc, dealloc, init, main, on_timer, result, snapshot,
+            ))
         })();
-        let (memory, alloc, dealloc, init, main, on_timer, result) = match typed {
+        let (memory, alloc, dealloc, init, main, on_timer, result, snapshot) = match typed {
             Ok(t) => t,
             Err(e) => return Err((fault(e), store)),
         };
@@ -125,6 +142,7 @@ impl PluginInstance {
             main,
             on_timer,
             result,
+            snapshot,
             accumulators: Vec::new(),
             deadline,
         };
@@ -157,16 +175,13 @@ impl PluginInstance {
         let data = self.store.data_mut();
         data.output_bytes = 0;
         data.last_error = None;
+        data.cause = None;
     }
 
     /// Calls an entry point with `input` and returns what it emitted. On
     /// success the call's state writes are committed; on failure they and its
     /// output are dropped.
-    pub(crate) fn call(
-        &mut self,
-        entry: Entry,
-        input: &[u8],
-    ) -> Result<Vec<(String, Vec<eddy_abi::Record>)>, PluginFault> {
+    pub(crate) fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
         let func = match entry {
             Entry::OnTimer => self.on_timer.clone().ok_or_else(|| {
                 PluginFault::Start("the plugin set a timer but exports no `on_timer`".into())
@@ -224,6 +239,43 @@ impl PluginInstance {
             return Err(PluginFault::Failed(reason));
         }
         Ok(())
+    }
+
+    /// Calls `snapshot`: the state the plugin keeps in its own memory.
+    pub(crate) fn snapshot(&mut self) -> Result<Vec<u8>, PluginFault> {
+        let Some((snapshot, _)) = self.snapshot.clone() else {
+            return Err(PluginFault::Start(
+                "the plugin exports no `snapshot`".into(),
+            ));
+        };
+        self.arm();
+        let status = snapshot
+            .call(&mut self.store, ())
+            .map_err(|e| PluginFault::from_wasmtime(e, self.deadline))?;
+        let data = self.store.data_mut();
+        data.outputs.clear();
+        let saved = data.snapshot.take();
+        if status != STATUS_OK {
+            let reason = data
+                .last_error
+                .take()
+                .unwrap_or_else(|| "no reason logged".into());
+            return Err(PluginFault::Failed(format!("snapshot: {reason}")));
+        }
+        Ok(saved.unwrap_or_default())
+    }
+
+    /// Calls `restore` with what `snapshot` saved.
+    pub(crate) fn restore(&mut self, bytes: &[u8]) -> Result<(), PluginFault> {
+        let Some((_, restore)) = self.snapshot.clone() else {
+            return Err(PluginFault::Start("the plugin exports no `restore`".into()));
+        };
+        self.arm();
+        let result = self.call_with_input(restore, bytes);
+        let data = self.store.data_mut();
+        data.outputs.clear();
+        data.transaction.abort();
+        result
     }
 
     /// The accumulators the last successful `aggregate` call handed over.

@@ -27,4 +27,4 @@ pub use engine::PluginEngine;
 pub use fault::PluginFault;
 pub use manifest::read_manifest;
 pub use module::{Entry, LoadError, PluginModule};
-pub use runner::{OperatorLogic, Outputs, PluginLimits, PluginRunner};
+pub use runner::{OperatorLogic, OutputRun, Outputs, PluginLimits, PluginRunner};

@@ -95,6 +95,7 @@ pub struct PluginModule {
     manifest: Manifest,
     exports: Vec<(String, String)>,
     has_on_timer: bool,
+    has_snapshot: bool,
     pre: InstancePre<StoreData>,
 }
 
@@ -160,6 +161,21 @@ impl PluginModule {
                 "func (i32, i32) -> i32, as the manifest declares timers",
             ));
         }
+        let has_snapshot = func(names::SNAPSHOT);
+        if has_snapshot != func(names::RESTORE) {
+            let (export, expected) = if has_snapshot {
+                (
+                    names::RESTORE,
+                    "func (i32, i32) -> i32, as the plugin exports `snapshot`",
+                )
+            } else {
+                (
+                    names::SNAPSHOT,
+                    "func () -> i32, as the plugin exports `restore`",
+                )
+            };
+            return Err(missing(export, expected));
+        }
         let mut linker = Linker::new(engine.engine());
         imports::define(&mut linker).map_err(|e| LoadError::Link {
             name: manifest.name.clone(),
@@ -177,6 +193,7 @@ impl PluginModule {
             .collect();
         Ok(PluginModule {
             has_on_timer: func(names::ON_TIMER),
+            has_snapshot,
             manifest,
             exports,
             pre,
@@ -201,6 +218,11 @@ impl PluginModule {
     /// Whether the plugin handles timers.
     pub fn has_on_timer(&self) -> bool {
         self.has_on_timer
+    }
+
+    /// Whether the plugin keeps state in its own memory, saved with `snapshot`.
+    pub fn has_snapshot(&self) -> bool {
+        self.has_snapshot
     }
 
     pub(crate) fn pre(&self) -> &InstancePre<StoreData> {

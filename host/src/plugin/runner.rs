@@ -10,9 +10,20 @@ use super::{Entry, PluginEngine, PluginFault, PluginModule};
 use crate::internal_events::{PluginFailed, PluginRestarted};
 use crate::state::OperatorState;
 
-/// What one call emitted, in order: runs of records per output name, `""`
-/// being the main output.
-pub type Outputs = Vec<(String, Vec<Record>)>;
+/// What one call emitted, in order.
+pub type Outputs = Vec<OutputRun>;
+
+/// Records one call emitted in a row to one output, for one cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRun {
+    /// The output's name; `""` is the main output.
+    pub output: String,
+    /// The index of the input item (record, window, timer) they derive from,
+    /// when the guest said so.
+    pub cause: Option<u32>,
+    /// The records.
+    pub records: Vec<Record>,
+}
 
 /// What an operator calls with its encoded input: a plugin, or (for
 /// comparison in benchmarks and tests) the same logic compiled natively.
@@ -29,6 +40,21 @@ pub trait OperatorLogic: Send {
     /// The accumulators the last successful [`Entry::Aggregate`] call produced, one per group.
     fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
         Vec::new()
+    }
+
+    /// State the logic keeps in its own memory, for a checkpoint; `None` when it keeps none.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, PluginFault> {
+        Ok(None)
+    }
+
+    /// Takes back what [`OperatorLogic::snapshot`] saved.
+    fn restore(&mut self, _snapshot: &[u8]) -> Result<(), PluginFault> {
+        Ok(())
+    }
+
+    /// The `state_version` the logic declares for its state.
+    fn state_version(&self) -> u32 {
+        0
     }
 }
 
@@ -126,24 +152,28 @@ impl OperatorLogic for PluginRunner {
     /// Calls `entry` with an encoded input. On a fault the caller dead-letters
     /// the input; the runner has already dropped a broken instance.
     fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
-        let instance = self.instance()?;
-        match instance.call(entry, input) {
-            Ok(outputs) => {
-                self.backoff = self.limits.restart_backoff;
-                Ok(outputs)
-            }
-            Err(fault) => {
-                if fault.needs_restart() {
-                    if let Some(instance) = self.instance.take() {
-                        self.parked = Some(instance.into_state());
-                    }
-                    self.schedule_restart(&fault);
-                } else {
-                    PluginFailed::new(&self.config.operator, &self.module, &fault, None).emit();
-                }
-                Err(fault)
-            }
+        let result = self.instance()?.call(entry, input);
+        self.fail_on_fault(result)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, PluginFault> {
+        if !self.module.has_snapshot() {
+            return Ok(None);
         }
+        let snapshot = self.instance()?.snapshot();
+        self.fail_on_fault(snapshot).map(Some)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), PluginFault> {
+        if !self.module.has_snapshot() {
+            return Ok(());
+        }
+        let restored = self.instance()?.restore(snapshot);
+        self.fail_on_fault(restored)
+    }
+
+    fn state_version(&self) -> u32 {
+        self.module.manifest().state_version
     }
 
     fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
@@ -163,6 +193,28 @@ impl OperatorLogic for PluginRunner {
 }
 
 impl PluginRunner {
+    /// Resets the backoff after a success; after a fault that broke the
+    /// instance, drops it (keeping its state) and schedules a restart.
+    fn fail_on_fault<T>(&mut self, result: Result<T, PluginFault>) -> Result<T, PluginFault> {
+        match result {
+            Ok(value) => {
+                self.backoff = self.limits.restart_backoff;
+                Ok(value)
+            }
+            Err(fault) => {
+                if fault.needs_restart() {
+                    if let Some(instance) = self.instance.take() {
+                        self.parked = Some(instance.into_state());
+                    }
+                    self.schedule_restart(&fault);
+                } else {
+                    PluginFailed::new(&self.config.operator, &self.module, &fault, None).emit();
+                }
+                Err(fault)
+            }
+        }
+    }
+
     /// The live instance, starting a fresh one if the backoff has passed.
     fn instance(&mut self) -> Result<&mut PluginInstance, PluginFault> {
         if self.instance.is_none() {

@@ -60,6 +60,7 @@ impl Serialize for Records<'_> {
             seq.serialize_element(&JsonRecord {
                 record,
                 output: None,
+                id: None,
             })?;
         }
         seq.end()

@@ -47,8 +47,8 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn write(&mut self, output: &str, record: &Record) -> io::Result<()> {
-        write_json_line(self.out()?, output, record)
+    fn write(&mut self, output: &str, id: &str, record: &Record) -> io::Result<()> {
+        write_json_line(self.out()?, output, id, record)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -25,7 +25,7 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn write(&mut self, output: &str, record: &Record) -> io::Result<()> {
+    fn write(&mut self, output: &str, _id: &str, record: &Record) -> io::Result<()> {
         self.records
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -24,8 +24,9 @@ use crate::config::SinkType;
 
 /// A destination for records.
 pub trait Sink: Send {
-    /// Writes one record that came from the node output `output`.
-    fn write(&mut self, output: &str, record: &Record) -> io::Result<()>;
+    /// Writes one record that came from the node output `output`, with its
+    /// result id (see `eddy_abi`'s "Result ids").
+    fn write(&mut self, output: &str, id: &str, record: &Record) -> io::Result<()>;
     /// Makes everything written so far durable or visible.
     fn flush(&mut self) -> io::Result<()>;
 }
@@ -58,6 +59,7 @@ pub fn build(kind: SinkType, path: Option<&std::path::Path>) -> io::Result<SinkT
 pub(crate) fn write_json_line(
     out: &mut impl io::Write,
     output: &str,
+    id: &str,
     record: &Record,
 ) -> io::Result<()> {
     serde_json::to_writer(
@@ -65,6 +67,7 @@ pub(crate) fn write_json_line(
         &crate::json::JsonRecord {
             record,
             output: Some(output),
+            id: Some(id),
         },
     )?;
     out.write_all(b"\n")

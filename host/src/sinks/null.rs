@@ -14,7 +14,7 @@ pub struct NullSink {
 }
 
 impl Sink for NullSink {
-    fn write(&mut self, _output: &str, _record: &Record) -> io::Result<()> {
+    fn write(&mut self, _output: &str, _id: &str, _record: &Record) -> io::Result<()> {
         self.records += 1;
         Ok(())
     }

@@ -27,8 +27,8 @@ impl Default for StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn write(&mut self, output: &str, record: &Record) -> io::Result<()> {
-        write_json_line(&mut self.out, output, record)
+    fn write(&mut self, output: &str, id: &str, record: &Record) -> io::Result<()> {
+        write_json_line(&mut self.out, output, id, record)
     }
 
     fn flush(&mut self) -> io::Result<()> {

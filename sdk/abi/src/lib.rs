@@ -20,8 +20,13 @@
 //!
 //! ```json
 //! {"name":"window-stats","version":"0.1.0","abi_version":1,"kind":"window",
-//!  "capabilities":{"state":[],"side_outputs":[],"timers":false}}
+//!  "state_version":1,"capabilities":{"state":[],"side_outputs":[],"timers":false}}
 //! ```
+//!
+//! `state_version` says which layout of state (keyed state values,
+//! accumulators, snapshots) the plugin reads and writes. A new version of a
+//! plugin that cannot read its predecessor's state bumps it; the host then
+//! refuses to restore old state into it unless the pipeline says to reset it.
 //!
 //! # Guest exports
 //!
@@ -36,6 +41,8 @@
 //! | `on_timer` | `(ptr: i32, len: i32) -> i32` | optional: a [`TimerInput`] of timers that came due |
 //! | `aggregate` | `(ptr: i32, len: i32) -> i32` | kind `aggregate`: an [`AggregateInput`]; for each group, in order, merge its accumulators (none: a new one) and add its records, then hand the result to `accumulator` |
 //! | `result` | `(ptr: i32, len: i32) -> i32` | kind `aggregate`: a [`ResultInput`]; emit each fired window's result from its accumulator |
+//! | `snapshot` | `() -> i32` | optional: hand state the plugin keeps in its own memory to `save_snapshot`; called at each checkpoint |
+//! | `restore` | `(ptr: i32, len: i32) -> i32` | optional: take back what `snapshot` saved; called after a restart, before any input |
 //!
 //! Entry points return a status: [`STATUS_OK`], or [`STATUS_ERROR`] after logging
 //! the reason through `log`. The host owns the input buffer: it `alloc`s it,
@@ -57,6 +64,18 @@
 //! | `log` | `(level: i32, ptr, len)` | a log line at [`LogLevel`] `level` |
 //! | `processing_time` | `() -> i64` | the host's wall clock, ms since the Unix epoch |
 //! | `accumulator` | `(ptr, len)` | during `aggregate`: the next group's new accumulator, opaque bytes the host keeps |
+//! | `cause` | `(index: i32)` | what is emitted from now on in this call derives from item `index` of the input (a record, window or timer, counted from 0); the host builds each result's id from it |
+//! | `save_snapshot` | `(ptr, len)` | during `snapshot`: the plugin's in-memory state, opaque bytes the host stores in the checkpoint |
+//!
+//! # Result ids
+//!
+//! Every record a pipeline writes carries an id that is the same when the
+//! record is produced again by replay after a crash: pipeline, operator and
+//! output, then the cause (the input record's key and sequence number, the
+//! window's key, bounds and firing, or the timer's key and time), then the
+//! record's number among those the cause produced. A guest that never calls
+//! `cause` gets ids by call instead, which are stable only as long as batches
+//! are cut the same way.
 //!
 //! A guest that passes an out-of-bounds range, emits more than the operator's
 //! output cap, or runs past its deadline is stopped with a trap; the host
@@ -175,6 +194,14 @@ pub mod names {
     pub const LOG: &str = "log";
     /// Host import: the wall clock.
     pub const PROCESSING_TIME: &str = "processing_time";
+    /// Host import: what the following emits derive from.
+    pub const CAUSE: &str = "cause";
+    /// Guest export (optional): save in-memory state through `save_snapshot`.
+    pub const SNAPSHOT: &str = "snapshot";
+    /// Guest export (optional): take back a saved snapshot.
+    pub const RESTORE: &str = "restore";
+    /// Host import: the snapshot's bytes, during `snapshot`.
+    pub const SAVE_SNAPSHOT: &str = "save_snapshot";
 }
 
 /// Encodes any ABI value with postcard, appending to `out` without reallocating

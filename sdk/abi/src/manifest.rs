@@ -16,6 +16,10 @@ pub struct Manifest {
     pub abi_version: u32,
     /// Which entry point it implements.
     pub kind: OperatorKind,
+    /// The layout of the state it keeps; a plugin that cannot read the state
+    /// an earlier version left bumps it. 0 when not declared.
+    #[serde(default)]
+    pub state_version: u32,
     /// What it declares it will use.
     #[serde(default)]
     pub capabilities: Capabilities,

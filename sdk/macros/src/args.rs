@@ -5,9 +5,11 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprArray, ExprLit, Lit, Meta, Token};
 
-/// Parsed `state = [...], side_outputs = [...], timers`.
+/// Parsed `state = [...], side_outputs = [...], timers, state_version = N`.
 pub(crate) struct Args {
     pub(crate) capabilities: Capabilities,
+    /// The declared layout version of the plugin's state; 0 when not given.
+    pub(crate) state_version: u32,
     /// Whether any argument was given (the `on_timer` macro takes none).
     pub(crate) any: bool,
 }
@@ -16,6 +18,7 @@ impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let metas = Punctuated::<Meta, Token![,]>::parse_terminated(input)?;
         let mut capabilities = Capabilities::default();
+        let mut state_version = 0;
         for meta in &metas {
             let name = meta.path().get_ident().map(|i| i.to_string());
             match (name.as_deref(), meta) {
@@ -24,17 +27,29 @@ impl Parse for Args {
                 (Some("side_outputs"), Meta::NameValue(nv)) => {
                     capabilities.side_outputs = strings(&nv.value)?
                 }
+                (Some("state_version"), Meta::NameValue(nv)) => match &nv.value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Int(n), ..
+                    }) => state_version = n.base10_parse()?,
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "expected a whole number, like `state_version = 2`",
+                        ));
+                    }
+                },
                 _ => {
                     return Err(syn::Error::new_spanned(
                         meta,
                         "unknown argument: expected `state = [\"name\", ...]`, \
-                         `side_outputs = [\"name\", ...]` or `timers`",
+                         `side_outputs = [\"name\", ...]`, `timers` or `state_version = N`",
                     ));
                 }
             }
         }
         Ok(Args {
             capabilities,
+            state_version,
             any: !metas.is_empty(),
         })
     }

@@ -223,6 +223,7 @@ fn manifest(kind: OperatorKind, args: Args) -> syn::Result<TokenStream> {
         version: var("CARGO_PKG_VERSION")?,
         abi_version: ABI_VERSION,
         kind,
+        state_version: args.state_version,
         capabilities: args.capabilities,
     };
     let json = serde_json::to_vec(&manifest)

@@ -280,6 +280,7 @@ impl WindowBuffer {
                     count: std::mem::take(&mut w.count),
                     encoded: std::mem::take(&mut w.encoded),
                     accs: std::mem::take(&mut w.accs),
+                    number: 0,
                 });
             }
         }
@@ -317,6 +318,7 @@ fn fire(key: &Arc<str>, window: &mut OpenWindow) -> FiredWindow {
         count: window.count,
         encoded: window.encoded.clone(),
         accs: window.accs.clone(),
+        number: 0,
     }
 }
 

@@ -24,6 +24,8 @@ struct KeyRecords {
     /// `(time, encoded record)`, oldest first, at most `size`.
     records: VecDeque<(i64, Vec<u8>)>,
     since_firing: usize,
+    /// Windows fired so far.
+    fired: u64,
 }
 
 impl CountWindows {
@@ -53,6 +55,7 @@ impl CountWindows {
             return;
         }
         state.since_firing = 0;
+        state.fired += 1;
         let first = state.records.front().map_or(record.time, |(t, _)| *t);
         let mut window = FiredWindow {
             key: record.key.clone(),
@@ -62,13 +65,15 @@ impl CountWindows {
             count: state.records.len() as u32,
             encoded: Vec::new(),
             accs: Vec::new(),
+            number: state.fired,
         };
         for (_, bytes) in &state.records {
             window.encoded.extend_from_slice(bytes);
         }
         fired.push(window);
         if self.slide >= self.size {
-            self.keys.remove(&*record.key);
+            // Tumbling: purge the records; the key keeps its window count.
+            state.records.clear();
         }
     }
 }

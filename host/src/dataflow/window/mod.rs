@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
 
+use super::result_id::Cause;
 use crate::config::{WindowConfig, WindowTime};
 
 /// How a window operator groups records.
@@ -104,9 +105,22 @@ pub struct FiredWindow {
     pub encoded: Vec<u8>,
     /// For an aggregate: accumulators so far (more than one after sessions merged).
     pub accs: Vec<Vec<u8>>,
+    /// For count windows: which of its key's windows this is (from 1); 0 for time windows.
+    pub number: u64,
 }
 
 impl FiredWindow {
+    /// What results of this firing derive from, for their ids.
+    pub(crate) fn cause(&self) -> Cause {
+        Cause::Window {
+            key: self.key.clone(),
+            start: self.start,
+            end: self.end,
+            firing: self.firing,
+            number: self.number,
+        }
+    }
+
     /// Appends this window to a plugin's `window` input (see `eddy_abi::Window`).
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode::bytes(self.key.as_bytes(), out);
@@ -158,6 +172,7 @@ mod tests {
             count: 2,
             encoded,
             accs: Vec::new(),
+            number: 0,
         };
         let mut ours = Vec::new();
         fired.encode(&mut ours);

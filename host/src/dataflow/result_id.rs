@@ -1,0 +1,164 @@
+//! Deterministic ids of results, so that a consumer can drop the duplicates
+//! replay after a crash produces.
+//!
+//! An id is `PIPELINE/NODE[.OUTPUT]/CAUSE/SEQ`: the cause is what the record
+//! derives from (an input record and its sequence number in the node, a window
+//! firing, a due timer), and `SEQ` numbers the records one cause produced.
+//! Replaying the same input produces the same causes in the same order, hence
+//! the same ids.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use eddy_abi::TimeDomain;
+
+/// What a result derives from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The `n`-th record a node took in (counted from 0 over the node's life).
+    Record { key: Arc<str>, n: u64 },
+    /// A window's firing (`firing > 0` for updates after late records);
+    /// `number` tells a key's count windows apart.
+    Window {
+        key: Arc<str>,
+        start: i64,
+        end: i64,
+        firing: u32,
+        number: u64,
+    },
+    /// The `n`-th timer the operator fired.
+    Timer {
+        key: Arc<str>,
+        domain: TimeDomain,
+        time: i64,
+        n: u64,
+    },
+    /// The `n`-th call of an operator whose plugin named no cause.
+    Call { n: u64 },
+}
+
+/// A result's id, short of the pipeline and node output it is written from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResultId {
+    pub(crate) cause: Arc<Cause>,
+    pub(crate) seq: u32,
+}
+
+impl ResultId {
+    /// Writes the full id of a record from node output `label` of `pipeline`.
+    pub(crate) fn write(&self, pipeline: &str, label: &str, out: &mut String) {
+        out.clear();
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "{pipeline}/{label}/{}/{}", self.cause, self.seq);
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Record { key, n } => write!(f, "{key}/r{n}"),
+            Cause::Window {
+                key,
+                start,
+                end,
+                firing,
+                number: 0,
+            } => write!(f, "{key}/w{start}-{end}/f{firing}"),
+            Cause::Window {
+                key,
+                start,
+                end,
+                number,
+                ..
+            } => write!(f, "{key}/c{number}:{start}-{end}"),
+            Cause::Timer {
+                key,
+                domain,
+                time,
+                n,
+            } => {
+                let d = match domain {
+                    TimeDomain::EventTime => 'e',
+                    TimeDomain::ProcessingTime => 'p',
+                };
+                write!(f, "{key}/t{d}{time}/n{n}")
+            }
+            Cause::Call { n } => write!(f, "call{n}"),
+        }
+    }
+}
+
+/// Hands out ids for one call's outputs: each cause numbers its records from 0.
+pub(crate) struct IdAssigner<F> {
+    causes: F,
+    /// `(cause index, Arc'd cause, next seq)` seen in this call.
+    seen: Vec<(Option<u32>, Arc<Cause>, u32)>,
+    call: u64,
+}
+
+impl<F: Fn(usize) -> Option<Cause>> IdAssigner<F> {
+    /// Ids for a call numbered `call` whose input item `i` is `causes(i)`.
+    pub(crate) fn new(call: u64, causes: F) -> Self {
+        IdAssigner {
+            causes,
+            seen: Vec::new(),
+            call,
+        }
+    }
+
+    /// The id of the next record derived from input item `index`.
+    pub(crate) fn next(&mut self, index: Option<u32>) -> ResultId {
+        if let Some(id) = self.known(index) {
+            return id;
+        }
+        // An index the input does not have counts as no cause.
+        let cause = index.and_then(|i| (self.causes)(i as usize));
+        let index = if cause.is_some() { index } else { None };
+        if let Some(id) = self.known(index) {
+            return id;
+        }
+        let cause = Arc::new(cause.unwrap_or(Cause::Call { n: self.call }));
+        self.seen.push((index, cause.clone(), 1));
+        ResultId { cause, seq: 0 }
+    }
+
+    fn known(&mut self, index: Option<u32>) -> Option<ResultId> {
+        let entry = self.seen.iter_mut().find(|(i, _, _)| *i == index)?;
+        let seq = entry.2;
+        entry.2 += 1;
+        Some(ResultId {
+            cause: entry.1.clone(),
+            seq,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_the_cause_and_number_its_records() {
+        let keys = ["a", "b"];
+        let mut ids = IdAssigner::new(7, |i| {
+            keys.get(i).map(|k| Cause::Window {
+                key: (*k).into(),
+                start: 0,
+                end: 10,
+                firing: 1,
+                number: 0,
+            })
+        });
+        let mut out = String::new();
+        let mut id = |index| {
+            ids.next(index).write("p", "stats", &mut out);
+            out.clone()
+        };
+        assert_eq!(id(Some(0)), "p/stats/a/w0-10/f1/0");
+        assert_eq!(id(Some(1)), "p/stats/b/w0-10/f1/0");
+        assert_eq!(id(Some(0)), "p/stats/a/w0-10/f1/1");
+        // No cause, or one out of range: by call.
+        assert_eq!(id(None), "p/stats/call7/0");
+        assert_eq!(id(Some(9)), "p/stats/call7/1");
+    }
+}
