@@ -49,6 +49,29 @@ impl<'a> PluginFailed<'a> {
     }
 }
 
+/// A checkpoint was committed.
+pub(crate) struct CheckpointTaken<'a> {
+    pub(crate) pipeline: &'a str,
+    pub(crate) id: u64,
+    pub(crate) bytes: usize,
+    pub(crate) took: Duration,
+}
+
+impl CheckpointTaken<'_> {
+    pub(crate) fn emit(self) {
+        tracing::debug!(
+            pipeline = self.pipeline,
+            checkpoint = self.id,
+            bytes = self.bytes,
+            took_ms = self.took.as_secs_f64() * 1e3,
+            "checkpoint committed"
+        );
+        counter!("eddy_checkpoints_total", "pipeline" => self.pipeline.to_owned()).increment(1);
+        metrics::histogram!("eddy_checkpoint_seconds", "pipeline" => self.pipeline.to_owned())
+            .record(self.took.as_secs_f64());
+    }
+}
+
 /// A fresh plugin instance started after a failure.
 pub(crate) struct PluginRestarted<'a> {
     operator: &'a str,

@@ -12,8 +12,9 @@
 //! output cap. A plugin that traps, loops or over-allocates loses only the
 //! batch it was given: the batch goes to the dead-letter log with the reason
 //! and the plugin is restarted in a fresh store after a backoff. Keyed state
-//! and timers are held by the host behind [`state::KeyedState`], so they
-//! survive those restarts.
+//! and timers are held by the host in [`state::KeyedState`], so they
+//! survive those restarts, and [`checkpoint`] writes the whole state of a
+//! pipeline to sled at intervals, so that it survives crashes and power loss.
 //!
 //! The `eddy` binary ([`cli`]) runs and checks pipelines and lets plugin
 //! authors inspect and test their plugins without any device.
@@ -27,6 +28,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dataflow;

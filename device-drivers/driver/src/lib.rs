@@ -5,6 +5,9 @@
 //! driver from the pipeline's own thread; a driver answers at once with what
 //! is ready, and says when to ask again ([`Poll::WaitUntil`]) or that its
 //! input has ended ([`Poll::Ended`], for bounded inputs such as files).
+//! A driver whose input can be read again (a file, a Kafka partition)
+//! reports its [`Driver::position`] and can [`Driver::seek`] back to it; the
+//! host stores positions in its checkpoints and rewinds after a crash.
 //! Drivers live in their own crates beside this one (`sim`, and one per
 //! protocol family); this crate holds nothing but the contract.
 //!
@@ -42,6 +45,23 @@ pub trait Driver: Send {
     /// to the dead-letter log, so bad input is never silently lost.
     fn take_rejected(&mut self) -> Vec<Rejected> {
         Vec::new()
+    }
+
+    /// Where the driver is in its input, as opaque bytes, when it can go
+    /// back there with [`Driver::seek`] (a file offset, a Kafka offset).
+    /// `None` for live inputs that cannot be read again: the host then keeps
+    /// what it read in its ingest journal, if the pipeline asks for one.
+    fn position(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Goes to a position [`Driver::position`] returned earlier, so that the
+    /// next poll reads what followed it. The host does this when it restores
+    /// a checkpoint.
+    fn seek(&mut self, _position: &[u8]) -> Result<(), DriverError> {
+        Err(DriverError::Config(
+            "this driver cannot go back to an earlier position".into(),
+        ))
     }
 }
 

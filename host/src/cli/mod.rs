@@ -5,6 +5,7 @@
 mod check;
 mod plugin;
 mod run;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,10 @@ use crate::dataflow::BuildError;
 #[derive(Debug, Parser)]
 #[command(name = "eddy", version, about)]
 pub struct Cli {
+    /// The host's state store (checkpoints, ingest journal): one directory per
+    /// host. Default: `$XDG_STATE_HOME/eddy`, or `~/.local/state/eddy`.
+    #[arg(long, global = true, env = "EDDY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -42,6 +47,9 @@ pub enum Command {
     /// Look into and try out plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// See, move and reset the checkpointed state of pipelines.
+    #[command(subcommand)]
+    State(state::StateCommand),
 }
 
 /// `eddy plugin …`
@@ -60,11 +68,13 @@ pub enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
     let result = match cli.command {
-        Command::Run { pipeline, duration } => run::run(&pipeline, duration),
+        Command::Run { pipeline, duration } => run::run(&pipeline, duration, &state_dir),
         Command::Check { pipeline } => check::check(&pipeline),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin::inspect(&file),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(&args),
+        Command::State(command) => state::state(command, &state_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +82,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", failure.message);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// `$XDG_STATE_HOME/eddy`, or `~/.local/state/eddy`, or `./eddy-state`.
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("eddy");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/eddy"),
+        None => PathBuf::from("eddy-state"),
     }
 }
 

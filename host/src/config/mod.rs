@@ -29,8 +29,9 @@ mod pipeline;
 
 pub use error::{ConfigError, Location};
 pub use pipeline::{
-    CountConfig, OperatorConfig, PipelineConfig, PipelineSection, PluginDefaults, SessionConfig,
-    SinkConfig, SinkType, SlidingConfig, SourceConfig, TumblingConfig, WindowConfig, WindowTime,
+    CheckpointConfig, CountConfig, JournalMode, OperatorConfig, PipelineConfig, PipelineSection,
+    PluginDefaults, SessionConfig, SinkConfig, SinkType, SlidingConfig, SourceConfig,
+    StateVersionMismatch, TumblingConfig, WindowConfig, WindowTime,
 };
 
 use std::path::{Path, PathBuf};

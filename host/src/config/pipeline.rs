@@ -17,6 +17,9 @@ pub struct PipelineConfig {
     /// Defaults for every operator's plugin.
     #[serde(default)]
     pub plugins: PluginDefaults,
+    /// When the pipeline's state is made durable.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
     /// Named sources.
     #[serde(default)]
     pub sources: BTreeMap<String, Spanned<SourceConfig>>,
@@ -50,6 +53,55 @@ impl Default for PipelineSection {
             dead_letter_path: default_dead_letter_path(),
         }
     }
+}
+
+/// The `[checkpoint]` table.
+///
+/// Checkpoints are on by default: every `interval_ms` the whole state of the
+/// pipeline (operator state, windows, timers, watermarks, source and sink
+/// positions) is committed to the host's state store, and after a crash the
+/// pipeline carries on from the last one.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Whether to take checkpoints and restore from them.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Time between checkpoints, in ms (wall clock).
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub interval_ms: u64,
+    /// How many checkpoints to keep: a damaged newest one falls back to the
+    /// one before, so keep at least 2.
+    #[serde(default = "default_retain")]
+    pub retain: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            enabled: true,
+            interval_ms: default_checkpoint_interval_ms(),
+            retain: default_retain(),
+        }
+    }
+}
+
+/// What a source's ingest journal does, per `[sources.NAME] journal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalMode {
+    /// No journal. A source that can rewind (a file) is read again from its
+    /// checkpointed position after a crash: nothing is lost. A live source
+    /// (devices, the simulation) loses what it delivered since the last checkpoint.
+    Off,
+    /// Each batch is appended to the journal as it is read, and the journal
+    /// reaches disk with the store's periodic flush (every 500 ms): a crash
+    /// of the process or of the machine loses at most the last 500 ms of
+    /// input. The default for live sources.
+    Buffered,
+    /// Each batch is appended and flushed to disk before it is processed:
+    /// nothing a source delivered is lost, at the cost of one disk sync per batch.
+    Sync,
 }
 
 /// The `[plugins]` table: limits every operator gets unless it says otherwise.
@@ -103,6 +155,9 @@ pub struct SourceConfig {
     pub sim: Option<Spanned<eddy_driver_sim::SimConfig>>,
     /// A file of JSON lines or CSV (`[sources.NAME.file]`).
     pub file: Option<Spanned<crate::sources::file::FileConfig>>,
+    /// The ingest journal (`off`, `buffered`, `sync`). Default: `off` for
+    /// sources that can rewind, `buffered` for live ones.
+    pub journal: Option<JournalMode>,
 }
 
 /// An `[operators.NAME]` table: a plugin and what it is fed.
@@ -132,6 +187,24 @@ pub struct OperatorConfig {
     pub memory_limit_bytes: Option<u64>,
     /// Overrides `[plugins] output_limit_bytes`.
     pub output_limit_bytes: Option<u64>,
+    /// Keyed-state values not written for this long (in event time, ms)
+    /// expire: for keys that stop reporting. Default: never.
+    pub state_ttl_ms: Option<u64>,
+    /// What to do when the plugin's `state_version` differs from the one its
+    /// checkpointed state was written with.
+    #[serde(default)]
+    pub state_version_mismatch: StateVersionMismatch,
+}
+
+/// `state_version_mismatch`: a new plugin version that cannot read old state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateVersionMismatch {
+    /// Refuse to start, naming both versions.
+    #[default]
+    Refuse,
+    /// Start the operator with empty state (its windows and keyed state are dropped).
+    Reset,
 }
 
 /// Which windows records are grouped into.
@@ -238,6 +311,15 @@ pub enum SinkType {
     DeadLetter,
 }
 
+fn default_true() -> bool {
+    true
+}
+fn default_checkpoint_interval_ms() -> u64 {
+    1000
+}
+fn default_retain() -> usize {
+    2
+}
 fn default_batch_size() -> usize {
     1024
 }

@@ -12,7 +12,7 @@ use super::graph::{Graph, OperatorSlot, Route, Routes, SinkNode, SourceNode};
 use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
-use crate::config::{ConfigError, LoadedPipeline, OperatorConfig};
+use crate::config::{ConfigError, JournalMode, LoadedPipeline, OperatorConfig};
 use crate::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use crate::sinks::{self, DeadLetter};
 use crate::sources;
@@ -81,13 +81,24 @@ impl Graph {
                 routes: Routes::new(),
                 unrouted_warned: Vec::new(),
                 idle: false,
+                state_version_mismatch: op.get_ref().state_version_mismatch,
             });
         }
         let mut sources_out = Vec::new();
         for (source_name, source) in &config.sources {
+            let driver = sources::build(pipeline, source_name, source)?;
+            // Sources that can rewind need no journal unless asked for one.
+            let journal = source
+                .get_ref()
+                .journal
+                .unwrap_or(if driver.position().is_some() {
+                    JournalMode::Off
+                } else {
+                    JournalMode::Buffered
+                });
             sources_out.push(SourceNode {
                 name: source_name.as_str().into(),
-                driver: sources::build(pipeline, source_name, source)?,
+                driver,
                 watermark: BoundedOutOfOrderness::new(source.get_ref().bounded_out_of_orderness_ms),
                 routes: Vec::new(),
                 ended: false,
@@ -96,6 +107,7 @@ impl Graph {
                 last_records: std::time::Instant::now(),
                 idle: false,
                 records_out: 0,
+                journal,
             });
         }
         let mut sinks_out = Vec::new();
@@ -171,6 +183,8 @@ impl Graph {
             operators,
             sinks: sinks_out,
             batch_size,
+            checkpoint: config.checkpoint,
+            durability: None,
         })
     }
 }
@@ -350,7 +364,7 @@ fn operator(
         name,
         &params,
         limits,
-        OperatorState::in_memory(),
+        OperatorState::with_ttl(config.state_ttl_ms),
     )
     .map_err(|e| at_plugin(format!("operator `{name}`: plugin {e}")))?;
     Ok(OperatorNode::new(

@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use eddy_abi::{LATE_OUTPUT, Record};
 use eddy_driver::{Driver, Poll};
 
+use super::durable::{Durability, Recovery};
 use super::element::Element;
 use super::operator::{Emitted, OperatorNode, wall_clock_ms};
 use super::result_id::{Cause, ResultId};
 use super::watermark::BoundedOutOfOrderness;
+use crate::checkpoint::StoreError;
+use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
 
 /// Where an output's elements go.
@@ -39,6 +42,8 @@ pub(crate) struct SourceNode {
     pub(crate) idle: bool,
     /// Records read so far; numbers each for result ids.
     pub(crate) records_out: u64,
+    /// What its ingest journal does.
+    pub(crate) journal: JournalMode,
 }
 
 pub(crate) struct OperatorSlot {
@@ -48,6 +53,8 @@ pub(crate) struct OperatorSlot {
     pub(crate) unrouted_warned: Vec<String>,
     /// Whether downstream operators were told this one is idle.
     pub(crate) idle: bool,
+    /// What to do with checkpointed state of another `state_version`.
+    pub(crate) state_version_mismatch: StateVersionMismatch,
 }
 
 pub(crate) struct SinkNode {
@@ -66,6 +73,10 @@ pub struct Graph {
     pub(crate) sinks: Vec<SinkNode>,
     pub(crate) dead_letter: DeadLetter,
     pub(crate) batch_size: usize,
+    /// The `[checkpoint]` table.
+    pub(crate) checkpoint: CheckpointConfig,
+    /// The state store, once attached.
+    pub(crate) durability: Option<Durability>,
 }
 
 /// When a run stops, besides its sources ending.
@@ -88,6 +99,8 @@ pub struct RunSummary {
     pub dead_lettered: u64,
     /// Whether every source ended (rather than the run being stopped).
     pub completed: bool,
+    /// What was restored before the run, when the graph has a state store.
+    pub recovery: Option<Recovery>,
 }
 
 /// Why a run stopped early.
@@ -108,6 +121,32 @@ pub enum RunError {
         sink: String,
         /// The I/O error.
         error: std::io::Error,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    State(StoreError),
+    /// A checkpoint holds state a new plugin version cannot read.
+    #[error(
+        "operator `{operator}`: its checkpointed state has state_version {saved}, but plugin `{plugin}` declares {current}; \
+         to start it with empty state, set `state_version_mismatch = \"reset\"` on the operator"
+    )]
+    StateVersion {
+        /// The operator.
+        operator: String,
+        /// The plugin now configured.
+        plugin: String,
+        /// The version in the checkpoint.
+        saved: u32,
+        /// The version the plugin declares.
+        current: u32,
+    },
+    /// An operator's checkpointed state could not be restored.
+    #[error("operator `{operator}`: cannot restore its checkpointed state: {reason}")]
+    Restore {
+        /// The operator.
+        operator: String,
+        /// Why.
+        reason: String,
     },
     /// The dead-letter log could not be written, so failed input would be lost.
     #[error("dead-letter log {}: {error}", path.display())]
@@ -149,7 +188,10 @@ impl Graph {
 
     /// Runs until every source has ended, or `control` says stop.
     pub fn run(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
-        let mut summary = RunSummary::default();
+        let mut summary = RunSummary {
+            recovery: self.recover_once()?,
+            ..RunSummary::default()
+        };
         let mut records = Vec::with_capacity(self.batch_size);
         // Idleness counts from the start of the run, not from building the graph.
         let started = Instant::now();
@@ -185,6 +227,7 @@ impl Graph {
                 summary.completed = true;
                 break;
             }
+            self.checkpoint_if_due()?;
             if !progressed {
                 let now = Instant::now();
                 let wake = next_wake.unwrap_or(now + MAX_SLEEP).min(now + MAX_SLEEP);
@@ -200,6 +243,7 @@ impl Graph {
                 })?;
             }
         }
+        self.checkpoint(summary.completed)?;
         summary.written = self
             .sinks
             .iter()
@@ -250,6 +294,8 @@ impl Graph {
             Poll::WaitUntil(at) => Some(at),
             _ => None,
         };
+        self.journal(i, records, poll == Poll::Ended)?;
+        let source = &mut self.sources[i];
         let count = records.len();
         let mut elements = Vec::with_capacity(count * 2 + 1);
         for record in records.drain(..) {
@@ -277,7 +323,7 @@ impl Graph {
     }
 
     /// Steps every operator in topological order, routing what each emits.
-    fn step_operators(&mut self) -> Result<(), RunError> {
+    pub(crate) fn step_operators(&mut self) -> Result<(), RunError> {
         let now_ms = wall_clock_ms();
         for i in 0..self.operators.len() {
             let before = self.operators[i].node.watermark();
@@ -416,7 +462,7 @@ impl Graph {
 
     /// Puts a source's records and watermarks in the inboxes of `routes`;
     /// sinks get the records, numbered from `first` for their ids.
-    fn deliver_source(
+    pub(crate) fn deliver_source(
         &mut self,
         routes: &[Route],
         label: &Arc<str>,
@@ -460,7 +506,7 @@ impl Graph {
         }
     }
 
-    fn step_sinks(&mut self) -> Result<(), RunError> {
+    pub(crate) fn step_sinks(&mut self) -> Result<(), RunError> {
         for sink in &mut self.sinks {
             if sink.inbox.is_empty() {
                 continue;

@@ -11,6 +11,7 @@ use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
 use crate::config::WindowConfig;
+use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use crate::sinks::{DeadLetter, Sink, SinkTarget};
 use crate::sources::RecordsDriver;
@@ -110,6 +111,7 @@ impl Graph {
                 last_records: std::time::Instant::now(),
                 idle: false,
                 records_out: 0,
+                journal: JournalMode::Off,
             }],
             operators: vec![OperatorSlot {
                 node,
@@ -119,6 +121,7 @@ impl Graph {
                     .collect(),
                 unrouted_warned: Vec::new(),
                 idle: false,
+                state_version_mismatch: StateVersionMismatch::Refuse,
             }],
             sinks: vec![SinkNode {
                 name: "output".into(),
@@ -128,6 +131,11 @@ impl Graph {
             }],
             dead_letter: DeadLetter::new(&format!("test-{name}"), &harness.dead_letter_path),
             batch_size: harness.batch_size.max(1),
+            checkpoint: CheckpointConfig {
+                enabled: false,
+                ..CheckpointConfig::default()
+            },
+            durability: None,
         })
     }
 }

@@ -16,16 +16,21 @@
 //! workers), one call per batch.
 
 mod build;
+mod durable;
 mod element;
 mod graph;
 mod harness;
 mod operator;
 mod result_id;
+pub mod snapshot;
 mod watermark;
 pub mod window;
 
 pub use build::BuildError;
+pub use durable::Recovery;
 pub use element::Element;
 pub use graph::{Graph, RunControl, RunError, RunSummary};
 pub use harness::Harness;
 pub use watermark::BoundedOutOfOrderness;
+
+pub(crate) use operator::wall_clock_ms;

@@ -22,11 +22,11 @@ const WINDOW_CALL_BYTES: usize = 1 << 20;
 /// One operator node of a running pipeline.
 pub(crate) struct OperatorNode {
     pub(crate) name: Arc<str>,
-    logic: Box<dyn OperatorLogic>,
+    pub(crate) logic: Box<dyn OperatorLogic>,
     key_by: Option<Arc<str>>,
     /// For window operators: how records are grouped.
-    windowing: Option<Windowing>,
-    watermarks: InputWatermarks,
+    pub(crate) windowing: Option<Windowing>,
+    pub(crate) watermarks: InputWatermarks,
     batch_size: usize,
     /// Batches of elements delivered since the last step, with their input index.
     pub(crate) inbox: Vec<(usize, Vec<Element>)>,
@@ -38,6 +38,8 @@ pub(crate) struct OperatorNode {
     pub(crate) calls: u64,
     /// Timers fired so far.
     pub(crate) timers_fired: u64,
+    /// The watermark at which expired keyed state is dropped next.
+    next_expiry: i64,
 }
 
 /// What a step produced, in order: runs of records with their ids per output
@@ -78,7 +80,30 @@ impl OperatorNode {
             records_in: 0,
             calls: 0,
             timers_fired: 0,
+            next_expiry: i64::MIN,
         }
+    }
+
+    /// Sets the keyed-state clock to the watermark before a call, so that
+    /// values written in it expire (with a TTL) at the same point on replay.
+    fn sync_state_clock(&mut self) {
+        let watermark = self.watermark();
+        self.logic.state_mut().keyed.set_clock(watermark);
+    }
+
+    /// Drops expired keyed state every quarter of its TTL of event time.
+    fn expire_state(&mut self) {
+        let watermark = self.watermark();
+        let keyed = &mut self.logic.state_mut().keyed;
+        let Some(ttl) = keyed.ttl() else {
+            return;
+        };
+        if watermark < self.next_expiry {
+            return;
+        }
+        keyed.set_clock(watermark);
+        keyed.expire();
+        self.next_expiry = watermark.saturating_add((ttl / 4).max(1));
     }
 
     /// Numbers the next input record.
@@ -123,6 +148,7 @@ impl OperatorNode {
                 self.step_window(inbox, dead_letter, &mut emitted)?
             }
         }
+        self.expire_state();
         Ok(emitted)
     }
 
@@ -167,6 +193,7 @@ impl OperatorNode {
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
+        self.sync_state_clock();
         if pending.records.is_empty() {
             return Ok(());
         }
@@ -205,6 +232,7 @@ impl OperatorNode {
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
+        self.sync_state_clock();
         // A plugin may set timers that are already due from `on_timer`; they
         // fire in the next round. The bound stops a plugin that always does.
         for _ in 0..64 {
@@ -409,6 +437,7 @@ impl OperatorNode {
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
+        self.sync_state_clock();
         if fired.is_empty() {
             return Ok(());
         }
@@ -461,7 +490,7 @@ impl OperatorNode {
         for (window, acc) in pending.into_iter().zip(accs) {
             // A failed fold dead-lettered the records; the window keeps what it had.
             let accs = acc.map_or(window.accs, |acc| vec![acc]);
-            buffer.restore(&window.key, window.start, accs);
+            buffer.put_back(&window.key, window.start, accs);
         }
         Ok(())
     }
@@ -474,6 +503,7 @@ impl OperatorNode {
         dead_letter: &mut DeadLetter,
         emitted: &mut Emitted,
     ) -> std::io::Result<()> {
+        self.sync_state_clock();
         let mut first = 0;
         while first < fired.len() {
             let mut last = first;

@@ -2,7 +2,7 @@
 
 /// Flink's bounded-out-of-orderness watermark, advanced after every record:
 /// `max event time seen − bound − 1 ms`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BoundedOutOfOrderness {
     bound_ms: i64,
     max_seen: Option<i64>,
@@ -28,7 +28,7 @@ impl BoundedOutOfOrderness {
 }
 
 /// One input's watermark and status.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Input {
     watermark: i64,
     /// Not idle.
@@ -41,7 +41,7 @@ struct Input {
 /// going back (Flink's `StatusWatermarkValve`). An idle input stops counting;
 /// when it has records again it counts once its watermark has caught up with
 /// the combined one. When every input is idle, the watermark holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct InputWatermarks {
     inputs: Vec<Input>,
     current: i64,
@@ -58,6 +58,23 @@ impl InputWatermarks {
             inputs: vec![input; inputs],
             current: i64::MIN,
         }
+    }
+
+    /// Takes back the watermarks of a checkpoint, every input active: one
+    /// that is still idle turns idle again after its timeout.
+    pub(crate) fn restore(&mut self, mut saved: InputWatermarks) {
+        if saved.inputs.len() != self.inputs.len() {
+            // The operator's inputs changed: only the combined watermark carries over.
+            saved.inputs = self.inputs.clone();
+            for input in &mut saved.inputs {
+                input.watermark = saved.current;
+            }
+        }
+        for input in &mut saved.inputs {
+            input.active = true;
+            input.aligned = input.watermark >= saved.current;
+        }
+        *self = saved;
     }
 
     /// The combined watermark.

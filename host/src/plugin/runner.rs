@@ -56,6 +56,11 @@ pub trait OperatorLogic: Send {
     fn state_version(&self) -> u32 {
         0
     }
+
+    /// Its version, for checkpoints.
+    fn version(&self) -> &str {
+        ""
+    }
 }
 
 /// The resources and restart policy of one operator's plugin.
@@ -174,6 +179,10 @@ impl OperatorLogic for PluginRunner {
 
     fn state_version(&self) -> u32 {
         self.module.manifest().state_version
+    }
+
+    fn version(&self) -> &str {
+        &self.module.manifest().version
     }
 
     fn take_accumulators(&mut self) -> Vec<Vec<u8>> {

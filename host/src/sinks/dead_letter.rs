@@ -1,8 +1,7 @@
 //! The dead-letter log: input that could not be processed, with the reason.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +10,7 @@ use eddy_driver::Rejected;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
+use super::append_file::AppendFile;
 use crate::dataflow::window::FiredWindow;
 use crate::json::JsonRecord;
 
@@ -121,8 +121,7 @@ impl Serialize for Entry<'_> {
 /// The dead-letter log of one pipeline: JSON lines, one per failed input.
 pub struct DeadLetter {
     pipeline: String,
-    path: PathBuf,
-    out: Option<BufWriter<File>>,
+    file: AppendFile,
     records: u64,
 }
 
@@ -131,15 +130,24 @@ impl DeadLetter {
     pub fn new(pipeline: &str, path: &Path) -> Self {
         DeadLetter {
             pipeline: pipeline.to_owned(),
-            path: path.to_owned(),
-            out: None,
+            file: AppendFile::new(path),
             records: 0,
         }
     }
 
     /// Where the log is.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
+    }
+
+    /// Writes the log to disk; returns its length, for a checkpoint.
+    pub fn commit(&mut self) -> io::Result<u64> {
+        self.file.commit()
+    }
+
+    /// Cuts the log back to a checkpoint's length.
+    pub fn rewind(&mut self, len: u64) -> io::Result<()> {
+        self.file.rewind(len)
     }
 
     /// Records (and timers) written so far.
@@ -155,19 +163,7 @@ impl DeadLetter {
         reason: &str,
         input: DeadLetterInput<'_>,
     ) -> io::Result<()> {
-        let out = match &mut self.out {
-            Some(out) => out,
-            None => {
-                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
-                self.out.insert(BufWriter::new(file))
-            }
-        };
+        let out = self.file.out()?;
         serde_json::to_writer(
             &mut *out,
             &Entry {

@@ -4,6 +4,7 @@
 //! maps a `[sinks.NAME]` table to one. The dead-letter log ([`DeadLetter`]) is
 //! not configured as a sink: every pipeline has one.
 
+mod append_file;
 mod dead_letter;
 mod file;
 mod memory;
@@ -29,6 +30,21 @@ pub trait Sink: Send {
     fn write(&mut self, output: &str, id: &str, record: &Record) -> io::Result<()>;
     /// Makes everything written so far durable or visible.
     fn flush(&mut self) -> io::Result<()>;
+
+    /// At a checkpoint: makes everything written so far durable and returns
+    /// the position after it (a file's length, an outbox's sequence number),
+    /// or `None` for a sink that cannot go back (stdout). The outbox of the
+    /// uplink implements this, so that checkpoints commit its position too.
+    fn commit(&mut self) -> io::Result<Option<u64>> {
+        self.flush()?;
+        Ok(None)
+    }
+
+    /// After a crash: drops what was written after `position`, which
+    /// [`Sink::commit`] returned, because replay writes it again.
+    fn rewind(&mut self, _position: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a configured sink writes.

@@ -6,37 +6,33 @@
 //! during a plugin call are held in a [`Transaction`] and applied only when
 //! the call succeeds: a batch that fails leaves no trace in state.
 
-mod memory;
+mod keyed;
 mod timers;
 mod transaction;
 
-pub use memory::MemoryState;
+pub use keyed::KeyedState;
 pub use timers::{Timer, Timers};
 pub use transaction::{TimerOp, Transaction};
 
-/// A store of keyed state for one operator.
-pub trait KeyedState: Send {
-    /// The value of `namespace`/`key`, if any.
-    fn get(&self, namespace: &str, key: &str) -> Option<&[u8]>;
-    /// Sets the value of `namespace`/`key`.
-    fn put(&mut self, namespace: &str, key: &str, value: &[u8]);
-    /// Removes the value of `namespace`/`key`.
-    fn delete(&mut self, namespace: &str, key: &str);
-}
-
 /// Everything the host keeps for one operator.
+#[derive(Debug, Default)]
 pub struct OperatorState {
     /// Keyed state.
-    pub keyed: Box<dyn KeyedState>,
+    pub keyed: KeyedState,
     /// Timers.
     pub timers: Timers,
 }
 
 impl OperatorState {
-    /// Empty state held in memory.
+    /// Empty state.
     pub fn in_memory() -> Self {
+        OperatorState::default()
+    }
+
+    /// Empty state whose keyed values live `ttl_ms` after their last write.
+    pub fn with_ttl(ttl_ms: Option<u64>) -> Self {
         OperatorState {
-            keyed: Box::new(MemoryState::default()),
+            keyed: KeyedState::with_ttl(ttl_ms),
             timers: Timers::default(),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eddy_abi::TimeDomain;
 
 /// The timers of one operator, per clock, ordered by time then key.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Timers {
     event_time: BTreeSet<(i64, Arc<str>)>,
     processing_time: BTreeSet<(i64, Arc<str>)>,
@@ -38,6 +38,16 @@ impl Timers {
         self.event_time
             .first()
             .is_some_and(|(t, _)| *t <= watermark)
+    }
+
+    /// How many timers are set.
+    pub fn len(&self) -> usize {
+        self.event_time.len() + self.processing_time.len()
+    }
+
+    /// Whether no timer is set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Removes and returns the timers of `domain` due at `now`, in time then key order.

@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
 
+use serde::{Deserialize, Serialize};
+
 use super::{FiredWindow, TimeWindows};
+
+/// Open windows by key, as checkpoints store them.
+pub type OpenWindows = HashMap<Arc<str>, Vec<OpenWindow>, foldhash::fast::RandomState>;
 
 /// What became of a record handed to [`WindowBuffer::add`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +22,8 @@ pub enum Added {
 }
 
 /// One key's open window.
-#[derive(Debug)]
-struct OpenWindow {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpenWindow {
     start: i64,
     end: i64,
     count: u32,
@@ -42,7 +47,7 @@ struct OpenWindow {
 pub struct WindowBuffer {
     windows: TimeWindows,
     lateness: i64,
-    keys: HashMap<Arc<str>, Vec<OpenWindow>, foldhash::fast::RandomState>,
+    keys: OpenWindows,
     /// `(end - 1, key, start)` of windows that have not fired on time yet.
     fire_at: BTreeSet<(i64, Arc<str>, i64)>,
     /// `(end - 1 + lateness, key, start)` of windows kept for late records.
@@ -267,7 +272,7 @@ impl WindowBuffer {
 
     /// For an aggregate: takes out the records not yet folded (with the
     /// accumulators) of every open window holding at least `min_records` of
-    /// them, to be folded and put back with [`WindowBuffer::restore`].
+    /// them, to be folded and put back with [`WindowBuffer::put_back`].
     pub fn take_pending(&mut self, min_records: u32) -> Vec<FiredWindow> {
         let mut pending = Vec::new();
         for (key, windows) in &mut self.keys {
@@ -289,7 +294,7 @@ impl WindowBuffer {
 
     /// Puts back a window's accumulators after folding (or, if folding
     /// failed, the ones it had); records added since stay pending.
-    pub fn restore(&mut self, key: &Arc<str>, start: i64, mut accs: Vec<Vec<u8>>) {
+    pub fn put_back(&mut self, key: &Arc<str>, start: i64, mut accs: Vec<Vec<u8>>) {
         if let Some(w) = self
             .keys
             .get_mut(&**key)
@@ -298,6 +303,34 @@ impl WindowBuffer {
             accs.append(&mut w.accs);
             w.accs = accs;
         }
+    }
+
+    /// The open windows, for a checkpoint.
+    pub fn open(&self) -> &OpenWindows {
+        &self.keys
+    }
+
+    /// Takes back the open windows of a checkpoint, with their timers: a
+    /// window that has not fired fires at its end, and with allowed lateness
+    /// every window is cleaned up after it.
+    pub fn restore(&mut self, keys: OpenWindows) {
+        self.fire_at.clear();
+        self.clean_at.clear();
+        for (key, windows) in &keys {
+            for w in windows {
+                if w.firings == 0 {
+                    self.fire_at.insert((w.end - 1, key.clone(), w.start));
+                }
+                if self.lateness > 0 {
+                    self.clean_at.insert((
+                        (w.end - 1).saturating_add(self.lateness),
+                        key.clone(),
+                        w.start,
+                    ));
+                }
+            }
+        }
+        self.keys = keys;
     }
 
     /// How many windows are open (including fired ones kept for lateness).

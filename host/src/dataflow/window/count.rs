@@ -16,11 +16,15 @@ use super::FiredWindow;
 pub struct CountWindows {
     size: usize,
     slide: usize,
-    keys: HashMap<Arc<str>, KeyRecords, foldhash::fast::RandomState>,
+    keys: CountKeys,
 }
 
-#[derive(Debug, Default)]
-struct KeyRecords {
+/// Each key's last records, as checkpoints store them.
+pub type CountKeys = HashMap<Arc<str>, KeyRecords, foldhash::fast::RandomState>;
+
+/// One key's last records.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct KeyRecords {
     /// `(time, encoded record)`, oldest first, at most `size`.
     records: VecDeque<(i64, Vec<u8>)>,
     since_firing: usize,
@@ -36,6 +40,16 @@ impl CountWindows {
             slide: slide.max(1) as usize,
             keys: HashMap::default(),
         }
+    }
+
+    /// Each key's records, for a checkpoint.
+    pub fn keys(&self) -> &CountKeys {
+        &self.keys
+    }
+
+    /// Takes back the keys of a checkpoint.
+    pub fn restore(&mut self, keys: CountKeys) {
+        self.keys = keys;
     }
 
     /// Adds a record; appends the window it completes, if any, to `fired`.

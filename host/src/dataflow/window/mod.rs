@@ -14,8 +14,8 @@ mod buffer;
 mod count;
 
 pub use assigner::TimeWindows;
-pub use buffer::{Added, WindowBuffer};
-pub use count::CountWindows;
+pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
+pub use count::{CountKeys, CountWindows, KeyRecords};
 
 use std::sync::Arc;
 

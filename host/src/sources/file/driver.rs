@@ -1,7 +1,7 @@
 //! Reading the file, line by line.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +12,9 @@ use super::{FileConfig, FileFormat};
 /// Reads records from a JSON-lines or CSV file, in file order, then ends.
 pub struct FileDriver {
     path: PathBuf,
-    lines: std::io::Lines<BufReader<File>>,
+    reader: BufReader<File>,
+    /// Bytes read so far.
+    offset: u64,
     format: FileFormat,
     key_field: String,
     time_field: String,
@@ -33,7 +35,8 @@ impl FileDriver {
         let file = File::open(path).map_err(|e| device_error(e.to_string()))?;
         let mut driver = FileDriver {
             path: path.to_owned(),
-            lines: BufReader::new(file).lines(),
+            reader: BufReader::new(file),
+            offset: 0,
             format: config.format(),
             key_field: config.key_field.clone(),
             time_field: config.time_field.clone(),
@@ -64,14 +67,23 @@ impl FileDriver {
     }
 
     fn next_line(&mut self) -> Result<Option<String>, String> {
-        match self.lines.next() {
-            Some(Ok(line)) => {
-                self.line += 1;
-                Ok(Some(line))
-            }
-            Some(Err(e)) => Err(e.to_string()),
-            None => Ok(None),
+        let mut line = String::new();
+        let read = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Ok(None);
         }
+        self.offset += read as u64;
+        self.line += 1;
+        if line.ends_with('\n') {
+            line.pop();
+            if line.ends_with('\r') {
+                line.pop();
+            }
+        }
+        Ok(Some(line))
     }
 
     fn parse(&self, line: &str) -> Result<Record, String> {
@@ -218,11 +230,66 @@ impl Driver for FileDriver {
     fn take_rejected(&mut self) -> Vec<Rejected> {
         std::mem::take(&mut self.rejected)
     }
+
+    /// The byte offset and line number after the last line read.
+    fn position(&self) -> Option<Vec<u8>> {
+        let mut position = self.offset.to_le_bytes().to_vec();
+        position.extend_from_slice(&self.line.to_le_bytes());
+        Some(position)
+    }
+
+    fn seek(&mut self, position: &[u8]) -> Result<(), DriverError> {
+        let (offset, line) = match position {
+            [o @ .., l0, l1, l2, l3, l4, l5, l6, l7] if o.len() == 8 => (
+                u64::from_le_bytes(o.try_into().unwrap_or_default()),
+                u64::from_le_bytes([*l0, *l1, *l2, *l3, *l4, *l5, *l6, *l7]),
+            ),
+            _ => {
+                return Err(DriverError::Config(format!(
+                    "{}: not a file position ({} bytes)",
+                    self.path.display(),
+                    position.len()
+                )));
+            }
+        };
+        self.reader
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| DriverError::Device {
+                device: self.path.display().to_string(),
+                message: format!("cannot go back to byte {offset}: {e}"),
+            })?;
+        self.offset = offset;
+        self.line = line;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeking_to_a_position_reads_again_what_followed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let lines: String = (0..5)
+            .map(|t| format!("{{\"key\":\"k\",\"time\":{t}}}\n"))
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let config: FileConfig = toml::from_str("path = \"r.jsonl\"").unwrap();
+        let mut driver = FileDriver::open(&config, &path).unwrap();
+        let mut out = Vec::new();
+        driver.poll(&mut out, 2).unwrap();
+        let position = driver.position().unwrap();
+        driver.poll(&mut out, 10).unwrap();
+        assert_eq!(out.len(), 5);
+        driver.seek(&position).unwrap();
+        let mut again = Vec::new();
+        driver.poll(&mut again, 10).unwrap();
+        let times: Vec<i64> = again.iter().map(|r| r.time).collect();
+        assert_eq!(times, [2, 3, 4]);
+        assert!(driver.seek(b"bad").is_err());
+    }
 
     fn read(name: &str, text: &str, config: &str) -> (Vec<Record>, Vec<Rejected>) {
         let dir = tempfile::tempdir().unwrap();

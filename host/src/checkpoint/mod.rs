@@ -1,0 +1,26 @@
+//! Durable state: checkpoints in sled, and the ingest journal.
+//!
+//! A running pipeline takes a checkpoint every `[checkpoint] interval_ms`,
+//! between two steps of its loop, when no record is in flight: each sink
+//! makes what it wrote durable and says where it stands (a file's length);
+//! each operator's whole state (keyed state, timers, open windows and
+//! accumulators, watermarks, the plugin's own memory snapshot, the counters
+//! result ids are built from) is serialized into one blob; each source says
+//! where it is; then [`PipelineStore::write`] stores the blobs and, last, the
+//! [`Manifest`] naming them with their CRCs.
+//!
+//! On start the newest checkpoint that reads back whole is restored (a torn
+//! or damaged one is skipped, with a warning): operators get their state,
+//! sinks that can go back truncate what they wrote after it, sources that can
+//! rewind seek to their position, and entries of the ingest journal written
+//! after it are replayed. Because the engine is deterministic, the replay
+//! produces the same results with the same ids (see `eddy_abi`'s "Result
+//! ids"); a consumer drops the ones it already has.
+
+mod journal;
+mod manifest;
+mod store;
+
+pub use journal::JournalEntry;
+pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
+pub use store::{Loaded, PART_BYTES, PipelineStore, StateStore, StoreError};

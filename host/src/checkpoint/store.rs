@@ -1,0 +1,429 @@
+//! The sled database: checkpoints, operator state blobs and the ingest journal.
+//!
+//! Layout, per pipeline `P` (one tree each):
+//! - `P/checkpoints`: manifest by checkpoint id (big-endian `u64`);
+//! - `P/op/OPERATOR`: the operator's state blob by checkpoint id and part
+//!   (`u64` + `u32`, big endian), cut in parts of [`PART_BYTES`];
+//! - `P/journal`: ingest-journal entries by sequence number.
+//!
+//! A checkpoint writes its blobs first and its manifest last, then flushes.
+//! The manifest names the blobs' lengths and CRCs: a checkpoint whose manifest
+//! is missing, or whose manifest or blobs do not match, is not used, and the
+//! one before it is.
+
+use std::path::{Path, PathBuf};
+
+use sled::{IVec, Tree};
+
+use super::manifest::Manifest;
+
+/// State blobs are stored in parts of at most this many bytes.
+pub const PART_BYTES: usize = 4 << 20;
+
+/// Why the state store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process has the database open.
+    #[error(
+        "state directory {} is in use by another eddy process (one eddy runs per state directory)",
+        path.display()
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// sled failed.
+    #[error("state store {}: {error}", path.display())]
+    Sled {
+        /// The directory.
+        path: PathBuf,
+        /// sled's error.
+        error: sled::Error,
+    },
+}
+
+/// The host's state database: one per host, shared by its pipelines.
+#[derive(Clone)]
+pub struct StateStore {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+/// A checkpoint read back whole.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Each operator's state blob, in manifest order.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|error| match error {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked {
+                        path: dir.to_owned(),
+                    }
+                }
+                error => StoreError::Sled {
+                    path: dir.to_owned(),
+                    error,
+                },
+            })?;
+        Ok(StateStore {
+            db,
+            path: dir.to_owned(),
+        })
+    }
+
+    /// Where it lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn fail(&self, error: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.path.clone(),
+            error,
+        }
+    }
+
+    /// The trees of pipeline `name`.
+    pub fn pipeline(&self, name: &str) -> Result<PipelineStore, StoreError> {
+        let tree = |suffix: &str| {
+            self.db
+                .open_tree(format!("{name}/{suffix}"))
+                .map_err(|e| self.fail(e))
+        };
+        Ok(PipelineStore {
+            store: self.clone(),
+            name: name.to_owned(),
+            checkpoints: tree("checkpoints")?,
+            journal: tree("journal")?,
+        })
+    }
+
+    /// Names of the pipelines that have checkpoints.
+    pub fn pipelines(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n).ok()?.strip_suffix("/checkpoints"))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(|e| self.fail(e))
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Copies every tree into a fresh database at `dir` (the way to give
+    /// back the space of deleted data; see `eddy state compact`).
+    pub fn copy_to(&self, dir: &Path) -> Result<StateStore, StoreError> {
+        let copy = StateStore::open(dir)?;
+        copy.db.import(self.db.export());
+        copy.flush()?;
+        Ok(copy)
+    }
+}
+
+/// One pipeline's checkpoints and journal.
+pub struct PipelineStore {
+    store: StateStore,
+    name: String,
+    checkpoints: Tree,
+    journal: Tree,
+}
+
+fn blob_key(id: u64, part: u32) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&id.to_be_bytes());
+    key[8..].copy_from_slice(&part.to_be_bytes());
+    key
+}
+
+fn id_of(key: &[u8]) -> u64 {
+    key.first_chunk::<8>().map_or(0, |k| u64::from_be_bytes(*k))
+}
+
+impl PipelineStore {
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store it belongs to.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    fn operator_tree(&self, operator: &str) -> Result<Tree, StoreError> {
+        self.store
+            .db
+            .open_tree(format!("{}/op/{operator}", self.name))
+            .map_err(|e| self.store.fail(e))
+    }
+
+    /// Every operator tree of the pipeline.
+    fn operator_trees(&self) -> Result<Vec<Tree>, StoreError> {
+        let prefix = format!("{}/op/", self.name);
+        self.store
+            .db
+            .tree_names()
+            .into_iter()
+            .filter(|n| n.starts_with(prefix.as_bytes()))
+            .map(|n| self.store.db.open_tree(n).map_err(|e| self.store.fail(e)))
+            .collect()
+    }
+
+    /// Writes a checkpoint: each operator's blob (in manifest order), then
+    /// the manifest, then flushes. Only once this returns is it complete.
+    pub fn write(&self, manifest: &Manifest, blobs: &[Vec<u8>]) -> Result<(), StoreError> {
+        let fail = |e| self.store.fail(e);
+        for (operator, blob) in manifest.operators.iter().zip(blobs) {
+            let tree = self.operator_tree(&operator.name)?;
+            for (part, bytes) in blob.chunks(PART_BYTES).enumerate() {
+                tree.insert(blob_key(manifest.id, part as u32), bytes)
+                    .map_err(fail)?;
+            }
+        }
+        self.checkpoints
+            .insert(manifest.id.to_be_bytes(), manifest.to_bytes())
+            .map_err(fail)?;
+        self.store.flush()
+    }
+
+    /// Checkpoint ids, newest first.
+    pub fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .checkpoints
+            .iter()
+            .keys()
+            .filter_map(Result::ok)
+            .map(|k| id_of(&k))
+            .collect();
+        ids.reverse();
+        ids
+    }
+
+    /// The manifest of checkpoint `id`.
+    pub fn manifest(&self, id: u64) -> Result<Manifest, String> {
+        let bytes = self
+            .checkpoints
+            .get(id.to_be_bytes())
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no checkpoint {id}"))?;
+        let manifest = Manifest::from_bytes(&bytes)?;
+        if manifest.id != id {
+            return Err(format!("manifest of checkpoint {id} says {}", manifest.id));
+        }
+        Ok(manifest)
+    }
+
+    /// Reads checkpoint `id` whole, checking every blob against its manifest.
+    pub fn load(&self, id: u64) -> Result<Loaded, String> {
+        let manifest = self.manifest(id)?;
+        let mut blobs = Vec::with_capacity(manifest.operators.len());
+        for operator in &manifest.operators {
+            let tree = self
+                .operator_tree(&operator.name)
+                .map_err(|e| e.to_string())?;
+            let mut blob = Vec::with_capacity(operator.len as usize);
+            for part in tree.range(blob_key(id, 0)..=blob_key(id, u32::MAX)) {
+                let (_, bytes) = part.map_err(|e| e.to_string())?;
+                blob.extend_from_slice(&bytes);
+            }
+            if blob.len() as u64 != operator.len || crc32fast::hash(&blob) != operator.crc {
+                return Err(format!(
+                    "state of operator `{}` is damaged ({} bytes, expected {})",
+                    operator.name,
+                    blob.len(),
+                    operator.len
+                ));
+            }
+            blobs.push(blob);
+        }
+        Ok(Loaded { manifest, blobs })
+    }
+
+    /// The newest checkpoint that reads back whole, and the newer ones that
+    /// did not, with what was wrong with each.
+    pub fn latest(&self) -> (Option<Loaded>, Vec<(u64, String)>) {
+        let mut damaged = Vec::new();
+        for id in self.ids() {
+            match self.load(id) {
+                Ok(loaded) => return (Some(loaded), damaged),
+                Err(reason) => damaged.push((id, reason)),
+            }
+        }
+        (None, damaged)
+    }
+
+    /// Keeps the newest `retain` checkpoints and drops the rest with their
+    /// blobs, blobs no manifest names, and journal entries every kept
+    /// checkpoint already holds.
+    pub fn prune(&self, retain: usize) -> Result<(), StoreError> {
+        let fail = |e| self.store.fail(e);
+        let ids = self.ids();
+        let (kept, dropped) = ids.split_at(retain.max(1).min(ids.len()));
+        for id in dropped {
+            self.checkpoints.remove(id.to_be_bytes()).map_err(fail)?;
+        }
+        for tree in self.operator_trees()? {
+            for key in tree.iter().keys() {
+                let key = key.map_err(fail)?;
+                if !kept.contains(&id_of(&key)) {
+                    tree.remove(key).map_err(fail)?;
+                }
+            }
+        }
+        let keep_from = kept
+            .iter()
+            .filter_map(|id| self.manifest(*id).ok())
+            .map(|m| m.journal_seq)
+            .min();
+        if let Some(keep_from) = keep_from {
+            for key in self.journal.range(..=keep_from.to_be_bytes()).keys() {
+                self.journal.remove(key.map_err(fail)?).map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends an ingest-journal entry.
+    pub fn journal_append(&self, seq: u64, entry: &[u8]) -> Result<(), StoreError> {
+        self.journal
+            .insert(seq.to_be_bytes(), entry)
+            .map(drop)
+            .map_err(|e| self.store.fail(e))
+    }
+
+    /// Journal entries after `seq`, in order.
+    pub fn journal_after(&self, seq: u64) -> impl Iterator<Item = (u64, IVec)> + use<> {
+        self.journal
+            .range((seq.saturating_add(1)).to_be_bytes()..)
+            .filter_map(Result::ok)
+            .map(|(k, v)| (id_of(&k), v))
+    }
+
+    /// The newest journal sequence number, 0 when empty.
+    pub fn journal_last(&self) -> u64 {
+        self.journal
+            .last()
+            .ok()
+            .flatten()
+            .map_or(0, |(k, _)| id_of(&k))
+    }
+
+    /// Deletes every checkpoint, blob and journal entry of the pipeline.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let fail = |e| self.store.fail(e);
+        for tree in self.operator_trees()? {
+            tree.clear().map_err(fail)?;
+        }
+        self.checkpoints.clear().map_err(fail)?;
+        self.journal.clear().map_err(fail)?;
+        self.store.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::manifest::OperatorCheckpoint;
+
+    fn checkpoint(id: u64, blob: &[u8]) -> (Manifest, Vec<Vec<u8>>) {
+        let manifest = Manifest {
+            id,
+            created_ms: 0,
+            finished: false,
+            journal_seq: id * 10,
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            dead_letter: None,
+            operators: vec![OperatorCheckpoint {
+                name: "op".into(),
+                plugin: "p".into(),
+                plugin_version: "1".into(),
+                state_version: 0,
+                len: blob.len() as u64,
+                crc: crc32fast::hash(blob),
+                keys: 0,
+                windows: 0,
+                timers: 0,
+            }],
+        };
+        (manifest, vec![blob.to_vec()])
+    }
+
+    #[test]
+    fn a_damaged_newest_checkpoint_falls_back_to_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let big = vec![7u8; PART_BYTES + 10];
+        for (id, blob) in [(1, &b"one"[..]), (2, &big[..])] {
+            let (m, b) = checkpoint(id, blob);
+            p.write(&m, &b).unwrap();
+        }
+        let (loaded, damaged) = p.latest();
+        assert_eq!(
+            loaded.unwrap().blobs[0],
+            big,
+            "a blob in two parts reads back whole"
+        );
+        assert!(damaged.is_empty());
+
+        // Damage a part of checkpoint 2's blob.
+        let tree = p.operator_tree("op").unwrap();
+        tree.insert(blob_key(2, 1), &b"xx"[..]).unwrap();
+        let (loaded, damaged) = p.latest();
+        assert_eq!(loaded.unwrap().manifest.id, 1);
+        assert_eq!(damaged.len(), 1);
+        assert!(damaged[0].1.contains("damaged"), "{damaged:?}");
+
+        // A damaged manifest too.
+        p.checkpoints
+            .insert(1u64.to_be_bytes(), &b"garbage!"[..])
+            .unwrap();
+        let (loaded, damaged) = p.latest();
+        assert!(loaded.is_none());
+        assert_eq!(damaged.len(), 2);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_journal_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        for seq in 1..=30 {
+            p.journal_append(seq, b"e").unwrap();
+        }
+        for id in 1..=3 {
+            let (m, b) = checkpoint(id, b"state");
+            p.write(&m, &b).unwrap();
+        }
+        p.prune(2).unwrap();
+        assert_eq!(p.ids(), [3, 2]);
+        // Checkpoint 2 holds journal entries up to 20: later ones stay.
+        let left: Vec<u64> = p.journal_after(0).map(|(s, _)| s).collect();
+        assert_eq!(left, (21..=30).collect::<Vec<_>>());
+        assert_eq!(p.operator_tree("op").unwrap().len(), 2);
+        assert_eq!(store.pipelines(), ["p"]);
+    }
+}

@@ -1,0 +1,390 @@
+//! `eddy state …`: look into, move and reset checkpointed state on site.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use super::Failure;
+use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
+use crate::dataflow::snapshot::keyed_state;
+
+/// The first bytes of an exported state file.
+const EXPORT_MAGIC: &[u8; 8] = b"EDDYST01";
+
+/// `eddy state …`
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List pipelines with state, or one pipeline's checkpoints and operators.
+    Ls {
+        /// A pipeline's name.
+        pipeline: Option<String>,
+    },
+    /// Print an operator's keyed state as JSON lines.
+    Get {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The operator's name.
+        operator: String,
+        /// Only this key.
+        key: Option<String>,
+    },
+    /// Write a pipeline's newest checkpoint to a file, to import on another device.
+    Export {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Make an exported checkpoint a pipeline's newest: its next run starts from it.
+    Import {
+        /// The pipeline's name.
+        pipeline: String,
+        /// A file `eddy state export` wrote.
+        file: PathBuf,
+    },
+    /// Delete a pipeline's state, or only one operator's (it then starts empty).
+    Clear {
+        /// The pipeline's name.
+        pipeline: String,
+        /// Only this operator.
+        operator: Option<String>,
+    },
+    /// Drop old checkpoints' leftovers and give the space back to the disk.
+    Compact,
+}
+
+/// Runs a state command on the store in `dir`.
+pub(crate) fn state(command: StateCommand, dir: &Path) -> Result<(), Failure> {
+    if let StateCommand::Compact = command {
+        return compact(dir);
+    }
+    if !dir.exists() {
+        return Err(Failure::usage(format!(
+            "no state store at {} (set --state-dir or EDDY_STATE_DIR)",
+            dir.display()
+        )));
+    }
+    let store = StateStore::open(dir).map_err(Failure::runtime)?;
+    match command {
+        StateCommand::Ls { pipeline: None } => list_pipelines(&store),
+        StateCommand::Ls {
+            pipeline: Some(name),
+        } => list_checkpoints(&pipeline(&store, &name)?),
+        StateCommand::Get {
+            pipeline: name,
+            operator,
+            key,
+        } => get(&pipeline(&store, &name)?, &operator, key.as_deref()),
+        StateCommand::Export {
+            pipeline: name,
+            output,
+        } => export(&pipeline(&store, &name)?, &output),
+        StateCommand::Import {
+            pipeline: name,
+            file,
+        } => import(&store.pipeline(&name).map_err(Failure::runtime)?, &file),
+        StateCommand::Clear {
+            pipeline: name,
+            operator,
+        } => clear(&pipeline(&store, &name)?, operator.as_deref()),
+        StateCommand::Compact => Ok(()),
+    }
+}
+
+/// A pipeline that has checkpoints.
+fn pipeline(store: &StateStore, name: &str) -> Result<PipelineStore, Failure> {
+    if !store.pipelines().iter().any(|p| p == name) {
+        return Err(Failure::usage(format!(
+            "no state for pipeline `{name}`; pipelines with state: {}",
+            or_none(&store.pipelines())
+        )));
+    }
+    store.pipeline(name).map_err(Failure::runtime)
+}
+
+fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The newest checkpoint that reads back whole.
+fn newest(pipeline: &PipelineStore) -> Result<Loaded, Failure> {
+    match pipeline.latest() {
+        (Some(loaded), _) => Ok(loaded),
+        (None, damaged) if damaged.is_empty() => Err(Failure::usage(format!(
+            "pipeline `{}` has no checkpoint",
+            pipeline.name()
+        ))),
+        (None, damaged) => Err(Failure::runtime(format!(
+            "no checkpoint of pipeline `{}` reads back: {}",
+            pipeline.name(),
+            damaged
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+    }
+}
+
+fn list_pipelines(store: &StateStore) -> Result<(), Failure> {
+    println!(
+        "{:<24} {:>10} {:>12}  state",
+        "PIPELINE", "CHECKPOINT", "AGE"
+    );
+    for name in store.pipelines() {
+        let p = store.pipeline(&name).map_err(Failure::runtime)?;
+        match p.latest() {
+            (Some(l), _) => println!(
+                "{:<24} {:>10} {:>12}  {}",
+                name,
+                l.manifest.id,
+                age(&l.manifest),
+                if l.manifest.finished {
+                    "finished"
+                } else {
+                    "running or stopped"
+                }
+            ),
+            (None, _) => println!("{name:<24} {:>10} {:>12}  no usable checkpoint", "-", "-"),
+        }
+    }
+    println!(
+        "store: {} ({} bytes on disk)",
+        store.path().display(),
+        store.size_on_disk()
+    );
+    Ok(())
+}
+
+fn age(manifest: &Manifest) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(
+        (manifest.age_ms().max(0) / 1000) as u64,
+    ))
+    .to_string()
+}
+
+fn list_checkpoints(pipeline: &PipelineStore) -> Result<(), Failure> {
+    for id in pipeline.ids() {
+        match pipeline.load(id) {
+            Ok(l) => println!(
+                "checkpoint {id}: {} old, journal up to {}{}",
+                age(&l.manifest),
+                l.manifest.journal_seq,
+                if l.manifest.finished {
+                    ", finished"
+                } else {
+                    ""
+                }
+            ),
+            Err(reason) => println!("checkpoint {id}: damaged ({reason})"),
+        }
+    }
+    let loaded = newest(pipeline)?;
+    println!(
+        "{:<20} {:<24} {:>6} {:>10} {:>8} {:>7} {:>10}",
+        "OPERATOR", "PLUGIN", "STATE", "KEYS", "WINDOWS", "TIMERS", "BYTES"
+    );
+    for o in &loaded.manifest.operators {
+        println!(
+            "{:<20} {:<24} {:>6} {:>10} {:>8} {:>7} {:>10}",
+            o.name,
+            format!("{} {}", o.plugin, o.plugin_version),
+            o.state_version,
+            o.keys,
+            o.windows,
+            o.timers,
+            o.len
+        );
+    }
+    for s in &loaded.manifest.sources {
+        println!(
+            "source {}: {} records read{}{}",
+            s.name,
+            s.records_out,
+            if s.position.is_some() {
+                ", can rewind"
+            } else {
+                ""
+            },
+            if s.ended { ", ended" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+fn get(pipeline: &PipelineStore, operator: &str, key: Option<&str>) -> Result<(), Failure> {
+    let loaded = newest(pipeline)?;
+    let Some(i) = loaded
+        .manifest
+        .operators
+        .iter()
+        .position(|o| o.name == operator)
+    else {
+        let names: Vec<String> = loaded
+            .manifest
+            .operators
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        return Err(Failure::usage(format!(
+            "checkpoint {} has no operator `{operator}`; it has: {}",
+            loaded.manifest.id,
+            or_none(&names)
+        )));
+    };
+    let keyed = keyed_state(&loaded.blobs[i]).map_err(Failure::runtime)?;
+    let mut out = std::io::stdout().lock();
+    for (namespace, k, value) in keyed.entries() {
+        if key.is_some_and(|key| key != k) {
+            continue;
+        }
+        let line = serde_json::json!({
+            "namespace": namespace,
+            "key": k,
+            "bytes": value.len(),
+            "hex": value.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        });
+        writeln!(out, "{line}").map_err(Failure::runtime)?;
+    }
+    Ok(())
+}
+
+/// An exported checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Export {
+    manifest: Manifest,
+    blobs: Vec<Vec<u8>>,
+}
+
+fn export(pipeline: &PipelineStore, output: &Path) -> Result<(), Failure> {
+    let Loaded { manifest, blobs } = newest(pipeline)?;
+    let id = manifest.id;
+    let mut bytes = EXPORT_MAGIC.to_vec();
+    bytes.extend(postcard::to_allocvec(&Export { manifest, blobs }).map_err(Failure::runtime)?);
+    std::fs::write(output, bytes)
+        .map_err(|e| Failure::runtime(format!("{}: {e}", output.display())))?;
+    println!(
+        "exported checkpoint {id} of `{}` to {}",
+        pipeline.name(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn import(pipeline: &PipelineStore, file: &Path) -> Result<(), Failure> {
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let Export {
+        mut manifest,
+        blobs,
+    } = bytes
+        .strip_prefix(EXPORT_MAGIC)
+        .and_then(|body| postcard::from_bytes(body).ok())
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{}: not a state file `eddy state export` wrote",
+                file.display()
+            ))
+        })?;
+    for (operator, blob) in manifest.operators.iter().zip(&blobs) {
+        if crc32fast::hash(blob) != operator.crc {
+            return Err(Failure::usage(format!(
+                "{}: the state of operator `{}` is damaged",
+                file.display(),
+                operator.name
+            )));
+        }
+    }
+    manifest.id = pipeline.ids().first().map_or(1, |id| id + 1);
+    manifest.created_ms = crate::dataflow::wall_clock_ms();
+    manifest.finished = false;
+    // This device's journal and files are not the exporting device's.
+    manifest.journal_seq = pipeline.journal_last();
+    for sink in &mut manifest.sinks {
+        sink.position = None;
+    }
+    manifest.dead_letter = None;
+    pipeline
+        .write(&manifest, &blobs)
+        .map_err(Failure::runtime)?;
+    println!(
+        "imported {} as checkpoint {} of `{}`; its next run starts from it",
+        file.display(),
+        manifest.id,
+        pipeline.name()
+    );
+    Ok(())
+}
+
+fn clear(pipeline: &PipelineStore, operator: Option<&str>) -> Result<(), Failure> {
+    let Some(operator) = operator else {
+        pipeline.clear().map_err(Failure::runtime)?;
+        println!(
+            "cleared all state of `{}`; its next run starts empty",
+            pipeline.name()
+        );
+        return Ok(());
+    };
+    let Loaded {
+        mut manifest,
+        mut blobs,
+    } = newest(pipeline)?;
+    let Some(i) = manifest.operators.iter().position(|o| o.name == operator) else {
+        return Err(Failure::usage(format!(
+            "checkpoint {} has no operator `{operator}`",
+            manifest.id
+        )));
+    };
+    manifest.operators.remove(i);
+    blobs.remove(i);
+    manifest.id = pipeline.ids().first().map_or(1, |id| id + 1);
+    manifest.created_ms = crate::dataflow::wall_clock_ms();
+    pipeline
+        .write(&manifest, &blobs)
+        .map_err(Failure::runtime)?;
+    println!(
+        "operator `{operator}` of `{}` starts with empty state on its next run (checkpoint {})",
+        pipeline.name(),
+        manifest.id
+    );
+    Ok(())
+}
+
+fn compact(dir: &Path) -> Result<(), Failure> {
+    let store = StateStore::open(dir).map_err(Failure::runtime)?;
+    let before = store.size_on_disk();
+    for name in store.pipelines() {
+        let p = store.pipeline(&name).map_err(Failure::runtime)?;
+        // Keeps every checkpoint; drops orphaned blobs and journal entries they all hold.
+        p.prune(p.ids().len()).map_err(Failure::runtime)?;
+    }
+    let fresh = dir.with_extension("compacting");
+    let old = dir.with_extension("old");
+    for leftover in [&fresh, &old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover).map_err(Failure::runtime)?;
+        }
+    }
+    let after = store
+        .copy_to(&fresh)
+        .map_err(Failure::runtime)?
+        .size_on_disk();
+    drop(store);
+    let swap = || -> std::io::Result<()> {
+        std::fs::rename(dir, &old)?;
+        std::fs::rename(&fresh, dir)?;
+        std::fs::remove_dir_all(&old)
+    };
+    swap().map_err(|e| Failure::runtime(format!("swapping in the compacted store: {e}")))?;
+    println!(
+        "compacted {}: {before} → {after} bytes on disk",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,397 @@
+//! A graph's checkpoints, its recovery after a crash, and its ingest journal.
+//! See [`crate::checkpoint`] for the guarantees.
+
+use std::time::{Duration, Instant};
+
+use eddy_abi::Record;
+
+use super::element::Element;
+use super::graph::{Graph, RunError};
+use crate::checkpoint::{
+    JournalEntry, Loaded, Manifest, OperatorCheckpoint, PipelineStore, SinkCheckpoint,
+    SourceCheckpoint, StateStore,
+};
+use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
+use crate::sinks::SinkTarget;
+
+/// A graph's link to the state store.
+pub(crate) struct Durability {
+    store: PipelineStore,
+    interval: Duration,
+    retain: usize,
+    next_at: Instant,
+    next_id: u64,
+    /// The last journal entry written.
+    journal_seq: u64,
+    recovered: bool,
+}
+
+/// What recovery did, for the log and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The checkpoint restored, if any.
+    pub checkpoint: Option<u64>,
+    /// Its age when restored, in ms.
+    pub age_ms: i64,
+    /// Records replayed from the ingest journal.
+    pub replayed: u64,
+    /// Newer checkpoints that were damaged and skipped.
+    pub damaged: Vec<u64>,
+}
+
+impl Graph {
+    /// Makes the graph durable in `store` as its `[checkpoint]` table says:
+    /// `run` then restores the last checkpoint first, and takes checkpoints
+    /// as it goes. Does nothing when checkpoints are disabled.
+    pub fn attach_store(&mut self, store: &StateStore) -> Result<(), RunError> {
+        let CheckpointConfig {
+            enabled,
+            interval_ms,
+            retain,
+        } = self.checkpoint;
+        if !enabled {
+            return Ok(());
+        }
+        let store = store.pipeline(&self.name).map_err(RunError::State)?;
+        self.durability = Some(Durability {
+            next_id: store.ids().first().map_or(1, |id| id + 1),
+            journal_seq: store.journal_last(),
+            store,
+            interval: Duration::from_millis(interval_ms.max(1)),
+            retain: retain.max(1),
+            next_at: Instant::now(),
+            recovered: false,
+        });
+        Ok(())
+    }
+
+    /// On the first run: restores the newest usable checkpoint, replays the
+    /// journal, and takes a first checkpoint. Later runs: nothing.
+    pub(crate) fn recover_once(&mut self) -> Result<Option<Recovery>, RunError> {
+        let Some(durability) = &mut self.durability else {
+            return Ok(None);
+        };
+        if durability.recovered {
+            return Ok(None);
+        }
+        durability.recovered = true;
+        let (loaded, damaged) = durability.store.latest();
+        let mut recovery = Recovery {
+            damaged: damaged.iter().map(|(id, _)| *id).collect(),
+            ..Recovery::default()
+        };
+        for (id, reason) in &damaged {
+            tracing::warn!(pipeline = %self.name, checkpoint = id, "checkpoint is damaged ({reason}); falling back to the one before");
+        }
+        match loaded {
+            Some(loaded) if !loaded.manifest.finished => {
+                recovery.checkpoint = Some(loaded.manifest.id);
+                recovery.age_ms = loaded.manifest.age_ms();
+                recovery.replayed = self.restore(loaded)?;
+                tracing::info!(
+                    pipeline = %self.name,
+                    checkpoint = recovery.checkpoint,
+                    age_ms = recovery.age_ms,
+                    replayed = recovery.replayed,
+                    "restored from checkpoint"
+                );
+            }
+            Some(loaded) => tracing::info!(
+                pipeline = %self.name,
+                checkpoint = loaded.manifest.id,
+                "the last run read all its input; starting from the beginning"
+            ),
+            None if !damaged.is_empty() => tracing::error!(
+                pipeline = %self.name,
+                "no checkpoint could be read; starting from empty state"
+            ),
+            None => {
+                tracing::info!(pipeline = %self.name, "no checkpoint yet; starting from empty state")
+            }
+        }
+        // A first checkpoint now: a crash before the next one comes back here.
+        self.checkpoint(false)?;
+        Ok(Some(recovery))
+    }
+
+    /// Puts back a checkpoint's state and replays the journal after it;
+    /// returns how many records were replayed.
+    fn restore(&mut self, loaded: Loaded) -> Result<u64, RunError> {
+        let Loaded { manifest, blobs } = loaded;
+        for slot in &mut self.operators {
+            let node = &mut slot.node;
+            let Some(i) = manifest
+                .operators
+                .iter()
+                .position(|o| *o.name == *node.name)
+            else {
+                continue;
+            };
+            let saved = &manifest.operators[i];
+            let current = node.logic.state_version();
+            if saved.state_version != current {
+                if slot.state_version_mismatch == StateVersionMismatch::Refuse {
+                    return Err(RunError::StateVersion {
+                        operator: node.name.to_string(),
+                        plugin: node.logic.name().to_owned(),
+                        saved: saved.state_version,
+                        current,
+                    });
+                }
+                tracing::warn!(
+                    operator = &*node.name,
+                    saved = saved.state_version,
+                    current,
+                    "state version changed: the operator starts with empty state, as the pipeline says"
+                );
+                continue;
+            }
+            node.restore(&blobs[i])
+                .map_err(|reason| RunError::Restore {
+                    operator: node.name.to_string(),
+                    reason,
+                })?;
+        }
+        for saved in &manifest.operators {
+            if !self.operators.iter().any(|o| *o.node.name == *saved.name) {
+                tracing::warn!(
+                    operator = saved.name,
+                    "the checkpoint holds state of an operator the pipeline no longer has; it is dropped"
+                );
+            }
+        }
+        for sink in &mut self.sinks {
+            let saved = manifest.sinks.iter().find(|s| *s.name == *sink.name);
+            if let (Some(position), SinkTarget::Writer(writer)) =
+                (saved.and_then(|s| s.position), &mut sink.target)
+            {
+                writer.rewind(position).map_err(|error| RunError::Sink {
+                    sink: sink.name.to_string(),
+                    error,
+                })?;
+            }
+        }
+        if let Some(len) = manifest.dead_letter {
+            self.dead_letter
+                .rewind(len)
+                .map_err(|error| RunError::DeadLetter {
+                    path: self.dead_letter.path().to_owned(),
+                    error,
+                })?;
+        }
+        let mut positions: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.sources.len());
+        for source in &mut self.sources {
+            let saved = manifest.sources.iter().find(|s| *s.name == *source.name);
+            if let Some(saved) = saved {
+                source.watermark = saved.watermark.clone();
+                source.records_out = saved.records_out;
+                source.ended = saved.ended;
+            }
+            positions.push(saved.and_then(|s| s.position.clone()));
+        }
+        let replayed = self.replay(manifest.journal_seq, &mut positions)?;
+        for (source, position) in self.sources.iter_mut().zip(positions) {
+            if let Some(position) = position
+                && !source.ended
+            {
+                source
+                    .driver
+                    .seek(&position)
+                    .map_err(|error| RunError::Source {
+                        source_name: source.name.to_string(),
+                        error,
+                    })?;
+            }
+        }
+        Ok(replayed)
+    }
+
+    /// Feeds the journal entries after `seq` through the graph as if they
+    /// were being read; updates each source's position to after its last entry.
+    fn replay(&mut self, seq: u64, positions: &mut [Option<Vec<u8>>]) -> Result<u64, RunError> {
+        let Some(durability) = &self.durability else {
+            return Ok(0);
+        };
+        let entries: Vec<(u64, sled::IVec)> = durability.store.journal_after(seq).collect();
+        let mut replayed = 0;
+        for (seq, bytes) in entries {
+            let entry: JournalEntry<Vec<Record>> = match postcard::from_bytes(&bytes) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::error!(pipeline = %self.name, seq, "journal entry unreadable ({e}); replay stops there");
+                    break;
+                }
+            };
+            let Some(i) = self.sources.iter().position(|s| *s.name == entry.source) else {
+                continue;
+            };
+            replayed += entry.records.len() as u64;
+            positions[i] = entry.position;
+            let source = &mut self.sources[i];
+            let count = entry.records.len();
+            let mut elements = Vec::with_capacity(count * 2 + 1);
+            for record in entry.records {
+                let advanced = source.watermark.on_record(record.time);
+                elements.push(Element::Record(record));
+                if let Some(w) = advanced {
+                    elements.push(Element::Watermark(w));
+                }
+            }
+            if entry.ended {
+                source.ended = true;
+                elements.push(Element::Watermark(i64::MAX));
+            }
+            let first = source.records_out;
+            source.records_out += count as u64;
+            let routes = source.routes.clone();
+            let label = source.name.clone();
+            self.deliver_source(&routes, &label, elements, first);
+            self.step_operators()?;
+            self.step_sinks()?;
+        }
+        Ok(replayed)
+    }
+
+    /// Takes a checkpoint if one is due.
+    pub(crate) fn checkpoint_if_due(&mut self) -> Result<(), RunError> {
+        if self
+            .durability
+            .as_ref()
+            .is_some_and(|d| Instant::now() >= d.next_at)
+        {
+            self.checkpoint(false)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint now (between steps, when nothing is in flight).
+    pub(crate) fn checkpoint(&mut self, finished: bool) -> Result<(), RunError> {
+        let Some(durability) = &self.durability else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut sinks = Vec::with_capacity(self.sinks.len());
+        for sink in &mut self.sinks {
+            let position = match &mut sink.target {
+                SinkTarget::Writer(writer) => writer.commit().map_err(|error| RunError::Sink {
+                    sink: sink.name.to_string(),
+                    error,
+                })?,
+                SinkTarget::DeadLetter => None,
+            };
+            sinks.push(SinkCheckpoint {
+                name: sink.name.to_string(),
+                position,
+            });
+        }
+        let dead_letter = self
+            .dead_letter
+            .commit()
+            .map_err(|error| RunError::DeadLetter {
+                path: self.dead_letter.path().to_owned(),
+                error,
+            })?;
+        let mut operators = Vec::with_capacity(self.operators.len());
+        let mut blobs = Vec::with_capacity(self.operators.len());
+        for slot in &mut self.operators {
+            let node = &mut slot.node;
+            let (blob, size) = match node.snapshot() {
+                Ok(snapshot) => snapshot,
+                Err(fault) => {
+                    // Its memory snapshot failed: no consistent checkpoint now.
+                    tracing::warn!(operator = &*node.name, "checkpoint skipped: {fault}");
+                    return Ok(());
+                }
+            };
+            operators.push(OperatorCheckpoint {
+                name: node.name.to_string(),
+                plugin: node.logic.name().to_owned(),
+                plugin_version: node.logic.version().to_owned(),
+                state_version: node.logic.state_version(),
+                len: blob.len() as u64,
+                crc: crc32fast::hash(&blob),
+                keys: size.keys,
+                windows: size.windows,
+                timers: size.timers,
+            });
+            blobs.push(blob);
+        }
+        let sources = self
+            .sources
+            .iter()
+            .map(|s| SourceCheckpoint {
+                name: s.name.to_string(),
+                position: s.driver.position(),
+                watermark: s.watermark.clone(),
+                records_out: s.records_out,
+                ended: s.ended,
+            })
+            .collect();
+        let manifest = Manifest {
+            id: durability.next_id,
+            created_ms: super::wall_clock_ms(),
+            finished,
+            journal_seq: durability.journal_seq,
+            sources,
+            sinks,
+            dead_letter: Some(dead_letter),
+            operators,
+        };
+        durability
+            .store
+            .write(&manifest, &blobs)
+            .and_then(|()| durability.store.prune(durability.retain))
+            .map_err(RunError::State)?;
+        let Some(durability) = &mut self.durability else {
+            return Ok(());
+        };
+        durability.next_id += 1;
+        durability.next_at = Instant::now() + durability.interval;
+        let bytes: usize = blobs.iter().map(Vec::len).sum();
+        crate::internal_events::CheckpointTaken {
+            pipeline: &self.name,
+            id: manifest.id,
+            bytes,
+            took: started.elapsed(),
+        }
+        .emit();
+        Ok(())
+    }
+
+    /// Appends what source `i` just read to the journal, if it keeps one.
+    pub(crate) fn journal(
+        &mut self,
+        i: usize,
+        records: &[Record],
+        ended: bool,
+    ) -> Result<(), RunError> {
+        let source = &self.sources[i];
+        let Some(durability) = &mut self.durability else {
+            return Ok(());
+        };
+        if source.journal == JournalMode::Off || (records.is_empty() && !ended) {
+            return Ok(());
+        }
+        let entry = JournalEntry {
+            source: source.name.to_string(),
+            records,
+            position: source.driver.position(),
+            ended,
+        };
+        let bytes = postcard::to_allocvec(&entry).map_err(|e| {
+            RunError::State(crate::checkpoint::StoreError::Sled {
+                path: durability.store.store().path().to_owned(),
+                error: sled::Error::Unsupported(format!("cannot encode a journal entry: {e}")),
+            })
+        })?;
+        durability.journal_seq += 1;
+        durability
+            .store
+            .journal_append(durability.journal_seq, &bytes)
+            .map_err(RunError::State)?;
+        if source.journal == JournalMode::Sync {
+            durability.store.store().flush().map_err(RunError::State)?;
+        }
+        Ok(())
+    }
+}

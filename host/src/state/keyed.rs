@@ -1,0 +1,174 @@
+//! Keyed state: the values plugins keep per namespace and key.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One value and when it was last written, on the operator's state clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    value: Vec<u8>,
+    written: i64,
+}
+
+/// An operator's keyed state, held in memory and written back to the state
+/// store whole at each checkpoint, so that the data path never waits on disk.
+///
+/// With a time to live, a value not written for that long on the state clock
+/// (the operator's event-time watermark, so that replay expires exactly what
+/// the first run expired) reads as absent and is dropped by [`KeyedState::expire`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct KeyedState {
+    namespaces: HashMap<String, HashMap<String, Entry>>,
+    #[serde(skip)]
+    ttl: Option<i64>,
+    #[serde(skip)]
+    clock: i64,
+}
+
+impl KeyedState {
+    /// Empty state whose values live `ttl_ms` after their last write (forever with `None`).
+    pub fn with_ttl(ttl_ms: Option<u64>) -> Self {
+        KeyedState {
+            ttl: ttl_ms.map(|t| t.min(i64::MAX as u64) as i64),
+            ..KeyedState::default()
+        }
+    }
+
+    /// The time to live of values, in ms.
+    pub fn ttl(&self) -> Option<i64> {
+        self.ttl
+    }
+
+    /// Moves the state clock (never backwards).
+    pub fn set_clock(&mut self, now: i64) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// Takes over the values of `restored`, keeping this state's time to live and clock.
+    pub fn restore(&mut self, restored: KeyedState) {
+        self.namespaces = restored.namespaces;
+    }
+
+    fn expired(&self, entry: &Entry) -> bool {
+        self.ttl
+            .is_some_and(|ttl| entry.written.saturating_add(ttl) <= self.clock)
+    }
+
+    /// The value of `namespace`/`key`, if any and not expired.
+    pub fn get(&self, namespace: &str, key: &str) -> Option<&[u8]> {
+        let entry = self.namespaces.get(namespace)?.get(key)?;
+        (!self.expired(entry)).then_some(entry.value.as_slice())
+    }
+
+    /// Sets the value of `namespace`/`key`.
+    pub fn put(&mut self, namespace: &str, key: &str, value: &[u8]) {
+        let written = self.clock;
+        let keys = match self.namespaces.get_mut(namespace) {
+            Some(keys) => keys,
+            None => self.namespaces.entry(namespace.to_owned()).or_default(),
+        };
+        match keys.get_mut(key) {
+            Some(entry) => {
+                entry.value.clear();
+                entry.value.extend_from_slice(value);
+                entry.written = written;
+            }
+            None => {
+                keys.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: value.to_vec(),
+                        written,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Removes the value of `namespace`/`key`.
+    pub fn delete(&mut self, namespace: &str, key: &str) {
+        if let Some(keys) = self.namespaces.get_mut(namespace) {
+            keys.remove(key);
+        }
+    }
+
+    /// Drops every expired value; returns how many.
+    pub fn expire(&mut self) -> usize {
+        let (Some(ttl), clock) = (self.ttl, self.clock) else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for keys in self.namespaces.values_mut() {
+            let before = keys.len();
+            keys.retain(|_, e| e.written.saturating_add(ttl) > clock);
+            dropped += before - keys.len();
+        }
+        self.namespaces.retain(|_, keys| !keys.is_empty());
+        dropped
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.namespaces.values().map(HashMap::len).sum()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every `(namespace, key, value)`, sorted.
+    pub fn entries(&self) -> Vec<(&str, &str, &[u8])> {
+        let mut all: Vec<(&str, &str, &[u8])> = self
+            .namespaces
+            .iter()
+            .flat_map(|(ns, keys)| {
+                keys.iter()
+                    .map(move |(k, e)| (ns.as_str(), k.as_str(), e.value.as_slice()))
+            })
+            .collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_keep_keys_apart() {
+        let mut s = KeyedState::default();
+        s.put("a", "k", b"1");
+        s.put("b", "k", b"2");
+        s.put("a", "k", b"3");
+        assert_eq!(s.get("a", "k"), Some(&b"3"[..]));
+        assert_eq!(s.get("b", "k"), Some(&b"2"[..]));
+        s.delete("a", "k");
+        assert_eq!(s.get("a", "k"), None);
+        assert_eq!(s.get("c", "k"), None);
+    }
+
+    #[test]
+    fn values_expire_a_ttl_after_their_last_write_on_the_state_clock() {
+        let mut s = KeyedState::with_ttl(Some(100));
+        s.set_clock(1000);
+        s.put("n", "quiet", b"1");
+        s.put("n", "busy", b"1");
+        s.set_clock(1050);
+        s.put("n", "busy", b"2");
+        s.set_clock(1100);
+        assert_eq!(
+            s.get("n", "quiet"),
+            None,
+            "written at 1000, expired at 1100"
+        );
+        assert_eq!(s.get("n", "busy"), Some(&b"2"[..]));
+        assert_eq!(s.expire(), 1);
+        assert_eq!(s.len(), 1);
+        s.set_clock(1150);
+        assert_eq!(s.expire(), 1);
+        assert!(s.is_empty());
+    }
+}
