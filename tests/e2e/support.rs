@@ -34,6 +34,7 @@ pub(crate) fn run(args: &[&str], dir: &Path) -> Output {
     eddy()
         .args(args)
         .current_dir(dir)
+        .env("EDDY_STATE_DIR", dir.join("state"))
         .output()
         .expect("eddy starts")
 }
