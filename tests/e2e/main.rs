@@ -6,6 +6,7 @@
 mod abi;
 mod check;
 mod conformance;
+mod crash;
 mod demo;
 mod hostile;
 mod idleness;

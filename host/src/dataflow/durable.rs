@@ -87,6 +87,13 @@ impl Graph {
             Some(loaded) if !loaded.manifest.finished => {
                 recovery.checkpoint = Some(loaded.manifest.id);
                 recovery.age_ms = loaded.manifest.age_ms();
+                tracing::info!(
+                    pipeline = %self.name,
+                    checkpoint = recovery.checkpoint,
+                    age_ms = recovery.age_ms,
+                    journal_after = loaded.manifest.journal_seq,
+                    "restoring from checkpoint"
+                );
                 recovery.replayed = self.restore(loaded)?;
                 tracing::info!(
                     pipeline = %self.name,

@@ -51,7 +51,7 @@ impl PluginInstance {
         module: &PluginModule,
         config: &InstanceConfig,
         state: OperatorState,
-    ) -> Result<Self, (PluginFault, OperatorState)> {
+    ) -> Result<Self, (PluginFault, Box<OperatorState>)> {
         let data = StoreData {
             limits: Limits {
                 store: StoreLimitsBuilder::new()
@@ -83,9 +83,9 @@ impl PluginInstance {
         match Self::link(store, module, config.deadline) {
             Ok((mut instance, init)) => match instance.init(init) {
                 Ok(()) => Ok(instance),
-                Err(fault) => Err((fault, instance.into_state())),
+                Err(fault) => Err((fault, Box::new(instance.into_state()))),
             },
-            Err((fault, store)) => Err((fault, store.into_data().state)),
+            Err((fault, store)) => Err((fault, Box::new(store.into_data().state))),
         }
     }
 

@@ -241,7 +241,7 @@ impl PluginRunner {
                     self.restart_at = None;
                 }
                 Err((fault, state)) => {
-                    self.parked = Some(state);
+                    self.parked = Some(*state);
                     self.schedule_restart(&fault);
                     return Err(fault);
                 }
