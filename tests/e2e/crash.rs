@@ -8,7 +8,8 @@
 //! The workload: seeded simulated UPS cells (out-of-order and very late
 //! readings, one overheating cell) written to a file first, then read by the
 //! seeds' job: 1 s tumbling windows with 5 s allowed lateness and a late
-//! side output, and alerts on two consecutive hot windows.
+//! side output, and alerts on two consecutive hot windows; besides, a running
+//! count per key kept in plugin memory and restored from memory snapshots.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +22,7 @@ use crate::support::{eddy, plugin, run, stderr, toml_path};
 const KILLS: usize = 20;
 
 /// Writes the input: the simulation's readings in arrival order.
-fn write_input(dir: &Path) {
+pub(crate) fn write_input(dir: &Path) {
     let text = r#"
 [pipeline]
 name = "input"
@@ -47,8 +48,9 @@ inputs = ["ups"]
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// The seeds' job over the input file, checkpointing every 100 ms.
-fn job(journal: &str) -> String {
+/// The seeds' job over the input file, checkpointing every 100 ms, and a
+/// running count per key that the plugin keeps in its own memory.
+pub(crate) fn job(journal: &str) -> String {
     format!(
         r#"
 [pipeline]
@@ -67,13 +69,17 @@ plugin = {stats}
 params = {{ fields = ["temperature"] }}
 window.tumbling = {{ size_ms = 1000 }}
 allowed_lateness_ms = 5000
+[operators.counts]
+inputs = ["ups"]
+plugin = {counts}
+params = {{ every = 500 }}
 [operators.alerts]
 inputs = ["stats"]
 plugin = {alerts}
 params = {{ field = "temperature_max", threshold = 35.0, within_ms = 2000, clear_below = 32.0 }}
 [sinks.console]
 type = "stdout"
-inputs = ["stats", "stats.late", "alerts", "alerts.cleared"]
+inputs = ["stats", "stats.late", "alerts", "alerts.cleared", "counts"]
 [sinks.results]
 type = "file"
 path = "results.jsonl"
@@ -81,6 +87,7 @@ inputs = ["stats", "alerts"]
 "#,
         stats = toml_path(&plugin("window_stats")),
         alerts = toml_path(&plugin("threshold_alert")),
+        counts = toml_path(&plugin("running_count")),
     )
 }
 
@@ -158,6 +165,10 @@ fn crash_and_compare(journal: &str) {
     assert!(
         expected.iter().any(|r| r["fields"]["update"] == true),
         "the workload has lateness updates"
+    );
+    assert!(
+        expected.iter().any(|r| r["output"] == "counts"),
+        "the workload has running counts"
     );
 
     let crashed = tempfile::tempdir().unwrap();
@@ -286,7 +297,7 @@ fn recover_past(damage: impl Fn(&sled::Db, u64)) {
 
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
-    let out = run(&["run", "job.toml", "--duration", "1500ms"], dir.path());
+    let out = run(&["run", "job.toml", "--duration", "700ms"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let newest = {
         let db = sled::open(dir.path().join("state")).unwrap();

@@ -14,4 +14,6 @@ mod late;
 mod plugin_test;
 mod processing_time;
 mod seeds_job;
+mod state_cmd;
 mod support;
+mod upgrade;

@@ -11,9 +11,12 @@ pub(crate) fn run(sh: &Shell, duration: &str) -> anyhow::Result<()> {
     eprintln!(
         "running examples/ups-monitor.toml for {duration}: window stats and alerts as JSON lines"
     );
+    // A fresh state store each time: the demo shows a first run.
+    let state = "target/demo-state";
+    sh.remove_path(state)?;
     cmd!(
         sh,
-        "{cargo} run --quiet -p eddy-host -- run examples/ups-monitor.toml --duration {duration}"
+        "{cargo} run --quiet -p eddy-host -- --state-dir {state} run examples/ups-monitor.toml --duration {duration}"
     )
     .run()?;
     Ok(())

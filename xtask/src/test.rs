@@ -59,9 +59,11 @@ fn aarch64_smoke(sh: &Shell) -> anyhow::Result<()> {
     if !version.starts_with("eddy ") {
         bail!("unexpected --version output from the aarch64 build: {version:?}");
     }
+    let state = "target/aarch64-demo-state";
+    sh.remove_path(state)?;
     let output = cmd!(
         sh,
-        "qemu-aarch64-static -L {sysroot} {binary} run examples/ups-monitor.toml --duration 8s"
+        "qemu-aarch64-static -L {sysroot} {binary} --state-dir {state} run examples/ups-monitor.toml --duration 8s"
     )
     .env("EDDY_LOG", "warn")
     .read()?;

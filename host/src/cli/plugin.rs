@@ -69,6 +69,7 @@ pub(crate) fn inspect(file: &Path) -> Result<(), Failure> {
             .unwrap_or_default()
             .trim_matches('"')
     );
+    println!("state version: {}", manifest.state_version);
     let caps = &manifest.capabilities;
     println!("state:         {}", or_none(&caps.state));
     println!("side outputs:  {}", or_none(&caps.side_outputs));

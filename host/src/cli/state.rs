@@ -60,7 +60,8 @@ pub(crate) fn state(command: StateCommand, dir: &Path) -> Result<(), Failure> {
     if let StateCommand::Compact = command {
         return compact(dir);
     }
-    if !dir.exists() {
+    // Importing onto a new device creates its store; nothing else does.
+    if !dir.exists() && !matches!(command, StateCommand::Import { .. }) {
         return Err(Failure::usage(format!(
             "no state store at {} (set --state-dir or EDDY_STATE_DIR)",
             dir.display()
