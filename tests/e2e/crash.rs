@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{eddy, plugin, run, stderr, toml_path};
+use crate::support::{eddy, plugin, run, run_logged, stderr, toml_path};
 
 /// Kills in a row.
 const KILLS: usize = 20;
@@ -309,13 +309,7 @@ fn recover_past(damage: impl Fn(&sled::Db, u64)) {
         db.flush().unwrap();
         newest
     };
-    let out = eddy()
-        .args(["run", "job.toml"])
-        .current_dir(dir.path())
-        .env("EDDY_STATE_DIR", dir.path().join("state"))
-        .env("EDDY_LOG", "info")
-        .output()
-        .unwrap();
+    let out = run_logged(&["run", "job.toml"], dir.path());
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     let logged = |message: &str, id: u64| {

@@ -39,6 +39,17 @@ pub(crate) fn run(args: &[&str], dir: &Path) -> Output {
         .expect("eddy starts")
 }
 
+/// Like [`run`], with info-level logs on standard error (what was restored).
+pub(crate) fn run_logged(args: &[&str], dir: &Path) -> Output {
+    eddy()
+        .args(args)
+        .current_dir(dir)
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .env("EDDY_LOG", "info")
+        .output()
+        .expect("eddy starts")
+}
+
 /// Writes `text` as `p.toml` in a fresh folder and runs it to the end with
 /// `eddy run`, which must succeed; returns the folder with what it wrote.
 pub(crate) fn run_in_folder(text: &str) -> tempfile::TempDir {

@@ -2,7 +2,7 @@
 //! restore old state into it unless the pipeline says to reset that operator.
 
 use crate::crash::{job, write_input};
-use crate::support::{eddy, plugin, run, stderr, stdout, toml_path};
+use crate::support::{plugin, run, run_logged, stderr, stdout, toml_path};
 
 #[test]
 fn a_changed_state_version_is_refused_unless_the_operator_is_reset() {
@@ -57,13 +57,7 @@ fn a_changed_state_version_is_refused_unless_the_operator_is_reset() {
         "params = { every = 500 }\nstate_version_mismatch = \"reset\"",
     );
     std::fs::write(dir.path().join("job.toml"), reset).unwrap();
-    let out = eddy()
-        .args(["run", "job.toml"])
-        .current_dir(dir.path())
-        .env("EDDY_STATE_DIR", dir.path().join("state"))
-        .env("EDDY_LOG", "info")
-        .output()
-        .unwrap();
+    let out = run_logged(&["run", "job.toml"], dir.path());
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("restoring from checkpoint"), "{err}");

@@ -41,7 +41,7 @@ pub fn running_count(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Resul
         *count += 1;
         *count
     });
-    if count % ctx.params().every.max(1) == 0 {
+    if count.is_multiple_of(ctx.params().every.max(1)) {
         ctx.emit(&Record::new(record.key, record.time).with("count", count as i64))?;
     }
     Ok(())
