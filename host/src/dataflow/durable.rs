@@ -37,9 +37,22 @@ pub struct Recovery {
     pub replayed: u64,
     /// Newer checkpoints that were damaged and skipped.
     pub damaged: Vec<u64>,
+    /// How long reading, restoring and replaying took.
+    pub took: Duration,
 }
 
 impl Graph {
+    /// Sets what a graph not built from a pipeline file (a one-operator
+    /// harness, a benchmark) does about durability: its `[checkpoint]` table
+    /// and the `journal` mode of every source. Takes effect with
+    /// [`Graph::attach_store`].
+    pub fn configure_durability(&mut self, checkpoint: CheckpointConfig, journal: JournalMode) {
+        self.checkpoint = checkpoint;
+        for source in &mut self.sources {
+            source.journal = journal;
+        }
+    }
+
     /// Makes the graph durable in `store` as its `[checkpoint]` table says:
     /// `run` then restores the last checkpoint first, and takes checkpoints
     /// as it goes. Does nothing when checkpoints are disabled.
@@ -75,6 +88,7 @@ impl Graph {
             return Ok(None);
         }
         durability.recovered = true;
+        let started = Instant::now();
         let (loaded, damaged) = durability.store.latest();
         let mut recovery = Recovery {
             damaged: damaged.iter().map(|(id, _)| *id).collect(),
@@ -95,11 +109,13 @@ impl Graph {
                     "restoring from checkpoint"
                 );
                 recovery.replayed = self.restore(loaded)?;
+                recovery.took = started.elapsed();
                 tracing::info!(
                     pipeline = %self.name,
                     checkpoint = recovery.checkpoint,
                     age_ms = recovery.age_ms,
                     replayed = recovery.replayed,
+                    took_ms = recovery.took.as_millis() as u64,
                     "restored from checkpoint"
                 );
             }

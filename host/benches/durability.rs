@@ -1,0 +1,288 @@
+//! What durability costs: pipeline throughput with checkpoints every 1 s and
+//! every 100 ms, with the ingest journal off, buffered and synced, against no
+//! checkpoints at all, all measured in one run; then the time to recover an
+//! operator holding 1 M keys of state.
+//!
+//! Throughput cases run the pipeline benchmark's "tumbling 10 s, 100 records
+//! per key and window" case (1000 keys → `window-stats` → null sink), whose
+//! checkpoints hold every open window's records (about 5 MB). The recovery
+//! case feeds 1 M distinct keys to `threshold-alert` (which keeps state per
+//! key), stops, and times the restart's restore: opening the store, reading
+//! and checking the checkpoint, and decoding the state.
+//! Prints a table; writes `target/bench/durability.json`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eddy_abi::Value;
+use eddy_driver::{Driver, DriverError, Poll, Record};
+use eddy_driver_sim::{SimConfig, SimDriver};
+use eddy_host::checkpoint::StateStore;
+use eddy_host::config::{CheckpointConfig, JournalMode, WindowConfig};
+use eddy_host::dataflow::{Graph, Harness, RunControl};
+use eddy_host::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
+use eddy_host::sinks::NullSink;
+use eddy_host::state::OperatorState;
+
+/// Records per throughput run.
+const RECORDS: u64 = 5_000_000;
+/// Keys of the throughput cases.
+const KEYS: u64 = 1000;
+/// Keys of the recovery case.
+const RECOVERY_KEYS: u64 = 1_000_000;
+/// Runs per case; the median is reported.
+const RUNS: usize = 3;
+
+fn sim() -> Box<dyn Driver> {
+    let config: SimConfig = toml::from_str(&format!(
+        r#"
+        seed = 1
+        start_time_ms = 1_767_225_600_000
+        speed = 0
+        interval_ms = 100
+        duration_ms = {duration}
+        ups = [{{ name = "ups-1", strings = 10, cells_per_string = 100 }}]
+        "#,
+        duration = RECORDS / KEYS * 100,
+    ))
+    .expect("bench sim config");
+    Box::new(SimDriver::new(&config).expect("bench sim"))
+}
+
+fn harness(window: Option<&str>) -> Harness {
+    Harness {
+        params: serde_json::json!({}),
+        window: window.map(|w| {
+            toml::from_str::<toml::Table>(&format!("window.{w}"))
+                .expect("bench window")
+                .remove("window")
+                .expect("window table")
+                .try_into::<WindowConfig>()
+                .expect("bench window config")
+        }),
+        allowed_lateness_ms: 0,
+        key_by: None,
+        bounded_out_of_orderness_ms: 0,
+        batch_size: 1024,
+        limits: PluginLimits::default(),
+        dead_letter_path: "target/bench/dead-letter.jsonl".into(),
+    }
+}
+
+fn runner(engine: &PluginEngine, wasm: &str, params: serde_json::Value) -> Box<PluginRunner> {
+    let module = PluginModule::load(engine, Path::new(wasm)).expect("plugin loads");
+    Box::new(
+        PluginRunner::start(
+            engine,
+            Arc::new(module),
+            "bench",
+            &params,
+            PluginLimits::default(),
+            OperatorState::in_memory(),
+        )
+        .expect("plugin starts"),
+    )
+}
+
+/// One throughput configuration: `None` for no checkpoints.
+struct Case {
+    name: &'static str,
+    interval_ms: Option<u64>,
+    journal: JournalMode,
+}
+
+/// Runs the window pipeline once; returns records per second and checkpoints taken.
+fn throughput(engine: &PluginEngine, case: &Case, dir: &Path) -> f64 {
+    let mut graph = Graph::single_operator(
+        runner(engine, "target/plugins/window_stats.wasm", serde_json::json!({})),
+        &[],
+        sim(),
+        Box::new(NullSink::default()),
+        &harness(Some("tumbling = { size_ms = 10_000 }")),
+    )
+    .expect("bench graph");
+    let _ = std::fs::remove_dir_all(dir);
+    let store = StateStore::open(dir).expect("state store");
+    if let Some(interval_ms) = case.interval_ms {
+        graph.configure_durability(
+            CheckpointConfig {
+                enabled: true,
+                interval_ms,
+                retain: 2,
+            },
+            case.journal,
+        );
+        graph.attach_store(&store).expect("attach");
+    }
+    let start = Instant::now();
+    let summary = graph.run(&RunControl::default()).expect("bench run");
+    assert_eq!(summary.records_in, RECORDS);
+    RECORDS as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `RECOVERY_KEYS` distinct keys once each, then it asks the run to stop
+/// (a live source: the run's last checkpoint is not a finished one).
+struct ManyKeys {
+    next: u64,
+    stop: Arc<AtomicBool>,
+    field: Arc<str>,
+}
+
+impl Driver for ManyKeys {
+    fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
+        for _ in 0..max {
+            if self.next == RECOVERY_KEYS {
+                self.stop.store(true, Ordering::Relaxed);
+                return Ok(Poll::WaitUntil(Instant::now() + Duration::from_secs(1)));
+            }
+            out.push(Record {
+                key: format!("sensor-{:07}", self.next).into(),
+                time: 1_767_225_600_000 + self.next as i64,
+                fields: vec![(self.field.clone(), Value::F64(20.0))],
+            });
+            self.next += 1;
+        }
+        Ok(Poll::Ready)
+    }
+}
+
+/// Fills an operator with 1 M keys, stops, and restarts it from the
+/// checkpoint; returns (restore time, checkpoint bytes on disk).
+fn recovery(engine: &PluginEngine, dir: &Path) -> (Duration, u64) {
+    let params = serde_json::json!({ "field": "t", "threshold": 1e9 });
+    let checkpoint = CheckpointConfig {
+        enabled: true,
+        interval_ms: 3_600_000,
+        retain: 2,
+    };
+    let build = |stop: Arc<AtomicBool>| {
+        let source = ManyKeys {
+            next: 0,
+            stop,
+            field: "t".into(),
+        };
+        let mut graph = Graph::single_operator(
+            runner(engine, "target/plugins/threshold_alert.wasm", params.clone()),
+            &["cleared".to_owned()],
+            Box::new(source),
+            Box::new(NullSink::default()),
+            &harness(None),
+        )
+        .expect("bench graph");
+        graph.configure_durability(checkpoint, JournalMode::Off);
+        graph
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    {
+        let store = StateStore::open(dir).expect("state store");
+        let control = RunControl::default();
+        let mut graph = build(control.stop.clone());
+        graph.attach_store(&store).expect("attach");
+        let summary = graph.run(&control).expect("fill run");
+        assert_eq!(summary.records_in, RECOVERY_KEYS);
+    }
+    let size = StateStore::open(dir).expect("reopen").size_on_disk();
+    let control = RunControl::default();
+    control.stop.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let store = StateStore::open(dir).expect("state store");
+    let opened = started.elapsed();
+    let mut graph = build(control.stop.clone());
+    graph.attach_store(&store).expect("attach");
+    let summary = graph.run(&control).expect("recovery run");
+    let recovery = summary.recovery.expect("a recovery");
+    assert!(recovery.checkpoint.is_some(), "restored a checkpoint");
+    (opened + recovery.took, size)
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::set_current_dir(&root).expect("workspace root");
+    assert!(
+        Path::new("target/plugins/window_stats.wasm").exists(),
+        "run `cargo xtask guests` first (cargo xtask bench does)"
+    );
+    let engine = PluginEngine::new().expect("engine");
+    let dir = Path::new("target/bench/durability-state");
+    let cases = [
+        Case {
+            name: "no checkpoints",
+            interval_ms: None,
+            journal: JournalMode::Off,
+        },
+        Case {
+            name: "checkpoint every 1 s, no journal",
+            interval_ms: Some(1000),
+            journal: JournalMode::Off,
+        },
+        Case {
+            name: "checkpoint every 100 ms, no journal",
+            interval_ms: Some(100),
+            journal: JournalMode::Off,
+        },
+        Case {
+            name: "checkpoint every 1 s, journal buffered",
+            interval_ms: Some(1000),
+            journal: JournalMode::Buffered,
+        },
+        Case {
+            name: "checkpoint every 1 s, journal sync",
+            interval_ms: Some(1000),
+            journal: JournalMode::Sync,
+        },
+        Case {
+            name: "checkpoint every 100 ms, journal buffered",
+            interval_ms: Some(100),
+            journal: JournalMode::Buffered,
+        },
+    ];
+    println!(
+        "durability: {KEYS} keys -> window-stats (tumbling 10 s, 100 records per key and window) -> null sink; {RECORDS} records per run, median of {RUNS}"
+    );
+    println!("{:<44} {:>12} {:>14}", "case", "rec/s", "vs none");
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    // Interleaved, so that drift of a noisy machine touches every case alike.
+    for _ in 0..RUNS {
+        for (case, runs) in cases.iter().zip(&mut rates) {
+            runs.push(throughput(&engine, case, dir));
+        }
+    }
+    let rates: Vec<f64> = rates.into_iter().map(median).collect();
+    let mut results = Vec::new();
+    for (case, rate) in cases.iter().zip(&rates) {
+        let ratio = rate / rates[0];
+        println!("{:<44} {rate:>12.0} {ratio:>14.2}", case.name);
+        results.push(serde_json::json!({
+            "case": case.name,
+            "records_per_s": rate,
+            "over_no_checkpoints": ratio,
+        }));
+    }
+    let (took, bytes) = recovery(&engine, &dir.with_extension("recovery"));
+    println!(
+        "recovery of {RECOVERY_KEYS} keys of state: {:.0} ms (store on disk: {:.1} MB)",
+        took.as_secs_f64() * 1e3,
+        bytes as f64 / 1e6
+    );
+    let json = serde_json::json!({
+        "records_per_run": RECORDS,
+        "runs": RUNS,
+        "cases": results,
+        "recovery_keys": RECOVERY_KEYS,
+        "recovery_ms": took.as_secs_f64() * 1e3,
+        "recovery_store_bytes": bytes,
+    });
+    std::fs::write(
+        "target/bench/durability.json",
+        serde_json::to_string_pretty(&json).expect("json"),
+    )
+    .expect("write target/bench/durability.json");
+    println!("wrote target/bench/durability.json");
+}
