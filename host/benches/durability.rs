@@ -96,7 +96,11 @@ struct Case {
 /// Runs the window pipeline once; returns records per second and checkpoints taken.
 fn throughput(engine: &PluginEngine, case: &Case, dir: &Path) -> f64 {
     let mut graph = Graph::single_operator(
-        runner(engine, "target/plugins/window_stats.wasm", serde_json::json!({})),
+        runner(
+            engine,
+            "target/plugins/window_stats.wasm",
+            serde_json::json!({}),
+        ),
         &[],
         sim(),
         Box::new(NullSink::default()),
@@ -164,7 +168,11 @@ fn recovery(engine: &PluginEngine, dir: &Path) -> (Duration, u64) {
             field: "t".into(),
         };
         let mut graph = Graph::single_operator(
-            runner(engine, "target/plugins/threshold_alert.wasm", params.clone()),
+            runner(
+                engine,
+                "target/plugins/threshold_alert.wasm",
+                params.clone(),
+            ),
             &["cleared".to_owned()],
             Box::new(source),
             Box::new(NullSink::default()),

@@ -1,18 +1,137 @@
 //! Entries of the ingest journal: what a source read, as it read it.
+//!
+//! An entry is encoded compactly, since the journal's cost on the data path
+//! is the bytes it writes: the source's name, the driver's position after the
+//! records (if it has positions), whether the source ended, a table of the
+//! field names used, then each record as its key, its time as the difference
+//! to the previous one, and its fields as name index and value (the plugin
+//! ABI's value encoding).
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// One poll of one source: its records, and where the driver stood after them.
-///
-/// `R` is `&[Record]` when writing and `Vec<Record>` when reading back.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JournalEntry<R> {
+use eddy_abi::decode::{DecodeError, Reader};
+use eddy_abi::{Record, encode};
+
+/// One poll of one source, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
     /// The source's name.
     pub source: String,
-    /// The records, in the order the driver gave them.
-    pub records: R,
-    /// The driver's position after them, if it has positions.
+    /// The driver's position after the records, if it has positions.
     pub position: Option<Vec<u8>>,
     /// Whether the source ended with this poll.
     pub ended: bool,
+    /// The records, in the order the driver gave them.
+    pub records: Vec<Record>,
+}
+
+impl JournalEntry {
+    /// Encodes an entry into `out` (cleared first).
+    pub fn encode(
+        source: &str,
+        position: Option<&[u8]>,
+        ended: bool,
+        records: &[Record],
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        encode::bytes(source.as_bytes(), out);
+        match position {
+            Some(position) => {
+                encode::varint(1, out);
+                encode::bytes(position, out);
+            }
+            None => encode::varint(0, out),
+        }
+        encode::varint(u64::from(ended), out);
+        let mut names: Vec<&Arc<str>> = Vec::new();
+        for record in records {
+            for (name, _) in &record.fields {
+                if !names.iter().any(|n| Arc::ptr_eq(n, name) || n == &name) {
+                    names.push(name);
+                }
+            }
+        }
+        encode::varint(names.len() as u64, out);
+        for name in &names {
+            encode::bytes(name.as_bytes(), out);
+        }
+        encode::varint(records.len() as u64, out);
+        let mut previous = 0i64;
+        for record in records {
+            encode::bytes(record.key.as_bytes(), out);
+            encode::i64(record.time.wrapping_sub(previous), out);
+            previous = record.time;
+            encode::varint(record.fields.len() as u64, out);
+            for (name, value) in &record.fields {
+                let index = names
+                    .iter()
+                    .position(|n| Arc::ptr_eq(n, name) || *n == name)
+                    .unwrap_or_default();
+                encode::varint(index as u64, out);
+                encode::value(value, out);
+            }
+        }
+    }
+
+    /// Decodes an entry.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let source = reader.str()?.to_owned();
+        let position = match reader.varint()? {
+            0 => None,
+            _ => Some(reader.bytes()?.to_vec()),
+        };
+        let ended = reader.varint()? != 0;
+        let names = (0..reader.count()?)
+            .map(|_| reader.str().map(Arc::<str>::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = reader.count()?;
+        let mut records = Vec::with_capacity(count);
+        let mut previous = 0i64;
+        for _ in 0..count {
+            let key = reader.str()?;
+            let time = previous.wrapping_add(reader.i64()?);
+            previous = time;
+            let mut record = Record::new(key, time);
+            for _ in 0..reader.count()? {
+                let index = reader.varint()? as usize;
+                let name = names.get(index).ok_or(DecodeError::Truncated)?.clone();
+                record.fields.push((name, reader.value()?.to_owned_value()));
+            }
+            records.push(record);
+        }
+        Ok(JournalEntry {
+            source,
+            position,
+            ended,
+            records,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reads_back_as_written_and_a_cut_one_is_an_error() {
+        let records = [
+            Record::new("a", 1).with("v", 2.5).with("ok", true),
+            Record::new("b", -3),
+        ];
+        let mut bytes = Vec::new();
+        JournalEntry::encode("ups", Some(b"pos"), true, &records, &mut bytes);
+        let entry = JournalEntry::decode(&bytes).unwrap();
+        assert_eq!(
+            entry,
+            JournalEntry {
+                source: "ups".into(),
+                position: Some(b"pos".to_vec()),
+                ended: true,
+                records: records.to_vec(),
+            }
+        );
+        assert!(JournalEntry::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
 }

@@ -20,7 +20,9 @@
 mod journal;
 mod manifest;
 mod store;
+mod writer;
 
 pub use journal::JournalEntry;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
-pub use store::{Loaded, PART_BYTES, PipelineStore, StateStore, StoreError};
+pub use store::{JournalGroup, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError};
+pub use writer::JournalWriter;

@@ -4,7 +4,9 @@
 //! - `P/checkpoints`: manifest by checkpoint id (big-endian `u64`);
 //! - `P/op/OPERATOR`: the operator's state blob by checkpoint id and part
 //!   (`u64` + `u32`, big endian), cut in parts of [`PART_BYTES`];
-//! - `P/journal`: ingest-journal entries by sequence number.
+//! - `P/journal`: groups of ingest-journal entries, each stored under the
+//!   sequence number of its last entry; a group is its entries back to back,
+//!   each as its sequence number and its length-prefixed bytes.
 //!
 //! A checkpoint writes its blobs first and its manifest last, then flushes.
 //! The manifest names the blobs' lengths and CRCs: a checkpoint whose manifest
@@ -13,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sled::{IVec, Tree};
+use sled::Tree;
 
 use super::manifest::Manifest;
 
@@ -142,7 +144,40 @@ impl StateStore {
     }
 }
 
+/// Journal entries gathered to be appended as one value.
+#[derive(Debug, Default)]
+pub struct JournalGroup {
+    bytes: Vec<u8>,
+    entries: usize,
+}
+
+impl JournalGroup {
+    /// Adds entry number `seq`.
+    pub fn push(&mut self, seq: u64, entry: &[u8]) {
+        eddy_abi::encode::varint(seq, &mut self.bytes);
+        eddy_abi::encode::bytes(entry, &mut self.bytes);
+        self.entries += 1;
+    }
+
+    /// Bytes gathered.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Empties it.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries = 0;
+    }
+}
+
 /// One pipeline's checkpoints and journal.
+#[derive(Clone)]
 pub struct PipelineStore {
     store: StateStore,
     name: String,
@@ -305,20 +340,32 @@ impl PipelineStore {
         Ok(())
     }
 
-    /// Appends an ingest-journal entry.
-    pub fn journal_append(&self, seq: u64, entry: &[u8]) -> Result<(), StoreError> {
+    /// Appends a group of journal entries (see [`JournalGroup`]) whose
+    /// last entry is number `last`.
+    pub fn journal_append(&self, last: u64, group: &JournalGroup) -> Result<(), StoreError> {
         self.journal
-            .insert(seq.to_be_bytes(), entry)
+            .insert(last.to_be_bytes(), group.bytes.as_slice())
             .map(drop)
             .map_err(|e| self.store.fail(e))
     }
 
-    /// Journal entries after `seq`, in order.
-    pub fn journal_after(&self, seq: u64) -> impl Iterator<Item = (u64, IVec)> + use<> {
-        self.journal
-            .range((seq.saturating_add(1)).to_be_bytes()..)
-            .filter_map(Result::ok)
-            .map(|(k, v)| (id_of(&k), v))
+    /// Journal entries after `seq`, in order, with their numbers.
+    pub fn journal_after(&self, seq: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut entries = Vec::new();
+        let groups = self.journal.range(seq.saturating_add(1).to_be_bytes()..);
+        for (_, group) in groups.filter_map(Result::ok) {
+            let mut reader = eddy_abi::decode::Reader::new(&group);
+            while !reader.is_empty() {
+                let (Ok(n), Ok(entry)) = (reader.varint(), reader.bytes()) else {
+                    tracing::error!(pipeline = self.name, "a journal group is cut short");
+                    break;
+                };
+                if n > seq {
+                    entries.push((n, entry.to_vec()));
+                }
+            }
+        }
+        entries
     }
 
     /// The newest journal sequence number, 0 when empty.
@@ -412,7 +459,9 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         let p = store.pipeline("p").unwrap();
         for seq in 1..=30 {
-            p.journal_append(seq, b"e").unwrap();
+            let mut group = JournalGroup::default();
+            group.push(seq, b"e");
+            p.journal_append(seq, &group).unwrap();
         }
         for id in 1..=3 {
             let (m, b) = checkpoint(id, b"state");
@@ -421,7 +470,7 @@ mod tests {
         p.prune(2).unwrap();
         assert_eq!(p.ids(), [3, 2]);
         // Checkpoint 2 holds journal entries up to 20: later ones stay.
-        let left: Vec<u64> = p.journal_after(0).map(|(s, _)| s).collect();
+        let left: Vec<u64> = p.journal_after(0).into_iter().map(|(s, _)| s).collect();
         assert_eq!(left, (21..=30).collect::<Vec<_>>());
         assert_eq!(p.operator_tree("op").unwrap().len(), 2);
         assert_eq!(store.pipelines(), ["p"]);

@@ -8,8 +8,8 @@ use eddy_abi::Record;
 use super::element::Element;
 use super::graph::{Graph, RunError};
 use crate::checkpoint::{
-    JournalEntry, Loaded, Manifest, OperatorCheckpoint, PipelineStore, SinkCheckpoint,
-    SourceCheckpoint, StateStore,
+    JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint, PipelineStore,
+    SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
 };
 use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 use crate::sinks::SinkTarget;
@@ -24,7 +24,19 @@ pub(crate) struct Durability {
     /// The last journal entry written.
     journal_seq: u64,
     recovered: bool,
+    /// Reused journal-entry buffer.
+    buf: Vec<u8>,
+    /// Buffered journal entries not yet appended, and since when.
+    group: JournalGroup,
+    group_since: Option<Instant>,
+    /// Appends buffered groups off the pipeline thread.
+    writer: JournalWriter,
 }
+
+/// Buffered journal entries are appended once they are this many bytes…
+const GROUP_BYTES: usize = 4 << 20;
+/// … or this old.
+const GROUP_AGE: Duration = Duration::from_millis(100);
 
 /// What recovery did, for the log and for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,11 +81,20 @@ impl Graph {
         self.durability = Some(Durability {
             next_id: store.ids().first().map_or(1, |id| id + 1),
             journal_seq: store.journal_last(),
+            writer: JournalWriter::start(store.clone()).map_err(|e| {
+                RunError::State(StoreError::Sled {
+                    path: store.store().path().to_owned(),
+                    error: e.into(),
+                })
+            })?,
             store,
             interval: Duration::from_millis(interval_ms.max(1)),
             retain: retain.max(1),
             next_at: Instant::now(),
             recovered: false,
+            buf: Vec::new(),
+            group: JournalGroup::default(),
+            group_since: None,
         });
         Ok(())
     }
@@ -235,10 +256,10 @@ impl Graph {
         let Some(durability) = &self.durability else {
             return Ok(0);
         };
-        let entries: Vec<(u64, sled::IVec)> = durability.store.journal_after(seq).collect();
+        let entries = durability.store.journal_after(seq);
         let mut replayed = 0;
         for (seq, bytes) in entries {
-            let entry: JournalEntry<Vec<Record>> = match postcard::from_bytes(&bytes) {
+            let entry = match JournalEntry::decode(&bytes) {
                 Ok(entry) => entry,
                 Err(e) => {
                     tracing::error!(pipeline = %self.name, seq, "journal entry unreadable ({e}); replay stops there");
@@ -368,6 +389,9 @@ impl Graph {
         let Some(durability) = &mut self.durability else {
             return Ok(());
         };
+        // Buffered journal entries not appended yet are in this checkpoint's state.
+        durability.group.clear();
+        durability.group_since = None;
         durability.next_id += 1;
         durability.next_at = Instant::now() + durability.interval;
         let bytes: usize = blobs.iter().map(Vec::len).sum();
@@ -395,25 +419,40 @@ impl Graph {
         if source.journal == JournalMode::Off || (records.is_empty() && !ended) {
             return Ok(());
         }
-        let entry = JournalEntry {
-            source: source.name.to_string(),
-            records,
-            position: source.driver.position(),
+        JournalEntry::encode(
+            &source.name,
+            source.driver.position().as_deref(),
             ended,
-        };
-        let bytes = postcard::to_allocvec(&entry).map_err(|e| {
-            RunError::State(crate::checkpoint::StoreError::Sled {
-                path: durability.store.store().path().to_owned(),
-                error: sled::Error::Unsupported(format!("cannot encode a journal entry: {e}")),
-            })
-        })?;
+            records,
+            &mut durability.buf,
+        );
         durability.journal_seq += 1;
         durability
-            .store
-            .journal_append(durability.journal_seq, &bytes)
-            .map_err(RunError::State)?;
-        if source.journal == JournalMode::Sync {
-            durability.store.store().flush().map_err(RunError::State)?;
+            .group
+            .push(durability.journal_seq, &durability.buf);
+        let since = *durability.group_since.get_or_insert_with(Instant::now);
+        let sync = source.journal == JournalMode::Sync;
+        if sync {
+            // Durable before the records go on.
+            durability
+                .store
+                .journal_append(durability.journal_seq, &durability.group)
+                .and_then(|()| durability.store.store().flush())
+                .map_err(RunError::State)?;
+            durability.group.clear();
+            durability.group_since = None;
+        } else if durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE {
+            let group = std::mem::take(&mut durability.group);
+            durability.group_since = None;
+            durability
+                .writer
+                .append(durability.journal_seq, group)
+                .map_err(|e| {
+                    RunError::State(StoreError::Sled {
+                        path: durability.store.store().path().to_owned(),
+                        error: sled::Error::Unsupported(e),
+                    })
+                })?;
         }
         Ok(())
     }

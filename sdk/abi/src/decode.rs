@@ -112,22 +112,26 @@ impl<'a> Reader<'a> {
         let mut fields = crate::FieldsRef::with_capacity(n);
         for _ in 0..n {
             let name = self.str()?;
-            let value = match self.byte()? {
-                0 => {
-                    let b = self.take(8)?;
-                    let mut raw = [0u8; 8];
-                    raw.copy_from_slice(b);
-                    ValueRef::F64(f64::from_le_bytes(raw))
-                }
-                1 => ValueRef::I64(self.i64()?),
-                2 => ValueRef::Bool(self.byte()? != 0),
-                3 => ValueRef::Str(self.str()?),
-                4 => ValueRef::Bytes(self.bytes()?),
-                tag => return Err(DecodeError::ValueTag(tag)),
-            };
-            fields.push((name, value));
+            fields.push((name, self.value()?));
         }
         Ok(RecordRef { key, time, fields })
+    }
+
+    /// One field value: its tag, then its payload.
+    pub fn value(&mut self) -> Result<ValueRef<'a>, DecodeError> {
+        Ok(match self.byte()? {
+            0 => {
+                let b = self.take(8)?;
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(b);
+                ValueRef::F64(f64::from_le_bytes(raw))
+            }
+            1 => ValueRef::I64(self.i64()?),
+            2 => ValueRef::Bool(self.byte()? != 0),
+            3 => ValueRef::Str(self.str()?),
+            4 => ValueRef::Bytes(self.bytes()?),
+            tag => return Err(DecodeError::ValueTag(tag)),
+        })
     }
 
     fn records(&mut self) -> Result<Vec<RecordRef<'a>>, DecodeError> {

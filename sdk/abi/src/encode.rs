@@ -36,29 +36,34 @@ pub fn record(r: &Record, out: &mut Vec<u8>) {
     bytes(r.key.as_bytes(), out);
     i64(r.time, out);
     varint(r.fields.len() as u64, out);
-    for (name, value) in &r.fields {
+    for (name, v) in &r.fields {
         bytes(name.as_bytes(), out);
-        match value {
-            Value::F64(v) => {
-                out.push(0);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            Value::I64(v) => {
-                out.push(1);
-                i64(*v, out);
-            }
-            Value::Bool(v) => {
-                out.push(2);
-                out.push(u8::from(*v));
-            }
-            Value::Str(v) => {
-                out.push(3);
-                bytes(v.as_bytes(), out);
-            }
-            Value::Bytes(v) => {
-                out.push(4);
-                bytes(v, out);
-            }
+        value(v, out);
+    }
+}
+
+/// Appends one field value: its tag, then its payload.
+pub fn value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::F64(v) => {
+            out.push(0);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        Value::I64(v) => {
+            out.push(1);
+            i64(*v, out);
+        }
+        Value::Bool(v) => {
+            out.push(2);
+            out.push(u8::from(*v));
+        }
+        Value::Str(v) => {
+            out.push(3);
+            bytes(v.as_bytes(), out);
+        }
+        Value::Bytes(v) => {
+            out.push(4);
+            bytes(v, out);
         }
     }
 }
