@@ -7,6 +7,7 @@
 //!   run every test, including an aarch64 build run under qemu-user.
 //! - `bench`: the pipeline benchmarks (`target/bench/*.json`).
 //! - `build --target T`: a release build of the host for a target.
+//! - `soak`: resident memory over a long run with churning keys and state TTL.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -15,6 +16,7 @@ mod build;
 mod demo;
 mod guests;
 mod prerequisites;
+mod soak;
 mod test;
 
 use std::path::PathBuf;
@@ -47,6 +49,15 @@ enum Task {
     },
     /// Run the benchmarks and write target/bench/*.json.
     Bench,
+    /// Run eddy for a long time with churning keys; check memory stays flat.
+    Soak {
+        /// How long, in minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Without state TTL, to see the growth it prevents.
+        #[arg(long)]
+        no_ttl: bool,
+    },
     /// Release build of the host for a target.
     Build {
         /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
@@ -65,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { no_cross } => test::run(&sh, !no_cross),
         Task::Bench => bench::run(&sh),
         Task::Build { target } => build::run(&sh, target).map(drop),
+        Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
     }
 }
 

@@ -32,6 +32,10 @@ pub struct SimConfig {
     /// Injected faults.
     #[serde(default)]
     pub faults: Vec<FaultConfig>,
+    /// Every this many ms of event time, every device starts reporting under
+    /// a new key (`KEY~N`), as if the whole fleet were replaced: old keys
+    /// stop reporting for good. For trying out state TTL. Default: never.
+    pub key_churn_ms: Option<u64>,
 }
 
 /// One UPS and its battery strings.

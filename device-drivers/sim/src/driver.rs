@@ -32,6 +32,8 @@ pub struct SimDriver {
     held_seq: u64,
     disorder_probability: f64,
     max_delay: i64,
+    /// Event time after which keys change, if they do.
+    key_churn: Option<i64>,
 }
 
 struct Held {
@@ -121,6 +123,7 @@ impl SimDriver {
             held_seq: 0,
             disorder_probability: config.disorder.probability,
             max_delay: config.disorder.max_delay_ms as i64,
+            key_churn: config.key_churn_ms.filter(|c| *c > 0).map(|c| c as i64),
         })
     }
 
@@ -188,7 +191,13 @@ impl Driver for SimDriver {
                 continue;
             }
             let device = &self.devices[self.next_device];
-            let record = device.read(time, &self.names, &mut self.rng);
+            let mut record = device.read(time, &self.names, &mut self.rng);
+            if let Some(churn) = self.key_churn {
+                let generation = (time - self.start) / churn;
+                if generation > 0 {
+                    record.key = format!("{}~{generation}", record.key).into();
+                }
+            }
             let outage = device.outage(time);
             self.next_device += 1;
             if self.next_device == self.devices.len() {
@@ -255,6 +264,27 @@ mod tests {
         assert_eq!(a, b);
         let other = drain(&SimConfig { seed: 8, ..c }, 1000);
         assert_ne!(a, other);
+    }
+
+    #[test]
+    fn churning_keys_change_every_period_and_never_come_back() {
+        let records = drain(&config("key_churn_ms = 20_000"), 100);
+        let keys_at = |from: i64, to: i64| -> std::collections::BTreeSet<String> {
+            records
+                .iter()
+                .filter(|r| (from..to).contains(&(r.time - 1_000_000)))
+                .map(|r| r.key.to_string())
+                .collect()
+        };
+        let (first, second, third) = (
+            keys_at(0, 20_000),
+            keys_at(20_000, 40_000),
+            keys_at(40_000, 60_000),
+        );
+        assert_eq!(first.len(), 5);
+        assert!(first.contains("room-a") && second.contains("room-a~1"));
+        assert!(third.contains("room-a~2"));
+        assert!(first.is_disjoint(&second) && second.is_disjoint(&third));
     }
 
     #[test]
