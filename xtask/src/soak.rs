@@ -123,7 +123,10 @@ pub(crate) fn run(sh: &Shell, minutes: u64, ttl: bool) -> anyhow::Result<()> {
         .to_string(),
     )?;
     if ttl && growth > FLAT {
-        bail!("resident memory grew {:.1} % (more than 10 %)", growth * 100.0);
+        bail!(
+            "resident memory grew {:.1} % (more than 10 %)",
+            growth * 100.0
+        );
     }
     Ok(())
 }
