@@ -310,22 +310,35 @@ impl PipelineStore {
     }
 
     /// Keeps the newest `retain` checkpoints and drops the rest with their
-    /// blobs, blobs no manifest names, and journal entries every kept
-    /// checkpoint already holds.
+    /// blobs, and journal entries every kept checkpoint already holds.
+    ///
+    /// Blobs are removed by the keys their manifests name: sled reads a
+    /// value when it iterates over it, and state blobs are large.
     pub fn prune(&self, retain: usize) -> Result<(), StoreError> {
         let fail = |e| self.store.fail(e);
         let ids = self.ids();
         let (kept, dropped) = ids.split_at(retain.max(1).min(ids.len()));
-        for id in dropped {
+        let mut unnamed = false;
+        for &id in dropped {
+            match self.manifest(id) {
+                Ok(manifest) => {
+                    for operator in &manifest.operators {
+                        let parts = (operator.len as usize).div_ceil(PART_BYTES);
+                        let mut batch = sled::Batch::default();
+                        for part in 0..parts {
+                            batch.remove(&blob_key(id, part as u32));
+                        }
+                        self.operator_tree(&operator.name)?
+                            .apply_batch(batch)
+                            .map_err(fail)?;
+                    }
+                }
+                Err(_) => unnamed = true,
+            }
             self.checkpoints.remove(id.to_be_bytes()).map_err(fail)?;
         }
-        for tree in self.operator_trees()? {
-            for key in tree.iter().keys() {
-                let key = key.map_err(fail)?;
-                if !kept.contains(&id_of(&key)) {
-                    tree.remove(key).map_err(fail)?;
-                }
-            }
+        if unnamed {
+            self.remove_orphans()?;
         }
         let keep_from = kept
             .iter()
@@ -333,9 +346,29 @@ impl PipelineStore {
             .map(|m| m.journal_seq)
             .min();
         if let Some(keep_from) = keep_from {
+            let mut batch = sled::Batch::default();
             for key in self.journal.range(..=keep_from.to_be_bytes()).keys() {
-                self.journal.remove(key.map_err(fail)?).map_err(fail)?;
+                batch.remove(key.map_err(fail)?);
             }
+            self.journal.apply_batch(batch).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Removes blobs no manifest names (left by a crash in the middle of a
+    /// checkpoint, or by a damaged manifest). Reads every blob: done at start.
+    pub fn remove_orphans(&self) -> Result<(), StoreError> {
+        let fail = |e| self.store.fail(e);
+        let ids = self.ids();
+        for tree in self.operator_trees()? {
+            let mut batch = sled::Batch::default();
+            for key in tree.iter().keys() {
+                let key = key.map_err(fail)?;
+                if !ids.contains(&id_of(&key)) {
+                    batch.remove(key);
+                }
+            }
+            tree.apply_batch(batch).map_err(fail)?;
         }
         Ok(())
     }

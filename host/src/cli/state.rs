@@ -363,7 +363,9 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
         // Keeps every checkpoint; drops orphaned blobs and journal entries they all hold.
-        p.prune(p.ids().len()).map_err(Failure::runtime)?;
+        p.prune(p.ids().len())
+            .and_then(|()| p.remove_orphans())
+            .map_err(Failure::runtime)?;
     }
     let fresh = dir.with_extension("compacting");
     let old = dir.with_extension("old");
