@@ -183,6 +183,19 @@ fn a_gigabyte_emit_hits_the_output_cap() {
 }
 
 #[test]
+fn deep_recursion_overflows_the_stack_and_is_caught() {
+    check_hostile("recurse", "trapped: wasm trap: call stack exhausted");
+}
+
+#[test]
+fn an_out_of_bounds_pointer_to_a_host_call_is_refused() {
+    check_hostile(
+        "bad_pointer",
+        "handed `emit` an out-of-bounds range (ptr 4293918720, len 4096)",
+    );
+}
+
+#[test]
 fn an_error_return_is_dead_lettered_with_the_plugin_reason() {
     check_hostile("fail", "returned an error: hostile plugin fails on purpose");
 }

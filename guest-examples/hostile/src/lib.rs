@@ -6,6 +6,8 @@
 //! - `trap`: panics, which aborts with an `unreachable` trap;
 //! - `emit_gigabyte`: emits 1 GiB of records (the host's output cap must stop it);
 //! - `fail`: returns an error (a clean failure, no trap);
+//! - `recurse`: recurses without end (the wasm stack overflows);
+//! - `bad_pointer`: hands the host's `emit` a range outside its memory;
 //! - `echo`: behaves, passing every record on.
 //!
 //! `after` (default 0): behave for this many records first.
@@ -30,6 +32,10 @@ pub enum Mode {
     EmitGigabyte,
     /// Return an error.
     Fail,
+    /// Recurse until the stack overflows.
+    Recurse,
+    /// Hand a host call an out-of-bounds pointer.
+    BadPointer,
     /// Pass records on.
     Echo,
 }
@@ -50,6 +56,31 @@ pub struct Params {
 thread_local! {
     static SEEN: Cell<u64> = const { Cell::new(0) };
 }
+
+/// Recursion that is not a tail call, so it cannot become a loop.
+fn deeper(n: u64) -> u64 {
+    if std::hint::black_box(n) == u64::MAX {
+        return 0;
+    }
+    std::hint::black_box(deeper(n + 1)) + 1
+}
+
+/// Calls the host's `emit` with a range far outside the guest's memory.
+#[cfg(target_arch = "wasm32")]
+fn bad_pointer() {
+    #[link(wasm_import_module = "eddy")]
+    unsafe extern "C" {
+        fn emit(out_ptr: *const u8, out_len: usize, ptr: *const u8, len: usize) -> i32;
+    }
+    let far = 0xfff0_0000usize as *const u8;
+    // SAFETY: the host checks every range a guest hands it; this one is
+    // deliberately out of bounds, and the host must refuse it.
+    unsafe { emit(b"".as_ptr(), 0, far, 4096) };
+}
+
+/// Natively there is no host memory to point outside of.
+#[cfg(not(target_arch = "wasm32"))]
+fn bad_pointer() {}
 
 /// Misbehaves as the params say.
 #[eddy_sdk::process]
@@ -89,6 +120,14 @@ pub fn hostile(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> 
             Ok(())
         }
         Mode::Fail => Err("hostile plugin fails on purpose".into()),
+        Mode::Recurse => {
+            let depth = deeper(std::hint::black_box(0));
+            ctx.emit(&Record::new(record.key, record.time).with("depth", depth as i64))
+        }
+        Mode::BadPointer => {
+            bad_pointer();
+            Ok(())
+        }
         Mode::Echo => ctx.emit(&record.to_owned_record()),
     }
 }
