@@ -8,6 +8,7 @@ mod check;
 mod conformance;
 mod crash;
 mod demo;
+mod grants;
 mod hostile;
 mod idleness;
 mod late;

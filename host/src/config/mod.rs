@@ -29,9 +29,9 @@ mod pipeline;
 
 pub use error::{ConfigError, Location};
 pub use pipeline::{
-    CheckpointConfig, CountConfig, JournalMode, OperatorConfig, PipelineConfig, PipelineSection,
-    PluginDefaults, SessionConfig, SinkConfig, SinkType, SlidingConfig, SourceConfig,
-    StateVersionMismatch, TumblingConfig, WindowConfig, WindowTime,
+    CheckpointConfig, CountConfig, Grants, JournalMode, OperatorConfig, PipelineConfig,
+    PipelineSection, PluginDefaults, SessionConfig, SinkConfig, SinkType, SlidingConfig,
+    SourceConfig, StateVersionMismatch, TumblingConfig, WindowConfig, WindowTime,
 };
 
 use std::path::{Path, PathBuf};

@@ -194,7 +194,15 @@ pub struct OperatorConfig {
     /// checkpointed state was written with.
     #[serde(default)]
     pub state_version_mismatch: StateVersionMismatch,
+    /// What the operator's plugin may touch. Without this table it is granted
+    /// what its manifest declares; with it, a plugin that declares or imports
+    /// more than granted is refused when the pipeline loads.
+    pub grants: Option<Spanned<Grants>>,
 }
+
+/// `[operators.NAME.grants]`: what a plugin may touch, in the terms of the
+/// manifest's capabilities: `state = [...]`, `side_outputs = [...]`, `timers`.
+pub type Grants = eddy_abi::Capabilities;
 
 /// `state_version_mismatch`: a new plugin version that cannot read old state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

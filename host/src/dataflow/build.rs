@@ -318,6 +318,16 @@ fn operator(
     let at_plugin = |message: String| pipeline.error_at(config.plugin.span().start, message);
     let module = PluginModule::load(engine, &path)
         .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
+    // Without a grants table, the plugin is granted what its manifest declares.
+    let (grants, at) = match &config.grants {
+        Some(grants) => (grants.get_ref().clone(), grants.span().start),
+        None => (
+            module.manifest().capabilities.clone(),
+            config.plugin.span().start,
+        ),
+    };
+    crate::plugin::grants::check(&module, &grants)
+        .map_err(|e| pipeline.error_at(at, format!("operator `{name}`: {e}")))?;
     let window = match (&config.window, module.kind()) {
         (Some(w), kind) if kind.windowed() => Some(
             Windowing::new(w.get_ref(), config.allowed_lateness_ms).map_err(|e| {

@@ -15,6 +15,7 @@
 
 mod engine;
 mod fault;
+pub mod grants;
 mod imports;
 mod instance;
 mod intern;

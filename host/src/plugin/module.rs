@@ -94,6 +94,8 @@ impl Entry {
 pub struct PluginModule {
     manifest: Manifest,
     exports: Vec<(String, String)>,
+    /// Names of the host functions it imports.
+    imports: Vec<String>,
     has_on_timer: bool,
     has_snapshot: bool,
     pre: InstancePre<StoreData>,
@@ -192,6 +194,7 @@ impl PluginModule {
             .map(|e| (e.name().to_owned(), describe(&e.ty())))
             .collect();
         Ok(PluginModule {
+            imports: module.imports().map(|i| i.name().to_owned()).collect(),
             has_on_timer: func(names::ON_TIMER),
             has_snapshot,
             manifest,
@@ -213,6 +216,11 @@ impl PluginModule {
     /// Every export, as `(name, type)`.
     pub fn exports(&self) -> &[(String, String)] {
         &self.exports
+    }
+
+    /// Names of the host functions (module `eddy`) it imports.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
     }
 
     /// Whether the plugin handles timers.
