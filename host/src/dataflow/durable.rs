@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use eddy_abi::Record;
 
-use super::element::Element;
 use super::graph::{Graph, RunError};
 use crate::checkpoint::{
     JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint, PipelineStore,
@@ -272,25 +271,9 @@ impl Graph {
             };
             replayed += entry.records.len() as u64;
             positions[i] = entry.position;
-            let source = &mut self.sources[i];
             let count = entry.records.len();
-            let mut elements = Vec::with_capacity(count * 2 + 1);
-            for record in entry.records {
-                let advanced = source.watermark.on_record(record.time);
-                elements.push(Element::Record(record));
-                if let Some(w) = advanced {
-                    elements.push(Element::Watermark(w));
-                }
-            }
-            if entry.ended {
-                source.ended = true;
-                elements.push(Element::Watermark(i64::MAX));
-            }
-            let first = source.records_out;
-            source.records_out += count as u64;
-            let routes = source.routes.clone();
-            let label = source.name.clone();
-            self.deliver_source(&routes, &label, elements, first);
+            let elements = self.sources[i].elements(entry.records, count, entry.ended);
+            self.deliver_source(i, elements, count);
             self.step_operators()?;
             self.step_sinks()?;
         }

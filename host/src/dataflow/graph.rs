@@ -162,6 +162,30 @@ pub enum RunError {
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 impl SourceNode {
+    /// The elements for `count` records just read: each record, followed by
+    /// the watermark when it advanced; then the end-of-input watermark if
+    /// the source `ended`.
+    pub(crate) fn elements(
+        &mut self,
+        records: impl IntoIterator<Item = Record>,
+        count: usize,
+        ended: bool,
+    ) -> Vec<Element> {
+        let mut elements = Vec::with_capacity(count * 2 + 1);
+        for record in records {
+            let advanced = self.watermark.on_record(record.time);
+            elements.push(Element::Record(record));
+            if let Some(w) = advanced {
+                elements.push(Element::Watermark(w));
+            }
+        }
+        if ended {
+            self.ended = true;
+            elements.push(Element::Watermark(i64::MAX));
+        }
+        elements
+    }
+
     /// Turns the source idle once it has had no records for its idle timeout;
     /// returns the idleness element to send then. Otherwise asks to be woken
     /// when the timeout would pass.
@@ -214,12 +238,7 @@ impl Graph {
                 };
                 progressed = true;
                 summary.records_in += count as u64;
-                let source = &mut self.sources[i];
-                let first = source.records_out;
-                source.records_out += count as u64;
-                let routes = source.routes.clone();
-                let label = source.name.clone();
-                self.deliver_source(&routes, &label, elements, first);
+                self.deliver_source(i, elements, count);
             }
             self.step_operators()?;
             self.step_sinks()?;
@@ -297,18 +316,7 @@ impl Graph {
         self.journal(i, records, poll == Poll::Ended)?;
         let source = &mut self.sources[i];
         let count = records.len();
-        let mut elements = Vec::with_capacity(count * 2 + 1);
-        for record in records.drain(..) {
-            let advanced = source.watermark.on_record(record.time);
-            elements.push(Element::Record(record));
-            if let Some(w) = advanced {
-                elements.push(Element::Watermark(w));
-            }
-        }
-        if poll == Poll::Ended {
-            source.ended = true;
-            elements.push(Element::Watermark(i64::MAX));
-        }
+        let elements = source.elements(records.drain(..), count, poll == Poll::Ended);
         if elements.is_empty() {
             if let Some(at) = source.wait_until {
                 *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
@@ -460,22 +468,21 @@ impl Graph {
         }
     }
 
-    /// Puts a source's records and watermarks in the inboxes of `routes`;
-    /// sinks get the records, numbered from `first` for their ids.
-    pub(crate) fn deliver_source(
-        &mut self,
-        routes: &[Route],
-        label: &Arc<str>,
-        elements: Vec<Element>,
-        first: u64,
-    ) {
+    /// Puts what source `i` read (`count` records, and watermarks) in the
+    /// inboxes of its routes; sinks get the records, numbered for their ids.
+    pub(crate) fn deliver_source(&mut self, i: usize, elements: Vec<Element>, count: usize) {
+        let source = &mut self.sources[i];
+        let first = source.records_out;
+        source.records_out += count as u64;
+        let routes = source.routes.clone();
+        let label = source.name.clone();
         let Some((last, rest)) = routes.split_last() else {
             return;
         };
         for route in rest {
-            self.deliver_source_one(*route, label, elements.clone(), first);
+            self.deliver_source_one(*route, &label, elements.clone(), first);
         }
-        self.deliver_source_one(*last, label, elements, first);
+        self.deliver_source_one(*last, &label, elements, first);
     }
 
     fn deliver_source_one(
