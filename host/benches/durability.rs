@@ -154,7 +154,7 @@ impl Driver for ManyKeys {
 
 /// What the recovery case measured.
 struct RecoveryFigures {
-    /// Opening the store, dropping orphaned blobs, reading, checking and
+    /// Opening the store, dropping an unfinished checkpoint's blobs, reading, checking and
     /// decoding the checkpoint.
     restore: Duration,
     /// One checkpoint of the 1 M keys (the restart takes one after restoring

@@ -143,8 +143,12 @@ pub(crate) fn flush_outputs() {
         o.bytes = 0;
         std::mem::take(&mut o.runs)
     });
+    let mut sent = None;
     for (name, cause, bytes) in &runs {
-        host::cause(*cause);
+        if sent != Some(*cause) {
+            host::cause(*cause);
+            sent = Some(*cause);
+        }
         host::emit(name, bytes);
     }
 }

@@ -355,8 +355,26 @@ impl PipelineStore {
         Ok(())
     }
 
-    /// Removes blobs no manifest names (left by a crash in the middle of a
-    /// checkpoint, or by a damaged manifest). Reads every blob: done at start.
+    /// Removes the blobs of a checkpoint whose manifest was never written
+    /// (a crash in the middle of it): those with ids above the newest
+    /// manifest, which the next checkpoint would otherwise reuse. Reads only
+    /// those blobs, so it costs nothing at a normal start.
+    pub fn remove_unfinished(&self) -> Result<(), StoreError> {
+        let fail = |e| self.store.fail(e);
+        let above = self.ids().first().map_or(0, |id| id + 1);
+        for tree in self.operator_trees()? {
+            let mut batch = sled::Batch::default();
+            for key in tree.range(blob_key(above, 0)..).keys() {
+                batch.remove(key.map_err(fail)?);
+            }
+            tree.apply_batch(batch).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every blob no manifest names (also those a damaged manifest
+    /// named). Reads every blob: for `eddy state compact` and after pruning
+    /// a damaged manifest.
     pub fn remove_orphans(&self) -> Result<(), StoreError> {
         let fail = |e| self.store.fail(e);
         let ids = self.ids();
@@ -484,6 +502,26 @@ mod tests {
         let (loaded, damaged) = p.latest();
         assert!(loaded.is_none());
         assert_eq!(damaged.len(), 2);
+    }
+
+    #[test]
+    fn an_unfinished_checkpoint_leaves_no_blobs_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let (m, b) = checkpoint(1, b"state");
+        p.write(&m, &b).unwrap();
+        // Checkpoint 2 crashed after its blob parts, before its manifest.
+        let tree = p.operator_tree("op").unwrap();
+        for part in 0..3 {
+            tree.insert(blob_key(2, part), &b"torn"[..]).unwrap();
+        }
+        p.remove_unfinished().unwrap();
+        assert_eq!(tree.len(), 1, "only checkpoint 1's blob is left");
+        // Checkpoint 2 written again, in one part, reads back whole.
+        let (m, b) = checkpoint(2, b"again");
+        p.write(&m, &b).unwrap();
+        assert_eq!(p.load(2).unwrap().blobs[0], b"again");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Graph {
             return Ok(());
         }
         let store = store.pipeline(&self.name).map_err(RunError::State)?;
-        store.remove_orphans().map_err(RunError::State)?;
+        store.remove_unfinished().map_err(RunError::State)?;
         self.durability = Some(Durability {
             next_id: store.ids().first().map_or(1, |id| id + 1),
             journal_seq: store.journal_last(),
