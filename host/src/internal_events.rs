@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics::counter;
 
-use crate::plugin::{PluginFault, PluginModule};
+use crate::plugin::{PluginFault, PluginModule, SwapReport};
 
 /// A plugin call failed.
 pub(crate) struct PluginFailed<'a> {
@@ -124,5 +124,108 @@ impl LateRecords<'_> {
         );
         counter!("eddy_late_records_total", "operator" => self.operator.to_owned())
             .increment(self.records as u64);
+    }
+}
+
+/// A plugin kept failing and was quarantined.
+pub(crate) struct PluginQuarantined<'a> {
+    operator: &'a str,
+    plugin: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> PluginQuarantined<'a> {
+    pub(crate) fn new(operator: &'a str, module: &'a PluginModule, reason: &'a str) -> Self {
+        PluginQuarantined {
+            operator,
+            plugin: &module.manifest().name,
+            reason,
+        }
+    }
+
+    pub(crate) fn emit(self) {
+        tracing::error!(
+            operator = self.operator,
+            plugin = self.plugin,
+            "plugin {}; its input goes to the dead-letter log",
+            self.reason
+        );
+        counter!("eddy_plugin_quarantines_total", "operator" => self.operator.to_owned())
+            .increment(1);
+    }
+}
+
+/// A swapped-in plugin version was kept, or rolled back.
+pub(crate) enum PluginSwapped<'a> {
+    Kept {
+        operator: &'a str,
+        plugin: &'a str,
+        report: &'a SwapReport,
+    },
+    RolledBack {
+        operator: &'a str,
+        plugin: &'a str,
+        version: &'a str,
+        fault: &'a PluginFault,
+    },
+}
+
+impl<'a> PluginSwapped<'a> {
+    pub(crate) fn kept(operator: &'a str, module: &'a PluginModule, report: &'a SwapReport) -> Self {
+        PluginSwapped::Kept {
+            operator,
+            plugin: &module.manifest().name,
+            report,
+        }
+    }
+
+    pub(crate) fn rolled_back(
+        operator: &'a str,
+        failed: &'a PluginModule,
+        fault: &'a PluginFault,
+    ) -> Self {
+        PluginSwapped::RolledBack {
+            operator,
+            plugin: &failed.manifest().name,
+            version: &failed.manifest().version,
+            fault,
+        }
+    }
+
+    pub(crate) fn emit(self) {
+        match self {
+            PluginSwapped::Kept {
+                operator,
+                plugin,
+                report,
+            } => {
+                tracing::info!(
+                    operator,
+                    plugin,
+                    from = %report.from,
+                    to = %report.to,
+                    pause_ms = report.pause.as_secs_f64() * 1e3,
+                    "swapped plugin version passed its probation"
+                );
+                counter!("eddy_plugin_swaps_total", "operator" => operator.to_owned()).increment(1);
+                metrics::histogram!("eddy_plugin_swap_pause_seconds", "operator" => operator.to_owned())
+                    .record(report.pause.as_secs_f64());
+            }
+            PluginSwapped::RolledBack {
+                operator,
+                plugin,
+                version,
+                fault,
+            } => {
+                tracing::warn!(
+                    operator,
+                    plugin,
+                    version,
+                    "swapped plugin version {fault} on probation; rolled back to the previous version"
+                );
+                counter!("eddy_plugin_rollbacks_total", "operator" => operator.to_owned())
+                    .increment(1);
+            }
+        }
     }
 }

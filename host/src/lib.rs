@@ -28,6 +28,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod api;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 pub(crate) fn eddy() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
     cmd.env("EDDY_LOG", "warn");
+    // Tests run in parallel: each API on a free port.
+    cmd.env("EDDY_API_LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -6,12 +6,14 @@ mod check;
 mod plugin;
 mod run;
 mod state;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::api::client::Client;
 use crate::config::ConfigError;
 use crate::dataflow::BuildError;
 
@@ -23,6 +25,13 @@ pub struct Cli {
     /// host. Default: `$XDG_STATE_HOME/eddy`, or `~/.local/state/eddy`.
     #[arg(long, global = true, env = "EDDY_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// The local API of a running eddy, for `status` and `plugin swap|reset`.
+    /// Default: the one whose address `eddy run` wrote to the state directory.
+    #[arg(long, global = true, env = "EDDY_API", value_name = "URL")]
+    pub api: Option<String>,
+    /// The API's bearer token. Default: `api.token` in the state directory.
+    #[arg(long, global = true, env = "EDDY_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +47,16 @@ pub enum Command {
         /// Stop after this long (e.g. `15s`, `2m`).
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
+        /// Overrides `[api] listen` (e.g. `127.0.0.1:0` for any free port).
+        #[arg(long, env = "EDDY_API_LISTEN", value_name = "ADDRESS")]
+        api_listen: Option<String>,
+    },
+    /// Show what the running pipeline is doing: sources, operators (state,
+    /// quarantine, swaps, dead letters), sinks, memory.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a pipeline file: syntax, names, plugins and their params.
     Check {
@@ -62,6 +81,27 @@ pub enum PluginCommand {
     },
     /// Run a plugin over records from a file, with no devices; print what it emits.
     Test(plugin::TestArgs),
+    /// Swap a running operator's plugin for another version, without
+    /// stopping the pipeline or losing a record.
+    Swap {
+        /// The pipeline.
+        pipeline: String,
+        /// The operator.
+        operator: String,
+        /// The new plugin (`.wasm` or bundle).
+        file: PathBuf,
+        /// Start the new version with empty state (needed when its
+        /// `state_version` differs).
+        #[arg(long)]
+        reset_state: bool,
+    },
+    /// Lift an operator's quarantine: its plugin is started afresh.
+    Reset {
+        /// The pipeline.
+        pipeline: String,
+        /// The operator.
+        operator: String,
+    },
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -69,8 +109,23 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
+    let client = || Client::new(cli.api.clone(), cli.api_token.clone(), &state_dir).map_err(Failure::runtime);
     let result = match cli.command {
-        Command::Run { pipeline, duration } => run::run(&pipeline, duration, &state_dir),
+        Command::Run {
+            pipeline,
+            duration,
+            api_listen,
+        } => run::run(&pipeline, duration, api_listen.as_deref(), &state_dir),
+        Command::Status { json } => client().and_then(|c| status::status(&c, json)),
+        Command::Plugin(PluginCommand::Swap {
+            pipeline,
+            operator,
+            file,
+            reset_state,
+        }) => client().and_then(|c| status::swap(&c, &pipeline, &operator, &file, reset_state)),
+        Command::Plugin(PluginCommand::Reset { pipeline, operator }) => {
+            client().and_then(|c| status::reset(&c, &pipeline, &operator))
+        }
         Command::Check { pipeline } => check::check(&pipeline),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin::inspect(&file),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(&args),

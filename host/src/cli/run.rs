@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Failure;
+use crate::api::{Api, Token};
 use crate::checkpoint::StateStore;
 use crate::config;
 use crate::dataflow::{Graph, RunControl, RunError};
@@ -12,6 +13,7 @@ use crate::dataflow::{Graph, RunControl, RunError};
 pub(crate) fn run(
     path: &Path,
     duration: Option<Duration>,
+    api_listen: Option<&str>,
     state_dir: &Path,
 ) -> Result<(), Failure> {
     let pipeline = config::load(path)?;
@@ -19,6 +21,26 @@ pub(crate) fn run(
     if pipeline.config.checkpoint.enabled {
         let store = StateStore::open(state_dir).map_err(Failure::runtime)?;
         graph.attach_store(&store).map_err(Failure::runtime)?;
+    }
+    let api = &pipeline.config.api;
+    if api.enabled
+        && let Some(loader) = graph.loader().cloned()
+    {
+        let token_file = api
+            .token_file
+            .as_ref()
+            .map(|f| pipeline.resolve(f.get_ref()));
+        let token = Token::resolve(token_file.as_deref(), state_dir).map_err(Failure::runtime)?;
+        let (requests, accepted) = std::sync::mpsc::channel();
+        let listen = api_listen.unwrap_or(&api.listen);
+        // The pipeline runs without its API rather than not at all.
+        match Api::start(listen, token, state_dir, graph.name(), requests, loader) {
+            Ok(api) => {
+                tracing::info!(address = %api.address, "local API listening");
+                graph.accept_requests(accepted);
+            }
+            Err(e) => tracing::error!("the local API is off: {e}"),
+        }
     }
     let control = RunControl {
         deadline: duration.map(|d| Instant::now() + d),

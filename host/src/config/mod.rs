@@ -29,9 +29,9 @@ mod pipeline;
 
 pub use error::{ConfigError, Location};
 pub use pipeline::{
-    CheckpointConfig, CountConfig, Grants, JournalMode, OperatorConfig, PipelineConfig,
+    ApiConfig, CheckpointConfig, CountConfig, Grants, JournalMode, OperatorConfig, PipelineConfig,
     PipelineSection, PluginDefaults, SessionConfig, SinkConfig, SinkType, SlidingConfig,
-    SourceConfig, StateVersionMismatch, TumblingConfig, WindowConfig, WindowTime,
+    SourceConfig, StateVersionMismatch, TrustConfig, TumblingConfig, WindowConfig, WindowTime,
 };
 
 use std::path::{Path, PathBuf};

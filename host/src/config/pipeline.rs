@@ -29,6 +29,52 @@ pub struct PipelineConfig {
     /// Named sinks.
     #[serde(default)]
     pub sinks: BTreeMap<String, Spanned<SinkConfig>>,
+    /// The local HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Which plugin signatures this host accepts.
+    #[serde(default)]
+    pub trust: TrustConfig,
+}
+
+/// The `[api]` table: the local HTTP API that `eddy status` and
+/// `eddy plugin swap` talk to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Whether to serve it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The address to listen on; `EDDY_API_LISTEN` overrides it. Port 0
+    /// picks a free port; the address in use is written to `api.json` in the
+    /// state directory, where the `eddy` commands find it.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// A file holding the bearer token clients must send. Default:
+    /// `EDDY_API_TOKEN`, or else a random token written to `api.token` in
+    /// the state directory (readable by its owner only).
+    pub token_file: Option<Spanned<PathBuf>>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            listen: default_api_listen(),
+            token_file: None,
+        }
+    }
+}
+
+/// The `[trust]` table: with keys listed, only plugins signed by one of them
+/// load (bundles made by `eddy plugin sign`); anything unsigned or altered is
+/// refused, naming the reason.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Public key files written by `eddy keys gen`.
+    #[serde(default)]
+    pub keys: Vec<Spanned<PathBuf>>,
 }
 
 /// The `[pipeline]` table.
@@ -123,6 +169,18 @@ pub struct PluginDefaults {
     /// The longest wait between restarts, in ms.
     #[serde(default = "default_max_restart_backoff_ms")]
     pub max_restart_backoff_ms: u64,
+    /// A plugin that fails this many times within `quarantine_window_ms` is
+    /// quarantined: no longer called, its input dead-lettered, until it is
+    /// swapped or reset. 0 never quarantines.
+    #[serde(default = "default_quarantine_failures")]
+    pub quarantine_failures: u32,
+    /// The span failures are counted over, in ms.
+    #[serde(default = "default_quarantine_window_ms")]
+    pub quarantine_window_ms: u64,
+    /// Calls a newly swapped-in plugin version must get through before the
+    /// version it replaced is let go; a failure before that rolls the swap back.
+    #[serde(default = "default_probation_calls")]
+    pub probation_calls: u32,
 }
 
 impl Default for PluginDefaults {
@@ -133,6 +191,9 @@ impl Default for PluginDefaults {
             output_limit_bytes: default_output_limit_bytes(),
             restart_backoff_ms: default_restart_backoff_ms(),
             max_restart_backoff_ms: default_max_restart_backoff_ms(),
+            quarantine_failures: default_quarantine_failures(),
+            quarantine_window_ms: default_quarantine_window_ms(),
+            probation_calls: default_probation_calls(),
         }
     }
 }
@@ -348,4 +409,16 @@ fn default_restart_backoff_ms() -> u64 {
 }
 fn default_max_restart_backoff_ms() -> u64 {
     30_000
+}
+fn default_quarantine_failures() -> u32 {
+    10
+}
+fn default_quarantine_window_ms() -> u64 {
+    300_000
+}
+fn default_probation_calls() -> u32 {
+    3
+}
+fn default_api_listen() -> String {
+    "127.0.0.1:7411".into()
 }

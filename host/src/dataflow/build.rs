@@ -13,7 +13,7 @@ use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
 use crate::config::{ConfigError, JournalMode, LoadedPipeline, OperatorConfig};
-use crate::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
+use crate::plugin::{Loader, PluginEngine, PluginLimits, PluginRunner, QuarantinePolicy};
 use crate::sinks::{self, DeadLetter};
 use crate::sources;
 use crate::state::OperatorState;
@@ -49,14 +49,7 @@ impl Graph {
     /// Builds a graph from a loaded pipeline file, with a new plugin engine.
     pub fn build(pipeline: &LoadedPipeline) -> Result<Graph, BuildError> {
         let engine = PluginEngine::new().map_err(BuildError::Engine)?;
-        Self::build_with(pipeline, &engine)
-    }
-
-    /// Builds a graph from a loaded pipeline file on an existing engine.
-    pub fn build_with(
-        pipeline: &LoadedPipeline,
-        engine: &PluginEngine,
-    ) -> Result<Graph, BuildError> {
+        let loader = Loader::new(engine);
         let config = &pipeline.config;
         let name = pipeline.name();
         if config.sources.is_empty() {
@@ -77,11 +70,12 @@ impl Graph {
         for op_name in &order {
             let op = &config.operators[op_name];
             operators.push(OperatorSlot {
-                node: operator(pipeline, engine, op_name, op, batch_size)?,
+                node: operator(pipeline, &loader, op_name, op, batch_size)?,
                 routes: Routes::new(),
                 unrouted_warned: Vec::new(),
                 idle: false,
                 state_version_mismatch: op.get_ref().state_version_mismatch,
+                grants: op.get_ref().grants.as_ref().map(|g| g.get_ref().clone()),
             });
         }
         let mut sources_out = Vec::new();
@@ -185,6 +179,9 @@ impl Graph {
             batch_size,
             checkpoint: config.checkpoint,
             durability: None,
+            requests: None,
+            pending_swaps: Vec::new(),
+            loader: Some(loader),
         })
     }
 }
@@ -307,7 +304,7 @@ fn topological_order(pipeline: &LoadedPipeline) -> Result<Vec<String>, ConfigErr
 /// Loads an operator's plugin and starts it.
 fn operator(
     pipeline: &LoadedPipeline,
-    engine: &PluginEngine,
+    loader: &Loader,
     name: &str,
     op: &Spanned<OperatorConfig>,
     batch_size: usize,
@@ -316,7 +313,8 @@ fn operator(
     let defaults = &pipeline.config.plugins;
     let path = pipeline.resolve(config.plugin.get_ref());
     let at_plugin = |message: String| pipeline.error_at(config.plugin.span().start, message);
-    let module = PluginModule::load(engine, &path)
+    let module = loader
+        .load(&path)
         .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
     // Without a grants table, the plugin is granted what its manifest declares.
     let (grants, at) = match &config.grants {
@@ -364,12 +362,17 @@ fn operator(
             .unwrap_or(defaults.output_limit_bytes) as usize,
         restart_backoff: Duration::from_millis(defaults.restart_backoff_ms),
         max_restart_backoff: Duration::from_millis(defaults.max_restart_backoff_ms),
+        quarantine: QuarantinePolicy {
+            failures: defaults.quarantine_failures,
+            window: Duration::from_millis(defaults.quarantine_window_ms),
+        },
+        probation_calls: defaults.probation_calls,
     };
     let params = serde_json::to_value(&config.params).map_err(|e| {
         pipeline.error_at(op.span().start, format!("operator `{name}`: params: {e}"))
     })?;
     let runner = PluginRunner::start(
-        engine,
+        loader.engine(),
         Arc::new(module),
         name,
         &params,

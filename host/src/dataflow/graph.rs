@@ -1,19 +1,22 @@
 //! A built pipeline and its run loop.
 
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy_abi::{LATE_OUTPUT, Record};
 use eddy_driver::{Driver, Poll};
 
+use super::control::{PendingSwap, Request};
 use super::durable::{Durability, Recovery};
 use super::element::Element;
 use super::operator::{Emitted, OperatorNode, wall_clock_ms};
 use super::result_id::{Cause, ResultId};
 use super::watermark::BoundedOutOfOrderness;
 use crate::checkpoint::StoreError;
-use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
+use crate::config::{CheckpointConfig, Grants, JournalMode, StateVersionMismatch};
+use crate::plugin::Loader;
 use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
 
 /// Where an output's elements go.
@@ -55,6 +58,8 @@ pub(crate) struct OperatorSlot {
     pub(crate) idle: bool,
     /// What to do with checkpointed state of another `state_version`.
     pub(crate) state_version_mismatch: StateVersionMismatch,
+    /// The operator's grants table; without one a plugin gets what it declares.
+    pub(crate) grants: Option<Grants>,
 }
 
 pub(crate) struct SinkNode {
@@ -77,6 +82,13 @@ pub struct Graph {
     pub(crate) checkpoint: CheckpointConfig,
     /// The state store, once attached.
     pub(crate) durability: Option<Durability>,
+    /// Requests from the local API, once accepted.
+    pub(crate) requests: Option<Receiver<Request>>,
+    /// Swaps whose new version is on probation.
+    pub(crate) pending_swaps: Vec<PendingSwap>,
+    /// Loads plugins for this pipeline's engine and trust settings (none
+    /// for a graph built around given logic).
+    pub(crate) loader: Option<Loader>,
 }
 
 /// When a run stops, besides its sources ending.
@@ -210,6 +222,11 @@ impl Graph {
         &self.name
     }
 
+    /// What loads plugins for this pipeline: for swaps.
+    pub fn loader(&self) -> Option<&Loader> {
+        self.loader.as_ref()
+    }
+
     /// Runs until every source has ended, or `control` says stop.
     pub fn run(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
         let mut summary = RunSummary {
@@ -228,6 +245,7 @@ impl Graph {
             {
                 break;
             }
+            self.serve_requests();
             let mut next_wake: Option<Instant> = None;
             let mut progressed = false;
             for i in 0..self.sources.len() {
@@ -242,6 +260,7 @@ impl Graph {
             }
             self.step_operators()?;
             self.step_sinks()?;
+            self.answer_swaps();
             if self.sources.iter().all(|s| s.ended) {
                 summary.completed = true;
                 break;

@@ -122,6 +122,7 @@ impl Graph {
                 unrouted_warned: Vec::new(),
                 idle: false,
                 state_version_mismatch: StateVersionMismatch::Refuse,
+                grants: None,
             }],
             sinks: vec![SinkNode {
                 name: "output".into(),
@@ -136,6 +137,9 @@ impl Graph {
                 ..CheckpointConfig::default()
             },
             durability: None,
+            requests: None,
+            pending_swaps: Vec::new(),
+            loader: None,
         })
     }
 }

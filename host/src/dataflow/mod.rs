@@ -16,6 +16,7 @@
 //! workers), one call per batch.
 
 mod build;
+pub mod control;
 mod durable;
 mod element;
 mod graph;

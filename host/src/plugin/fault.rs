@@ -54,13 +54,19 @@ pub enum PluginFault {
     /// A fresh instance could not be started.
     #[error("could not start: {0}")]
     Start(String),
+    /// The plugin kept failing and is not called until it is swapped or reset.
+    #[error("{0}")]
+    Quarantined(String),
 }
 
 impl PluginFault {
     /// Whether the instance must be thrown away: everything but a clean error
     /// return leaves a guest in a state it cannot be trusted in.
     pub fn needs_restart(&self) -> bool {
-        !matches!(self, PluginFault::Failed(_) | PluginFault::Restarting(_))
+        !matches!(
+            self,
+            PluginFault::Failed(_) | PluginFault::Restarting(_) | PluginFault::Quarantined(_)
+        )
     }
 
     /// The fault behind a wasmtime error: one the host raised itself, a

@@ -9,23 +9,31 @@
 //!   `TypedFunc`s, catches every failure as a [`PluginFault`], and after a
 //!   trap drops the instance and starts a fresh one (a new `Store`) after an
 //!   exponential backoff. Keyed state and timers live outside the instance,
-//!   in the runner's [`crate::state::OperatorState`].
+//!   in the runner's [`crate::state::OperatorState`]. A version that keeps
+//!   failing is quarantined ([`QuarantinePolicy`]); another version can be
+//!   swapped in between two calls, on probation until it has proven itself.
 //!
 //! The guest side of the contract is documented in `eddy-abi`.
 
 mod engine;
 mod fault;
 pub mod grants;
+mod health;
 mod imports;
 mod instance;
 mod intern;
+mod loader;
 mod manifest;
 mod module;
 mod runner;
+mod swap;
 
 pub use eddy_abi::{Manifest, OperatorKind};
 pub use engine::PluginEngine;
 pub use fault::PluginFault;
+pub use loader::Loader;
 pub use manifest::read_manifest;
 pub use module::{Entry, LoadError, PluginModule};
-pub use runner::{OperatorLogic, OutputRun, Outputs, PluginLimits, PluginRunner};
+pub use health::QuarantinePolicy;
+pub use runner::{OperatorLogic, OutputRun, Outputs, PluginLimits, PluginRunner, RunnerCounters};
+pub use swap::{SwapError, SwapOutcome, SwapReport};

@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use eddy_abi::{OperatorKind, Record};
 
+use super::health::{Health, QuarantinePolicy};
 use super::instance::{InstanceConfig, PluginInstance};
+use super::swap::{Probation, SwapError, SwapOutcome, SwapReport};
 use super::{Entry, PluginEngine, PluginFault, PluginModule};
-use crate::internal_events::{PluginFailed, PluginRestarted};
+use crate::internal_events::{PluginFailed, PluginQuarantined, PluginRestarted, PluginSwapped};
 use crate::state::OperatorState;
 
 /// What one call emitted, in order.
@@ -61,6 +63,16 @@ pub trait OperatorLogic: Send {
     fn version(&self) -> &str {
         ""
     }
+
+    /// The plugin runner behind it, if it is one: for swaps, resets and status.
+    fn plugin(&mut self) -> Option<&mut PluginRunner> {
+        None
+    }
+
+    /// What [`OperatorLogic::plugin`] gives, read-only.
+    fn plugin_ref(&self) -> Option<&PluginRunner> {
+        None
+    }
 }
 
 /// The resources and restart policy of one operator's plugin.
@@ -76,6 +88,11 @@ pub struct PluginLimits {
     pub restart_backoff: Duration,
     /// The longest wait between restarts.
     pub max_restart_backoff: Duration,
+    /// When a plugin that keeps failing is quarantined.
+    pub quarantine: QuarantinePolicy,
+    /// Calls a swapped-in version must get through before the version it
+    /// replaced is let go; a fault before that rolls the swap back.
+    pub probation_calls: u32,
 }
 
 impl Default for PluginLimits {
@@ -86,23 +103,65 @@ impl Default for PluginLimits {
             output_bytes: 64 << 20,
             restart_backoff: Duration::from_millis(100),
             max_restart_backoff: Duration::from_secs(30),
+            quarantine: QuarantinePolicy::default(),
+            probation_calls: 3,
         }
     }
 }
 
-/// A plugin as an operator runs it. Keeps its state when an instance fails,
-/// and starts a fresh instance once the backoff has passed.
-pub struct PluginRunner {
-    engine: PluginEngine,
-    module: Arc<PluginModule>,
-    config: InstanceConfig,
-    limits: PluginLimits,
+/// One version of the plugin: its module, live instance and health.
+pub(crate) struct Version {
+    pub(crate) module: Arc<PluginModule>,
     instance: Option<PluginInstance>,
     /// The state while there is no instance to hold it.
     parked: Option<OperatorState>,
-    /// When the next instance may start, after a failure.
-    restart_at: Option<Instant>,
-    backoff: Duration,
+    pub(crate) health: Health,
+}
+
+impl Version {
+    /// Takes the operator's state out, wherever it is held.
+    fn take_state(&mut self) -> OperatorState {
+        match self.instance.as_mut() {
+            Some(instance) => std::mem::take(instance.state_mut()),
+            None => self.parked.take().unwrap_or_default(),
+        }
+    }
+
+    /// Puts the operator's state back.
+    fn put_state(&mut self, state: OperatorState) {
+        match self.instance.as_mut() {
+            Some(instance) => *instance.state_mut() = state,
+            None => self.parked = Some(state),
+        }
+    }
+}
+
+/// Counters of what happened to an operator's plugin, for `eddy status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunnerCounters {
+    /// Calls that failed.
+    pub faults: u64,
+    /// Fresh instances started after a failure.
+    pub restarts: u64,
+    /// Versions swapped in and kept.
+    pub swaps: u64,
+    /// Swaps rolled back.
+    pub rollbacks: u64,
+}
+
+/// A plugin as an operator runs it. Keeps its state when an instance fails,
+/// starts a fresh instance once the backoff has passed, quarantines a
+/// version that keeps failing, and swaps versions at a call boundary.
+pub struct PluginRunner {
+    engine: PluginEngine,
+    config: InstanceConfig,
+    limits: PluginLimits,
+    pub(crate) current: Version,
+    /// The version a swap replaced, until the new one has proven itself.
+    pub(crate) probation: Option<Probation>,
+    /// How the last swap ended, until someone takes it.
+    outcome: Option<SwapOutcome>,
+    counters: RunnerCounters,
 }
 
 impl PluginRunner {
@@ -129,40 +188,248 @@ impl PluginRunner {
             PluginInstance::start(engine, &module, &config, state).map_err(|(fault, _)| fault)?;
         Ok(PluginRunner {
             engine: engine.clone(),
-            module,
             config,
-            backoff: limits.restart_backoff,
+            current: Version {
+                module,
+                instance: Some(instance),
+                parked: None,
+                health: Health::new(limits.restart_backoff),
+            },
             limits,
-            instance: Some(instance),
-            parked: None,
-            restart_at: None,
+            probation: None,
+            outcome: None,
+            counters: RunnerCounters::default(),
         })
     }
 
-    /// The plugin's module.
+    /// The running version's module.
     pub fn module(&self) -> &PluginModule {
-        &self.module
+        &self.current.module
+    }
+
+    /// What happened so far.
+    pub fn counters(&self) -> RunnerCounters {
+        self.counters
+    }
+
+    /// Why the running version is quarantined, if it is.
+    pub fn quarantined(&self) -> Option<&str> {
+        self.current.health.quarantined.as_deref()
+    }
+
+    /// The version being replaced, while a swapped-in one is on probation.
+    pub fn probation_from(&self) -> Option<&str> {
+        self.probation
+            .as_ref()
+            .map(|p| p.previous.module.manifest().version.as_str())
+    }
+
+    /// Whether an instance is up (not waiting out a backoff or quarantined).
+    pub fn running(&self) -> bool {
+        self.current.instance.is_some()
+    }
+
+    /// Swaps in another version of the plugin, between two calls.
+    ///
+    /// The operator's keyed state and timers move to the new version, and so
+    /// does the state the plugin keeps in its own memory (through its
+    /// `snapshot`/`restore` exports). With `reset_state` the new version
+    /// starts empty instead, as it must when its `state_version` differs.
+    /// The old version is kept until the new one has made
+    /// [`PluginLimits::probation_calls`] calls; a fault before that rolls the
+    /// swap back and the failed call is made again by the old version, so no
+    /// input is lost or processed twice. Returns the pause: how long the
+    /// operator could not be called.
+    pub fn swap(
+        &mut self,
+        module: Arc<PluginModule>,
+        reset_state: bool,
+    ) -> Result<SwapReport, SwapError> {
+        let started = Instant::now();
+        if self.probation.is_some() {
+            return Err(SwapError::InProgress);
+        }
+        let old = self.current.module.clone();
+        if module.kind() != old.kind() {
+            return Err(SwapError::Kind {
+                old: old.kind(),
+                new: module.kind(),
+            });
+        }
+        let (old_version, new_version) = (old.manifest().state_version, module.manifest().state_version);
+        if !reset_state && old_version != new_version {
+            return Err(SwapError::StateVersion {
+                old: old_version,
+                new: new_version,
+            });
+        }
+        if !reset_state && old.has_snapshot() && !module.has_snapshot() {
+            return Err(SwapError::DropsSnapshot);
+        }
+        let snapshot = match (&mut self.current.instance, reset_state) {
+            (Some(instance), false) if module.has_snapshot() && old.has_snapshot() => {
+                Some(instance.snapshot().map_err(SwapError::Snapshot)?)
+            }
+            _ => None,
+        };
+        let state = if reset_state {
+            let ttl = self.state_mut().keyed.ttl().map(|t| t as u64);
+            OperatorState::with_ttl(ttl)
+        } else {
+            self.current.take_state()
+        };
+        let mut instance = match PluginInstance::start(&self.engine, &module, &self.config, state)
+        {
+            Ok(instance) => instance,
+            Err((fault, state)) => {
+                if !reset_state {
+                    self.current.put_state(*state);
+                }
+                return Err(SwapError::Start(fault));
+            }
+        };
+        if let Some(bytes) = &snapshot
+            && let Err(fault) = instance.restore(bytes)
+        {
+            if !reset_state {
+                self.current.put_state(instance.into_state());
+            }
+            return Err(SwapError::Start(fault));
+        }
+        let report = SwapReport {
+            from: old.manifest().version.clone(),
+            to: module.manifest().version.clone(),
+            pause: Duration::ZERO,
+        };
+        let previous = std::mem::replace(
+            &mut self.current,
+            Version {
+                module,
+                instance: Some(instance),
+                parked: None,
+                health: Health::new(self.limits.restart_backoff),
+            },
+        );
+        let report = SwapReport {
+            pause: started.elapsed(),
+            ..report
+        };
+        self.probation = Some(Probation {
+            previous,
+            reset_state,
+            calls_left: self.limits.probation_calls,
+            snapshot,
+            report: report.clone(),
+        });
+        if self.limits.probation_calls == 0 {
+            self.end_probation();
+        }
+        Ok(report)
+    }
+
+    /// Takes how the last swap ended, once it has.
+    pub fn take_outcome(&mut self) -> Option<SwapOutcome> {
+        self.outcome.take()
+    }
+
+    /// Lifts a quarantine and any restart backoff: the next call starts a
+    /// fresh instance.
+    pub fn reset(&mut self) {
+        self.current.health = Health::new(self.limits.restart_backoff);
+    }
+
+    /// A call on the running version, with its failures handled.
+    fn call_current(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
+        let result = self.instance()?.call(entry, input);
+        self.fail_on_fault(result)
+    }
+
+    /// The new version got through a call on probation.
+    fn passed_probation_call(&mut self) {
+        let Some(probation) = self.probation.as_mut() else {
+            return;
+        };
+        if self.current.module.has_snapshot()
+            && let Some(instance) = self.current.instance.as_mut()
+        {
+            // What to hand back to the old version, should a later call fail.
+            probation.snapshot = instance.snapshot().ok();
+        }
+        probation.calls_left = probation.calls_left.saturating_sub(1);
+        if probation.calls_left == 0 {
+            self.end_probation();
+        }
+    }
+
+    /// The new version has proven itself: the old one goes.
+    fn end_probation(&mut self) {
+        if let Some(probation) = self.probation.take() {
+            self.counters.swaps += 1;
+            PluginSwapped::kept(&self.config.operator, &self.current.module, &probation.report).emit();
+            self.outcome = Some(SwapOutcome::Kept(probation.report));
+        }
+    }
+
+    /// The new version failed on probation: the old one comes back, with the
+    /// state as the new one left it after its last successful call.
+    fn roll_back(&mut self, fault: PluginFault) {
+        let Some(probation) = self.probation.take() else {
+            return;
+        };
+        let mut failed = std::mem::replace(&mut self.current, probation.previous);
+        if !probation.reset_state {
+            let state = failed.take_state();
+            self.current.put_state(state);
+            if let Some(bytes) = probation.snapshot
+                && let Ok(instance) = self.instance()
+                && let Err(e) = instance.restore(&bytes)
+            {
+                tracing::warn!(
+                    operator = &*self.config.operator,
+                    "the restored version could not take back its memory snapshot: {e}"
+                );
+            }
+        }
+        self.counters.rollbacks += 1;
+        PluginSwapped::rolled_back(&self.config.operator, &failed.module, &fault).emit();
+        self.outcome = Some(SwapOutcome::RolledBack {
+            report: probation.report,
+            fault,
+        });
     }
 }
 
 impl OperatorLogic for PluginRunner {
     fn kind(&self) -> OperatorKind {
-        self.module.kind()
+        self.current.module.kind()
     }
 
     fn name(&self) -> &str {
-        &self.module.manifest().name
+        &self.current.module.manifest().name
     }
 
     /// Calls `entry` with an encoded input. On a fault the caller dead-letters
-    /// the input; the runner has already dropped a broken instance.
+    /// the input; the runner has already dropped a broken instance. A version
+    /// on probation that fails is rolled back, and the old one takes the call.
     fn call(&mut self, entry: Entry, input: &[u8]) -> Result<Outputs, PluginFault> {
-        let result = self.instance()?.call(entry, input);
-        self.fail_on_fault(result)
+        let result = self.call_current(entry, input);
+        if self.probation.is_none() {
+            return result;
+        }
+        match result {
+            Ok(outputs) => {
+                self.passed_probation_call();
+                Ok(outputs)
+            }
+            Err(fault) => {
+                self.roll_back(fault);
+                self.call_current(entry, input)
+            }
+        }
     }
 
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, PluginFault> {
-        if !self.module.has_snapshot() {
+        if !self.current.module.has_snapshot() {
             return Ok(None);
         }
         let snapshot = self.instance()?.snapshot();
@@ -170,7 +437,7 @@ impl OperatorLogic for PluginRunner {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), PluginFault> {
-        if !self.module.has_snapshot() {
+        if !self.current.module.has_snapshot() {
             return Ok(());
         }
         let restored = self.instance()?.restore(snapshot);
@@ -178,15 +445,16 @@ impl OperatorLogic for PluginRunner {
     }
 
     fn state_version(&self) -> u32 {
-        self.module.manifest().state_version
+        self.current.module.manifest().state_version
     }
 
     fn version(&self) -> &str {
-        &self.module.manifest().version
+        &self.current.module.manifest().version
     }
 
     fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
-        self.instance
+        self.current
+            .instance
             .as_mut()
             .map(PluginInstance::take_accumulators)
             .unwrap_or_default()
@@ -194,30 +462,43 @@ impl OperatorLogic for PluginRunner {
 
     /// The operator's state, wherever it is held right now.
     fn state_mut(&mut self) -> &mut OperatorState {
-        if let Some(instance) = self.instance.as_mut() {
+        let current = &mut self.current;
+        if let Some(instance) = current.instance.as_mut() {
             return instance.state_mut();
         }
-        self.parked.get_or_insert_with(OperatorState::in_memory)
+        current.parked.get_or_insert_with(OperatorState::in_memory)
+    }
+
+    fn plugin(&mut self) -> Option<&mut PluginRunner> {
+        Some(self)
+    }
+
+    fn plugin_ref(&self) -> Option<&PluginRunner> {
+        Some(self)
     }
 }
 
 impl PluginRunner {
     /// Resets the backoff after a success; after a fault that broke the
-    /// instance, drops it (keeping its state) and schedules a restart.
+    /// instance, drops it (keeping its state), schedules a restart, and
+    /// quarantines a version that keeps failing.
     fn fail_on_fault<T>(&mut self, result: Result<T, PluginFault>) -> Result<T, PluginFault> {
         match result {
             Ok(value) => {
-                self.backoff = self.limits.restart_backoff;
+                self.current.health.backoff = self.limits.restart_backoff;
                 Ok(value)
             }
+            Err(fault @ PluginFault::Quarantined(_)) => Err(fault),
             Err(fault) => {
+                self.counters.faults += 1;
                 if fault.needs_restart() {
-                    if let Some(instance) = self.instance.take() {
-                        self.parked = Some(instance.into_state());
+                    if let Some(instance) = self.current.instance.take() {
+                        self.current.parked = Some(instance.into_state());
                     }
                     self.schedule_restart(&fault);
                 } else {
-                    PluginFailed::new(&self.config.operator, &self.module, &fault, None).emit();
+                    PluginFailed::new(&self.config.operator, &self.current.module, &fault, None)
+                        .emit();
                 }
                 Err(fault)
             }
@@ -226,41 +507,52 @@ impl PluginRunner {
 
     /// The live instance, starting a fresh one if the backoff has passed.
     fn instance(&mut self) -> Result<&mut PluginInstance, PluginFault> {
-        if self.instance.is_none() {
-            if let Some(at) = self.restart_at {
+        if let Some(reason) = &self.current.health.quarantined {
+            return Err(PluginFault::Quarantined(reason.clone()));
+        }
+        if self.current.instance.is_none() {
+            if let Some(at) = self.current.health.restart_at {
                 let now = Instant::now();
                 if now < at {
                     return Err(PluginFault::Restarting(at - now));
                 }
             }
-            let state = self.parked.take().unwrap_or_else(OperatorState::in_memory);
-            match PluginInstance::start(&self.engine, &self.module, &self.config, state) {
+            let state = self.current.parked.take().unwrap_or_default();
+            match PluginInstance::start(&self.engine, &self.current.module, &self.config, state) {
                 Ok(instance) => {
-                    PluginRestarted::new(&self.config.operator, &self.module).emit();
-                    self.instance = Some(instance);
-                    self.restart_at = None;
+                    PluginRestarted::new(&self.config.operator, &self.current.module).emit();
+                    self.counters.restarts += 1;
+                    self.current.instance = Some(instance);
+                    self.current.health.restart_at = None;
                 }
                 Err((fault, state)) => {
-                    self.parked = Some(*state);
+                    self.current.parked = Some(*state);
+                    self.counters.faults += 1;
                     self.schedule_restart(&fault);
                     return Err(fault);
                 }
             }
         }
-        self.instance
+        self.current
+            .instance
             .as_mut()
             .ok_or_else(|| PluginFault::Start("no instance".into()))
     }
 
     fn schedule_restart(&mut self, fault: &PluginFault) {
+        let now = Instant::now();
+        let health = &mut self.current.health;
         PluginFailed::new(
             &self.config.operator,
-            &self.module,
+            &self.current.module,
             fault,
-            Some(self.backoff),
+            Some(health.backoff),
         )
         .emit();
-        self.restart_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.limits.max_restart_backoff);
+        health.restart_at = Some(now + health.backoff);
+        health.backoff = (health.backoff * 2).min(self.limits.max_restart_backoff);
+        if let Some(reason) = health.fault(now, self.limits.quarantine) {
+            PluginQuarantined::new(&self.config.operator, &self.current.module, &reason).emit();
+        }
     }
 }

@@ -123,6 +123,8 @@ pub struct DeadLetter {
     pipeline: String,
     file: AppendFile,
     records: u64,
+    /// Records (and timers) per node.
+    by_node: std::collections::BTreeMap<String, u64>,
 }
 
 impl DeadLetter {
@@ -132,6 +134,7 @@ impl DeadLetter {
             pipeline: pipeline.to_owned(),
             file: AppendFile::new(path),
             records: 0,
+            by_node: Default::default(),
         }
     }
 
@@ -155,6 +158,11 @@ impl DeadLetter {
         self.records
     }
 
+    /// Records (and timers) of `node` written so far.
+    pub fn records_of(&self, node: &str) -> u64 {
+        self.by_node.get(node).copied().unwrap_or(0)
+    }
+
     /// Appends an entry. Losing a dead letter would lose data, so this is an
     /// error the pipeline stops on.
     pub fn write(
@@ -176,6 +184,12 @@ impl DeadLetter {
         out.write_all(b"\n")?;
         out.flush()?;
         self.records += input.len() as u64;
+        match self.by_node.get_mut(node) {
+            Some(n) => *n += input.len() as u64,
+            None => {
+                self.by_node.insert(node.to_owned(), input.len() as u64);
+            }
+        }
         crate::internal_events::DeadLettered {
             node,
             records: input.len(),

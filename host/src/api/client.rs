@@ -1,0 +1,163 @@
+//! The client side, for `eddy status` and `eddy plugin swap|reset`: finds
+//! the API of the `eddy run` on this host through the state directory, or
+//! takes an explicit URL and token.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Endpoint, SwapAnswer};
+use crate::dataflow::control::PipelineStatus;
+
+/// Where to send requests, and the token.
+pub struct Client {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No API to talk to.
+    #[error(
+        "no running eddy found: {0} (is `eddy run` running with the same --state-dir? or pass --api and --api-token)"
+    )]
+    NotFound(String),
+    /// The API answered with an error.
+    #[error("{0}")]
+    Refused(String),
+    /// The request failed on the way.
+    #[error("cannot reach the eddy API at {url}: {error}")]
+    Transport {
+        /// Where.
+        url: String,
+        /// Why.
+        error: String,
+    },
+}
+
+impl Client {
+    /// A client for `url` and `token`, each found in `state_dir` when not given.
+    pub fn new(
+        url: Option<String>,
+        token: Option<String>,
+        state_dir: &Path,
+    ) -> Result<Client, ClientError> {
+        let url = match url {
+            Some(url) => url,
+            None => {
+                let path = state_dir.join("api.json");
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ClientError::NotFound(format!("{}: {e}", path.display())))?;
+                let endpoint: Endpoint = serde_json::from_str(&text)
+                    .map_err(|e| ClientError::NotFound(format!("{}: {e}", path.display())))?;
+                endpoint.url
+            }
+        };
+        let token = match token {
+            Some(token) => token,
+            None => {
+                let path = state_dir.join("api.token");
+                std::fs::read_to_string(&path)
+                    .map_err(|e| ClientError::NotFound(format!("{}: {e}", path.display())))?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Ok(Client {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        })
+    }
+
+    /// `GET /status`.
+    pub fn status(&self) -> Result<PipelineStatus, ClientError> {
+        let response = self
+            .agent
+            .get(format!("{}/status", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| self.transport(e))?;
+        self.json(response)
+    }
+
+    /// `PUT …/plugin`: swaps in `plugin` (the bytes of a `.wasm` or bundle).
+    pub fn swap(
+        &self,
+        pipeline: &str,
+        operator: &str,
+        plugin: &[u8],
+        reset_state: bool,
+    ) -> Result<SwapAnswer, ClientError> {
+        let response = self
+            .agent
+            .put(format!(
+                "{}/pipelines/{pipeline}/operators/{operator}/plugin?reset_state={reset_state}",
+                self.url
+            ))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(plugin)
+            .map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let text = body
+            .read_to_string()
+            .map_err(|e| self.transport(e))?;
+        match serde_json::from_str::<SwapAnswer>(&text) {
+            Ok(answer) => Ok(answer),
+            Err(_) => Err(ClientError::Refused(format!("HTTP {status}: {}", error_of(&text)))),
+        }
+    }
+
+    /// `POST …/reset`.
+    pub fn reset(&self, pipeline: &str, operator: &str) -> Result<(), ClientError> {
+        let response = self
+            .agent
+            .post(format!(
+                "{}/pipelines/{pipeline}/operators/{operator}/reset",
+                self.url
+            ))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_empty()
+            .map_err(|e| self.transport(e))?;
+        self.json::<serde_json::Value>(response).map(drop)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: ureq::http::Response<ureq::Body>,
+    ) -> Result<T, ClientError> {
+        let ok = response.status().is_success();
+        let status = response.status().as_u16();
+        let text = response
+            .into_body()
+            .read_to_string()
+            .map_err(|e| self.transport(e))?;
+        if !ok {
+            return Err(ClientError::Refused(format!("HTTP {status}: {}", error_of(&text))));
+        }
+        serde_json::from_str(&text).map_err(|e| ClientError::Refused(format!("bad answer: {e}")))
+    }
+
+    fn transport(&self, error: ureq::Error) -> ClientError {
+        ClientError::Transport {
+            url: self.url.clone(),
+            error: error.to_string(),
+        }
+    }
+}
+
+/// The `error` of a JSON error answer, or the text itself.
+fn error_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.to_owned())
+}

@@ -1,0 +1,150 @@
+//! The local HTTP API of a running `eddy run`: health, status, plugin swap
+//! and reset. Token-protected (bearer token), served by axum on a thread of
+//! its own with a single-threaded tokio runtime, so plugin calls never run on
+//! it. Requests reach the pipeline's thread through a channel and are served
+//! between two loop steps ([`crate::dataflow::control`]).
+//!
+//! | method and path | what |
+//! | --- | --- |
+//! | `GET /health` | `ok` (no token needed) |
+//! | `GET /status` | the pipeline's [`PipelineStatus`] as JSON |
+//! | `PUT /pipelines/{p}/operators/{op}/plugin[?reset_state=true]` | swap in the plugin in the body (`.wasm` or bundle) |
+//! | `POST /pipelines/{p}/operators/{op}/reset` | lift a quarantine |
+//!
+//! The address in use and the token are written to `api.json` and
+//! `api.token` in the state directory, where the `eddy` commands on the same
+//! host find them ([`client`]).
+
+pub mod client;
+mod routes;
+mod token;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+pub use token::Token;
+
+use crate::dataflow::control::{PipelineStatus, Request};
+use crate::plugin::Loader;
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The listen address is not an address.
+    #[error("[api] listen `{0}` is not an address such as 127.0.0.1:7411")]
+    Address(String),
+    /// Binding failed (for example, the port is taken).
+    #[error("cannot listen on {address}: {error}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The token or address file could not be read or written.
+    #[error("{}: {error}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// Where a running API is, as written to `api.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    /// Its base URL, e.g. `http://127.0.0.1:7411`.
+    pub url: String,
+    /// The serving process.
+    pub pid: u32,
+    /// The pipeline it serves.
+    pub pipeline: String,
+}
+
+/// What the handlers share.
+pub(crate) struct Shared {
+    pipeline: String,
+    token: Token,
+    requests: std::sync::Mutex<Sender<Request>>,
+    loader: Loader,
+    /// How long a swap request waits for the new version's probation.
+    swap_wait: Duration,
+}
+
+/// The running API; it stops when the process does.
+pub struct Api {
+    /// The address it listens on.
+    pub address: SocketAddr,
+}
+
+impl Api {
+    /// Binds `listen` and serves on a thread of its own; writes `api.json`
+    /// (and a generated token, if `token` is `None`) to `state_dir`.
+    pub fn start(
+        listen: &str,
+        token: Token,
+        state_dir: &Path,
+        pipeline: &str,
+        requests: Sender<Request>,
+        loader: Loader,
+    ) -> Result<Api, ApiError> {
+        let address: SocketAddr = listen
+            .parse()
+            .map_err(|_| ApiError::Address(listen.to_owned()))?;
+        let bind = |error| ApiError::Bind {
+            address: listen.to_owned(),
+            error,
+        };
+        let listener = std::net::TcpListener::bind(address).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        let address = listener.local_addr().map_err(bind)?;
+        let endpoint = Endpoint {
+            url: format!("http://{address}"),
+            pid: std::process::id(),
+            pipeline: pipeline.to_owned(),
+        };
+        let path = state_dir.join("api.json");
+        std::fs::create_dir_all(state_dir)
+            .and_then(|()| {
+                std::fs::write(
+                    &path,
+                    serde_json::to_vec(&endpoint).map_err(std::io::Error::other)?,
+                )
+            })
+            .map_err(|error| ApiError::File { path, error })?;
+        let shared = Arc::new(Shared {
+            pipeline: pipeline.to_owned(),
+            token,
+            requests: std::sync::Mutex::new(requests),
+            loader,
+            swap_wait: Duration::from_secs(60),
+        });
+        std::thread::Builder::new()
+            .name("eddy-api".into())
+            .spawn(move || routes::serve(listener, shared))
+            .map_err(bind)?;
+        Ok(Api { address })
+    }
+}
+
+/// The JSON answer to a swap.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SwapAnswer {
+    /// `kept`, `rolled_back`, `refused` or `on_probation`.
+    pub outcome: String,
+    /// The version swapped out.
+    pub from: Option<String>,
+    /// The version swapped in.
+    pub to: Option<String>,
+    /// How long the operator paused for the swap, in ms.
+    pub pause_ms: Option<f64>,
+    /// Why it was refused or rolled back.
+    pub error: Option<String>,
+}
+
+/// The JSON answer to `GET /status`.
+pub type StatusAnswer = PipelineStatus;

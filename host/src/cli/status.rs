@@ -1,0 +1,106 @@
+//! `eddy status` and `eddy plugin swap|reset`: requests to a running eddy's API.
+
+use std::path::Path;
+
+use super::Failure;
+use crate::api::client::Client;
+
+/// Prints the running pipeline's status.
+pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
+    let status = client.status().map_err(Failure::runtime)?;
+    if json {
+        let text = serde_json::to_string_pretty(&status).map_err(Failure::runtime)?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!(
+        "pipeline {}   resident memory {:.1} MiB   dead-lettered {}",
+        status.pipeline,
+        status.resident_bytes as f64 / (1 << 20) as f64,
+        status.dead_lettered
+    );
+    println!("\nsources");
+    for s in &status.sources {
+        let ended = if s.ended { "  (ended)" } else { "" };
+        println!("  {:<20} {:>12} records{ended}", s.name, s.records);
+    }
+    println!("\noperators");
+    println!(
+        "  {:<16} {:<24} {:<12} {:>10} {:>8} {:>7} {:>8} {:>6} {:>9}",
+        "name", "plugin", "state", "records", "dead", "faults", "restarts", "swaps", "rollbacks"
+    );
+    for o in &status.operators {
+        println!(
+            "  {:<16} {:<24} {:<12} {:>10} {:>8} {:>7} {:>8} {:>6} {:>9}",
+            o.name,
+            format!("{} {}", o.plugin, o.version),
+            o.state,
+            o.records_in,
+            o.dead_lettered,
+            o.faults,
+            o.restarts,
+            o.swaps,
+            o.rollbacks
+        );
+        if let Some(reason) = &o.quarantined {
+            println!("  {:<16} quarantined: plugin {reason}", "");
+        }
+        if let Some(from) = &o.probation_from {
+            println!("  {:<16} on probation, replacing version {from}", "");
+        }
+    }
+    println!("\nsinks");
+    for s in &status.sinks {
+        println!("  {:<20} {:>12} written", s.name, s.written);
+    }
+    Ok(())
+}
+
+/// Swaps an operator's plugin; exit 1 when the new version was rolled back,
+/// 2 when it was refused.
+pub(crate) fn swap(
+    client: &Client,
+    pipeline: &str,
+    operator: &str,
+    file: &Path,
+    reset_state: bool,
+) -> Result<(), Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let answer = client
+        .swap(pipeline, operator, &bytes, reset_state)
+        .map_err(Failure::runtime)?;
+    let versions = format!(
+        "{} -> {}",
+        answer.from.as_deref().unwrap_or("?"),
+        answer.to.as_deref().unwrap_or("?")
+    );
+    let pause = answer
+        .pause_ms
+        .map(|p| format!(", paused {p:.2} ms"))
+        .unwrap_or_default();
+    let error = answer.error.clone().unwrap_or_default();
+    match answer.outcome.as_str() {
+        "kept" => {
+            println!("swapped {operator}: {versions}{pause}; passed probation");
+            Ok(())
+        }
+        "on_probation" => {
+            println!("swapped {operator}: on probation (no verdict yet; see `eddy status`)");
+            Ok(())
+        }
+        "rolled_back" => Err(Failure::runtime(format!(
+            "swap of {operator} rolled back{pause}: {error}"
+        ))),
+        _ => Err(Failure::usage(format!("swap of {operator} refused: {error}"))),
+    }
+}
+
+/// Lifts an operator's quarantine.
+pub(crate) fn reset(client: &Client, pipeline: &str, operator: &str) -> Result<(), Failure> {
+    client
+        .reset(pipeline, operator)
+        .map_err(Failure::runtime)?;
+    println!("reset {operator}: its plugin starts afresh");
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! Requests to a running pipeline (status, plugin swap, reset), served on the
+//! pipeline's own thread between two loop steps, when nothing is in flight.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::graph::Graph;
+use crate::config::Grants;
+use crate::plugin::{PluginModule, SwapError, SwapOutcome, SwapReport, grants};
+
+/// A request to a running pipeline.
+pub enum Request {
+    /// What the pipeline is doing.
+    Status(oneshot::Sender<PipelineStatus>),
+    /// Swap an operator's plugin for another version.
+    Swap {
+        /// The operator.
+        operator: String,
+        /// The new version, already checked and compiled.
+        module: Arc<PluginModule>,
+        /// Start the new version with empty state.
+        reset_state: bool,
+        /// Gets how the swap ended: refused, kept, or rolled back.
+        reply: oneshot::Sender<SwapResult>,
+    },
+    /// Lift an operator's quarantine and restart backoff.
+    Reset {
+        /// The operator.
+        operator: String,
+        /// Gets whether there was such an operator.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// How a swap request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwapResult {
+    /// Not attempted: the running version carries on.
+    Refused(String),
+    /// The new version went in and passed its probation, or was rolled back.
+    Done(SwapOutcome),
+}
+
+/// A running pipeline, as `eddy status` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PipelineStatus {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The host's resident memory, in bytes (0 where unknown).
+    pub resident_bytes: u64,
+    /// Records and timers in the dead-letter log.
+    pub dead_lettered: u64,
+    /// Sources.
+    pub sources: Vec<SourceStatus>,
+    /// Operators, in topological order.
+    pub operators: Vec<OperatorStatus>,
+    /// Sinks.
+    pub sinks: Vec<SinkStatus>,
+}
+
+/// A source in [`PipelineStatus`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SourceStatus {
+    /// Its name.
+    pub name: String,
+    /// Records read.
+    pub records: u64,
+    /// Whether it has ended.
+    pub ended: bool,
+}
+
+/// An operator in [`PipelineStatus`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct OperatorStatus {
+    /// Its name.
+    pub name: String,
+    /// Its plugin's name.
+    pub plugin: String,
+    /// Its plugin's version.
+    pub version: String,
+    /// Records taken in.
+    pub records_in: u64,
+    /// Plugin calls.
+    pub calls: u64,
+    /// Records and timers of this operator in the dead-letter log.
+    pub dead_lettered: u64,
+    /// `running`, `restarting` (waiting out a backoff) or `quarantined`.
+    pub state: String,
+    /// Why it is quarantined.
+    pub quarantined: Option<String>,
+    /// Failed calls.
+    pub faults: u64,
+    /// Fresh instances after failures.
+    pub restarts: u64,
+    /// Versions swapped in and kept.
+    pub swaps: u64,
+    /// Swaps rolled back.
+    pub rollbacks: u64,
+    /// The version being replaced, while a swapped-in version is on probation.
+    pub probation_from: Option<String>,
+}
+
+/// A sink in [`PipelineStatus`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SinkStatus {
+    /// Its name.
+    pub name: String,
+    /// Records written.
+    pub written: u64,
+}
+
+/// A swap waiting for its new version's probation to end.
+pub(crate) struct PendingSwap {
+    operator: usize,
+    reply: oneshot::Sender<SwapResult>,
+}
+
+impl Graph {
+    /// Serves every request that has come in; never waits.
+    pub(crate) fn serve_requests(&mut self) {
+        let Some(requests) = self.requests.take() else {
+            return;
+        };
+        loop {
+            match requests.try_recv() {
+                Ok(request) => self.serve(request),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.pending_swaps.clear();
+                    return;
+                }
+            }
+        }
+        self.requests = Some(requests);
+    }
+
+    /// Answers swaps whose probation has ended.
+    pub(crate) fn answer_swaps(&mut self) {
+        if self.pending_swaps.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending_swaps);
+        for swap in pending {
+            let outcome = self.operators[swap.operator]
+                .node
+                .logic
+                .plugin()
+                .and_then(|p| p.take_outcome());
+            match outcome {
+                Some(outcome) => {
+                    let _ = swap.reply.send(SwapResult::Done(outcome));
+                }
+                None => self.pending_swaps.push(swap),
+            }
+        }
+    }
+
+    /// Serves one request.
+    fn serve(&mut self, request: Request) {
+        match request {
+            Request::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Request::Swap {
+                operator,
+                module,
+                reset_state,
+                reply,
+            } => match self.swap(&operator, module, reset_state) {
+                Ok((index, _)) => {
+                    self.pending_swaps.push(PendingSwap {
+                        operator: index,
+                        reply,
+                    });
+                    self.answer_swaps();
+                }
+                Err(reason) => {
+                    let _ = reply.send(SwapResult::Refused(reason));
+                }
+            },
+            Request::Reset { operator, reply } => {
+                let result = match self.operator_index(&operator) {
+                    Ok(i) => match self.operators[i].node.logic.plugin() {
+                        Some(runner) => {
+                            runner.reset();
+                            tracing::info!(operator, "plugin reset: quarantine and backoff lifted");
+                            Ok(())
+                        }
+                        None => Err(SwapError::NotAPlugin.to_string()),
+                    },
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn operator_index(&self, operator: &str) -> Result<usize, String> {
+        self.operators
+            .iter()
+            .position(|o| &*o.node.name == operator)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.operators.iter().map(|o| &*o.node.name).collect();
+                format!(
+                    "pipeline `{}` has no operator `{operator}`; it has: {}",
+                    self.name,
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// Swaps operator `operator`'s plugin now; returns its index and the report.
+    fn swap(
+        &mut self,
+        operator: &str,
+        module: Arc<PluginModule>,
+        reset_state: bool,
+    ) -> Result<(usize, SwapReport), String> {
+        let index = self.operator_index(operator)?;
+        let slot = &mut self.operators[index];
+        let granted: Grants = slot
+            .grants
+            .clone()
+            .unwrap_or_else(|| module.manifest().capabilities.clone());
+        grants::check(&module, &granted)
+            .map_err(|e| format!("operator `{operator}`: {e}"))?;
+        let runner = slot
+            .node
+            .logic
+            .plugin()
+            .ok_or_else(|| SwapError::NotAPlugin.to_string())?;
+        let report = runner
+            .swap(module, reset_state)
+            .map_err(|e| format!("operator `{operator}`: {e}"))?;
+        tracing::info!(
+            operator,
+            from = %report.from,
+            to = %report.to,
+            pause_ms = report.pause.as_secs_f64() * 1e3,
+            "plugin swapped in; on probation"
+        );
+        Ok((index, report))
+    }
+
+    /// What the pipeline is doing now.
+    pub fn status(&self) -> PipelineStatus {
+        PipelineStatus {
+            pipeline: self.name.clone(),
+            resident_bytes: resident_bytes(),
+            dead_lettered: self.dead_letter.records(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| SourceStatus {
+                    name: s.name.to_string(),
+                    records: s.records_out,
+                    ended: s.ended,
+                })
+                .collect(),
+            operators: self
+                .operators
+                .iter()
+                .map(|o| {
+                    let node = &o.node;
+                    let runner = node.logic.plugin_ref();
+                    let counters = runner.map(|r| r.counters()).unwrap_or_default();
+                    let quarantined = runner.and_then(|r| r.quarantined()).map(str::to_owned);
+                    let state = match (&quarantined, runner.is_none_or(|r| r.running())) {
+                        (Some(_), _) => "quarantined",
+                        (None, true) => "running",
+                        (None, false) => "restarting",
+                    };
+                    OperatorStatus {
+                        name: node.name.to_string(),
+                        plugin: node.logic.name().to_owned(),
+                        version: node.logic.version().to_owned(),
+                        records_in: node.records_in,
+                        calls: node.calls,
+                        dead_lettered: self.dead_letter.records_of(&node.name),
+                        state: state.to_owned(),
+                        quarantined,
+                        faults: counters.faults,
+                        restarts: counters.restarts,
+                        swaps: counters.swaps,
+                        rollbacks: counters.rollbacks,
+                        probation_from: runner.and_then(|r| r.probation_from()).map(str::to_owned),
+                    }
+                })
+                .collect(),
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| SinkStatus {
+                    name: s.name.to_string(),
+                    written: s.written,
+                })
+                .collect(),
+        }
+    }
+
+    /// Lets the pipeline take requests from `requests` while it runs.
+    pub fn accept_requests(&mut self, requests: Receiver<Request>) {
+        self.requests = Some(requests);
+    }
+}
+
+/// The process's resident memory, from `/proc/self/status` (0 where unknown).
+pub fn resident_bytes() -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
