@@ -171,7 +171,11 @@ pub(crate) enum PluginSwapped<'a> {
 }
 
 impl<'a> PluginSwapped<'a> {
-    pub(crate) fn kept(operator: &'a str, module: &'a PluginModule, report: &'a SwapReport) -> Self {
+    pub(crate) fn kept(
+        operator: &'a str,
+        module: &'a PluginModule,
+        report: &'a SwapReport,
+    ) -> Self {
         PluginSwapped::Kept {
             operator,
             plugin: &module.manifest().name,

@@ -1,6 +1,6 @@
 //! Plugins the host must refuse at load time, with a clear reason.
 
-use crate::support::{plugin, run, stderr, toml_path};
+use crate::support::{plugin, run, stderr, toml_path, write_wasm};
 
 /// A module whose manifest says ABI version 99; otherwise a plausible plugin.
 const WRONG_ABI: &str = r#"
@@ -34,12 +34,6 @@ const UNKNOWN_IMPORT: &str = r#"
   (func (export "init") (result i32) i32.const 0)
   (func (export "process") (param i32 i32) (result i32) i32.const 0))
 "#;
-
-fn write_wasm(dir: &std::path::Path, name: &str, wat: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
-    path
-}
 
 #[test]
 fn a_plugin_for_another_abi_version_is_refused_naming_both_versions() {

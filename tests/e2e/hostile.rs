@@ -123,9 +123,10 @@ inputs = ["bad"]
         );
     // One record per call and no backoff, so that exactly the trapping key's
     // records fail, each in a fresh instance started after the previous trap.
-    let text = text
-        .replace("batch_size = 128", "batch_size = 1")
-        .replace("restart_backoff_ms = 1", "restart_backoff_ms = 0");
+    let text = text.replace("batch_size = 128", "batch_size = 1").replace(
+        "restart_backoff_ms = 1",
+        "restart_backoff_ms = 0\nquarantine_failures = 0",
+    );
     let dir = run_in_folder(&text);
     let passed = json_lines(&dir.path().join("bad.jsonl"));
     let dead = json_lines(&dir.path().join("dead-letter.jsonl"));

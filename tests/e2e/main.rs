@@ -17,4 +17,5 @@ mod processing_time;
 mod seeds_job;
 mod state_cmd;
 mod support;
+mod swap;
 mod upgrade;

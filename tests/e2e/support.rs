@@ -92,3 +92,10 @@ pub(crate) fn lines(text: &str) -> Vec<serde_json::Value> {
 pub(crate) fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
+
+/// Compiles a WebAssembly text module into `dir/name`.
+pub(crate) fn write_wasm(dir: &Path, name: &str, wat: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+    path
+}

@@ -107,12 +107,13 @@ impl Client {
             .map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
         let mut body = response.into_body();
-        let text = body
-            .read_to_string()
-            .map_err(|e| self.transport(e))?;
+        let text = body.read_to_string().map_err(|e| self.transport(e))?;
         match serde_json::from_str::<SwapAnswer>(&text) {
             Ok(answer) => Ok(answer),
-            Err(_) => Err(ClientError::Refused(format!("HTTP {status}: {}", error_of(&text)))),
+            Err(_) => Err(ClientError::Refused(format!(
+                "HTTP {status}: {}",
+                error_of(&text)
+            ))),
         }
     }
 
@@ -141,7 +142,10 @@ impl Client {
             .read_to_string()
             .map_err(|e| self.transport(e))?;
         if !ok {
-            return Err(ClientError::Refused(format!("HTTP {status}: {}", error_of(&text))));
+            return Err(ClientError::Refused(format!(
+                "HTTP {status}: {}",
+                error_of(&text)
+            )));
         }
         serde_json::from_str(&text).map_err(|e| ClientError::Refused(format!("bad answer: {e}")))
     }

@@ -36,7 +36,10 @@ pub(super) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
             "/pipelines/{pipeline}/operators/{operator}/plugin",
             put(swap),
         )
-        .route("/pipelines/{pipeline}/operators/{operator}/reset", post(reset))
+        .route(
+            "/pipelines/{pipeline}/operators/{operator}/reset",
+            post(reset),
+        )
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .with_state(shared);
     let result = runtime.block_on(async move {
@@ -49,12 +52,30 @@ pub(super) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
 }
 
 /// An error answer: status code and a JSON `{"error": …}`.
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    (code, Json(serde_json::json!({ "error": message.into() }))).into_response()
+struct Failure {
+    code: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (
+            self.code,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Refuses a request without the bearer token.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Failure> {
     let offered = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -69,7 +90,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// Sends a request to the pipeline's thread.
-fn send(shared: &Shared, request: Request) -> Result<(), Response> {
+fn send(shared: &Shared, request: Request) -> Result<(), Failure> {
     let requests = shared
         .requests
         .lock()
@@ -80,7 +101,7 @@ fn send(shared: &Shared, request: Request) -> Result<(), Response> {
 }
 
 /// A request about an operator of another pipeline.
-fn check_pipeline(shared: &Shared, pipeline: &str) -> Result<(), Response> {
+fn check_pipeline(shared: &Shared, pipeline: &str) -> Result<(), Failure> {
     if pipeline == shared.pipeline {
         return Ok(());
     }
@@ -93,17 +114,19 @@ fn check_pipeline(shared: &Shared, pipeline: &str) -> Result<(), Response> {
     ))
 }
 
-async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return r;
-    }
+async fn status(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&shared, &headers)?;
     let (reply, answer) = oneshot::channel();
-    if let Err(r) = send(&shared, Request::Status(reply)) {
-        return r;
-    }
+    send(&shared, Request::Status(reply))?;
     match answer.await {
-        Ok(status) => Json(status).into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline has stopped"),
+        Ok(status) => Ok(Json(status).into_response()),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the pipeline has stopped",
+        )),
     }
 }
 
@@ -120,18 +143,21 @@ async fn swap(
     Query(query): Query<SwapQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&shared, &headers).and_then(|()| check_pipeline(&shared, &pipeline))
-    {
-        return r;
-    }
+) -> Result<Response, Failure> {
+    authorize(&shared, &headers)?;
+    check_pipeline(&shared, &pipeline)?;
     // Verifying and compiling take time: not on the pipeline's thread.
     let loader = shared.loader.clone();
     let loaded = tokio::task::spawn_blocking(move || loader.load_bytes(&body)).await;
     let module = match loaded {
         Ok(Ok(module)) => Arc::new(module),
-        Ok(Err(e)) => return refused(StatusCode::BAD_REQUEST, format!("the plugin is refused: {e}")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => {
+            return Ok(refused(
+                StatusCode::BAD_REQUEST,
+                format!("the plugin is refused: {e}"),
+            ));
+        }
+        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     };
     let (reply, answer) = oneshot::channel();
     let request = Request::Swap {
@@ -140,14 +166,17 @@ async fn swap(
         reset_state: query.reset_state,
         reply,
     };
-    if let Err(r) = send(&shared, request) {
-        return r;
-    }
+    send(&shared, request)?;
     let answer = match tokio::time::timeout(shared.swap_wait, answer).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => return error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline has stopped"),
+        Ok(Err(_)) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the pipeline has stopped",
+            ));
+        }
         Err(_) => {
-            return (
+            return Ok((
                 StatusCode::ACCEPTED,
                 Json(SwapAnswer {
                     outcome: "on_probation".into(),
@@ -157,10 +186,10 @@ async fn swap(
                     error: None,
                 }),
             )
-                .into_response();
+                .into_response());
         }
     };
-    match answer {
+    Ok(match answer {
         SwapResult::Refused(reason) => refused(StatusCode::CONFLICT, reason),
         SwapResult::Done(SwapOutcome::Kept(report)) => Json(SwapAnswer {
             outcome: "kept".into(),
@@ -184,7 +213,7 @@ async fn swap(
             }),
         )
             .into_response(),
-    }
+    })
 }
 
 fn refused(code: StatusCode, reason: String) -> Response {
@@ -205,18 +234,17 @@ async fn reset(
     State(shared): State<Arc<Shared>>,
     Path((pipeline, operator)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authorize(&shared, &headers).and_then(|()| check_pipeline(&shared, &pipeline))
-    {
-        return r;
-    }
+) -> Result<Response, Failure> {
+    authorize(&shared, &headers)?;
+    check_pipeline(&shared, &pipeline)?;
     let (reply, answer) = oneshot::channel();
-    if let Err(r) = send(&shared, Request::Reset { operator, reply }) {
-        return r;
-    }
+    send(&shared, Request::Reset { operator, reply })?;
     match answer.await {
-        Ok(Ok(())) => Json(serde_json::json!({ "reset": true })).into_response(),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline has stopped"),
+        Ok(Ok(())) => Ok(Json(serde_json::json!({ "reset": true })).into_response()),
+        Ok(Err(e)) => Err(error(StatusCode::NOT_FOUND, e)),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the pipeline has stopped",
+        )),
     }
 }

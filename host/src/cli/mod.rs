@@ -30,7 +30,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "EDDY_API", value_name = "URL")]
     pub api: Option<String>,
     /// The API's bearer token. Default: `api.token` in the state directory.
-    #[arg(long, global = true, env = "EDDY_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "EDDY_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub api_token: Option<String>,
     /// What to do.
     #[command(subcommand)]
@@ -109,7 +115,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
-    let client = || Client::new(cli.api.clone(), cli.api_token.clone(), &state_dir).map_err(Failure::runtime);
+    let client = || {
+        Client::new(cli.api.clone(), cli.api_token.clone(), &state_dir).map_err(Failure::runtime)
+    };
     let result = match cli.command {
         Command::Run {
             pipeline,

@@ -65,8 +65,8 @@ pub(crate) fn swap(
     file: &Path,
     reset_state: bool,
 ) -> Result<(), Failure> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
     let answer = client
         .swap(pipeline, operator, &bytes, reset_state)
         .map_err(Failure::runtime)?;
@@ -92,15 +92,15 @@ pub(crate) fn swap(
         "rolled_back" => Err(Failure::runtime(format!(
             "swap of {operator} rolled back{pause}: {error}"
         ))),
-        _ => Err(Failure::usage(format!("swap of {operator} refused: {error}"))),
+        _ => Err(Failure::usage(format!(
+            "swap of {operator} refused: {error}"
+        ))),
     }
 }
 
 /// Lifts an operator's quarantine.
 pub(crate) fn reset(client: &Client, pipeline: &str, operator: &str) -> Result<(), Failure> {
-    client
-        .reset(pipeline, operator)
-        .map_err(Failure::runtime)?;
+    client.reset(pipeline, operator).map_err(Failure::runtime)?;
     println!("reset {operator}: its plugin starts afresh");
     Ok(())
 }

@@ -225,8 +225,7 @@ impl Graph {
             .grants
             .clone()
             .unwrap_or_else(|| module.manifest().capabilities.clone());
-        grants::check(&module, &granted)
-            .map_err(|e| format!("operator `{operator}`: {e}"))?;
+        grants::check(&module, &granted).map_err(|e| format!("operator `{operator}`: {e}"))?;
         let runner = slot
             .node
             .logic

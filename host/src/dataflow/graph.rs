@@ -1,8 +1,8 @@
 //! A built pipeline and its run loop.
 
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use eddy_abi::{LATE_OUTPUT, Record};

@@ -256,7 +256,10 @@ impl PluginRunner {
                 new: module.kind(),
             });
         }
-        let (old_version, new_version) = (old.manifest().state_version, module.manifest().state_version);
+        let (old_version, new_version) = (
+            old.manifest().state_version,
+            module.manifest().state_version,
+        );
         if !reset_state && old_version != new_version {
             return Err(SwapError::StateVersion {
                 old: old_version,
@@ -278,8 +281,7 @@ impl PluginRunner {
         } else {
             self.current.take_state()
         };
-        let mut instance = match PluginInstance::start(&self.engine, &module, &self.config, state)
-        {
+        let mut instance = match PluginInstance::start(&self.engine, &module, &self.config, state) {
             Ok(instance) => instance,
             Err((fault, state)) => {
                 if !reset_state {
@@ -365,7 +367,12 @@ impl PluginRunner {
     fn end_probation(&mut self) {
         if let Some(probation) = self.probation.take() {
             self.counters.swaps += 1;
-            PluginSwapped::kept(&self.config.operator, &self.current.module, &probation.report).emit();
+            PluginSwapped::kept(
+                &self.config.operator,
+                &self.current.module,
+                &probation.report,
+            )
+            .emit();
             self.outcome = Some(SwapOutcome::Kept(probation.report));
         }
     }

@@ -45,7 +45,11 @@ pub enum SwapError {
     #[error("the previous swap is still on probation; try again once it has ended")]
     InProgress,
     /// The new plugin is another kind of operator.
-    #[error("the new plugin is a {new:?} plugin, but the operator runs a {old:?} plugin")]
+    #[error(
+        "the new plugin is a {} plugin, but the operator runs a {} plugin",
+        kind_name(*new),
+        kind_name(*old)
+    )]
     Kind {
         /// The running kind.
         old: OperatorKind,
@@ -91,4 +95,9 @@ pub(crate) struct Probation {
     /// or the old version's at the swap, for a rollback.
     pub(crate) snapshot: Option<Vec<u8>>,
     pub(crate) report: SwapReport,
+}
+
+/// `process`, `window` or `aggregate`.
+fn kind_name(kind: OperatorKind) -> String {
+    format!("{kind:?}").to_lowercase()
 }
