@@ -15,6 +15,7 @@ mod late;
 mod plugin_test;
 mod processing_time;
 mod seeds_job;
+mod signing;
 mod state_cmd;
 mod support;
 mod swap;

@@ -26,25 +26,43 @@ impl Target {
     }
 }
 
-/// Builds `eddy` in release mode and returns the binary's path.
-pub(crate) fn run(sh: &Shell, target: Target) -> anyhow::Result<PathBuf> {
+/// Builds `eddy` in release mode and returns the binary's path. Without the
+/// compiler, the binary is copied to `eddy-precompiled-only` next to it, so
+/// that both builds can be kept.
+pub(crate) fn run(sh: &Shell, target: Target, compiler: bool) -> anyhow::Result<PathBuf> {
     let triple = target.triple();
     if let Target::Aarch64 = target {
         prerequisites::cross_aarch64(sh)?;
     }
     prerequisites::rustup_target(sh, triple)?;
     let cargo = crate::cargo();
+    let features: &[&str] = if compiler {
+        &[]
+    } else {
+        &["--no-default-features", "--features", "sim"]
+    };
     cmd!(
         sh,
-        "{cargo} build --quiet --release -p eddy-host --target {triple}"
+        "{cargo} build --quiet --release -p eddy-host --target {triple} {features...}"
     )
     .run()?;
-    let binary = PathBuf::from(format!("target/{triple}/release/eddy"));
+    let mut binary = PathBuf::from(format!("target/{triple}/release/eddy"));
+    if !compiler {
+        let copy = binary.with_file_name("eddy-precompiled-only");
+        sh.copy_file(&binary, &copy)?;
+        binary = copy;
+    }
     let size = std::fs::metadata(&binary)?.len();
     eprintln!(
-        "{}: {:.1} MiB",
+        "{} ({}): {:.2} MiB ({} bytes)",
         binary.display(),
-        size as f64 / (1 << 20) as f64
+        if compiler {
+            "with the compiler"
+        } else {
+            "without the compiler"
+        },
+        size as f64 / (1 << 20) as f64,
+        size
     );
     Ok(binary)
 }

@@ -6,7 +6,9 @@
 //! - `test`: install what the tests need, then check formatting and lints, and
 //!   run every test, including an aarch64 build run under qemu-user.
 //! - `bench`: the pipeline benchmarks (`target/bench/*.json`).
-//! - `build --target T`: a release build of the host for a target.
+//! - `build --target T [--no-compiler]`: a release build of the host for a target.
+//! - `precompile --target T`: every guest plugin compiled ahead of time for a
+//!   target, as bundles in `target/plugins/T/`.
 //! - `soak`: resident memory over a long run with churning keys and state TTL.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -15,6 +17,7 @@ mod bench;
 mod build;
 mod demo;
 mod guests;
+mod precompile;
 mod prerequisites;
 mod soak;
 mod test;
@@ -63,6 +66,15 @@ enum Task {
         /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
         #[arg(long)]
         target: build::Target,
+        /// Leave Cranelift out: the host runs only precompiled plugins.
+        #[arg(long)]
+        no_compiler: bool,
+    },
+    /// Compile every guest plugin ahead of time for a target (bundles in target/plugins/TARGET/).
+    Precompile {
+        /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
+        #[arg(long)]
+        target: build::Target,
     },
 }
 
@@ -75,7 +87,11 @@ fn main() -> anyhow::Result<()> {
         Task::Demo { duration } => demo::run(&sh, &duration),
         Task::Test { no_cross } => test::run(&sh, !no_cross),
         Task::Bench => bench::run(&sh),
-        Task::Build { target } => build::run(&sh, target).map(drop),
+        Task::Build {
+            target,
+            no_compiler,
+        } => build::run(&sh, target, !no_compiler).map(drop),
+        Task::Precompile { target } => precompile::run(&sh, target).map(drop),
         Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
     }
 }

@@ -4,7 +4,7 @@ use anyhow::bail;
 use xshell::{Shell, cmd};
 
 use crate::build::{self, Target};
-use crate::{guests, prerequisites};
+use crate::{guests, precompile, prerequisites};
 
 /// Installs prerequisites, then runs formatting, lints, the aarch64 smoke test and all tests.
 pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
@@ -24,13 +24,10 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
         "{cargo} clippy --quiet --workspace --all-targets -- -D warnings"
     )
     .run()?;
-    if cross {
-        step("aarch64 build, run under qemu-user");
-        aarch64_smoke(sh)?;
-    }
     step("doc tests");
     cmd!(sh, "{cargo} test --quiet --workspace --doc").run()?;
     step("tests");
+    // `all-arch`: the tests precompile plugins for other targets too.
     if cmd!(sh, "{cargo} nextest --version")
         .quiet()
         .ignore_stdout()
@@ -38,9 +35,21 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
         .run()
         .is_ok()
     {
-        cmd!(sh, "{cargo} nextest run --workspace --no-fail-fast").run()?;
+        cmd!(
+            sh,
+            "{cargo} nextest run --workspace --no-fail-fast --features eddy-host/all-arch"
+        )
+        .run()?;
     } else {
-        cmd!(sh, "{cargo} test --workspace --no-fail-fast").run()?;
+        cmd!(
+            sh,
+            "{cargo} test --workspace --no-fail-fast --features eddy-host/all-arch"
+        )
+        .run()?;
+    }
+    if cross {
+        step("aarch64 build without the compiler, precompiled plugins, run under qemu-user");
+        aarch64_smoke(sh)?;
     }
     Ok(())
 }
@@ -49,23 +58,48 @@ fn step(name: &str) {
     eprintln!("\n== {name}");
 }
 
-/// Cross-builds the host for aarch64 and runs it under qemu-user: `--version`,
-/// then the demo pipeline for a few seconds, which must print window results.
+/// Cross-builds the host for aarch64 without the compiler and runs it under
+/// qemu-user: `--version`; the demo pipeline with plugins precompiled for
+/// aarch64 on this machine for a few seconds, which must print window
+/// results; and the demo with bare `.wasm` plugins, which must be refused.
 fn aarch64_smoke(sh: &Shell) -> anyhow::Result<()> {
-    let binary = build::run(sh, Target::Aarch64)?;
+    let binary = build::run(sh, Target::Aarch64, false)?;
+    precompile::run(sh, Target::Aarch64)?;
     let sysroot = "/usr/aarch64-linux-gnu";
     let version = cmd!(sh, "qemu-aarch64-static -L {sysroot} {binary} --version").read()?;
     eprintln!("{version}");
     if !version.starts_with("eddy ") {
         bail!("unexpected --version output from the aarch64 build: {version:?}");
     }
+    let refused = cmd!(
+        sh,
+        "qemu-aarch64-static -L {sysroot} {binary} check examples/ups-monitor.toml"
+    )
+    .ignore_status()
+    .read_stderr()?;
+    if !refused.contains("built without a compiler") {
+        bail!(
+            "the aarch64 build without a compiler did not refuse a bare .wasm clearly:\n{refused}"
+        );
+    }
+    // The demo, with its plugins swapped for the aarch64 bundles.
+    let demo = sh
+        .read_file("examples/ups-monitor.toml")?
+        .replace(
+            "../target/plugins/",
+            &format!("../target/plugins/{}/", Target::Aarch64.triple()),
+        )
+        .replace(".wasm\"", ".bundle\"");
+    let pipeline = "target/aarch64-demo.toml";
+    sh.write_file(pipeline, demo)?;
     let state = "target/aarch64-demo-state";
     sh.remove_path(state)?;
     let output = cmd!(
         sh,
-        "qemu-aarch64-static -L {sysroot} {binary} --state-dir {state} run examples/ups-monitor.toml --duration 8s"
+        "qemu-aarch64-static -L {sysroot} {binary} --state-dir {state} run {pipeline} --duration 8s"
     )
     .env("EDDY_LOG", "warn")
+    .env("EDDY_API_LISTEN", "127.0.0.1:0")
     .read()?;
     let windows = output
         .lines()
@@ -74,6 +108,8 @@ fn aarch64_smoke(sh: &Shell) -> anyhow::Result<()> {
     if windows == 0 {
         bail!("the aarch64 build ran the demo but printed no window results:\n{output}");
     }
-    eprintln!("aarch64 build under qemu-user: demo printed {windows} window results");
+    eprintln!(
+        "aarch64 build without the compiler, under qemu-user: the demo with precompiled plugins printed {windows} window results"
+    );
     Ok(())
 }

@@ -26,6 +26,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 pub use token::Token;
+pub(crate) use token::write_private;
 
 use crate::dataflow::control::{PipelineStatus, Request};
 use crate::plugin::Loader;

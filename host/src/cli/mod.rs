@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 a pipeline file or argument that is wrong.
 
+mod bundle;
 mod check;
 mod plugin;
 mod run;
@@ -75,6 +76,22 @@ pub enum Command {
     /// See, move and reset the checkpointed state of pipelines.
     #[command(subcommand)]
     State(state::StateCommand),
+    /// Signing keys for plugin bundles.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `eddy keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make an ed25519 key pair: NAME.key (secret) and NAME.pub (public).
+    Gen {
+        /// The keys' file name, without extension.
+        name: String,
+        /// Where to write them.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// `eddy plugin …`
@@ -100,6 +117,32 @@ pub enum PluginCommand {
         /// `state_version` differs).
         #[arg(long)]
         reset_state: bool,
+    },
+    /// Sign a plugin (`.wasm` or bundle) into a bundle that hosts with the
+    /// matching public key in `[trust] keys` accept.
+    Sign {
+        /// The plugin.
+        file: PathBuf,
+        /// The secret key (`eddy keys gen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signed bundle. Default: the plugin's name with `.bundle`.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Compile a plugin ahead of time for devices (`x86_64-unknown-linux-gnu`,
+    /// `aarch64-unknown-linux-gnu`); writes an unsigned bundle with the
+    /// `.wasm` and one artifact per target.
+    #[cfg(feature = "compiler")]
+    Precompile {
+        /// The plugin (`.wasm` or bundle).
+        file: PathBuf,
+        /// A target triple; repeat for several.
+        #[arg(long, required = true)]
+        target: Vec<String>,
+        /// The bundle. Default: the plugin's name with `.bundle`.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Lift an operator's quarantine: its plugin is started afresh.
     Reset {
@@ -131,6 +174,16 @@ pub fn main() -> ExitCode {
             file,
             reset_state,
         }) => client().and_then(|c| status::swap(&c, &pipeline, &operator, &file, reset_state)),
+        Command::Plugin(PluginCommand::Sign { file, key, output }) => {
+            bundle::sign(&file, &key, output.as_deref())
+        }
+        #[cfg(feature = "compiler")]
+        Command::Plugin(PluginCommand::Precompile {
+            file,
+            target,
+            output,
+        }) => bundle::precompile(&file, &target, output.as_deref()),
+        Command::Keys(KeysCommand::Gen { name, dir }) => bundle::keys_gen(&dir, &name),
         Command::Plugin(PluginCommand::Reset { pipeline, operator }) => {
             client().and_then(|c| status::reset(&c, &pipeline, &operator))
         }

@@ -9,7 +9,8 @@ use super::Failure;
 use crate::config::{TumblingConfig, WindowConfig, WindowTime};
 use crate::dataflow::{Graph, Harness, RunControl};
 use crate::json::record_from_json;
-use crate::plugin::{PluginEngine, PluginLimits, PluginModule, read_manifest};
+use crate::plugin::bundle::{self, Bundle};
+use crate::plugin::{Loader, PluginEngine, PluginLimits, read_manifest, signing};
 use crate::sinks::StdoutSink;
 
 /// Arguments of `eddy plugin test`.
@@ -54,9 +55,37 @@ pub struct TestArgs {
 pub(crate) fn inspect(file: &Path) -> Result<(), Failure> {
     let bytes =
         std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    let manifest =
-        read_manifest(&bytes).map_err(|e| Failure::runtime(format!("{}: {e}", file.display())))?;
+    let at_file = |e: &dyn std::fmt::Display| Failure::runtime(format!("{}: {e}", file.display()));
+    let body = if bundle::is_bundle(&bytes) {
+        let bundle = Bundle::parse(&bytes).map_err(|e| at_file(&e))?;
+        Some((bundle.signature, bundle.decode().map_err(|e| at_file(&e))?))
+    } else {
+        None
+    };
+    let wasm = body.as_ref().map_or(&bytes[..], |(_, b)| &b.wasm[..]);
+    let manifest = read_manifest(wasm).map_err(|e| at_file(&e))?;
     println!("file:          {}", file.display());
+    if let Some((signature, body)) = &body {
+        let signed = signature.map_or("no".to_owned(), |s| {
+            format!("by key {}", signing::key_id(&s.key))
+        });
+        println!("signed:        {signed}");
+        let host = PluginEngine::host_target();
+        let engine = PluginEngine::fingerprint(host);
+        for artifact in &body.artifacts {
+            let fits = if artifact.target == host && artifact.engine == engine {
+                "loads on this host"
+            } else {
+                "not for this host"
+            };
+            println!(
+                "artifact:      {} (engine {}, {} bytes): {fits}",
+                artifact.target,
+                artifact.engine,
+                artifact.code.len()
+            );
+        }
+    }
     println!("name:          {}", manifest.name);
     println!("version:       {}", manifest.version);
     println!(
@@ -75,8 +104,9 @@ pub(crate) fn inspect(file: &Path) -> Result<(), Failure> {
     println!("side outputs:  {}", or_none(&caps.side_outputs));
     println!("timers:        {}", if caps.timers { "yes" } else { "no" });
     let engine = PluginEngine::new().map_err(Failure::runtime)?;
-    let module = PluginModule::from_bytes(&engine, &bytes)
-        .map_err(|e| Failure::runtime(format!("{}: {e}", file.display())))?;
+    let module = Loader::new(engine, None)
+        .load_bytes(&bytes)
+        .map_err(|e| at_file(&e))?;
     println!("exports:");
     for (name, ty) in module.exports() {
         println!("  {name:<10} {ty}");
@@ -122,7 +152,8 @@ pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
         records.push(record);
     }
     let engine = PluginEngine::new().map_err(Failure::runtime)?;
-    let module = PluginModule::load(&engine, &args.file)
+    let module = Loader::new(engine.clone(), None)
+        .load(&args.file)
         .map_err(|e| Failure::runtime(format!("{}: {e}", args.file.display())))?;
     let window = match (&args.window, args.window_ms) {
         (Some(spec), _) => Some(window_from_spec(spec)?),

@@ -13,6 +13,7 @@ use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
 use crate::config::{ConfigError, JournalMode, LoadedPipeline, OperatorConfig};
+use crate::plugin::signing::TrustedKeys;
 use crate::plugin::{Loader, PluginEngine, PluginLimits, PluginRunner, QuarantinePolicy};
 use crate::sinks::{self, DeadLetter};
 use crate::sources;
@@ -49,8 +50,8 @@ impl Graph {
     /// Builds a graph from a loaded pipeline file, with a new plugin engine.
     pub fn build(pipeline: &LoadedPipeline) -> Result<Graph, BuildError> {
         let engine = PluginEngine::new().map_err(BuildError::Engine)?;
-        let loader = Loader::new(engine);
         let config = &pipeline.config;
+        let loader = Loader::new(engine, trusted_keys(pipeline)?);
         let name = pipeline.name();
         if config.sources.is_empty() {
             return Err(pipeline
@@ -184,6 +185,22 @@ impl Graph {
             loader: Some(loader),
         })
     }
+}
+
+/// The keys of `[trust]`, if it lists any.
+fn trusted_keys(pipeline: &LoadedPipeline) -> Result<Option<TrustedKeys>, ConfigError> {
+    let keys = &pipeline.config.trust.keys;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    for key in keys {
+        TrustedKeys::read(&[pipeline.resolve(key.get_ref())])
+            .map_err(|e| pipeline.error_at(key.span().start, format!("[trust] keys: {e}")))?;
+    }
+    let paths: Vec<_> = keys.iter().map(|k| pipeline.resolve(k.get_ref())).collect();
+    TrustedKeys::read(&paths)
+        .map(Some)
+        .map_err(|e| pipeline.error_at(keys[0].span().start, format!("[trust] keys: {e}")))
 }
 
 fn add_to(routes: &mut Routes, output: &str, route: Route) {

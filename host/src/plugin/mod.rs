@@ -15,6 +15,7 @@
 //!
 //! The guest side of the contract is documented in `eddy-abi`.
 
+pub mod bundle;
 mod engine;
 mod fault;
 pub mod grants;
@@ -26,6 +27,7 @@ mod loader;
 mod manifest;
 mod module;
 mod runner;
+pub mod signing;
 mod swap;
 
 pub use eddy_abi::{Manifest, OperatorKind};

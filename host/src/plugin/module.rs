@@ -42,6 +42,37 @@ pub enum LoadError {
     /// Cranelift could not compile it.
     #[error("does not compile: {0}")]
     Compile(String),
+    /// This host has no compiler, and the plugin brings no artifact it can load.
+    #[error(
+        "this host was built without a compiler and runs only plugins precompiled for it \
+         (target {target}, engine {engine}); {have}: precompile it with \
+         `eddy plugin precompile --target {target}` (or `cargo xtask precompile`)"
+    )]
+    NeedsArtifact {
+        /// This host's target.
+        target: &'static str,
+        /// This host's engine fingerprint.
+        engine: String,
+        /// What the plugin brings.
+        have: String,
+    },
+    /// A precompiled artifact that does not load.
+    #[error("its precompiled artifact for {target} does not load: {reason}")]
+    Artifact {
+        /// The artifact's target.
+        target: String,
+        /// Wasmtime's reason.
+        reason: String,
+    },
+    /// The bundle is not readable.
+    #[error(transparent)]
+    Bundle(#[from] super::bundle::BundleError),
+    /// The signature is missing, untrusted or wrong.
+    #[error(transparent)]
+    Signature(#[from] super::signing::SigningError),
+    /// The bundle's manifest is not the one in its `.wasm`.
+    #[error("the bundle's manifest differs from the one inside its .wasm")]
+    ManifestMismatch,
     /// A required export is missing or has the wrong type.
     #[error("plugin `{name}` lacks the export `{export}` ({expected})")]
     MissingExport {
@@ -98,31 +129,71 @@ pub struct PluginModule {
     imports: Vec<String>,
     has_on_timer: bool,
     has_snapshot: bool,
+    /// Whether it was loaded from a precompiled artifact.
+    precompiled: bool,
     pre: InstancePre<StoreData>,
 }
 
 impl PluginModule {
-    /// Reads, checks and compiles the plugin at `path`.
+    /// Reads, checks and compiles the `.wasm` at `path`.
     pub fn load(engine: &PluginEngine, path: &Path) -> Result<Self, LoadError> {
         Self::from_bytes(engine, &std::fs::read(path)?)
     }
 
-    /// Checks and compiles a plugin from its binary bytes.
+    /// Checks and compiles a plugin from its `.wasm` bytes.
     ///
     /// The manifest and ABI version are checked before compiling, so a plugin
     /// for another ABI is refused with both versions named, whatever else is
     /// wrong with it.
     pub fn from_bytes(engine: &PluginEngine, bytes: &[u8]) -> Result<Self, LoadError> {
-        let manifest = read_manifest(bytes)?;
-        if manifest.abi_version != ABI_VERSION {
-            return Err(LoadError::AbiMismatch {
-                name: manifest.name,
-                plugin: manifest.abi_version,
-                host: ABI_VERSION,
-            });
+        let manifest = checked_manifest(bytes)?;
+        #[cfg(feature = "compiler")]
+        {
+            let module = Module::new(engine.engine(), bytes)
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            Self::from_module(engine, manifest, module)
         }
-        let module = Module::new(engine.engine(), bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        #[cfg(not(feature = "compiler"))]
+        {
+            let _ = (engine, manifest);
+            Err(LoadError::NeedsArtifact {
+                target: PluginEngine::host_target(),
+                engine: PluginEngine::fingerprint(PluginEngine::host_target()),
+                have: "it is a bare .wasm".into(),
+            })
+        }
+    }
+
+    /// Loads a plugin precompiled for this host, with the manifest of its `.wasm`.
+    ///
+    /// # Safety
+    ///
+    /// Wasmtime trusts precompiled code: `code` must come from
+    /// `eddy plugin precompile`, which callers make sure of by verifying the
+    /// bundle's signature first (or, on a host without trusted keys, by
+    /// trusting the files it is given).
+    pub(crate) unsafe fn from_artifact(
+        engine: &PluginEngine,
+        manifest: Manifest,
+        target: &str,
+        code: &[u8],
+    ) -> Result<Self, LoadError> {
+        // SAFETY: the caller vouches for `code`, as above.
+        let module = unsafe { Module::deserialize(engine.engine(), code) }.map_err(|e| {
+            LoadError::Artifact {
+                target: target.to_owned(),
+                reason: format!("{e:#}"),
+            }
+        })?;
+        Self::from_module(engine, manifest, module)
+    }
+
+    /// Checks a compiled module's exports and links it.
+    fn from_module(
+        engine: &PluginEngine,
+        manifest: Manifest,
+        module: Module,
+    ) -> Result<Self, LoadError> {
         let missing = |export, expected| LoadError::MissingExport {
             name: manifest.name.clone(),
             export,
@@ -197,10 +268,24 @@ impl PluginModule {
             imports: module.imports().map(|i| i.name().to_owned()).collect(),
             has_on_timer: func(names::ON_TIMER),
             has_snapshot,
+            precompiled: false,
             manifest,
             exports,
             pre,
         })
+    }
+
+    /// Marks it as loaded from a precompiled artifact.
+    pub(crate) fn precompiled(self) -> Self {
+        PluginModule {
+            precompiled: true,
+            ..self
+        }
+    }
+
+    /// Whether it was loaded from a precompiled artifact rather than compiled here.
+    pub fn is_precompiled(&self) -> bool {
+        self.precompiled
     }
 
     /// What the plugin says about itself.
@@ -236,6 +321,19 @@ impl PluginModule {
     pub(crate) fn pre(&self) -> &InstancePre<StoreData> {
         &self.pre
     }
+}
+
+/// The manifest of a `.wasm`, refused if it is for another ABI version.
+pub(crate) fn checked_manifest(wasm: &[u8]) -> Result<Manifest, LoadError> {
+    let manifest = read_manifest(wasm)?;
+    if manifest.abi_version != ABI_VERSION {
+        return Err(LoadError::AbiMismatch {
+            name: manifest.name,
+            plugin: manifest.abi_version,
+            host: ABI_VERSION,
+        });
+    }
+    Ok(manifest)
 }
 
 /// A short, readable description of an export's type.

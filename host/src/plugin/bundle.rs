@@ -1,0 +1,184 @@
+//! Plugin bundles: the `.wasm`, its manifest, optionally precompiled
+//! artifacts for some targets, and optionally an ed25519 signature over all
+//! of it.
+//!
+//! Layout: the magic `EDDYPKG1`, the body's length (u32, little endian), the
+//! body (postcard: manifest JSON, wasm bytes, artifacts), then either nothing
+//! or the signature trailer: `SIG1`, the signer's 32-byte public key and the
+//! 64-byte signature over `eddy-bundle-v1\0` followed by the body's bytes
+//! exactly as stored. Nothing in the body is read before the signature over
+//! it verifies, when the host requires one.
+
+use serde::{Deserialize, Serialize};
+
+/// The first bytes of every bundle.
+pub const MAGIC: &[u8; 8] = b"EDDYPKG1";
+
+/// What a signature covers: this, then the body.
+const CONTEXT: &[u8] = b"eddy-bundle-v1\0";
+
+/// The first bytes of the signature trailer.
+const SIGNATURE_TAG: &[u8; 4] = b"SIG1";
+
+/// What a bundle carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleBody {
+    /// The plugin's manifest, as in its custom section.
+    pub manifest: String,
+    /// The WebAssembly module.
+    pub wasm: Vec<u8>,
+    /// Machine code compiled ahead of time, per target.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// The plugin compiled ahead of time for one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The target triple, e.g. `aarch64-unknown-linux-gnu`.
+    pub target: String,
+    /// The fingerprint of the engine settings it was compiled for
+    /// ([`super::PluginEngine::fingerprint`]); a host loads it only when its
+    /// own matches.
+    pub engine: String,
+    /// Wasmtime's serialized module.
+    pub code: Vec<u8>,
+}
+
+/// A signature: who signed, and the signature bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    /// The signer's public key.
+    pub key: [u8; 32],
+    /// The ed25519 signature.
+    pub signature: [u8; 64],
+}
+
+/// A bundle as read from a file: the body's bytes as stored, and the signature.
+pub struct Bundle<'a> {
+    /// The body, not yet decoded.
+    pub body: &'a [u8],
+    /// The signature, if it is signed.
+    pub signature: Option<Signature>,
+}
+
+/// Why bytes are not a readable bundle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    /// Too short, or the lengths do not add up.
+    #[error("a truncated or malformed bundle: {0}")]
+    Malformed(&'static str),
+    /// The body does not decode.
+    #[error("the bundle's contents do not decode: {0}")]
+    Body(String),
+}
+
+/// Whether `bytes` are a bundle (rather than a bare `.wasm`).
+pub fn is_bundle(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+impl<'a> Bundle<'a> {
+    /// Splits a bundle file into its body and signature, without decoding.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BundleError> {
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or(BundleError::Malformed("no EDDYPKG1 header"))?;
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or(BundleError::Malformed("no body length"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(BundleError::Malformed("the body is cut short"));
+        }
+        let (body, trailer) = rest.split_at(len);
+        let signature = match trailer.len() {
+            0 => None,
+            100 if trailer.starts_with(SIGNATURE_TAG) => {
+                let mut key = [0; 32];
+                let mut signature = [0; 64];
+                key.copy_from_slice(&trailer[4..36]);
+                signature.copy_from_slice(&trailer[36..100]);
+                Some(Signature { key, signature })
+            }
+            _ => return Err(BundleError::Malformed("unexpected bytes after the body")),
+        };
+        Ok(Bundle { body, signature })
+    }
+
+    /// Decodes the body. Call only after the signature has been checked, where one is required.
+    pub fn decode(&self) -> Result<BundleBody, BundleError> {
+        postcard::from_bytes(self.body).map_err(|e| BundleError::Body(e.to_string()))
+    }
+
+    /// What a signature over this bundle signs.
+    pub fn signed_message(&self) -> Vec<u8> {
+        signed_message(self.body)
+    }
+}
+
+/// What a signature over `body` signs.
+pub fn signed_message(body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(CONTEXT.len() + body.len());
+    message.extend_from_slice(CONTEXT);
+    message.extend_from_slice(body);
+    message
+}
+
+/// Encodes a bundle: the body, and the signature if there is one.
+pub fn encode(body: &BundleBody, sign: impl FnOnce(&[u8]) -> Option<Signature>) -> Vec<u8> {
+    let body = postcard::to_allocvec(body).expect("a bundle body always encodes");
+    let mut out = Vec::with_capacity(body.len() + 112);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    if let Some(signature) = sign(&signed_message(&body)) {
+        out.extend_from_slice(SIGNATURE_TAG);
+        out.extend_from_slice(&signature.key);
+        out.extend_from_slice(&signature.signature);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> BundleBody {
+        BundleBody {
+            manifest: r#"{"name":"p"}"#.into(),
+            wasm: vec![0, 97, 115, 109, 1, 0, 0, 0],
+            artifacts: vec![Artifact {
+                target: "x86_64-unknown-linux-gnu".into(),
+                engine: "abc".into(),
+                code: vec![1, 2, 3],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_signed_and_unsigned() {
+        let unsigned = encode(&body(), |_| None);
+        let parsed = Bundle::parse(&unsigned).unwrap();
+        assert!(parsed.signature.is_none());
+        assert_eq!(parsed.decode().unwrap(), body());
+
+        let sig = Signature {
+            key: [7; 32],
+            signature: [9; 64],
+        };
+        let signed = encode(&body(), |_| Some(sig));
+        let parsed = Bundle::parse(&signed).unwrap();
+        assert_eq!(parsed.signature, Some(sig));
+        assert_eq!(parsed.decode().unwrap(), body());
+    }
+
+    #[test]
+    fn cut_or_padded_bundles_are_refused() {
+        let bytes = encode(&body(), |_| None);
+        assert!(Bundle::parse(&bytes[..bytes.len() - 1]).is_err());
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert!(Bundle::parse(&padded).is_err());
+        assert!(Bundle::parse(b"EDDYPKG1").is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! `cargo xtask precompile --target T`: compiles every guest plugin ahead of
+//! time for a device target, into `target/plugins/T/NAME.bundle` (unsigned;
+//! sign them with `eddy plugin sign`).
+//!
+//! The compiling `eddy` is the build machine's own, built with the `all-arch`
+//! feature so that it has every target's code generator; it uses the very
+//! engine settings the device's `eddy` will check the bundles against.
+
+use std::path::PathBuf;
+
+use xshell::{Shell, cmd};
+
+use crate::build::Target;
+use crate::guests;
+
+/// Builds the guests and an `all-arch` eddy, then precompiles every plugin
+/// for `target`; returns the bundles.
+pub(crate) fn run(sh: &Shell, target: Target) -> anyhow::Result<Vec<PathBuf>> {
+    let plugins = guests::run(sh)?;
+    let cargo = crate::cargo();
+    cmd!(
+        sh,
+        "{cargo} build --quiet -p eddy-host --bin eddy --features all-arch"
+    )
+    .run()?;
+    let eddy = "target/debug/eddy";
+    let triple = target.triple();
+    let out_dir = PathBuf::from("target/plugins").join(triple);
+    sh.create_dir(&out_dir)?;
+    let mut bundles = Vec::new();
+    for plugin in plugins {
+        let name = plugin
+            .file_stem()
+            .ok_or_else(|| anyhow::anyhow!("{} has no name", plugin.display()))?;
+        let bundle = out_dir.join(name).with_extension("bundle");
+        cmd!(
+            sh,
+            "{eddy} plugin precompile {plugin} --target {triple} --output {bundle}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+        bundles.push(bundle);
+    }
+    eprintln!(
+        "precompiled {} plugins for {triple} into {}",
+        bundles.len(),
+        out_dir.display()
+    );
+    Ok(bundles)
+}
