@@ -49,8 +49,17 @@ fn parse_input(input: &str) -> InputRef<'_> {
 impl Graph {
     /// Builds a graph from a loaded pipeline file, with a new plugin engine.
     pub fn build(pipeline: &LoadedPipeline) -> Result<Graph, BuildError> {
-        let engine = PluginEngine::new().map_err(BuildError::Engine)?;
         let config = &pipeline.config;
+        // Each operator has one instance, two while a swapped-in version is on probation.
+        let instances = 2 * config.operators.len() as u32 + 2;
+        let max_memory = config
+            .operators
+            .values()
+            .map(|o| o.get_ref().memory_limit_bytes.unwrap_or(config.plugins.memory_limit_bytes))
+            .max()
+            .unwrap_or(config.plugins.memory_limit_bytes);
+        let engine = PluginEngine::for_instances(instances, max_memory as usize)
+            .map_err(BuildError::Engine)?;
         let loader = Loader::new(engine, trusted_keys(pipeline)?);
         let name = pipeline.name();
         if config.sources.is_empty() {

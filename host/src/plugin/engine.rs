@@ -5,7 +5,7 @@ use std::thread;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the ticker advances the epoch: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
@@ -25,6 +25,9 @@ const MEMORY_RESERVATION_FOR_GROWTH: u64 = 0;
 /// The most wasm stack a call may use.
 const MAX_WASM_STACK: usize = 512 << 10;
 
+/// The share of the address space the pooling allocator may reserve.
+const POOL_SHARE_OF_ADDRESS_SPACE: u64 = 8;
+
 /// A wasmtime engine set up for eddy plugins. Cheap to clone.
 ///
 /// Epoch interruption gives every call a deadline at a few percent of cost
@@ -33,6 +36,20 @@ const MAX_WASM_STACK: usize = 512 << 10;
 #[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
+    allocation: Allocation,
+}
+
+/// How plugin instances get their memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Each instance maps its own memory when it starts.
+    OnDemand,
+    /// Slots reserved once at start and reused: instances start faster and
+    /// their memory is reset, not unmapped, when they end.
+    Pooling {
+        /// Instances that can be live at once.
+        slots: u32,
+    },
 }
 
 /// The engine settings of every eddy engine, for the host and the precompiler alike.
@@ -49,9 +66,56 @@ fn config() -> Config {
 }
 
 impl PluginEngine {
-    /// Builds the engine and starts its ticker.
+    /// Builds an engine whose instances map memory on demand, and starts its ticker.
     pub fn new() -> wasmtime::Result<Self> {
-        let engine = Engine::new(&config())?;
+        Self::start(config(), Allocation::OnDemand)
+    }
+
+    /// Builds an engine for up to `instances` live instances with memories of
+    /// at most `max_memory` bytes: with the pooling allocator when its
+    /// reservations fit in an eighth of the address space this process has
+    /// (probed, since many aarch64 kernels give user space only 39 bits),
+    /// otherwise with memory mapped on demand.
+    pub fn for_instances(instances: u32, max_memory: usize) -> wasmtime::Result<Self> {
+        let bits = address_space_bits();
+        let slot = MEMORY_RESERVATION + MEMORY_GUARD;
+        let budget = (1u64 << bits) / POOL_SHARE_OF_ADDRESS_SPACE;
+        let wanted = u64::from(instances) * slot;
+        if wanted > budget {
+            tracing::info!(
+                address_space_bits = bits,
+                instances,
+                "plugin memory mapped on demand: a pool for every instance would not fit the address space"
+            );
+            return Self::new();
+        }
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_memories(instances)
+            .total_core_instances(instances)
+            .total_tables(instances)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .max_memory_size(max_memory.max(1 << 16))
+            .max_unused_warm_slots(instances)
+            .linear_memory_keep_resident(0);
+        let mut config = config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        tracing::debug!(
+            address_space_bits = bits,
+            slots = instances,
+            reserved_gib = wanted >> 30,
+            "plugin memory pooled"
+        );
+        Self::start(config, Allocation::Pooling { slots: instances })
+    }
+
+    /// How instances get their memory.
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
+    }
+
+    fn start(config: Config, allocation: Allocation) -> wasmtime::Result<Self> {
+        let engine = Engine::new(&config)?;
         let weak = engine.weak();
         thread::Builder::new()
             .name("eddy-epoch".into())
@@ -62,7 +126,7 @@ impl PluginEngine {
                     thread::sleep(TICK);
                 }
             })?;
-        Ok(PluginEngine { engine })
+        Ok(PluginEngine { engine, allocation })
     }
 
     /// An engine that compiles for `target` with the host's settings, for
@@ -109,5 +173,46 @@ impl PluginEngine {
     /// Epoch ticks that cover `deadline`: at least the deadline, at most one tick more.
     pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
         (deadline.as_micros() / TICK.as_micros()) as u64 + 1
+    }
+}
+
+/// The bits of virtual address space user space has: from the highest
+/// mapping of this process (its stack sits near the top), rounded up.
+/// 47 on x86_64, 39 or 48 on aarch64 depending on the kernel; 39 when unknown.
+pub fn address_space_bits() -> u32 {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 39;
+    };
+    let top = maps
+        .lines()
+        .filter_map(|line| line.split(['-', ' ']).nth(1))
+        .filter_map(|end| u64::from_str_radix(end, 16).ok())
+        // The kernel's half (x86_64's vsyscall page) is not user space.
+        .filter(|end| *end < 1 << 63)
+        .max()
+        .unwrap_or(1 << 39);
+    (64 - (top - 1).leading_zeros()).max(32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probed_address_space_is_plausible() {
+        let bits = address_space_bits();
+        assert!((39..=57).contains(&bits), "{bits} bits");
+        if cfg!(target_arch = "x86_64") {
+            assert!(bits >= 47, "{bits} bits");
+        }
+    }
+
+    #[test]
+    fn a_pool_is_used_when_it_fits_and_not_when_it_does_not() {
+        let small = PluginEngine::for_instances(8, 64 << 20).unwrap();
+        assert_eq!(small.allocation(), Allocation::Pooling { slots: 8 });
+        // A pool of a million 4 GiB slots fits no address space.
+        let huge = PluginEngine::for_instances(1 << 20, 64 << 20).unwrap();
+        assert_eq!(huge.allocation(), Allocation::OnDemand);
     }
 }

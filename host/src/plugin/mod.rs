@@ -31,7 +31,7 @@ pub mod signing;
 mod swap;
 
 pub use eddy_abi::{Manifest, OperatorKind};
-pub use engine::PluginEngine;
+pub use engine::{Allocation, PluginEngine, address_space_bits};
 pub use fault::PluginFault;
 pub use health::QuarantinePolicy;
 pub use loader::Loader;
