@@ -3,7 +3,7 @@
 use crate::support::{plugin, run, stderr, toml_path, write_wasm};
 
 /// A module whose manifest says ABI version 99; otherwise a plausible plugin.
-const WRONG_ABI: &str = r#"
+pub(crate) const WRONG_ABI: &str = r#"
 (module
   (@custom "eddy.manifest" "{\"name\":\"from-the-future\",\"version\":\"9.0.0\",\"abi_version\":99,\"kind\":\"process\"}")
   (memory (export "memory") 1)
@@ -14,7 +14,7 @@ const WRONG_ABI: &str = r#"
 "#;
 
 /// A current manifest, but no `process` export.
-const MISSING_EXPORT: &str = r#"
+pub(crate) const MISSING_EXPORT: &str = r#"
 (module
   (@custom "eddy.manifest" "{\"name\":\"half-done\",\"version\":\"0.1.0\",\"abi_version\":1,\"kind\":\"process\"}")
   (memory (export "memory") 1)
@@ -24,7 +24,7 @@ const MISSING_EXPORT: &str = r#"
 "#;
 
 /// Imports a host function that does not exist.
-const UNKNOWN_IMPORT: &str = r#"
+pub(crate) const UNKNOWN_IMPORT: &str = r#"
 (module
   (@custom "eddy.manifest" "{\"name\":\"nosy\",\"version\":\"0.1.0\",\"abi_version\":1,\"kind\":\"process\"}")
   (import "eddy" "open_socket" (func (param i32) (result i32)))

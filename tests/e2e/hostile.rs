@@ -2,7 +2,14 @@
 //! operator's output is exactly what it is without the hostile one, and the
 //! hostile operator's whole input is in the dead-letter log with the reason.
 
-use crate::support::{json_lines, plugin, run_in_folder, toml_path};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::abi::{MISSING_EXPORT, UNKNOWN_IMPORT, WRONG_ABI};
+use crate::support::{
+    finish, json_lines, operator, plugin, run, run_in_folder, start, status, stderr, toml_path,
+    write_wasm,
+};
 
 /// Cells × readings: 4 cells for 120 s at one reading a second.
 const RECORDS: usize = 4 * 120;
@@ -199,4 +206,228 @@ fn an_out_of_bounds_pointer_to_a_host_call_is_refused() {
 #[test]
 fn an_error_return_is_dead_lettered_with_the_plugin_reason() {
     check_hostile("fail", "returned an error: hostile plugin fails on purpose");
+}
+
+/// Imports keyed state without declaring (or being granted) any.
+const UNGRANTED_IMPORT: &str = r#"
+(module
+  (@custom "eddy.manifest" "{\"name\":\"sneaky\",\"version\":\"0.1.0\",\"abi_version\":1,\"kind\":\"process\"}")
+  (import "eddy" "state_get" (func (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "dealloc") (param i32 i32))
+  (func (export "init") (result i32) i32.const 0)
+  (func (export "process") (param i32 i32) (result i32) i32.const 0))
+"#;
+
+/// Every runtime mode of the hostile plugin at once.
+const MODES: [&str; 7] = [
+    "loop",
+    "grow",
+    "trap",
+    "emit_gigabyte",
+    "recurse",
+    "bad_pointer",
+    "fail",
+];
+
+/// The pipeline of the whole suite: a healthy `window-stats` next to one
+/// hostile operator per mode, every plugin a bundle signed by `site.key`.
+fn suite_pipeline(dir: &Path, speed: u32, with_hostile: bool) -> String {
+    let sign = |wasm: &Path, name: &str| {
+        let out_path = dir.join(format!("{name}.bundle"));
+        let out = run(
+            &[
+                "plugin",
+                "sign",
+                wasm.to_str().unwrap(),
+                "--key",
+                "site.key",
+                "--output",
+                out_path.to_str().unwrap(),
+            ],
+            dir,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        out_path
+    };
+    let mut text = format!(
+        r#"[pipeline]
+name = "site"
+batch_size = 64
+dead_letter_path = "dead-letter.jsonl"
+
+[trust]
+keys = ["site.pub"]
+
+[plugins]
+deadline_ms = 200
+memory_limit_bytes = 16_777_216
+output_limit_bytes = 8_388_608
+restart_backoff_ms = 1
+max_restart_backoff_ms = 1
+
+[checkpoint]
+enabled = false
+
+[sources.ups]
+bounded_out_of_orderness_ms = 1000
+[sources.ups.sim]
+seed = 3
+start_time_ms = 1_767_225_600_000
+speed = {speed}
+duration_ms = 300_000
+ups = [{{ name = "ups-1", cells_per_string = 4 }}]
+
+[operators.stats]
+inputs = ["ups"]
+plugin = {stats}
+window.tumbling = {{ size_ms = 10_000 }}
+
+[sinks.healthy]
+type = "file"
+path = "healthy.jsonl"
+inputs = ["stats"]
+"#,
+        stats = toml_path(&sign(&plugin("window_stats"), "stats")),
+    );
+    if with_hostile {
+        let hostile = sign(&plugin("hostile"), "hostile");
+        for mode in MODES {
+            text.push_str(&format!(
+                "\n[operators.{mode}]\ninputs = [\"ups\"]\nplugin = {}\nparams = {{ mode = \"{mode}\" }}\n",
+                toml_path(&hostile)
+            ));
+        }
+    }
+    text
+}
+
+#[test]
+fn the_whole_suite_next_to_a_healthy_plugin_leaves_it_and_the_memory_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(run(&["keys", "gen", "site"], d).status.success());
+
+    // The healthy operator alone, unpaced: its expected output.
+    std::fs::write(d.join("p.toml"), suite_pipeline(d, 0, false)).unwrap();
+    assert!(run(&["run", "p.toml"], d).status.success());
+    let expected = json_lines(&d.join("healthy.jsonl"));
+    assert_eq!(expected.len(), 4 * 30);
+    std::fs::remove_file(d.join("healthy.jsonl")).unwrap();
+    std::fs::remove_dir_all(d.join("state")).unwrap();
+
+    // With every hostile mode, paced so that the run lasts 15 s.
+    std::fs::write(d.join("p.toml"), suite_pipeline(d, 20, true)).unwrap();
+    let child = start(d);
+    let at_start = status(d)["resident_bytes"].as_u64().unwrap();
+
+    // The plugins that must not load, offered as swaps to a running operator.
+    let signed = |name: &str, wat: &str| {
+        let wasm = write_wasm(d, &format!("{name}.wasm"), wat);
+        let bundle = d.join(format!("{name}.bundle"));
+        let out = run(
+            &[
+                "plugin",
+                "sign",
+                wasm.to_str().unwrap(),
+                "--key",
+                "site.key",
+                "--output",
+                bundle.to_str().unwrap(),
+            ],
+            d,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        bundle
+    };
+    let mut tampered = std::fs::read(d.join("hostile.bundle")).unwrap();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x40;
+    std::fs::write(d.join("tampered.bundle"), tampered).unwrap();
+    let refusals = [
+        (
+            signed("old", WRONG_ABI),
+            "built for eddy ABI version 99, but this host speaks ABI version 1",
+        ),
+        (signed("half", MISSING_EXPORT), "lacks the export `process`"),
+        (
+            signed("nosy", UNKNOWN_IMPORT),
+            "imports what this host does not provide",
+        ),
+        (
+            signed("sneaky", UNGRANTED_IMPORT),
+            "imports `state_get`, which needs keyed state",
+        ),
+        (
+            d.join("tampered.bundle"),
+            "does not verify: the bundle was altered after it was signed",
+        ),
+    ];
+    for (bundle, reason) in &refusals {
+        let out = run(
+            &["plugin", "swap", "site", "trap", bundle.to_str().unwrap()],
+            d,
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(reason),
+            "expected {reason:?} in {}",
+            stderr(&out)
+        );
+    }
+
+    // Every operator that traps keeps failing until it is quarantined (a
+    // clean error return is not a trap: `fail` keeps being called).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let during = loop {
+        let now = status(d);
+        if MODES
+            .iter()
+            .filter(|m| **m != "fail")
+            .all(|m| operator(&now, m)["state"] == "quarantined")
+        {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not all quarantined: {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(operator(&during, "stats")["state"], "running");
+    assert_eq!(operator(&during, "stats")["faults"], 0);
+    let at_end = during["resident_bytes"].as_u64().unwrap();
+    finish(child, d);
+
+    assert_eq!(
+        json_lines(&d.join("healthy.jsonl")),
+        expected,
+        "the healthy operator's output is unaffected by the suite"
+    );
+    let dead = json_lines(&d.join("dead-letter.jsonl"));
+    for (mode, reason) in [
+        ("loop", "ran past its deadline"),
+        ("grow", "hit its memory cap"),
+        ("trap", "wasm `unreachable` instruction executed"),
+        ("emit_gigabyte", "emitted more than its output cap"),
+        ("recurse", "call stack exhausted"),
+        ("bad_pointer", "handed `emit` an out-of-bounds range"),
+        ("fail", "returned an error"),
+    ] {
+        assert!(
+            dead.iter()
+                .any(|e| e["node"] == mode && e["reason"].as_str().unwrap().contains(reason)),
+            "no dead letter of `{mode}` with {reason:?}"
+        );
+    }
+    let growth = at_end as f64 / at_start as f64 - 1.0;
+    println!(
+        "resident memory: {:.1} MiB at start, {:.1} MiB after the suite ({:+.1} %)",
+        at_start as f64 / (1 << 20) as f64,
+        at_end as f64 / (1 << 20) as f64,
+        growth * 100.0
+    );
+    assert!(
+        growth <= 0.10,
+        "resident memory grew by {:.1} % over the suite",
+        growth * 100.0
+    );
 }

@@ -1,7 +1,8 @@
 //! Helpers: the binary, the plugins, scratch folders and output files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The `eddy` binary under test.
 pub(crate) fn eddy() -> Command {
@@ -98,4 +99,47 @@ pub(crate) fn write_wasm(dir: &Path, name: &str, wat: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
     path
+}
+
+/// `eddy run p.toml` in the background (log in `eddy.log`), once its API is up.
+pub(crate) fn start(dir: &Path) -> Child {
+    let child = eddy()
+        .args(["run", "p.toml"])
+        .current_dir(dir)
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .env("EDDY_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("eddy.log")).unwrap())
+        .spawn()
+        .expect("eddy starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("state/api.json").exists() {
+        assert!(Instant::now() < deadline, "the API never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// `eddy status --json` of the running pipeline.
+pub(crate) fn status(dir: &Path) -> serde_json::Value {
+    let out = run(&["status", "--json"], dir);
+    assert!(out.status.success(), "status: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// One operator of a status.
+pub(crate) fn operator<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap()
+}
+
+/// Waits for a background `eddy run` to end; it must succeed.
+pub(crate) fn finish(mut child: Child, dir: &Path) {
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
+    assert!(status.success(), "eddy failed: {log}");
 }

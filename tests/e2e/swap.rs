@@ -4,10 +4,11 @@
 //! reports failure. Also: refusals, and quarantine until a swap or reset.
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::support::{eddy, json_lines, plugin, run, stderr, stdout, toml_path, write_wasm};
+use crate::support::{
+    finish, json_lines, operator, plugin, run, start, status, stderr, stdout, toml_path, write_wasm,
+};
 
 /// 1000 cells at one reading per second, 100× real time: 100k records/s,
 /// for 1000 s of event time (1M records).
@@ -100,46 +101,6 @@ const CALM: &str = r#"
   (func (export "init") (result i32) i32.const 0)
   (func (export "process") (param i32 i32) (result i32) i32.const 0))
 "#;
-
-/// `eddy run p.toml` in the background, once its API is up.
-fn start(dir: &Path) -> Child {
-    let child = eddy()
-        .args(["run", "p.toml"])
-        .current_dir(dir)
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .env("EDDY_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("eddy.log")).unwrap())
-        .spawn()
-        .expect("eddy starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("state/api.json").exists() {
-        assert!(Instant::now() < deadline, "the API never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-fn status(dir: &Path) -> serde_json::Value {
-    let out = run(&["status", "--json"], dir);
-    assert!(out.status.success(), "status: {}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
-}
-
-fn operator<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status["operators"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == name)
-        .unwrap()
-}
-
-fn finish(mut child: Child, dir: &Path) {
-    let status = child.wait().unwrap();
-    let log = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
-    assert!(status.success(), "eddy failed: {log}");
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

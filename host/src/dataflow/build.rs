@@ -55,7 +55,11 @@ impl Graph {
         let max_memory = config
             .operators
             .values()
-            .map(|o| o.get_ref().memory_limit_bytes.unwrap_or(config.plugins.memory_limit_bytes))
+            .map(|o| {
+                o.get_ref()
+                    .memory_limit_bytes
+                    .unwrap_or(config.plugins.memory_limit_bytes)
+            })
             .max()
             .unwrap_or(config.plugins.memory_limit_bytes);
         let engine = PluginEngine::for_instances(instances, max_memory as usize)
