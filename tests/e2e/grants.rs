@@ -96,3 +96,52 @@ fn an_import_that_was_not_granted_fails_to_load() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("imports `timer_set`"), "{err}");
 }
+
+/// Declares state `counts`, then writes state `other` on every batch.
+const STRAYS: &str = r#"
+(module
+  (@custom "eddy.manifest" "{\"name\":\"stray\",\"version\":\"0.1.0\",\"abi_version\":1,\"kind\":\"process\",\"capabilities\":{\"state\":[\"counts\"]}}")
+  (import "eddy" "state_put" (func $put (param i32 i32 i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "otherkey")
+  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "dealloc") (param i32 i32))
+  (func (export "init") (result i32) i32.const 0)
+  (func (export "process") (param i32 i32) (result i32)
+    (call $put (i32.const 16) (i32.const 5) (i32.const 21) (i32.const 3) (i32.const 16) (i32.const 1))
+    i32.const 0))
+"#;
+
+#[test]
+fn state_that_was_not_granted_is_refused_when_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let stray = crate::support::write_wasm(dir.path(), "stray.wasm", STRAYS);
+    let text = format!(
+        r#"[pipeline]
+dead_letter_path = "dead-letter.jsonl"
+
+[sources.ups.sim]
+speed = 0
+duration_ms = 10_000
+rooms = [{{ name = "r" }}]
+
+[operators.stray]
+inputs = ["ups"]
+plugin = {stray}
+grants = {{ state = ["counts"] }}
+
+[sinks.out]
+type = "stdout"
+inputs = ["stray"]
+"#,
+        stray = toml_path(&stray)
+    );
+    let dir = crate::support::run_in_folder(&text);
+    let dead = crate::support::json_lines(&dir.path().join("dead-letter.jsonl"));
+    assert!(!dead.is_empty(), "the stray write is refused");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("used state `other` through `state_put`, which is not granted to it"),
+        "{reason}"
+    );
+}

@@ -89,7 +89,6 @@ impl Graph {
                 unrouted_warned: Vec::new(),
                 idle: false,
                 state_version_mismatch: op.get_ref().state_version_mismatch,
-                grants: op.get_ref().grants.as_ref().map(|g| g.get_ref().clone()),
             });
         }
         let mut sources_out = Vec::new();
@@ -397,6 +396,7 @@ fn operator(
             window: Duration::from_millis(defaults.quarantine_window_ms),
         },
         probation_calls: defaults.probation_calls,
+        grants: config.grants.as_ref().map(|g| g.get_ref().clone()),
     };
     let params = serde_json::to_value(&config.params).map_err(|e| {
         pipeline.error_at(op.span().start, format!("operator `{name}`: params: {e}"))

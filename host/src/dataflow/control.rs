@@ -8,8 +8,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::graph::Graph;
-use crate::config::Grants;
-use crate::plugin::{PluginModule, SwapError, SwapOutcome, SwapReport, grants};
+use crate::plugin::{PluginModule, SwapError, SwapOutcome, SwapReport};
 
 /// A request to a running pipeline.
 pub enum Request {
@@ -221,11 +220,6 @@ impl Graph {
     ) -> Result<(usize, SwapReport), String> {
         let index = self.operator_index(operator)?;
         let slot = &mut self.operators[index];
-        let granted: Grants = slot
-            .grants
-            .clone()
-            .unwrap_or_else(|| module.manifest().capabilities.clone());
-        grants::check(&module, &granted).map_err(|e| format!("operator `{operator}`: {e}"))?;
         let runner = slot
             .node
             .logic

@@ -15,7 +15,7 @@ use super::operator::{Emitted, OperatorNode, wall_clock_ms};
 use super::result_id::{Cause, ResultId};
 use super::watermark::BoundedOutOfOrderness;
 use crate::checkpoint::StoreError;
-use crate::config::{CheckpointConfig, Grants, JournalMode, StateVersionMismatch};
+use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 use crate::plugin::Loader;
 use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
 
@@ -58,8 +58,6 @@ pub(crate) struct OperatorSlot {
     pub(crate) idle: bool,
     /// What to do with checkpointed state of another `state_version`.
     pub(crate) state_version_mismatch: StateVersionMismatch,
-    /// The operator's grants table; without one a plugin gets what it declares.
-    pub(crate) grants: Option<Grants>,
 }
 
 pub(crate) struct SinkNode {

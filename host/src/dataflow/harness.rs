@@ -122,7 +122,6 @@ impl Graph {
                 unrouted_warned: Vec::new(),
                 idle: false,
                 state_version_mismatch: StateVersionMismatch::Refuse,
-                grants: None,
             }],
             sinks: vec![SinkNode {
                 name: "output".into(),

@@ -42,6 +42,14 @@ pub enum PluginFault {
         /// What was wrong.
         detail: String,
     },
+    /// The guest used state or a side output it was not granted.
+    #[error("used {what} through `{import}`, which is not granted to it")]
+    Ungranted {
+        /// The host call.
+        import: &'static str,
+        /// What it tried to use.
+        what: String,
+    },
     /// The guest trapped.
     #[error("trapped: {0}")]
     Trap(String),

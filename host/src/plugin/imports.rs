@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use eddy_abi::decode::Reader;
-use eddy_abi::{IMPORT_MODULE, LATE_OUTPUT, LogLevel, STATUS_OK, TimeDomain, names};
+use eddy_abi::{Capabilities, IMPORT_MODULE, LATE_OUTPUT, LogLevel, STATUS_OK, TimeDomain, names};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
 use super::intern::Interner;
@@ -18,6 +18,8 @@ pub(crate) struct StoreData {
     pub(crate) memory: Option<Memory>,
     /// The operator's params as JSON.
     pub(crate) params: Arc<[u8]>,
+    /// The state and side outputs it may use.
+    pub(crate) granted: Arc<Capabilities>,
     /// State and timers, kept by the host across instances.
     pub(crate) state: OperatorState,
     /// This call's state writes, applied if it succeeds.
@@ -134,6 +136,19 @@ fn split<'a>(
 }
 
 /// Defines every host import in `linker`.
+/// The fault of a call that uses what the plugin was not granted.
+fn ungranted(import: &'static str, what: String) -> wasmtime::Error {
+    PluginFault::Ungranted { import, what }.into()
+}
+
+/// Refuses keyed state under a name the plugin was not granted.
+fn check_state(data: &StoreData, import: &'static str, namespace: &str) -> wasmtime::Result<()> {
+    if data.granted.state.iter().any(|s| s == namespace) {
+        return Ok(());
+    }
+    Err(ungranted(import, format!("state `{namespace}`")))
+}
+
 pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     linker.func_wrap(
         IMPORT_MODULE,
@@ -146,6 +161,9 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
          -> wasmtime::Result<i32> {
             let (memory, data) = split(&mut caller)?;
             let output = string(memory, names::EMIT, out_ptr, out_len)?;
+            if !output.is_empty() && !data.granted.side_outputs.iter().any(|o| o == output) {
+                return Err(ungranted(names::EMIT, format!("side output `{output}`")));
+            }
             if output == LATE_OUTPUT {
                 return Err(PluginFault::Malformed {
                     import: names::EMIT,
@@ -200,6 +218,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
          -> wasmtime::Result<i32> {
             let (memory, data) = split(&mut caller)?;
             let ns = string(memory, names::STATE_GET, ns_ptr, ns_len)?;
+            check_state(data, names::STATE_GET, ns)?;
             let key = string(memory, names::STATE_GET, key_ptr, key_len)?;
             let buf = range(memory, names::STATE_GET, buf_ptr, buf_cap)?;
             let Some(value) = data.transaction.get(&data.state, ns, key) else {
@@ -225,6 +244,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
          -> wasmtime::Result<()> {
             let (memory, data) = split(&mut caller)?;
             let ns = string(memory, names::STATE_PUT, ns_ptr, ns_len)?;
+            check_state(data, names::STATE_PUT, ns)?;
             let key = string(memory, names::STATE_PUT, key_ptr, key_len)?;
             let value = &memory[range(memory, names::STATE_PUT, val_ptr, val_len)?];
             data.transaction.put(ns, key, value);
@@ -242,6 +262,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
          -> wasmtime::Result<()> {
             let (memory, data) = split(&mut caller)?;
             let ns = string(memory, names::STATE_DELETE, ns_ptr, ns_len)?;
+            check_state(data, names::STATE_DELETE, ns)?;
             let key = string(memory, names::STATE_DELETE, key_ptr, key_len)?;
             data.transaction.delete(ns, key);
             Ok(())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_abi::{STATUS_OK, names};
+use eddy_abi::{Capabilities, STATUS_OK, names};
 use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{Limits, StoreData};
@@ -50,6 +50,7 @@ impl PluginInstance {
         engine: &PluginEngine,
         module: &PluginModule,
         config: &InstanceConfig,
+        granted: &Arc<Capabilities>,
         state: OperatorState,
     ) -> Result<Self, (PluginFault, Box<OperatorState>)> {
         let data = StoreData {
@@ -64,6 +65,7 @@ impl PluginInstance {
             },
             memory: None,
             params: config.params.clone(),
+            granted: granted.clone(),
             state,
             transaction: Transaction::default(),
             outputs: Vec::new(),

@@ -45,8 +45,8 @@ pub enum LoadError {
     /// This host has no compiler, and the plugin brings no artifact it can load.
     #[error(
         "this host was built without a compiler and runs only plugins precompiled for it \
-         (target {target}, engine {engine}); {have}: precompile it with \
-         `eddy plugin precompile --target {target}` (or `cargo xtask precompile`)"
+         (target {target}, engine {engine}); {have}: precompile it on a build machine with \
+         `eddy plugin precompile --target {target}` or `cargo xtask precompile --target {target}`"
     )]
     NeedsArtifact {
         /// This host's target.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_abi::{OperatorKind, Record};
+use eddy_abi::{Capabilities, OperatorKind, Record};
 
 use super::health::{Health, QuarantinePolicy};
 use super::instance::{InstanceConfig, PluginInstance};
@@ -93,6 +93,8 @@ pub struct PluginLimits {
     /// Calls a swapped-in version must get through before the version it
     /// replaced is let go; a fault before that rolls the swap back.
     pub probation_calls: u32,
+    /// The operator's grants table; `None` grants what the plugin declares.
+    pub grants: Option<Capabilities>,
 }
 
 impl Default for PluginLimits {
@@ -105,6 +107,7 @@ impl Default for PluginLimits {
             max_restart_backoff: Duration::from_secs(30),
             quarantine: QuarantinePolicy::default(),
             probation_calls: 3,
+            grants: None,
         }
     }
 }
@@ -112,6 +115,8 @@ impl Default for PluginLimits {
 /// One version of the plugin: its module, live instance and health.
 pub(crate) struct Version {
     pub(crate) module: Arc<PluginModule>,
+    /// What it may touch, checked on every state and side-output call.
+    granted: Arc<Capabilities>,
     instance: Option<PluginInstance>,
     /// The state while there is no instance to hold it.
     parked: Option<OperatorState>,
@@ -184,13 +189,20 @@ impl PluginRunner {
             deadline: limits.deadline,
             operator: operator.into(),
         };
-        let instance =
-            PluginInstance::start(engine, &module, &config, state).map_err(|(fault, _)| fault)?;
+        let granted = Arc::new(
+            limits
+                .grants
+                .clone()
+                .unwrap_or_else(|| module.manifest().capabilities.clone()),
+        );
+        let instance = PluginInstance::start(engine, &module, &config, &granted, state)
+            .map_err(|(fault, _)| fault)?;
         Ok(PluginRunner {
             engine: engine.clone(),
             config,
             current: Version {
                 module,
+                granted,
                 instance: Some(instance),
                 parked: None,
                 health: Health::new(limits.restart_backoff),
@@ -269,6 +281,13 @@ impl PluginRunner {
         if !reset_state && old.has_snapshot() && !module.has_snapshot() {
             return Err(SwapError::DropsSnapshot);
         }
+        let granted = Arc::new(
+            self.limits
+                .grants
+                .clone()
+                .unwrap_or_else(|| module.manifest().capabilities.clone()),
+        );
+        super::grants::check(&module, &granted).map_err(SwapError::Grants)?;
         let snapshot = match (&mut self.current.instance, reset_state) {
             (Some(instance), false) if module.has_snapshot() && old.has_snapshot() => {
                 Some(instance.snapshot().map_err(SwapError::Snapshot)?)
@@ -281,15 +300,16 @@ impl PluginRunner {
         } else {
             self.current.take_state()
         };
-        let mut instance = match PluginInstance::start(&self.engine, &module, &self.config, state) {
-            Ok(instance) => instance,
-            Err((fault, state)) => {
-                if !reset_state {
-                    self.current.put_state(*state);
+        let mut instance =
+            match PluginInstance::start(&self.engine, &module, &self.config, &granted, state) {
+                Ok(instance) => instance,
+                Err((fault, state)) => {
+                    if !reset_state {
+                        self.current.put_state(*state);
+                    }
+                    return Err(SwapError::Start(fault));
                 }
-                return Err(SwapError::Start(fault));
-            }
-        };
+            };
         if let Some(bytes) = &snapshot
             && let Err(fault) = instance.restore(bytes)
         {
@@ -307,6 +327,7 @@ impl PluginRunner {
             &mut self.current,
             Version {
                 module,
+                granted,
                 instance: Some(instance),
                 parked: None,
                 health: Health::new(self.limits.restart_backoff),
@@ -525,7 +546,14 @@ impl PluginRunner {
                 }
             }
             let state = self.current.parked.take().unwrap_or_default();
-            match PluginInstance::start(&self.engine, &self.current.module, &self.config, state) {
+            let current = &self.current;
+            match PluginInstance::start(
+                &self.engine,
+                &current.module,
+                &self.config,
+                &current.granted,
+                state,
+            ) {
                 Ok(instance) => {
                     PluginRestarted::new(&self.config.operator, &self.current.module).emit();
                     self.counters.restarts += 1;

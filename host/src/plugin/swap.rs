@@ -73,6 +73,9 @@ pub enum SwapError {
          swap with `--reset-state` to drop that state"
     )]
     DropsSnapshot,
+    /// The new version declares or imports what the operator is not granted.
+    #[error("{0}")]
+    Grants(String),
     /// The running version could not save its memory.
     #[error("the running version could not save its state: {0}")]
     Snapshot(PluginFault),
