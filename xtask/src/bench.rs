@@ -1,16 +1,17 @@
-//! `cargo xtask bench`: the pipeline and durability benchmarks, in release mode.
+//! `cargo xtask bench`: the pipeline, durability and plugin-lifecycle benchmarks, in release mode.
 
 use xshell::{Shell, cmd};
 
 use crate::guests;
 
 /// Builds the guests and runs the benchmark binaries, which print tables and
-/// write the same figures to `target/bench/pipeline.json` and
-/// `target/bench/durability.json`.
+/// write the same figures to `target/bench/pipeline.json`,
+/// `target/bench/durability.json` and `target/bench/plugins.json`.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench pipeline").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench durability").run()?;
+    cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench plugins").run()?;
     Ok(())
 }

@@ -90,6 +90,8 @@ pub struct OperatorStatus {
     pub state: String,
     /// Why it is quarantined.
     pub quarantined: Option<String>,
+    /// The size of its plugin's linear memory, in bytes.
+    pub memory_bytes: u64,
     /// Failed calls.
     pub faults: u64,
     /// Fresh instances after failures.
@@ -275,6 +277,7 @@ impl Graph {
                         dead_lettered: self.dead_letter.records_of(&node.name),
                         state: state.to_owned(),
                         quarantined,
+                        memory_bytes: runner.map_or(0, |r| r.memory_bytes() as u64),
                         faults: counters.faults,
                         restarts: counters.restarts,
                         swaps: counters.swaps,

@@ -280,6 +280,11 @@ impl PluginInstance {
         result
     }
 
+    /// The size of its linear memory, in bytes.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.memory.data_size(&self.store)
+    }
+
     /// The accumulators the last successful `aggregate` call handed over.
     pub(crate) fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.accumulators)

@@ -236,6 +236,14 @@ impl PluginRunner {
             .map(|p| p.previous.module.manifest().version.as_str())
     }
 
+    /// The size of the running instance's linear memory, in bytes (0 when none is up).
+    pub fn memory_bytes(&self) -> usize {
+        self.current
+            .instance
+            .as_ref()
+            .map_or(0, PluginInstance::memory_bytes)
+    }
+
     /// Whether an instance is up (not waiting out a backoff or quarantined).
     pub fn running(&self) -> bool {
         self.current.instance.is_some()
