@@ -213,6 +213,14 @@ fn swaps_the_host_cannot_honour_are_refused_and_the_pipeline_carries_on() {
     std::fs::write(&junk, b"not wasm").unwrap();
     let out = swap("counts", &junk, &[]);
     assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    // Without the token, the API refuses.
+    let out = run(&["--api-token", "guess", "status"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("HTTP 401: missing or wrong bearer token"),
+        "{}",
+        stderr(&out)
+    );
     // With a state reset, a plugin of another state version goes in.
     let out = swap("counts", &calm, &["--reset-state"]);
     assert!(out.status.success(), "{}", stderr(&out));
