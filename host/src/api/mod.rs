@@ -70,7 +70,7 @@ pub struct Endpoint {
 pub(crate) struct Shared {
     pipeline: String,
     token: Token,
-    requests: std::sync::Mutex<Sender<Request>>,
+    requests: Sender<Request>,
     loader: Loader,
     /// How long a swap request waits for the new version's probation.
     swap_wait: Duration,
@@ -120,7 +120,7 @@ impl Api {
         let shared = Arc::new(Shared {
             pipeline: pipeline.to_owned(),
             token,
-            requests: std::sync::Mutex::new(requests),
+            requests,
             loader,
             swap_wait: Duration::from_secs(60),
         });

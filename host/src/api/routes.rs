@@ -91,11 +91,8 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Failure> {
 
 /// Sends a request to the pipeline's thread.
 fn send(shared: &Shared, request: Request) -> Result<(), Failure> {
-    let requests = shared
+    shared
         .requests
-        .lock()
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline is gone"))?;
-    requests
         .send(request)
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline has stopped"))
 }

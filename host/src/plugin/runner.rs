@@ -326,11 +326,10 @@ impl PluginRunner {
             }
             return Err(SwapError::Start(fault));
         }
-        let report = SwapReport {
-            from: old.manifest().version.clone(),
-            to: module.manifest().version.clone(),
-            pause: Duration::ZERO,
-        };
+        let (from, to) = (
+            old.manifest().version.clone(),
+            module.manifest().version.clone(),
+        );
         let previous = std::mem::replace(
             &mut self.current,
             Version {
@@ -342,8 +341,9 @@ impl PluginRunner {
             },
         );
         let report = SwapReport {
+            from,
+            to,
             pause: started.elapsed(),
-            ..report
         };
         self.probation = Some(Probation {
             previous,
