@@ -24,6 +24,12 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
         "{cargo} clippy --quiet --workspace --all-targets -- -D warnings"
     )
     .run()?;
+    // The device build without the compiler has code paths of its own.
+    cmd!(
+        sh,
+        "{cargo} clippy --quiet -p eddy-host --no-default-features --features sim -- -D warnings"
+    )
+    .run()?;
     step("doc tests");
     cmd!(sh, "{cargo} test --quiet --workspace --doc").run()?;
     step("tests");
