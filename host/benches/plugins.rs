@@ -3,7 +3,8 @@
 //! - resident memory per idle plugin instance, with memory pooled and mapped
 //!   on demand: N instances of `window-stats`, and of a minimal plugin whose
 //!   one page of linear memory is never touched (so what it adds is the
-//!   host's own cost per instance);
+//!   host's own cost per instance); each case in a fresh process of its own,
+//!   so that memory freed by one case does not hide what the next one takes;
 //! - cold start to the first result: `eddy run` started until its first
 //!   output line, with the plugin precompiled (a bundle) and as `.wasm`;
 //! - the pause per hot swap: 20 swaps of `running-count` into a pipeline fed
@@ -203,12 +204,37 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Set in the process that measures one idle-instance case: `PLUGIN,pooled|on-demand`.
+const CASE_VAR: &str = "EDDY_BENCH_IDLE_CASE";
+
+/// Measures one idle-instance case in this process; prints
+/// `resident linear allocation` on standard output.
+fn idle_case(case: &str) {
+    let (name, how) = case.split_once(',').expect("PLUGIN,HOW");
+    let wasm = match name {
+        "window-stats" => std::fs::read("target/plugins/window_stats.wasm")
+            .expect("run `cargo xtask guests` first (cargo xtask bench does)"),
+        _ => wat::parse_str(MINIMAL).expect("minimal plugin"),
+    };
+    let engine = if how == "pooled" {
+        PluginEngine::for_instances(INSTANCES + 2, 64 << 20).expect("engine")
+    } else {
+        PluginEngine::new().expect("engine")
+    };
+    let (resident, linear) = per_instance(&engine, &wasm, serde_json::json!({}));
+    let allocation = match engine.allocation() {
+        Allocation::Pooling { .. } => "pooled",
+        Allocation::OnDemand => "on-demand",
+    };
+    println!("{resident} {linear} {allocation}");
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     std::env::set_current_dir(&root).expect("workspace root");
-    let stats = std::fs::read("target/plugins/window_stats.wasm")
-        .expect("run `cargo xtask guests` first (cargo xtask bench does)");
-    let minimal = wat::parse_str(MINIMAL).expect("minimal plugin");
+    if let Ok(case) = std::env::var(CASE_VAR) {
+        return idle_case(&case);
+    }
     let dir = tempfile::tempdir().expect("scratch folder");
     let mut json = serde_json::Map::new();
 
@@ -218,28 +244,31 @@ fn main() {
     );
     println!("| plugin | memory | resident per instance | linear memory per instance |");
     println!("| --- | --- | --- | --- |");
-    for (name, wasm, params) in [
-        ("window-stats", &stats, serde_json::json!({})),
-        ("minimal", &minimal, serde_json::json!({})),
-    ] {
-        for pooled in [true, false] {
-            let engine = if pooled {
-                PluginEngine::for_instances(INSTANCES + 2, 64 << 20).expect("engine")
-            } else {
-                PluginEngine::new().expect("engine")
+    for name in ["window-stats", "minimal"] {
+        for how in ["pooled", "on-demand"] {
+            let out = Command::new(std::env::current_exe().expect("this benchmark"))
+                .env(CASE_VAR, format!("{name},{how}"))
+                .output()
+                .expect("the benchmark runs a case");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            let [resident, linear, allocation] = fields[..] else {
+                panic!(
+                    "case {name},{how}: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             };
-            let how = match engine.allocation() {
-                Allocation::Pooling { .. } => "pooled",
-                Allocation::OnDemand => "on demand",
-            };
-            let (resident, linear) = per_instance(&engine, wasm, params.clone());
+            let (resident, linear): (f64, f64) = (
+                resident.parse().expect("resident"),
+                linear.parse().expect("linear"),
+            );
             println!(
-                "| {name} | {how} | {:.1} KiB | {:.1} KiB |",
+                "| {name} | {allocation} | {:.1} KiB | {:.1} KiB |",
                 resident / 1024.0,
                 linear / 1024.0
             );
             json.insert(
-                format!("idle_instance_{name}_{}", how.replace(' ', "_")),
+                format!("idle_instance_{name}_{allocation}"),
                 serde_json::json!({ "resident_bytes": resident, "linear_memory_bytes": linear }),
             );
         }
