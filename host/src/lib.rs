@@ -16,8 +16,15 @@
 //! survive those restarts, and [`checkpoint`] writes the whole state of a
 //! pipeline to sled at intervals, so that it survives crashes and power loss.
 //!
-//! The `eddy` binary ([`cli`]) runs and checks pipelines and lets plugin
-//! authors inspect and test their plugins without any device.
+//! A running pipeline serves a token-protected local HTTP API ([`api`]) for
+//! its status and for plugin hot swaps: a new version takes over between two
+//! batches, on probation, and is rolled back if it fails. Plugins can come as
+//! signed bundles with code precompiled for the device ([`plugin::bundle`],
+//! [`plugin::signing`]), so that a device build can leave the compiler out.
+//!
+//! The `eddy` binary ([`cli`]) runs and checks pipelines, talks to a running
+//! one, signs and precompiles plugins, and lets plugin authors inspect and
+//! test their plugins without any device.
 //!
 //! ```no_run
 //! let pipeline = eddy_host::config::load("examples/ups-monitor.toml".as_ref())?;
