@@ -338,3 +338,44 @@ inputs = ["good"]
         "the healthy operator passed every record"
     );
 }
+
+#[test]
+fn a_kept_swap_survives_a_restart_until_the_pipeline_file_deploys_another_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("p.toml"), pipeline(300_000)).unwrap();
+    let newer = running_count_version(d, "0.1.1");
+    let child = start(d);
+    let out = run(
+        &["plugin", "swap", "site", "counts", newer.to_str().unwrap()],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    finish(child, d);
+
+    // A restart runs the swapped-in version, not the file's.
+    let out = crate::support::run_logged(&["run", "p.toml"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("running the plugin version swapped in before") && log.contains("0.1.1"),
+        "{log}"
+    );
+
+    // Once the file names another plugin, the file wins.
+    let deployed = running_count_version(d, "0.1.2");
+    let text =
+        pipeline(300_000).replace(&toml_path(&plugin("running_count")), &toml_path(&deployed));
+    std::fs::write(d.join("p.toml"), text).unwrap();
+    let out = crate::support::run_logged(&["run", "p.toml"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("the pipeline file's plugin changed since a swap; running the file's"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("running the plugin version swapped in before"),
+        "{log}"
+    );
+}

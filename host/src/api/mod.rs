@@ -19,6 +19,7 @@ pub mod client;
 mod routes;
 mod token;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub use token::Token;
 pub(crate) use token::write_private;
 
 use crate::dataflow::control::{PipelineStatus, Request};
-use crate::plugin::Loader;
+use crate::plugin::{Loader, SwappedPlugins};
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,15 @@ pub struct Endpoint {
     pub pipeline: String,
 }
 
+/// Where swaps that passed probation are kept, so that a restart runs them:
+/// the store, and each operator's plugin file in the pipeline.
+pub struct KeptSwaps {
+    /// The store.
+    pub store: SwappedPlugins,
+    /// Operator → the plugin file the pipeline names.
+    pub files: BTreeMap<String, PathBuf>,
+}
+
 /// What the handlers share.
 pub(crate) struct Shared {
     pipeline: String,
@@ -74,6 +84,7 @@ pub(crate) struct Shared {
     loader: Loader,
     /// How long a swap request waits for the new version's probation.
     swap_wait: Duration,
+    kept: KeptSwaps,
 }
 
 /// The running API; it stops when the process does.
@@ -92,6 +103,7 @@ impl Api {
         pipeline: &str,
         requests: Sender<Request>,
         loader: Loader,
+        kept: KeptSwaps,
     ) -> Result<Api, ApiError> {
         let address: SocketAddr = listen
             .parse()
@@ -123,6 +135,7 @@ impl Api {
             requests,
             loader,
             swap_wait: Duration::from_secs(60),
+            kept,
         });
         std::thread::Builder::new()
             .name("eddy-api".into())

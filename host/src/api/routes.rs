@@ -145,7 +145,8 @@ async fn swap(
     check_pipeline(&shared, &pipeline)?;
     // Verifying and compiling take time: not on the pipeline's thread.
     let loader = shared.loader.clone();
-    let loaded = tokio::task::spawn_blocking(move || loader.load_bytes(&body)).await;
+    let uploaded = body.clone();
+    let loaded = tokio::task::spawn_blocking(move || loader.load_bytes(&uploaded)).await;
     let module = match loaded {
         Ok(Ok(module)) => Arc::new(module),
         Ok(Err(e)) => {
@@ -158,7 +159,7 @@ async fn swap(
     };
     let (reply, answer) = oneshot::channel();
     let request = Request::Swap {
-        operator,
+        operator: operator.clone(),
         module,
         reset_state: query.reset_state,
         reply,
@@ -188,14 +189,17 @@ async fn swap(
     };
     Ok(match answer {
         SwapResult::Refused(reason) => refused(StatusCode::CONFLICT, reason),
-        SwapResult::Done(SwapOutcome::Kept(report)) => Json(SwapAnswer {
-            outcome: "kept".into(),
-            from: Some(report.from),
-            to: Some(report.to),
-            pause_ms: Some(report.pause.as_secs_f64() * 1e3),
-            error: None,
-        })
-        .into_response(),
+        SwapResult::Done(SwapOutcome::Kept(report)) => {
+            keep(&shared, &operator, body, &report.to).await;
+            Json(SwapAnswer {
+                outcome: "kept".into(),
+                from: Some(report.from),
+                to: Some(report.to),
+                pause_ms: Some(report.pause.as_secs_f64() * 1e3),
+                error: None,
+            })
+            .into_response()
+        }
         SwapResult::Done(SwapOutcome::RolledBack { report, fault }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(SwapAnswer {
@@ -211,6 +215,28 @@ async fn swap(
         )
             .into_response(),
     })
+}
+
+/// Keeps a swapped-in version that passed probation, so that a restart runs it.
+async fn keep(shared: &Arc<Shared>, operator: &str, plugin: Bytes, version: &str) {
+    let Some(file) = shared.kept.files.get(operator).cloned() else {
+        return;
+    };
+    let (store, operator, version) = (
+        shared.kept.store.clone(),
+        operator.to_owned(),
+        version.to_owned(),
+    );
+    let kept = tokio::task::spawn_blocking(move || {
+        let file_bytes = std::fs::read(&file)?;
+        store.keep(&operator, &plugin, &version, &file_bytes)
+    })
+    .await;
+    if !matches!(kept, Ok(Ok(()))) {
+        tracing::warn!(
+            "the swapped-in version could not be kept in the state directory; a restart runs the pipeline file's"
+        );
+    }
 }
 
 fn refused(code: StatusCode, reason: String) -> Response {

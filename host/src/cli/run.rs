@@ -4,10 +4,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Failure;
-use crate::api::{Api, Token};
+use crate::api::{Api, KeptSwaps, Token};
 use crate::checkpoint::StateStore;
 use crate::config;
 use crate::dataflow::{Graph, RunControl, RunError};
+use crate::plugin::SwappedPlugins;
 
 /// Runs the pipeline; SIGINT and SIGTERM stop it cleanly.
 pub(crate) fn run(
@@ -17,7 +18,8 @@ pub(crate) fn run(
     state_dir: &Path,
 ) -> Result<(), Failure> {
     let pipeline = config::load(path)?;
-    let mut graph = Graph::build(&pipeline)?;
+    let swapped = SwappedPlugins::new(state_dir, &pipeline.name());
+    let mut graph = Graph::build_with_swapped(&pipeline, Some(&swapped))?;
     if pipeline.config.checkpoint.enabled {
         let store = StateStore::open(state_dir).map_err(Failure::runtime)?;
         graph.attach_store(&store).map_err(Failure::runtime)?;
@@ -34,7 +36,29 @@ pub(crate) fn run(
         let (requests, accepted) = std::sync::mpsc::channel();
         let listen = api_listen.unwrap_or(&api.listen);
         // The pipeline runs without its API rather than not at all.
-        match Api::start(listen, token, state_dir, graph.name(), requests, loader) {
+        let kept = KeptSwaps {
+            store: swapped,
+            files: pipeline
+                .config
+                .operators
+                .iter()
+                .map(|(name, op)| {
+                    (
+                        name.clone(),
+                        pipeline.resolve(op.get_ref().plugin.get_ref()),
+                    )
+                })
+                .collect(),
+        };
+        match Api::start(
+            listen,
+            token,
+            state_dir,
+            graph.name(),
+            requests,
+            loader,
+            kept,
+        ) {
             Ok(api) => {
                 tracing::info!(address = %api.address, "local API listening");
                 graph.accept_requests(accepted);

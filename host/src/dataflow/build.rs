@@ -14,7 +14,9 @@ use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
 use crate::config::{ConfigError, JournalMode, LoadedPipeline, OperatorConfig};
 use crate::plugin::signing::TrustedKeys;
-use crate::plugin::{Loader, PluginEngine, PluginLimits, PluginRunner, QuarantinePolicy};
+use crate::plugin::{
+    Loader, PluginEngine, PluginLimits, PluginRunner, QuarantinePolicy, SwappedPlugins,
+};
 use crate::sinks::{self, DeadLetter};
 use crate::sources;
 use crate::state::OperatorState;
@@ -49,6 +51,15 @@ fn parse_input(input: &str) -> InputRef<'_> {
 impl Graph {
     /// Builds a graph from a loaded pipeline file, with a new plugin engine.
     pub fn build(pipeline: &LoadedPipeline) -> Result<Graph, BuildError> {
+        Self::build_with_swapped(pipeline, None)
+    }
+
+    /// Builds a graph, running the plugin versions `swapped` keeps (swapped
+    /// in at run time before) where the file has not changed since.
+    pub fn build_with_swapped(
+        pipeline: &LoadedPipeline,
+        swapped: Option<&SwappedPlugins>,
+    ) -> Result<Graph, BuildError> {
         let config = &pipeline.config;
         // Each operator has one instance, two while a swapped-in version is on probation.
         let instances = 2 * config.operators.len() as u32 + 2;
@@ -84,7 +95,7 @@ impl Graph {
         for op_name in &order {
             let op = &config.operators[op_name];
             operators.push(OperatorSlot {
-                node: operator(pipeline, &loader, op_name, op, batch_size)?,
+                node: operator(pipeline, &loader, swapped, op_name, op, batch_size)?,
                 routes: Routes::new(),
                 unrouted_warned: Vec::new(),
                 idle: false,
@@ -334,6 +345,7 @@ fn topological_order(pipeline: &LoadedPipeline) -> Result<Vec<String>, ConfigErr
 fn operator(
     pipeline: &LoadedPipeline,
     loader: &Loader,
+    swapped: Option<&SwappedPlugins>,
     name: &str,
     op: &Spanned<OperatorConfig>,
     batch_size: usize,
@@ -342,9 +354,35 @@ fn operator(
     let defaults = &pipeline.config.plugins;
     let path = pipeline.resolve(config.plugin.get_ref());
     let at_plugin = |message: String| pipeline.error_at(config.plugin.span().start, message);
-    let module = loader
-        .load(&path)
+    let bytes = std::fs::read(&path)
         .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
+    let kept = swapped.and_then(|s| {
+        let (plugin, version) = s.take_over(name, &bytes)?;
+        match loader.load_bytes(&plugin) {
+            Ok(module) => {
+                tracing::info!(
+                    operator = name,
+                    version,
+                    "running the plugin version swapped in before, not the file's"
+                );
+                Some(module)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    operator = name,
+                    "the version swapped in before no longer loads ({e}); running the file's"
+                );
+                s.forget(name);
+                None
+            }
+        }
+    });
+    let module = match kept {
+        Some(module) => module,
+        None => loader
+            .load_bytes(&bytes)
+            .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?,
+    };
     // Without a grants table, the plugin is granted what its manifest declares.
     let (grants, at) = match &config.grants {
         Some(grants) => (grants.get_ref().clone(), grants.span().start),

@@ -152,6 +152,13 @@ impl Graph {
                 .and_then(|p| p.take_outcome());
             match outcome {
                 Some(outcome) => {
+                    // The state now belongs to the new version: checkpoint it
+                    // soon, so that a restart finds it with the version's state_version.
+                    if matches!(outcome, SwapOutcome::Kept(_))
+                        && let Some(durability) = self.durability.as_mut()
+                    {
+                        durability.next_at = std::time::Instant::now();
+                    }
                     let _ = swap.reply.send(SwapResult::Done(outcome));
                 }
                 None => self.pending_swaps.push(swap),

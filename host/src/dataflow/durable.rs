@@ -18,7 +18,7 @@ pub(crate) struct Durability {
     store: PipelineStore,
     interval: Duration,
     retain: usize,
-    next_at: Instant,
+    pub(crate) next_at: Instant,
     next_id: u64,
     /// The last journal entry written.
     journal_seq: u64,

@@ -29,6 +29,7 @@ mod module;
 mod runner;
 pub mod signing;
 mod swap;
+mod swapped;
 
 pub use eddy_abi::{Manifest, OperatorKind};
 pub use engine::{Allocation, PluginEngine, address_space_bits};
@@ -39,3 +40,4 @@ pub use manifest::read_manifest;
 pub use module::{Entry, LoadError, PluginModule};
 pub use runner::{OperatorLogic, OutputRun, Outputs, PluginLimits, PluginRunner, RunnerCounters};
 pub use swap::{SwapError, SwapOutcome, SwapReport};
+pub use swapped::SwappedPlugins;
