@@ -297,6 +297,11 @@ inputs = ["good"]
     assert_eq!(operator(&quarantined, "good")["state"], "running");
     let out = run(&["status"], dir.path());
     assert!(
+        stdout(&out).contains("plugin memory pooled (6 slots) (address space 4"),
+        "two operators: a pool of 2 × 2 + 2 slots fits: {}",
+        stdout(&out)
+    );
+    assert!(
         stdout(&out).contains("quarantined: plugin"),
         "{}",
         stdout(&out)

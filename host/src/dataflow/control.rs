@@ -8,7 +8,9 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::graph::Graph;
-use crate::plugin::{PluginModule, SwapError, SwapOutcome, SwapReport};
+use crate::plugin::{
+    Allocation, PluginModule, SwapError, SwapOutcome, SwapReport, address_space_bits,
+};
 
 /// A request to a running pipeline.
 pub enum Request {
@@ -52,6 +54,10 @@ pub struct PipelineStatus {
     pub resident_bytes: u64,
     /// Records and timers in the dead-letter log.
     pub dead_lettered: u64,
+    /// How plugin memory is allocated: `pooled (N slots)` or `on demand`.
+    pub plugin_memory: String,
+    /// The bits of address space the process has.
+    pub address_space_bits: u32,
     /// Sources.
     pub sources: Vec<SourceStatus>,
     /// Operators, in topological order.
@@ -253,6 +259,11 @@ impl Graph {
             pipeline: self.name.clone(),
             resident_bytes: resident_bytes(),
             dead_lettered: self.dead_letter.records(),
+            plugin_memory: match self.loader.as_ref().map(|l| l.engine().allocation()) {
+                Some(Allocation::Pooling { slots }) => format!("pooled ({slots} slots)"),
+                _ => "on demand".into(),
+            },
+            address_space_bits: address_space_bits(),
             sources: self
                 .sources
                 .iter()
