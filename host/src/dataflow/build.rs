@@ -216,14 +216,10 @@ fn trusted_keys(pipeline: &LoadedPipeline) -> Result<Option<TrustedKeys>, Config
     if keys.is_empty() {
         return Ok(None);
     }
-    for key in keys {
-        TrustedKeys::read(&[pipeline.resolve(key.get_ref())])
-            .map_err(|e| pipeline.error_at(key.span().start, format!("[trust] keys: {e}")))?;
-    }
     let paths: Vec<_> = keys.iter().map(|k| pipeline.resolve(k.get_ref())).collect();
-    TrustedKeys::read(&paths)
-        .map(Some)
-        .map_err(|e| pipeline.error_at(keys[0].span().start, format!("[trust] keys: {e}")))
+    TrustedKeys::read(&paths).map(Some).map_err(|(index, e)| {
+        pipeline.error_at(keys[index].span().start, format!("[trust] keys: {e}"))
+    })
 }
 
 fn add_to(routes: &mut Routes, output: &str, route: Route) {

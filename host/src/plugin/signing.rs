@@ -113,6 +113,19 @@ impl SecretKey {
     }
 }
 
+/// Reads a `.pub` file.
+fn read_public_key(path: &Path) -> Result<VerifyingKey, SigningError> {
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+    let bytes: [u8; 32] = text
+        .trim()
+        .strip_prefix("ed25519 ")
+        .and_then(unhex)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| file_error(path, "not a public key written by `eddy keys gen`"))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| file_error(path, format!("not a valid ed25519 key: {e}")))
+}
+
 /// The public keys a host accepts signatures from.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
@@ -120,23 +133,12 @@ pub struct TrustedKeys {
 }
 
 impl TrustedKeys {
-    /// Reads `.pub` files.
-    pub fn read(paths: &[PathBuf]) -> Result<Self, SigningError> {
+    /// Reads `.pub` files; on an error, says which of them failed.
+    pub fn read(paths: &[PathBuf]) -> Result<Self, (usize, SigningError)> {
         let keys = paths
             .iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
-                let bytes: [u8; 32] = text
-                    .trim()
-                    .strip_prefix("ed25519 ")
-                    .and_then(unhex)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        file_error(path, "not a public key written by `eddy keys gen`")
-                    })?;
-                VerifyingKey::from_bytes(&bytes)
-                    .map_err(|e| file_error(path, format!("not a valid ed25519 key: {e}")))
-            })
+            .enumerate()
+            .map(|(index, path)| read_public_key(path).map_err(|e| (index, e)))
             .collect::<Result<_, _>>()?;
         Ok(TrustedKeys { keys })
     }
@@ -167,7 +169,7 @@ mod tests {
         let (secret, public, _) = generate(dir.path(), "site").unwrap();
         let (_, other_public, _) = generate(dir.path(), "other").unwrap();
         let key = SecretKey::read(&secret).unwrap();
-        let trusted = TrustedKeys::read(&[public]).unwrap();
+        let trusted = TrustedKeys::read(&[public]).map_err(|(_, e)| e).unwrap();
         let body = BundleBody {
             manifest: "{}".into(),
             wasm: vec![1, 2, 3],
@@ -187,7 +189,9 @@ mod tests {
             trusted.verify(&Bundle::parse(&unsigned).unwrap()),
             Err(SigningError::Unsigned)
         );
-        let others = TrustedKeys::read(&[other_public]).unwrap();
+        let others = TrustedKeys::read(&[other_public])
+            .map_err(|(_, e)| e)
+            .unwrap();
         assert!(matches!(
             others.verify(&Bundle::parse(&signed).unwrap()),
             Err(SigningError::UntrustedKey(_))
