@@ -307,6 +307,26 @@ inputs = ["good"]
         stdout(&out)
     );
 
+    // The counters, as Prometheus scrapes them.
+    let endpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/api.json")).unwrap())
+            .unwrap();
+    let token = std::fs::read_to_string(dir.path().join("state/api.token")).unwrap();
+    let metrics = ureq::get(format!("{}/metrics", endpoint["url"].as_str().unwrap()))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains(r#"eddy_plugin_quarantines_total{operator="bad"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"eddy_plugin_failures_total{operator="bad"} 5"#),
+        "{metrics}"
+    );
     // Reset: it runs again, fails again, and is quarantined again.
     let out = run(&["plugin", "reset", "site", "bad"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));

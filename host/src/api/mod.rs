@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `GET /health` | `ok` (no token needed) |
 //! | `GET /status` | the pipeline's [`PipelineStatus`] as JSON |
+//! | `GET /metrics` | counters and histograms in Prometheus' text format |
 //! | `PUT /pipelines/{p}/operators/{op}/plugin[?reset_state=true]` | swap in the plugin in the body (`.wasm` or bundle) |
 //! | `POST /pipelines/{p}/operators/{op}/reset` | lift a quarantine |
 //!
@@ -28,6 +29,8 @@ use std::time::Duration;
 
 pub use token::Token;
 pub(crate) use token::write_private;
+
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::dataflow::control::{PipelineStatus, Request};
 use crate::plugin::{Loader, SwappedPlugins};
@@ -76,6 +79,20 @@ pub struct KeptSwaps {
     pub files: BTreeMap<String, PathBuf>,
 }
 
+/// What the API serves: one running pipeline.
+pub struct Served {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// Where requests to its thread go.
+    pub requests: Sender<Request>,
+    /// Loads swapped-in plugins with the pipeline's engine and trust.
+    pub loader: Loader,
+    /// Where swaps that passed probation are kept.
+    pub kept: KeptSwaps,
+    /// Renders the process's metrics, if a recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
 /// What the handlers share.
 pub(crate) struct Shared {
     pipeline: String,
@@ -85,6 +102,8 @@ pub(crate) struct Shared {
     /// How long a swap request waits for the new version's probation.
     swap_wait: Duration,
     kept: KeptSwaps,
+    /// Renders what the `metrics` recorder has recorded.
+    metrics: Option<PrometheusHandle>,
 }
 
 /// The running API; it stops when the process does.
@@ -94,17 +113,21 @@ pub struct Api {
 }
 
 impl Api {
-    /// Binds `listen` and serves on a thread of its own; writes `api.json`
-    /// (and a generated token, if `token` is `None`) to `state_dir`.
+    /// Binds `listen` and serves `served` on a thread of its own; writes
+    /// `api.json` to `state_dir`.
     pub fn start(
         listen: &str,
         token: Token,
         state_dir: &Path,
-        pipeline: &str,
-        requests: Sender<Request>,
-        loader: Loader,
-        kept: KeptSwaps,
+        served: Served,
     ) -> Result<Api, ApiError> {
+        let Served {
+            pipeline,
+            requests,
+            loader,
+            kept,
+            metrics,
+        } = served;
         let address: SocketAddr = listen
             .parse()
             .map_err(|_| ApiError::Address(listen.to_owned()))?;
@@ -118,7 +141,7 @@ impl Api {
         let endpoint = Endpoint {
             url: format!("http://{address}"),
             pid: std::process::id(),
-            pipeline: pipeline.to_owned(),
+            pipeline: pipeline.clone(),
         };
         let path = state_dir.join("api.json");
         std::fs::create_dir_all(state_dir)
@@ -130,12 +153,13 @@ impl Api {
             })
             .map_err(|error| ApiError::File { path, error })?;
         let shared = Arc::new(Shared {
-            pipeline: pipeline.to_owned(),
+            pipeline,
             token,
             requests,
             loader,
             swap_wait: Duration::from_secs(60),
             kept,
+            metrics,
         });
         std::thread::Builder::new()
             .name("eddy-api".into())

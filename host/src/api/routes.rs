@@ -32,6 +32,7 @@ pub(super) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .route(
             "/pipelines/{pipeline}/operators/{operator}/plugin",
             put(swap),
@@ -125,6 +126,23 @@ async fn status(
             "the pipeline has stopped",
         )),
     }
+}
+
+async fn metrics(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&shared, &headers)?;
+    let handle = shared
+        .metrics
+        .as_ref()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no metrics recorder in this process"))?;
+    handle.run_upkeep();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
 }
 
 /// `?reset_state=true`

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Failure;
-use crate::api::{Api, KeptSwaps, Token};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::api::{Api, KeptSwaps, Served, Token};
 use crate::checkpoint::StateStore;
 use crate::config;
 use crate::dataflow::{Graph, RunControl, RunError};
@@ -50,15 +52,19 @@ pub(crate) fn run(
                 })
                 .collect(),
         };
-        match Api::start(
-            listen,
-            token,
-            state_dir,
-            graph.name(),
+        // Counters and histograms, for `GET /metrics`.
+        let metrics = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| tracing::warn!("no metrics: {e}"))
+            .ok();
+        let served = Served {
+            pipeline: graph.name().to_owned(),
             requests,
             loader,
             kept,
-        ) {
+            metrics,
+        };
+        match Api::start(listen, token, state_dir, served) {
             Ok(api) => {
                 tracing::info!(address = %api.address, "local API listening");
                 graph.accept_requests(accepted);
