@@ -309,8 +309,7 @@ inputs = ["good"]
 
     // The counters, as Prometheus scrapes them.
     let endpoint: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state/api.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/api.json")).unwrap()).unwrap();
     let token = std::fs::read_to_string(dir.path().join("state/api.token")).unwrap();
     let metrics = ureq::get(format!("{}/metrics", endpoint["url"].as_str().unwrap()))
         .header("Authorization", format!("Bearer {}", token.trim()))
