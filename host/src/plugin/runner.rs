@@ -258,8 +258,8 @@ impl PluginRunner {
     /// The old version is kept until the new one has made
     /// [`PluginLimits::probation_calls`] calls; a fault before that rolls the
     /// swap back and the failed call is made again by the old version, so no
-    /// input is lost or processed twice. Returns the pause: how long the
-    /// operator could not be called.
+    /// input is lost or processed twice. The report gives the pause: how
+    /// long the operator could not be called.
     pub fn swap(
         &mut self,
         module: Arc<PluginModule>,
@@ -296,9 +296,11 @@ impl PluginRunner {
                 .unwrap_or_else(|| module.manifest().capabilities.clone()),
         );
         super::grants::check(&module, &granted).map_err(SwapError::Grants)?;
-        let snapshot = match (&mut self.current.instance, reset_state) {
-            (Some(instance), false) if module.has_snapshot() && old.has_snapshot() => {
-                Some(instance.snapshot().map_err(SwapError::Snapshot)?)
+        let snapshot = match self.current.instance.as_mut() {
+            Some(instance) if !reset_state && module.has_snapshot() && old.has_snapshot() => {
+                // A running version that fails here is dropped as after any fault.
+                let saved = instance.snapshot();
+                Some(self.fail_on_fault(saved).map_err(SwapError::Snapshot)?)
             }
             _ => None,
         };
