@@ -97,9 +97,9 @@ pub enum KeysCommand {
 /// `eddy plugin …`
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Print a plugin's manifest and exports.
+    /// Print a plugin's manifest and exports; for a bundle, also its signer and artifacts.
     Inspect {
-        /// The plugin's `.wasm` file.
+        /// The plugin (`.wasm` or bundle).
         file: PathBuf,
     },
     /// Run a plugin over records from a file, with no devices; print what it emits.

@@ -51,7 +51,7 @@ pub struct TestArgs {
     pub dead_letter: PathBuf,
 }
 
-/// Prints the manifest and exports of a plugin.
+/// Prints the manifest and exports of a plugin, and a bundle's signer and artifacts.
 pub(crate) fn inspect(file: &Path) -> Result<(), Failure> {
     let bytes =
         std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
