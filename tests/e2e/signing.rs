@@ -140,6 +140,10 @@ fn a_host_with_trusted_keys_runs_only_what_they_signed() {
     assert!(text.contains("signed:        by key"), "{text}");
     assert!(text.contains(&format!("artifact:      {HOST}")), "{text}");
     assert!(text.contains("loads on this host"), "{text}");
+    assert!(
+        text.contains("runs from:     its precompiled artifact"),
+        "{text}"
+    );
 
     let error = refused(d, &plugin("window_stats"), &["site.pub"]);
     assert!(error.contains("is not signed"), "{error}");
@@ -168,6 +172,10 @@ fn an_artifact_for_another_engine_is_not_loaded_and_the_wasm_is_compiled() {
     let text = ok(&["plugin", "inspect", foreign.to_str().unwrap()], d);
     assert!(text.contains(&format!("artifact:      {OTHER}")), "{text}");
     assert!(text.contains("not for this host"), "{text}");
+    assert!(
+        text.contains("runs from:     its .wasm, compiled here"),
+        "{text}"
+    );
     pipeline(d, &foreign, &[]);
     let out = run_logged(&["run", "p.toml"], d);
     assert!(out.status.success(), "{}", stderr(&out));

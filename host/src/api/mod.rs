@@ -7,7 +7,7 @@
 //! | method and path | what |
 //! | --- | --- |
 //! | `GET /health` | `ok` (no token needed) |
-//! | `GET /status` | the pipeline's [`PipelineStatus`] as JSON |
+//! | `GET /status` | the pipeline's [`PipelineStatus`](crate::dataflow::control::PipelineStatus) as JSON |
 //! | `GET /metrics` | counters and histograms in Prometheus' text format |
 //! | `PUT /pipelines/{p}/operators/{op}/plugin[?reset_state=true]` | swap in the plugin in the body (`.wasm` or bundle) |
 //! | `POST /pipelines/{p}/operators/{op}/reset` | lift a quarantine |
@@ -32,7 +32,7 @@ pub(crate) use token::write_private;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::dataflow::control::{PipelineStatus, Request};
+use crate::dataflow::control::Request;
 use crate::plugin::{Loader, SwappedPlugins};
 
 /// Why the API could not start.
@@ -183,6 +183,3 @@ pub struct SwapAnswer {
     /// Why it was refused or rolled back.
     pub error: Option<String>,
 }
-
-/// The JSON answer to `GET /status`.
-pub type StatusAnswer = PipelineStatus;

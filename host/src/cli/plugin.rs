@@ -107,6 +107,12 @@ pub(crate) fn inspect(file: &Path) -> Result<(), Failure> {
     let module = Loader::new(engine, None)
         .load_bytes(&bytes)
         .map_err(|e| at_file(&e))?;
+    let code = if module.is_precompiled() {
+        "its precompiled artifact"
+    } else {
+        "its .wasm, compiled here"
+    };
+    println!("runs from:     {code}");
     println!("exports:");
     for (name, ty) in module.exports() {
         println!("  {name:<10} {ty}");
