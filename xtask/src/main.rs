@@ -7,8 +7,8 @@
 //!   run every test, including an aarch64 build run under qemu-user.
 //! - `bench`: the pipeline benchmarks (`target/bench/*.json`).
 //! - `build --target T [--no-compiler]`: a release build of the host for a target.
-//! - `precompile --target T`: every guest plugin compiled ahead of time for a
-//!   target, as bundles in `target/plugins/T/`.
+//! - `precompile --target T [--key K]`: every guest plugin compiled ahead of
+//!   time for a target, as bundles in `target/plugins/T/`, signed with `K`.
 //! - `soak`: resident memory over a long run with churning keys and state TTL.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -75,6 +75,9 @@ enum Task {
         /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
         #[arg(long)]
         target: build::Target,
+        /// Sign the bundles with this secret key (`eddy keys gen`).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -91,7 +94,7 @@ fn main() -> anyhow::Result<()> {
             target,
             no_compiler,
         } => build::run(&sh, target, !no_compiler).map(drop),
-        Task::Precompile { target } => precompile::run(&sh, target).map(drop),
+        Task::Precompile { target, key } => precompile::run(&sh, target, key.as_deref()).map(drop),
         Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
     }
 }

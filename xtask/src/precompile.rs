@@ -1,12 +1,12 @@
-//! `cargo xtask precompile --target T`: compiles every guest plugin ahead of
-//! time for a device target, into `target/plugins/T/NAME.bundle` (unsigned;
-//! sign them with `eddy plugin sign`).
+//! `cargo xtask precompile --target T [--key K]`: compiles every guest plugin
+//! ahead of time for a device target, into `target/plugins/T/NAME.bundle`,
+//! signed with the secret key `K` when given.
 //!
 //! The compiling `eddy` is the build machine's own, built with the `all-arch`
 //! feature so that it has every target's code generator; it uses the very
 //! engine settings the device's `eddy` will check the bundles against.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use xshell::{Shell, cmd};
 
@@ -14,8 +14,8 @@ use crate::build::Target;
 use crate::guests;
 
 /// Builds the guests and an `all-arch` eddy, then precompiles every plugin
-/// for `target`; returns the bundles.
-pub(crate) fn run(sh: &Shell, target: Target) -> anyhow::Result<Vec<PathBuf>> {
+/// for `target` (and signs it with `key`, if given); returns the bundles.
+pub(crate) fn run(sh: &Shell, target: Target, key: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
     let plugins = guests::run(sh)?;
     let cargo = crate::cargo();
     cmd!(
@@ -40,12 +40,26 @@ pub(crate) fn run(sh: &Shell, target: Target) -> anyhow::Result<Vec<PathBuf>> {
         .quiet()
         .ignore_stdout()
         .run()?;
+        if let Some(key) = key {
+            cmd!(
+                sh,
+                "{eddy} plugin sign {bundle} --key {key} --output {bundle}"
+            )
+            .quiet()
+            .ignore_stdout()
+            .run()?;
+        }
         bundles.push(bundle);
     }
     eprintln!(
-        "precompiled {} plugins for {triple} into {}",
+        "precompiled {} plugins for {triple} into {}{}",
         bundles.len(),
-        out_dir.display()
+        out_dir.display(),
+        if key.is_some() {
+            ", signed"
+        } else {
+            ", unsigned"
+        }
     );
     Ok(bundles)
 }

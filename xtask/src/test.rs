@@ -70,7 +70,7 @@ fn step(name: &str) {
 /// results; and the demo with bare `.wasm` plugins, which must be refused.
 fn aarch64_smoke(sh: &Shell) -> anyhow::Result<()> {
     let binary = build::run(sh, Target::Aarch64, false)?;
-    precompile::run(sh, Target::Aarch64)?;
+    precompile::run(sh, Target::Aarch64, None)?;
     let sysroot = "/usr/aarch64-linux-gnu";
     let version = cmd!(sh, "qemu-aarch64-static -L {sysroot} {binary} --version").read()?;
     eprintln!("{version}");

@@ -157,6 +157,9 @@ pub enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if !matches!(cli.command, Command::Run { .. }) {
+        quiet_on_closed_pipe();
+    }
     let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
     let client = || {
         Client::new(cli.api.clone(), cli.api_token.clone(), &state_dir).map_err(Failure::runtime)
@@ -209,6 +212,17 @@ fn default_state_dir() -> PathBuf {
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(home) => PathBuf::from(home).join(".local/state/eddy"),
         None => PathBuf::from("eddy-state"),
+    }
+}
+
+/// Lets a command whose output is piped into a reader that stops early (such
+/// as `head`) end quietly, as Unix tools do, instead of failing to print.
+/// Not for `eddy run`, whose sinks report a closed pipe as an error and stop cleanly.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE has no
+    // preconditions; it happens before any other thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
