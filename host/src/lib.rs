@@ -40,6 +40,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dataflow;
+mod files;
 mod internal_events;
 pub mod json;
 pub mod plugin;

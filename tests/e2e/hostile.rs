@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::abi::{MISSING_EXPORT, UNKNOWN_IMPORT, WRONG_ABI};
 use crate::support::{
-    finish, json_lines, operator, plugin, run, run_in_folder, start, status, stderr, toml_path,
-    write_wasm,
+    finish, json_lines, operator, plugin, run, run_in_folder, sign, start, status, stderr,
+    toml_path, write_wasm,
 };
 
 /// Cells × readings: 4 cells for 120 s at one reading a second.
@@ -234,23 +234,7 @@ const MODES: [&str; 7] = [
 /// The pipeline of the whole suite: a healthy `window-stats` next to one
 /// hostile operator per mode, every plugin a bundle signed by `site.key`.
 fn suite_pipeline(dir: &Path, speed: u32, with_hostile: bool) -> String {
-    let sign = |wasm: &Path, name: &str| {
-        let out_path = dir.join(format!("{name}.bundle"));
-        let out = run(
-            &[
-                "plugin",
-                "sign",
-                wasm.to_str().unwrap(),
-                "--key",
-                "site.key",
-                "--output",
-                out_path.to_str().unwrap(),
-            ],
-            dir,
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        out_path
-    };
+    let bundle = |wasm: &Path, name: &str| sign(dir, wasm, "site.key", name);
     let mut text = format!(
         r#"[pipeline]
 name = "site"
@@ -289,10 +273,10 @@ type = "file"
 path = "healthy.jsonl"
 inputs = ["stats"]
 "#,
-        stats = toml_path(&sign(&plugin("window_stats"), "stats")),
+        stats = toml_path(&bundle(&plugin("window_stats"), "stats")),
     );
     if with_hostile {
-        let hostile = sign(&plugin("hostile"), "hostile");
+        let hostile = bundle(&plugin("hostile"), "hostile");
         for mode in MODES {
             text.push_str(&format!(
                 "\n[operators.{mode}]\ninputs = [\"ups\"]\nplugin = {}\nparams = {{ mode = \"{mode}\" }}\n",
@@ -325,21 +309,7 @@ fn the_whole_suite_next_to_a_healthy_plugin_leaves_it_and_the_memory_as_they_wer
     // The plugins that must not load, offered as swaps to a running operator.
     let signed = |name: &str, wat: &str| {
         let wasm = write_wasm(d, &format!("{name}.wasm"), wat);
-        let bundle = d.join(format!("{name}.bundle"));
-        let out = run(
-            &[
-                "plugin",
-                "sign",
-                wasm.to_str().unwrap(),
-                "--key",
-                "site.key",
-                "--output",
-                bundle.to_str().unwrap(),
-            ],
-            d,
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        bundle
+        sign(d, &wasm, "site.key", name)
     };
     let mut tampered = std::fs::read(d.join("hostile.bundle")).unwrap();
     let middle = tampered.len() / 2;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{json_lines, plugin, run, run_logged, stderr, toml_path};
+use crate::support::{json_lines, plugin, run, run_logged, sign, stderr, toml_path};
 
 const HOST: &str = if cfg!(target_arch = "aarch64") {
     "aarch64-unknown-linux-gnu"
@@ -48,20 +48,7 @@ fn bundle(dir: &Path, name: &str, target: &str, key: Option<&str>) -> PathBuf {
     let Some(key) = key else {
         return unsigned;
     };
-    let signed = dir.join(format!("{name}.bundle"));
-    ok(
-        &[
-            "plugin",
-            "sign",
-            unsigned.to_str().unwrap(),
-            "--key",
-            key,
-            "--output",
-            signed.to_str().unwrap(),
-        ],
-        dir,
-    );
-    signed
+    sign(dir, &unsigned, key, name)
 }
 
 fn pipeline(dir: &Path, plugin: &Path, trusted: &[&str]) -> PathBuf {

@@ -94,6 +94,25 @@ pub(crate) fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
 
+/// Signs `input` with the secret key `key` into `dir/NAME.bundle`, in `dir`; must succeed.
+pub(crate) fn sign(dir: &Path, input: &Path, key: &str, name: &str) -> PathBuf {
+    let output = dir.join(format!("{name}.bundle"));
+    let out = run(
+        &[
+            "plugin",
+            "sign",
+            input.to_str().unwrap(),
+            "--key",
+            key,
+            "--output",
+            output.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "eddy plugin sign: {}", stderr(&out));
+    output
+}
+
 /// Compiles a WebAssembly text module into `dir/name`.
 pub(crate) fn write_wasm(dir: &Path, name: &str, wat: &str) -> PathBuf {
     let path = dir.join(name);

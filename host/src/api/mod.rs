@@ -28,7 +28,6 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 pub use token::Token;
-pub(crate) use token::write_private;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 

@@ -1,9 +1,9 @@
 //! The API's bearer token.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::ApiError;
+use crate::files::write_private;
 
 /// A bearer token. Compared in constant time.
 #[derive(Clone)]
@@ -42,20 +42,4 @@ impl Token {
         let (a, b) = (self.0.as_bytes(), offered.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
-}
-
-/// Writes a file only its owner can read.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }

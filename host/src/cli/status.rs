@@ -19,10 +19,13 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         status.resident_bytes as f64 / (1 << 20) as f64,
         status.dead_lettered
     );
-    println!(
-        "plugin memory {} (address space {} bits)",
-        status.plugin_memory, status.address_space_bits
-    );
+    match status.address_space_bits {
+        Some(bits) => println!(
+            "plugin memory {} (address space {bits} bits)",
+            status.plugin_memory
+        ),
+        None => println!("plugin memory {}", status.plugin_memory),
+    }
     println!("\nsources");
     for s in &status.sources {
         let ended = if s.ended { "  (ended)" } else { "" };

@@ -8,9 +8,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::graph::Graph;
-use crate::plugin::{
-    Allocation, PluginModule, SwapError, SwapOutcome, SwapReport, address_space_bits,
-};
+use crate::plugin::{Allocation, PluginModule, SwapError, SwapOutcome, SwapReport};
 
 /// A request to a running pipeline.
 pub enum Request {
@@ -56,8 +54,8 @@ pub struct PipelineStatus {
     pub dead_lettered: u64,
     /// How plugin memory is allocated: `pooled (N slots)` or `on demand`.
     pub plugin_memory: String,
-    /// The bits of address space the process has.
-    pub address_space_bits: u32,
+    /// The bits of address space the process was found to have at start.
+    pub address_space_bits: Option<u32>,
     /// Sources.
     pub sources: Vec<SourceStatus>,
     /// Operators, in topological order.
@@ -263,7 +261,10 @@ impl Graph {
                 Some(Allocation::Pooling { slots }) => format!("pooled ({slots} slots)"),
                 _ => "on demand".into(),
             },
-            address_space_bits: address_space_bits(),
+            address_space_bits: self
+                .loader
+                .as_ref()
+                .and_then(|l| l.engine().address_space_bits()),
             sources: self
                 .sources
                 .iter()

@@ -37,6 +37,8 @@ const POOL_SHARE_OF_ADDRESS_SPACE: u64 = 8;
 pub struct PluginEngine {
     engine: Engine,
     allocation: Allocation,
+    /// The address space probed when the engine was sized, if it was.
+    address_space_bits: Option<u32>,
 }
 
 /// How plugin instances get their memory.
@@ -68,7 +70,7 @@ fn config() -> Config {
 impl PluginEngine {
     /// Builds an engine whose instances map memory on demand, and starts its ticker.
     pub fn new() -> wasmtime::Result<Self> {
-        Self::start(config(), Allocation::OnDemand)
+        Self::start(config(), Allocation::OnDemand, None)
     }
 
     /// Builds an engine for up to `instances` live instances with memories of
@@ -87,7 +89,7 @@ impl PluginEngine {
                 instances,
                 "plugin memory mapped on demand: a pool for every instance would not fit the address space"
             );
-            return Self::new();
+            return Self::start(config(), Allocation::OnDemand, Some(bits));
         }
         let mut pool = PoolingAllocationConfig::new();
         pool.total_memories(instances)
@@ -106,7 +108,7 @@ impl PluginEngine {
             reserved_gib = wanted >> 30,
             "plugin memory pooled"
         );
-        Self::start(config, Allocation::Pooling { slots: instances })
+        Self::start(config, Allocation::Pooling { slots: instances }, Some(bits))
     }
 
     /// How instances get their memory.
@@ -114,7 +116,16 @@ impl PluginEngine {
         self.allocation
     }
 
-    fn start(config: Config, allocation: Allocation) -> wasmtime::Result<Self> {
+    /// The bits of address space probed when the engine was sized for its instances.
+    pub fn address_space_bits(&self) -> Option<u32> {
+        self.address_space_bits
+    }
+
+    fn start(
+        config: Config,
+        allocation: Allocation,
+        address_space_bits: Option<u32>,
+    ) -> wasmtime::Result<Self> {
         let engine = Engine::new(&config)?;
         let weak = engine.weak();
         thread::Builder::new()
@@ -126,7 +137,11 @@ impl PluginEngine {
                     thread::sleep(TICK);
                 }
             })?;
-        Ok(PluginEngine { engine, allocation })
+        Ok(PluginEngine {
+            engine,
+            allocation,
+            address_space_bits,
+        })
     }
 
     /// An engine that compiles for `target` with the host's settings, for

@@ -79,7 +79,7 @@ pub fn generate(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf, String), Si
             return Err(file_error(path, "exists already; not overwriting a key"));
         }
     }
-    crate::api::write_private(&secret_path, format!("{}\n", hex(&secret)).as_bytes())
+    crate::files::write_private(&secret_path, format!("{}\n", hex(&secret)).as_bytes())
         .map_err(|e| file_error(&secret_path, e))?;
     std::fs::write(&public_path, format!("ed25519 {}\n", hex(&public)))
         .map_err(|e| file_error(&public_path, e))?;

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::files::write_atomically;
+
 /// What is kept about a swapped-in version.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
@@ -47,15 +49,6 @@ fn file_name(operator: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Writes `bytes` to `path` through a temporary file, so that a crash leaves
-/// the old content or the new, never half of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, bytes)?;
-    std::fs::File::open(&temporary)?.sync_all()?;
-    std::fs::rename(&temporary, path)
 }
 
 impl SwappedPlugins {
