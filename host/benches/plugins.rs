@@ -94,8 +94,8 @@ plugin = {plugin:?}
 params = {{ every = 1 }}
 
 [sinks.out]
-type = "stdout"
 inputs = ["counts"]
+[sinks.out.stdout]
 "#
         ),
     )
@@ -157,8 +157,8 @@ plugin = {counts:?}
 params = {{ every = 50 }}
 
 [sinks.out]
-type = "null"
 inputs = ["counts"]
+[sinks.out.null]
 "#
         ),
     )

@@ -233,3 +233,150 @@ impl<'a> PluginSwapped<'a> {
         }
     }
 }
+
+/// A source or sink works (again).
+pub(crate) struct ComponentUp<'a> {
+    pub(crate) component: &'a str,
+    pub(crate) role: crate::io::Role,
+    pub(crate) kind: &'a str,
+    /// Whether it was down before.
+    pub(crate) recovered: bool,
+}
+
+impl ComponentUp<'_> {
+    pub(crate) fn emit(self) {
+        if self.recovered {
+            tracing::info!(
+                component = self.component,
+                role = self.role.as_str(),
+                kind = self.kind,
+                "{} `{}` is up again",
+                self.role.as_str(),
+                self.component
+            );
+        }
+        metrics::gauge!("eddy_component_up", "component" => self.component.to_owned(), "role" => self.role.as_str())
+            .set(1.0);
+    }
+}
+
+/// A source or sink failed.
+pub(crate) struct ComponentDown<'a> {
+    pub(crate) component: &'a str,
+    pub(crate) role: crate::io::Role,
+    pub(crate) kind: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) transient: bool,
+    pub(crate) retry_in: Duration,
+    /// Whether it was up (or otherwise) before: the first failure of a run of them.
+    pub(crate) first: bool,
+}
+
+impl ComponentDown<'_> {
+    pub(crate) fn emit(self) {
+        let retry_in_ms = self.retry_in.as_millis() as u64;
+        let role = self.role.as_str();
+        match (self.transient, self.first) {
+            (true, true) => tracing::warn!(
+                component = self.component,
+                role,
+                kind = self.kind,
+                retry_in_ms,
+                "{role} `{}`: {}; retrying",
+                self.component,
+                self.error
+            ),
+            (true, false) => tracing::debug!(
+                component = self.component,
+                role,
+                retry_in_ms,
+                "{role} `{}` still down: {}",
+                self.component,
+                self.error
+            ),
+            (false, _) => tracing::error!(
+                component = self.component,
+                role,
+                kind = self.kind,
+                retry_in_ms,
+                "{role} `{}` failed: {}; trying again in {retry_in_ms} ms",
+                self.component,
+                self.error
+            ),
+        }
+        counter!("eddy_component_errors_total", "component" => self.component.to_owned(), "role" => role)
+            .increment(1);
+        metrics::gauge!("eddy_component_up", "component" => self.component.to_owned(), "role" => role)
+            .set(0.0);
+    }
+}
+
+/// A source or sink tries its peer again.
+pub(crate) struct ComponentRetried<'a> {
+    pub(crate) component: &'a str,
+    pub(crate) role: crate::io::Role,
+}
+
+impl ComponentRetried<'_> {
+    pub(crate) fn emit(self) {
+        counter!("eddy_component_retries_total", "component" => self.component.to_owned(), "role" => self.role.as_str())
+            .increment(1);
+    }
+}
+
+/// A sink's buffer was full and its policy dropped records.
+pub(crate) struct SinkDropped<'a> {
+    pub(crate) sink: &'a str,
+    pub(crate) policy: &'static str,
+    pub(crate) records: u64,
+    /// Dropped so far by this sink, this one included.
+    pub(crate) total: u64,
+}
+
+impl SinkDropped<'_> {
+    pub(crate) fn emit(self) {
+        // Once per power of two, so a long outage does not flood the log.
+        if (self.total - self.records + 1..=self.total).any(u64::is_power_of_two) {
+            tracing::warn!(
+                sink = self.sink,
+                policy = self.policy,
+                dropped_total = self.total,
+                "sink `{}`: buffer full, {} record(s) dropped ({} so far)",
+                self.sink,
+                self.records,
+                self.total
+            );
+        }
+        counter!("eddy_sink_dropped_records_total", "sink" => self.sink.to_owned(), "policy" => self.policy)
+            .increment(self.records);
+    }
+}
+
+/// Records a sink holds, waiting for its peer.
+pub(crate) struct SinkHeld<'a> {
+    pub(crate) sink: &'a str,
+    pub(crate) records: usize,
+}
+
+impl SinkHeld<'_> {
+    pub(crate) fn emit(self) {
+        metrics::gauge!("eddy_sink_buffered_records", "sink" => self.sink.to_owned())
+            .set(self.records as f64);
+    }
+}
+
+/// Records moved through a source or a sink.
+pub(crate) struct ComponentRecords<'a> {
+    pub(crate) component: &'a str,
+    pub(crate) role: crate::io::Role,
+    pub(crate) records: u64,
+}
+
+impl ComponentRecords<'_> {
+    pub(crate) fn emit(self) {
+        if self.records > 0 {
+            counter!("eddy_component_records_total", "component" => self.component.to_owned(), "role" => self.role.as_str())
+                .increment(self.records);
+        }
+    }
+}

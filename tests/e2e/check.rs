@@ -22,8 +22,8 @@ plugin = {plugin}
 window.tumbling = {{ size_ms = 1000 }}
 
 [sinks.out]
-type = "stdout"
 inputs = ["stats"]
+[sinks.out.stdout]
 "#,
         plugin = toml_path(&plugin("window_stats"))
     )

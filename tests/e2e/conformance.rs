@@ -50,9 +50,9 @@ window.{window}
 allowed_lateness_ms = {lateness_ms}
 
 [sinks.out]
-type = "file"
-path = "out.jsonl"
 inputs = ["w", "w.late"]
+[sinks.out.file]
+path = "out.jsonl"
 "#,
         batch_size = w.batch_size,
         bound_ms = w.bound_ms,

@@ -39,9 +39,9 @@ disorder = { probability = 0.02, max_delay_ms = 12_000 }
 ups = [{ name = "ups-1", strings = 2, cells_per_string = 8 }]
 faults = [{ kind = "cell_overheat", device = "ups-1/string-2/cell-05", start_after_ms = 300_000, rise_c_per_min = 20.0, max_rise_c = 12.0 }]
 [sinks.raw]
-type = "file"
-path = "input.jsonl"
 inputs = ["ups"]
+[sinks.raw.file]
+path = "input.jsonl"
 "#;
     std::fs::write(dir.join("input.toml"), text).unwrap();
     let out = run(&["run", "input.toml"], dir);
@@ -78,12 +78,12 @@ inputs = ["stats"]
 plugin = {alerts}
 params = {{ field = "temperature_max", threshold = 35.0, within_ms = 2000, clear_below = 32.0 }}
 [sinks.console]
-type = "stdout"
 inputs = ["stats", "stats.late", "alerts", "alerts.cleared", "counts"]
+[sinks.console.stdout]
 [sinks.results]
-type = "file"
-path = "results.jsonl"
 inputs = ["stats", "alerts"]
+[sinks.results.file]
+path = "results.jsonl"
 "#,
         stats = toml_path(&plugin("window_stats")),
         alerts = toml_path(&plugin("threshold_alert")),

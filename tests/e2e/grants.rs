@@ -20,8 +20,8 @@ params = {{ field = "temperature", threshold = 30.0 }}
 {grants}
 
 [sinks.out]
-type = "stdout"
 inputs = ["alerts"]
+[sinks.out.stdout]
 "#
     );
     let dir = tempfile::tempdir().unwrap();
@@ -131,8 +131,8 @@ plugin = {stray}
 grants = {{ state = ["counts"] }}
 
 [sinks.out]
-type = "stdout"
 inputs = ["stray"]
+[sinks.out.stdout]
 "#,
         stray = toml_path(&stray)
     );

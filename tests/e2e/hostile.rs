@@ -42,9 +42,9 @@ plugin = {stats}
 window.tumbling = {{ size_ms = 10_000 }}
 
 [sinks.healthy]
-type = "file"
-path = "healthy.jsonl"
 inputs = ["stats"]
+[sinks.healthy.file]
+path = "healthy.jsonl"
 "#,
         stats = toml_path(&plugin("window_stats")),
     );
@@ -57,9 +57,9 @@ plugin = {hostile}
 params = {{ mode = "{mode}" }}
 
 [sinks.bad_out]
-type = "file"
-path = "bad.jsonl"
 inputs = ["bad"]
+[sinks.bad_out.file]
+path = "bad.jsonl"
 "#,
             hostile = toml_path(&plugin("hostile")),
         ));
@@ -122,9 +122,9 @@ plugin = {hostile}
 params = {{ mode = "trap", only_key = "ups-1/string-1/cell-02" }}
 
 [sinks.bad_out]
-type = "file"
-path = "bad.jsonl"
 inputs = ["bad"]
+[sinks.bad_out.file]
+path = "bad.jsonl"
 "#,
             hostile = toml_path(&plugin("hostile")),
         );
@@ -269,9 +269,9 @@ plugin = {stats}
 window.tumbling = {{ size_ms = 10_000 }}
 
 [sinks.healthy]
-type = "file"
-path = "healthy.jsonl"
 inputs = ["stats"]
+[sinks.healthy.file]
+path = "healthy.jsonl"
 "#,
         stats = toml_path(&bundle(&plugin("window_stats"), "stats")),
     );

@@ -38,14 +38,14 @@ plugin = {stats}
 window.tumbling = {{ size_ms = 10_000 }}
 
 [sinks.out]
-type = "file"
-path = "stats.jsonl"
 inputs = ["stats"]
+[sinks.out.file]
+path = "stats.jsonl"
 
 [sinks.late]
-type = "file"
-path = "late.jsonl"
 inputs = ["stats.late"]
+[sinks.late.file]
+path = "late.jsonl"
 "#,
         stats = toml_path(&plugin("window_stats")),
     )

@@ -26,15 +26,15 @@ plugin = {stats}
 window.tumbling = {{ size_ms = 10_000 }}
 
 [sinks.out]
-type = "file"
-path = "stats.jsonl"
 inputs = ["stats"]
+[sinks.out.file]
+path = "stats.jsonl"
 "#,
         stats = toml_path(&plugin("window_stats")),
     );
     if late_sink {
         text.push_str(
-            "\n[sinks.late_records]\ntype = \"dead_letter\"\ninputs = [\"stats.late\"]\n",
+            "\n[sinks.late_records]\ninputs = [\"stats.late\"]\n[sinks.late_records.dead_letter]\n",
         );
     }
     text

@@ -153,7 +153,7 @@ fn a_bad_input_line_is_named() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("in.jsonl:2: expected an integer `time`"),
+        stderr(&out).contains("in.jsonl:2: no `time` member"),
         "{}",
         stderr(&out)
     );

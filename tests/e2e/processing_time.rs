@@ -24,9 +24,9 @@ plugin = {stats}
 params = {{ fields = ["v"] }}
 window.tumbling = {{ size_ms = 60_000, time = "processing" }}
 [sinks.out]
-type = "file"
-path = "out.jsonl"
 inputs = ["w", "w.late"]
+[sinks.out.file]
+path = "out.jsonl"
 "#,
         stats = toml_path(&plugin("window_stats")),
     );

@@ -19,7 +19,7 @@ fn the_seeds_job_gives_flinks_answers() {
         .replace("speed = 1", "speed = 0\nduration_ms = 120_000")
         .replace("../target/plugins", plugins.to_str().unwrap())
         .replace("../target/seeds-job/", "")
-        + "\n[sinks.raw]\ntype = \"file\"\npath = \"raw.jsonl\"\ninputs = [\"ups\"]\n";
+        + "\n[sinks.raw]\ninputs = [\"ups\"]\n[sinks.raw.file]\npath = \"raw.jsonl\"\n";
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("job.toml"), text).unwrap();
     let out = run(&["run", "job.toml"], dir.path());

@@ -75,9 +75,9 @@ plugin = {plugin}
 window.tumbling = {{ size_ms = 10_000 }}
 
 [sinks.out]
-type = "file"
-path = "out.jsonl"
 inputs = ["stats"]
+[sinks.out.file]
+path = "out.jsonl"
 "#,
         keys = keys.join(", "),
         plugin = toml_path(plugin),

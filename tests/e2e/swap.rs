@@ -42,14 +42,14 @@ params = {{ fields = ["temperature"] }}
 window.tumbling = {{ size_ms = 60_000 }}
 
 [sinks.counts_out]
-type = "file"
-path = "counts.jsonl"
 inputs = ["counts"]
+[sinks.counts_out.file]
+path = "counts.jsonl"
 
 [sinks.stats_out]
-type = "file"
-path = "stats.jsonl"
 inputs = ["stats"]
+[sinks.stats_out.file]
+path = "stats.jsonl"
 "#,
         counts = toml_path(&plugin("running_count")),
         stats = toml_path(&plugin("window_stats")),
@@ -266,9 +266,9 @@ plugin = {hostile}
 params = {{ mode = "echo" }}
 
 [sinks.out]
-type = "file"
-path = "good.jsonl"
 inputs = ["good"]
+[sinks.out.file]
+path = "good.jsonl"
 "#,
         hostile = toml_path(&plugin("hostile")),
     );

@@ -50,8 +50,8 @@ params = { field = "temperature", threshold = 1000.0 }
 TTL
 
 [sinks.none]
-type = "null"
 inputs = ["stats", "alerts"]
+[sinks.none.null]
 "#;
 
 /// Runs the soak for `minutes`; fails if memory is not flat (with the TTL on).

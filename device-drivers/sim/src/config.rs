@@ -151,3 +151,27 @@ fn default_rise() -> f64 {
 fn default_max_rise() -> f64 {
     40.0
 }
+
+impl eddy_driver::Kind for SimConfig {
+    const NAME: &'static str = "sim";
+    const ABOUT: &'static str =
+        "simulated UPS battery strings and room sensors, seeded, with injected faults and disorder";
+}
+
+impl eddy_driver::SourceConfig for SimConfig {
+    fn validate(&self, _cx: &eddy_driver::Context<'_>) -> Result<(), eddy_driver::Invalid> {
+        // Building the devices touches nothing outside the process.
+        crate::SimDriver::new(self)
+            .map(drop)
+            .map_err(|e| eddy_driver::Invalid::new(e.to_string()))
+    }
+
+    fn open(
+        &self,
+        _cx: &eddy_driver::Context<'_>,
+    ) -> Result<eddy_driver::Source, eddy_driver::DriverError> {
+        Ok(eddy_driver::Source::Polled(Box::new(crate::SimDriver::new(
+            self,
+        )?)))
+    }
+}

@@ -1,8 +1,8 @@
 //! The local HTTP API of a running `eddy run`: health, status, plugin swap
-//! and reset. Token-protected (bearer token), served by axum on a thread of
-//! its own with a single-threaded tokio runtime, so plugin calls never run on
-//! it. Requests reach the pipeline's thread through a channel and are served
-//! between two loop steps ([`crate::dataflow::control`]).
+//! and reset. Token-protected (bearer token), served by axum on the
+//! runtime's async workers ([`crate::runtime`]), where plugin calls never
+//! run. Requests reach the pipeline's thread through a channel, ring its
+//! doorbell, and are served between two loop steps ([`crate::dataflow::control`]).
 //!
 //! | method and path | what |
 //! | --- | --- |
@@ -90,6 +90,8 @@ pub struct Served {
     pub kept: KeptSwaps,
     /// Renders the process's metrics, if a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Wakes the pipeline's thread when a request is sent.
+    pub doorbell: eddy_driver::Doorbell,
 }
 
 /// What the handlers share.
@@ -103,22 +105,31 @@ pub(crate) struct Shared {
     kept: KeptSwaps,
     /// Renders what the `metrics` recorder has recorded.
     metrics: Option<PrometheusHandle>,
+    doorbell: eddy_driver::Doorbell,
 }
 
-/// The running API; it stops when the process does.
+/// The running API; it stops when it is dropped (or the runtime it runs on ends).
 pub struct Api {
     /// The address it listens on.
     pub address: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 impl Api {
-    /// Binds `listen` and serves `served` on a thread of its own; writes
-    /// `api.json` to `state_dir`.
+    /// Binds `listen` and serves `served` on `runtime`; writes `api.json`
+    /// to `state_dir`.
     pub fn start(
         listen: &str,
         token: Token,
         state_dir: &Path,
         served: Served,
+        runtime: &tokio::runtime::Handle,
     ) -> Result<Api, ApiError> {
         let Served {
             pipeline,
@@ -126,6 +137,7 @@ impl Api {
             loader,
             kept,
             metrics,
+            doorbell,
         } = served;
         let address: SocketAddr = listen
             .parse()
@@ -159,12 +171,19 @@ impl Api {
             swap_wait: Duration::from_secs(60),
             kept,
             metrics,
+            doorbell,
         });
-        std::thread::Builder::new()
-            .name("eddy-api".into())
-            .spawn(move || routes::serve(listener, shared))
-            .map_err(bind)?;
-        Ok(Api { address })
+        let app = routes::router(shared);
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(bind)?
+        };
+        let server = runtime.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("the API stopped: {e}");
+            }
+        });
+        Ok(Api { address, server })
     }
 }
 

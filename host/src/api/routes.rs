@@ -17,19 +17,9 @@ use crate::plugin::SwapOutcome;
 /// The largest plugin upload.
 const MAX_UPLOAD: usize = 64 << 20;
 
-/// Serves until the process ends.
-pub(super) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!("the API cannot start its runtime: {e}");
-            return;
-        }
-    };
-    let app = Router::new()
+/// The API's routes.
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -42,14 +32,7 @@ pub(super) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
             post(reset),
         )
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
-        .with_state(shared);
-    let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app).await
-    });
-    if let Err(e) = result {
-        tracing::error!("the API stopped: {e}");
-    }
+        .with_state(shared)
 }
 
 /// An error answer: status code and a JSON `{"error": …}`.
@@ -95,7 +78,9 @@ fn send(shared: &Shared, request: Request) -> Result<(), Failure> {
     shared
         .requests
         .send(request)
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline has stopped"))
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline has stopped"))?;
+    shared.doorbell.ring();
+    Ok(())
 }
 
 /// A request about an operator of another pipeline.

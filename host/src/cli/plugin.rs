@@ -8,7 +8,6 @@ use serde::Deserialize;
 use super::Failure;
 use crate::config::{TumblingConfig, WindowConfig, WindowTime};
 use crate::dataflow::{Graph, Harness, RunControl};
-use crate::json::record_from_json;
 use crate::plugin::bundle::{self, Bundle};
 use crate::plugin::{Loader, PluginEngine, PluginLimits, read_manifest, signing};
 use crate::sinks::StdoutSink;
@@ -136,6 +135,35 @@ fn window_from_spec(spec: &str) -> Result<WindowConfig, Failure> {
         .map_err(|e| Failure::usage(format!("--window: {}", e.message())))
 }
 
+/// The records of a JSON-lines file in eddy's record format; the first
+/// line that is not a record is an error, named by file and line.
+fn read_records(path: &std::path::Path) -> Result<Vec<eddy_abi::Record>, Failure> {
+    use eddy_codec::{Decoding, Format, Meta, Step, StreamDecoder};
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let mut decoder = StreamDecoder::new(Decoding::new(Format::Json, "key", "time"))
+        .map_err(Failure::runtime)?;
+    let meta = Meta::now();
+    let mut records = Vec::new();
+    let mut rest = &bytes[..];
+    loop {
+        let (step, taken) = decoder.next(rest, true, &meta, &mut records);
+        rest = &rest[taken..];
+        match step {
+            Step::Rejected(e) | Step::Fatal(e) => {
+                return Err(Failure::usage(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    e.line.unwrap_or(1),
+                    e.reason
+                )));
+            }
+            Step::End => return Ok(records),
+            Step::Records(_) | Step::NeedInput => {}
+        }
+    }
+}
+
 /// Runs a plugin over records from a file and prints what it emits.
 pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
     let params_text = match args.params.strip_prefix('@') {
@@ -146,17 +174,7 @@ pub(crate) fn test(args: &TestArgs) -> Result<(), Failure> {
     };
     let params: serde_json::Value = serde_json::from_str(&params_text)
         .map_err(|e| Failure::usage(format!("--params is not JSON: {e}")))?;
-    let text = std::fs::read_to_string(&args.input)
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.input.display())))?;
-    let mut records = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record = record_from_json(line)
-            .map_err(|e| Failure::usage(format!("{}:{}: {e}", args.input.display(), n + 1)))?;
-        records.push(record);
-    }
+    let records = read_records(&args.input)?;
     let engine = PluginEngine::new().map_err(Failure::runtime)?;
     let module = Loader::new(engine.clone(), None)
         .load(&args.file)

@@ -15,23 +15,29 @@
 //! window.tumbling = { size_ms = 30000 }
 //!
 //! [sinks.console]
-//! type = "stdout"
 //! inputs = ["stats"]
+//! [sinks.console.stdout]        # the sink kind, and its settings
 //! ```
 //!
-//! Every table rejects keys it does not know. Relative paths are relative to
+//! Sources and sinks name their kind by a sub-table, whose settings the
+//! kind's own type reads ([`crate::registry`] lists the kinds). Every table
+//! rejects keys it does not know. Relative paths are relative to
 //! the pipeline file's folder. An operator's or sink's `inputs` name sources
 //! and operators; `"op.name"` names the side output `name` of operator `op`,
 //! and `"op.late"` its late records. Errors name file, line and column.
 
+mod component;
 mod error;
 mod pipeline;
 
 pub use error::{ConfigError, Location};
+pub use component::{
+    BufferConfig, Component, RetryConfig, SinkTable, SourceTable, WhenFull,
+};
 pub use pipeline::{
     ApiConfig, CheckpointConfig, CountConfig, Grants, JournalMode, OperatorConfig, PipelineConfig,
-    PipelineSection, PluginDefaults, SessionConfig, SinkConfig, SinkType, SlidingConfig,
-    SourceConfig, StateVersionMismatch, TrustConfig, TumblingConfig, WindowConfig, WindowTime,
+    PipelineSection, PluginDefaults, SessionConfig, SlidingConfig, StateVersionMismatch,
+    TrustConfig, TumblingConfig, WindowConfig, WindowTime,
 };
 
 use std::path::{Path, PathBuf};

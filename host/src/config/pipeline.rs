@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::component::{SinkTable, SourceTable};
+
 /// A whole pipeline file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,13 +24,13 @@ pub struct PipelineConfig {
     pub checkpoint: CheckpointConfig,
     /// Named sources.
     #[serde(default)]
-    pub sources: BTreeMap<String, Spanned<SourceConfig>>,
+    pub sources: BTreeMap<String, Spanned<SourceTable>>,
     /// Named operators.
     #[serde(default)]
     pub operators: BTreeMap<String, Spanned<OperatorConfig>>,
     /// Named sinks.
     #[serde(default)]
-    pub sinks: BTreeMap<String, Spanned<SinkConfig>>,
+    pub sinks: BTreeMap<String, Spanned<SinkTable>>,
     /// The local HTTP API.
     #[serde(default)]
     pub api: ApiConfig,
@@ -89,6 +91,10 @@ pub struct PipelineSection {
     /// Where failed batches, late records nobody routes, and their reasons are written, as JSON lines.
     #[serde(default = "default_dead_letter_path")]
     pub dead_letter_path: PathBuf,
+    /// When the run ends, how long sinks whose peer is down or slow get to
+    /// deliver what they hold, in ms; what is still held then is lost (and logged).
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for PipelineSection {
@@ -97,6 +103,7 @@ impl Default for PipelineSection {
             name: None,
             batch_size: default_batch_size(),
             dead_letter_path: default_dead_letter_path(),
+            shutdown_timeout_ms: default_shutdown_timeout_ms(),
         }
     }
 }
@@ -196,29 +203,6 @@ impl Default for PluginDefaults {
             probation_calls: default_probation_calls(),
         }
     }
-}
-
-/// A `[sources.NAME]` table: one driver table, and event-time settings.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// How far out of order records may arrive, in ms. The source's watermark
-    /// is the largest event time seen, minus this, minus 1 ms (Flink's
-    /// `BoundedOutOfOrderness`); 0 suits sources whose times only increase.
-    #[serde(default)]
-    pub bounded_out_of_orderness_ms: u64,
-    /// After this long without records (wall clock, ms), the source stops
-    /// holding back the watermark of what it feeds, until it has records
-    /// again (Flink's `withIdleness`). Default: never idle.
-    pub idle_timeout_ms: Option<u64>,
-    /// Simulated devices (`[sources.NAME.sim]`).
-    #[cfg(feature = "sim")]
-    pub sim: Option<Spanned<eddy_driver_sim::SimConfig>>,
-    /// A file of JSON lines or CSV (`[sources.NAME.file]`).
-    pub file: Option<Spanned<crate::sources::file::FileConfig>>,
-    /// The ingest journal (`off`, `buffered`, `sync`). Default: `off` for
-    /// sources that can rewind, `buffered` for live ones.
-    pub journal: Option<JournalMode>,
 }
 
 /// An `[operators.NAME]` table: a plugin and what it is fed.
@@ -352,34 +336,6 @@ pub struct CountConfig {
     pub slide: Option<u64>,
 }
 
-/// A `[sinks.NAME]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkConfig {
-    /// Where records go.
-    #[serde(rename = "type")]
-    pub kind: SinkType,
-    /// Sources and operators whose output it takes.
-    pub inputs: Vec<Spanned<String>>,
-    /// For `file`: the file records are appended to.
-    pub path: Option<Spanned<PathBuf>>,
-}
-
-/// Kinds of sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SinkType {
-    /// JSON lines on standard output.
-    Stdout,
-    /// JSON lines appended to `path`.
-    File,
-    /// Counted and dropped (for benchmarks).
-    Null,
-    /// The pipeline's dead-letter log (`[pipeline] dead_letter_path`), with
-    /// the output each record came from as the reason.
-    DeadLetter,
-}
-
 fn default_true() -> bool {
     true
 }
@@ -394,6 +350,9 @@ fn default_batch_size() -> usize {
 }
 fn default_dead_letter_path() -> PathBuf {
     "dead-letter.jsonl".into()
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    5000
 }
 fn default_deadline_ms() -> u64 {
     100

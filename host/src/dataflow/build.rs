@@ -8,17 +8,19 @@ use std::time::Duration;
 use eddy_abi::OperatorKind;
 use toml::Spanned;
 
-use super::graph::{Graph, OperatorSlot, Route, Routes, SinkNode, SourceNode};
+use super::graph::{Graph, OperatorSlot, RunError, Route, Routes, SinkNode, SinkSettings, SourceNode};
 use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
-use crate::config::{ConfigError, JournalMode, LoadedPipeline, OperatorConfig};
+use crate::config::{
+    ConfigError, JournalMode, LoadedPipeline, Location, OperatorConfig, RetryConfig,
+};
+use crate::io::{Backoff, Health, IoContext, Role, SinkPort};
 use crate::plugin::signing::TrustedKeys;
 use crate::plugin::{
     Loader, PluginEngine, PluginLimits, PluginRunner, QuarantinePolicy, SwappedPlugins,
 };
-use crate::sinks::{self, DeadLetter};
-use crate::sources;
+use crate::sinks::DeadLetter;
 use crate::state::OperatorState;
 
 /// Why a pipeline cannot be built.
@@ -102,26 +104,46 @@ impl Graph {
                 state_version_mismatch: op.get_ref().state_version_mismatch,
             });
         }
+        let base_dir = pipeline
+            .path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let services = eddy_driver::Services::new();
         let mut sources_out = Vec::new();
         for (source_name, source) in &config.sources {
-            let driver = sources::build(pipeline, source_name, source)?;
+            let table = source.get_ref();
+            let kind = &table.kind;
+            kind.settings
+                .validate(&eddy_driver::Context {
+                    pipeline: &name,
+                    name: source_name,
+                    base_dir: &base_dir,
+                    services: &services,
+                })
+                .map_err(|e| located(pipeline, &kind.span, e, format!("source `{source_name}`")))?;
+            check_retry(pipeline, source.span(), &table.retry)?;
             // Sources that can rewind need no journal unless asked for one.
-            let journal = source
-                .get_ref()
-                .journal
-                .unwrap_or(if driver.position().is_some() {
-                    JournalMode::Off
-                } else {
-                    JournalMode::Buffered
-                });
+            let journal = table.journal.unwrap_or(if kind.settings.rewindable() {
+                JournalMode::Off
+            } else {
+                JournalMode::Buffered
+            });
             sources_out.push(SourceNode {
                 name: source_name.as_str().into(),
-                driver,
-                watermark: BoundedOutOfOrderness::new(source.get_ref().bounded_out_of_orderness_ms),
+                settings: Some(kind.settings.clone()),
+                at: Some(Location::of(&pipeline.path, &pipeline.text, kind.span.start)),
+                driver: None,
+                polled: true,
+                health: Health::new(source_name, Role::Source, kind.kind),
+                up: false,
+                retry: table.retry,
+                backoff: Backoff::new(table.retry),
+                watermark: BoundedOutOfOrderness::new(table.bounded_out_of_orderness_ms),
                 routes: Vec::new(),
                 ended: false,
                 wait_until: None,
-                idle_timeout: source.get_ref().idle_timeout_ms.map(Duration::from_millis),
+                idle_timeout: table.idle_timeout_ms.map(Duration::from_millis),
                 last_records: std::time::Instant::now(),
                 idle: false,
                 records_out: 0,
@@ -130,20 +152,36 @@ impl Graph {
         }
         let mut sinks_out = Vec::new();
         for (sink_name, sink) in &config.sinks {
-            let s = sink.get_ref();
-            let path = s.path.as_ref().map(|p| pipeline.resolve(p.get_ref()));
-            let built = sinks::build(s.kind, path.as_deref()).map_err(|e| {
-                let at = s
-                    .path
-                    .as_ref()
-                    .map_or(sink.span().start, |p| p.span().start);
-                pipeline.error_at(at, format!("sink `{sink_name}`: {e}"))
-            })?;
+            let table = sink.get_ref();
+            let kind = &table.kind;
+            kind.settings
+                .validate(&eddy_driver::Context {
+                    pipeline: &name,
+                    name: sink_name,
+                    base_dir: &base_dir,
+                    services: &services,
+                })
+                .map_err(|e| located(pipeline, &kind.span, e, format!("sink `{sink_name}`")))?;
+            check_retry(pipeline, sink.span(), &table.retry)?;
+            if table.buffer.max_records == 0 {
+                return Err(pipeline
+                    .error_at(
+                        sink.span().start,
+                        format!("sink `{sink_name}`: buffer.max_records must be at least 1"),
+                    )
+                    .into());
+            }
             sinks_out.push(SinkNode {
                 name: sink_name.as_str().into(),
-                target: built,
+                settings: Some(SinkSettings {
+                    kind: kind.kind,
+                    config: kind.settings.clone(),
+                    buffer: table.buffer,
+                    retry: table.retry,
+                }),
+                at: Some(Location::of(&pipeline.path, &pipeline.text, kind.span.start)),
+                port: None,
                 inbox: Vec::new(),
-                written: 0,
             });
         }
 
@@ -196,6 +234,11 @@ impl Graph {
                 &name,
                 &pipeline.resolve(&config.pipeline.dead_letter_path),
             ),
+            doorbell: eddy_driver::Doorbell::new(),
+            base_dir,
+            dead: Vec::new(),
+            closed: None,
+            shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
             name,
             sources: sources_out,
             operators,
@@ -208,6 +251,115 @@ impl Graph {
             loader: Some(loader),
         })
     }
+}
+
+impl Graph {
+    /// Opens every source and sink: polled drivers open their files,
+    /// tasks start on `runtime` at their first poll (so an unreachable peer
+    /// is not an error here, but a `retrying` component). Settings that
+    /// cannot work are an error naming the component and its place in the file.
+    pub fn open(&mut self, runtime: Option<&tokio::runtime::Handle>) -> Result<(), RunError> {
+        let io = runtime.map(|runtime| IoContext {
+            runtime: runtime.clone(),
+            doorbell: self.doorbell.clone(),
+        });
+        let mut services = eddy_driver::Services::new();
+        services.insert(std::sync::Arc::new(self.dead_letter.clone()));
+        let at = |at: &Option<Location>| at.as_ref().map_or(String::new(), |l| format!("{l}: "));
+        for source in &mut self.sources {
+            let Some(settings) = source.settings.take() else {
+                continue;
+            };
+            let cx = eddy_driver::Context {
+                pipeline: &self.name,
+                name: &source.name,
+                base_dir: &self.base_dir,
+                services: &services,
+            };
+            let opened = crate::io::source::open(
+                settings.as_ref(),
+                &cx,
+                io.as_ref(),
+                &source.health,
+                source.retry,
+            );
+            match opened {
+                Ok((driver, polled)) => {
+                    source.polled = polled;
+                    source.driver = Some(driver);
+                }
+                Err(e) => {
+                    return Err(RunError::Open(format!(
+                        "{}source `{}`: {e}",
+                        at(&source.at),
+                        source.name
+                    )));
+                }
+            }
+        }
+        for sink in &mut self.sinks {
+            let Some(settings) = sink.settings.take() else {
+                continue;
+            };
+            let cx = eddy_driver::Context {
+                pipeline: &self.name,
+                name: &sink.name,
+                base_dir: &self.base_dir,
+                services: &services,
+            };
+            let health = Health::new(&sink.name, Role::Sink, settings.kind);
+            let port = settings.config.open(&cx).and_then(|opened| {
+                SinkPort::new(
+                    &sink.name,
+                    opened,
+                    health,
+                    settings.buffer,
+                    settings.retry,
+                    io.as_ref(),
+                )
+            });
+            match port {
+                Ok(port) => sink.port = Some(port),
+                Err(e) => {
+                    return Err(RunError::Open(format!(
+                        "{}sink `{}`: {e}",
+                        at(&sink.at),
+                        sink.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A component's validation error, at the setting it names or its kind table.
+fn located(
+    pipeline: &LoadedPipeline,
+    table: &std::ops::Range<usize>,
+    e: eddy_driver::Invalid,
+    what: String,
+) -> ConfigError {
+    let at = e.span.as_ref().map_or(table.start, |s| s.start);
+    pipeline.error_at(at, format!("{what}: {}", e.message))
+}
+
+/// Backoff settings that can work.
+fn check_retry(
+    pipeline: &LoadedPipeline,
+    table: std::ops::Range<usize>,
+    retry: &RetryConfig,
+) -> Result<(), ConfigError> {
+    if retry.initial_backoff_ms == 0 || retry.max_backoff_ms < retry.initial_backoff_ms {
+        return Err(pipeline.error_at(
+            table.start,
+            format!(
+                "retry_initial_backoff_ms ({}) must be at least 1 and at most retry_max_backoff_ms ({})",
+                retry.initial_backoff_ms, retry.max_backoff_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The keys of `[trust]`, if it lists any.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::graph::Graph;
+use crate::io::ComponentStatus;
 use crate::plugin::{Allocation, PluginModule, SwapError, SwapOutcome, SwapReport};
 
 /// A request to a running pipeline.
@@ -73,6 +74,12 @@ pub struct SourceStatus {
     pub records: u64,
     /// Whether it has ended.
     pub ended: bool,
+    /// Whether it holds back event time (no records for its idle timeout
+    /// makes it idle, and then it does not).
+    pub idle: bool,
+    /// Its kind, state (`up`, `retrying`, …), since when, last error and counters.
+    #[serde(flatten)]
+    pub health: ComponentStatus,
 }
 
 /// An operator in [`PipelineStatus`].
@@ -113,8 +120,15 @@ pub struct OperatorStatus {
 pub struct SinkStatus {
     /// Its name.
     pub name: String,
-    /// Records written.
+    /// Records written (delivered to its peer).
     pub written: u64,
+    /// Records held, waiting for its peer.
+    pub held: u64,
+    /// Records its buffer's policy dropped.
+    pub dropped: u64,
+    /// Its kind, state (`up`, `retrying`, …), since when, last error and counters.
+    #[serde(flatten)]
+    pub health: ComponentStatus,
 }
 
 /// A swap waiting for its new version's probation to end.
@@ -272,6 +286,8 @@ impl Graph {
                     name: s.name.to_string(),
                     records: s.records_out,
                     ended: s.ended,
+                    idle: s.idle,
+                    health: s.health.status(),
                 })
                 .collect(),
             operators: self
@@ -308,17 +324,31 @@ impl Graph {
             sinks: self
                 .sinks
                 .iter()
-                .map(|s| SinkStatus {
-                    name: s.name.to_string(),
-                    written: s.written,
+                .filter_map(|s| {
+                    let port = s.port.as_ref()?;
+                    port.report();
+                    let counters = port.counters();
+                    Some(SinkStatus {
+                        name: s.name.to_string(),
+                        written: counters.written,
+                        held: counters.held,
+                        dropped: counters.dropped,
+                        health: port.health.status(),
+                    })
                 })
                 .collect(),
         }
     }
 
-    /// Lets the pipeline take requests from `requests` while it runs.
+    /// Lets the pipeline take requests from `requests` while it runs; ring
+    /// its [`Graph::doorbell`] after sending one, so it is served at once.
     pub fn accept_requests(&mut self, requests: Receiver<Request>) {
         self.requests = Some(requests);
+    }
+
+    /// What wakes the pipeline thread when there is work for it.
+    pub fn doorbell(&self) -> eddy_driver::Doorbell {
+        self.doorbell.clone()
     }
 }
 

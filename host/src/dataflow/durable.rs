@@ -11,7 +11,6 @@ use crate::checkpoint::{
     SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
 };
 use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
-use crate::sinks::SinkTarget;
 
 /// A graph's link to the state store.
 pub(crate) struct Durability {
@@ -206,10 +205,10 @@ impl Graph {
         }
         for sink in &mut self.sinks {
             let saved = manifest.sinks.iter().find(|s| *s.name == *sink.name);
-            if let (Some(position), SinkTarget::Writer(writer)) =
-                (saved.and_then(|s| s.position), &mut sink.target)
+            if let (Some(position), Some(port)) =
+                (saved.and_then(|s| s.position), sink.port.as_mut())
             {
-                writer.rewind(position).map_err(|error| RunError::Sink {
+                port.rewind(position).map_err(|error| RunError::Sink {
                     sink: sink.name.to_string(),
                     error,
                 })?;
@@ -235,16 +234,13 @@ impl Graph {
         }
         let replayed = self.replay(manifest.journal_seq, &mut positions)?;
         for (source, position) in self.sources.iter_mut().zip(positions) {
-            if let Some(position) = position
+            if let (Some(position), Some(driver)) = (position, source.driver.as_mut())
                 && !source.ended
             {
-                source
-                    .driver
-                    .seek(&position)
-                    .map_err(|error| RunError::Source {
-                        source_name: source.name.to_string(),
-                        error,
-                    })?;
+                driver.seek(&position).map_err(|error| RunError::Source {
+                    source_name: source.name.to_string(),
+                    error,
+                })?;
             }
         }
         Ok(replayed)
@@ -300,12 +296,14 @@ impl Graph {
         let started = Instant::now();
         let mut sinks = Vec::with_capacity(self.sinks.len());
         for sink in &mut self.sinks {
-            let position = match &mut sink.target {
-                SinkTarget::Writer(writer) => writer.commit().map_err(|error| RunError::Sink {
-                    sink: sink.name.to_string(),
-                    error,
-                })?,
-                SinkTarget::DeadLetter => None,
+            let position = match sink.port.as_mut().map(|p| p.commit()) {
+                Some(Ok(position)) => position,
+                None => None,
+                Some(Err(error)) => {
+                    // Its position is not known to be durable: no consistent checkpoint now.
+                    tracing::warn!(sink = &*sink.name, "checkpoint skipped: {error}");
+                    return Ok(());
+                }
             };
             sinks.push(SinkCheckpoint {
                 name: sink.name.to_string(),
@@ -349,7 +347,7 @@ impl Graph {
             .iter()
             .map(|s| SourceCheckpoint {
                 name: s.name.to_string(),
-                position: s.driver.position(),
+                position: s.driver.as_ref().and_then(|d| d.position()),
                 watermark: s.watermark.clone(),
                 records_out: s.records_out,
                 ended: s.ended,
@@ -405,7 +403,11 @@ impl Graph {
         }
         JournalEntry::encode(
             &source.name,
-            source.driver.position().as_deref(),
+            source
+                .driver
+                .as_ref()
+                .and_then(|d| d.position())
+                .as_deref(),
             ended,
             records,
             &mut durability.buf,

@@ -6,18 +6,23 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use eddy_abi::{LATE_OUTPUT, Record};
-use eddy_driver::{Driver, Poll};
+use eddy_driver::{Doorbell, Driver, Poll};
 
 use super::control::{PendingSwap, Request};
 use super::durable::{Durability, Recovery};
 use super::element::Element;
-use super::operator::{Emitted, OperatorNode, wall_clock_ms};
+use super::operator::{OperatorNode, Output, wall_clock_ms};
 use super::result_id::{Cause, ResultId};
 use super::watermark::BoundedOutOfOrderness;
 use crate::checkpoint::StoreError;
-use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
+use crate::config::{
+    BufferConfig, CheckpointConfig, JournalMode, Location, RetryConfig, StateVersionMismatch,
+};
+use crate::internal_events::ComponentRecords;
+use crate::io::sink::{Closed, Inbox};
+use crate::io::{Backoff, Health, Role, SinkPort};
 use crate::plugin::Loader;
-use crate::sinks::{DeadLetter, DeadLetterInput, SinkTarget};
+use crate::sinks::{DeadLetter, DeadLetterEntry, DeadLetterInput};
 
 /// Where an output's elements go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +38,20 @@ pub(crate) type Routes = Vec<(String, Vec<Route>)>;
 
 pub(crate) struct SourceNode {
     pub(crate) name: Arc<str>,
-    pub(crate) driver: Box<dyn Driver>,
+    /// Its kind's settings, until it is opened (none for a source given as a driver).
+    pub(crate) settings: Option<Arc<dyn eddy_driver::SourceConfig>>,
+    /// Where its table is in the pipeline file, for errors at open.
+    pub(crate) at: Option<Location>,
+    /// The driver, once opened.
+    pub(crate) driver: Option<Box<dyn Driver>>,
+    /// Whether the pipeline thread polls it itself (else a task feeds it,
+    /// and reports its health).
+    pub(crate) polled: bool,
+    pub(crate) health: Arc<Health>,
+    /// Whether the last poll worked (polled drivers).
+    pub(crate) up: bool,
+    pub(crate) retry: RetryConfig,
+    pub(crate) backoff: Backoff,
     pub(crate) watermark: BoundedOutOfOrderness,
     pub(crate) routes: Vec<Route>,
     pub(crate) ended: bool,
@@ -62,10 +80,22 @@ pub(crate) struct OperatorSlot {
 
 pub(crate) struct SinkNode {
     pub(crate) name: Arc<str>,
-    pub(crate) target: SinkTarget,
+    /// Its kind's settings, until it is opened.
+    pub(crate) settings: Option<SinkSettings>,
+    /// Where its table is in the pipeline file, for errors at open.
+    pub(crate) at: Option<Location>,
+    /// The sink, once opened.
+    pub(crate) port: Option<SinkPort>,
     /// `(node output label, id, record)` delivered since the last step.
-    pub(crate) inbox: Vec<(Arc<str>, ResultId, Record)>,
-    pub(crate) written: u64,
+    pub(crate) inbox: Inbox,
+}
+
+/// What opening a sink takes.
+pub(crate) struct SinkSettings {
+    pub(crate) kind: &'static str,
+    pub(crate) config: Arc<dyn eddy_sink::SinkConfig>,
+    pub(crate) buffer: BufferConfig,
+    pub(crate) retry: RetryConfig,
 }
 
 /// A pipeline ready to run: sources, operators in topological order, sinks.
@@ -87,6 +117,16 @@ pub struct Graph {
     /// Loads plugins for this pipeline's engine and trust settings (none
     /// for a graph built around given logic).
     pub(crate) loader: Option<Loader>,
+    /// Rung when there is work: records from a task, a request.
+    pub(crate) doorbell: Doorbell,
+    /// The folder relative paths in the pipeline are relative to.
+    pub(crate) base_dir: std::path::PathBuf,
+    /// Dead letters of the current step, written at its end.
+    pub(crate) dead: Vec<DeadLetterEntry>,
+    /// A sink whose destination closed for good: the run ends.
+    pub(crate) closed: Option<Arc<str>>,
+    /// How long a run that ends gives its sinks to deliver what they hold.
+    pub(crate) shutdown_timeout: Duration,
 }
 
 /// When a run stops, besides its sources ending.
@@ -124,14 +164,17 @@ pub enum RunError {
         /// The driver's error.
         error: eddy_driver::DriverError,
     },
-    /// A sink could not write.
+    /// A sink could not go back to its checkpointed position.
     #[error("sink `{sink}`: {error}")]
     Sink {
         /// The sink.
         sink: String,
-        /// The I/O error.
-        error: std::io::Error,
+        /// Why.
+        error: eddy_sink::SinkError,
     },
+    /// A source or sink could not be opened: its settings cannot work.
+    #[error("{0}")]
+    Open(String),
     /// The state store failed.
     #[error(transparent)]
     State(StoreError),
@@ -168,7 +211,8 @@ pub enum RunError {
     },
 }
 
-/// The longest the loop sleeps, so stop requests and processing-time timers are seen.
+/// The longest the loop waits without being rung, so stop requests and
+/// processing-time timers are seen.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 impl SourceNode {
@@ -225,8 +269,15 @@ impl Graph {
         self.loader.as_ref()
     }
 
-    /// Runs until every source has ended, or `control` says stop.
+    /// Runs until every source has ended, or `control` says stop. The graph
+    /// must have been opened ([`Graph::open`]).
     pub fn run(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
+        if let Some(source) = self.sources.iter().find(|s| s.driver.is_none()) {
+            return Err(RunError::Open(format!(
+                "source `{}` was not opened",
+                source.name
+            )));
+        }
         let mut summary = RunSummary {
             recovery: self.recover_once()?,
             ..RunSummary::default()
@@ -240,13 +291,22 @@ impl Graph {
         loop {
             if control.stop.load(Ordering::Relaxed)
                 || control.deadline.is_some_and(|d| Instant::now() >= d)
+                || self.closed.is_some()
             {
                 break;
             }
             self.serve_requests();
             let mut next_wake: Option<Instant> = None;
             let mut progressed = false;
+            // A full sink whose policy is to block holds back every source.
+            let blocked = self
+                .sinks
+                .iter()
+                .any(|s| s.port.as_ref().is_some_and(SinkPort::blocking));
             for i in 0..self.sources.len() {
+                if blocked {
+                    break;
+                }
                 records.clear();
                 let Some((count, elements)) = self.poll_source(i, &mut records, &mut next_wake)?
                 else {
@@ -265,28 +325,55 @@ impl Graph {
             }
             self.checkpoint_if_due()?;
             if !progressed {
+                for sink in &self.sinks {
+                    if let Some(at) = sink.port.as_ref().and_then(SinkPort::retry_at) {
+                        next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+                    }
+                }
                 let now = Instant::now();
                 let wake = next_wake.unwrap_or(now + MAX_SLEEP).min(now + MAX_SLEEP);
                 let wake = control.deadline.map_or(wake, |d| wake.min(d));
-                std::thread::sleep(wake.saturating_duration_since(now));
+                self.doorbell.wait_until(wake);
             }
         }
-        for sink in &mut self.sinks {
-            if let SinkTarget::Writer(writer) = &mut sink.target {
-                writer.flush().map_err(|error| RunError::Sink {
-                    sink: sink.name.to_string(),
-                    error,
-                })?;
-            }
+        if let Some(sink) = &self.closed {
+            tracing::info!(sink = &**sink, "the sink's output was closed; the run ends");
         }
+        self.finish_sinks()?;
         self.checkpoint(summary.completed)?;
         summary.written = self
             .sinks
             .iter()
-            .map(|s| (s.name.to_string(), s.written))
+            .map(|s| {
+                let written = s.port.as_ref().map_or(0, |p| p.counters().written);
+                (s.name.to_string(), written)
+            })
             .collect();
         summary.dead_lettered = self.dead_letter.records();
         Ok(summary)
+    }
+
+    /// At the end of a run: gives sinks that hold records until the
+    /// shutdown timeout to deliver them.
+    fn finish_sinks(&mut self) -> Result<(), RunError> {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let mut dead = std::mem::take(&mut self.dead);
+        for sink in &mut self.sinks {
+            let Some(port) = sink.port.as_mut() else {
+                continue;
+            };
+            match port.finish(deadline, &mut dead) {
+                Ok(0) => {}
+                Ok(left) => tracing::warn!(
+                    sink = &*sink.name,
+                    records = left,
+                    "the sink's peer did not take what it held before the run ended; those records are lost"
+                ),
+                Err(Closed) => {}
+            }
+        }
+        self.dead = dead;
+        self.write_dead()
     }
 
     /// Polls source `i` if it is due; returns its records and watermarks.
@@ -300,36 +387,63 @@ impl Graph {
         if source.ended {
             return Ok(None);
         }
-        if let Some(at) = source.wait_until
-            && Instant::now() < at
-        {
-            *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
-            return Ok(source.check_idle(next_wake));
+        if let Some(at) = source.wait_until {
+            if Instant::now() < at {
+                *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+                return Ok(source.check_idle(next_wake));
+            }
+            if !source.up && source.polled {
+                source.health.retrying();
+            }
         }
-        let poll = source
-            .driver
-            .poll(records, self.batch_size)
-            .map_err(|error| RunError::Source {
-                source_name: source.name.to_string(),
-                error,
-            })?;
-        let rejected = source.driver.take_rejected();
+        let Some(driver) = source.driver.as_mut() else {
+            return Ok(None);
+        };
+        let poll = match driver.poll(records, self.batch_size) {
+            Ok(poll) => {
+                if !source.up && source.polled {
+                    source.health.up();
+                    source.backoff.reset();
+                }
+                source.up = true;
+                poll
+            }
+            Err(e) => {
+                // Whatever it read before failing still counts.
+                let transient = e.is_transient();
+                let wait = e.retry_after().unwrap_or_else(|| {
+                    if transient {
+                        source.backoff.next()
+                    } else {
+                        source.backoff.longest()
+                    }
+                });
+                source.up = false;
+                source.health.down(&e.to_string(), transient, wait);
+                Poll::WaitUntil(Instant::now() + wait)
+            }
+        };
+        let rejected = driver.take_rejected();
         if !rejected.is_empty() {
-            self.dead_letter
-                .write(
-                    &source.name,
-                    "input the source could not read",
-                    DeadLetterInput::Rejected(&rejected),
-                )
-                .map_err(|error| RunError::DeadLetter {
-                    path: self.dead_letter.path().to_owned(),
-                    error,
-                })?;
+            self.dead.push(DeadLetterEntry {
+                node: source.name.clone(),
+                reason: "input the source could not read".into(),
+                input: DeadLetterInput::Rejected(rejected),
+            });
         }
         source.wait_until = match poll {
             Poll::WaitUntil(at) => Some(at),
             _ => None,
         };
+        if poll == Poll::Ended {
+            source.health.ended();
+        }
+        ComponentRecords {
+            component: &source.name,
+            role: Role::Source,
+            records: records.len() as u64,
+        }
+        .emit();
         self.journal(i, records, poll == Poll::Ended)?;
         let source = &mut self.sources[i];
         let count = records.len();
@@ -352,21 +466,13 @@ impl Graph {
         let now_ms = wall_clock_ms();
         for i in 0..self.operators.len() {
             let before = self.operators[i].node.watermark();
-            let dead_letter = &mut self.dead_letter;
             let node = &mut self.operators[i].node;
-            let mut emitted = node
-                .step(dead_letter)
-                .map_err(|error| RunError::DeadLetter {
-                    path: dead_letter.path().to_owned(),
-                    error,
-                })?;
-            node.on_processing_time(now_ms, dead_letter, &mut emitted)
-                .map_err(|error| RunError::DeadLetter {
-                    path: dead_letter.path().to_owned(),
-                    error,
-                })?;
+            let mut out = Output::default();
+            node.step(&mut out);
+            node.on_processing_time(now_ms, &mut out);
             let after = node.watermark();
-            self.route_emitted(i, emitted, (after > before).then_some(after))?;
+            self.dead.append(&mut out.dead);
+            self.route_emitted(i, out.runs, (after > before).then_some(after));
         }
         Ok(())
     }
@@ -375,9 +481,9 @@ impl Graph {
     fn route_emitted(
         &mut self,
         i: usize,
-        emitted: Emitted,
+        emitted: super::operator::Emitted,
         watermark: Option<i64>,
-    ) -> Result<(), RunError> {
+    ) {
         let idle = self.operators[i].node.idle();
         let newly_idle = idle && !self.operators[i].idle;
         self.operators[i].idle = idle;
@@ -397,7 +503,7 @@ impl Graph {
                     };
                     self.deliver(&routes, &label, elements);
                 }
-                None => self.unrouted(i, &output, elements)?,
+                None => self.unrouted(i, &output, elements),
             }
         }
         let status: Vec<Element> = watermark
@@ -417,28 +523,20 @@ impl Graph {
                 }
             }
         }
-        Ok(())
     }
 
     /// Output nobody routes: late records are dead-lettered, never dropped;
     /// other side outputs are dropped with a warning the first time.
-    fn unrouted(
-        &mut self,
-        i: usize,
-        output: &str,
-        elements: Vec<(Record, ResultId)>,
-    ) -> Result<(), RunError> {
+    fn unrouted(&mut self, i: usize, output: &str, elements: Vec<(Record, ResultId)>) {
         let slot = &mut self.operators[i];
         if output == LATE_OUTPUT {
             let records: Vec<Record> = elements.into_iter().map(|(r, _)| r).collect();
-            let reason = "late: its window had already fired (route `OPERATOR.late` to keep these elsewhere)";
-            return self
-                .dead_letter
-                .write(&slot.node.name, reason, DeadLetterInput::Records(&records))
-                .map_err(|error| RunError::DeadLetter {
-                    path: self.dead_letter.path().to_owned(),
-                    error,
-                });
+            self.dead.push(DeadLetterEntry {
+                node: slot.node.name.clone(),
+                reason: "late: its window had already fired (route `OPERATOR.late` to keep these elsewhere)".into(),
+                input: DeadLetterInput::Records(records),
+            });
+            return;
         }
         if !slot.unrouted_warned.iter().any(|o| o == output) {
             tracing::warn!(
@@ -450,7 +548,6 @@ impl Graph {
         }
         metrics::counter!("eddy_unrouted_records_total", "operator" => slot.node.name.to_string())
             .increment(elements.len() as u64);
-        Ok(())
     }
 
     /// Puts an operator's records in the inboxes of `routes`: operators get
@@ -530,43 +627,34 @@ impl Graph {
         }
     }
 
+    /// Hands each sink what reached it (or gives a sink that is down its
+    /// retry), then writes the step's dead letters.
     pub(crate) fn step_sinks(&mut self) -> Result<(), RunError> {
         for sink in &mut self.sinks {
-            if sink.inbox.is_empty() {
+            let Some(port) = sink.port.as_mut() else {
                 continue;
+            };
+            let result = if sink.inbox.is_empty() {
+                port.retry(&mut self.dead)
+            } else {
+                port.send(&self.name, &mut sink.inbox, &mut self.dead)
+            };
+            if result == Err(Closed) {
+                self.closed = Some(sink.name.clone());
             }
-            sink.written += sink.inbox.len() as u64;
-            match &mut sink.target {
-                SinkTarget::Writer(writer) => {
-                    let fail = |error| RunError::Sink {
-                        sink: sink.name.to_string(),
-                        error,
-                    };
-                    let mut id = String::new();
-                    for (label, result_id, record) in sink.inbox.drain(..) {
-                        result_id.write(&self.name, &label, &mut id);
-                        writer.write(&label, &id, &record).map_err(fail)?;
-                    }
-                    writer.flush().map_err(fail)?;
-                }
-                SinkTarget::DeadLetter => {
-                    // One entry per run of records from the same output.
-                    let mut inbox = std::mem::take(&mut sink.inbox).into_iter().peekable();
-                    while let Some((label, _, first)) = inbox.next() {
-                        let mut records = vec![first];
-                        while let Some((_, _, r)) = inbox.next_if(|(l, _, _)| *l == label) {
-                            records.push(r);
-                        }
-                        let reason = format!("routed to the dead-letter sink from `{label}`");
-                        self.dead_letter
-                            .write(&sink.name, &reason, DeadLetterInput::Records(&records))
-                            .map_err(|error| RunError::DeadLetter {
-                                path: self.dead_letter.path().to_owned(),
-                                error,
-                            })?;
-                    }
-                }
-            }
+        }
+        self.write_dead()
+    }
+
+    /// Writes the dead letters gathered in this step.
+    pub(crate) fn write_dead(&mut self) -> Result<(), RunError> {
+        for entry in self.dead.drain(..) {
+            self.dead_letter
+                .write(&entry)
+                .map_err(|error| RunError::DeadLetter {
+                    path: self.dead_letter.path().to_owned(),
+                    error,
+                })?;
         }
         Ok(())
     }

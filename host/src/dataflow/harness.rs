@@ -11,9 +11,10 @@ use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
 use crate::config::WindowConfig;
-use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
+use crate::config::{CheckpointConfig, JournalMode, RetryConfig, StateVersionMismatch};
+use crate::io::{Backoff, Health, Role, SinkPort};
 use crate::plugin::{OperatorLogic, PluginEngine, PluginLimits, PluginModule, PluginRunner};
-use crate::sinks::{DeadLetter, Sink, SinkTarget};
+use crate::sinks::{DeadLetter, Sink};
 use crate::sources::RecordsDriver;
 use crate::state::OperatorState;
 
@@ -102,7 +103,14 @@ impl Graph {
             name: format!("test-{name}"),
             sources: vec![SourceNode {
                 name: "input".into(),
-                driver,
+                settings: None,
+                at: None,
+                driver: Some(driver),
+                polled: true,
+                health: Health::new("input", Role::Source, "records"),
+                up: false,
+                retry: RetryConfig::default(),
+                backoff: Backoff::new(RetryConfig::default()),
                 watermark: BoundedOutOfOrderness::new(harness.bounded_out_of_orderness_ms),
                 routes: vec![Route::Operator { index: 0, input: 0 }],
                 ended: false,
@@ -125,9 +133,10 @@ impl Graph {
             }],
             sinks: vec![SinkNode {
                 name: "output".into(),
-                target: SinkTarget::Writer(sink),
+                settings: None,
+                at: None,
+                port: Some(SinkPort::direct("output", sink)),
                 inbox: Vec::new(),
-                written: 0,
             }],
             dead_letter: DeadLetter::new(&format!("test-{name}"), &harness.dead_letter_path),
             batch_size: harness.batch_size.max(1),
@@ -139,6 +148,11 @@ impl Graph {
             requests: None,
             pending_swaps: Vec::new(),
             loader: None,
+            doorbell: eddy_driver::Doorbell::new(),
+            base_dir: ".".into(),
+            dead: Vec::new(),
+            closed: None,
+            shutdown_timeout: std::time::Duration::from_secs(5),
         })
     }
 }

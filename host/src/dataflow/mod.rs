@@ -22,7 +22,7 @@ mod element;
 mod graph;
 mod harness;
 mod operator;
-mod result_id;
+pub(crate) mod result_id;
 pub mod snapshot;
 mod watermark;
 pub mod window;

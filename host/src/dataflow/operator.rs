@@ -11,7 +11,8 @@ use super::window::{Added, FiredWindow, Windowing};
 use crate::config::WindowTime;
 use crate::internal_events::LateRecords;
 use crate::plugin::{Entry, OperatorLogic, OutputRun, Outputs, PluginFault};
-use crate::sinks::{DeadLetter, DeadLetterInput};
+use crate::sinks::dead_letter::{DeadTimer, DeadWindow};
+use crate::sinks::{DeadLetterEntry, DeadLetterInput};
 
 /// An aggregate's open window is folded once it holds this many unfolded records.
 const FOLD_RECORDS: u32 = 64;
@@ -46,6 +47,25 @@ pub(crate) struct OperatorNode {
 /// name (`""` is the main output). Order is kept across outputs, so that a
 /// sink taking several of them sees the same sequence whatever the batch sizes.
 pub(crate) type Emitted = Vec<(String, Vec<(Record, ResultId)>)>;
+
+/// What a step produced: records for each output, and dead letters (input
+/// a call failed on, records without the field to key by). Writing the
+/// dead letters is the I/O layer's business, not the operator's.
+#[derive(Default)]
+pub(crate) struct Output {
+    pub(crate) runs: Emitted,
+    pub(crate) dead: Vec<DeadLetterEntry>,
+}
+
+impl Output {
+    fn dead_letter(&mut self, node: &Arc<str>, reason: String, input: DeadLetterInput) {
+        self.dead.push(DeadLetterEntry {
+            node: node.clone(),
+            reason,
+            input,
+        });
+    }
+}
 
 /// Appends records for `output`, joining the last run if it is the same output.
 fn push_run(
@@ -137,27 +157,18 @@ impl OperatorNode {
         }
     }
 
-    /// Takes in the inbox; returns what to send downstream. Failed calls go to
-    /// the dead-letter log; only a failure to write that log is an error.
-    pub(crate) fn step(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<Emitted> {
-        let mut emitted = Emitted::new();
+    /// Takes in the inbox; adds what to send downstream, and the input of
+    /// failed calls as dead letters, to `out`.
+    pub(crate) fn step(&mut self, out: &mut Output) {
         let inbox = std::mem::take(&mut self.inbox);
         match self.logic.kind() {
-            OperatorKind::Process => self.step_process(inbox, dead_letter, &mut emitted)?,
-            OperatorKind::Window | OperatorKind::Aggregate => {
-                self.step_window(inbox, dead_letter, &mut emitted)?
-            }
+            OperatorKind::Process => self.step_process(inbox, out),
+            OperatorKind::Window | OperatorKind::Aggregate => self.step_window(inbox, out),
         }
         self.expire_state();
-        Ok(emitted)
     }
 
-    fn step_process(
-        &mut self,
-        inbox: Vec<(usize, Vec<Element>)>,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn step_process(&mut self, inbox: Vec<(usize, Vec<Element>)>, out: &mut Output) {
         let mut pending = Pending::default();
         let elements = flatten(inbox);
         for (input, element) in elements {
@@ -165,12 +176,12 @@ impl OperatorNode {
                 Element::Record(record) => {
                     self.watermarks.activate(input);
                     let n = self.next_record();
-                    if let Some(record) = self.rekey(record, dead_letter)? {
+                    if let Some(record) = self.rekey(record, out) {
                         pending.records.push(record);
                         pending.numbers.push(n);
                     }
                     if pending.records.len() >= self.batch_size {
-                        self.call_process(&mut pending, dead_letter, emitted)?;
+                        self.call_process(&mut pending, out);
                     }
                 }
                 status => {
@@ -178,24 +189,19 @@ impl OperatorNode {
                         continue;
                     };
                     if self.logic.state_mut().timers.event_time_due(watermark) {
-                        self.call_process(&mut pending, dead_letter, emitted)?;
-                        self.fire_timers(TimeDomain::EventTime, watermark, dead_letter, emitted)?;
+                        self.call_process(&mut pending, out);
+                        self.fire_timers(TimeDomain::EventTime, watermark, out);
                     }
                 }
             }
         }
-        self.call_process(&mut pending, dead_letter, emitted)
+        self.call_process(&mut pending, out)
     }
 
-    fn call_process(
-        &mut self,
-        pending: &mut Pending,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn call_process(&mut self, pending: &mut Pending, out: &mut Output) {
         self.sync_state_clock();
         if pending.records.is_empty() {
-            return Ok(());
+            return;
         }
         // The bytes of a `ProcessInput`: watermark, count, records.
         self.buf.clear();
@@ -212,26 +218,17 @@ impl OperatorNode {
                 n: pending.numbers[i],
             })
         };
-        self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
-            dead_letter.write(
-                &self.name,
-                &fault,
-                DeadLetterInput::Records(&pending.records),
-            )
-        })?;
+        let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
+        if let Some(reason) = failed {
+            let records = std::mem::take(&mut pending.records);
+            out.dead_letter(&self.name, reason, DeadLetterInput::Records(records));
+        }
         pending.records.clear();
         pending.numbers.clear();
-        Ok(())
     }
 
     /// Fires the timers of `domain` due at `now`, and any they set that are due too.
-    fn fire_timers(
-        &mut self,
-        domain: TimeDomain,
-        now: i64,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn fire_timers(&mut self, domain: TimeDomain, now: i64, out: &mut Output) {
         self.sync_state_clock();
         // A plugin may set timers that are already due from `on_timer`; they
         // fire in the next round. The bound stops a plugin that always does.
@@ -269,20 +266,25 @@ impl OperatorNode {
                     n: first + i as u64,
                 })
             };
-            self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
-                let timers: Vec<_> = due.iter().map(|(t, k)| (domain, k.clone(), *t)).collect();
-                dead_letter.write(&self.name, &fault, DeadLetterInput::Timers(&timers))
-            })?;
+            let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
+            if let Some(reason) = failed {
+                let timers = due
+                    .iter()
+                    .map(|(time, key)| DeadTimer {
+                        domain: match domain {
+                            TimeDomain::EventTime => "EventTime",
+                            TimeDomain::ProcessingTime => "ProcessingTime",
+                        },
+                        key: key.clone(),
+                        time: *time,
+                    })
+                    .collect();
+                out.dead_letter(&self.name, reason, DeadLetterInput::Timers(timers));
+            }
         }
-        Ok(())
     }
 
-    fn step_window(
-        &mut self,
-        inbox: Vec<(usize, Vec<Element>)>,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn step_window(&mut self, inbox: Vec<(usize, Vec<Element>)>, out: &mut Output) {
         let mut fired = Vec::new();
         let mut late_count = 0;
         for (input, element) in flatten(inbox) {
@@ -290,7 +292,7 @@ impl OperatorNode {
                 Element::Record(record) => {
                     self.watermarks.activate(input);
                     let n = self.next_record();
-                    let Some(record) = self.rekey(record, dead_letter)? else {
+                    let Some(record) = self.rekey(record, out) else {
                         continue;
                     };
                     let watermark = self.watermarks.current();
@@ -314,7 +316,7 @@ impl OperatorNode {
                     };
                     if added == Added::Late {
                         // Windows fired before this record come out before it.
-                        self.call_window(std::mem::take(&mut fired), dead_letter, emitted)?;
+                        self.call_window(std::mem::take(&mut fired), out);
                         late_count += 1;
                         let id = ResultId {
                             cause: Arc::new(Cause::Record {
@@ -323,7 +325,7 @@ impl OperatorNode {
                             }),
                             seq: 0,
                         };
-                        push_run(emitted, LATE_OUTPUT, [(record, id)]);
+                        push_run(&mut out.runs, LATE_OUTPUT, [(record, id)]);
                     }
                 }
                 status => {
@@ -344,9 +346,9 @@ impl OperatorNode {
                 }
             }
         }
-        self.call_window(fired, dead_letter, emitted)?;
+        self.call_window(fired, out);
         if self.logic.kind() == OperatorKind::Aggregate {
-            self.compact(dead_letter)?;
+            self.compact(out);
         }
         if late_count > 0 {
             LateRecords {
@@ -355,16 +357,10 @@ impl OperatorNode {
             }
             .emit();
         }
-        Ok(())
     }
 
     /// Moves the wall clock: fires due processing-time windows and timers.
-    pub(crate) fn on_processing_time(
-        &mut self,
-        now: i64,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    pub(crate) fn on_processing_time(&mut self, now: i64, out: &mut Output) {
         if let Some(Windowing::Time {
             buffer,
             time: WindowTime::Processing,
@@ -372,33 +368,24 @@ impl OperatorNode {
         {
             let mut fired = Vec::new();
             buffer.advance(now, &mut fired);
-            self.call_window(fired, dead_letter, emitted)?;
+            self.call_window(fired, out);
         }
-        self.fire_timers(TimeDomain::ProcessingTime, now, dead_letter, emitted)
+        self.fire_timers(TimeDomain::ProcessingTime, now, out)
     }
 
     /// Hands fired windows to the plugin: their records to a `window`
     /// plugin, their folded accumulators to an aggregate's `result`.
-    fn call_window(
-        &mut self,
-        fired: Vec<FiredWindow>,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn call_window(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         if self.logic.kind() == OperatorKind::Aggregate {
-            return self.call_result(fired, dead_letter, emitted);
+            return self.call_result(fired, out);
         }
-        self.call_full_window(fired, dead_letter, emitted)
+        self.call_full_window(fired, out)
     }
 
     /// Folds each window's pending records (and merged accumulators) into one
     /// accumulator with calls to `aggregate`; `None` for a chunk that failed,
     /// which is then dead-lettered.
-    fn fold(
-        &mut self,
-        windows: &[FiredWindow],
-        dead_letter: &mut DeadLetter,
-    ) -> std::io::Result<Vec<Option<Vec<u8>>>> {
+    fn fold(&mut self, windows: &[FiredWindow], out: &mut Output) -> Vec<Option<Vec<u8>>> {
         let mut accs = Vec::with_capacity(windows.len());
         for chunk in chunks(windows) {
             // The bytes of an `AggregateInput`: the groups.
@@ -422,26 +409,21 @@ impl OperatorNode {
                 Ok(folded) => accs.extend(folded.into_iter().map(Some)),
                 Err(fault) => {
                     let reason = format!("plugin `{}` {fault}", self.logic.name());
-                    dead_letter.write(&self.name, &reason, DeadLetterInput::Windows(chunk))?;
+                    out.dead_letter(&self.name, reason, dead_windows(chunk));
                     accs.extend(chunk.iter().map(|_| None));
                 }
             }
         }
-        Ok(accs)
+        accs
     }
 
     /// An aggregate's fired windows: fold, then `result`.
-    fn call_result(
-        &mut self,
-        fired: Vec<FiredWindow>,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn call_result(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         self.sync_state_clock();
         if fired.is_empty() {
-            return Ok(());
+            return;
         }
-        let accs = self.fold(&fired, dead_letter)?;
+        let accs = self.fold(&fired, out);
         // The bytes of a `ResultInput`: watermark, count, windows.
         let done: Vec<(&FiredWindow, Vec<u8>)> = fired
             .iter()
@@ -449,7 +431,7 @@ impl OperatorNode {
             .filter_map(|(w, acc)| acc.map(|acc| (w, acc)))
             .collect();
         if done.is_empty() {
-            return Ok(());
+            return;
         }
         self.buf.clear();
         encode::i64(self.watermark(), &mut self.buf);
@@ -464,45 +446,39 @@ impl OperatorNode {
         let call = self.next_call();
         let result = self.logic.call(Entry::Result, &self.buf);
         let causes = |i: usize| done.get(i).map(|(w, _)| w.cause());
-        self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
-            // Only a failed call needs the windows again, as owned values.
+        let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
+        if let Some(reason) = failed {
             let windows: Vec<FiredWindow> = done.iter().map(|(w, _)| (*w).clone()).collect();
-            dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(&windows))
-        })
+            out.dead_letter(&self.name, reason, dead_windows(&windows));
+        }
     }
 
     /// Folds the records of open windows that have gathered
     /// [`FOLD_RECORDS`] since their last fold, so that an aggregate's window
     /// state stays one accumulator and a bounded number of records. (Windows
     /// are folded in any case when they fire.)
-    fn compact(&mut self, dead_letter: &mut DeadLetter) -> std::io::Result<()> {
+    fn compact(&mut self, out: &mut Output) {
         let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
-            return Ok(());
+            return;
         };
         let pending = buffer.take_pending(FOLD_RECORDS);
         if pending.is_empty() {
-            return Ok(());
+            return;
         }
-        let accs = self.fold(&pending, dead_letter)?;
+        let accs = self.fold(&pending, out);
         let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
-            return Ok(());
+            return;
         };
         for (window, acc) in pending.into_iter().zip(accs) {
             // A failed fold dead-lettered the records; the window keeps what it had.
             let accs = acc.map_or(window.accs, |acc| vec![acc]);
             buffer.put_back(&window.key, window.start, accs);
         }
-        Ok(())
     }
 
     /// Hands fired windows to a `window` plugin, in calls of about
     /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
-    fn call_full_window(
-        &mut self,
-        fired: Vec<FiredWindow>,
-        dead_letter: &mut DeadLetter,
-        emitted: &mut Emitted,
-    ) -> std::io::Result<()> {
+    fn call_full_window(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         self.sync_state_clock();
         let mut first = 0;
         while first < fired.len() {
@@ -524,22 +500,22 @@ impl OperatorNode {
             let call = self.next_call();
             let result = self.logic.call(Entry::Window, &self.buf);
             let causes = |i: usize| chunk.get(i).map(FiredWindow::cause);
-            self.collect(result, emitted, IdAssigner::new(call, causes), |fault| {
-                dead_letter.write(&self.name, &fault, DeadLetterInput::Windows(chunk))
-            })?;
+            let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
+            if let Some(reason) = failed {
+                out.dead_letter(&self.name, reason, dead_windows(chunk));
+            }
             first = last + 1;
         }
-        Ok(())
     }
 
-    /// Routes a call's outputs with their ids, or dead-letters its input.
+    /// Routes a call's outputs with their ids; for a failed call, returns
+    /// the reason its input is dead-lettered with.
     fn collect<F: Fn(usize) -> Option<Cause>>(
         &self,
         result: Result<Outputs, PluginFault>,
         emitted: &mut Emitted,
         mut ids: IdAssigner<F>,
-        dead_letter: impl FnOnce(String) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
+    ) -> Option<String> {
         match result {
             Ok(outputs) => {
                 for OutputRun {
@@ -551,21 +527,17 @@ impl OperatorNode {
                     let with_ids = records.into_iter().map(|r| (r, ids.next(cause)));
                     push_run(emitted, &output, with_ids);
                 }
-                Ok(())
+                None
             }
-            Err(fault) => dead_letter(format!("plugin `{}` {fault}", self.logic.name())),
+            Err(fault) => Some(format!("plugin `{}` {fault}", self.logic.name())),
         }
     }
 
     /// Applies `key_by`: the record's key becomes that field's value. A record
     /// without the field is dead-lettered.
-    fn rekey(
-        &self,
-        mut record: Record,
-        dead_letter: &mut DeadLetter,
-    ) -> std::io::Result<Option<Record>> {
+    fn rekey(&self, mut record: Record, out: &mut Output) -> Option<Record> {
         let Some(field) = &self.key_by else {
-            return Ok(Some(record));
+            return Some(record);
         };
         let key: Option<Arc<str>> = match record.get(field) {
             Some(Value::Str(s)) => Some(s.clone()),
@@ -576,12 +548,12 @@ impl OperatorNode {
         match key {
             Some(key) => {
                 record.key = key;
-                Ok(Some(record))
+                Some(record)
             }
             None => {
                 let reason = format!("no string, integer or boolean field `{field}` to key by");
-                dead_letter.write(&self.name, &reason, DeadLetterInput::Records(&[record]))?;
-                Ok(None)
+                out.dead_letter(&self.name, reason, DeadLetterInput::Records(vec![record]));
+                None
             }
         }
     }
@@ -611,6 +583,22 @@ fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = &[FiredWindow]> {
         rest = tail;
         Some(chunk)
     })
+}
+
+/// Fired windows as the dead-letter log shows them.
+fn dead_windows(windows: &[FiredWindow]) -> DeadLetterInput {
+    DeadLetterInput::Windows(
+        windows
+            .iter()
+            .map(|w| DeadWindow {
+                key: w.key.clone(),
+                start: w.start,
+                end: w.end,
+                count: w.count,
+                records: w.records(),
+            })
+            .collect(),
+    )
 }
 
 /// The host's wall clock, ms since the Unix epoch.

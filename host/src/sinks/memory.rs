@@ -1,11 +1,10 @@
-//! The `memory` sink: records kept in memory, for tests and embedding.
+//! A sink that keeps records in memory, for tests and for embedding eddy as
+//! a library. Not a kind a pipeline file can name.
 
-use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use eddy_abi::Record;
-
-use super::Sink;
+use eddy_sink::{Out, Sink, SinkError};
 
 /// Keeps every record with the output it came from. Clones share the records,
 /// so a clone kept outside a graph sees what the graph wrote.
@@ -25,15 +24,15 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn write(&mut self, output: &str, _id: &str, record: &Record) -> io::Result<()> {
+    fn write(&mut self, out: &Out<'_>) -> Result<(), SinkError> {
         self.records
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((output.to_owned(), record.clone()));
+            .push((out.output.to_owned(), out.record.clone()));
         Ok(())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 }

@@ -1,10 +1,8 @@
-//! The `stdout` sink: JSON lines on standard output.
+//! Writing JSON lines to standard output.
 
 use std::io::{self, BufWriter, Stdout, Write};
 
-use eddy_abi::Record;
-
-use super::{Sink, write_json_line};
+use eddy_sink::{Out, Sink, SinkError};
 
 /// Writes records as JSON lines to standard output.
 pub struct StdoutSink {
@@ -27,11 +25,14 @@ impl Default for StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn write(&mut self, output: &str, id: &str, record: &Record) -> io::Result<()> {
-        write_json_line(&mut self.out, output, id, record)
+    fn write(&mut self, out: &Out<'_>) -> Result<(), SinkError> {
+        eddy_codec::write_json_line(&mut self.out, Some(out.output), Some(out.id), out.record)
+            .map_err(|e| SinkError::from_io("standard output", e))
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.out
+            .flush()
+            .map_err(|e| SinkError::from_io("standard output", e))
     }
 }

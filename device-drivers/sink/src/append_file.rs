@@ -1,5 +1,5 @@
 //! A file written by appending, opened on first use, whose end a checkpoint
-//! records and a restore goes back to.
+//! records and a restore goes back to: what sinks writing local files share.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -7,25 +7,27 @@ use std::path::{Path, PathBuf};
 
 /// An append-only file, opened (and its folder created) on the first write,
 /// so that checking a pipeline creates no files.
-pub(crate) struct AppendFile {
+pub struct AppendFile {
     path: PathBuf,
     out: Option<BufWriter<File>>,
 }
 
 impl AppendFile {
-    pub(crate) fn new(path: &Path) -> Self {
+    /// A file at `path`, not opened yet.
+    pub fn new(path: &Path) -> Self {
         AppendFile {
             path: path.to_owned(),
             out: None,
         }
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The writer, opening the file if needed.
-    pub(crate) fn out(&mut self) -> io::Result<&mut BufWriter<File>> {
+    pub fn out(&mut self) -> io::Result<&mut BufWriter<File>> {
         match self.out {
             Some(ref mut out) => Ok(out),
             None => {
@@ -44,7 +46,8 @@ impl AppendFile {
         }
     }
 
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
+    /// Hands what is buffered to the operating system.
+    pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.out {
             Some(out) => out.flush(),
             None => Ok(()),
@@ -52,7 +55,7 @@ impl AppendFile {
     }
 
     /// Writes everything to disk; returns the file's length (0 if it does not exist).
-    pub(crate) fn commit(&mut self) -> io::Result<u64> {
+    pub fn commit(&mut self) -> io::Result<u64> {
         if let Some(out) = &mut self.out {
             out.flush()?;
             out.get_ref().sync_data()?;
@@ -66,7 +69,7 @@ impl AppendFile {
     }
 
     /// Cuts the file back to `len` bytes: what was appended after a checkpoint goes.
-    pub(crate) fn rewind(&mut self, len: u64) -> io::Result<()> {
+    pub fn rewind(&mut self, len: u64) -> io::Result<()> {
         self.out = None;
         match OpenOptions::new().write(true).open(&self.path) {
             Ok(file) if file.metadata()?.len() > len => {

@@ -1,32 +1,58 @@
 //! The dead-letter log: input that could not be processed, with the reason.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eddy_abi::{Record, TimeDomain};
+use eddy_abi::Record;
+use eddy_codec::JsonRecord;
 use eddy_driver::Rejected;
+use eddy_sink::AppendFile;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
-use super::append_file::AppendFile;
-use crate::dataflow::window::FiredWindow;
-use crate::json::JsonRecord;
-
-/// What was dead-lettered: the input of the failed call, as it was.
-pub enum DeadLetterInput<'a> {
-    /// Records (a `process` batch, or late records).
-    Records(&'a [Record]),
-    /// Fired windows.
-    Windows(&'a [FiredWindow]),
-    /// Due timers.
-    Timers(&'a [(TimeDomain, Arc<str>, i64)]),
-    /// Input a source could not turn into records.
-    Rejected(&'a [Rejected]),
+/// A window whose call failed, as the log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadWindow {
+    /// The key.
+    pub key: Arc<str>,
+    /// Start (inclusive), ms.
+    pub start: i64,
+    /// End (exclusive), ms.
+    pub end: i64,
+    /// How many records it held (an aggregate's folded records included).
+    pub count: u32,
+    /// The records it still held as records.
+    pub records: Vec<Record>,
 }
 
-impl DeadLetterInput<'_> {
+/// A timer whose call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadTimer {
+    /// `EventTime` or `ProcessingTime`.
+    pub domain: &'static str,
+    /// The key.
+    pub key: Arc<str>,
+    /// When it was due, ms.
+    pub time: i64,
+}
+
+/// What was dead-lettered: the input of the failed call, as it was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeadLetterInput {
+    /// Records (a `process` batch, late records, records a sink could not take).
+    Records(Vec<Record>),
+    /// Fired windows.
+    Windows(Vec<DeadWindow>),
+    /// Due timers.
+    Timers(Vec<DeadTimer>),
+    /// Input a source could not turn into records.
+    Rejected(Vec<Rejected>),
+}
+
+impl DeadLetterInput {
     /// How many records (or timers) it holds.
     pub fn len(&self) -> usize {
         match self {
@@ -43,12 +69,21 @@ impl DeadLetterInput<'_> {
     }
 }
 
+/// One dead letter: which node gave up on what, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterEntry {
+    /// The node (source, operator or sink).
+    pub node: Arc<str>,
+    /// Why.
+    pub reason: String,
+    /// The input.
+    pub input: DeadLetterInput,
+}
+
 /// One line of the log.
-struct Entry<'a> {
+struct Line<'a> {
     pipeline: &'a str,
-    node: &'a str,
-    reason: &'a str,
-    input: &'a DeadLetterInput<'a>,
+    entry: &'a DeadLetterEntry,
 }
 
 struct Records<'a>(&'a [Record]);
@@ -67,24 +102,32 @@ impl Serialize for Records<'_> {
     }
 }
 
-struct Windows<'a>(&'a [FiredWindow]);
+struct Windows<'a>(&'a [DeadWindow]);
 
 impl Serialize for Windows<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for w in self.0 {
-            seq.serialize_element(&serde_json::json!({
-                "key": &*w.key,
-                "start": w.start,
-                "end": w.end,
-                "records": serde_json::to_value(Records(&w.records())).map_err(serde::ser::Error::custom)?,
-            }))?;
+            seq.serialize_element(&Window(w))?;
         }
         seq.end()
     }
 }
 
-impl Serialize for Entry<'_> {
+struct Window<'a>(&'a DeadWindow);
+
+impl Serialize for Window<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("key", &*self.0.key)?;
+        map.serialize_entry("start", &self.0.start)?;
+        map.serialize_entry("end", &self.0.end)?;
+        map.serialize_entry("records", &Records(&self.0.records))?;
+        map.end()
+    }
+}
+
+impl Serialize for Line<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -92,17 +135,15 @@ impl Serialize for Entry<'_> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("logged_at", &now)?;
         map.serialize_entry("pipeline", self.pipeline)?;
-        map.serialize_entry("node", self.node)?;
-        map.serialize_entry("reason", self.reason)?;
-        match self.input {
+        map.serialize_entry("node", &*self.entry.node)?;
+        map.serialize_entry("reason", &self.entry.reason)?;
+        match &self.entry.input {
             DeadLetterInput::Records(r) => map.serialize_entry("records", &Records(r))?,
             DeadLetterInput::Windows(w) => map.serialize_entry("windows", &Windows(w))?,
             DeadLetterInput::Timers(t) => {
                 let timers: Vec<_> = t
                     .iter()
-                    .map(|(d, k, time)| {
-                        serde_json::json!({"domain": format!("{d:?}"), "key": &**k, "time": time})
-                    })
+                    .map(|t| serde_json::json!({"domain": t.domain, "key": &*t.key, "time": t.time}))
                     .collect();
                 map.serialize_entry("timers", &timers)?
             }
@@ -118,81 +159,86 @@ impl Serialize for Entry<'_> {
     }
 }
 
-/// The dead-letter log of one pipeline: JSON lines, one per failed input.
-pub struct DeadLetter {
+struct Log {
     pipeline: String,
     file: AppendFile,
     records: u64,
     /// Records (and timers) per node.
-    by_node: std::collections::BTreeMap<String, u64>,
+    by_node: BTreeMap<String, u64>,
+}
+
+/// The dead-letter log of one pipeline: JSON lines, one per entry. Clones
+/// write to the same log (the pipeline's thread and its `dead_letter` sinks).
+#[derive(Clone)]
+pub struct DeadLetter {
+    log: Arc<Mutex<Log>>,
+    path: PathBuf,
 }
 
 impl DeadLetter {
     /// A log at `path`, opened on first use.
     pub fn new(pipeline: &str, path: &Path) -> Self {
         DeadLetter {
-            pipeline: pipeline.to_owned(),
-            file: AppendFile::new(path),
-            records: 0,
-            by_node: Default::default(),
+            log: Arc::new(Mutex::new(Log {
+                pipeline: pipeline.to_owned(),
+                file: AppendFile::new(path),
+                records: 0,
+                by_node: BTreeMap::new(),
+            })),
+            path: path.to_owned(),
         }
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Where the log is.
     pub fn path(&self) -> &Path {
-        self.file.path()
+        &self.path
     }
 
     /// Writes the log to disk; returns its length, for a checkpoint.
-    pub fn commit(&mut self) -> io::Result<u64> {
-        self.file.commit()
+    pub fn commit(&self) -> io::Result<u64> {
+        self.log().file.commit()
     }
 
     /// Cuts the log back to a checkpoint's length.
-    pub fn rewind(&mut self, len: u64) -> io::Result<()> {
-        self.file.rewind(len)
+    pub fn rewind(&self, len: u64) -> io::Result<()> {
+        self.log().file.rewind(len)
     }
 
     /// Records (and timers) written so far.
     pub fn records(&self) -> u64 {
-        self.records
+        self.log().records
     }
 
     /// Records (and timers) of `node` written so far.
     pub fn records_of(&self, node: &str) -> u64 {
-        self.by_node.get(node).copied().unwrap_or(0)
+        self.log().by_node.get(node).copied().unwrap_or(0)
     }
 
     /// Appends an entry. Losing a dead letter would lose data, so this is an
     /// error the pipeline stops on.
-    pub fn write(
-        &mut self,
-        node: &str,
-        reason: &str,
-        input: DeadLetterInput<'_>,
-    ) -> io::Result<()> {
-        let out = self.file.out()?;
+    pub fn write(&self, entry: &DeadLetterEntry) -> io::Result<()> {
+        let mut log = self.log();
+        let log = &mut *log;
+        let out = log.file.out()?;
         serde_json::to_writer(
             &mut *out,
-            &Entry {
-                pipeline: &self.pipeline,
-                node,
-                reason,
-                input: &input,
+            &Line {
+                pipeline: &log.pipeline,
+                entry,
             },
         )?;
         out.write_all(b"\n")?;
         out.flush()?;
-        self.records += input.len() as u64;
-        match self.by_node.get_mut(node) {
-            Some(n) => *n += input.len() as u64,
-            None => {
-                self.by_node.insert(node.to_owned(), input.len() as u64);
-            }
-        }
+        let n = entry.input.len() as u64;
+        log.records += n;
+        *log.by_node.entry(entry.node.to_string()).or_default() += n;
         crate::internal_events::DeadLettered {
-            node,
-            records: input.len(),
+            node: &entry.node,
+            records: entry.input.len(),
         }
         .emit();
         Ok(())

@@ -1,0 +1,257 @@
+//! Sources that do their I/O on the async runtime: a task that connects
+//! and reads, and a bounded channel that carries its records to the
+//! pipeline thread.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use eddy_abi::Record;
+use tokio::sync::mpsc;
+
+use crate::{Doorbell, Driver, DriverError, Poll, Rejected};
+
+/// A boxed future, as async trait methods return it.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A source whose I/O runs on the host's async runtime (tokio), in the
+/// shape of rumqttc's event loop: the host starts it, and after a failure
+/// starts it again after a backoff; records go through a [`SourceOutput`]
+/// to the pipeline thread.
+pub trait SourceTask: Send + 'static {
+    /// Connects and reads until the peer fails or the input ends. Called at
+    /// start and again after every failure (the host waits out the backoff
+    /// first), with `resume` the position to go on from (the last position
+    /// the pipeline took, or the one restored from a checkpoint).
+    ///
+    /// Returns `Ok(())` when the input has ended for good; an error says
+    /// whether trying again can help ([`DriverError::is_transient`]).
+    fn run<'a>(
+        &'a mut self,
+        out: &'a mut SourceOutput,
+        resume: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+}
+
+/// What a [`SourceTask`] reports to the host besides records.
+pub trait SourceEvents: Send + Sync {
+    /// The task reached its peer: the source is up again.
+    fn connected(&self);
+}
+
+/// Records from a task to the pipeline thread, at most `capacity` batches
+/// in flight.
+pub struct Batch {
+    /// Records, in the order read.
+    pub records: Vec<Record>,
+    /// Input that could not become records.
+    pub rejected: Vec<Rejected>,
+    /// Where the source is after these records, if it can go back there.
+    pub position: Option<Vec<u8>>,
+}
+
+/// The sending side a [`SourceTask`] writes to.
+pub struct SourceOutput {
+    tx: mpsc::Sender<Batch>,
+    doorbell: Doorbell,
+    events: Arc<dyn SourceEvents>,
+}
+
+impl SourceOutput {
+    /// Says the task has reached its peer: the host shows the source as up.
+    pub fn connected(&self) {
+        self.events.connected();
+    }
+
+    /// Hands records (and input that could not become records) to the
+    /// pipeline, with the position after them if the source has positions.
+    /// Waits while the pipeline lags and the channel is full: back-pressure,
+    /// never a silent drop. Fails only when the pipeline has stopped.
+    pub async fn send(&mut self, batch: Batch) -> Result<(), DriverError> {
+        if batch.records.is_empty() && batch.rejected.is_empty() && batch.position.is_none() {
+            return Ok(());
+        }
+        self.tx
+            .send(batch)
+            .await
+            .map_err(|_| DriverError::Config("the pipeline has stopped".into()))?;
+        self.doorbell.ring();
+        Ok(())
+    }
+
+    /// Whether the pipeline has stopped taking records.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Sends records only.
+    pub async fn records(&mut self, records: Vec<Record>) -> Result<(), DriverError> {
+        self.send(Batch {
+            records,
+            rejected: Vec::new(),
+            position: None,
+        })
+        .await
+    }
+}
+
+/// Starts a task's I/O when the pipeline first polls it, with the position
+/// to resume from. The host's runtime implements it.
+pub type Starter = Box<dyn FnOnce(SourceOutput, Option<Vec<u8>>) + Send>;
+
+/// A channel from a task to the pipeline thread: the task's [`SourceOutput`]
+/// goes to `start` at the first poll (after a restore has had its chance to
+/// [`Driver::seek`]), and the returned driver is what the pipeline polls.
+pub fn channel(
+    capacity: usize,
+    doorbell: Doorbell,
+    events: Arc<dyn SourceEvents>,
+    start: Starter,
+) -> ChannelDriver {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    ChannelDriver {
+        rx,
+        pending: VecDeque::new(),
+        rejected: Vec::new(),
+        position: None,
+        start: Some((
+            start,
+            SourceOutput {
+                tx,
+                doorbell,
+                events,
+            },
+        )),
+        ended: false,
+    }
+}
+
+/// The pipeline thread's end of a task's channel: a [`Driver`] that never waits.
+pub struct ChannelDriver {
+    rx: mpsc::Receiver<Batch>,
+    /// Records of a batch taken from the channel but not handed out yet.
+    pending: VecDeque<Record>,
+    rejected: Vec<Rejected>,
+    /// The position after the last record handed out.
+    position: Option<Vec<u8>>,
+    start: Option<(Starter, SourceOutput)>,
+    ended: bool,
+}
+
+impl ChannelDriver {
+    fn start(&mut self) {
+        if let Some((start, output)) = self.start.take() {
+            start(output, self.position.clone());
+        }
+    }
+}
+
+impl Driver for ChannelDriver {
+    fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
+        self.start();
+        let mut taken = 0;
+        while taken < max {
+            if let Some(record) = self.pending.pop_front() {
+                out.push(record);
+                taken += 1;
+                continue;
+            }
+            match self.rx.try_recv() {
+                Ok(batch) => {
+                    self.rejected.extend(batch.rejected);
+                    if batch.position.is_some() {
+                        self.position = batch.position;
+                    }
+                    self.pending.extend(batch.records);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    return Ok(if taken > 0 { Poll::Ready } else { Poll::Pending });
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.ended = true;
+                    return Ok(if taken > 0 { Poll::Ready } else { Poll::Ended });
+                }
+            }
+        }
+        Ok(Poll::Ready)
+    }
+
+    fn take_rejected(&mut self) -> Vec<Rejected> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        self.position.clone()
+    }
+
+    fn seek(&mut self, position: &[u8]) -> Result<(), DriverError> {
+        if self.start.is_none() {
+            return Err(DriverError::Config(
+                "a running task cannot go back; seek before the first poll".into(),
+            ));
+        }
+        self.position = Some(position.to_vec());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+    impl SourceEvents for Flag {
+        fn connected(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn records_cross_the_channel_in_order_and_a_full_channel_holds_the_sender_back() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bell = Doorbell::new();
+        let events = Arc::new(Flag::default());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let handle = runtime.handle().clone();
+        let mut driver = channel(
+            2,
+            bell.clone(),
+            events.clone(),
+            Box::new(move |mut out, resume| {
+                started_tx.send(resume).unwrap();
+                handle.spawn(async move {
+                    out.connected();
+                    for i in 0..10 {
+                        out.records(vec![Record::new("k", i)]).await.unwrap();
+                    }
+                });
+            }),
+        );
+        driver.seek(b"at").unwrap();
+        let mut out = Vec::new();
+        assert_eq!(driver.poll(&mut out, 100).unwrap(), Poll::Pending);
+        assert_eq!(started_rx.recv().unwrap().as_deref(), Some(&b"at"[..]));
+        // Two batches fit; the task waits for room.
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+        assert!(bell.wait_until(Instant::now()));
+        assert!(events.0.load(Ordering::SeqCst));
+        driver.poll(&mut out, 100).unwrap();
+        assert_eq!(out.len(), 2);
+        while out.len() < 10 {
+            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(5)).await });
+            driver.poll(&mut out, 1).unwrap();
+        }
+        let times: Vec<i64> = out.iter().map(|r| r.time).collect();
+        assert_eq!(times, (0..10).collect::<Vec<_>>());
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(5)).await });
+        assert_eq!(driver.poll(&mut out, 1).unwrap(), Poll::Ended);
+        assert!(driver.seek(b"x").is_err());
+    }
+}

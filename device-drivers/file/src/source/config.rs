@@ -1,0 +1,86 @@
+//! What a pipeline writes in a `[sources.NAME.file]` table.
+
+use std::path::PathBuf;
+
+use eddy_codec::{CsvOptions, Decoding, Format, TimeFormat};
+use eddy_driver::{Context, DriverError, Invalid, Kind, Source, SourceConfig, Spanned};
+use serde::Deserialize;
+
+use super::FileDriver;
+
+/// A file to read records from, once, in file order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// The file, relative to the pipeline file.
+    pub path: Spanned<PathBuf>,
+    /// `json` (JSON lines; `jsonl` says the same) or `csv` (with a header
+    /// row, unless `csv.columns` names the columns). Default: from the
+    /// extension, `.csv` is CSV and anything else JSON lines.
+    pub format: Option<Format>,
+    /// The member or column holding the record key.
+    #[serde(default = "eddy_codec::default_key_field")]
+    pub key_field: String,
+    /// The member or column holding the event time; empty for the time the
+    /// line was read.
+    #[serde(default = "eddy_codec::default_time_field")]
+    pub time_field: String,
+    /// How times are written: `unix_ms`, `unix_s`, `unix_us`, `unix_ns` or `rfc3339`.
+    #[serde(default)]
+    pub time_format: TimeFormat,
+    /// CSV options: `delimiter`, `columns`, `comment`.
+    #[serde(default)]
+    pub csv: CsvOptions,
+}
+
+impl Kind for FileSourceConfig {
+    const NAME: &'static str = "file";
+    const ABOUT: &'static str =
+        "records from a file of JSON lines or CSV, read once in file order; ends at its end";
+}
+
+impl FileSourceConfig {
+    /// The format, from the settings or the extension.
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or_else(|| {
+            match self.path.get_ref().extension().and_then(|e| e.to_str()) {
+                Some(e) if e.eq_ignore_ascii_case("csv") => Format::Csv,
+                _ => Format::Json,
+            }
+        })
+    }
+
+    /// What the codec needs.
+    pub fn decoding(&self) -> Decoding {
+        let mut decoding = Decoding::new(self.format(), &self.key_field, &self.time_field);
+        decoding.time_format = self.time_format;
+        decoding.csv = self.csv.clone();
+        decoding
+    }
+}
+
+impl SourceConfig for FileSourceConfig {
+    fn validate(&self, _cx: &Context<'_>) -> Result<(), Invalid> {
+        if self.path.get_ref().as_os_str().is_empty() {
+            return Err(Invalid::at(&self.path, "expected a file path"));
+        }
+        if self.format() == Format::Raw {
+            return Err(Invalid::new(
+                "a file source reads `json` or `csv`, not `raw`",
+            ));
+        }
+        self.decoding().validate().map_err(Invalid::new)
+    }
+
+    fn open(&self, cx: &Context<'_>) -> Result<Source, DriverError> {
+        let path = cx.resolve(self.path.get_ref());
+        Ok(Source::Polled(Box::new(FileDriver::open(
+            &path,
+            self.decoding(),
+        )?)))
+    }
+
+    fn rewindable(&self) -> bool {
+        true
+    }
+}

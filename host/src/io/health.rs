@@ -1,0 +1,198 @@
+//! What a source or sink reports about itself: up, retrying since when and
+//! why, failed, ended; with counters. `eddy status`, `/metrics` and the log
+//! all read it.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::internal_events::{ComponentDown, ComponentUp};
+
+/// A component's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    /// Opened; not connected yet (tasks), or not used yet.
+    Starting,
+    /// Working.
+    Up,
+    /// Its peer failed; retrying with backoff.
+    Retrying,
+    /// Its settings cannot work as things are; tried again now and then.
+    Failed,
+    /// Its input has ended (bounded sources).
+    Ended,
+}
+
+/// A component's health, as `eddy status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    /// Its kind (`file`, `tcp`, …).
+    pub kind: String,
+    /// What it is doing.
+    pub state: ComponentState,
+    /// Since when, ms since the Unix epoch.
+    pub since_ms: i64,
+    /// The last error, while retrying or failed (and after, until the next one).
+    pub last_error: Option<String>,
+    /// Errors so far.
+    pub errors: u64,
+    /// Retries so far.
+    pub retries: u64,
+}
+
+/// Whether a component is a source or a sink, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Source,
+    Sink,
+}
+
+impl Role {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Sink => "sink",
+        }
+    }
+}
+
+/// A component's health, shared by the pipeline thread and its task.
+pub(crate) struct Health {
+    pub(crate) name: Arc<str>,
+    pub(crate) role: Role,
+    status: Mutex<ComponentStatus>,
+    /// Times the component reached its peer.
+    connections: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    pub(crate) fn new(name: &str, role: Role, kind: &str) -> Arc<Health> {
+        Arc::new(Health {
+            name: name.into(),
+            role,
+            status: Mutex::new(ComponentStatus {
+                kind: kind.to_owned(),
+                state: ComponentState::Starting,
+                since_ms: crate::dataflow::wall_clock_ms(),
+                last_error: None,
+                errors: 0,
+                retries: 0,
+            }),
+            connections: Default::default(),
+        })
+    }
+
+    fn status_mut(&self) -> MutexGuard<'_, ComponentStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the status.
+    pub(crate) fn status(&self) -> ComponentStatus {
+        self.status_mut().clone()
+    }
+
+    pub(crate) fn state(&self) -> ComponentState {
+        self.status_mut().state
+    }
+
+    /// The component works (again).
+    pub(crate) fn up(&self) {
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut status = self.status_mut();
+        if status.state == ComponentState::Up {
+            return;
+        }
+        let was = status.state;
+        status.state = ComponentState::Up;
+        status.since_ms = crate::dataflow::wall_clock_ms();
+        let kind = status.kind.clone();
+        drop(status);
+        ComponentUp {
+            component: &self.name,
+            role: self.role,
+            kind: &kind,
+            recovered: matches!(was, ComponentState::Retrying | ComponentState::Failed),
+        }
+        .emit();
+    }
+
+    /// How many times it reached its peer.
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// It failed: retried in `retry_in` (transient), or failed for a reason
+    /// waiting may not cure.
+    pub(crate) fn down(&self, error: &str, transient: bool, retry_in: Duration) {
+        let mut status = self.status_mut();
+        let state = if transient {
+            ComponentState::Retrying
+        } else {
+            ComponentState::Failed
+        };
+        let changed = status.state != state;
+        if changed {
+            status.state = state;
+            status.since_ms = crate::dataflow::wall_clock_ms();
+        }
+        status.errors += 1;
+        status.last_error = Some(error.to_owned());
+        let kind = status.kind.clone();
+        drop(status);
+        ComponentDown {
+            component: &self.name,
+            role: self.role,
+            kind: &kind,
+            error,
+            transient,
+            retry_in,
+            first: changed,
+        }
+        .emit();
+    }
+
+    /// It is trying again.
+    pub(crate) fn retrying(&self) {
+        self.status_mut().retries += 1;
+        crate::internal_events::ComponentRetried {
+            component: &self.name,
+            role: self.role,
+        }
+        .emit();
+    }
+
+    /// Its input has ended.
+    pub(crate) fn ended(&self) {
+        let mut status = self.status_mut();
+        status.state = ComponentState::Ended;
+        status.since_ms = crate::dataflow::wall_clock_ms();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_goes_down_and_comes_back_keeping_its_last_error() {
+        let health = Health::new("peer", Role::Sink, "tcp");
+        assert_eq!(health.state(), ComponentState::Starting);
+        health.up();
+        health.down("connection refused", true, Duration::from_millis(500));
+        let down = health.status();
+        assert_eq!(down.state, ComponentState::Retrying);
+        assert_eq!(down.last_error.as_deref(), Some("connection refused"));
+        health.down("connection refused", true, Duration::from_millis(1000));
+        health.retrying();
+        let still = health.status();
+        assert_eq!((still.errors, still.retries, still.since_ms), (2, 1, down.since_ms));
+        health.up();
+        let up = health.status();
+        assert_eq!(up.state, ComponentState::Up);
+        assert_eq!(up.last_error.as_deref(), Some("connection refused"));
+        assert_eq!(health.connections(), 2);
+    }
+}

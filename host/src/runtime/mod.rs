@@ -1,0 +1,222 @@
+//! What `eddy run` starts and stops, in one place.
+//!
+//! [`Runtime::start`] loads and validates the pipeline, starts the async
+//! runtime its I/O runs on (source and sink tasks, the local API; plugin
+//! calls never run there), opens the pipeline's sources and sinks, attaches
+//! the state store, serves the API, and starts the pipeline on a thread of
+//! its own. [`Runtime::wait`] waits for the pipeline to end (its sources
+//! ended, a signal, the duration) and then shuts everything down in order:
+//! the pipeline finishes its step, gives its sinks the shutdown timeout to
+//! deliver what they hold and takes a last checkpoint; then the API stops
+//! and the async runtime with every task on it. The uplink, twin sync and
+//! shared broker connections start and stop here too, as services handed
+//! to the components that use them.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::api::{Api, KeptSwaps, Served, Token};
+use crate::checkpoint::StateStore;
+use crate::config::{self, ConfigError};
+use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
+use crate::plugin::SwappedPlugins;
+
+/// Threads of the async runtime: I/O waits, it does not compute.
+const IO_THREADS: usize = 2;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Overrides `[api] listen`.
+    pub api_listen: Option<String>,
+    /// The host's state directory.
+    pub state_dir: PathBuf,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The pipeline file is wrong; the error names the place.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The pipeline cannot be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A component cannot be opened, or the state store cannot be used.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The process could not start a thread, a runtime or a signal handler.
+    #[error("{0}")]
+    Process(String),
+}
+
+/// Everything a running `eddy run` has started.
+pub struct Runtime {
+    name: String,
+    control: RunControl,
+    doorbell: eddy_driver::Doorbell,
+    pipeline: Option<JoinHandle<Result<RunSummary, RunError>>>,
+    api: Option<Api>,
+    io: Option<tokio::runtime::Runtime>,
+}
+
+impl Runtime {
+    /// Starts a pipeline and what serves it; SIGINT and SIGTERM stop it cleanly.
+    pub fn start(options: &RunOptions) -> Result<Runtime, StartError> {
+        let process = |e: std::io::Error| StartError::Process(e.to_string());
+        let pipeline = config::load(&options.pipeline)?;
+        let swapped = SwappedPlugins::new(&options.state_dir, &pipeline.name());
+        let mut graph = Graph::build_with_swapped(&pipeline, Some(&swapped))?;
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(IO_THREADS)
+            .thread_name("eddy-io")
+            .enable_all()
+            .build()
+            .map_err(process)?;
+        graph.open(Some(io.handle()))?;
+        if pipeline.config.checkpoint.enabled {
+            let store = StateStore::open(&options.state_dir)
+                .map_err(|e| StartError::Process(e.to_string()))?;
+            graph.attach_store(&store)?;
+        }
+        let api = Self::start_api(&pipeline, options, &mut graph, swapped, io.handle())?;
+        let control = RunControl {
+            deadline: options.duration.map(|d| Instant::now() + d),
+            ..RunControl::default()
+        };
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, control.stop.clone()).map_err(process)?;
+        }
+        let name = graph.name().to_owned();
+        let doorbell = graph.doorbell();
+        tracing::info!(pipeline = %name, "pipeline started");
+        let run_control = control.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pipeline-{name}"))
+            .spawn(move || graph.run(&run_control))
+            .map_err(process)?;
+        Ok(Runtime {
+            name,
+            control,
+            doorbell,
+            pipeline: Some(thread),
+            api,
+            io: Some(io),
+        })
+    }
+
+    /// Serves the local API, unless `[api] enabled = false`. The pipeline
+    /// runs without its API rather than not at all.
+    fn start_api(
+        pipeline: &config::LoadedPipeline,
+        options: &RunOptions,
+        graph: &mut Graph,
+        swapped: SwappedPlugins,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Option<Api>, StartError> {
+        let api = &pipeline.config.api;
+        let Some(loader) = graph.loader().cloned().filter(|_| api.enabled) else {
+            return Ok(None);
+        };
+        let token_file = api
+            .token_file
+            .as_ref()
+            .map(|f| pipeline.resolve(f.get_ref()));
+        let token = Token::resolve(token_file.as_deref(), &options.state_dir)
+            .map_err(|e| StartError::Process(e.to_string()))?;
+        let (requests, accepted) = std::sync::mpsc::channel();
+        let listen = options.api_listen.as_deref().unwrap_or(&api.listen);
+        let kept = KeptSwaps {
+            store: swapped,
+            files: pipeline
+                .config
+                .operators
+                .iter()
+                .map(|(name, op)| {
+                    (
+                        name.clone(),
+                        pipeline.resolve(op.get_ref().plugin.get_ref()),
+                    )
+                })
+                .collect(),
+        };
+        // Counters and histograms, for `GET /metrics`.
+        let metrics = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| tracing::warn!("no metrics: {e}"))
+            .ok();
+        let served = Served {
+            pipeline: graph.name().to_owned(),
+            requests,
+            loader,
+            kept,
+            metrics,
+            doorbell: graph.doorbell(),
+        };
+        match Api::start(listen, token, &options.state_dir, served, runtime) {
+            Ok(api) => {
+                tracing::info!(address = %api.address, "local API listening");
+                graph.accept_requests(accepted);
+                Ok(Some(api))
+            }
+            Err(e) => {
+                tracing::error!("the local API is off: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Asks the pipeline to stop, as a signal does.
+    pub fn stop(&self) {
+        self.control.stop.store(true, Ordering::Relaxed);
+        self.doorbell.ring();
+    }
+
+    /// Waits for the pipeline to end, then shuts everything down.
+    pub fn wait(mut self) -> Result<RunSummary, RunError> {
+        let result = match self.pipeline.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(RunError::Open("the pipeline thread panicked".into())),
+            None => Err(RunError::Open("the pipeline was not started".into())),
+        };
+        self.shutdown();
+        if let Ok(summary) = &result {
+            tracing::info!(
+                pipeline = %self.name,
+                records_in = summary.records_in,
+                dead_lettered = summary.dead_lettered,
+                completed = summary.completed,
+                "pipeline stopped"
+            );
+        }
+        result
+    }
+
+    /// Stops the API, then the async runtime and every task on it.
+    fn shutdown(&mut self) {
+        self.api = None;
+        if let Some(io) = self.io.take() {
+            io.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.pipeline.is_some() {
+            self.stop();
+            if let Some(thread) = self.pipeline.take() {
+                let _ = thread.join();
+            }
+        }
+        self.shutdown();
+    }
+}
