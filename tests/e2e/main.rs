@@ -12,6 +12,8 @@ mod grants;
 mod hostile;
 mod idleness;
 mod late;
+mod outage;
+mod peer;
 mod plugin_test;
 mod processing_time;
 mod seeds_job;

@@ -390,10 +390,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
             }
             first = false;
             if !self.object {
-                return Err(de::Error::custom(format_args!(
-                    "field `{}`: expected a number, boolean, string or {{\"hex\": \"…\"}}, found an object",
-                    self.name
-                )));
+                return Err(not_a_value(self.name, "an object"));
             }
             match map.next_value_seed(FieldSeed {
                 names: self.names,
@@ -408,11 +405,15 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Parsed, A::Error> {
-        Err(de::Error::custom(format_args!(
-            "field `{}`: expected a number, boolean, string or {{\"hex\": \"…\"}}, found an array",
-            self.name
-        )))
+        Err(not_a_value(self.name, "an array"))
     }
+}
+
+/// A member that cannot be a field.
+fn not_a_value<E: de::Error>(name: &str, found: &str) -> E {
+    E::custom(format_args!(
+        "field `{name}`: expected a number, boolean, string or {{\"hex\": \"…\"}}, found {found}"
+    ))
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

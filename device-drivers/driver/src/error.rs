@@ -34,51 +34,63 @@ impl Invalid {
     }
 }
 
-/// Why a source could not read.
-///
-/// The split decides what the host does: a [`DriverError::Config`] error
-/// cannot go away by waiting (at start, `eddy run` refuses the pipeline;
-/// later, the source is marked failed), while a
-/// [`DriverError::Unavailable`] one is retried with exponential backoff and
-/// jitter, the source shown as `retrying` meanwhile. The component never
-/// loops on errors itself.
+/// A device or peer that cannot be reached, timed out, refused or went
+/// away, and may come back: sources and sinks retry it with backoff.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DriverError {
-    /// The configuration cannot work; names what is wrong.
-    #[error("{0}")]
-    Config(String),
-    /// A device or peer cannot be reached, timed out, refused or went away;
-    /// it may come back.
-    #[error("{peer}: {message}")]
-    Unavailable {
-        /// The device or peer: an address, a path, a device name.
-        peer: String,
-        /// What went wrong.
-        message: String,
-        /// When the peer said to try again, if it did.
-        retry_after: Option<Duration>,
-    },
+#[error("{peer}: {message}")]
+pub struct Unavailable {
+    /// The device or peer: an address, a path, a device name.
+    pub peer: String,
+    /// What went wrong.
+    pub message: String,
+    /// When the peer said to try again, if it did.
+    pub retry_after: Option<Duration>,
 }
 
-impl DriverError {
-    /// A transient failure of `peer`.
-    pub fn unavailable(peer: impl Into<String>, message: impl ToString) -> Self {
-        DriverError::Unavailable {
+impl Unavailable {
+    /// `peer` failed with `message`.
+    pub fn new(peer: impl Into<String>, message: impl ToString) -> Self {
+        Unavailable {
             peer: peer.into(),
             message: message.to_string(),
             retry_after: None,
         }
     }
+}
+
+/// Why a source could not read.
+///
+/// The split decides what the host does: a [`DriverError::Config`] error
+/// cannot go away by waiting (at start, `eddy run` refuses the pipeline;
+/// later, the source is marked failed and tried again now and then), while
+/// a [`DriverError::Unavailable`] one is retried with exponential backoff
+/// and jitter, the source shown as `retrying` meanwhile. The component
+/// never loops on errors itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// The configuration cannot work; names what is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// A device or peer failed and may come back.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+impl DriverError {
+    /// A transient failure of `peer`.
+    pub fn unavailable(peer: impl Into<String>, message: impl ToString) -> Self {
+        DriverError::Unavailable(Unavailable::new(peer, message))
+    }
 
     /// Whether waiting and trying again may help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, DriverError::Unavailable { .. })
+        matches!(self, DriverError::Unavailable(_))
     }
 
     /// How long the peer asked to be left alone, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            DriverError::Unavailable { retry_after, .. } => *retry_after,
+            DriverError::Unavailable(u) => u.retry_after,
             DriverError::Config(_) => None,
         }
     }

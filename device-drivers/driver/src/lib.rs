@@ -59,7 +59,7 @@ pub use config::{Context, Kind, Source, SourceConfig};
 pub use doorbell::Doorbell;
 pub use driver::{Driver, Poll, Rejected};
 pub use eddy_abi::{Record, Value};
-pub use error::{DriverError, Invalid};
+pub use error::{DriverError, Invalid, Unavailable};
 pub use serde_spanned::Spanned;
 pub use services::Services;
 pub use task::{

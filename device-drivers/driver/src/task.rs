@@ -166,7 +166,11 @@ impl Driver for ChannelDriver {
                     self.pending.extend(batch.records);
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    return Ok(if taken > 0 { Poll::Ready } else { Poll::Pending });
+                    return Ok(if taken > 0 {
+                        Poll::Ready
+                    } else {
+                        Poll::Pending
+                    });
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.ended = true;

@@ -170,8 +170,8 @@ impl eddy_driver::SourceConfig for SimConfig {
         &self,
         _cx: &eddy_driver::Context<'_>,
     ) -> Result<eddy_driver::Source, eddy_driver::DriverError> {
-        Ok(eddy_driver::Source::Polled(Box::new(crate::SimDriver::new(
-            self,
-        )?)))
+        Ok(eddy_driver::Source::Polled(Box::new(
+            crate::SimDriver::new(self)?,
+        )))
     }
 }

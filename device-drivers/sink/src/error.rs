@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use eddy_driver::Unavailable;
+
 /// Why a sink could not write.
 ///
 /// The variant decides what the host does with the records: it keeps them
@@ -17,15 +19,8 @@ pub enum SinkError {
     Config(String),
     /// The peer cannot be reached, timed out, refused or went away; it may
     /// come back. Records are kept and delivered later.
-    #[error("{peer}: {message}")]
-    Unavailable {
-        /// The peer: an address, a path.
-        peer: String,
-        /// What went wrong.
-        message: String,
-        /// When the peer said to try again, if it did.
-        retry_after: Option<Duration>,
-    },
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The peer will never take this record (too large, refused by rule).
     #[error("rejected: {0}")]
     Rejected(String),
@@ -38,22 +33,18 @@ pub enum SinkError {
 impl SinkError {
     /// A transient failure of `peer`.
     pub fn unavailable(peer: impl Into<String>, message: impl ToString) -> Self {
-        SinkError::Unavailable {
-            peer: peer.into(),
-            message: message.to_string(),
-            retry_after: None,
-        }
+        SinkError::Unavailable(Unavailable::new(peer, message))
     }
 
     /// Whether waiting and trying again may help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SinkError::Unavailable { .. })
+        matches!(self, SinkError::Unavailable(_))
     }
 
     /// How long the peer asked to be left alone, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            SinkError::Unavailable { retry_after, .. } => *retry_after,
+            SinkError::Unavailable(u) => u.retry_after,
             _ => None,
         }
     }

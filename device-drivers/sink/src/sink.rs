@@ -85,5 +85,8 @@ pub trait SinkTask: Send + 'static {
 
     /// Delivers a batch, in order; returns once the peer has it, as far as
     /// its protocol can tell.
-    fn deliver<'a>(&'a mut self, batch: &'a [OwnedOut]) -> BoxFuture<'a, Result<Refused, SinkError>>;
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [OwnedOut],
+    ) -> BoxFuture<'a, Result<Refused, SinkError>>;
 }

@@ -141,8 +141,8 @@ fn read_records(path: &std::path::Path) -> Result<Vec<eddy_abi::Record>, Failure
     use eddy_codec::{Decoding, Format, Meta, Step, StreamDecoder};
     let bytes =
         std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    let mut decoder = StreamDecoder::new(Decoding::new(Format::Json, "key", "time"))
-        .map_err(Failure::runtime)?;
+    let mut decoder =
+        StreamDecoder::new(Decoding::new(Format::Json, "key", "time")).map_err(Failure::runtime)?;
     let meta = Meta::now();
     let mut records = Vec::new();
     let mut rest = &bytes[..];

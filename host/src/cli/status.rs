@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::Failure;
 use crate::api::client::Client;
+use crate::io::{ComponentState, ComponentStatus};
 
 /// Prints the running pipeline's status.
 pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
@@ -27,9 +28,21 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         None => println!("plugin memory {}", status.plugin_memory),
     }
     println!("\nsources");
+    println!(
+        "  {:<16} {:<8} {:<10} {:>12} {:>7} {:>8}",
+        "name", "kind", "state", "records", "errors", "retries"
+    );
     for s in &status.sources {
-        let ended = if s.ended { "  (ended)" } else { "" };
-        println!("  {:<20} {:>12} records{ended}", s.name, s.records);
+        let state = match (s.ended, s.idle) {
+            (true, _) => "ended".to_owned(),
+            (false, true) => format!("{} idle", state_name(s.health.state)),
+            (false, false) => state_name(s.health.state).to_owned(),
+        };
+        println!(
+            "  {:<16} {:<8} {:<10} {:>12} {:>7} {:>8}",
+            s.name, s.health.kind, state, s.records, s.health.errors, s.health.retries
+        );
+        print_trouble(&s.health);
     }
     println!("\noperators");
     println!(
@@ -57,10 +70,52 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         }
     }
     println!("\nsinks");
+    println!(
+        "  {:<16} {:<8} {:<10} {:>12} {:>8} {:>8} {:>7} {:>8}",
+        "name", "kind", "state", "written", "held", "dropped", "errors", "retries"
+    );
     for s in &status.sinks {
-        println!("  {:<20} {:>12} written", s.name, s.written);
+        println!(
+            "  {:<16} {:<8} {:<10} {:>12} {:>8} {:>8} {:>7} {:>8}",
+            s.name,
+            s.health.kind,
+            state_name(s.health.state),
+            s.written,
+            s.held,
+            s.dropped,
+            s.health.errors,
+            s.health.retries
+        );
+        print_trouble(&s.health);
     }
     Ok(())
+}
+
+fn state_name(state: ComponentState) -> &'static str {
+    match state {
+        ComponentState::Starting => "starting",
+        ComponentState::Up => "up",
+        ComponentState::Retrying => "retrying",
+        ComponentState::Failed => "failed",
+        ComponentState::Ended => "ended",
+    }
+}
+
+/// For a component that is down: since when, and why.
+fn print_trouble(health: &ComponentStatus) {
+    if !matches!(
+        health.state,
+        ComponentState::Retrying | ComponentState::Failed
+    ) {
+        return;
+    }
+    let for_s = (crate::dataflow::wall_clock_ms() - health.since_ms).max(0) as f64 / 1e3;
+    let error = health.last_error.as_deref().unwrap_or("unknown error");
+    println!(
+        "  {:<16} {} for {for_s:.1} s: {error}",
+        "",
+        state_name(health.state)
+    );
 }
 
 /// Swaps an operator's plugin; exit 1 when the new version was rolled back,

@@ -30,10 +30,8 @@ mod component;
 mod error;
 mod pipeline;
 
+pub use component::{BufferConfig, Component, RetryConfig, SinkTable, SourceTable, WhenFull};
 pub use error::{ConfigError, Location};
-pub use component::{
-    BufferConfig, Component, RetryConfig, SinkTable, SourceTable, WhenFull,
-};
 pub use pipeline::{
     ApiConfig, CheckpointConfig, CountConfig, Grants, JournalMode, OperatorConfig, PipelineConfig,
     PipelineSection, PluginDefaults, SessionConfig, SlidingConfig, StateVersionMismatch,

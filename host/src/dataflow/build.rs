@@ -8,7 +8,9 @@ use std::time::Duration;
 use eddy_abi::OperatorKind;
 use toml::Spanned;
 
-use super::graph::{Graph, OperatorSlot, RunError, Route, Routes, SinkNode, SinkSettings, SourceNode};
+use super::graph::{
+    Graph, OperatorSlot, Route, Routes, RunError, SinkNode, SinkSettings, SourceNode,
+};
 use super::operator::OperatorNode;
 use super::watermark::BoundedOutOfOrderness;
 use super::window::Windowing;
@@ -132,7 +134,11 @@ impl Graph {
             sources_out.push(SourceNode {
                 name: source_name.as_str().into(),
                 settings: Some(kind.settings.clone()),
-                at: Some(Location::of(&pipeline.path, &pipeline.text, kind.span.start)),
+                at: Some(Location::of(
+                    &pipeline.path,
+                    &pipeline.text,
+                    kind.span.start,
+                )),
                 driver: None,
                 polled: true,
                 health: Health::new(source_name, Role::Source, kind.kind),
@@ -179,7 +185,11 @@ impl Graph {
                     buffer: table.buffer,
                     retry: table.retry,
                 }),
-                at: Some(Location::of(&pipeline.path, &pipeline.text, kind.span.start)),
+                at: Some(Location::of(
+                    &pipeline.path,
+                    &pipeline.text,
+                    kind.span.start,
+                )),
                 port: None,
                 inbox: Vec::new(),
             });

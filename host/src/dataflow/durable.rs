@@ -403,11 +403,7 @@ impl Graph {
         }
         JournalEntry::encode(
             &source.name,
-            source
-                .driver
-                .as_ref()
-                .and_then(|d| d.position())
-                .as_deref(),
+            source.driver.as_ref().and_then(|d| d.position()).as_deref(),
             ended,
             records,
             &mut durability.buf,

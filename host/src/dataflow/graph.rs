@@ -411,13 +411,7 @@ impl Graph {
             Err(e) => {
                 // Whatever it read before failing still counts.
                 let transient = e.is_transient();
-                let wait = e.retry_after().unwrap_or_else(|| {
-                    if transient {
-                        source.backoff.next()
-                    } else {
-                        source.backoff.longest()
-                    }
-                });
+                let wait = source.backoff.after(transient, e.retry_after());
                 source.up = false;
                 source.health.down(&e.to_string(), transient, wait);
                 Poll::WaitUntil(Instant::now() + wait)

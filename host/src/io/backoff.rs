@@ -39,6 +39,19 @@ impl Backoff {
         max / 2 + self.jitter(max / 2)
     }
 
+    /// The wait after a failure: what the peer asked for, else the next
+    /// backoff for a transient failure, or the longest for one that waiting
+    /// may not cure.
+    pub(crate) fn after(&mut self, transient: bool, retry_after: Option<Duration>) -> Duration {
+        retry_after.unwrap_or_else(|| {
+            if transient {
+                self.next()
+            } else {
+                self.longest()
+            }
+        })
+    }
+
     /// The peer answered: the next failure starts from the first wait again.
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
@@ -48,7 +61,9 @@ impl Backoff {
     fn ceiling(&self) -> Duration {
         let initial = self.config.initial_backoff_ms.max(1);
         let max = self.config.max_backoff_ms.max(initial);
-        let ms = initial.saturating_mul(1u64 << self.failures.min(40)).min(max);
+        let ms = initial
+            .saturating_mul(1u64 << self.failures.min(40))
+            .min(max);
         Duration::from_millis(ms)
     }
 

@@ -164,6 +164,21 @@ impl Health {
         .emit();
     }
 
+    /// A task's component failed: reports it, waits out the backoff, and
+    /// counts the retry that follows.
+    pub(crate) async fn pause(
+        &self,
+        backoff: &mut super::Backoff,
+        error: &str,
+        transient: bool,
+        retry_after: Option<Duration>,
+    ) {
+        let wait = backoff.after(transient, retry_after);
+        self.down(error, transient, wait);
+        tokio::time::sleep(wait).await;
+        self.retrying();
+    }
+
     /// Its input has ended.
     pub(crate) fn ended(&self) {
         let mut status = self.status_mut();
@@ -188,7 +203,10 @@ mod tests {
         health.down("connection refused", true, Duration::from_millis(1000));
         health.retrying();
         let still = health.status();
-        assert_eq!((still.errors, still.retries, still.since_ms), (2, 1, down.since_ms));
+        assert_eq!(
+            (still.errors, still.retries, still.since_ms),
+            (2, 1, down.since_ms)
+        );
         health.up();
         let up = health.status();
         assert_eq!(up.state, ComponentState::Up);

@@ -274,13 +274,7 @@ impl SinkPort {
     /// Marks a direct sink down until its backoff has passed.
     fn down(direct: &mut Direct, health: &Health, e: &SinkError) {
         let transient = e.is_transient() || matches!(e, SinkError::Rejected(_));
-        let wait = e.retry_after().unwrap_or_else(|| {
-            if transient {
-                direct.backoff.next()
-            } else {
-                direct.backoff.longest()
-            }
-        });
+        let wait = direct.backoff.after(transient, e.retry_after());
         direct.retry_at = Some(Instant::now() + wait);
         health.down(&e.to_string(), transient, wait);
     }
@@ -659,16 +653,9 @@ async fn deliver(
             Err(e) => {
                 connected = false;
                 let transient = e.is_transient() || matches!(e, SinkError::Closed);
-                let wait = e.retry_after().unwrap_or_else(|| {
-                    if transient {
-                        backoff.next()
-                    } else {
-                        backoff.longest()
-                    }
-                });
-                health.down(&e.to_string(), transient, wait);
-                tokio::time::sleep(wait).await;
-                health.retrying();
+                health
+                    .pause(&mut backoff, &e.to_string(), transient, e.retry_after())
+                    .await;
             }
         }
     }

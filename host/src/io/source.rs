@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use eddy_driver::{Context, Doorbell, Driver, DriverError, Source, SourceEvents, SourceOutput, SourceTask};
+use eddy_driver::{
+    Context, Doorbell, Driver, DriverError, Source, SourceEvents, SourceOutput, SourceTask,
+};
 
 use super::{Backoff, Health};
 use crate::config::RetryConfig;
@@ -34,7 +36,9 @@ pub(crate) fn open(
         Source::Polled(driver) => Ok((driver, true)),
         Source::Task(task) => {
             let io = io.ok_or_else(|| {
-                DriverError::Config("this source needs the async runtime, which this run has not".into())
+                DriverError::Config(
+                    "this source needs the async runtime, which this run has not".into(),
+                )
             })?;
             let runtime = io.runtime.clone();
             let supervised = health.clone();
@@ -85,17 +89,14 @@ async fn supervise(
                 if health.connections() > connections {
                     backoff.reset();
                 }
-                let transient = e.is_transient();
-                let wait = e.retry_after().unwrap_or_else(|| {
-                    if transient {
-                        backoff.next()
-                    } else {
-                        backoff.longest()
-                    }
-                });
-                health.down(&e.to_string(), transient, wait);
-                tokio::time::sleep(wait).await;
-                health.retrying();
+                health
+                    .pause(
+                        &mut backoff,
+                        &e.to_string(),
+                        e.is_transient(),
+                        e.retry_after(),
+                    )
+                    .await;
             }
         }
     }

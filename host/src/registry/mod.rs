@@ -33,12 +33,14 @@ kinds! {
     sources: [
         #[cfg(feature = "sim")] eddy_driver_sim::SimConfig,
         #[cfg(feature = "file")] eddy_driver_file::FileSourceConfig,
+        #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSourceConfig,
     ]
     sinks: [
         crate::sinks::stdout::StdoutConfig,
         crate::sinks::null::NullConfig,
         crate::sinks::dead_letter::DeadLetterConfig,
         #[cfg(feature = "file")] eddy_driver_file::FileSinkConfig,
+        #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSinkConfig,
     ]
 }
 

@@ -19,7 +19,8 @@ pub struct FileSinkConfig {
 
 impl Kind for FileSinkConfig {
     const NAME: &'static str = "file";
-    const ABOUT: &'static str = "JSON lines appended to a file, cut back to the checkpointed length after a crash";
+    const ABOUT: &'static str =
+        "JSON lines appended to a file, cut back to the checkpointed length after a crash";
 }
 
 impl SinkConfig for FileSinkConfig {

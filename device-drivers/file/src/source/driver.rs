@@ -179,7 +179,8 @@ mod tests {
             .map(|t| format!("{{\"key\":\"k\",\"time\":{t}}}\n"))
             .collect();
         let (_dir, path) = write("r.jsonl", &lines);
-        let mut driver = FileDriver::open(&path, Decoding::new(Format::Json, "key", "time")).unwrap();
+        let mut driver =
+            FileDriver::open(&path, Decoding::new(Format::Json, "key", "time")).unwrap();
         let mut out = Vec::new();
         driver.poll(&mut out, 2).unwrap();
         let position = driver.position().unwrap();
@@ -197,7 +198,8 @@ mod tests {
             "in.jsonl",
             "{\"link\":\"a\",\"ts\":5,\"loss\":0.5,\"up\":true}\n\n{\"link\":\"b\",\"ts\":6,\"fields\":{\"loss\":1}}\n{\"link\":\"c\"}\n",
         );
-        let mut driver = FileDriver::open(&path, Decoding::new(Format::Json, "link", "ts")).unwrap();
+        let mut driver =
+            FileDriver::open(&path, Decoding::new(Format::Json, "link", "ts")).unwrap();
         let records = drain(&mut driver, 2);
         assert_eq!(
             records,
@@ -208,7 +210,11 @@ mod tests {
         );
         let rejected = driver.take_rejected();
         assert_eq!(rejected.len(), 1);
-        assert!(rejected[0].origin.ends_with("in.jsonl:4"), "{:?}", rejected[0]);
+        assert!(
+            rejected[0].origin.ends_with("in.jsonl:4"),
+            "{:?}",
+            rejected[0]
+        );
         assert!(rejected[0].reason.contains("`ts`"), "{:?}", rejected[0]);
     }
 
@@ -220,18 +226,29 @@ mod tests {
         }
         assert!(text.len() > BLOCK);
         let (_dir, path) = write("big.csv", &text);
-        let mut driver = FileDriver::open(&path, Decoding::new(Format::Csv, "key", "time")).unwrap();
+        let mut driver =
+            FileDriver::open(&path, Decoding::new(Format::Csv, "key", "time")).unwrap();
         let records = drain(&mut driver, 1000);
         assert_eq!(records.len(), 20_000);
-        assert_eq!(records[19_999], Record::new("k0", 19_999).with("v", 19_999.5).with("note", "a, \"b\""));
+        assert_eq!(
+            records[19_999],
+            Record::new("k0", 19_999)
+                .with("v", 19_999.5)
+                .with("note", "a, \"b\"")
+        );
         assert!(driver.take_rejected().is_empty());
     }
 
     #[test]
     fn a_csv_header_without_the_key_column_is_refused_at_open() {
         let (_dir, path) = write("in.csv", "time,device\n1,a\n");
-        let e = FileDriver::open(&path, Decoding::new(Format::Csv, "key", "time")).err().unwrap();
-        assert!(matches!(&e, DriverError::Config(m) if m.contains("no column `key`")), "{e}");
+        let e = FileDriver::open(&path, Decoding::new(Format::Csv, "key", "time"))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, DriverError::Config(m) if m.contains("no column `key`")),
+            "{e}"
+        );
         let (_dir, path) = write("empty.csv", "");
         assert!(FileDriver::open(&path, Decoding::new(Format::Csv, "key", "time")).is_err());
     }

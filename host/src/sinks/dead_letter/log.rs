@@ -143,7 +143,9 @@ impl Serialize for Line<'_> {
             DeadLetterInput::Timers(t) => {
                 let timers: Vec<_> = t
                     .iter()
-                    .map(|t| serde_json::json!({"domain": t.domain, "key": &*t.key, "time": t.time}))
+                    .map(
+                        |t| serde_json::json!({"domain": t.domain, "key": &*t.key, "time": t.time}),
+                    )
                     .collect();
                 map.serialize_entry("timers", &timers)?
             }
