@@ -237,3 +237,52 @@ path = "out/local.jsonl"
         "eddy check created the state store"
     );
 }
+
+/// A window operator fed by a simulation and by a TCP source whose server
+/// is down for the whole run: with `idle_timeout_ms` the down source stops
+/// holding event time back and windows fire; without, none may.
+fn windows_fired_with_a_source_down(idle_timeout_ms: Option<u64>) -> usize {
+    // A port nothing listens on.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let idle = idle_timeout_ms.map_or(String::new(), |ms| format!("idle_timeout_ms = {ms}"));
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        r#"[sources.rooms.sim]
+start_time_ms = 1_767_225_600_000
+speed = 20
+rooms = [{{ name = "a" }}, {{ name = "b" }}]
+
+[sources.feed]
+{idle}
+retry_max_backoff_ms = 200
+[sources.feed.tcp]
+address = "{address}"
+
+[operators.stats]
+inputs = ["rooms", "feed"]
+plugin = {plugin}
+window.tumbling = {{ size_ms = 5000 }}
+
+[sinks.out]
+inputs = ["stats"]
+[sinks.out.file]
+path = "stats.jsonl"
+"#,
+        plugin = toml_path(&plugin("window_stats")),
+    );
+    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+    let out = run(&["run", "p.toml", "--duration", "3s"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_lines(&dir.path().join("stats.jsonl")).len()
+}
+
+#[test]
+fn a_source_that_is_down_holds_event_time_back_unless_it_may_go_idle() {
+    // 3 s at 20x is a minute of event time: about twelve 5 s windows per room.
+    let with_idleness = windows_fired_with_a_source_down(Some(300));
+    assert!(with_idleness >= 16, "{with_idleness} windows fired");
+    assert_eq!(windows_fired_with_a_source_down(None), 0);
+}

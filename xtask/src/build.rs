@@ -39,7 +39,7 @@ pub(crate) fn run(sh: &Shell, target: Target, compiler: bool) -> anyhow::Result<
     let features: &[&str] = if compiler {
         &[]
     } else {
-        &["--no-default-features", "--features", "sim"]
+        &["--no-default-features", "--features", "components"]
     };
     cmd!(
         sh,

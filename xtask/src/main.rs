@@ -10,12 +10,14 @@
 //! - `precompile --target T [--key K]`: every guest plugin compiled ahead of
 //!   time for a target, as bundles in `target/plugins/T/`, signed with `K`.
 //! - `soak`: resident memory over a long run with churning keys and state TTL.
+//! - `docs`: the README's table of source and sink kinds, from the registry.
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod bench;
 mod build;
 mod demo;
+mod docs;
 mod guests;
 mod precompile;
 mod prerequisites;
@@ -61,6 +63,8 @@ enum Task {
         #[arg(long)]
         no_ttl: bool,
     },
+    /// Write the README's table of source and sink kinds from the registry.
+    Docs,
     /// Release build of the host for a target.
     Build {
         /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
@@ -96,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         } => build::run(&sh, target, !no_compiler).map(drop),
         Task::Precompile { target, key } => precompile::run(&sh, target, key.as_deref()).map(drop),
         Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
+        Task::Docs => docs::run(&sh),
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     // The device build without the compiler has code paths of its own.
     cmd!(
         sh,
-        "{cargo} clippy --quiet -p eddy-host --no-default-features --features sim -- -D warnings"
+        "{cargo} clippy --quiet -p eddy-host --no-default-features --features components -- -D warnings"
     )
     .run()?;
     step("doc tests");

@@ -79,6 +79,15 @@ pub enum Command {
     /// Signing keys for plugin bundles.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List the source and sink kinds this build of eddy has.
+    Components {
+        /// As JSON.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// As a Markdown table (for the docs).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// `eddy keys …`
@@ -194,6 +203,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Inspect { file }) => plugin::inspect(&file),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(&args),
         Command::State(command) => state::state(command, &state_dir),
+        Command::Components { json, markdown } => components(json, markdown),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,6 +212,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Prints the kinds of the registry.
+fn components(json: bool, markdown: bool) -> Result<(), Failure> {
+    use crate::registry::{SINK_KINDS, SOURCE_KINDS};
+    if json {
+        let all = serde_json::json!({ "sources": SOURCE_KINDS, "sinks": SINK_KINDS });
+        println!("{all:#}");
+        return Ok(());
+    }
+    if markdown {
+        print!("{}", crate::registry::markdown());
+        return Ok(());
+    }
+    for (section, kinds) in [("sources", SOURCE_KINDS), ("sinks", SINK_KINDS)] {
+        println!("{section}");
+        for kind in kinds {
+            println!("  {:<12} {}", kind.name, kind.about);
+        }
+    }
+    Ok(())
 }
 
 /// `$XDG_STATE_HOME/eddy`, or `~/.local/state/eddy`, or `./eddy-state`.

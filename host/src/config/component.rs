@@ -44,9 +44,9 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Component<T> {
 }
 
 /// How a component retries a peer that failed: exponential backoff from
-/// `retry_initial_backoff_ms`, doubling up to `retry_max_backoff_ms`, each
-/// wait shortened by a random part of up to half (jitter), so that many
-/// gateways do not come back at the same instant.
+/// `retry_initial_backoff_ms`, doubling up to `retry_max_backoff_ms` (which
+/// also caps the first wait), each wait shortened by a random part of up to
+/// half (jitter), so that many gateways do not come back at the same instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryConfig {
     /// The first wait after a failure, in ms.

@@ -653,3 +653,100 @@ impl Graph {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A polled driver that fails now and then, in a graph of one operator
+    //! that takes records and emits nothing.
+
+    use super::*;
+    use crate::config::RetryConfig;
+    use crate::io::ComponentState;
+    use crate::plugin::{Entry, OperatorLogic, Outputs, PluginFault};
+    use crate::sinks::NullSink;
+    use crate::state::OperatorState;
+    use eddy_abi::OperatorKind;
+    use eddy_driver::DriverError;
+
+    struct Drop0 {
+        state: OperatorState,
+    }
+
+    impl OperatorLogic for Drop0 {
+        fn kind(&self) -> OperatorKind {
+            OperatorKind::Process
+        }
+        fn name(&self) -> &str {
+            "drop"
+        }
+        fn call(&mut self, _entry: Entry, _input: &[u8]) -> Result<Outputs, PluginFault> {
+            Ok(Vec::new())
+        }
+        fn state_mut(&mut self) -> &mut OperatorState {
+            &mut self.state
+        }
+    }
+
+    /// Ten records, one a poll; the fourth poll fails as an unreachable
+    /// device would, the seventh as a device that refuses the settings.
+    struct Flaky {
+        polls: u32,
+        next: i64,
+    }
+
+    impl Driver for Flaky {
+        fn poll(&mut self, out: &mut Vec<Record>, _max: usize) -> Result<Poll, DriverError> {
+            self.polls += 1;
+            match self.polls {
+                4 => return Err(DriverError::unavailable("meter-1", "timed out")),
+                7 => return Err(DriverError::Config("register 40001 is not readable".into())),
+                _ => {}
+            }
+            if self.next == 10 {
+                return Ok(Poll::Ended);
+            }
+            out.push(Record::new("meter-1", self.next));
+            self.next += 1;
+            Ok(Poll::Ready)
+        }
+    }
+
+    #[test]
+    fn a_failing_driver_is_retried_and_the_pipeline_reads_on() {
+        let harness = super::super::Harness {
+            params: serde_json::json!({}),
+            window: None,
+            allowed_lateness_ms: 0,
+            key_by: None,
+            bounded_out_of_orderness_ms: 0,
+            batch_size: 16,
+            limits: crate::plugin::PluginLimits::default(),
+            dead_letter_path: "unused.jsonl".into(),
+        };
+        let mut graph = Graph::single_operator(
+            Box::new(Drop0 {
+                state: OperatorState::in_memory(),
+            }),
+            &[],
+            Box::new(Flaky { polls: 0, next: 0 }),
+            Box::new(NullSink::default()),
+            &harness,
+        )
+        .unwrap();
+        let quick = RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 2,
+        };
+        graph.sources[0].backoff = Backoff::new(quick);
+        let summary = graph.run(&RunControl::default()).unwrap();
+        assert!(summary.completed);
+        assert_eq!(summary.records_in, 10);
+        let status = graph.sources[0].health.status();
+        assert_eq!(status.state, ComponentState::Ended);
+        assert_eq!((status.errors, status.retries), (2, 2));
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some("register 40001 is not readable")
+        );
+    }
+}

@@ -59,8 +59,9 @@ impl Backoff {
 
     /// The wait before jitter after the failures so far.
     fn ceiling(&self) -> Duration {
-        let initial = self.config.initial_backoff_ms.max(1);
-        let max = self.config.max_backoff_ms.max(initial);
+        // A first wait longer than the longest is the longest.
+        let max = self.config.max_backoff_ms.max(1);
+        let initial = self.config.initial_backoff_ms.clamp(1, max);
         let ms = initial
             .saturating_mul(1u64 << self.failures.min(40))
             .min(max);

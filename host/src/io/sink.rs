@@ -660,3 +660,160 @@ async fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The buffering of a direct sink, against a stand-in sink that the test
+    //! takes down and brings back (no peer is involved at this level; the
+    //! end-to-end outage test runs a real TCP peer).
+
+    use super::*;
+    use crate::dataflow::result_id::Cause;
+
+    /// Takes records while up; refuses `bad` records for good; while down,
+    /// fails as an unreachable peer would.
+    #[derive(Clone, Default)]
+    struct Switch {
+        down: Arc<std::sync::atomic::AtomicBool>,
+        taken: Arc<Mutex<Vec<String>>>,
+        closed: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Sink for Switch {
+        fn write(&mut self, out: &Out<'_>) -> Result<(), SinkError> {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(SinkError::Closed);
+            }
+            if self.down.load(Ordering::SeqCst) {
+                return Err(SinkError::unavailable("peer", "connection refused"));
+            }
+            if out.record.key.starts_with("bad") {
+                return Err(SinkError::Rejected("too large".into()));
+            }
+            self.taken.lock().unwrap().push(out.id.to_owned());
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn port(sink: &Switch, max_records: usize, when_full: WhenFull) -> SinkPort {
+        let health = Health::new("s", super::super::Role::Sink, "test");
+        let retry = RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 1,
+        };
+        let buffer = BufferConfig {
+            max_records,
+            when_full,
+        };
+        SinkPort::new(
+            "s",
+            OpenedSink::Direct(Box::new(sink.clone())),
+            health,
+            buffer,
+            retry,
+            None,
+        )
+        .unwrap()
+    }
+
+    /// Records `from..to` as the engine would deliver them.
+    fn inbox(keys: std::ops::Range<u64>) -> Inbox {
+        keys.map(|n| {
+            let key: Arc<str> = if n == 99 { "bad".into() } else { "k".into() };
+            let id = ResultId {
+                cause: Arc::new(Cause::Record {
+                    key: key.clone(),
+                    n,
+                }),
+                seq: 0,
+            };
+            ("src".into(), id, Record::new(key, n as i64))
+        })
+        .collect()
+    }
+
+    fn ids(range: std::ops::Range<u64>) -> Vec<String> {
+        range.map(|n| format!("p/src/k/r{n}/0")).collect()
+    }
+
+    fn send(port: &mut SinkPort, range: std::ops::Range<u64>) -> Vec<DeadLetterEntry> {
+        let mut dead = Vec::new();
+        port.send("p", &mut inbox(range), &mut dead).unwrap();
+        dead
+    }
+
+    fn retry_after_backoff(port: &mut SinkPort) {
+        std::thread::sleep(Duration::from_millis(5));
+        port.retry(&mut Vec::new()).unwrap();
+    }
+
+    #[test]
+    fn records_held_while_the_peer_is_down_go_out_in_order_when_it_is_back() {
+        let sink = Switch::default();
+        let mut port = port(&sink, 100, WhenFull::DropOldest);
+        send(&mut port, 0..3);
+        sink.down.store(true, Ordering::SeqCst);
+        send(&mut port, 3..6);
+        send(&mut port, 6..8);
+        assert_eq!(port.held(), 5);
+        assert_eq!(port.health.state(), ComponentState::Retrying);
+        retry_after_backoff(&mut port);
+        assert_eq!(port.held(), 5, "still down: still held");
+        sink.down.store(false, Ordering::SeqCst);
+        retry_after_backoff(&mut port);
+        assert_eq!(port.held(), 0);
+        assert_eq!(port.health.state(), ComponentState::Up);
+        assert_eq!(*sink.taken.lock().unwrap(), ids(0..8));
+        assert_eq!(port.counters().written, 8);
+    }
+
+    #[test]
+    fn a_full_buffer_drops_the_oldest_or_the_newest_or_blocks_as_configured() {
+        for (when_full, kept, dropped) in [
+            (WhenFull::DropOldest, ids(2..5), 2),
+            (WhenFull::DropNewest, ids(0..3), 2),
+            (WhenFull::Block, ids(0..5), 0),
+        ] {
+            let sink = Switch::default();
+            sink.down.store(true, Ordering::SeqCst);
+            let mut port = port(&sink, 3, when_full);
+            send(&mut port, 0..5);
+            assert_eq!(port.counters().dropped, dropped, "{when_full:?}");
+            assert_eq!(
+                port.blocking(),
+                when_full == WhenFull::Block,
+                "{when_full:?}"
+            );
+            sink.down.store(false, Ordering::SeqCst);
+            retry_after_backoff(&mut port);
+            assert_eq!(*sink.taken.lock().unwrap(), kept, "{when_full:?}");
+            assert!(!port.blocking());
+        }
+    }
+
+    #[test]
+    fn a_refused_record_is_dead_lettered_and_the_others_go_on() {
+        let sink = Switch::default();
+        let mut port = port(&sink, 100, WhenFull::DropOldest);
+        let dead = send(&mut port, 98..101);
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].reason.contains("too large"), "{:?}", dead[0]);
+        assert_eq!(
+            *sink.taken.lock().unwrap(),
+            ["p/src/k/r98/0", "p/src/k/r100/0"]
+        );
+    }
+
+    #[test]
+    fn a_closed_destination_ends_the_run() {
+        let sink = Switch::default();
+        let mut port = port(&sink, 100, WhenFull::DropOldest);
+        sink.closed.store(true, Ordering::SeqCst);
+        let mut dead = Vec::new();
+        assert_eq!(port.send("p", &mut inbox(0..1), &mut dead), Err(Closed));
+    }
+}

@@ -11,12 +11,12 @@ macro_rules! kinds {
     ) => {
         /// Every source kind this build has.
         pub const SOURCE_KINDS: &[KindInfo] = &[
-            $($(#[$source_meta])* KindInfo::of::<$source>(),)*
+            $($(#[$source_meta])* KindInfo::of::<$source>(stringify!($source)),)*
         ];
 
         /// Every sink kind this build has.
         pub const SINK_KINDS: &[KindInfo] = &[
-            $($(#[$sink_meta])* KindInfo::of::<$sink>(),)*
+            $($(#[$sink_meta])* KindInfo::of::<$sink>(stringify!($sink)),)*
         ];
 
         /// Deserializes the value of the map entry whose key is the source

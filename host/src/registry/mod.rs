@@ -17,14 +17,17 @@ pub struct KindInfo {
     pub name: &'static str,
     /// What it is, in one line.
     pub about: &'static str,
+    /// Its settings type, whose doc comments are the reference of its keys.
+    pub settings: &'static str,
 }
 
 impl KindInfo {
-    /// The name and line of a kind.
-    pub const fn of<K: Kind>() -> KindInfo {
+    /// The name and line of a kind whose settings type is written `settings`.
+    pub const fn of<K: Kind>(settings: &'static str) -> KindInfo {
         KindInfo {
             name: K::NAME,
             about: K::ABOUT,
+            settings,
         }
     }
 }
@@ -44,6 +47,31 @@ kinds! {
     ]
 }
 
+/// The kinds as a Markdown table, for the docs (`cargo xtask docs`).
+pub fn markdown() -> String {
+    let mut out = String::from("| table | what | settings |\n| --- | --- | --- |\n");
+    for (section, kinds) in [("sources", SOURCE_KINDS), ("sinks", SINK_KINDS)] {
+        for kind in kinds {
+            out.push_str(&format!(
+                "| `[{section}.NAME.{}]` | {} | `{}` |\n",
+                kind.name,
+                kind.about,
+                short_path(kind.settings)
+            ));
+        }
+    }
+    out
+}
+
+/// A settings type's path as users of the crates see it.
+fn short_path(path: &str) -> String {
+    let path: String = path.chars().filter(|c| !c.is_whitespace()).collect();
+    match path.strip_prefix("crate::") {
+        Some(rest) => format!("eddy_host::{rest}"),
+        None => path,
+    }
+}
+
 /// The names of `kinds`, for messages: `` `sim`, `file` ``.
 pub fn names(kinds: &[KindInfo]) -> String {
     kinds
@@ -51,4 +79,39 @@ pub fn names(kinds: &[KindInfo]) -> String {
         .map(|k| format!("`{}`", k.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_lists_every_kind_this_build_has() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        // With every component compiled in, the README's table is the registry's.
+        if cfg!(all(feature = "sim", feature = "file", feature = "tcp")) {
+            assert!(
+                readme.contains(&markdown()),
+                "README.md's table of kinds is out of date: run `cargo xtask docs`"
+            );
+        }
+        for kind in SOURCE_KINDS.iter().chain(SINK_KINDS) {
+            assert!(
+                readme.contains(&format!(".{}]`", kind.name)),
+                "{}",
+                kind.name
+            );
+        }
+    }
+
+    #[test]
+    fn kind_names_are_unique_within_sources_and_within_sinks() {
+        for kinds in [SOURCE_KINDS, SINK_KINDS] {
+            let mut names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), kinds.len());
+        }
+    }
 }
