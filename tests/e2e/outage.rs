@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::peer::{Peer, Role};
-use crate::support::{eddy, json_lines, lines, plugin, run, stderr, stdout, toml_path};
+use crate::support::{eddy, json_lines, lines, metrics, plugin, run, stderr, stdout, toml_path};
 
 /// Polls `eddy status --json` until `ready` says yes.
 fn wait_for_status(
@@ -129,6 +129,17 @@ path = "local.jsonl"
     wait_for_status(dir.path(), "the local sink still writing", |s| {
         component(s, "sinks", "local")["written"].as_u64() > Some(local_before as u64 + 20)
     });
+    // So do the metrics Prometheus scrapes.
+    let scraped = metrics(dir.path());
+    for expected in [
+        r#"eddy_component_up{component="up",role="sink"} 0"#,
+        r#"eddy_component_up{component="feed",role="source"} 0"#,
+        r#"eddy_component_up{component="rooms",role="source"} 1"#,
+        r#"eddy_sink_buffered_records{sink="up"}"#,
+        r#"eddy_component_errors_total{component="up",role="sink"}"#,
+    ] {
+        assert!(scraped.contains(expected), "no {expected} in\n{scraped}");
+    }
     // The table form says the same.
     let table = stdout(&run(&["status"], dir.path()));
     assert!(table.contains("retrying for"), "{table}");

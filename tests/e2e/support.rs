@@ -146,6 +146,20 @@ pub(crate) fn status(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
+/// `GET /metrics` of the running eddy whose state directory is `dir/state`.
+pub(crate) fn metrics(dir: &Path) -> String {
+    let endpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state/api.json")).unwrap()).unwrap();
+    let token = std::fs::read_to_string(dir.join("state/api.token")).unwrap();
+    ureq::get(format!("{}/metrics", endpoint["url"].as_str().unwrap()))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap()
+}
+
 /// One operator of a status.
 pub(crate) fn operator<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     status["operators"]

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    finish, json_lines, operator, plugin, run, start, status, stderr, stdout, toml_path, write_wasm,
+    finish, json_lines, metrics, operator, plugin, run, start, status, stderr, stdout, toml_path,
+    write_wasm,
 };
 
 /// 1000 cells at one reading per second, 100× real time: 100k records/s,
@@ -308,16 +309,7 @@ path = "good.jsonl"
     );
 
     // The counters, as Prometheus scrapes them.
-    let endpoint: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state/api.json")).unwrap()).unwrap();
-    let token = std::fs::read_to_string(dir.path().join("state/api.token")).unwrap();
-    let metrics = ureq::get(format!("{}/metrics", endpoint["url"].as_str().unwrap()))
-        .header("Authorization", format!("Bearer {}", token.trim()))
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_string()
-        .unwrap();
+    let metrics = metrics(dir.path());
     assert!(
         metrics.contains(r#"eddy_plugin_quarantines_total{operator="bad"} 1"#),
         "{metrics}"

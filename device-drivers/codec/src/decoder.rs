@@ -193,8 +193,9 @@ impl Decoder {
         }
     }
 
-    pub(crate) fn names(&mut self) -> &mut Names {
-        &mut self.names
+    /// The settings and the interned names, apart.
+    pub(crate) fn parts(&mut self) -> (&Decoding, &mut Names) {
+        (&self.settings, &mut self.names)
     }
 
     pub(crate) fn configured_columns(&self) -> Option<&Columns> {

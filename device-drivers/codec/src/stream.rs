@@ -290,10 +290,10 @@ impl StreamDecoder {
             Row::End => return (Step::End, taken),
             Row::Ready => *row_bytes = 0,
         }
-        let settings = self.decoder.settings().clone();
+        let (settings, names) = self.decoder.parts();
         let cells = parser.take_cells();
         let step = match columns {
-            Some(columns) => match columns.record(&cells, &settings, self.decoder.names(), meta) {
+            Some(columns) => match columns.record(&cells, settings, names, meta) {
                 Ok(record) => {
                     out.push(record);
                     Step::Records(1)
@@ -304,7 +304,7 @@ impl StreamDecoder {
                     Some(line),
                 )),
             },
-            None => match Columns::from_header(&cells, &settings) {
+            None => match Columns::from_header(&cells, settings) {
                 Ok(header) => {
                     *columns = Some(header);
                     Step::Records(0)

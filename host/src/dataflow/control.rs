@@ -326,7 +326,6 @@ impl Graph {
                 .iter()
                 .filter_map(|s| {
                     let port = s.port.as_ref()?;
-                    port.report();
                     let counters = port.counters();
                     Some(SinkStatus {
                         name: s.name.to_string(),

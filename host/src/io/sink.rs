@@ -37,6 +37,8 @@ pub(crate) struct SinkPort {
     written: u64,
     /// Records dropped by the buffer's policy so far.
     dropped: u64,
+    /// Records held when last reported to the metrics.
+    reported_held: usize,
     /// Reused id buffer.
     id: String,
 }
@@ -109,6 +111,7 @@ impl SinkPort {
             buffer,
             written: 0,
             dropped: 0,
+            reported_held: 0,
             id: String::new(),
         })
     }
@@ -189,6 +192,7 @@ impl SinkPort {
                 }
             }
         };
+        self.report();
         if self.dropped > dropped_before {
             SinkDropped {
                 sink: &self.name,
@@ -336,7 +340,7 @@ impl SinkPort {
     /// Gives a direct sink that is down its retry when due, even in a step
     /// without records for it.
     pub(crate) fn retry(&mut self, dead: &mut Vec<DeadLetterEntry>) -> Result<(), Closed> {
-        match &mut self.target {
+        let result = match &mut self.target {
             Target::Direct(direct) => {
                 Self::retry_if_due(&self.name, direct, &self.health, &mut self.written, dead)
             }
@@ -344,7 +348,9 @@ impl SinkPort {
                 queue.take_refused(dead);
                 Ok(())
             }
-        }
+        };
+        self.report();
+        result
     }
 
     /// When a direct sink that is down wants its next retry.
@@ -382,13 +388,17 @@ impl SinkPort {
         }
     }
 
-    /// Emits the gauge of held records.
-    pub(crate) fn report(&self) {
-        SinkHeld {
-            sink: &self.name,
-            records: self.held(),
+    /// Emits the gauge of held records when it changed.
+    fn report(&mut self) {
+        let held = self.held();
+        if held != self.reported_held {
+            self.reported_held = held;
+            SinkHeld {
+                sink: &self.name,
+                records: held,
+            }
+            .emit();
         }
-        .emit();
     }
 
     /// At a checkpoint: the sink's durable position, if it has one.

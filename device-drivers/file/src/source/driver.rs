@@ -42,8 +42,9 @@ impl FileDriver {
         };
         if !driver.decoder.has_columns() {
             let mut none = Vec::new();
+            let meta = Meta::now();
             while !driver.decoder.has_columns() {
-                match driver.step(&mut none)? {
+                match driver.step(&mut none, &meta)? {
                     Step::End => {
                         return Err(DriverError::Config(format!(
                             "{}: empty CSV file: expected a header row",
@@ -59,7 +60,7 @@ impl FileDriver {
     }
 
     /// One decoder step, reading a block when it needs input.
-    fn step(&mut self, out: &mut Vec<Record>) -> Result<Step, DriverError> {
+    fn step(&mut self, out: &mut Vec<Record>, meta: &Meta<'_>) -> Result<Step, DriverError> {
         if self.start == self.end && !self.eof {
             let read = self
                 .file
@@ -69,13 +70,9 @@ impl FileDriver {
             self.end = read;
             self.eof = read == 0;
         }
-        let meta = Meta {
-            key: None,
-            arrival_ms: eddy_codec::now_ms(),
-        };
         let (step, taken) =
             self.decoder
-                .next(&self.block[self.start..self.end], self.eof, &meta, out);
+                .next(&self.block[self.start..self.end], self.eof, meta, out);
         self.start += taken;
         match step {
             Step::Rejected(e) => {
@@ -103,8 +100,10 @@ impl FileDriver {
 impl Driver for FileDriver {
     fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
         let before = out.len();
+        // Records without a time field take the time they were read.
+        let meta = Meta::now();
         while out.len() - before < max {
-            if self.step(out)? == Step::End {
+            if self.step(out, &meta)? == Step::End {
                 return Ok(if out.len() == before {
                     Poll::Ended
                 } else {
