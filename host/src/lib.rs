@@ -1,10 +1,16 @@
 //! The eddy host: runs pipelines of device sources, sandboxed WebAssembly
 //! operators and sinks on an edge gateway.
 //!
-//! A pipeline is a TOML file ([`config`]) naming sources (device drivers),
-//! operators (WebAssembly plugins with params, a key and optionally a window)
-//! and sinks, wired into a DAG by each node's `inputs`. [`dataflow`] turns it
-//! into a running graph on one dedicated thread: sources are polled in
+//! A pipeline is a TOML file ([`config`]) naming sources, operators
+//! (WebAssembly plugins with params, a key and optionally a window) and
+//! sinks, wired into a DAG by each node's `inputs`. Sources and sinks name
+//! their kind by a sub-table whose settings the kind's own crate reads; the
+//! [`registry`] lists the kinds this build has. [`dataflow`] validates the
+//! pipeline into a graph without touching the outside world (`eddy check`),
+//! then opens its sources and sinks through the I/O layer ([`io`]), which
+//! runs network components as tasks on an async runtime, retries peers that
+//! fail with backoff, and holds a sink's records while its peer is down.
+//! The graph runs on one dedicated thread: sources are polled in
 //! batches, every record advances its source's event-time watermark, window
 //! operators buffer records per key and window until the watermark fires
 //! them, and each operator calls its plugin once per batch through [`plugin`],
@@ -16,8 +22,11 @@
 //! survive those restarts, and [`checkpoint`] writes the whole state of a
 //! pipeline to sled at intervals, so that it survives crashes and power loss.
 //!
-//! A running pipeline serves a token-protected local HTTP API ([`api`]) for
-//! its status and for plugin hot swaps: a new version takes over between two
+//! [`runtime`] starts and stops everything `eddy run` runs: the async
+//! runtime, the pipeline, its state store and its API. A running pipeline
+//! serves a token-protected local HTTP API ([`api`]) for its status
+//! (components up or retrying, operators, memory) and for plugin hot swaps:
+//! a new version takes over between two
 //! batches, on probation, and is rolled back if it fails. Plugins can come as
 //! signed bundles with code precompiled for the device ([`plugin::bundle`],
 //! [`plugin::signing`]), so that a device build can leave the compiler out.
@@ -28,7 +37,9 @@
 //!
 //! ```no_run
 //! let pipeline = eddy_host::config::load("examples/ups-monitor.toml".as_ref())?;
-//! let mut graph = eddy_host::dataflow::Graph::build(&pipeline)?;
+//! let mut graph = eddy_host::dataflow::Graph::build(&pipeline)?; // validated, nothing opened
+//! let io = tokio::runtime::Runtime::new()?;
+//! graph.open(Some(io.handle()))?; // files opened; network tasks start at the first poll
 //! graph.run(&eddy_host::dataflow::RunControl::default())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -637,7 +637,6 @@ async fn deliver(
                     }
                 }
                 let delivered = batch.len() - refused_entries.len();
-                let any_refused = !refused_entries.is_empty();
                 queue.delivered(delivered, refused_entries);
                 ComponentRecords {
                     component: &name,
@@ -648,9 +647,9 @@ async fn deliver(
                 batch.clear();
                 backoff.reset();
                 health.up();
-                if any_refused {
-                    doorbell.ring();
-                }
+                // Refused records to dead-letter, or room for a pipeline
+                // that a full buffer holds back.
+                doorbell.ring();
             }
             Err(SinkError::Rejected(reason)) => {
                 let entries = batch
