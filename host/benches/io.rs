@@ -12,8 +12,9 @@
 //!    which takes the difference when each line arrives: p50, p99 and the
 //!    worst, from socket to socket.
 //!
-//! `EDDY_BENCH_RECORDS` overrides the 10 M records of the first part. Prints
-//! tables; writes `target/bench/io.json`.
+//! `EDDY_BENCH_RECORDS` overrides the 10 M records of the first part;
+//! `EDDY_BENCH_CASE=files` or `latency` runs one part only (for profiling).
+//! Prints tables; writes `target/bench/io.json` (after both parts).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::TcpListener;
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use eddy_driver::{Driver, Poll, SourceConfig};
+use eddy_driver::{Poll, SourceConfig};
 use eddy_host::config;
 use eddy_host::dataflow::{Graph, RunControl};
 
@@ -254,6 +255,7 @@ fn main() {
         "run `cargo xtask guests` first (cargo xtask bench does)"
     );
     let records = records();
+    let only = std::env::var("EDDY_BENCH_CASE").ok();
     let (csv, jsonl) = input_files(Path::new("target/bench/io"), records);
     println!(
         "file source: {records} records, {KEYS} keys, 1 s tumbling windows of window-stats, null sink; one pipeline thread"
@@ -261,7 +263,13 @@ fn main() {
     println!("| format | file size | end to end rec/s | source alone rec/s |");
     println!("| --- | --- | --- | --- |");
     let mut results = Vec::new();
-    for (format, file) in [("csv", &csv), ("json lines", &jsonl)] {
+    let files = [("csv", &csv), ("json lines", &jsonl)];
+    let files = if only.as_deref() == Some("latency") {
+        &files[..0]
+    } else {
+        &files[..]
+    };
+    for &(format, file) in files {
         let size = std::fs::metadata(file).map_or(0, |m| m.len());
         let through = end_to_end(file, records);
         let alone = source_only(file, records);
@@ -277,6 +285,9 @@ fn main() {
             "end_to_end_records_per_s": through,
             "source_only_records_per_s": alone,
         }));
+    }
+    if only.as_deref() == Some("files") {
+        return;
     }
     let sorted = latency();
     let (p50, p99, max) = (
