@@ -13,7 +13,8 @@
 //!    worst, from socket to socket.
 //!
 //! `EDDY_BENCH_RECORDS` overrides the 10 M records of the first part;
-//! `EDDY_BENCH_CASE=files` or `latency` runs one part only (for profiling).
+//! `EDDY_BENCH_CASE=files`, `csv`, `json` or `latency` runs one part only
+//! (for profiling).
 //! Prints tables; writes `target/bench/io.json` (after both parts).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -264,14 +265,19 @@ fn main() {
     println!("| --- | --- | --- | --- |");
     let mut results = Vec::new();
     let files = [("csv", &csv), ("json lines", &jsonl)];
-    let files = if only.as_deref() == Some("latency") {
-        &files[..0]
-    } else {
-        &files[..]
+    let files = match only.as_deref() {
+        Some("latency") => &files[..0],
+        Some("csv") => &files[..1],
+        Some("json") => &files[1..],
+        _ => &files[..],
     };
     for &(format, file) in files {
         let size = std::fs::metadata(file).map_or(0, |m| m.len());
         let through = end_to_end(file, records);
+        if only.as_deref().is_some_and(|case| case != "files") {
+            println!("| {format} | | {:.2} M | |", through / 1e6);
+            continue;
+        }
         let alone = source_only(file, records);
         println!(
             "| {format} | {:.0} MB | {:.2} M | {:.2} M |",
@@ -286,7 +292,7 @@ fn main() {
             "source_only_records_per_s": alone,
         }));
     }
-    if only.as_deref() == Some("files") {
+    if only.as_deref().is_some_and(|case| case != "latency") {
         return;
     }
     let sorted = latency();

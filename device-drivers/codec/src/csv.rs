@@ -201,9 +201,16 @@ impl Columns {
         let mut fields = Vec::with_capacity(self.names.len());
         for (i, cell) in cells.iter().enumerate() {
             let column = &self.names[i];
-            let text = std::str::from_utf8(cell)
-                .map_err(|_| format!("column `{column}`: not UTF-8"))?
-                .trim();
+            let text =
+                std::str::from_utf8(cell).map_err(|_| format!("column `{column}`: not UTF-8"))?;
+            let text = match text.as_bytes() {
+                [first, .., last]
+                    if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+                {
+                    text
+                }
+                _ => text.trim(),
+            };
             if Some(i) == self.key {
                 key = Some(names.key(text));
             } else if Some(i) == self.time {

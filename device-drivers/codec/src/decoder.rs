@@ -58,8 +58,8 @@ pub(crate) struct Names {
 impl Names {
     pub(crate) fn new() -> Self {
         Names {
-            fields: Interner::new(4096),
-            keys: Interner::new(65_536),
+            fields: Interner::new(4096, true),
+            keys: Interner::new(65_536, false),
         }
     }
 

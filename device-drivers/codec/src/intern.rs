@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 
-/// Strings looked at before the hash table: records of one shape repeat a
-/// handful of field names, found faster by comparing than by hashing.
-const RECENT: usize = 8;
+/// Field names a [`Names`] interner keeps in a list before it falls back to
+/// hashing: records of one shape repeat a handful of names, found faster by
+/// comparing than by hashing.
+const LISTED: usize = 32;
 
 /// A bounded set of interned strings. When it holds `capacity` strings it
 /// starts afresh, so input with ever-new keys cannot grow it without bound.
@@ -16,41 +17,41 @@ const RECENT: usize = 8;
 pub(crate) struct Interner {
     strings: HashMap<Arc<str>, (), FixedState>,
     capacity: usize,
-    /// The strings asked for last, newest at `next - 1`.
-    recent: [Option<Arc<str>>; RECENT],
-    next: usize,
+    /// The first strings seen, compared before hashing (field names).
+    listed: Vec<Arc<str>>,
+    /// How many strings to list (0 for keys, which are too many).
+    list: usize,
 }
 
 impl Interner {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// An interner that lists its first strings (field names), or hashes
+    /// everything (keys).
+    pub(crate) fn new(capacity: usize, listed: bool) -> Self {
         Interner {
             strings: HashMap::with_hasher(FixedState::default()),
             capacity,
-            recent: Default::default(),
-            next: 0,
+            listed: Vec::new(),
+            list: if listed { LISTED } else { 0 },
         }
     }
 
     /// The interned copy of `s`.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
-        for k in self.recent.iter().flatten() {
-            if **k == *s {
-                return k.clone();
-            }
+        if let Some(k) = self.listed.iter().find(|k| ***k == *s) {
+            return k.clone();
         }
-        let k = match self.strings.get_key_value(s) {
-            Some((k, ())) => k.clone(),
-            None => {
-                if self.strings.len() >= self.capacity {
-                    self.strings.clear();
-                }
-                let k: Arc<str> = Arc::from(s);
-                self.strings.insert(k.clone(), ());
-                k
-            }
-        };
-        self.recent[self.next % RECENT] = Some(k.clone());
-        self.next = self.next.wrapping_add(1);
+        if let Some((k, ())) = self.strings.get_key_value(s) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(s);
+        if self.listed.len() < self.list {
+            self.listed.push(k.clone());
+            return k;
+        }
+        if self.strings.len() >= self.capacity {
+            self.strings.clear();
+        }
+        self.strings.insert(k.clone(), ());
         k
     }
 }
@@ -61,12 +62,17 @@ mod tests {
 
     #[test]
     fn the_same_string_is_shared_and_the_set_stays_bounded() {
-        let mut i = Interner::new(2);
-        let a = i.get("a");
-        assert!(Arc::ptr_eq(&a, &i.get("a")));
-        i.get("b");
-        i.get("c");
-        assert!(i.strings.len() <= 2);
-        assert_eq!(&*i.get("a"), "a");
+        for listed in [false, true] {
+            let mut i = Interner::new(2, listed);
+            let a = i.get("a");
+            i.get("b");
+            assert!(Arc::ptr_eq(&a, &i.get("a")));
+            for n in 0..100 {
+                i.get(&n.to_string());
+            }
+            assert!(i.strings.len() <= 2);
+            assert!(i.listed.len() <= LISTED);
+            assert_eq!(&*i.get("a"), "a");
+        }
     }
 }
