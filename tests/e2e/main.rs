@@ -5,6 +5,7 @@
 
 mod abi;
 mod check;
+mod codec;
 mod conformance;
 mod crash;
 mod demo;
