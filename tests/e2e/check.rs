@@ -188,7 +188,7 @@ fn a_setting_of_the_wrong_type_or_value_is_located_with_what_was_expected() {
             "file",
             "path = \"in.csv\"\nformat = \"xml\"\n",
             "format =",
-            "unknown variant `xml`, expected one of `json`, `jsonl`, `csv`, `raw`",
+            "unknown variant `xml`, expected one of `json`, `jsonl`, `csv`",
         ),
         (
             "sources",

@@ -96,3 +96,68 @@ path = "out.jsonl"
     );
     assert_eq!(rejected["input"], "yesterday;ups-3;26;");
 }
+
+#[test]
+fn a_file_sink_that_cannot_write_leaves_no_partial_line() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"[pipeline]
+shutdown_timeout_ms = 200
+[checkpoint]
+enabled = false
+[sources.s.sim]
+speed = 0
+duration_ms = 600_000
+rooms = [{ name = "r" }]
+[sinks.k]
+inputs = ["s"]
+retry_initial_backoff_ms = 10
+retry_max_backoff_ms = 20
+[sinks.k.file]
+path = "out.jsonl"
+"#;
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    // Files may not grow past 10 000 bytes: the write that would is refused (EFBIG).
+    const LIMIT: u64 = 10_000;
+    let mut command = crate::support::eddy();
+    command
+        .args(["run", "p.toml"])
+        .current_dir(dir.path())
+        .env("EDDY_STATE_DIR", dir.path().join("state"))
+        .env("EDDY_LOG", "info");
+    // SAFETY: setrlimit is async-signal-safe and touches nothing but the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.output().unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("sink `k`"),
+        "the sink reported the failure: {log}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    assert!(text.len() as u64 <= LIMIT);
+    assert!(text.ends_with('\n'), "a partial line at the end");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 10, "{} lines", lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}: {line}", n + 1));
+        assert_eq!(
+            record["id"],
+            format!("p/s/r/r{n}/0"),
+            "in order, none twice"
+        );
+    }
+}

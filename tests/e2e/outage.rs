@@ -281,12 +281,20 @@ window.tumbling = {{ size_ms = 5000 }}
 inputs = ["stats"]
 [sinks.out.file]
 path = "stats.jsonl"
+
+[sinks.raw]
+inputs = ["rooms"]
+[sinks.raw.file]
+path = "rooms.jsonl"
 "#,
         plugin = toml_path(&plugin("window_stats")),
     );
     std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
     let out = run(&["run", "p.toml", "--duration", "3s"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
+    // The simulation ran either way: a minute of readings of two rooms.
+    let readings = json_lines(&dir.path().join("rooms.jsonl")).len();
+    assert!(readings >= 100, "{readings} readings");
     json_lines(&dir.path().join("stats.jsonl")).len()
 }
 
@@ -296,4 +304,108 @@ fn a_source_that_is_down_holds_event_time_back_unless_it_may_go_idle() {
     let with_idleness = windows_fired_with_a_source_down(Some(300));
     assert!(with_idleness >= 16, "{with_idleness} windows fired");
     assert_eq!(windows_fired_with_a_source_down(None), 0);
+}
+
+/// The seeds' window job over a recorded input, with an acknowledged TCP
+/// sink to `port` and a local file sink beside it.
+fn held_pipeline(port: u16) -> String {
+    format!(
+        r#"[pipeline]
+shutdown_timeout_ms = 300
+[checkpoint]
+interval_ms = 100
+
+[sources.ups.file]
+path = "input.jsonl"
+
+[operators.stats]
+inputs = ["ups"]
+plugin = {plugin}
+window.tumbling = {{ size_ms = 1000 }}
+
+[sinks.up]
+inputs = ["stats"]
+retry_initial_backoff_ms = 20
+retry_max_backoff_ms = 100
+[sinks.up.tcp]
+address = "127.0.0.1:{port}"
+acknowledgements = true
+
+[sinks.local]
+inputs = ["stats"]
+[sinks.local.file]
+path = "local.jsonl"
+"#,
+        plugin = toml_path(&plugin("window_stats")),
+    )
+}
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the pipeline to its end with the collector up, and checks that it
+/// got every window result the local file has, none lost.
+fn deliver_the_rest(dir: &std::path::Path, port: u16) {
+    let collector = Peer::start_at(Role::Collect { ack: true }, port);
+    let out = run(&["run", "p.toml"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = |records: &[serde_json::Value]| -> BTreeSet<String> {
+        records
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let local = json_lines(&dir.join("local.jsonl"));
+    let received = lines(&collector.lines().join("\n"));
+    // 900 s of input, 16 cells, 1 s windows.
+    assert_eq!(ids(&local).len(), 900 * 16);
+    assert_eq!(
+        ids(&received),
+        ids(&local),
+        "the collector got every result"
+    );
+}
+
+#[test]
+fn records_held_for_a_down_peer_are_kept_when_the_run_ends_and_delivered_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::crash::write_input(dir.path());
+    let port = free_port();
+    std::fs::write(dir.path().join("p.toml"), held_pipeline(port)).unwrap();
+    let out = crate::support::run_logged(&["run", "p.toml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the last checkpoint keeps them for the next run"),
+        "{}",
+        stderr(&out)
+    );
+    deliver_the_rest(dir.path(), port);
+}
+
+#[test]
+fn records_held_for_a_down_peer_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::crash::write_input(dir.path());
+    let port = free_port();
+    std::fs::write(dir.path().join("p.toml"), held_pipeline(port)).unwrap();
+    for wait_ms in [400, 900] {
+        let mut child = eddy()
+            .args(["run", "p.toml"])
+            .current_dir(dir.path())
+            .env("EDDY_STATE_DIR", dir.path().join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    deliver_the_rest(dir.path(), port);
 }

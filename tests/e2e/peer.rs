@@ -44,7 +44,12 @@ pub(crate) struct Peer {
 impl Peer {
     /// Starts on a free port.
     pub(crate) fn start(role: Role) -> Peer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test peer");
+        Self::start_at(role, 0)
+    }
+
+    /// Starts on `port` (0: a free one).
+    pub(crate) fn start_at(role: Role, port: u16) -> Peer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind a test peer");
         let port = listener.local_addr().unwrap().port();
         let mut peer = Peer {
             port,

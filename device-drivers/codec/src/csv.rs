@@ -7,8 +7,9 @@ use std::sync::Arc;
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use eddy_abi::{Record, Value};
 
-use crate::decoder::{Meta, Names};
+use crate::decoder::{Meta, Names, error};
 use crate::settings::Decoding;
+use crate::stream::{MAX_ITEM_BYTES, Step};
 use crate::time;
 
 /// Splits CSV input into rows, whatever pieces it comes in.
@@ -35,8 +36,8 @@ pub(crate) enum Row {
 impl RowParser {
     pub(crate) fn new(settings: &Decoding) -> Self {
         let mut builder = ReaderBuilder::new();
-        builder.delimiter(settings.csv.delimiter as u8);
-        builder.comment(settings.csv.comment.map(|c| c as u8));
+        builder.delimiter(settings.csv.delimiter.byte());
+        builder.comment(settings.csv.comment.map(|c| c.byte()));
         RowParser {
             core: builder.build(),
             cells: vec![0; 1024],
@@ -87,15 +88,9 @@ impl RowParser {
         cells
     }
 
-    /// Lines finished so far (csv-core counts from 1).
-    pub(crate) fn line(&self) -> u64 {
-        self.core.line() - 1
-    }
-
-    /// Forgets any partly read row; line numbers go on from `line`.
-    pub(crate) fn reset(&mut self, line: u64) {
+    /// Forgets any partly read row.
+    pub(crate) fn reset(&mut self) {
         self.core.reset();
-        self.core.set_line(line + 1);
         self.cells_len = 0;
         self.ends_len = 0;
     }
@@ -122,12 +117,17 @@ impl<'a> Cells<'a> {
     }
 
     /// The row as text, for the dead-letter log.
-    pub(crate) fn to_text(&self, delimiter: char) -> String {
+    pub(crate) fn to_text(&self, delimiter: u8) -> String {
         let cells: Vec<String> = self
             .iter()
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
-        cells.join(&delimiter.to_string())
+        cells.join(&char::from(delimiter).to_string())
+    }
+
+    /// Line breaks inside its (quoted) cells.
+    fn line_breaks(&self) -> u64 {
+        memchr::memchr_iter(b'\n', self.bytes).count() as u64
     }
 }
 
@@ -180,8 +180,9 @@ impl Columns {
         Self::new(names.into_iter(), settings)
     }
 
-    /// The record a row holds. Empty cells are no field; each other cell is
-    /// an integer, a float, `true`/`false`, or else a string.
+    /// The record a row holds. A cell that is empty (or only blanks) is no
+    /// field; each other cell is an integer, a float, `true`/`false` (blanks
+    /// around them allowed), or else a string, kept as written, as the key is.
     pub(crate) fn record(
         &self,
         cells: &Cells<'_>,
@@ -203,14 +204,6 @@ impl Columns {
             let column = &self.names[i];
             let text =
                 std::str::from_utf8(cell).map_err(|_| format!("column `{column}`: not UTF-8"))?;
-            let text = match text.as_bytes() {
-                [first, .., last]
-                    if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
-                {
-                    text
-                }
-                _ => text.trim(),
-            };
             if Some(i) == self.key {
                 key = Some(names.key(text));
             } else if Some(i) == self.time {
@@ -218,7 +211,7 @@ impl Columns {
                     time::from_str(text, settings.time_format)
                         .map_err(|e| format!("column `{column}`: {e}"))?,
                 );
-            } else if !text.is_empty() {
+            } else if !text.trim_ascii().is_empty() {
                 fields.push((column.clone(), cell_value(text)));
             }
         }
@@ -236,21 +229,166 @@ impl Columns {
 
 /// A cell's value: the narrowest of integer, float, boolean, string.
 fn cell_value(text: &str) -> Value {
-    if let Some(i) = parse_i64(text.as_bytes()) {
+    let trimmed = match text.as_bytes() {
+        [first, .., last] if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() => text,
+        _ => text.trim_ascii(),
+    };
+    let b = trimmed.as_bytes();
+    if let Some(i) = parse_i64(b) {
         return Value::I64(i);
     }
-    let b = text.as_bytes();
     // Only what could be a number goes to the (slower) float parser.
     if b.first().is_some_and(|c| {
         c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'i' | b'I' | b'n' | b'N')
-    }) && let Ok(f) = text.parse::<f64>()
+    }) && let Ok(f) = trimmed.parse::<f64>()
     {
         return Value::F64(f);
     }
-    match text {
+    match trimmed {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
         _ => Value::Str(text.into()),
+    }
+}
+
+/// What the CSV framing is doing.
+enum Phase {
+    /// Reading rows.
+    Rows,
+    /// Dropping the rest of a row that was too long, up to the next line break.
+    Skipping,
+}
+
+/// CSV input to records, row by row, for files, streams and messages alike:
+/// the header (unless `csv.columns` names the columns), line numbers that
+/// count the line breaks taken (so LF and CRLF input, blank and comment
+/// lines, and quoted cells across lines number alike), and a bound on a
+/// row's size.
+pub(crate) struct CsvFraming {
+    parser: RowParser,
+    columns: Option<Columns>,
+    /// Bytes of the row being read.
+    row_bytes: usize,
+    /// Line breaks taken so far.
+    lines: u64,
+    /// Whether the last byte taken was a line feed.
+    after_lf: bool,
+    phase: Phase,
+}
+
+impl CsvFraming {
+    /// At the start of an input; `columns` as configured, if they are.
+    pub(crate) fn new(settings: &Decoding, columns: Option<Columns>) -> Self {
+        CsvFraming {
+            parser: RowParser::new(settings),
+            columns,
+            row_bytes: 0,
+            lines: 0,
+            after_lf: true,
+            phase: Phase::Rows,
+        }
+    }
+
+    /// Line breaks taken so far.
+    pub(crate) fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Whether the columns are known (from the header or the settings).
+    pub(crate) fn has_columns(&self) -> bool {
+        self.columns.is_some()
+    }
+
+    /// Goes on from a position after `lines` line breaks, forgetting any
+    /// partly read row; `columns`, when given, replaces the known ones (at
+    /// the start of an input, the configured ones, so a header is read again).
+    pub(crate) fn reset(&mut self, lines: u64, columns: Option<Option<Columns>>) {
+        self.parser.reset();
+        self.row_bytes = 0;
+        self.lines = lines;
+        self.after_lf = true;
+        self.phase = Phase::Rows;
+        if let Some(columns) = columns {
+            self.columns = columns;
+        }
+    }
+
+    /// Counts what was taken of the input.
+    fn took(&mut self, taken: &[u8]) {
+        if let Some(&last) = taken.last() {
+            self.lines += memchr::memchr_iter(b'\n', taken).count() as u64;
+            self.after_lf = last == b'\n';
+        }
+    }
+
+    /// Reads until a row is done or `input` is used up; see
+    /// [`crate::StreamDecoder::next`].
+    pub(crate) fn next(
+        &mut self,
+        settings: &Decoding,
+        names: &mut Names,
+        input: &[u8],
+        eof: bool,
+        meta: &Meta<'_>,
+        out: &mut Vec<Record>,
+    ) -> (Step, usize) {
+        if input.is_empty() && !eof {
+            return (Step::NeedInput, 0);
+        }
+        if let Phase::Skipping = self.phase {
+            return match memchr::memchr(b'\n', input) {
+                Some(i) => {
+                    self.took(&input[..=i]);
+                    self.phase = Phase::Rows;
+                    self.parser.reset();
+                    (Step::Records(0), i + 1)
+                }
+                None if eof => (Step::End, input.len()),
+                None => {
+                    self.took(input);
+                    (Step::NeedInput, input.len())
+                }
+            };
+        }
+        let (row, taken) = self.parser.feed(input);
+        self.took(&input[..taken]);
+        self.row_bytes += taken;
+        match row {
+            Row::NeedInput if self.row_bytes > MAX_ITEM_BYTES => {
+                // Drop the row: what it holds so far, and the rest up to
+                // the next line break, which starts a fresh row.
+                self.row_bytes = 0;
+                self.phase = Phase::Skipping;
+                let reason = format!("a CSV row longer than {MAX_ITEM_BYTES} bytes");
+                let line = self.lines + 1;
+                return (Step::Rejected(error(reason, b"", Some(line))), taken);
+            }
+            Row::NeedInput => return (Step::NeedInput, taken),
+            Row::End => return (Step::End, taken),
+            Row::Ready => self.row_bytes = 0,
+        }
+        let cells = self.parser.take_cells();
+        // The row ends at the line break just taken, or before one still to
+        // come (after a CR, or at the end of the input).
+        let line = self.lines.saturating_sub(cells.line_breaks()) + u64::from(!self.after_lf);
+        let text = |cells: &Cells<'_>| cells.to_text(settings.csv.delimiter.byte());
+        let step = match &self.columns {
+            Some(columns) => match columns.record(&cells, settings, names, meta) {
+                Ok(record) => {
+                    out.push(record);
+                    Step::Records(1)
+                }
+                Err(reason) => Step::Rejected(error(reason, text(&cells).as_bytes(), Some(line))),
+            },
+            None => match Columns::from_header(&cells, settings) {
+                Ok(header) => {
+                    self.columns = Some(header);
+                    Step::Records(0)
+                }
+                Err(reason) => Step::Fatal(error(reason, text(&cells).as_bytes(), Some(line))),
+            },
+        };
+        (step, taken)
     }
 }
 

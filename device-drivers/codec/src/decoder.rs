@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use eddy_abi::{Record, Value};
 
-use crate::csv::{Columns, Row, RowParser};
+use crate::csv::{Columns, CsvFraming};
 use crate::intern::Interner;
 use crate::settings::{Decoding, Format};
+use crate::stream::Step;
 
 /// What the source knows about a piece of input besides its bytes.
 #[derive(Debug, Clone, Copy)]
@@ -161,29 +162,21 @@ impl Decoder {
         meta: &Meta<'_>,
         out: &mut Vec<Record>,
     ) -> Result<(), Vec<DecodeError>> {
-        let mut parser = RowParser::new(&self.settings);
-        let mut columns = self.columns.clone();
+        // Each message is an input of its own: its header comes first.
+        let mut csv = CsvFraming::new(&self.settings, self.columns.clone());
         let mut errors = Vec::new();
         let mut rest = payload;
         loop {
-            let line = parser.line() + 1;
-            let (row, taken) = parser.feed(rest);
+            let (step, taken) = csv.next(&self.settings, &mut self.names, rest, true, meta, out);
             rest = &rest[taken..];
-            match row {
-                Row::NeedInput => continue,
-                Row::End => break,
-                Row::Ready => {}
-            }
-            let cells = parser.take_cells();
-            let result = match &columns {
-                Some(columns) => columns
-                    .record(&cells, &self.settings, &mut self.names, meta)
-                    .map(|r| out.push(r)),
-                None => Columns::from_header(&cells, &self.settings).map(|c| columns = Some(c)),
-            };
-            if let Err(reason) = result {
-                let text = cells.to_text(self.settings.csv.delimiter);
-                errors.push(error(reason, text.as_bytes(), Some(line)));
+            match step {
+                Step::Rejected(e) => errors.push(e),
+                Step::Fatal(e) => {
+                    errors.push(e);
+                    break;
+                }
+                Step::End => break,
+                Step::Records(_) | Step::NeedInput => {}
             }
         }
         if errors.is_empty() {
@@ -276,7 +269,7 @@ mod tests {
         assert_eq!(errors[0].input, "3,c");
         let mut settings = Decoding::new(Format::Csv, "", "ts");
         settings.csv.columns = Some(vec!["ts".into(), "v".into()]);
-        settings.csv.delimiter = ';';
+        settings.csv.delimiter = crate::AsciiChar::new(';').unwrap();
         let (records, errors) = decode(settings, "5;1\n");
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(records, [Record::new("topic/a", 5).with("v", 1i64)]);
@@ -301,8 +294,6 @@ mod tests {
                 .unwrap()
                 .contains("no column `key`")
         );
-        let mut settings = Decoding::new(Format::Csv, "key", "time");
-        settings.csv.delimiter = '§';
-        assert!(Decoder::new(settings).is_err());
+        assert!(crate::AsciiChar::new('§').is_none());
     }
 }

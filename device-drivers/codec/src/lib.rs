@@ -48,7 +48,7 @@ mod time;
 pub use decoder::{DecodeError, Decoder, Meta, now_ms};
 pub use json::{JsonRecord, write_json_line};
 pub use settings::{
-    CsvOptions, Decoding, Format, TimeFormat, default_key_field, default_raw_field,
+    AsciiChar, CsvOptions, Decoding, Format, TimeFormat, default_key_field, default_raw_field,
     default_time_field,
 };
 pub use stream::{MAX_ITEM_BYTES, Position, Step, StreamDecoder};

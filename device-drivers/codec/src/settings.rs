@@ -39,18 +39,68 @@ pub enum TimeFormat {
     Rfc3339,
 }
 
+/// One ASCII character, as a setting (a CSV delimiter, a comment mark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsciiChar(u8);
+
+impl AsciiChar {
+    /// `c`, if it is ASCII.
+    pub fn new(c: char) -> Option<AsciiChar> {
+        u8::try_from(c).ok().filter(u8::is_ascii).map(AsciiChar)
+    }
+
+    /// The byte.
+    pub fn byte(self) -> u8 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AsciiChar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let c = char::deserialize(d)?;
+        AsciiChar::new(c).ok_or_else(|| {
+            serde::de::Error::custom(format_args!("expected one ASCII character, not {c:?}"))
+        })
+    }
+}
+
 /// `csv = { … }`: options of the CSV format.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsvOptions {
     /// The separator between cells, one ASCII character.
     #[serde(default = "default_delimiter")]
-    pub delimiter: char,
+    pub delimiter: AsciiChar,
     /// Column names, for input without a header row. Default: the first row
     /// of a file or connection (of each payload, for messages) names them.
     pub columns: Option<Vec<String>>,
     /// Lines that start with this ASCII character are comments and skipped.
-    pub comment: Option<char>,
+    pub comment: Option<AsciiChar>,
+}
+
+impl CsvOptions {
+    /// Checks that configured columns name the key and time columns.
+    pub fn check_columns(&self, key_field: &str, time_field: &str) -> Result<(), String> {
+        let Some(columns) = &self.columns else {
+            return Ok(());
+        };
+        if columns.is_empty() {
+            return Err("csv.columns must name at least one column".into());
+        }
+        for needed in [key_field, time_field] {
+            if !needed.is_empty() && !columns.iter().any(|c| c == needed) {
+                return Err(format!(
+                    "csv.columns has no column `{needed}`; it has {}",
+                    columns
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for CsvOptions {
@@ -98,38 +148,24 @@ impl Decoding {
         }
     }
 
+    /// Settings as a source's table gives them.
+    pub fn with(
+        format: Format,
+        key_field: &str,
+        time_field: &str,
+        time_format: TimeFormat,
+        csv: &CsvOptions,
+    ) -> Self {
+        Decoding {
+            time_format,
+            csv: csv.clone(),
+            ..Decoding::new(format, key_field, time_field)
+        }
+    }
+
     /// Checks what cannot be checked by the types: says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.csv.delimiter.is_ascii() {
-            return Err(format!(
-                "csv.delimiter must be one ASCII character, not {:?}",
-                self.csv.delimiter
-            ));
-        }
-        if let Some(c) = self.csv.comment
-            && !c.is_ascii()
-        {
-            return Err(format!(
-                "csv.comment must be one ASCII character, not {c:?}"
-            ));
-        }
-        if let Some(columns) = &self.csv.columns {
-            if columns.is_empty() {
-                return Err("csv.columns must name at least one column".into());
-            }
-            for needed in [&self.key_field, &self.time_field] {
-                if !needed.is_empty() && !columns.iter().any(|c| c == needed) {
-                    return Err(format!(
-                        "csv.columns has no column `{needed}`; it has {}",
-                        columns
-                            .iter()
-                            .map(|c| format!("`{c}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
-        }
+        self.csv.check_columns(&self.key_field, &self.time_field)?;
         if self.format == Format::Raw && self.raw_field.is_empty() {
             return Err("raw_field must name a field".into());
         }
@@ -152,6 +188,6 @@ pub fn default_raw_field() -> String {
     "payload".into()
 }
 
-fn default_delimiter() -> char {
-    ','
+fn default_delimiter() -> AsciiChar {
+    AsciiChar(b',')
 }

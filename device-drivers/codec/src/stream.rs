@@ -4,7 +4,7 @@
 
 use eddy_abi::Record;
 
-use crate::csv::{Columns, Row, RowParser};
+use crate::csv::CsvFraming;
 use crate::decoder::{DecodeError, Decoder, Meta, error};
 use crate::settings::{Decoding, Format};
 
@@ -46,12 +46,7 @@ enum Framing {
         skipping: bool,
     },
     /// CSV rows, which may span lines.
-    Csv {
-        parser: Box<RowParser>,
-        columns: Option<Columns>,
-        /// Bytes of the row being read.
-        row_bytes: usize,
-    },
+    Csv(Box<CsvFraming>),
 }
 
 /// Turns a file or a stream, fed in pieces, into records.
@@ -105,11 +100,10 @@ impl StreamDecoder {
                 partial: Vec::new(),
                 skipping: false,
             },
-            Format::Csv => Framing::Csv {
-                parser: Box::new(RowParser::new(decoder.settings())),
-                columns: decoder.configured_columns().cloned(),
-                row_bytes: 0,
-            },
+            Format::Csv => Framing::Csv(Box::new(CsvFraming::new(
+                decoder.settings(),
+                decoder.configured_columns().cloned(),
+            ))),
         }
     }
 
@@ -132,16 +126,10 @@ impl StreamDecoder {
                 partial.clear();
                 *skipping = false;
             }
-            Framing::Csv {
-                parser,
-                columns,
-                row_bytes,
-            } => {
-                parser.reset(position.line);
-                *row_bytes = 0;
-                if position.offset == 0 {
-                    *columns = self.decoder.configured_columns().cloned();
-                }
+            Framing::Csv(csv) => {
+                let columns =
+                    (position.offset == 0).then(|| self.decoder.configured_columns().cloned());
+                csv.reset(position.line, columns);
             }
         }
     }
@@ -149,8 +137,34 @@ impl StreamDecoder {
     /// Whether a CSV input's header has been read (always true for other formats).
     pub fn has_columns(&self) -> bool {
         match &self.framing {
-            Framing::Csv { columns, .. } => columns.is_some(),
+            Framing::Csv(csv) => csv.has_columns(),
             Framing::Lines { .. } => true,
+        }
+    }
+
+    /// Decodes the whole of `input`, which is all there is (a file read at
+    /// once): records to `out`, what is not a record returned, in order.
+    /// A fatal error (a CSV header without the key column) ends it.
+    pub fn decode_all(
+        &mut self,
+        input: &[u8],
+        meta: &Meta<'_>,
+        out: &mut Vec<Record>,
+    ) -> Vec<DecodeError> {
+        let mut errors = Vec::new();
+        let mut rest = input;
+        loop {
+            let (step, taken) = self.next(rest, true, meta, out);
+            rest = &rest[taken..];
+            match step {
+                Step::Rejected(e) => errors.push(e),
+                Step::Fatal(e) => {
+                    errors.push(e);
+                    return errors;
+                }
+                Step::End => return errors,
+                Step::Records(_) | Step::NeedInput => {}
+            }
         }
     }
 
@@ -164,16 +178,19 @@ impl StreamDecoder {
         meta: &Meta<'_>,
         out: &mut Vec<Record>,
     ) -> (Step, usize) {
-        let (step, taken) = match self.framing {
+        let (step, taken) = match &mut self.framing {
             Framing::Lines { .. } => self.next_line(input, eof, meta, out),
-            Framing::Csv { .. } => self.next_row(input, eof, meta, out),
+            Framing::Csv(csv) => {
+                let (settings, names) = self.decoder.parts();
+                csv.next(settings, names, input, eof, meta, out)
+            }
         };
         self.taken += taken as u64;
         if !matches!(step, Step::NeedInput) {
             self.boundary = Position {
                 offset: self.taken,
                 line: match &self.framing {
-                    Framing::Csv { parser, .. } => parser.line(),
+                    Framing::Csv(csv) => csv.lines(),
                     Framing::Lines { .. } => self.lines,
                 },
             };
@@ -254,69 +271,6 @@ impl StreamDecoder {
             partial.clear();
             return (step, taken);
         }
-    }
-
-    fn next_row(
-        &mut self,
-        input: &[u8],
-        eof: bool,
-        meta: &Meta<'_>,
-        out: &mut Vec<Record>,
-    ) -> (Step, usize) {
-        if input.is_empty() && !eof {
-            return (Step::NeedInput, 0);
-        }
-        let Framing::Csv {
-            parser,
-            columns,
-            row_bytes,
-        } = &mut self.framing
-        else {
-            unreachable!("csv framing")
-        };
-        let line = parser.line() + 1;
-        let (row, taken) = parser.feed(input);
-        *row_bytes += taken;
-        match row {
-            Row::NeedInput if *row_bytes > MAX_ITEM_BYTES => {
-                // Drop the row: what it holds so far, and the rest up to the
-                // next line break, which starts a fresh row.
-                parser.reset(parser.line());
-                *row_bytes = 0;
-                let reason = format!("a CSV row longer than {MAX_ITEM_BYTES} bytes");
-                return (Step::Rejected(error(reason, b"", Some(line))), taken);
-            }
-            Row::NeedInput => return (Step::NeedInput, taken),
-            Row::End => return (Step::End, taken),
-            Row::Ready => *row_bytes = 0,
-        }
-        let (settings, names) = self.decoder.parts();
-        let cells = parser.take_cells();
-        let step = match columns {
-            Some(columns) => match columns.record(&cells, settings, names, meta) {
-                Ok(record) => {
-                    out.push(record);
-                    Step::Records(1)
-                }
-                Err(reason) => Step::Rejected(error(
-                    reason,
-                    cells.to_text(settings.csv.delimiter).as_bytes(),
-                    Some(line),
-                )),
-            },
-            None => match Columns::from_header(&cells, settings) {
-                Ok(header) => {
-                    *columns = Some(header);
-                    Step::Records(0)
-                }
-                Err(reason) => Step::Fatal(error(
-                    reason,
-                    cells.to_text(settings.csv.delimiter).as_bytes(),
-                    Some(line),
-                )),
-            },
-        };
-        (step, taken)
     }
 }
 
@@ -431,6 +385,55 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn csv_line_numbers_count_lines_whatever_the_line_ends() {
+        let mut settings = Decoding::new(Format::Csv, "key", "time");
+        settings.csv.comment = crate::AsciiChar::new('#');
+        // Line 1 a comment, 2 the header, 3 blank, 4 a record, 5 bad,
+        // 6-7 a record with a quoted line break, 8 bad (no line end).
+        let lf = "# export\nkey,time,v\n\na,1,x\nb,oops,y\nc,3,\"two\nlines\"\nd,nope,z";
+        let crlf = lf.replace('\n', "\r\n");
+        for input in [lf.to_owned(), crlf] {
+            for piece in [1, 3, 1000] {
+                let (records, rejected, position) = decode(&settings, input.as_bytes(), piece);
+                assert_eq!(records.len(), 2, "{input:?} in pieces of {piece}");
+                let lines: Vec<_> = rejected.iter().map(|e| e.line).collect();
+                assert_eq!(lines, [Some(5), Some(8)], "{input:?} in pieces of {piece}");
+                assert_eq!(position.line, 7, "{input:?}: seven line breaks");
+            }
+        }
+    }
+
+    #[test]
+    fn csv_cells_keep_their_blanks_unless_they_are_numbers() {
+        let settings = Decoding::new(Format::Csv, "key", "time");
+        let (records, rejected, _) = decode(
+            &settings,
+            b"key,time,v,note,flag\n a , 1 , 2.5 ,\"  padded \", true\n",
+            100,
+        );
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(
+            records,
+            [Record::new(" a ", 1)
+                .with("v", 2.5)
+                .with("note", "  padded ")
+                .with("flag", true)]
+        );
+    }
+
+    #[test]
+    fn a_csv_row_too_long_is_rejected_and_reading_goes_on_after_its_line() {
+        let settings = Decoding::new(Format::Csv, "key", "time");
+        let mut input = b"key,time,v\na,1,".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_ITEM_BYTES + 10));
+        input.extend_from_slice(b",more,cells\nb,2,ok\n");
+        let (records, rejected, _) = decode(&settings, &input, 1 << 20);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].line, Some(2));
+        assert_eq!(records, [Record::new("b", 2).with("v", "ok")]);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct SourceOutput {
     tx: mpsc::Sender<Batch>,
     doorbell: Doorbell,
     events: Arc<dyn SourceEvents>,
+    /// Batches handed over so far.
+    sent: u64,
 }
 
 impl SourceOutput {
@@ -77,7 +79,14 @@ impl SourceOutput {
             .await
             .map_err(|_| DriverError::Config("the pipeline has stopped".into()))?;
         self.doorbell.ring();
+        self.sent += 1;
         Ok(())
+    }
+
+    /// Batches handed over so far: a task whose run sent some had a working
+    /// connection, whatever ended it.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Whether the pipeline has stopped taking records.
@@ -113,6 +122,7 @@ pub fn channel(
     ChannelDriver {
         rx,
         pending: VecDeque::new(),
+        pending_position: None,
         rejected: Vec::new(),
         position: None,
         start: Some((
@@ -121,6 +131,7 @@ pub fn channel(
                 tx,
                 doorbell,
                 events,
+                sent: 0,
             },
         )),
         ended: false,
@@ -132,6 +143,8 @@ pub struct ChannelDriver {
     rx: mpsc::Receiver<Batch>,
     /// Records of a batch taken from the channel but not handed out yet.
     pending: VecDeque<Record>,
+    /// The position after those records: taken on once they are all out.
+    pending_position: Option<Vec<u8>>,
     rejected: Vec<Rejected>,
     /// The position after the last record handed out.
     position: Option<Vec<u8>>,
@@ -157,13 +170,15 @@ impl Driver for ChannelDriver {
                 taken += 1;
                 continue;
             }
+            // Every record of the batch is out: its position is where we are.
+            if let Some(position) = self.pending_position.take() {
+                self.position = Some(position);
+            }
             match self.rx.try_recv() {
                 Ok(batch) => {
                     self.rejected.extend(batch.rejected);
-                    if batch.position.is_some() {
-                        self.position = batch.position;
-                    }
                     self.pending.extend(batch.records);
+                    self.pending_position = batch.position;
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {
                     return Ok(if taken > 0 {
@@ -177,6 +192,11 @@ impl Driver for ChannelDriver {
                     return Ok(if taken > 0 { Poll::Ready } else { Poll::Ended });
                 }
             }
+        }
+        if self.pending.is_empty()
+            && let Some(position) = self.pending_position.take()
+        {
+            self.position = Some(position);
         }
         Ok(Poll::Ready)
     }
@@ -212,6 +232,49 @@ mod tests {
         fn connected(&self) {
             self.0.store(true, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn the_position_moves_on_only_once_a_batch_is_handed_out_whole() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        let mut driver = channel(
+            4,
+            Doorbell::new(),
+            Arc::new(Flag::default()),
+            Box::new(move |mut out, _| {
+                handle.spawn(async move {
+                    for (n, at) in [(3, b"p1"), (2, b"p2")] {
+                        let batch = Batch {
+                            records: (0..n).map(|t| Record::new("k", t)).collect(),
+                            rejected: Vec::new(),
+                            position: Some(at.to_vec()),
+                        };
+                        out.send(batch).await.unwrap();
+                    }
+                    std::future::pending::<()>().await;
+                });
+            }),
+        );
+        let mut out = Vec::new();
+        driver.poll(&mut out, 2).unwrap();
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+        driver.poll(&mut out, 2).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            driver.position(),
+            None,
+            "a record of the first batch is still out"
+        );
+        driver.poll(&mut out, 2).unwrap();
+        assert_eq!(out.len(), 4);
+        assert_eq!(driver.position().as_deref(), Some(&b"p1"[..]));
+        driver.poll(&mut out, 2).unwrap();
+        assert_eq!(out.len(), 5);
+        assert_eq!(driver.position().as_deref(), Some(&b"p2"[..]));
     }
 
     #[test]

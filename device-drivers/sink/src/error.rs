@@ -9,9 +9,9 @@ use eddy_driver::Unavailable;
 /// The variant decides what the host does with the records: it keeps them
 /// and retries an [`SinkError::Unavailable`] peer with backoff; it sends a
 /// [`SinkError::Rejected`] record to the dead-letter log and goes on; it
-/// marks a sink whose [`SinkError::Config`] cannot work as failed and
-/// dead-letters what reaches it; and it ends the run when the destination
-/// is [`SinkError::Closed`].
+/// marks a sink whose [`SinkError::Config`] cannot work as failed, keeping
+/// its records as for an unavailable peer and trying again at the longest
+/// backoff; and it ends the run when the destination is [`SinkError::Closed`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
     /// The configuration cannot work; names what is wrong.

@@ -21,8 +21,9 @@ pub struct Out<'a> {
     pub record: &'a Record,
 }
 
-/// An [`Out`] that owns its parts, for tasks on another thread.
-#[derive(Debug, Clone, PartialEq)]
+/// An [`Out`] that owns its parts, for tasks on another thread and for a
+/// sink's buffer in a checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OwnedOut {
     /// The node output.
     pub output: Arc<str>,

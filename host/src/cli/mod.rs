@@ -166,6 +166,7 @@ pub enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    ignore_file_size_signal();
     if !matches!(cli.command, Command::Run { .. }) {
         quiet_on_closed_pipe();
     }
@@ -254,6 +255,17 @@ fn quiet_on_closed_pipe() {
     // preconditions; it happens before any other thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// A file that reaches the process's size limit (`ulimit -f`) fails the
+/// write that went over (EFBIG), which the sink retries and reports, instead
+/// of killing the process with SIGXFSZ.
+fn ignore_file_size_signal() {
+    // SAFETY: ignoring a signal has no preconditions; it happens before any
+    // other thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

@@ -138,29 +138,23 @@ fn window_from_spec(spec: &str) -> Result<WindowConfig, Failure> {
 /// The records of a JSON-lines file in eddy's record format; the first
 /// line that is not a record is an error, named by file and line.
 fn read_records(path: &std::path::Path) -> Result<Vec<eddy_abi::Record>, Failure> {
-    use eddy_codec::{Decoding, Format, Meta, Step, StreamDecoder};
+    use eddy_codec::{Decoding, Format, Meta, StreamDecoder};
     let bytes =
         std::fs::read(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let mut decoder =
         StreamDecoder::new(Decoding::new(Format::Json, "key", "time")).map_err(Failure::runtime)?;
-    let meta = Meta::now();
     let mut records = Vec::new();
-    let mut rest = &bytes[..];
-    loop {
-        let (step, taken) = decoder.next(rest, true, &meta, &mut records);
-        rest = &rest[taken..];
-        match step {
-            Step::Rejected(e) | Step::Fatal(e) => {
-                return Err(Failure::usage(format!(
-                    "{}:{}: {}",
-                    path.display(),
-                    e.line.unwrap_or(1),
-                    e.reason
-                )));
-            }
-            Step::End => return Ok(records),
-            Step::Records(_) | Step::NeedInput => {}
-        }
+    match decoder
+        .decode_all(&bytes, &Meta::now(), &mut records)
+        .first()
+    {
+        Some(e) => Err(Failure::usage(format!(
+            "{}:{}: {}",
+            path.display(),
+            e.line.unwrap_or(1),
+            e.reason
+        ))),
+        None => Ok(records),
     }
 }
 

@@ -332,7 +332,7 @@ impl Graph {
                         written: counters.written,
                         held: counters.held,
                         dropped: counters.dropped,
-                        health: port.health.status(),
+                        health: port.health().status(),
                     })
                 })
                 .collect(),

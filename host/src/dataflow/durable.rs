@@ -205,13 +205,12 @@ impl Graph {
         }
         for sink in &mut self.sinks {
             let saved = manifest.sinks.iter().find(|s| *s.name == *sink.name);
-            if let (Some(position), Some(port)) =
-                (saved.and_then(|s| s.position), sink.port.as_mut())
-            {
-                port.rewind(position).map_err(|error| RunError::Sink {
-                    sink: sink.name.to_string(),
-                    error,
-                })?;
+            if let (Some(saved), Some(port)) = (saved, sink.port.as_mut()) {
+                port.rewind(saved.position, saved.held.clone())
+                    .map_err(|error| RunError::Sink {
+                        sink: sink.name.to_string(),
+                        error,
+                    })?;
             }
         }
         if let Some(len) = manifest.dead_letter {
@@ -288,6 +287,13 @@ impl Graph {
         Ok(())
     }
 
+    /// A checkpoint could not be taken now: the next is due an interval later.
+    fn checkpoint_later(&mut self) {
+        if let Some(durability) = self.durability.as_mut() {
+            durability.next_at = Instant::now() + durability.interval;
+        }
+    }
+
     /// Takes a checkpoint now (between steps, when nothing is in flight).
     pub(crate) fn checkpoint(&mut self, finished: bool) -> Result<(), RunError> {
         let Some(durability) = &self.durability else {
@@ -296,18 +302,23 @@ impl Graph {
         let started = Instant::now();
         let mut sinks = Vec::with_capacity(self.sinks.len());
         for sink in &mut self.sinks {
-            let position = match sink.port.as_mut().map(|p| p.commit()) {
-                Some(Ok(position)) => position,
-                None => None,
-                Some(Err(error)) => {
-                    // Its position is not known to be durable: no consistent checkpoint now.
+            let Some(port) = sink.port.as_mut() else {
+                continue;
+            };
+            let position = match port.commit() {
+                Ok(position) => position,
+                Err(error) => {
+                    // Its position is not known to be durable: no consistent
+                    // checkpoint now; the next is due an interval later.
                     tracing::warn!(sink = &*sink.name, "checkpoint skipped: {error}");
+                    self.checkpoint_later();
                     return Ok(());
                 }
             };
             sinks.push(SinkCheckpoint {
                 name: sink.name.to_string(),
                 position,
+                held: port.held_records(),
             });
         }
         let dead_letter = self
@@ -326,6 +337,7 @@ impl Graph {
                 Err(fault) => {
                     // Its memory snapshot failed: no consistent checkpoint now.
                     tracing::warn!(operator = &*node.name, "checkpoint skipped: {fault}");
+                    self.checkpoint_later();
                     return Ok(());
                 }
             };

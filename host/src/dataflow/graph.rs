@@ -339,8 +339,10 @@ impl Graph {
         if let Some(sink) = &self.closed {
             tracing::info!(sink = &**sink, "the sink's output was closed; the run ends");
         }
-        self.finish_sinks()?;
-        self.checkpoint(summary.completed)?;
+        let held = self.finish_sinks()?;
+        // A run is finished only once its sinks hold nothing: else the next
+        // run restores the last checkpoint and delivers what they held.
+        self.checkpoint(summary.completed && held == 0)?;
         summary.written = self
             .sinks
             .iter()
@@ -354,26 +356,35 @@ impl Graph {
     }
 
     /// At the end of a run: gives sinks that hold records until the
-    /// shutdown timeout to deliver them.
-    fn finish_sinks(&mut self) -> Result<(), RunError> {
+    /// shutdown timeout to deliver them; returns how many are still held.
+    fn finish_sinks(&mut self) -> Result<usize, RunError> {
         let deadline = Instant::now() + self.shutdown_timeout;
         let mut dead = std::mem::take(&mut self.dead);
+        let mut held = 0;
+        let kept = if self.durability.is_some() {
+            "the last checkpoint keeps them for the next run"
+        } else {
+            "without checkpoints they are lost"
+        };
         for sink in &mut self.sinks {
             let Some(port) = sink.port.as_mut() else {
                 continue;
             };
             match port.finish(deadline, &mut dead) {
-                Ok(0) => {}
-                Ok(left) => tracing::warn!(
-                    sink = &*sink.name,
-                    records = left,
-                    "the sink's peer did not take what it held before the run ended; those records are lost"
-                ),
-                Err(Closed) => {}
+                Ok(0) | Err(Closed) => {}
+                Ok(left) => {
+                    held += left;
+                    tracing::warn!(
+                        sink = &*sink.name,
+                        records = left,
+                        "the sink's peer did not take what it held before the run ended; {kept}"
+                    );
+                }
             }
         }
         self.dead = dead;
-        self.write_dead()
+        self.write_dead()?;
+        Ok(held)
     }
 
     /// Polls source `i` if it is due; returns its records and watermarks.

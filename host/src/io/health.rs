@@ -63,8 +63,6 @@ pub(crate) struct Health {
     pub(crate) name: Arc<str>,
     pub(crate) role: Role,
     status: Mutex<ComponentStatus>,
-    /// Times the component reached its peer.
-    connections: std::sync::atomic::AtomicU64,
 }
 
 impl Health {
@@ -80,7 +78,6 @@ impl Health {
                 errors: 0,
                 retries: 0,
             }),
-            connections: Default::default(),
         })
     }
 
@@ -99,8 +96,6 @@ impl Health {
 
     /// The component works (again).
     pub(crate) fn up(&self) {
-        self.connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut status = self.status_mut();
         if status.state == ComponentState::Up {
             return;
@@ -117,11 +112,6 @@ impl Health {
             recovered: matches!(was, ComponentState::Retrying | ComponentState::Failed),
         }
         .emit();
-    }
-
-    /// How many times it reached its peer.
-    pub(crate) fn connections(&self) -> u64 {
-        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// It failed: retried in `retry_in` (transient), or failed for a reason
@@ -211,6 +201,5 @@ mod tests {
         let up = health.status();
         assert_eq!(up.state, ComponentState::Up);
         assert_eq!(up.last_error.as_deref(), Some("connection refused"));
-        assert_eq!(health.connections(), 2);
     }
 }

@@ -73,7 +73,7 @@ async fn supervise(
     let mut backoff = Backoff::new(retry);
     let mut resume = resume;
     loop {
-        let connections = health.connections();
+        let sent = out.sent();
         let result = task.run(&mut out, resume.as_deref()).await;
         // After the first run the task knows where it got to.
         resume = None;
@@ -86,7 +86,10 @@ async fn supervise(
                 return;
             }
             Err(e) => {
-                if health.connections() > connections {
+                // A connection that brought records worked: the next
+                // failure waits from the start again. One that was taken and
+                // dropped at once (a proxy without its backend) does not.
+                if out.sent() > sent {
                     backoff.reset();
                 }
                 health

@@ -27,13 +27,15 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
+    /// Takes the record as a JSON line, written at the next flush.
     fn write(&mut self, out: &Out<'_>) -> Result<(), SinkError> {
-        let file = match self.file.out() {
-            Ok(file) => file,
-            Err(e) => return Err(self.error(e)),
-        };
-        eddy_codec::write_json_line(file, Some(out.output), Some(out.id), out.record)
-            .map_err(|e| self.error(e))
+        eddy_codec::write_json_line(
+            self.file.buffer(),
+            Some(out.output),
+            Some(out.id),
+            out.record,
+        )
+        .map_err(|e| SinkError::Rejected(e.to_string()))
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

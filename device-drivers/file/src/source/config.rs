@@ -17,7 +17,7 @@ pub struct FileSourceConfig {
     /// `json` (JSON lines; `jsonl` says the same) or `csv` (with a header
     /// row, unless `csv.columns` names the columns). Default: from the
     /// extension, `.csv` is CSV and anything else JSON lines.
-    pub format: Option<Format>,
+    pub format: Option<FileFormat>,
     /// The member or column holding the record key.
     #[serde(default = "eddy_codec::default_key_field")]
     pub key_field: String,
@@ -29,8 +29,18 @@ pub struct FileSourceConfig {
     #[serde(default)]
     pub time_format: TimeFormat,
     /// CSV options: `delimiter`, `columns`, `comment`.
-    #[serde(default)]
-    pub csv: CsvOptions,
+    pub csv: Option<Spanned<CsvOptions>>,
+}
+
+/// How a file is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// One JSON value per line.
+    #[serde(alias = "jsonl")]
+    Json,
+    /// Comma-separated values.
+    Csv,
 }
 
 impl Kind for FileSourceConfig {
@@ -42,20 +52,32 @@ impl Kind for FileSourceConfig {
 impl FileSourceConfig {
     /// The format, from the settings or the extension.
     pub fn format(&self) -> Format {
-        self.format.unwrap_or_else(|| {
+        let format = self.format.unwrap_or_else(|| {
             match self.path.get_ref().extension().and_then(|e| e.to_str()) {
-                Some(e) if e.eq_ignore_ascii_case("csv") => Format::Csv,
-                _ => Format::Json,
+                Some(e) if e.eq_ignore_ascii_case("csv") => FileFormat::Csv,
+                _ => FileFormat::Json,
             }
-        })
+        });
+        match format {
+            FileFormat::Json => Format::Json,
+            FileFormat::Csv => Format::Csv,
+        }
     }
 
     /// What the codec needs.
     pub fn decoding(&self) -> Decoding {
-        let mut decoding = Decoding::new(self.format(), &self.key_field, &self.time_field);
-        decoding.time_format = self.time_format;
-        decoding.csv = self.csv.clone();
-        decoding
+        let csv = self
+            .csv
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_default();
+        Decoding::with(
+            self.format(),
+            &self.key_field,
+            &self.time_field,
+            self.time_format,
+            &csv,
+        )
     }
 }
 
@@ -64,10 +86,10 @@ impl SourceConfig for FileSourceConfig {
         if self.path.get_ref().as_os_str().is_empty() {
             return Err(Invalid::at(&self.path, "expected a file path"));
         }
-        if self.format() == Format::Raw {
-            return Err(Invalid::new(
-                "a file source reads `json` or `csv`, not `raw`",
-            ));
+        if let Some(csv) = &self.csv {
+            csv.get_ref()
+                .check_columns(&self.key_field, &self.time_field)
+                .map_err(|e| Invalid::at(csv, e))?;
         }
         self.decoding().validate().map_err(Invalid::new)
     }

@@ -102,8 +102,17 @@ impl Driver for FileDriver {
         let before = out.len();
         // Records without a time field take the time they were read.
         let meta = Meta::now();
-        while out.len() - before < max {
-            if self.step(out, &meta)? == Step::End {
+        // Bad lines count too, so that a file of them is read a batch at a
+        // time. What a poll takes depends only on the lines, never on where
+        // blocks were read, so that a restored run is cut into the same
+        // batches as one that never stopped.
+        let mut rejected = 0;
+        while out.len() - before + rejected < max {
+            let step = self.step(out, &meta)?;
+            if let Step::Rejected(_) = step {
+                rejected += 1;
+            }
+            if step == Step::End {
                 return Ok(if out.len() == before {
                     Poll::Ended
                 } else {

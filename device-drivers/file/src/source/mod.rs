@@ -7,5 +7,5 @@
 mod config;
 mod driver;
 
-pub use config::FileSourceConfig;
+pub use config::{FileFormat, FileSourceConfig};
 pub use driver::FileDriver;

@@ -1,5 +1,6 @@
 //! What a pipeline writes in a `[sources.NAME.tcp]` table.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use eddy_codec::{CsvOptions, Decoding, Format, TimeFormat};
@@ -17,10 +18,10 @@ pub struct TcpSourceConfig {
     pub address: Spanned<String>,
     /// How long a connection attempt may take, in ms.
     #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+    pub connect_timeout_ms: NonZeroU64,
     /// After this long without a byte from the server, in ms, the
     /// connection counts as lost and is made again. Default: wait forever.
-    pub read_timeout_ms: Option<u64>,
+    pub read_timeout_ms: Option<NonZeroU64>,
     /// `json` (one JSON value per line), `csv` (the first line of each
     /// connection is the header, unless `csv.columns` names the columns) or
     /// `raw` (each line as a bytes field).
@@ -37,8 +38,7 @@ pub struct TcpSourceConfig {
     #[serde(default)]
     pub time_format: TimeFormat,
     /// CSV options: `delimiter`, `columns`, `comment`.
-    #[serde(default)]
-    pub csv: CsvOptions,
+    pub csv: Option<Spanned<CsvOptions>>,
 }
 
 impl Kind for TcpSourceConfig {
@@ -49,20 +49,28 @@ impl Kind for TcpSourceConfig {
 impl TcpSourceConfig {
     /// What the codec needs.
     pub fn decoding(&self) -> Decoding {
-        let mut decoding = Decoding::new(self.format, &self.key_field, &self.time_field);
-        decoding.time_format = self.time_format;
-        decoding.csv = self.csv.clone();
-        decoding
+        let csv = self
+            .csv
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_default();
+        Decoding::with(
+            self.format,
+            &self.key_field,
+            &self.time_field,
+            self.time_format,
+            &csv,
+        )
     }
 }
 
 impl SourceConfig for TcpSourceConfig {
     fn validate(&self, _cx: &Context<'_>) -> Result<(), Invalid> {
         crate::address::check(self.address.get_ref()).map_err(|e| Invalid::at(&self.address, e))?;
-        if self.connect_timeout_ms == 0 || self.read_timeout_ms == Some(0) {
-            return Err(Invalid::new(
-                "connect_timeout_ms and read_timeout_ms must be at least 1",
-            ));
+        if let Some(csv) = &self.csv {
+            csv.get_ref()
+                .check_columns(&self.key_field, &self.time_field)
+                .map_err(|e| Invalid::at(csv, e))?;
         }
         self.decoding().validate().map_err(Invalid::new)
     }
@@ -70,16 +78,18 @@ impl SourceConfig for TcpSourceConfig {
     fn open(&self, cx: &Context<'_>) -> Result<Source, DriverError> {
         Ok(Source::Task(Box::new(TcpSourceTask {
             address: self.address.get_ref().clone(),
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-            read_timeout: self.read_timeout_ms.map(Duration::from_millis),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms.get()),
+            read_timeout: self
+                .read_timeout_ms
+                .map(|ms| Duration::from_millis(ms.get())),
             decoding: self.decoding(),
             origin: format!("{} (tcp://{})", cx.name, self.address.get_ref()),
         })))
     }
 }
 
-fn default_connect_timeout_ms() -> u64 {
-    5000
+fn default_connect_timeout_ms() -> NonZeroU64 {
+    NonZeroU64::new(5000).unwrap_or(NonZeroU64::MIN)
 }
 
 fn default_format() -> Format {

@@ -46,9 +46,9 @@ impl TcpSourceTask {
                 None => stream.read(&mut buf).await,
             }
             .map_err(|e| self.unavailable(e))?;
-            if read == 0 {
-                return Err(self.unavailable("the server closed the connection"));
-            }
+            // An empty read is the end of this connection's input, and a
+            // last line without a line break is a line too.
+            let eof = read == 0;
             let meta = Meta {
                 key: None,
                 arrival_ms: eddy_codec::now_ms(),
@@ -61,7 +61,7 @@ impl TcpSourceTask {
             let mut rest = &buf[..read];
             let mut fatal = None;
             loop {
-                let (step, taken) = decoder.next(rest, false, &meta, &mut batch.records);
+                let (step, taken) = decoder.next(rest, eof, &meta, &mut batch.records);
                 rest = &rest[taken..];
                 match step {
                     Step::NeedInput | Step::End => break,
@@ -83,6 +83,9 @@ impl TcpSourceTask {
                     "{}: {}",
                     self.origin, e.reason
                 )));
+            }
+            if eof {
+                return Err(self.unavailable("the server closed the connection"));
             }
         }
     }

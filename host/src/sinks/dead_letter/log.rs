@@ -1,7 +1,7 @@
 //! The dead-letter log: input that could not be processed, with the reason.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -225,7 +225,7 @@ impl DeadLetter {
     pub fn write(&self, entry: &DeadLetterEntry) -> io::Result<()> {
         let mut log = self.log();
         let log = &mut *log;
-        let out = log.file.out()?;
+        let out = log.file.buffer();
         serde_json::to_writer(
             &mut *out,
             &Line {
@@ -233,8 +233,8 @@ impl DeadLetter {
                 entry,
             },
         )?;
-        out.write_all(b"\n")?;
-        out.flush()?;
+        out.push(b'\n');
+        log.file.flush()?;
         let n = entry.input.len() as u64;
         log.records += n;
         *log.by_node.entry(entry.node.to_string()).or_default() += n;

@@ -38,17 +38,20 @@ impl Sink for DeadLetterSink {
         Ok(())
     }
 
+    /// Writes the run gathered so far; after an error it still holds it.
     fn flush(&mut self) -> Result<(), SinkError> {
-        let Some((output, records)) = self.run.take() else {
+        let Some((output, records)) = &self.run else {
             return Ok(());
         };
         let entry = DeadLetterEntry {
             node: self.name.clone(),
             reason: format!("routed to the dead-letter sink from `{output}`"),
-            input: DeadLetterInput::Records(records),
+            input: DeadLetterInput::Records(records.clone()),
         };
         self.log
             .write(&entry)
-            .map_err(|e| SinkError::unavailable(self.log.path().display().to_string(), e))
+            .map_err(|e| SinkError::unavailable(self.log.path().display().to_string(), e))?;
+        self.run = None;
+        Ok(())
     }
 }

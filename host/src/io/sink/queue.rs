@@ -1,0 +1,216 @@
+//! The buffer between the pipeline thread and a sink that delivers on the
+//! async runtime, and the delivery loop that drains it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use eddy_sink::{OwnedOut, SinkError, SinkTask};
+
+use super::buffer::admit;
+use super::refused;
+use crate::config::{BufferConfig, RetryConfig};
+use crate::internal_events::ComponentRecords;
+use crate::io::{Backoff, Health, Role};
+use crate::sinks::DeadLetterEntry;
+
+/// Records a delivery task takes from its buffer at once.
+const DELIVERY_BATCH: usize = 512;
+
+/// A task sink's records, shared by the pipeline thread (which adds) and
+/// the delivery task (which takes a batch at a time, and lets it go once
+/// delivered).
+#[derive(Default)]
+pub(super) struct SinkQueue {
+    state: Mutex<QueueState>,
+    /// Wakes the delivery task when records come or the queue closes.
+    wake: tokio::sync::Notify,
+    /// Records delivered so far.
+    pub(super) delivered: AtomicU64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    records: VecDeque<OwnedOut>,
+    /// The batch being delivered: still held until it is.
+    in_flight: Option<Arc<Vec<OwnedOut>>>,
+    closed: bool,
+    refused: Vec<DeadLetterEntry>,
+}
+
+impl QueueState {
+    fn in_flight(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+impl SinkQueue {
+    fn state(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds records as the buffer's policy says; returns how many were dropped.
+    pub(super) fn push(
+        &self,
+        records: impl Iterator<Item = OwnedOut>,
+        buffer: BufferConfig,
+    ) -> u64 {
+        let mut state = self.state();
+        let mut dropped = 0;
+        let mut any = false;
+        for out in records {
+            any = true;
+            let stuck = state.in_flight();
+            dropped += admit(&mut state.records, stuck, out, buffer);
+        }
+        drop(state);
+        if any {
+            self.wake.notify_one();
+        }
+        dropped
+    }
+
+    /// Records held: queued and in flight.
+    pub(super) fn held(&self) -> usize {
+        let state = self.state();
+        state.records.len() + state.in_flight()
+    }
+
+    /// A copy of what is held, oldest first: the batch in flight, then the queue.
+    pub(super) fn snapshot(&self) -> Vec<OwnedOut> {
+        let state = self.state();
+        let in_flight = state.in_flight.iter().flat_map(|b| b.iter());
+        in_flight.chain(state.records.iter()).cloned().collect()
+    }
+
+    /// Puts records held before a restart in front of the queue.
+    pub(super) fn restore(&self, records: Vec<OwnedOut>) {
+        let mut state = self.state();
+        for out in records.into_iter().rev() {
+            state.records.push_front(out);
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Moves the records the peer refused to `dead`.
+    pub(super) fn take_refused(&self, dead: &mut Vec<DeadLetterEntry>) {
+        let mut state = self.state();
+        if !state.refused.is_empty() {
+            dead.append(&mut state.refused);
+        }
+    }
+
+    /// No more records will come: the task delivers what is left and ends.
+    pub(super) fn close(&self) {
+        self.state().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// The next batch for the task; `None` once closed and empty.
+    async fn take(&self, max: usize) -> Option<Arc<Vec<OwnedOut>>> {
+        loop {
+            {
+                let mut state = self.state();
+                if !state.records.is_empty() {
+                    let n = state.records.len().min(max);
+                    let batch = Arc::new(state.records.drain(..n).collect::<Vec<_>>());
+                    state.in_flight = Some(batch.clone());
+                    return Some(batch);
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    /// The batch in flight is done: `delivered` of its records reached the
+    /// peer, and the peer refused `refused` for good.
+    fn done(&self, delivered: usize, refused: Vec<DeadLetterEntry>) {
+        let mut state = self.state();
+        state.in_flight = None;
+        state.refused.extend(refused);
+        self.delivered
+            .fetch_add(delivered as u64, Ordering::Relaxed);
+    }
+}
+
+/// Delivers a task sink's records, in order, until its queue closes and
+/// empties; after a failure waits out a backoff, reconnects, and delivers
+/// the same batch again (at least once: result ids tell repeats apart).
+pub(super) async fn deliver(
+    mut task: Box<dyn SinkTask>,
+    queue: Arc<SinkQueue>,
+    health: Arc<Health>,
+    retry: RetryConfig,
+    name: Arc<str>,
+    doorbell: eddy_driver::Doorbell,
+) {
+    let mut backoff = Backoff::new(retry);
+    let mut connected = false;
+    let mut batch: Option<Arc<Vec<OwnedOut>>> = None;
+    loop {
+        let current = match batch.take() {
+            Some(current) => current,
+            None => match queue.take(DELIVERY_BATCH).await {
+                Some(next) => next,
+                None => return,
+            },
+        };
+        let result = if connected {
+            Ok(())
+        } else {
+            task.connect().await
+        };
+        let result = match result {
+            Ok(()) => {
+                connected = true;
+                task.deliver(&current).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(refusals) => {
+                // One reason per record, however often the task named it.
+                let refusals: BTreeMap<usize, String> = refusals.into_iter().collect();
+                let entries: Vec<DeadLetterEntry> = refusals
+                    .into_iter()
+                    .filter_map(|(i, reason)| {
+                        Some(refused(&name, &reason, current.get(i)?.record.clone()))
+                    })
+                    .collect();
+                let delivered = current.len().saturating_sub(entries.len());
+                queue.done(delivered, entries);
+                ComponentRecords {
+                    component: &name,
+                    role: Role::Sink,
+                    records: delivered as u64,
+                }
+                .emit();
+                backoff.reset();
+                health.up();
+                // Refused records to dead-letter, or room for a pipeline
+                // that a full buffer holds back.
+                doorbell.ring();
+            }
+            Err(SinkError::Rejected(reason)) => {
+                let entries = current
+                    .iter()
+                    .map(|out| refused(&name, &reason, out.record.clone()))
+                    .collect();
+                queue.done(0, entries);
+                doorbell.ring();
+            }
+            Err(e) => {
+                connected = false;
+                batch = Some(current);
+                let transient = e.is_transient() || matches!(e, SinkError::Closed);
+                health
+                    .pause(&mut backoff, &e.to_string(), transient, e.retry_after())
+                    .await;
+            }
+        }
+    }
+}
