@@ -24,5 +24,7 @@ mod writer;
 
 pub use journal::JournalEntry;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
-pub use store::{JournalGroup, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError};
+pub use store::{
+    Damaged, JournalGroup, LoadError, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError,
+};
 pub use writer::JournalWriter;

@@ -14,6 +14,8 @@
 //! one before it is.
 
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::sync::Arc;
 
 use sled::Tree;
 
@@ -50,6 +52,22 @@ pub struct StateStore {
     db: sled::Db,
     path: PathBuf,
 }
+
+/// Why a checkpoint cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// What it holds does not match its manifest (a checksum, a length), or
+    /// its manifest is missing or unreadable: verified damage, so an older
+    /// checkpoint may be used instead.
+    #[error("{0}")]
+    Damaged(String),
+    /// The store could not be read: nothing is known about the checkpoint.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Checkpoints found damaged, newest first, with what was wrong with each.
+pub type Damaged = Vec<(u64, String)>;
 
 /// A checkpoint read back whole.
 #[derive(Debug)]
@@ -108,6 +126,8 @@ impl StateStore {
             name: name.to_owned(),
             checkpoints: tree("checkpoints")?,
             journal: tree("journal")?,
+            #[cfg(test)]
+            fail_reads: Arc::default(),
         })
     }
 
@@ -183,6 +203,9 @@ pub struct PipelineStore {
     name: String,
     checkpoints: Tree,
     journal: Tree,
+    /// Makes every checkpoint read fail, as a store that cannot be read does.
+    #[cfg(test)]
+    fail_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn blob_key(id: u64, part: u32) -> [u8; 12] {
@@ -257,56 +280,68 @@ impl PipelineStore {
     }
 
     /// The manifest of checkpoint `id`.
-    pub fn manifest(&self, id: u64) -> Result<Manifest, String> {
+    pub fn manifest(&self, id: u64) -> Result<Manifest, LoadError> {
         let bytes = self
             .checkpoints
             .get(id.to_be_bytes())
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no checkpoint {id}"))?;
-        let manifest = Manifest::from_bytes(&bytes)?;
+            .map_err(|e| LoadError::Store(self.store.fail(e)))?
+            .ok_or_else(|| LoadError::Damaged(format!("no checkpoint {id}")))?;
+        let manifest = Manifest::from_bytes(&bytes).map_err(LoadError::Damaged)?;
         if manifest.id != id {
-            return Err(format!("manifest of checkpoint {id} says {}", manifest.id));
+            return Err(LoadError::Damaged(format!(
+                "manifest of checkpoint {id} says {}",
+                manifest.id
+            )));
         }
         Ok(manifest)
     }
 
     /// Reads checkpoint `id` whole, checking every blob against its manifest.
-    pub fn load(&self, id: u64) -> Result<Loaded, String> {
+    pub fn load(&self, id: u64) -> Result<Loaded, LoadError> {
+        #[cfg(test)]
+        if self.fail_reads.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(LoadError::Store(self.store.fail(sled::Error::Io(
+                std::io::Error::other("injected read error"),
+            ))));
+        }
         let manifest = self.manifest(id)?;
         let mut blobs = Vec::with_capacity(manifest.operators.len());
         for operator in &manifest.operators {
             let tree = self
                 .operator_tree(&operator.name)
-                .map_err(|e| e.to_string())?;
+                .map_err(LoadError::Store)?;
             let mut blob = Vec::with_capacity(operator.len as usize);
             for part in tree.range(blob_key(id, 0)..=blob_key(id, u32::MAX)) {
-                let (_, bytes) = part.map_err(|e| e.to_string())?;
+                let (_, bytes) = part.map_err(|e| LoadError::Store(self.store.fail(e)))?;
                 blob.extend_from_slice(&bytes);
             }
             if blob.len() as u64 != operator.len || crc32fast::hash(&blob) != operator.crc {
-                return Err(format!(
+                return Err(LoadError::Damaged(format!(
                     "state of operator `{}` is damaged ({} bytes, expected {})",
                     operator.name,
                     blob.len(),
                     operator.len
-                ));
+                )));
             }
             blobs.push(blob);
         }
         Ok(Loaded { manifest, blobs })
     }
 
-    /// The newest checkpoint that reads back whole, and the newer ones that
-    /// did not, with what was wrong with each.
-    pub fn latest(&self) -> (Option<Loaded>, Vec<(u64, String)>) {
+    /// The newest checkpoint that reads back whole, and the newer ones found
+    /// damaged (their content does not match their manifest), with what
+    /// was wrong with each. A store that cannot be read is an error: it
+    /// says nothing about the checkpoints, so none is passed over for it.
+    pub fn latest(&self) -> Result<(Option<Loaded>, Damaged), StoreError> {
         let mut damaged = Vec::new();
         for id in self.ids() {
             match self.load(id) {
-                Ok(loaded) => return (Some(loaded), damaged),
-                Err(reason) => damaged.push((id, reason)),
+                Ok(loaded) => return Ok((Some(loaded), damaged)),
+                Err(LoadError::Damaged(reason)) => damaged.push((id, reason)),
+                Err(LoadError::Store(e)) => return Err(e),
             }
         }
-        (None, damaged)
+        Ok((None, damaged))
     }
 
     /// Keeps the newest `retain` checkpoints and drops the rest with their
@@ -314,12 +349,26 @@ impl PipelineStore {
     ///
     /// Blobs are removed by the keys their manifests name: sled reads a
     /// value when it iterates over it, and state blobs are large.
-    pub fn prune(&self, retain: usize) -> Result<(), StoreError> {
+    ///
+    /// Checkpoints in `damaged` (found so at recovery) go first and do not
+    /// count: the newest `retain` that were not found damaged are kept, so
+    /// a damaged checkpoint never pushes out a good one.
+    pub fn prune(&self, retain: usize, damaged: &[u64]) -> Result<(), StoreError> {
         let fail = |e| self.store.fail(e);
-        let ids = self.ids();
-        let (kept, dropped) = ids.split_at(retain.max(1).min(ids.len()));
+        let ids: Vec<u64> = self.ids();
+        let good: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !damaged.contains(id))
+            .collect();
+        let kept = &good[..retain.max(1).min(good.len())];
+        let dropped: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !kept.contains(id))
+            .collect();
         let mut unnamed = false;
-        for &id in dropped {
+        for &id in &dropped {
             match self.manifest(id) {
                 Ok(manifest) => {
                     for operator in &manifest.operators {
@@ -333,7 +382,8 @@ impl PipelineStore {
                             .map_err(fail)?;
                     }
                 }
-                Err(_) => unnamed = true,
+                Err(LoadError::Damaged(_)) => unnamed = true,
+                Err(LoadError::Store(e)) => return Err(e),
             }
             self.checkpoints.remove(id.to_be_bytes()).map_err(fail)?;
         }
@@ -401,10 +451,11 @@ impl PipelineStore {
     }
 
     /// Journal entries after `seq`, in order, with their numbers.
-    pub fn journal_after(&self, seq: u64) -> Vec<(u64, Vec<u8>)> {
+    pub fn journal_after(&self, seq: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut entries = Vec::new();
         let groups = self.journal.range(seq.saturating_add(1).to_be_bytes()..);
-        for (_, group) in groups.filter_map(Result::ok) {
+        for group in groups {
+            let (_, group) = group.map_err(|e| self.store.fail(e))?;
             let mut reader = eddy_abi::decode::Reader::new(&group);
             while !reader.is_empty() {
                 let (Ok(n), Ok(entry)) = (reader.varint(), reader.bytes()) else {
@@ -416,7 +467,7 @@ impl PipelineStore {
                 }
             }
         }
-        entries
+        Ok(entries)
     }
 
     /// The newest journal sequence number, 0 when empty.
@@ -470,6 +521,36 @@ mod tests {
     }
 
     #[test]
+    fn a_store_that_cannot_be_read_is_an_error_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let (m, b) = checkpoint(1, b"one");
+        p.write(&m, &b).unwrap();
+        p.fail_reads
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(p.latest(), Err(StoreError::Sled { .. })));
+        p.fail_reads
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(p.latest().unwrap().0.unwrap().manifest.id, 1);
+    }
+
+    #[test]
+    fn pruning_keeps_good_checkpoints_and_drops_damaged_ones_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        for id in 1..=3 {
+            let (m, b) = checkpoint(id, format!("blob {id}").as_bytes());
+            p.write(&m, &b).unwrap();
+        }
+        // 3 is new and good, 2 was found damaged, 1 is the one restored.
+        p.prune(2, &[2]).unwrap();
+        assert_eq!(p.ids(), [3, 1]);
+        assert_eq!(p.load(1).unwrap().blobs[0], b"blob 1");
+    }
+
+    #[test]
     fn a_damaged_newest_checkpoint_falls_back_to_the_one_before() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
@@ -479,7 +560,7 @@ mod tests {
             let (m, b) = checkpoint(id, blob);
             p.write(&m, &b).unwrap();
         }
-        let (loaded, damaged) = p.latest();
+        let (loaded, damaged) = p.latest().unwrap();
         assert_eq!(
             loaded.unwrap().blobs[0],
             big,
@@ -490,7 +571,7 @@ mod tests {
         // Damage a part of checkpoint 2's blob.
         let tree = p.operator_tree("op").unwrap();
         tree.insert(blob_key(2, 1), &b"xx"[..]).unwrap();
-        let (loaded, damaged) = p.latest();
+        let (loaded, damaged) = p.latest().unwrap();
         assert_eq!(loaded.unwrap().manifest.id, 1);
         assert_eq!(damaged.len(), 1);
         assert!(damaged[0].1.contains("damaged"), "{damaged:?}");
@@ -499,7 +580,7 @@ mod tests {
         p.checkpoints
             .insert(1u64.to_be_bytes(), &b"garbage!"[..])
             .unwrap();
-        let (loaded, damaged) = p.latest();
+        let (loaded, damaged) = p.latest().unwrap();
         assert!(loaded.is_none());
         assert_eq!(damaged.len(), 2);
     }
@@ -538,10 +619,15 @@ mod tests {
             let (m, b) = checkpoint(id, b"state");
             p.write(&m, &b).unwrap();
         }
-        p.prune(2).unwrap();
+        p.prune(2, &[]).unwrap();
         assert_eq!(p.ids(), [3, 2]);
         // Checkpoint 2 holds journal entries up to 20: later ones stay.
-        let left: Vec<u64> = p.journal_after(0).into_iter().map(|(s, _)| s).collect();
+        let left: Vec<u64> = p
+            .journal_after(0)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(left, (21..=30).collect::<Vec<_>>());
         assert_eq!(p.operator_tree("op").unwrap().len(), 2);
         assert_eq!(store.pipelines(), ["p"]);

@@ -115,7 +115,7 @@ fn or_none(names: &[String]) -> String {
 
 /// The newest checkpoint that reads back whole.
 fn newest(pipeline: &PipelineStore) -> Result<Loaded, Failure> {
-    match pipeline.latest() {
+    match pipeline.latest().map_err(Failure::runtime)? {
         (Some(loaded), _) => Ok(loaded),
         (None, damaged) if damaged.is_empty() => Err(Failure::usage(format!(
             "pipeline `{}` has no checkpoint",
@@ -140,7 +140,7 @@ fn list_pipelines(store: &StateStore) -> Result<(), Failure> {
     );
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
-        match p.latest() {
+        match p.latest().map_err(Failure::runtime)? {
             (Some(l), _) => println!(
                 "{:<24} {:>10} {:>12}  {}",
                 name,
@@ -363,7 +363,7 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
         // Keeps every checkpoint; drops orphaned blobs and journal entries they all hold.
-        p.prune(p.ids().len())
+        p.prune(p.ids().len(), &[])
             .and_then(|()| p.remove_orphans())
             .map_err(Failure::runtime)?;
     }

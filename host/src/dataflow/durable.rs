@@ -29,6 +29,9 @@ pub(crate) struct Durability {
     group_since: Option<Instant>,
     /// Appends buffered groups off the pipeline thread.
     writer: JournalWriter,
+    /// Checkpoints found damaged at recovery: pruned first, never kept
+    /// instead of a good one.
+    damaged: Vec<u64>,
 }
 
 /// Buffered journal entries are appended once they are this many bytes…
@@ -94,6 +97,7 @@ impl Graph {
             buf: Vec::new(),
             group: JournalGroup::default(),
             group_since: None,
+            damaged: Vec::new(),
         });
         Ok(())
     }
@@ -109,7 +113,10 @@ impl Graph {
         }
         durability.recovered = true;
         let started = Instant::now();
-        let (loaded, damaged) = durability.store.latest();
+        // A store that cannot be read is not damage: refuse to start rather
+        // than pass over checkpoints that may be good.
+        let (loaded, damaged) = durability.store.latest().map_err(RunError::State)?;
+        durability.damaged = damaged.iter().map(|(id, _)| *id).collect();
         let mut recovery = Recovery {
             damaged: damaged.iter().map(|(id, _)| *id).collect(),
             ..Recovery::default()
@@ -251,7 +258,10 @@ impl Graph {
         let Some(durability) = &self.durability else {
             return Ok(0);
         };
-        let entries = durability.store.journal_after(seq);
+        let entries = durability
+            .store
+            .journal_after(seq)
+            .map_err(RunError::State)?;
         let mut replayed = 0;
         for (seq, bytes) in entries {
             let entry = match JournalEntry::decode(&bytes) {
@@ -378,11 +388,17 @@ impl Graph {
         durability
             .store
             .write(&manifest, &blobs)
-            .and_then(|()| durability.store.prune(durability.retain))
+            .and_then(|()| {
+                durability
+                    .store
+                    .prune(durability.retain, &durability.damaged)
+            })
             .map_err(RunError::State)?;
         let Some(durability) = &mut self.durability else {
             return Ok(());
         };
+        // The damaged checkpoints are gone with that prune.
+        durability.damaged.clear();
         // Buffered journal entries not appended yet are in this checkpoint's state.
         durability.group.clear();
         durability.group_since = None;

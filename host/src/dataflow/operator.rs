@@ -314,6 +314,14 @@ impl OperatorNode {
                         }
                         None => Added::Buffered,
                     };
+                    if let Added::Outside(outside) = added {
+                        out.dead_letter(
+                            &self.name,
+                            outside.to_string(),
+                            DeadLetterInput::Records(vec![record]),
+                        );
+                        continue;
+                    }
                     if added == Added::Late {
                         // Windows fired before this record come out before it.
                         self.call_window(std::mem::take(&mut fired), out);

@@ -7,18 +7,21 @@ use eddy_abi::{Record, encode};
 
 use serde::{Deserialize, Serialize};
 
+use super::assigner::Unassignable;
 use super::{FiredWindow, TimeWindows};
 
 /// Open windows by key, as checkpoints store them.
 pub type OpenWindows = HashMap<Arc<str>, Vec<OpenWindow>, foldhash::fast::RandomState>;
 
 /// What became of a record handed to [`WindowBuffer::add`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
     /// It is in at least one window.
     Buffered,
     /// Every window it belongs to is past its allowed lateness: it goes to the late output.
     Late,
+    /// Its windows do not fit the time range: it goes to the dead-letter log.
+    Outside(Unassignable),
 }
 
 /// One key's open window.
@@ -89,7 +92,7 @@ impl WindowBuffer {
         }
         let mut added = Added::Late;
         let windows = self.windows;
-        windows.assign(time, |start, end| {
+        let assigned = windows.assign(time, |start, end| {
             if self.late(end, now) {
                 return;
             }
@@ -97,7 +100,10 @@ impl WindowBuffer {
             let index = self.window(&record.key, start, end);
             self.push(record, index, now, fired);
         });
-        added
+        match assigned {
+            Ok(()) => added,
+            Err(outside) => Added::Outside(outside),
+        }
     }
 
     /// Sessions: the record's own window, merged with every window of its key
@@ -110,7 +116,9 @@ impl WindowBuffer {
         fired: &mut Vec<FiredWindow>,
     ) -> Added {
         let (mut start, mut end) = (0, 0);
-        self.windows.assign(time, |s, e| (start, end) = (s, e));
+        if let Err(outside) = self.windows.assign(time, |s, e| (start, end) = (s, e)) {
+            return Added::Outside(outside);
+        }
         let open = self.keys.get(&*record.key).map_or(&[][..], |w| &w[..]);
         let overlapping: Vec<usize> = open
             .iter()

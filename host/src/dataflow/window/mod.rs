@@ -13,7 +13,7 @@ mod assigner;
 mod buffer;
 mod count;
 
-pub use assigner::TimeWindows;
+pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
 pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
 pub use count::{CountKeys, CountWindows, KeyRecords};
 
@@ -65,14 +65,19 @@ impl Windowing {
                 TimeWindows::tumbling(positive("size_ms", t.size_ms)?, t.offset_ms),
                 t.time,
             ),
-            WindowConfig::Sliding(s) => time(
-                TimeWindows::sliding(
+            WindowConfig::Sliding(s) => {
+                let (size, slide) = (
                     positive("size_ms", s.size_ms)?,
                     positive("slide_ms", s.slide_ms)?,
-                    s.offset_ms,
-                ),
-                s.time,
-            ),
+                );
+                if size.div_ceil(slide) > MAX_WINDOWS_PER_RECORD {
+                    return Err(format!(
+                        "size_ms / slide_ms puts each record in {} windows; at most {MAX_WINDOWS_PER_RECORD} are allowed",
+                        size.div_ceil(slide)
+                    ));
+                }
+                time(TimeWindows::sliding(size, slide, s.offset_ms), s.time)
+            }
             WindowConfig::Session(s) => {
                 time(TimeWindows::session(positive("gap_ms", s.gap_ms)?), s.time)
             }
