@@ -264,3 +264,39 @@ fn a_missing_input_file_stops_run_but_not_check() {
     assert!(err.contains("p.toml:1:1: source `s`: "), "{err}");
     assert!(err.contains("missing.csv"), "{err}");
 }
+
+#[test]
+fn an_input_naming_a_side_output_the_plugin_does_not_have_is_located() {
+    let text = format!(
+        r#"[sources.ups.sim]
+rooms = [{{ name = "r" }}]
+
+[operators.stats]
+inputs = ["ups"]
+plugin = {stats}
+window.tumbling = {{ size_ms = 1000 }}
+
+[operators.alerts]
+inputs = ["stats"]
+plugin = {alerts}
+params = {{ field = "temperature_max", threshold = 35.0 }}
+
+[sinks.out]
+inputs = ["stats.late", "alerts.cleared", "alerts.clear"]
+[sinks.out.stdout]
+"#,
+        stats = toml_path(&plugin("window_stats")),
+        alerts = toml_path(&plugin("threshold_alert")),
+    );
+    let (code, err) = check(&text);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("p.toml:15:43: sink `out`: operator `alerts` has no side output `clear`; it has `cleared`"),
+        "{err}"
+    );
+    let (code, err) = check(&text.replace(", \"alerts.clear\"", "").replace("stats.late", "stats.lat"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("operator `stats` has no side output `lat`; it has `late`"), "{err}");
+    let (code, err) = check(&text.replace(", \"alerts.clear\"", ""));
+    assert_eq!(code, 0, "{err}");
+}

@@ -96,16 +96,20 @@ impl Graph {
         let batch_size = config.pipeline.batch_size.max(1);
 
         let mut operators = Vec::new();
+        let mut side_outputs = BTreeMap::new();
         for op_name in &order {
             let op = &config.operators[op_name];
+            let (node, outputs) = operator(pipeline, &loader, swapped, op_name, op, batch_size)?;
+            side_outputs.insert(op_name.as_str(), outputs);
             operators.push(OperatorSlot {
-                node: operator(pipeline, &loader, swapped, op_name, op, batch_size)?,
+                node,
                 routes: Routes::new(),
                 unrouted_warned: Vec::new(),
                 idle: false,
                 state_version_mismatch: op.get_ref().state_version_mismatch,
             });
         }
+        check_side_outputs(pipeline, &side_outputs)?;
         let base_dir = pipeline
             .path
             .parent()
@@ -504,7 +508,7 @@ fn operator(
     name: &str,
     op: &Spanned<OperatorConfig>,
     batch_size: usize,
-) -> Result<OperatorNode, ConfigError> {
+) -> Result<(OperatorNode, Vec<String>), ConfigError> {
     let config = op.get_ref();
     let defaults = &pipeline.config.plugins;
     let path = pipeline.resolve(config.plugin.get_ref());
@@ -574,6 +578,15 @@ fn operator(
             ));
         }
     };
+    // What it may emit to besides its main output: the side outputs granted
+    // (declared, without a grants table), and `late` for window operators.
+    let mut outputs = match &config.grants {
+        Some(grants) => grants.get_ref().side_outputs.clone(),
+        None => module.manifest().capabilities.side_outputs.clone(),
+    };
+    if window.is_some() {
+        outputs.push(eddy_abi::LATE_OUTPUT.to_owned());
+    }
     let limits = PluginLimits {
         deadline: Duration::from_millis(config.deadline_ms.unwrap_or(defaults.deadline_ms)),
         memory_bytes: config
@@ -603,12 +616,54 @@ fn operator(
         OperatorState::with_ttl(config.state_ttl_ms),
     )
     .map_err(|e| at_plugin(format!("operator `{name}`: plugin {e}")))?;
-    Ok(OperatorNode::new(
+    let node = OperatorNode::new(
         name,
         Box::new(runner),
         config.inputs.len(),
         config.key_by.as_deref(),
         window,
         batch_size,
-    ))
+    );
+    Ok((node, outputs))
+}
+
+/// Every `op.NAME` input names a side output `op` may emit to: a typo would
+/// silently take nothing.
+fn check_side_outputs(
+    pipeline: &LoadedPipeline,
+    outputs: &BTreeMap<&str, Vec<String>>,
+) -> Result<(), ConfigError> {
+    let config = &pipeline.config;
+    let inputs = config
+        .operators
+        .iter()
+        .map(|(name, op)| (format!("operator `{name}`"), &op.get_ref().inputs))
+        .chain(
+            config
+                .sinks
+                .iter()
+                .map(|(name, sink)| (format!("sink `{name}`"), &sink.get_ref().inputs)),
+        );
+    for (owner, inputs) in inputs {
+        for input in inputs {
+            let r = parse_input(input.get_ref());
+            let Some(known) = outputs.get(r.node) else {
+                continue;
+            };
+            if r.output.is_empty() || known.iter().any(|o| *o == r.output) {
+                continue;
+            }
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            return Err(pipeline.error_at(
+                input.span().start,
+                format!(
+                    "{owner}: operator `{}` has no side output `{}`; it has {}",
+                    r.node,
+                    r.output,
+                    list(&known)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
