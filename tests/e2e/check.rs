@@ -294,9 +294,16 @@ inputs = ["stats.late", "alerts.cleared", "alerts.clear"]
         err.contains("p.toml:15:43: sink `out`: operator `alerts` has no side output `clear`; it has `cleared`"),
         "{err}"
     );
-    let (code, err) = check(&text.replace(", \"alerts.clear\"", "").replace("stats.late", "stats.lat"));
+    let (code, err) = check(
+        &text
+            .replace(", \"alerts.clear\"", "")
+            .replace("stats.late", "stats.lat"),
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("operator `stats` has no side output `lat`; it has `late`"), "{err}");
+    assert!(
+        err.contains("operator `stats` has no side output `lat`; it has `late`"),
+        "{err}"
+    );
     let (code, err) = check(&text.replace(", \"alerts.clear\"", ""));
     assert_eq!(code, 0, "{err}");
 }

@@ -395,3 +395,34 @@ fn a_kept_swap_survives_a_restart_until_the_pipeline_file_deploys_another_versio
         "{log}"
     );
 }
+
+#[test]
+fn a_version_that_passes_probation_after_the_answer_gave_up_is_kept_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = pipeline(300_000).replace(
+        "[checkpoint]",
+        "[api]\nswap_wait_ms = 1\n[plugins]\nprobation_calls = 50\n\n[checkpoint]",
+    );
+    std::fs::write(d.join("p.toml"), text).unwrap();
+    let newer = running_count_version(d, "0.1.1");
+    let child = start(d);
+    let out = run(
+        &["plugin", "swap", "site", "counts", newer.to_str().unwrap()],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("on probation"), "{}", stdout(&out));
+    finish(child, d);
+    let log = std::fs::read_to_string(d.join("eddy.log")).unwrap();
+    assert!(log.contains("passed its probation"), "{log}");
+
+    // The restart runs it.
+    let out = crate::support::run_logged(&["run", "p.toml"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("running the plugin version swapped in before") && log.contains("0.1.1"),
+        "{log}"
+    );
+}

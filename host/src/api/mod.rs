@@ -20,7 +20,6 @@ pub mod client;
 mod routes;
 mod token;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ pub use token::Token;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::dataflow::control::Request;
-use crate::plugin::{Loader, SwappedPlugins};
+use crate::plugin::Loader;
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,15 +68,6 @@ pub struct Endpoint {
     pub pipeline: String,
 }
 
-/// Where swaps that passed probation are kept, so that a restart runs them:
-/// the store, and each operator's plugin file in the pipeline.
-pub struct KeptSwaps {
-    /// The store.
-    pub store: SwappedPlugins,
-    /// Operator → the plugin file the pipeline names.
-    pub files: BTreeMap<String, PathBuf>,
-}
-
 /// What the API serves: one running pipeline.
 pub struct Served {
     /// The pipeline's name.
@@ -86,12 +76,12 @@ pub struct Served {
     pub requests: Sender<Request>,
     /// Loads swapped-in plugins with the pipeline's engine and trust.
     pub loader: Loader,
-    /// Where swaps that passed probation are kept.
-    pub kept: KeptSwaps,
     /// Renders the process's metrics, if a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
     /// Wakes the pipeline's thread when a request is sent.
     pub doorbell: eddy_driver::Doorbell,
+    /// How long a swap request waits for the verdict of the probation.
+    pub swap_wait: Duration,
 }
 
 /// What the handlers share.
@@ -102,7 +92,6 @@ pub(crate) struct Shared {
     loader: Loader,
     /// How long a swap request waits for the new version's probation.
     swap_wait: Duration,
-    kept: KeptSwaps,
     /// Renders what the `metrics` recorder has recorded.
     metrics: Option<PrometheusHandle>,
     doorbell: eddy_driver::Doorbell,
@@ -135,9 +124,9 @@ impl Api {
             pipeline,
             requests,
             loader,
-            kept,
             metrics,
             doorbell,
+            swap_wait,
         } = served;
         let address: SocketAddr = listen
             .parse()
@@ -168,8 +157,7 @@ impl Api {
             token,
             requests,
             loader,
-            swap_wait: Duration::from_secs(60),
-            kept,
+            swap_wait,
             metrics,
             doorbell,
         });

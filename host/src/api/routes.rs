@@ -164,6 +164,7 @@ async fn swap(
     let request = Request::Swap {
         operator: operator.clone(),
         module,
+        plugin: body.to_vec().into(),
         reset_state: query.reset_state,
         reply,
     };
@@ -192,17 +193,14 @@ async fn swap(
     };
     Ok(match answer {
         SwapResult::Refused(reason) => refused(StatusCode::CONFLICT, reason),
-        SwapResult::Done(SwapOutcome::Kept(report)) => {
-            keep(&shared, &operator, body, &report.to).await;
-            Json(SwapAnswer {
-                outcome: "kept".into(),
-                from: Some(report.from),
-                to: Some(report.to),
-                pause_ms: Some(report.pause.as_secs_f64() * 1e3),
-                error: None,
-            })
-            .into_response()
-        }
+        SwapResult::Done(SwapOutcome::Kept(report)) => Json(SwapAnswer {
+            outcome: "kept".into(),
+            from: Some(report.from),
+            to: Some(report.to),
+            pause_ms: Some(report.pause.as_secs_f64() * 1e3),
+            error: None,
+        })
+        .into_response(),
         SwapResult::Done(SwapOutcome::RolledBack { report, fault }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(SwapAnswer {
@@ -218,28 +216,6 @@ async fn swap(
         )
             .into_response(),
     })
-}
-
-/// Keeps a swapped-in version that passed probation, so that a restart runs it.
-async fn keep(shared: &Arc<Shared>, operator: &str, plugin: Bytes, version: &str) {
-    let Some(file) = shared.kept.files.get(operator).cloned() else {
-        return;
-    };
-    let (store, operator, version) = (
-        shared.kept.store.clone(),
-        operator.to_owned(),
-        version.to_owned(),
-    );
-    let kept = tokio::task::spawn_blocking(move || {
-        let file_bytes = std::fs::read(&file)?;
-        store.keep(&operator, &plugin, &version, &file_bytes)
-    })
-    .await;
-    if !matches!(kept, Ok(Ok(()))) {
-        tracing::warn!(
-            "the swapped-in version could not be kept in the state directory; a restart runs the pipeline file's"
-        );
-    }
 }
 
 fn refused(code: StatusCode, reason: String) -> Response {

@@ -56,6 +56,11 @@ pub struct ApiConfig {
     /// `EDDY_API_TOKEN`, or else a random token written to `api.token` in
     /// the state directory (readable by its owner only).
     pub token_file: Option<Spanned<PathBuf>>,
+    /// How long a swap request waits for the new version's probation, in ms,
+    /// before answering `on_probation`. The verdict stands either way: a
+    /// version that passes is kept for restarts, one that fails is rolled back.
+    #[serde(default = "default_swap_wait_ms")]
+    pub swap_wait_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -64,6 +69,7 @@ impl Default for ApiConfig {
             enabled: true,
             listen: default_api_listen(),
             token_file: None,
+            swap_wait_ms: default_swap_wait_ms(),
         }
     }
 }
@@ -377,6 +383,9 @@ fn default_quarantine_window_ms() -> u64 {
 }
 fn default_probation_calls() -> u32 {
     3
+}
+fn default_swap_wait_ms() -> u64 {
+    60_000
 }
 fn default_api_listen() -> String {
     "127.0.0.1:7411".into()

@@ -253,6 +253,7 @@ impl Graph {
             dead: Vec::new(),
             closed: None,
             shutdown_timeout: Duration::from_millis(config.pipeline.shutdown_timeout_ms),
+            kept: None,
             name,
             sources: sources_out,
             operators,

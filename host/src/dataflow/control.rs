@@ -21,6 +21,9 @@ pub enum Request {
         operator: String,
         /// The new version, already checked and compiled.
         module: Arc<PluginModule>,
+        /// The plugin file's bytes, kept in the state directory once the
+        /// version passes its probation.
+        plugin: Arc<[u8]>,
         /// Start the new version with empty state.
         reset_state: bool,
         /// Gets how the swap ended: refused, kept, or rolled back.
@@ -134,6 +137,7 @@ pub struct SinkStatus {
 /// A swap waiting for its new version's probation to end.
 pub(crate) struct PendingSwap {
     operator: usize,
+    plugin: Arc<[u8]>,
     reply: oneshot::Sender<SwapResult>,
 }
 
@@ -170,17 +174,32 @@ impl Graph {
                 .and_then(|p| p.take_outcome());
             match outcome {
                 Some(outcome) => {
-                    // The state now belongs to the new version: checkpoint it
-                    // soon, so that a restart finds it with the version's state_version.
-                    if matches!(outcome, SwapOutcome::Kept(_))
-                        && let Some(durability) = self.durability.as_mut()
-                    {
-                        durability.next_at = std::time::Instant::now();
+                    if let SwapOutcome::Kept(report) = &outcome {
+                        self.keep(swap.operator, &swap.plugin, &report.to);
                     }
+                    // Whether or not anybody still waits for the answer.
                     let _ = swap.reply.send(SwapResult::Done(outcome));
                 }
                 None => self.pending_swaps.push(swap),
             }
+        }
+    }
+
+    /// A version passed its probation: keeps it for restarts, and has the
+    /// state (which now belongs to it) checkpointed soon, so that a restart
+    /// finds it with the version's `state_version`.
+    fn keep(&mut self, operator: usize, plugin: &[u8], version: &str) {
+        if let Some(durability) = self.durability.as_mut() {
+            durability.next_at = std::time::Instant::now();
+        }
+        let name = self.operators[operator].node.name.clone();
+        if let Some(kept) = &self.kept
+            && let Err(e) = kept.keep(&name, plugin, version)
+        {
+            tracing::warn!(
+                operator = &*name,
+                "the swapped-in version could not be kept in the state directory ({e}); a restart runs the pipeline file's"
+            );
         }
     }
 
@@ -193,12 +212,14 @@ impl Graph {
             Request::Swap {
                 operator,
                 module,
+                plugin,
                 reset_state,
                 reply,
             } => match self.swap(&operator, module, reset_state) {
                 Ok((index, _)) => {
                     self.pending_swaps.push(PendingSwap {
                         operator: index,
+                        plugin,
                         reply,
                     });
                     self.answer_swaps();
@@ -343,6 +364,11 @@ impl Graph {
     /// its [`Graph::doorbell`] after sending one, so it is served at once.
     pub fn accept_requests(&mut self, requests: Receiver<Request>) {
         self.requests = Some(requests);
+    }
+
+    /// Keeps versions that pass probation in `kept`, so that a restart runs them.
+    pub fn keep_swaps_in(&mut self, kept: crate::plugin::KeptSwaps) {
+        self.kept = Some(kept);
     }
 
     /// What wakes the pipeline thread when there is work for it.

@@ -127,6 +127,8 @@ pub struct Graph {
     pub(crate) closed: Option<Arc<str>>,
     /// How long a run that ends gives its sinks to deliver what they hold.
     pub(crate) shutdown_timeout: Duration,
+    /// Where versions that pass probation are kept for restarts.
+    pub(crate) kept: Option<crate::plugin::KeptSwaps>,
 }
 
 /// When a run stops, besides its sources ending.

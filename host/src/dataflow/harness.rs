@@ -153,6 +153,7 @@ impl Graph {
             dead: Vec::new(),
             closed: None,
             shutdown_timeout: std::time::Duration::from_secs(5),
+            kept: None,
         })
     }
 }

@@ -40,4 +40,4 @@ pub use manifest::read_manifest;
 pub use module::{Entry, LoadError, PluginModule};
 pub use runner::{OperatorLogic, OutputRun, Outputs, PluginLimits, PluginRunner, RunnerCounters};
 pub use swap::{SwapError, SwapOutcome, SwapReport};
-pub use swapped::SwappedPlugins;
+pub use swapped::{KeptSwaps, SwappedPlugins};

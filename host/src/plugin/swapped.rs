@@ -136,3 +136,25 @@ mod tests {
         assert!(swapped.take_over("counts", b"v1").is_none());
     }
 }
+
+/// Where swaps that pass probation are kept, so that a restart runs them:
+/// the store, and each operator's plugin file in the pipeline (a kept
+/// version runs until that file's content changes).
+#[derive(Clone)]
+pub struct KeptSwaps {
+    /// The store.
+    pub store: SwappedPlugins,
+    /// Operator → the plugin file the pipeline names.
+    pub files: std::collections::BTreeMap<String, std::path::PathBuf>,
+}
+
+impl KeptSwaps {
+    /// Keeps `plugin` (version `version`) as `operator`'s.
+    pub fn keep(&self, operator: &str, plugin: &[u8], version: &str) -> io::Result<()> {
+        let file = self.files.get(operator).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no operator `{operator}`"))
+        })?;
+        let file_bytes = std::fs::read(file)?;
+        self.store.keep(operator, plugin, version, &file_bytes)
+    }
+}

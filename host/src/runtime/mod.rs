@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-use crate::api::{Api, KeptSwaps, Served, Token};
+use crate::api::{Api, Served, Token};
 use crate::checkpoint::StateStore;
 use crate::config::{self, ConfigError};
 use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
-use crate::plugin::SwappedPlugins;
+use crate::plugin::{KeptSwaps, SwappedPlugins};
 
 /// Threads of the async runtime: I/O waits, it does not compute.
 const IO_THREADS: usize = 2;
@@ -132,22 +132,9 @@ impl Runtime {
             .map(|f| pipeline.resolve(f.get_ref()));
         let token = Token::resolve(token_file.as_deref(), &options.state_dir)
             .map_err(|e| StartError::Process(e.to_string()))?;
+        graph.keep_swaps_in(kept_swaps(pipeline, swapped));
         let (requests, accepted) = std::sync::mpsc::channel();
         let listen = options.api_listen.as_deref().unwrap_or(&api.listen);
-        let kept = KeptSwaps {
-            store: swapped,
-            files: pipeline
-                .config
-                .operators
-                .iter()
-                .map(|(name, op)| {
-                    (
-                        name.clone(),
-                        pipeline.resolve(op.get_ref().plugin.get_ref()),
-                    )
-                })
-                .collect(),
-        };
         // Counters and histograms, for `GET /metrics`.
         let metrics = PrometheusBuilder::new()
             .install_recorder()
@@ -157,9 +144,9 @@ impl Runtime {
             pipeline: graph.name().to_owned(),
             requests,
             loader,
-            kept,
             metrics,
             doorbell: graph.doorbell(),
+            swap_wait: Duration::from_millis(api.swap_wait_ms),
         };
         match Api::start(listen, token, &options.state_dir, served, runtime) {
             Ok(api) => {
@@ -218,5 +205,24 @@ impl Drop for Runtime {
             }
         }
         self.shutdown();
+    }
+}
+
+/// Where swaps that pass probation are kept: the store, and the plugin file
+/// each operator names.
+fn kept_swaps(pipeline: &config::LoadedPipeline, store: SwappedPlugins) -> KeptSwaps {
+    KeptSwaps {
+        store,
+        files: pipeline
+            .config
+            .operators
+            .iter()
+            .map(|(name, op)| {
+                (
+                    name.clone(),
+                    pipeline.resolve(op.get_ref().plugin.get_ref()),
+                )
+            })
+            .collect(),
     }
 }
