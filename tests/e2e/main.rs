@@ -4,6 +4,7 @@
 //! `target/plugins/`; `cargo xtask test` builds them before running these.
 
 mod abi;
+mod api;
 mod check;
 mod codec;
 mod conformance;

@@ -173,3 +173,49 @@ fn an_artifact_for_another_engine_is_not_loaded_and_the_wasm_is_compiled() {
     );
     assert_eq!(json_lines(&d.join("out.jsonl")).len(), 4 * 12);
 }
+
+#[test]
+fn precompiled_code_uploaded_unsigned_is_not_run_the_wasm_is_compiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A host without trusted keys, running a plugin from its own files.
+    let text = format!(
+        r#"[pipeline]
+name = "site"
+[checkpoint]
+enabled = false
+[plugins]
+probation_calls = 1
+[sources.ups.sim]
+speed = 20
+ups = [{{ name = "ups-1", cells_per_string = 4 }}]
+[operators.stats]
+inputs = ["ups"]
+plugin = {plugin}
+window.tumbling = {{ size_ms = 10_000 }}
+[sinks.out]
+inputs = ["stats"]
+[sinks.out.null]
+"#,
+        plugin = crate::support::toml_path(&plugin("window_stats"))
+    );
+    std::fs::write(d.join("p.toml"), text).unwrap();
+    // Unsigned, with native code for this very host.
+    let upload = bundle(d, "native", HOST, None);
+    let child = crate::support::start(d);
+    let out = run(
+        &["plugin", "swap", "site", "stats", upload.to_str().unwrap()],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // SAFETY: kill(2) with a pid this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    crate::support::finish(child, d);
+    let log = std::fs::read_to_string(d.join("eddy.log")).unwrap();
+    assert!(
+        log.contains("an uploaded plugin's precompiled code is not signed by a trusted key; compiling its .wasm instead"),
+        "{log}"
+    );
+}

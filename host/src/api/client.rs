@@ -76,14 +76,32 @@ impl Client {
         })
     }
 
+    /// Sends a request again while the API answers 503 or 429 (it serves a
+    /// few requests at once, a few hundred a second, and refuses more), for
+    /// up to two seconds.
+    fn retrying(
+        &self,
+        send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let response = send().map_err(|e| self.transport(e))?;
+            let busy = matches!(response.status().as_u16(), 429 | 503);
+            if !busy || std::time::Instant::now() >= deadline {
+                return Ok(response);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `GET /status`.
     pub fn status(&self) -> Result<PipelineStatus, ClientError> {
-        let response = self
-            .agent
-            .get(format!("{}/status", self.url))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .call()
-            .map_err(|e| self.transport(e))?;
+        let response = self.retrying(|| {
+            self.agent
+                .get(format!("{}/status", self.url))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .call()
+        })?;
         self.json(response)
     }
 
@@ -95,16 +113,16 @@ impl Client {
         plugin: &[u8],
         reset_state: bool,
     ) -> Result<SwapAnswer, ClientError> {
-        let response = self
-            .agent
-            .put(format!(
-                "{}/pipelines/{pipeline}/operators/{operator}/plugin?reset_state={reset_state}",
-                self.url
-            ))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("Content-Type", "application/octet-stream")
-            .send(plugin)
-            .map_err(|e| self.transport(e))?;
+        let response = self.retrying(|| {
+            self.agent
+                .put(format!(
+                    "{}/pipelines/{pipeline}/operators/{operator}/plugin?reset_state={reset_state}",
+                    self.url
+                ))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .header("Content-Type", "application/octet-stream")
+                .send(plugin)
+        })?;
         let status = response.status().as_u16();
         let mut body = response.into_body();
         let text = body.read_to_string().map_err(|e| self.transport(e))?;
@@ -119,15 +137,15 @@ impl Client {
 
     /// `POST …/reset`.
     pub fn reset(&self, pipeline: &str, operator: &str) -> Result<(), ClientError> {
-        let response = self
-            .agent
-            .post(format!(
-                "{}/pipelines/{pipeline}/operators/{operator}/reset",
-                self.url
-            ))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .send_empty()
-            .map_err(|e| self.transport(e))?;
+        let response = self.retrying(|| {
+            self.agent
+                .post(format!(
+                    "{}/pipelines/{pipeline}/operators/{operator}/reset",
+                    self.url
+                ))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .send_empty()
+        })?;
         self.json::<serde_json::Value>(response).map(drop)
     }
 

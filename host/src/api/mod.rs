@@ -30,7 +30,7 @@ pub use token::Token;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::dataflow::control::Request;
+use crate::dataflow::control::{PipelineStatus, Request};
 use crate::plugin::Loader;
 
 /// Why the API could not start.
@@ -95,6 +95,12 @@ pub(crate) struct Shared {
     /// Renders what the `metrics` recorder has recorded.
     metrics: Option<PrometheusHandle>,
     doorbell: eddy_driver::Doorbell,
+    /// Requests that may be served at once.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Requests a second.
+    rate: routes::Rate,
+    /// The last status the pipeline gave, and when.
+    last_status: tokio::sync::Mutex<Option<(std::time::Instant, PipelineStatus)>>,
 }
 
 /// The running API; it stops when it is dropped (or the runtime it runs on ends).
@@ -160,6 +166,9 @@ impl Api {
             swap_wait,
             metrics,
             doorbell,
+            permits: Arc::new(tokio::sync::Semaphore::new(routes::MAX_REQUESTS)),
+            rate: routes::Rate::new(),
+            last_status: tokio::sync::Mutex::new(None),
         });
         let app = routes::router(shared);
         let listener = {

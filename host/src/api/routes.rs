@@ -1,10 +1,12 @@
 //! The API's routes and handlers.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -17,10 +19,18 @@ use crate::plugin::SwapOutcome;
 /// The largest plugin upload.
 const MAX_UPLOAD: usize = 64 << 20;
 
-/// The API's routes.
+/// Requests served at once; more are refused, not queued.
+pub(super) const MAX_REQUESTS: usize = 4;
+
+/// How old a status may be when another request asks for it: the pipeline's
+/// thread builds one at most this often, however many clients ask.
+const STATUS_REUSE: Duration = Duration::from_millis(100);
+
+/// The API's routes. Every route but `/health` takes the bearer token,
+/// checked before anything of the body is read, and counts against the
+/// requests that may be served at once.
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
+    let guarded = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route(
@@ -32,7 +42,84 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             post(reset),
         )
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), guard));
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(guarded)
         .with_state(shared)
+}
+
+/// Refuses, before anything of its body is read: a request beyond the
+/// rate the API serves (429), one without the token (401), one beyond the
+/// requests served at once (503). A refusal is answered only after a short
+/// pause, so a client that keeps asking cannot make the host spend its CPU
+/// on refusals (nor try tokens quickly).
+async fn guard(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Result<Response, Failure> {
+    let refused = |failure: Failure| async {
+        tokio::time::sleep(REFUSAL_PAUSE).await;
+        Err(failure)
+    };
+    if !shared.rate.admit() {
+        return refused(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("over {REQUESTS_PER_SECOND} requests a second; try again later"),
+        ))
+        .await;
+    }
+    if let Err(failure) = authorize(&shared, request.headers()) {
+        return refused(failure).await;
+    }
+    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+        return refused(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("busy: {MAX_REQUESTS} requests are being served; try again"),
+        ))
+        .await;
+    };
+    let response = next.run(request).await;
+    drop(permit);
+    Ok(response)
+}
+
+/// Requests a second the API serves, on average, with bursts of as many.
+pub(super) const REQUESTS_PER_SECOND: u32 = 200;
+
+/// How long a refused request waits for its answer.
+const REFUSAL_PAUSE: Duration = Duration::from_millis(100);
+
+/// A token bucket: [`REQUESTS_PER_SECOND`] tokens a second, as many at most.
+pub(super) struct Rate {
+    state: std::sync::Mutex<(f64, Instant)>,
+}
+
+impl Rate {
+    pub(super) fn new() -> Self {
+        Rate {
+            state: std::sync::Mutex::new((f64::from(REQUESTS_PER_SECOND), Instant::now())),
+        }
+    }
+
+    /// Takes a token, if there is one.
+    fn admit(&self) -> bool {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, at) = &mut *state;
+        let rate = f64::from(REQUESTS_PER_SECOND);
+        *tokens = (*tokens + at.elapsed().as_secs_f64() * rate).min(rate);
+        *at = Instant::now();
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// An error answer: status code and a JSON `{"error": …}`.
@@ -97,15 +184,19 @@ fn check_pipeline(shared: &Shared, pipeline: &str) -> Result<(), Failure> {
     ))
 }
 
-async fn status(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    authorize(&shared, &headers)?;
+async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, Failure> {
+    if let Some((at, status)) = shared.last_status.lock().await.as_ref()
+        && at.elapsed() < STATUS_REUSE
+    {
+        return Ok(Json(status.clone()).into_response());
+    }
     let (reply, answer) = oneshot::channel();
     send(&shared, Request::Status(reply))?;
     match answer.await {
-        Ok(status) => Ok(Json(status).into_response()),
+        Ok(status) => {
+            *shared.last_status.lock().await = Some((Instant::now(), status.clone()));
+            Ok(Json(status).into_response())
+        }
         Err(_) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the pipeline has stopped",
@@ -113,11 +204,7 @@ async fn status(
     }
 }
 
-async fn metrics(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    authorize(&shared, &headers)?;
+async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, Failure> {
     let handle = shared
         .metrics
         .as_ref()
@@ -141,15 +228,14 @@ async fn swap(
     State(shared): State<Arc<Shared>>,
     Path((pipeline, operator)): Path<(String, String)>,
     Query(query): Query<SwapQuery>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    authorize(&shared, &headers)?;
     check_pipeline(&shared, &pipeline)?;
     // Verifying and compiling take time: not on the pipeline's thread.
     let loader = shared.loader.clone();
     let uploaded = body.clone();
-    let loaded = tokio::task::spawn_blocking(move || loader.load_bytes(&uploaded)).await;
+    // Code that arrives over the network runs natively only when a trusted key signed it.
+    let loaded = tokio::task::spawn_blocking(move || loader.load_uploaded(&uploaded)).await;
     let module = match loaded {
         Ok(Ok(module)) => Arc::new(module),
         Ok(Err(e)) => {
@@ -235,9 +321,7 @@ fn refused(code: StatusCode, reason: String) -> Response {
 async fn reset(
     State(shared): State<Arc<Shared>>,
     Path((pipeline, operator)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    authorize(&shared, &headers)?;
     check_pipeline(&shared, &pipeline)?;
     let (reply, answer) = oneshot::channel();
     send(&shared, Request::Reset { operator, reply })?;

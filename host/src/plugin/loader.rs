@@ -41,8 +41,22 @@ impl Loader {
         self.load_bytes(&std::fs::read(path)?)
     }
 
-    /// Loads a plugin from the bytes of a `.wasm` or a bundle.
+    /// Loads a plugin from the bytes of a `.wasm` or a bundle the host was
+    /// given (its files): without trusted keys, their precompiled code is
+    /// trusted as the files are.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<PluginModule, LoadError> {
+        self.load_with(bytes, Source::Files)
+    }
+
+    /// Loads a plugin that arrived over the network (the local API). Its
+    /// precompiled code, native code outside the sandbox, is used only when
+    /// a key in `[trust]` signed it; otherwise its `.wasm` is compiled here,
+    /// or, on a host without the compiler, the upload is refused.
+    pub fn load_uploaded(&self, bytes: &[u8]) -> Result<PluginModule, LoadError> {
+        self.load_with(bytes, Source::Network)
+    }
+
+    fn load_with(&self, bytes: &[u8], source: Source) -> Result<PluginModule, LoadError> {
         if !bundle::is_bundle(bytes) {
             if self.trust.is_some() {
                 return Err(SigningError::Unsigned.into());
@@ -61,13 +75,25 @@ impl Loader {
         }
         let target = PluginEngine::host_target();
         let fingerprint = PluginEngine::fingerprint(target);
+        // Signed by a trusted key (verified above), or the host's own files.
+        let artifacts_trusted = self.trust.is_some() || source == Source::Files;
+        if !artifacts_trusted && !body.artifacts.is_empty() {
+            if !cfg!(feature = "compiler") {
+                return Err(LoadError::UntrustedArtifact);
+            }
+            tracing::warn!(
+                "an uploaded plugin's precompiled code is not signed by a trusted key; compiling its .wasm instead"
+            );
+        }
         if let Some(artifact) = body
             .artifacts
             .iter()
+            .filter(|_| artifacts_trusted)
             .find(|a| a.target == target && a.engine == fingerprint)
         {
             // SAFETY: the bundle's signature verified above when this host
-            // requires one; without trusted keys the host trusts its files.
+            // requires one; without trusted keys the host trusts its own
+            // files, and only those.
             let loaded = unsafe {
                 PluginModule::from_artifact(&self.engine, manifest, target, &artifact.code)
             };
@@ -97,6 +123,15 @@ impl Loader {
             e => e,
         })
     }
+}
+
+/// Where plugin bytes come from: the trust they get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Files the host was given (the pipeline's, a swap kept before).
+    Files,
+    /// Bytes that arrived over the network.
+    Network,
 }
 
 /// What artifacts a bundle has, for an error.

@@ -56,6 +56,13 @@ pub enum LoadError {
         /// What the plugin brings.
         have: String,
     },
+    /// Precompiled code arrived over the network unsigned by a trusted key,
+    /// and this host cannot compile the `.wasm` instead.
+    #[error(
+        "its precompiled code is not signed by a key in [trust] keys, and this host, built without a compiler, \
+         runs uploaded plugins only from bundles signed by one"
+    )]
+    UntrustedArtifact,
     /// A precompiled artifact that does not load.
     #[error("its precompiled artifact for {target} does not load: {reason}")]
     Artifact {
