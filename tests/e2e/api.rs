@@ -211,7 +211,7 @@ fn a_storm_of_requests_leaves_the_pipeline_as_fast_measured_alone() {
     // Quiet and stormy spans in turn, so that drift affects both alike.
     let (mut quiet, mut stormy) = (Vec::new(), Vec::new());
     let mut requests = 0;
-    for _ in 0..3 {
+    for _ in 0..5 {
         quiet.push(rate(dir.path(), Duration::from_secs(1)));
         let measured = std::thread::scope(|scope| {
             let load = scope.spawn(|| storm(Duration::from_millis(1400)));

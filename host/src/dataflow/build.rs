@@ -106,6 +106,7 @@ impl Graph {
                 routes: Routes::new(),
                 unrouted_warned: Vec::new(),
                 idle: false,
+                sent_watermark: i64::MIN,
                 state_version_mismatch: op.get_ref().state_version_mismatch,
             });
         }

@@ -309,6 +309,12 @@ impl Graph {
         let Some(durability) = &self.durability else {
             return Ok(());
         };
+        // Input held for a restarting plugin is in no state a checkpoint
+        // holds: the next one is taken once it has been processed.
+        if self.operators.iter().any(|o| o.node.holding()) {
+            self.checkpoint_later();
+            return Ok(());
+        }
         let started = Instant::now();
         let mut sinks = Vec::with_capacity(self.sinks.len());
         for sink in &mut self.sinks {

@@ -74,6 +74,8 @@ pub(crate) struct OperatorSlot {
     pub(crate) unrouted_warned: Vec<String>,
     /// Whether downstream operators were told this one is idle.
     pub(crate) idle: bool,
+    /// The watermark downstream operators were last sent.
+    pub(crate) sent_watermark: i64,
     /// What to do with checkpointed state of another `state_version`.
     pub(crate) state_version_mismatch: StateVersionMismatch,
 }
@@ -321,7 +323,10 @@ impl Graph {
             self.step_operators()?;
             self.step_sinks()?;
             self.answer_swaps();
-            if self.sources.iter().all(|s| s.ended) {
+            // Input held for a restarting plugin is still to be processed.
+            if self.sources.iter().all(|s| s.ended)
+                && !self.operators.iter().any(|o| o.node.holding())
+            {
                 summary.completed = true;
                 break;
             }
@@ -472,14 +477,19 @@ impl Graph {
     pub(crate) fn step_operators(&mut self) -> Result<(), RunError> {
         let now_ms = wall_clock_ms();
         for i in 0..self.operators.len() {
-            let before = self.operators[i].node.watermark();
             let node = &mut self.operators[i].node;
             let mut out = Output::default();
             node.step(&mut out);
             node.on_processing_time(now_ms, &mut out);
-            let after = node.watermark();
+            let watermark = node.watermark();
+            // While it holds input for a restarting plugin, the results of
+            // that input are still to come: its watermark waits too.
+            let advanced = !node.holding() && watermark > self.operators[i].sent_watermark;
+            if advanced {
+                self.operators[i].sent_watermark = watermark;
+            }
             self.dead.append(&mut out.dead);
-            self.route_emitted(i, out.runs, (after > before).then_some(after));
+            self.route_emitted(i, out.runs, advanced.then_some(watermark));
         }
         Ok(())
     }

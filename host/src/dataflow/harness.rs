@@ -129,6 +129,7 @@ impl Graph {
                     .collect(),
                 unrouted_warned: Vec::new(),
                 idle: false,
+                sent_watermark: i64::MIN,
                 state_version_mismatch: StateVersionMismatch::Refuse,
             }],
             sinks: vec![SinkNode {

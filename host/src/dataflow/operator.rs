@@ -20,6 +20,35 @@ const FOLD_RECORDS: u32 = 64;
 /// Encoded window input is handed over in calls of about this many bytes.
 const WINDOW_CALL_BYTES: usize = 1 << 20;
 
+/// The most records held for a plugin that waits out a restart backoff;
+/// input beyond goes to the dead-letter log, with the reason.
+const HOLD_RECORDS: usize = 100_000;
+
+/// Input that arrived while the plugin waited out a restart backoff, held
+/// for the fresh instance.
+enum Held {
+    /// Records for a `process` call, with their input numbers.
+    Records(Pending),
+    /// Fired windows.
+    Windows(Vec<FiredWindow>),
+}
+
+impl Held {
+    fn records(&self) -> usize {
+        match self {
+            Held::Records(p) => p.records.len(),
+            Held::Windows(w) => w.iter().map(|w| w.count as usize).sum(),
+        }
+    }
+
+    fn dead_letter(self) -> DeadLetterInput {
+        match self {
+            Held::Records(p) => DeadLetterInput::Records(p.records),
+            Held::Windows(w) => dead_windows(&w),
+        }
+    }
+}
+
 /// One operator node of a running pipeline.
 pub(crate) struct OperatorNode {
     pub(crate) name: Arc<str>,
@@ -41,6 +70,10 @@ pub(crate) struct OperatorNode {
     pub(crate) timers_fired: u64,
     /// The watermark at which expired keyed state is dropped next.
     next_expiry: i64,
+    /// Input held while the plugin waits out a restart backoff, in order.
+    held: std::collections::VecDeque<Held>,
+    /// Records in `held`.
+    held_records: usize,
 }
 
 /// What a step produced, in order: runs of records with their ids per output
@@ -101,6 +134,60 @@ impl OperatorNode {
             calls: 0,
             timers_fired: 0,
             next_expiry: i64::MIN,
+            held: std::collections::VecDeque::new(),
+            held_records: 0,
+        }
+    }
+
+    /// Whether it holds input for a plugin waiting out a restart backoff:
+    /// its results for that input are still to come, so its watermark must
+    /// not go on downstream, and no checkpoint can be taken.
+    pub(crate) fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Whether calls must wait: the plugin restarts after a failure, or
+    /// earlier input waits for it.
+    fn must_wait(&self) -> bool {
+        !self.held.is_empty() || self.logic.restarting_until().is_some()
+    }
+
+    /// Holds input for the plugin until its restart; beyond the bound, the
+    /// input goes to the dead-letter log.
+    fn hold(&mut self, held: Held, out: &mut Output) {
+        let records = held.records();
+        if self.held_records + records > HOLD_RECORDS {
+            let reason = format!(
+                "plugin `{}` was restarting after a failure and {} records were held for it already",
+                self.logic.name(),
+                self.held_records
+            );
+            out.dead_letter(&self.name, reason, held.dead_letter());
+            return;
+        }
+        self.held_records += records;
+        self.held.push_back(held);
+    }
+
+    /// Hands held input to the plugin once it takes calls again, in order;
+    /// stops if it fails again. Timers that came due meanwhile fire after.
+    fn release(&mut self, out: &mut Output) {
+        if self.held.is_empty() {
+            return;
+        }
+        while self.logic.restarting_until().is_none() {
+            let Some(held) = self.held.pop_front() else {
+                break;
+            };
+            self.held_records -= held.records();
+            match held {
+                Held::Records(mut pending) => self.call_process_now(&mut pending, out),
+                Held::Windows(fired) => self.call_window_now(fired, out),
+            }
+        }
+        if self.held.is_empty() {
+            let watermark = self.watermark();
+            self.fire_timers(TimeDomain::EventTime, watermark, out);
         }
     }
 
@@ -160,6 +247,7 @@ impl OperatorNode {
     /// Takes in the inbox; adds what to send downstream, and the input of
     /// failed calls as dead letters, to `out`.
     pub(crate) fn step(&mut self, out: &mut Output) {
+        self.release(out);
         let inbox = std::mem::take(&mut self.inbox);
         match self.logic.kind() {
             OperatorKind::Process => self.step_process(inbox, out),
@@ -199,6 +287,17 @@ impl OperatorNode {
     }
 
     fn call_process(&mut self, pending: &mut Pending, out: &mut Output) {
+        if pending.records.is_empty() {
+            return;
+        }
+        if self.must_wait() {
+            self.hold(Held::Records(std::mem::take(pending)), out);
+            return;
+        }
+        self.call_process_now(pending, out);
+    }
+
+    fn call_process_now(&mut self, pending: &mut Pending, out: &mut Output) {
         self.sync_state_clock();
         if pending.records.is_empty() {
             return;
@@ -229,6 +328,10 @@ impl OperatorNode {
 
     /// Fires the timers of `domain` due at `now`, and any they set that are due too.
     fn fire_timers(&mut self, domain: TimeDomain, now: i64, out: &mut Output) {
+        // Timers wait in their set while the plugin restarts.
+        if self.must_wait() {
+            return;
+        }
         self.sync_state_clock();
         // A plugin may set timers that are already due from `on_timer`; they
         // fire in the next round. The bound stops a plugin that always does.
@@ -384,6 +487,17 @@ impl OperatorNode {
     /// Hands fired windows to the plugin: their records to a `window`
     /// plugin, their folded accumulators to an aggregate's `result`.
     fn call_window(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
+        if fired.is_empty() {
+            return;
+        }
+        if self.must_wait() {
+            self.hold(Held::Windows(fired), out);
+            return;
+        }
+        self.call_window_now(fired, out);
+    }
+
+    fn call_window_now(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         if self.logic.kind() == OperatorKind::Aggregate {
             return self.call_result(fired, out);
         }
@@ -466,6 +580,10 @@ impl OperatorNode {
     /// state stays one accumulator and a bounded number of records. (Windows
     /// are folded in any case when they fire.)
     fn compact(&mut self, out: &mut Output) {
+        // Folding needs the plugin: while it restarts, windows wait unfolded.
+        if self.must_wait() {
+            return;
+        }
         let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
             return;
         };

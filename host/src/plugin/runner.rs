@@ -64,6 +64,12 @@ pub trait OperatorLogic: Send {
         ""
     }
 
+    /// While it waits out a restart backoff after a failure: when it takes
+    /// calls again. Input that arrives meanwhile is held for it, not lost.
+    fn restarting_until(&self) -> Option<Instant> {
+        None
+    }
+
     /// The plugin runner behind it, if it is one: for swaps, resets and status.
     fn plugin(&mut self) -> Option<&mut PluginRunner> {
         None
@@ -464,6 +470,14 @@ impl OperatorLogic for PluginRunner {
                 self.call_current(entry, input)
             }
         }
+    }
+
+    fn restarting_until(&self) -> Option<Instant> {
+        let health = &self.current.health;
+        if health.quarantined.is_some() || self.current.instance.is_some() {
+            return None;
+        }
+        health.restart_at.filter(|at| *at > Instant::now())
     }
 
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, PluginFault> {
