@@ -405,3 +405,56 @@ fn the_whole_suite_next_to_a_healthy_plugin_leaves_it_and_the_memory_as_they_wer
         growth * 100.0
     );
 }
+
+#[test]
+fn a_stop_signal_ends_the_run_in_seconds_even_inside_a_long_plugin_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[pipeline]
+shutdown_timeout_ms = 1000
+[sources.ups.sim]
+speed = 0
+ups = [{{ name = "ups-1", cells_per_string = 4 }}]
+[operators.bad]
+inputs = ["ups"]
+plugin = {hostile}
+params = {{ mode = "loop" }}
+deadline_ms = 600_000
+[sinks.out]
+inputs = ["bad"]
+[sinks.out.null]
+"#,
+        hostile = toml_path(&plugin("hostile")),
+    );
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let mut child = start(dir.path());
+    // The plugin loops in its first call, for up to ten minutes.
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) with a pid this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = signalled + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("eddy was still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = signalled.elapsed();
+    let log = std::fs::read_to_string(dir.path().join("eddy.log")).unwrap();
+    assert!(
+        took < Duration::from_secs(6),
+        "eddy took {took:?} to stop: {log}"
+    );
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("did not stop within 4 s of the signal"),
+        "{log}"
+    );
+}

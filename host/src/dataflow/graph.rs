@@ -179,6 +179,14 @@ pub enum RunError {
     /// A source or sink could not be opened: its settings cannot work.
     #[error("{0}")]
     Open(String),
+    /// The pipeline was still busy when its stop grace ran out.
+    #[error("pipeline `{pipeline}` did not stop within {seconds} s of the signal")]
+    NotStopped {
+        /// The pipeline.
+        pipeline: String,
+        /// The grace it had.
+        seconds: u64,
+    },
     /// The state store failed.
     #[error(transparent)]
     State(StoreError),

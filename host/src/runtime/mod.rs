@@ -25,6 +25,9 @@ use crate::config::{self, ConfigError};
 use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
 use crate::plugin::{KeptSwaps, SwappedPlugins};
 
+/// What a stopped pipeline gets beyond its shutdown timeout to finish.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// Threads of the async runtime: I/O waits, it does not compute.
 const IO_THREADS: usize = 2;
 
@@ -76,6 +79,8 @@ pub enum StartError {
 pub struct Runtime {
     name: String,
     control: RunControl,
+    /// How long a stopped pipeline may take to finish.
+    stop_grace: Duration,
     doorbell: eddy_driver::Doorbell,
     pipeline: Option<JoinHandle<Result<RunSummary, RunError>>>,
     api: Option<Api>,
@@ -112,6 +117,8 @@ impl Runtime {
         }
         let name = graph.name().to_owned();
         let doorbell = graph.doorbell();
+        let stop_grace =
+            Duration::from_millis(pipeline.config.pipeline.shutdown_timeout_ms) + STOP_GRACE;
         tracing::info!(pipeline = %name, "pipeline started");
         let run_control = control.clone();
         let thread = std::thread::Builder::new()
@@ -121,6 +128,7 @@ impl Runtime {
         Ok(Runtime {
             name,
             control,
+            stop_grace,
             doorbell,
             pipeline: Some(thread),
             api,
@@ -183,11 +191,40 @@ impl Runtime {
     }
 
     /// Waits for the pipeline to end, then shuts everything down.
+    ///
+    /// After a stop (a signal), the pipeline gets its shutdown timeout and
+    /// a few seconds more to finish its step, flush its sinks and take its
+    /// last checkpoint; if it is still busy then (a plugin call with a long
+    /// deadline, say), `eddy run` gives up on it: the error says so, and the
+    /// next start restores the last checkpoint taken.
     pub fn wait(mut self) -> Result<RunSummary, RunError> {
-        let result = match self.pipeline.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(RunError::Open("the pipeline thread panicked".into())),
-            None => Err(RunError::Open("the pipeline was not started".into())),
+        let Some(thread) = self.pipeline.take() else {
+            return Err(RunError::Open("the pipeline was not started".into()));
+        };
+        let mut stopped_at = None;
+        while !thread.is_finished() {
+            if stopped_at.is_none() && self.control.stop.load(Ordering::Relaxed) {
+                stopped_at = Some(Instant::now());
+            }
+            if let Some(at) = stopped_at
+                && at.elapsed() > self.stop_grace
+            {
+                tracing::error!(
+                    pipeline = %self.name,
+                    "the pipeline did not stop within {} s of the signal; exiting without a last checkpoint (the next start restores the one before)",
+                    self.stop_grace.as_secs()
+                );
+                self.shutdown();
+                return Err(RunError::NotStopped {
+                    pipeline: self.name.clone(),
+                    seconds: self.stop_grace.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let result = match thread.join() {
+            Ok(result) => result,
+            Err(_) => Err(RunError::Open("the pipeline thread panicked".into())),
         };
         self.shutdown();
         if let Ok(summary) = &result {
