@@ -44,7 +44,9 @@ const MINIMAL: &str = r#"
 
 /// Resident memory added per idle instance, and the linear memory each has.
 fn per_instance(engine: &PluginEngine, wasm: &[u8], params: serde_json::Value) -> (f64, f64) {
-    let module = Arc::new(PluginModule::from_bytes(engine, wasm).expect("plugin loads"));
+    let module = Arc::new(
+        PluginModule::from_bytes(engine, wasm, &Default::default()).expect("plugin loads"),
+    );
     let start = |name: &str| {
         PluginRunner::start(
             engine,
@@ -217,7 +219,8 @@ fn idle_case(case: &str) {
         _ => wat::parse_str(MINIMAL).expect("minimal plugin"),
     };
     let engine = if how == "pooled" {
-        PluginEngine::for_instances(INSTANCES + 2, 64 << 20).expect("engine")
+        PluginEngine::for_instances(INSTANCES + 2, 64 << 20, 10_000, Default::default())
+            .expect("engine")
     } else {
         PluginEngine::new().expect("engine")
     };

@@ -8,6 +8,13 @@
 //! - `fail`: returns an error (a clean failure, no trap);
 //! - `recurse`: recurses without end (the wasm stack overflows);
 //! - `bad_pointer`: hands the host's `emit` a range outside its memory;
+//! - `state_flood`: writes 256 KiB of keyed state under a new key for every
+//!   record, without end (the host's state cap must stop it);
+//! - `timer_flood`: sets 1000 event-time timers for every record, far in the
+//!   future, and one more already due for every timer that fires (the
+//!   host's timer cap and its bounded firing must stop it);
+//! - `emit_flood`: emits 10 000 small records for every record (the host's
+//!   cap on records per call must stop it);
 //! - `echo`: behaves, passing every record on.
 //!
 //! `after` (default 0): behave for this many records first.
@@ -15,7 +22,7 @@
 
 use std::cell::Cell;
 
-use eddy_sdk::{Context, Record, RecordRef, Result, Value};
+use eddy_sdk::{Context, Record, RecordRef, Result, TimerRef, Value};
 use serde::Deserialize;
 
 /// How to misbehave.
@@ -36,6 +43,12 @@ pub enum Mode {
     Recurse,
     /// Hand a host call an out-of-bounds pointer.
     BadPointer,
+    /// Make the host hold ever more keyed state.
+    StateFlood,
+    /// Make the host hold ever more timers.
+    TimerFlood,
+    /// Emit ever more small records.
+    EmitFlood,
     /// Pass records on.
     Echo,
 }
@@ -83,7 +96,7 @@ fn bad_pointer() {
 fn bad_pointer() {}
 
 /// Misbehaves as the params say.
-#[eddy_sdk::process]
+#[eddy_sdk::process(state = ["flood"], timers)]
 pub fn hostile(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> {
     let seen = SEEN.with(|s| {
         s.set(s.get() + 1);
@@ -128,6 +141,35 @@ pub fn hostile(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> 
             bad_pointer();
             Ok(())
         }
+        Mode::StateFlood => {
+            let key = format!("{}-{seen}", record.key);
+            ctx.state::<Vec<u8>>("flood")
+                .put(&key, &vec![7u8; 256 << 10])
+        }
+        Mode::TimerFlood => {
+            let far = record.time.saturating_add(1 << 40);
+            for i in 0..1000 {
+                ctx.timers()
+                    .set_event_time(&format!("{}-{seen}-{i}", record.key), far + i);
+            }
+            Ok(())
+        }
+        Mode::EmitFlood => {
+            for i in 0..10_000i64 {
+                ctx.emit(&Record::new(record.key, record.time).with("i", i))?;
+            }
+            Ok(())
+        }
         Mode::Echo => ctx.emit(&record.to_owned_record()),
     }
+}
+
+/// Timers: in `timer_flood`, each one that fires sets another already due.
+#[eddy_sdk::on_timer]
+pub fn on_timer(timer: &TimerRef<'_>, ctx: &mut Context<Params>) -> Result<()> {
+    if let Mode::TimerFlood = ctx.params().mode {
+        let again = format!("{}+", timer.key);
+        ctx.timers().set_event_time(&again, timer.time);
+    }
+    Ok(())
 }

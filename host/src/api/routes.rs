@@ -235,7 +235,8 @@ async fn swap(
     let loader = shared.loader.clone();
     let uploaded = body.clone();
     // Code that arrives over the network runs natively only when a trusted key signed it.
-    let loaded = tokio::task::spawn_blocking(move || loader.load_uploaded(&uploaded)).await;
+    let name = operator.clone();
+    let loaded = tokio::task::spawn_blocking(move || loader.load_uploaded(&name, &uploaded)).await;
     let module = match loaded {
         Ok(Ok(module)) => Arc::new(module),
         Ok(Err(e)) => {

@@ -153,6 +153,15 @@ pub enum PluginCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Compile a `.wasm` read on stdin and write the compiled module on
+    /// stdout: the child process eddy compiles plugins in.
+    #[cfg(feature = "compiler")]
+    #[command(hide = true)]
+    CompileWorker {
+        /// The address space the compiler may use.
+        #[arg(long)]
+        memory_limit_bytes: u64,
+    },
     /// Lift an operator's quarantine: its plugin is started afresh.
     Reset {
         /// The pipeline.
@@ -165,6 +174,15 @@ pub enum PluginCommand {
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "compiler")]
+    if let Command::Plugin(PluginCommand::CompileWorker { memory_limit_bytes }) = cli.command {
+        return crate::plugin::compile_worker(memory_limit_bytes);
+    }
+    // Plugins are compiled in child processes of this binary, bounded in
+    // memory and time (see `plugin::compile`).
+    if let Ok(exe) = std::env::current_exe() {
+        crate::plugin::compile_in_child_processes(exe);
+    }
     init_logging();
     ignore_file_size_signal();
     if !matches!(cli.command, Command::Run { .. }) {
@@ -203,6 +221,8 @@ pub fn main() -> ExitCode {
         Command::Check { pipeline } => check::check(&pipeline),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin::inspect(&file),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(&args),
+        #[cfg(feature = "compiler")]
+        Command::Plugin(PluginCommand::CompileWorker { .. }) => Ok(()),
         Command::State(command) => state::state(command, &state_dir),
         Command::Components { json, markdown } => components(json, markdown),
     };

@@ -15,9 +15,10 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "pipeline {}   resident memory {:.1} MiB   dead-lettered {}",
+        "pipeline {}   resident memory {} (peak {})   dead-lettered {}",
         status.pipeline,
-        status.resident_bytes as f64 / (1 << 20) as f64,
+        mib(status.resident_bytes),
+        mib(status.peak_resident_bytes),
         status.dead_lettered
     );
     match status.address_space_bits {
@@ -62,6 +63,19 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
             o.swaps,
             o.rollbacks
         );
+        if let Some(limits) = &o.limits {
+            println!(
+                "  {:<16} memory {} of {}, state {} keys {} of {}, timers {} of {}",
+                "",
+                mib(o.memory_bytes),
+                mib(limits.memory_bytes),
+                o.usage.state_keys,
+                mib(o.usage.state_bytes),
+                mib(limits.state_bytes),
+                o.usage.timers,
+                limits.timers
+            );
+        }
         if let Some(reason) = &o.quarantined {
             println!("  {:<16} quarantined: plugin {reason}", "");
         }
@@ -89,6 +103,11 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         print_trouble(&s.health);
     }
     Ok(())
+}
+
+/// Bytes in MiB, for people.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
 fn state_name(state: ComponentState) -> &'static str {

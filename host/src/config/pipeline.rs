@@ -173,9 +173,45 @@ pub struct PluginDefaults {
     /// The most linear memory a plugin may have, in bytes.
     #[serde(default = "default_memory_limit_bytes")]
     pub memory_limit_bytes: u64,
-    /// The most a plugin may emit in one call, in encoded bytes.
+    /// The most the records (and accumulators) a plugin emits in one call
+    /// may take in the host, in bytes as the host holds them (a record
+    /// takes about 110 bytes plus 40 per field plus its strings and bytes).
     #[serde(default = "default_output_limit_bytes")]
     pub output_limit_bytes: u64,
+    /// The most records a plugin may emit in one call.
+    #[serde(default = "default_emit_limit_records")]
+    pub emit_limit_records: u64,
+    /// The most keyed state the host holds for a plugin, in bytes: each
+    /// value's key and bytes and 96 bytes for its slot.
+    #[serde(default = "default_state_limit_bytes")]
+    pub state_limit_bytes: u64,
+    /// The most keyed-state values the host holds for a plugin.
+    #[serde(default = "default_state_limit_keys")]
+    pub state_limit_keys: u64,
+    /// The most timers a plugin may have set at once.
+    #[serde(default = "default_timer_limit")]
+    pub timer_limit: u64,
+    /// The most elements a plugin's tables may have.
+    #[serde(default = "default_table_limit_elements")]
+    pub table_limit_elements: u64,
+    /// The largest plugin `.wasm` the host compiles, in bytes.
+    #[serde(default = "default_module_limit_bytes")]
+    pub module_limit_bytes: u64,
+    /// The largest function body in a plugin the host compiles, in bytes
+    /// (compile time and memory grow with it).
+    #[serde(default = "default_function_limit_bytes")]
+    pub function_limit_bytes: u64,
+    /// The longest compiling one plugin may take, in ms; then it is refused.
+    #[serde(default = "default_compile_timeout_ms")]
+    pub compile_timeout_ms: u64,
+    /// The most memory compiling one plugin may use, in bytes (the compiler
+    /// runs in a child process with this address-space limit).
+    #[serde(default = "default_compile_memory_limit_bytes")]
+    pub compile_memory_limit_bytes: u64,
+    /// How plugin memory is allocated: `auto` (a pool of slots when it fits
+    /// the address space, else on demand), `pooling` or `on_demand`.
+    #[serde(default)]
+    pub allocation: crate::plugin::AllocationChoice,
     /// Wait before restarting a failed plugin, in ms; doubles with each failure in a row.
     #[serde(default = "default_restart_backoff_ms")]
     pub restart_backoff_ms: u64,
@@ -202,6 +238,16 @@ impl Default for PluginDefaults {
             deadline_ms: default_deadline_ms(),
             memory_limit_bytes: default_memory_limit_bytes(),
             output_limit_bytes: default_output_limit_bytes(),
+            emit_limit_records: default_emit_limit_records(),
+            state_limit_bytes: default_state_limit_bytes(),
+            state_limit_keys: default_state_limit_keys(),
+            timer_limit: default_timer_limit(),
+            table_limit_elements: default_table_limit_elements(),
+            module_limit_bytes: default_module_limit_bytes(),
+            function_limit_bytes: default_function_limit_bytes(),
+            compile_timeout_ms: default_compile_timeout_ms(),
+            compile_memory_limit_bytes: default_compile_memory_limit_bytes(),
+            allocation: crate::plugin::AllocationChoice::default(),
             restart_backoff_ms: default_restart_backoff_ms(),
             max_restart_backoff_ms: default_max_restart_backoff_ms(),
             quarantine_failures: default_quarantine_failures(),
@@ -238,6 +284,24 @@ pub struct OperatorConfig {
     pub memory_limit_bytes: Option<u64>,
     /// Overrides `[plugins] output_limit_bytes`.
     pub output_limit_bytes: Option<u64>,
+    /// Overrides `[plugins] emit_limit_records`.
+    pub emit_limit_records: Option<u64>,
+    /// Overrides `[plugins] state_limit_bytes`.
+    pub state_limit_bytes: Option<u64>,
+    /// Overrides `[plugins] state_limit_keys`.
+    pub state_limit_keys: Option<u64>,
+    /// Overrides `[plugins] timer_limit`.
+    pub timer_limit: Option<u64>,
+    /// Overrides `[plugins] table_limit_elements`.
+    pub table_limit_elements: Option<u64>,
+    /// Overrides `[plugins] module_limit_bytes`.
+    pub module_limit_bytes: Option<u64>,
+    /// Overrides `[plugins] function_limit_bytes`.
+    pub function_limit_bytes: Option<u64>,
+    /// Overrides `[plugins] compile_timeout_ms`.
+    pub compile_timeout_ms: Option<u64>,
+    /// Overrides `[plugins] compile_memory_limit_bytes`.
+    pub compile_memory_limit_bytes: Option<u64>,
     /// Keyed-state values not written for this long (in event time, ms)
     /// expire: for keys that stop reporting. Default: never.
     pub state_ttl_ms: Option<u64>,
@@ -367,7 +431,34 @@ fn default_memory_limit_bytes() -> u64 {
     64 << 20
 }
 fn default_output_limit_bytes() -> u64 {
-    64 << 20
+    crate::plugin::PluginCaps::default().output_bytes as u64
+}
+fn default_emit_limit_records() -> u64 {
+    crate::plugin::PluginCaps::default().emit_records as u64
+}
+fn default_state_limit_bytes() -> u64 {
+    crate::plugin::PluginCaps::default().state_bytes as u64
+}
+fn default_state_limit_keys() -> u64 {
+    crate::plugin::PluginCaps::default().state_keys as u64
+}
+fn default_timer_limit() -> u64 {
+    crate::plugin::PluginCaps::default().timers as u64
+}
+fn default_table_limit_elements() -> u64 {
+    crate::plugin::PluginCaps::default().table_elements as u64
+}
+fn default_module_limit_bytes() -> u64 {
+    crate::plugin::CompileLimits::default().module_bytes as u64
+}
+fn default_function_limit_bytes() -> u64 {
+    crate::plugin::CompileLimits::default().function_bytes as u64
+}
+fn default_compile_timeout_ms() -> u64 {
+    crate::plugin::CompileLimits::default().timeout.as_millis() as u64
+}
+fn default_compile_memory_limit_bytes() -> u64 {
+    crate::plugin::CompileLimits::default().memory_bytes
 }
 fn default_restart_backoff_ms() -> u64 {
     100

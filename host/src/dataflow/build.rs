@@ -19,9 +19,7 @@ use crate::config::{
 };
 use crate::io::{Backoff, Health, IoContext, Role, SinkPort};
 use crate::plugin::signing::TrustedKeys;
-use crate::plugin::{
-    Loader, PluginEngine, PluginLimits, PluginRunner, QuarantinePolicy, SwappedPlugins,
-};
+use crate::plugin::{Loader, PluginRunner, SwappedPlugins};
 use crate::sinks::DeadLetter;
 use crate::state::OperatorState;
 
@@ -65,21 +63,11 @@ impl Graph {
         swapped: Option<&SwappedPlugins>,
     ) -> Result<Graph, BuildError> {
         let config = &pipeline.config;
-        // Each operator has one instance, two while a swapped-in version is on probation.
-        let instances = 2 * config.operators.len() as u32 + 2;
-        let max_memory = config
-            .operators
-            .values()
-            .map(|o| {
-                o.get_ref()
-                    .memory_limit_bytes
-                    .unwrap_or(config.plugins.memory_limit_bytes)
-            })
-            .max()
-            .unwrap_or(config.plugins.memory_limit_bytes);
-        let engine = PluginEngine::for_instances(instances, max_memory as usize)
-            .map_err(BuildError::Engine)?;
-        let loader = Loader::new(engine, trusted_keys(pipeline)?);
+        let engine = super::limits::engine(config).map_err(BuildError::Engine)?;
+        let loader = Loader::new(engine, trusted_keys(pipeline)?).with_limits(
+            super::limits::compile_limits(&config.plugins, None),
+            super::limits::compile_limits_by_operator(config),
+        );
         let name = pipeline.name();
         if config.sources.is_empty() {
             return Err(pipeline
@@ -519,7 +507,7 @@ fn operator(
         .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?;
     let kept = swapped.and_then(|s| {
         let (plugin, version) = s.take_over(name, &bytes)?;
-        match loader.load_bytes(&plugin) {
+        match loader.load_for(name, &plugin) {
             Ok(module) => {
                 tracing::info!(
                     operator = name,
@@ -541,7 +529,7 @@ fn operator(
     let module = match kept {
         Some(module) => module,
         None => loader
-            .load_bytes(&bytes)
+            .load_for(name, &bytes)
             .map_err(|e| at_plugin(format!("operator `{name}`: {}: {e}", path.display())))?,
     };
     // Without a grants table, the plugin is granted what its manifest declares.
@@ -589,23 +577,7 @@ fn operator(
     if window.is_some() {
         outputs.push(eddy_abi::LATE_OUTPUT.to_owned());
     }
-    let limits = PluginLimits {
-        deadline: Duration::from_millis(config.deadline_ms.unwrap_or(defaults.deadline_ms)),
-        memory_bytes: config
-            .memory_limit_bytes
-            .unwrap_or(defaults.memory_limit_bytes) as usize,
-        output_bytes: config
-            .output_limit_bytes
-            .unwrap_or(defaults.output_limit_bytes) as usize,
-        restart_backoff: Duration::from_millis(defaults.restart_backoff_ms),
-        max_restart_backoff: Duration::from_millis(defaults.max_restart_backoff_ms),
-        quarantine: QuarantinePolicy {
-            failures: defaults.quarantine_failures,
-            window: Duration::from_millis(defaults.quarantine_window_ms),
-        },
-        probation_calls: defaults.probation_calls,
-        grants: config.grants.as_ref().map(|g| g.get_ref().clone()),
-    };
+    let limits = super::limits::plugin_limits(defaults, config);
     let params = serde_json::to_value(&config.params).map_err(|e| {
         pipeline.error_at(op.span().start, format!("operator `{name}`: params: {e}"))
     })?;

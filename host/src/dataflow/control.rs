@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::graph::Graph;
 use crate::io::ComponentStatus;
-use crate::plugin::{Allocation, PluginModule, SwapError, SwapOutcome, SwapReport};
+use crate::plugin::{Allocation, PluginModule, PluginRunner, SwapError, SwapOutcome, SwapReport};
 
 /// A request to a running pipeline.
 pub enum Request {
@@ -54,6 +54,9 @@ pub struct PipelineStatus {
     pub pipeline: String,
     /// The host's resident memory, in bytes (0 where unknown).
     pub resident_bytes: u64,
+    /// The most resident memory the process has had.
+    #[serde(default)]
+    pub peak_resident_bytes: u64,
     /// Records and timers in the dead-letter log.
     pub dead_lettered: u64,
     /// How plugin memory is allocated: `pooled (N slots)` or `on demand`.
@@ -116,6 +119,42 @@ pub struct OperatorStatus {
     pub rollbacks: u64,
     /// The version being replaced, while a swapped-in version is on probation.
     pub probation_from: Option<String>,
+    /// What the host holds for it now.
+    pub usage: OperatorUsage,
+    /// What it may use (absent for logic that is not a plugin).
+    pub limits: Option<OperatorLimits>,
+}
+
+/// What the host holds for an operator's plugin, against its caps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OperatorUsage {
+    /// Keyed-state values.
+    pub state_keys: u64,
+    /// Keyed-state bytes, as the cap counts them.
+    pub state_bytes: u64,
+    /// Timers set.
+    pub timers: u64,
+}
+
+/// An operator's limits, as `[plugins]` and its own table set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OperatorLimits {
+    /// CPU time per call, ms.
+    pub deadline_ms: u64,
+    /// Linear memory, bytes.
+    pub memory_bytes: u64,
+    /// Keyed state, bytes.
+    pub state_bytes: u64,
+    /// Keyed-state values.
+    pub state_keys: u64,
+    /// Timers.
+    pub timers: u64,
+    /// Records emitted per call.
+    pub emit_records: u64,
+    /// Bytes of output per call, as the host holds it.
+    pub output_bytes: u64,
+    /// Table elements.
+    pub table_elements: u64,
 }
 
 /// A sink in [`PipelineStatus`].
@@ -291,6 +330,7 @@ impl Graph {
         PipelineStatus {
             pipeline: self.name.clone(),
             resident_bytes: resident_bytes(),
+            peak_resident_bytes: peak_resident_bytes(),
             dead_lettered: self.dead_letter.records(),
             plugin_memory: match self.loader.as_ref().map(|l| l.engine().allocation()) {
                 Some(Allocation::Pooling { slots }) => format!("pooled ({slots} slots)"),
@@ -339,6 +379,8 @@ impl Graph {
                         swaps: counters.swaps,
                         rollbacks: counters.rollbacks,
                         probation_from: runner.and_then(|r| r.probation_from()).map(str::to_owned),
+                        usage: runner.map(usage).unwrap_or_default(),
+                        limits: runner.map(limits),
                     }
                 })
                 .collect(),
@@ -377,14 +419,50 @@ impl Graph {
     }
 }
 
+/// What the host holds for a plugin.
+fn usage(runner: &PluginRunner) -> OperatorUsage {
+    let state = runner.state();
+    OperatorUsage {
+        state_keys: state.keyed.len() as u64,
+        state_bytes: state.keyed.bytes() as u64,
+        timers: state.timers.len() as u64,
+    }
+}
+
+/// A plugin's limits.
+fn limits(runner: &PluginRunner) -> OperatorLimits {
+    let limits = runner.limits();
+    let caps = &limits.caps;
+    OperatorLimits {
+        deadline_ms: limits.deadline.as_millis() as u64,
+        memory_bytes: limits.memory_bytes as u64,
+        state_bytes: caps.state_bytes as u64,
+        state_keys: caps.state_keys as u64,
+        timers: caps.timers as u64,
+        emit_records: caps.emit_records as u64,
+        output_bytes: caps.output_bytes as u64,
+        table_elements: caps.table_elements as u64,
+    }
+}
+
 /// The process's resident memory, from `/proc/self/status` (0 where unknown).
 pub fn resident_bytes() -> u64 {
+    proc_status_bytes("VmRSS:")
+}
+
+/// The most resident memory the process has had (0 where unknown).
+pub fn peak_resident_bytes() -> u64 {
+    proc_status_bytes("VmHWM:")
+}
+
+/// A size in kB from `/proc/self/status`, in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
     };
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }

@@ -21,6 +21,7 @@ mod durable;
 mod element;
 mod graph;
 mod harness;
+mod limits;
 mod operator;
 pub(crate) mod result_id;
 pub mod snapshot;

@@ -20,6 +20,13 @@ const FOLD_RECORDS: u32 = 64;
 /// Encoded window input is handed over in calls of about this many bytes.
 const WINDOW_CALL_BYTES: usize = 1 << 20;
 
+/// Due timers are handed to `on_timer` in calls of at most this many.
+const TIMER_CALL_MAX: usize = 4096;
+
+/// Rounds of timers that `on_timer` sets already due, fired after the
+/// timers due before it; the bound stops a plugin that always sets one.
+const TIMER_ROUNDS: usize = 64;
+
 /// The most records held for a plugin that waits out a restart backoff;
 /// input beyond goes to the dead-letter log, with the reason.
 const HOLD_RECORDS: usize = 100_000;
@@ -74,6 +81,9 @@ pub(crate) struct OperatorNode {
     held: std::collections::VecDeque<Held>,
     /// Records in `held`.
     held_records: usize,
+    /// Event-time timers came due while the plugin could not take calls:
+    /// they fire once it can.
+    timers_waiting: bool,
 }
 
 /// What a step produced, in order: runs of records with their ids per output
@@ -136,6 +146,7 @@ impl OperatorNode {
             next_expiry: i64::MIN,
             held: std::collections::VecDeque::new(),
             held_records: 0,
+            timers_waiting: false,
         }
     }
 
@@ -143,7 +154,7 @@ impl OperatorNode {
     /// its results for that input are still to come, so its watermark must
     /// not go on downstream, and no checkpoint can be taken.
     pub(crate) fn holding(&self) -> bool {
-        !self.held.is_empty()
+        !self.held.is_empty() || self.timers_waiting
     }
 
     /// Whether calls must wait: the plugin restarts after a failure, or
@@ -172,7 +183,7 @@ impl OperatorNode {
     /// Hands held input to the plugin once it takes calls again, in order;
     /// stops if it fails again. Timers that came due meanwhile fire after.
     fn release(&mut self, out: &mut Output) {
-        if self.held.is_empty() {
+        if !self.holding() {
             return;
         }
         while self.logic.restarting_until().is_none() {
@@ -185,7 +196,8 @@ impl OperatorNode {
                 Held::Windows(fired) => self.call_window_now(fired, out),
             }
         }
-        if self.held.is_empty() {
+        if self.held.is_empty() && self.logic.restarting_until().is_none() {
+            self.timers_waiting = false;
             let watermark = self.watermark();
             self.fire_timers(TimeDomain::EventTime, watermark, out);
         }
@@ -326,64 +338,85 @@ impl OperatorNode {
         pending.numbers.clear();
     }
 
-    /// Fires the timers of `domain` due at `now`, and any they set that are due too.
+    /// Fires the timers of `domain` due at `now`, earliest first, in calls
+    /// of at most [`TIMER_CALL_MAX`], and then any they set that are due too.
+    /// If the plugin fails, the call's timers are dead-lettered and the rest
+    /// wait in their set for the fresh instance.
     fn fire_timers(&mut self, domain: TimeDomain, now: i64, out: &mut Output) {
-        // Timers wait in their set while the plugin restarts.
         if self.must_wait() {
+            self.timers_waiting |= domain == TimeDomain::EventTime;
             return;
         }
         self.sync_state_clock();
-        // A plugin may set timers that are already due from `on_timer`; they
-        // fire in the next round. The bound stops a plugin that always does.
-        for _ in 0..64 {
-            let due = self.logic.state_mut().timers.take_due(domain, now);
+        let mut budget = self
+            .logic
+            .state_mut()
+            .timers
+            .len()
+            .saturating_add(TIMER_ROUNDS * TIMER_CALL_MAX);
+        while budget > 0 {
+            let due =
+                self.logic
+                    .state_mut()
+                    .timers
+                    .take_due(domain, now, TIMER_CALL_MAX.min(budget));
             if due.is_empty() {
                 break;
             }
-            let timers: Vec<Timer<&str>> = due
+            budget -= due.len();
+            self.call_on_timer(domain, &due, out);
+            if self.must_wait() {
+                self.timers_waiting |= domain == TimeDomain::EventTime;
+                break;
+            }
+        }
+    }
+
+    /// One `on_timer` call with `due`; dead-letters them if it fails.
+    fn call_on_timer(&mut self, domain: TimeDomain, due: &[(i64, Arc<str>)], out: &mut Output) {
+        let timers: Vec<Timer<&str>> = due
+            .iter()
+            .map(|(time, key)| Timer {
+                key: &**key,
+                time: *time,
+                domain,
+            })
+            .collect();
+        self.buf.clear();
+        encode(
+            &TimerInput {
+                watermark: self.watermark(),
+                timers: &timers[..],
+            },
+            &mut self.buf,
+        );
+        let call = self.next_call();
+        let first = self.timers_fired;
+        self.timers_fired += due.len() as u64;
+        let result = self.logic.call(Entry::OnTimer, &self.buf);
+        let causes = |i: usize| {
+            let (time, key) = due.get(i)?;
+            Some(Cause::Timer {
+                key: key.clone(),
+                domain,
+                time: *time,
+                n: first + i as u64,
+            })
+        };
+        let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
+        if let Some(reason) = failed {
+            let timers = due
                 .iter()
-                .map(|(time, key)| Timer {
-                    key: &**key,
+                .map(|(time, key)| DeadTimer {
+                    domain: match domain {
+                        TimeDomain::EventTime => "EventTime",
+                        TimeDomain::ProcessingTime => "ProcessingTime",
+                    },
+                    key: key.clone(),
                     time: *time,
-                    domain,
                 })
                 .collect();
-            self.buf.clear();
-            encode(
-                &TimerInput {
-                    watermark: self.watermark(),
-                    timers: &timers[..],
-                },
-                &mut self.buf,
-            );
-            let call = self.next_call();
-            let first = self.timers_fired;
-            self.timers_fired += due.len() as u64;
-            let result = self.logic.call(Entry::OnTimer, &self.buf);
-            let causes = |i: usize| {
-                let (time, key) = due.get(i)?;
-                Some(Cause::Timer {
-                    key: key.clone(),
-                    domain,
-                    time: *time,
-                    n: first + i as u64,
-                })
-            };
-            let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
-            if let Some(reason) = failed {
-                let timers = due
-                    .iter()
-                    .map(|(time, key)| DeadTimer {
-                        domain: match domain {
-                            TimeDomain::EventTime => "EventTime",
-                            TimeDomain::ProcessingTime => "ProcessingTime",
-                        },
-                        key: key.clone(),
-                        time: *time,
-                    })
-                    .collect();
-                out.dead_letter(&self.name, reason, DeadLetterInput::Timers(timers));
-            }
+            out.dead_letter(&self.name, reason, DeadLetterInput::Timers(timers));
         }
     }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the ticker advances the epoch: the granularity of deadlines.
+/// How often the ticker advances the epoch: how often a running guest's
+/// CPU time is checked against its deadline.
 const TICK: Duration = Duration::from_millis(5);
 
 /// The wasmtime version eddy is pinned to (the workspace's `=48.0.8`); part
@@ -54,6 +55,20 @@ pub enum Allocation {
     },
 }
 
+/// `[plugins] allocation`: how plugin instances get their memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationChoice {
+    /// A pool of slots reserved at start when it fits an eighth of the
+    /// address space, memory mapped on demand otherwise.
+    #[default]
+    Auto,
+    /// Always a pool; refused at start when it does not fit.
+    Pooling,
+    /// Each instance maps its memory when it starts.
+    OnDemand,
+}
+
 /// The engine settings of every eddy engine, for the host and the precompiler alike.
 fn config() -> Config {
     let mut config = Config::new();
@@ -74,22 +89,41 @@ impl PluginEngine {
     }
 
     /// Builds an engine for up to `instances` live instances with memories of
-    /// at most `max_memory` bytes: with the pooling allocator when its
-    /// reservations fit in an eighth of the address space this process has
-    /// (probed, since many aarch64 kernels give user space only 39 bits),
-    /// otherwise with memory mapped on demand.
-    pub fn for_instances(instances: u32, max_memory: usize) -> wasmtime::Result<Self> {
+    /// at most `max_memory` bytes and tables of at most `max_table` elements.
+    /// With [`AllocationChoice::Auto`], the pooling allocator is used when
+    /// its reservations fit in an eighth of the address space this process
+    /// has (probed, since many aarch64 kernels give user space only 39
+    /// bits), memory mapped on demand otherwise.
+    pub fn for_instances(
+        instances: u32,
+        max_memory: usize,
+        max_table: usize,
+        choice: AllocationChoice,
+    ) -> wasmtime::Result<Self> {
         let bits = address_space_bits();
         let slot = MEMORY_RESERVATION + MEMORY_GUARD;
         let budget = (1u64 << bits) / POOL_SHARE_OF_ADDRESS_SPACE;
         let wanted = u64::from(instances) * slot;
-        if wanted > budget {
-            tracing::info!(
-                address_space_bits = bits,
-                instances,
-                "plugin memory mapped on demand: a pool for every instance would not fit the address space"
-            );
-            return Self::start(config(), Allocation::OnDemand, Some(bits));
+        match choice {
+            AllocationChoice::OnDemand => {
+                return Self::start(config(), Allocation::OnDemand, Some(bits));
+            }
+            AllocationChoice::Auto if wanted > budget => {
+                tracing::info!(
+                    address_space_bits = bits,
+                    instances,
+                    "plugin memory mapped on demand: a pool for every instance would not fit the address space"
+                );
+                return Self::start(config(), Allocation::OnDemand, Some(bits));
+            }
+            AllocationChoice::Pooling if wanted > budget => {
+                return Err(wasmtime::Error::msg(format!(
+                    "a pool of {instances} plugin memory slots needs {} GiB of address space, \
+                     more than an eighth of this host's {bits} bits: use `allocation = \"auto\"` or `\"on_demand\"`",
+                    wanted >> 30
+                )));
+            }
+            _ => {}
         }
         let mut pool = PoolingAllocationConfig::new();
         pool.total_memories(instances)
@@ -98,6 +132,7 @@ impl PluginEngine {
             .max_memories_per_module(1)
             .max_tables_per_module(1)
             .max_memory_size(max_memory.max(1 << 16))
+            .table_elements(max_table.max(1))
             .max_unused_warm_slots(instances)
             .linear_memory_keep_resident(0);
         let mut config = config();
@@ -144,6 +179,15 @@ impl PluginEngine {
         })
     }
 
+    /// An engine that compiles for this host with its settings, and runs
+    /// nothing: for compiling plugins in a child process. (Wasmtime is
+    /// built without parallel compilation: compiling takes one core, and
+    /// its memory grows with the largest function, not with the cores.)
+    #[cfg(feature = "compiler")]
+    pub(crate) fn compiler() -> wasmtime::Result<Engine> {
+        Engine::new(&config())
+    }
+
     /// An engine that compiles for `target` with the host's settings, for
     /// precompiling plugins on a build machine.
     #[cfg(feature = "compiler")]
@@ -184,11 +228,6 @@ impl PluginEngine {
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
-
-    /// Epoch ticks that cover `deadline`: at least the deadline, at most one tick more.
-    pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
-        (deadline.as_micros() / TICK.as_micros()) as u64 + 1
-    }
 }
 
 /// The bits of virtual address space user space has: from the highest
@@ -224,10 +263,16 @@ mod tests {
 
     #[test]
     fn a_pool_is_used_when_it_fits_and_not_when_it_does_not() {
-        let small = PluginEngine::for_instances(8, 64 << 20).unwrap();
+        let engine =
+            |instances, choice| PluginEngine::for_instances(instances, 64 << 20, 10_000, choice);
+        let small = engine(8, AllocationChoice::Auto).unwrap();
         assert_eq!(small.allocation(), Allocation::Pooling { slots: 8 });
         // A pool of a million 4 GiB slots fits no address space.
-        let huge = PluginEngine::for_instances(1 << 20, 64 << 20).unwrap();
+        let huge = engine(1 << 20, AllocationChoice::Auto).unwrap();
         assert_eq!(huge.allocation(), Allocation::OnDemand);
+        let forced = engine(1 << 20, AllocationChoice::Pooling).err().unwrap();
+        assert!(forced.to_string().contains("use `allocation"), "{forced}");
+        let asked = engine(8, AllocationChoice::OnDemand).unwrap();
+        assert_eq!(asked.allocation(), Allocation::OnDemand);
     }
 }

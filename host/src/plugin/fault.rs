@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use wasmtime::Trap;
 
+use super::Cap;
+
 /// A failed plugin call. Its `Display` is the reason written to the dead-letter log.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PluginFault {
@@ -11,18 +13,20 @@ pub enum PluginFault {
     #[error("ran past its deadline of {} ms", .0.as_millis())]
     Deadline(Duration),
     /// The guest tried to grow its memory past the cap.
-    #[error("hit its memory cap of {cap} bytes (asked for {wanted} bytes)")]
+    #[error("hit its memory cap of {cap} bytes (asked for {wanted} bytes; `memory_limit_bytes`)")]
     MemoryCap {
         /// The cap.
         cap: usize,
         /// What the guest asked for.
         wanted: usize,
     },
-    /// The guest emitted more than the output cap in one call.
-    #[error("emitted more than its output cap of {cap} bytes in one batch")]
-    OutputCap {
-        /// The cap.
-        cap: usize,
+    /// The guest made the host hold more than one of its caps allows.
+    #[error("{} (`{}`)", .cap.describe(*.limit), .cap.setting())]
+    Cap {
+        /// Which cap.
+        cap: Cap,
+        /// Its value.
+        limit: usize,
     },
     /// The guest handed a host call a range outside its memory.
     #[error("handed `{import}` an out-of-bounds range (ptr {ptr}, len {len})")]

@@ -7,6 +7,8 @@ use eddy_abi::decode::Reader;
 use eddy_abi::{Capabilities, IMPORT_MODULE, LATE_OUTPUT, LogLevel, STATUS_OK, TimeDomain, names};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
+use super::caps::{Cap, PluginCaps, held_bytes};
+use super::deadline::CallClock;
 use super::intern::Interner;
 use super::{OutputRun, Outputs, PluginFault};
 use crate::state::{OperatorState, TimerOp, Transaction};
@@ -30,9 +32,14 @@ pub(crate) struct StoreData {
     pub(crate) cause: Option<u32>,
     /// What the guest handed to `save_snapshot` during `snapshot`.
     pub(crate) snapshot: Option<Vec<u8>>,
-    /// Bytes emitted in this call, against `output_cap`.
+    /// What the host may hold on the plugin's behalf.
+    pub(crate) caps: PluginCaps,
+    /// Bytes the host holds for what this call emitted, against `caps.output_bytes`.
     pub(crate) output_bytes: usize,
-    pub(crate) output_cap: usize,
+    /// Records this call emitted, against `caps.emit_records`.
+    pub(crate) emitted_records: usize,
+    /// The running call's deadline, in CPU time of its thread.
+    pub(crate) clock: CallClock,
     /// The last error the guest logged: the reason for an error status.
     pub(crate) last_error: Option<String>,
     /// The operator's name, for logs.
@@ -43,11 +50,12 @@ pub(crate) struct StoreData {
     pub(crate) accumulators: Vec<Vec<u8>>,
 }
 
-/// The memory cap: wasmtime's `StoreLimits`, with a denied growth turned into
-/// a [`PluginFault::MemoryCap`] trap naming the cap.
+/// The memory and table caps: wasmtime's `StoreLimits`, with a denied
+/// growth turned into a fault naming the cap.
 pub(crate) struct Limits {
     pub(crate) store: StoreLimits,
     pub(crate) memory_cap: usize,
+    pub(crate) table_cap: usize,
 }
 
 impl ResourceLimiter for Limits {
@@ -73,7 +81,10 @@ impl ResourceLimiter for Limits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.store.table_growing(current, desired, maximum)
+        if self.store.table_growing(current, desired, maximum)? {
+            return Ok(true);
+        }
+        Err(cap(Cap::TableElements, self.table_cap))
     }
 
     fn instances(&self) -> usize {
@@ -135,7 +146,34 @@ fn split<'a>(
     Ok(memory.data_and_store_mut(caller))
 }
 
-/// Defines every host import in `linker`.
+/// The longest log message a plugin can hand the host; the rest is cut off.
+const LOG_MESSAGE_BYTES: usize = 4096;
+
+/// The fault of a call that goes over one of its caps.
+fn cap(cap: Cap, limit: usize) -> wasmtime::Error {
+    PluginFault::Cap { cap, limit }.into()
+}
+
+/// Charges `bytes` held by the host to this call's output.
+fn charge_output(data: &mut StoreData, bytes: usize) -> wasmtime::Result<()> {
+    data.output_bytes = data.output_bytes.saturating_add(bytes);
+    if data.output_bytes > data.caps.output_bytes {
+        return Err(cap(Cap::OutputBytes, data.caps.output_bytes));
+    }
+    Ok(())
+}
+
+/// A host call that did a lot of work stops the call at once when that
+/// work used up its deadline, instead of at the guest's next epoch check.
+const CHECK_DEADLINE_AFTER_BYTES: usize = 64 << 10;
+
+fn check_deadline(data: &StoreData, bytes: usize) -> wasmtime::Result<()> {
+    if bytes >= CHECK_DEADLINE_AFTER_BYTES && data.clock.expired() {
+        return Err(PluginFault::Deadline(data.clock.budget).into());
+    }
+    Ok(())
+}
+
 /// The fault of a call that uses what the plugin was not granted.
 fn ungranted(import: &'static str, what: String) -> wasmtime::Error {
     PluginFault::Ungranted { import, what }.into()
@@ -172,13 +210,6 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 .into());
             }
             let bytes = &memory[range(memory, names::EMIT, ptr, len)?];
-            data.output_bytes = data.output_bytes.saturating_add(bytes.len());
-            if data.output_bytes > data.output_cap {
-                return Err(PluginFault::OutputCap {
-                    cap: data.output_cap,
-                }
-                .into());
-            }
             // Runs in emit order: a new output name or cause starts a new run.
             let cause = data.cause;
             if data
@@ -199,9 +230,15 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                     import: names::EMIT,
                     detail: format!("not a record: {e}"),
                 })?;
+                data.emitted_records += 1;
+                if data.emitted_records > data.caps.emit_records {
+                    return Err(cap(Cap::EmitRecords, data.caps.emit_records));
+                }
+                charge_output(data, held_bytes(&record))?;
                 let record = data.names.record(&record);
                 data.outputs[index].records.push(record);
             }
+            check_deadline(data, bytes.len())?;
             Ok(STATUS_OK)
         },
     )?;
@@ -247,7 +284,21 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
             check_state(data, names::STATE_PUT, ns)?;
             let key = string(memory, names::STATE_PUT, key_ptr, key_len)?;
             let value = &memory[range(memory, names::STATE_PUT, val_ptr, val_len)?];
-            data.transaction.put(ns, key, value);
+            let (keys, bytes) = (
+                data.transaction.keys_after(&data.state),
+                data.transaction.bytes_after(&data.state),
+            );
+            data.transaction.put(&data.state, ns, key, value);
+            let caps = &data.caps;
+            let keys_after = data.transaction.keys_after(&data.state);
+            if keys_after > keys && keys_after > caps.state_keys {
+                return Err(cap(Cap::StateKeys, caps.state_keys));
+            }
+            let bytes_after = data.transaction.bytes_after(&data.state);
+            if bytes_after > bytes && bytes_after > caps.state_bytes {
+                return Err(cap(Cap::StateBytes, caps.state_bytes));
+            }
+            check_deadline(data, value.len())?;
             Ok(())
         },
     )?;
@@ -264,7 +315,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
             let ns = string(memory, names::STATE_DELETE, ns_ptr, ns_len)?;
             check_state(data, names::STATE_DELETE, ns)?;
             let key = string(memory, names::STATE_DELETE, key_ptr, key_len)?;
-            data.transaction.delete(ns, key);
+            data.transaction.delete(&data.state, ns, key);
             Ok(())
         },
     )?;
@@ -284,7 +335,13 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 let (memory, data) = split(&mut caller)?;
                 let domain = timer_domain(import, domain)?;
                 let key = string(memory, import, key_ptr, key_len)?;
-                data.transaction.timer(op, domain, key.into(), time);
+                let before = data.transaction.timers_after(&data.state);
+                data.transaction
+                    .timer(&data.state, op, domain, key.into(), time);
+                let after = data.transaction.timers_after(&data.state);
+                if after > before && after > data.caps.timers {
+                    return Err(cap(Cap::Timers, data.caps.timers));
+                }
                 Ok(())
             },
         )?;
@@ -311,7 +368,8 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
          len: i32|
          -> wasmtime::Result<()> {
             let (memory, data) = split(&mut caller)?;
-            let message = String::from_utf8_lossy(&memory[range(memory, names::LOG, ptr, len)?]);
+            let bytes = &memory[range(memory, names::LOG, ptr, len)?];
+            let message = String::from_utf8_lossy(&bytes[..bytes.len().min(LOG_MESSAGE_BYTES)]);
             let operator = &*data.operator;
             match LogLevel::from_raw(level) {
                 LogLevel::Debug => tracing::debug!(operator, "{message}"),
@@ -331,14 +389,11 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
         |mut caller: Caller<'_, StoreData>, ptr: i32, len: i32| -> wasmtime::Result<()> {
             let (memory, data) = split(&mut caller)?;
             let bytes = &memory[range(memory, names::ACCUMULATOR, ptr, len)?];
-            data.output_bytes = data.output_bytes.saturating_add(bytes.len());
-            if data.output_bytes > data.output_cap {
-                return Err(PluginFault::OutputCap {
-                    cap: data.output_cap,
-                }
-                .into());
-            }
+            /// A `Vec` and its allocation header.
+            const VEC: usize = 40;
+            charge_output(data, VEC + bytes.len())?;
             data.accumulators.push(bytes.to_vec());
+            check_deadline(data, bytes.len())?;
             Ok(())
         },
     )?;

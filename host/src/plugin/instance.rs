@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_abi::{Capabilities, STATUS_OK, names};
-use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc};
+use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc, UpdateDeadline};
 
+use super::caps::{Cap, PluginCaps};
+use super::deadline::CallClock;
 use super::imports::{Limits, StoreData};
 use super::intern::Interner;
 use super::{Entry, Outputs, PluginEngine, PluginFault, PluginModule};
@@ -21,7 +23,7 @@ type SnapshotFuncs = (TypedFunc<(), i32>, TypedFunc<(i32, i32), i32>);
 pub(crate) struct InstanceConfig {
     pub(crate) params: Arc<[u8]>,
     pub(crate) memory_cap: usize,
-    pub(crate) output_cap: usize,
+    pub(crate) caps: PluginCaps,
     pub(crate) deadline: Duration,
     pub(crate) operator: Arc<str>,
 }
@@ -53,15 +55,34 @@ impl PluginInstance {
         granted: &Arc<Capabilities>,
         state: OperatorState,
     ) -> Result<Self, (PluginFault, Box<OperatorState>)> {
+        // What the module declares it starts with is refused by the caps
+        // before anything is allocated, whichever allocator is in use.
+        let initial = module.initial();
+        if initial.memory_bytes > config.memory_cap as u64 {
+            let fault = PluginFault::MemoryCap {
+                cap: config.memory_cap,
+                wanted: usize::try_from(initial.memory_bytes).unwrap_or(usize::MAX),
+            };
+            return Err((fault, Box::new(state)));
+        }
+        if initial.table_elements > config.caps.table_elements as u64 {
+            let fault = PluginFault::Cap {
+                cap: Cap::TableElements,
+                limit: config.caps.table_elements,
+            };
+            return Err((fault, Box::new(state)));
+        }
         let data = StoreData {
             limits: Limits {
                 store: StoreLimitsBuilder::new()
                     .memory_size(config.memory_cap)
+                    .table_elements(config.caps.table_elements)
                     .instances(1)
                     .memories(1)
                     .tables(4)
                     .build(),
                 memory_cap: config.memory_cap,
+                table_cap: config.caps.table_elements,
             },
             memory: None,
             params: config.params.clone(),
@@ -71,8 +92,10 @@ impl PluginInstance {
             outputs: Vec::new(),
             cause: None,
             snapshot: None,
+            caps: config.caps,
             output_bytes: 0,
-            output_cap: config.output_cap,
+            emitted_records: 0,
+            clock: CallClock::start(config.deadline),
             last_error: None,
             operator: config.operator.clone(),
             names: Interner::default(),
@@ -80,8 +103,17 @@ impl PluginInstance {
         };
         let mut store = Store::new(engine.engine(), data);
         store.limiter(|d| &mut d.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(PluginEngine::deadline_ticks(config.deadline));
+        // At every tick the guest stops for a moment and its CPU time is
+        // checked against its deadline (see `deadline`).
+        store.epoch_deadline_callback(|store| {
+            Ok(if store.data().clock.expired() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
+        // Instantiation (a start function) runs on this clock too.
+        store.set_epoch_deadline(1);
         match Self::link(store, module, config.deadline) {
             Ok((mut instance, init)) => match instance.init(init) {
                 Ok(()) => Ok(instance),
@@ -172,10 +204,11 @@ impl PluginInstance {
 
     /// Gives this call a fresh deadline and output budget.
     fn arm(&mut self) {
-        self.store
-            .set_epoch_deadline(PluginEngine::deadline_ticks(self.deadline));
+        self.store.set_epoch_deadline(1);
         let data = self.store.data_mut();
+        data.clock = CallClock::start(self.deadline);
         data.output_bytes = 0;
+        data.emitted_records = 0;
         data.last_error = None;
         data.cause = None;
     }
@@ -288,6 +321,11 @@ impl PluginInstance {
     /// The accumulators the last successful `aggregate` call handed over.
     pub(crate) fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.accumulators)
+    }
+
+    /// The operator's state.
+    pub(crate) fn state(&self) -> &OperatorState {
+        &self.store.data().state
     }
 
     /// The operator's state, for the host's own use between calls.

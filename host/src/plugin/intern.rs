@@ -9,6 +9,10 @@ use eddy_abi::{Record, RecordRef};
 /// allocated as usual, so a plugin emitting ever-new keys cannot grow it.
 const CAPACITY: usize = 16_384;
 
+/// Only strings up to this long are shared (keys and field names are
+/// short), so what the interner keeps is bounded in bytes too.
+const LONGEST: usize = 128;
+
 /// Turns emitted records into owned ones, sharing one allocation per
 /// distinct key and field name instead of one per record.
 #[derive(Default)]
@@ -19,6 +23,9 @@ pub(crate) struct Interner {
 impl Interner {
     /// The shared copy of `s`.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if s.len() > LONGEST {
+            return s.into();
+        }
         if let Some(shared) = self.strings.get(s) {
             return shared.clone();
         }

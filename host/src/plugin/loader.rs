@@ -7,10 +7,12 @@
 //!   deserialized (only after that check); otherwise the `.wasm` is compiled,
 //!   or, on a host built without the compiler, the plugin is refused.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::bundle::{self, Bundle};
+use super::compile::{CompileLimits, check_size};
 use super::module::checked_manifest;
 use super::signing::{SigningError, TrustedKeys};
 use super::{LoadError, PluginEngine, PluginModule};
@@ -20,6 +22,10 @@ use super::{LoadError, PluginEngine, PluginModule};
 pub struct Loader {
     engine: PluginEngine,
     trust: Option<Arc<TrustedKeys>>,
+    /// Compile limits of plugins for no operator in particular.
+    limits: CompileLimits,
+    /// Compile limits per operator.
+    operators: Arc<BTreeMap<String, CompileLimits>>,
 }
 
 impl Loader {
@@ -28,7 +34,27 @@ impl Loader {
         Loader {
             engine,
             trust: trust.map(Arc::new),
+            limits: CompileLimits::default(),
+            operators: Arc::default(),
         }
+    }
+
+    /// Compiles within `limits`, and within `operators`' for their plugins.
+    pub fn with_limits(
+        self,
+        limits: CompileLimits,
+        operators: BTreeMap<String, CompileLimits>,
+    ) -> Self {
+        Loader {
+            limits,
+            operators: Arc::new(operators),
+            ..self
+        }
+    }
+
+    /// The compile limits of `operator`'s plugins.
+    pub fn limits_of(&self, operator: &str) -> &CompileLimits {
+        self.operators.get(operator).unwrap_or(&self.limits)
     }
 
     /// The engine plugins are loaded into.
@@ -45,29 +71,40 @@ impl Loader {
     /// given (its files): without trusted keys, their precompiled code is
     /// trusted as the files are.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<PluginModule, LoadError> {
-        self.load_with(bytes, Source::Files)
+        self.load_with(bytes, Source::Files, &self.limits)
+    }
+
+    /// [`Loader::load_bytes`] for `operator`, within its compile limits.
+    pub fn load_for(&self, operator: &str, bytes: &[u8]) -> Result<PluginModule, LoadError> {
+        self.load_with(bytes, Source::Files, self.limits_of(operator))
     }
 
     /// Loads a plugin that arrived over the network (the local API). Its
     /// precompiled code, native code outside the sandbox, is used only when
     /// a key in `[trust]` signed it; otherwise its `.wasm` is compiled here,
     /// or, on a host without the compiler, the upload is refused.
-    pub fn load_uploaded(&self, bytes: &[u8]) -> Result<PluginModule, LoadError> {
-        self.load_with(bytes, Source::Network)
+    pub fn load_uploaded(&self, operator: &str, bytes: &[u8]) -> Result<PluginModule, LoadError> {
+        self.load_with(bytes, Source::Network, self.limits_of(operator))
     }
 
-    fn load_with(&self, bytes: &[u8], source: Source) -> Result<PluginModule, LoadError> {
+    fn load_with(
+        &self,
+        bytes: &[u8],
+        source: Source,
+        limits: &CompileLimits,
+    ) -> Result<PluginModule, LoadError> {
         if !bundle::is_bundle(bytes) {
             if self.trust.is_some() {
                 return Err(SigningError::Unsigned.into());
             }
-            return PluginModule::from_bytes(&self.engine, bytes);
+            return PluginModule::from_bytes(&self.engine, bytes, limits);
         }
         let bundle = Bundle::parse(bytes)?;
         if let Some(trust) = &self.trust {
             trust.verify(&bundle)?;
         }
         let body = bundle.decode()?;
+        check_size(&body.wasm, limits)?;
         let manifest = checked_manifest(&body.wasm)?;
         if serde_json::from_str::<eddy_abi::Manifest>(&body.manifest).ok() != Some(manifest.clone())
         {
@@ -114,7 +151,7 @@ impl Loader {
                 "the plugin has no artifact for this host's engine; compiling its .wasm"
             );
         }
-        PluginModule::from_bytes(&self.engine, &body.wasm).map_err(|e| match e {
+        PluginModule::from_bytes(&self.engine, &body.wasm, limits).map_err(|e| match e {
             LoadError::NeedsArtifact { target, engine, .. } => LoadError::NeedsArtifact {
                 target,
                 engine,

@@ -16,6 +16,9 @@
 //! The guest side of the contract is documented in `eddy-abi`.
 
 pub mod bundle;
+mod caps;
+mod compile;
+mod deadline;
 mod engine;
 mod fault;
 pub mod grants;
@@ -31,8 +34,12 @@ pub mod signing;
 mod swap;
 mod swapped;
 
+pub use caps::{Cap, PluginCaps};
+#[cfg(feature = "compiler")]
+pub use compile::worker as compile_worker;
+pub use compile::{CompileLimits, compile_in_child_processes};
 pub use eddy_abi::{Manifest, OperatorKind};
-pub use engine::{Allocation, PluginEngine, address_space_bits};
+pub use engine::{Allocation, AllocationChoice, PluginEngine, address_space_bits};
 pub use fault::PluginFault;
 pub use health::QuarantinePolicy;
 pub use loader::Loader;

@@ -6,6 +6,9 @@ use eddy_abi::{ABI_VERSION, Manifest, OperatorKind, names};
 use wasmtime::{ExternType, InstancePre, Linker, Module};
 
 use super::PluginEngine;
+#[cfg(feature = "compiler")]
+use super::compile;
+use super::compile::CompileLimits;
 use super::imports::{self, StoreData};
 use super::manifest::read_manifest;
 
@@ -42,6 +45,21 @@ pub enum LoadError {
     /// Cranelift could not compile it.
     #[error("does not compile: {0}")]
     Compile(String),
+    /// Too large to compile.
+    #[error("{what} has {bytes} bytes, over the limit of {limit} (`{setting}`)")]
+    TooLarge {
+        /// The module, or which function.
+        what: String,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+        /// The setting that sets the limit.
+        setting: &'static str,
+    },
+    /// Compiling it went past a limit on compile time or memory.
+    #[error("is refused: {0}")]
+    CompileLimit(String),
     /// This host has no compiler, and the plugin brings no artifact it can load.
     #[error(
         "this host was built without a compiler and runs only plugins precompiled for it \
@@ -138,31 +156,47 @@ pub struct PluginModule {
     has_snapshot: bool,
     /// Whether it was loaded from a precompiled artifact.
     precompiled: bool,
+    /// What an instance starts with: the largest memory (bytes) and table (elements) it declares.
+    initial: InitialSizes,
     pre: InstancePre<StoreData>,
 }
 
+/// What an instance of a module starts with, before any code runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct InitialSizes {
+    /// Its largest memory, in bytes.
+    pub(crate) memory_bytes: u64,
+    /// Its largest table, in elements.
+    pub(crate) table_elements: u64,
+}
+
 impl PluginModule {
-    /// Reads, checks and compiles the `.wasm` at `path`.
+    /// Reads, checks and compiles the `.wasm` at `path`, within the default [`CompileLimits`].
     pub fn load(engine: &PluginEngine, path: &Path) -> Result<Self, LoadError> {
-        Self::from_bytes(engine, &std::fs::read(path)?)
+        Self::from_bytes(engine, &std::fs::read(path)?, &CompileLimits::default())
     }
 
     /// Checks and compiles a plugin from its `.wasm` bytes.
     ///
     /// The manifest and ABI version are checked before compiling, so a plugin
     /// for another ABI is refused with both versions named, whatever else is
-    /// wrong with it.
-    pub fn from_bytes(engine: &PluginEngine, bytes: &[u8]) -> Result<Self, LoadError> {
+    /// wrong with it. Its size and the size of each function are checked
+    /// against `limits` before the compiler sees it (see [`CompileLimits`]).
+    pub fn from_bytes(
+        engine: &PluginEngine,
+        bytes: &[u8],
+        limits: &CompileLimits,
+    ) -> Result<Self, LoadError> {
         let manifest = checked_manifest(bytes)?;
         #[cfg(feature = "compiler")]
         {
-            let module = Module::new(engine.engine(), bytes)
-                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            compile::check_size(bytes, limits)?;
+            let module = compile::compile(engine.engine(), bytes, limits)?;
             Self::from_module(engine, manifest, module)
         }
         #[cfg(not(feature = "compiler"))]
         {
-            let _ = (engine, manifest);
+            let _ = (engine, manifest, limits);
             Err(LoadError::NeedsArtifact {
                 target: PluginEngine::host_target(),
                 engine: PluginEngine::fingerprint(PluginEngine::host_target()),
@@ -271,7 +305,16 @@ impl PluginModule {
             .exports()
             .map(|e| (e.name().to_owned(), describe(&e.ty())))
             .collect();
+        let resources = module.resources_required();
+        let initial = InitialSizes {
+            memory_bytes: resources
+                .max_initial_memory_size
+                .unwrap_or(0)
+                .saturating_mul(1 << 16),
+            table_elements: resources.max_initial_table_size.unwrap_or(0),
+        };
         Ok(PluginModule {
+            initial,
             imports: module.imports().map(|i| i.name().to_owned()).collect(),
             has_on_timer: func(names::ON_TIMER),
             has_snapshot,
@@ -323,6 +366,11 @@ impl PluginModule {
     /// Whether the plugin keeps state in its own memory, saved with `snapshot`.
     pub fn has_snapshot(&self) -> bool {
         self.has_snapshot
+    }
+
+    /// What an instance starts with.
+    pub(crate) fn initial(&self) -> InitialSizes {
+        self.initial
     }
 
     pub(crate) fn pre(&self) -> &InstancePre<StoreData> {

@@ -8,7 +8,7 @@ use eddy_abi::{Capabilities, OperatorKind, Record};
 use super::health::{Health, QuarantinePolicy};
 use super::instance::{InstanceConfig, PluginInstance};
 use super::swap::{Probation, SwapError, SwapOutcome, SwapReport};
-use super::{Entry, PluginEngine, PluginFault, PluginModule};
+use super::{Entry, PluginCaps, PluginEngine, PluginFault, PluginModule};
 use crate::internal_events::{PluginFailed, PluginQuarantined, PluginRestarted, PluginSwapped};
 use crate::state::OperatorState;
 
@@ -88,8 +88,8 @@ pub struct PluginLimits {
     pub deadline: Duration,
     /// The most linear memory the plugin may have.
     pub memory_bytes: usize,
-    /// The most encoded output one call may emit.
-    pub output_bytes: usize,
+    /// What it may make the host hold: state, timers, output, tables.
+    pub caps: PluginCaps,
     /// Wait before the first restart after a failure; doubles on each failure in a row.
     pub restart_backoff: Duration,
     /// The longest wait between restarts.
@@ -108,7 +108,7 @@ impl Default for PluginLimits {
         PluginLimits {
             deadline: Duration::from_millis(100),
             memory_bytes: 64 << 20,
-            output_bytes: 64 << 20,
+            caps: PluginCaps::default(),
             restart_backoff: Duration::from_millis(100),
             max_restart_backoff: Duration::from_secs(30),
             quarantine: QuarantinePolicy::default(),
@@ -191,7 +191,7 @@ impl PluginRunner {
                 .map_err(|e| PluginFault::Start(e.to_string()))?
                 .into(),
             memory_cap: limits.memory_bytes,
-            output_cap: limits.output_bytes,
+            caps: limits.caps,
             deadline: limits.deadline,
             operator: operator.into(),
         };
@@ -248,6 +248,21 @@ impl PluginRunner {
             .instance
             .as_ref()
             .map_or(0, PluginInstance::memory_bytes)
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// The operator's keyed state and timers, wherever they are held.
+    pub fn state(&self) -> &OperatorState {
+        static EMPTY: std::sync::OnceLock<OperatorState> = std::sync::OnceLock::new();
+        match (&self.current.instance, &self.current.parked) {
+            (Some(instance), _) => instance.state(),
+            (None, Some(parked)) => parked,
+            (None, None) => EMPTY.get_or_init(OperatorState::default),
+        }
     }
 
     /// Whether an instance is up (not waiting out a backoff or quarantined).

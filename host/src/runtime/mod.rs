@@ -233,6 +233,7 @@ impl Runtime {
                 records_in = summary.records_in,
                 dead_lettered = summary.dead_lettered,
                 completed = summary.completed,
+                peak_resident_mib = crate::dataflow::control::peak_resident_bytes() >> 20,
                 "pipeline stopped"
             );
         }

@@ -4,6 +4,16 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+/// What the host is charged for each value beyond its key and value bytes:
+/// the map slot, the two allocations and their headers.
+pub(crate) const ENTRY_OVERHEAD: usize = 96;
+
+/// The bytes a value of `key` with `value_len` bytes takes, as charged
+/// against an operator's state cap.
+pub(crate) fn entry_bytes(key: &str, value_len: usize) -> usize {
+    ENTRY_OVERHEAD + key.len() + value_len
+}
+
 /// One value and when it was last written, on the operator's state clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
@@ -24,6 +34,12 @@ pub struct KeyedState {
     ttl: Option<i64>,
     #[serde(skip)]
     clock: i64,
+    /// What the values take, by [`entry_bytes`].
+    #[serde(skip)]
+    bytes: usize,
+    /// How many values it holds.
+    #[serde(skip)]
+    keys: usize,
 }
 
 impl KeyedState {
@@ -48,11 +64,23 @@ impl KeyedState {
     /// Takes over the values of `restored`, keeping this state's time to live and clock.
     pub fn restore(&mut self, restored: KeyedState) {
         self.namespaces = restored.namespaces;
+        self.keys = self.namespaces.values().map(HashMap::len).sum();
+        self.bytes = self
+            .namespaces
+            .values()
+            .flat_map(|keys| keys.iter())
+            .map(|(k, e)| entry_bytes(k, e.value.len()))
+            .sum();
     }
 
     fn expired(&self, entry: &Entry) -> bool {
         self.ttl
             .is_some_and(|ttl| entry.written.saturating_add(ttl) <= self.clock)
+    }
+
+    /// The size of the value of `namespace`/`key` as held, expired or not.
+    pub fn held_len(&self, namespace: &str, key: &str) -> Option<usize> {
+        Some(self.namespaces.get(namespace)?.get(key)?.value.len())
     }
 
     /// The value of `namespace`/`key`, if any and not expired.
@@ -70,11 +98,14 @@ impl KeyedState {
         };
         match keys.get_mut(key) {
             Some(entry) => {
+                self.bytes = self.bytes - entry.value.len() + value.len();
                 entry.value.clear();
                 entry.value.extend_from_slice(value);
                 entry.written = written;
             }
             None => {
+                self.bytes += entry_bytes(key, value.len());
+                self.keys += 1;
                 keys.insert(
                     key.to_owned(),
                     Entry {
@@ -88,8 +119,11 @@ impl KeyedState {
 
     /// Removes the value of `namespace`/`key`.
     pub fn delete(&mut self, namespace: &str, key: &str) {
-        if let Some(keys) = self.namespaces.get_mut(namespace) {
-            keys.remove(key);
+        if let Some(keys) = self.namespaces.get_mut(namespace)
+            && let Some(entry) = keys.remove(key)
+        {
+            self.bytes -= entry_bytes(key, entry.value.len());
+            self.keys -= 1;
         }
     }
 
@@ -99,18 +133,32 @@ impl KeyedState {
             return 0;
         };
         let mut dropped = 0;
+        let mut freed = 0;
         for keys in self.namespaces.values_mut() {
-            let before = keys.len();
-            keys.retain(|_, e| e.written.saturating_add(ttl) > clock);
-            dropped += before - keys.len();
+            keys.retain(|k, e| {
+                let keep = e.written.saturating_add(ttl) > clock;
+                if !keep {
+                    dropped += 1;
+                    freed += entry_bytes(k, e.value.len());
+                }
+                keep
+            });
         }
         self.namespaces.retain(|_, keys| !keys.is_empty());
+        self.keys -= dropped;
+        self.bytes -= freed;
         dropped
     }
 
     /// How many values it holds.
     pub fn len(&self) -> usize {
-        self.namespaces.values().map(HashMap::len).sum()
+        self.keys
+    }
+
+    /// What its values take, as charged against the state cap
+    /// ([`entry_bytes`] each).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether it holds nothing.
@@ -170,5 +218,23 @@ mod tests {
         s.set_clock(1150);
         assert_eq!(s.expire(), 1);
         assert!(s.is_empty());
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn the_bytes_held_follow_puts_overwrites_deletes_and_restores() {
+        let mut s = KeyedState::default();
+        s.put("n", "ab", b"1234");
+        s.put("m", "c", b"");
+        assert_eq!(s.bytes(), (ENTRY_OVERHEAD + 2 + 4) + (ENTRY_OVERHEAD + 1));
+        s.put("n", "ab", b"12");
+        assert_eq!(s.bytes(), (ENTRY_OVERHEAD + 2 + 2) + (ENTRY_OVERHEAD + 1));
+        s.delete("m", "c");
+        s.delete("m", "absent");
+        assert_eq!((s.len(), s.bytes()), (1, ENTRY_OVERHEAD + 4));
+        let copy: KeyedState = postcard::from_bytes(&postcard::to_allocvec(&s).unwrap()).unwrap();
+        let mut restored = KeyedState::default();
+        restored.restore(copy);
+        assert_eq!((restored.len(), restored.bytes()), (1, ENTRY_OVERHEAD + 4));
     }
 }

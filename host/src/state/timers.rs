@@ -33,6 +33,15 @@ impl Timers {
         self.set_of(domain).remove(&(time, key));
     }
 
+    /// Whether this timer is set.
+    pub fn contains(&self, domain: TimeDomain, key: &Arc<str>, time: i64) -> bool {
+        let set = match domain {
+            TimeDomain::EventTime => &self.event_time,
+            TimeDomain::ProcessingTime => &self.processing_time,
+        };
+        set.contains(&(time, key.clone()))
+    }
+
     /// Whether an event-time timer is due at this watermark.
     pub fn event_time_due(&self, watermark: i64) -> bool {
         self.event_time
@@ -50,11 +59,12 @@ impl Timers {
         self.len() == 0
     }
 
-    /// Removes and returns the timers of `domain` due at `now`, in time then key order.
-    pub fn take_due(&mut self, domain: TimeDomain, now: i64) -> Vec<(i64, Arc<str>)> {
+    /// Removes and returns up to `max` of the timers of `domain` due at
+    /// `now`, the earliest first (in time then key order).
+    pub fn take_due(&mut self, domain: TimeDomain, now: i64, max: usize) -> Vec<(i64, Arc<str>)> {
         let set = self.set_of(domain);
         let mut due = Vec::new();
-        while set.first().is_some_and(|(t, _)| *t <= now) {
+        while due.len() < max && set.first().is_some_and(|(t, _)| *t <= now) {
             due.extend(set.pop_first());
         }
         due
@@ -75,8 +85,16 @@ mod tests {
         t.delete(TimeDomain::EventTime, "c".into(), 30);
         assert!(!t.event_time_due(9));
         assert!(t.event_time_due(10));
-        let due = t.take_due(TimeDomain::EventTime, 25);
-        assert_eq!(due, vec![(10, "a".into()), (20, "b".into())]);
-        assert!(t.take_due(TimeDomain::EventTime, i64::MAX).is_empty());
+        assert!(t.contains(TimeDomain::EventTime, &"b".into(), 20));
+        assert!(!t.contains(TimeDomain::ProcessingTime, &"b".into(), 20));
+        assert_eq!(
+            t.take_due(TimeDomain::EventTime, 25, 1),
+            vec![(10, "a".into())]
+        );
+        assert_eq!(
+            t.take_due(TimeDomain::EventTime, 25, 9),
+            vec![(20, "b".into())]
+        );
+        assert!(t.take_due(TimeDomain::EventTime, i64::MAX, 9).is_empty());
     }
 }

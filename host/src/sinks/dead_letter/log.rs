@@ -80,10 +80,63 @@ pub struct DeadLetterEntry {
     pub input: DeadLetterInput,
 }
 
+/// The most records, timers or rejected inputs one line of the log holds;
+/// a larger input is written as several lines, numbered `part` of `parts`.
+const ITEMS_PER_LINE: usize = 1000;
+
+/// The part of an entry's input one line holds.
+enum Part<'a> {
+    Records(&'a [Record]),
+    /// Windows, each with a run of its records (a window with more records
+    /// than a line holds is split over lines, its key and bounds repeated).
+    Windows(Vec<(&'a DeadWindow, &'a [Record])>),
+    Timers(&'a [DeadTimer]),
+    Rejected(&'a [Rejected]),
+}
+
+/// An entry's input cut into lines of at most [`ITEMS_PER_LINE`] items.
+fn parts(input: &DeadLetterInput) -> Vec<Part<'_>> {
+    match input {
+        DeadLetterInput::Records(r) if r.is_empty() => vec![Part::Records(r)],
+        DeadLetterInput::Records(r) => r.chunks(ITEMS_PER_LINE).map(Part::Records).collect(),
+        DeadLetterInput::Timers(t) if t.is_empty() => vec![Part::Timers(t)],
+        DeadLetterInput::Timers(t) => t.chunks(ITEMS_PER_LINE).map(Part::Timers).collect(),
+        DeadLetterInput::Rejected(r) if r.is_empty() => vec![Part::Rejected(r)],
+        DeadLetterInput::Rejected(r) => r.chunks(ITEMS_PER_LINE).map(Part::Rejected).collect(),
+        DeadLetterInput::Windows(windows) => {
+            let mut lines = Vec::new();
+            let mut line = Vec::new();
+            let mut room = ITEMS_PER_LINE;
+            for w in windows {
+                let mut rest = &w.records[..];
+                loop {
+                    if room == 0 {
+                        lines.push(std::mem::take(&mut line));
+                        room = ITEMS_PER_LINE;
+                    }
+                    let (now, later) = rest.split_at(rest.len().min(room));
+                    line.push((w, now));
+                    // A window without records (folded) takes one item of room.
+                    room -= now.len().max(1);
+                    rest = later;
+                    if rest.is_empty() {
+                        break;
+                    }
+                }
+            }
+            lines.push(line);
+            lines.into_iter().map(Part::Windows).collect()
+        }
+    }
+}
+
 /// One line of the log.
 struct Line<'a> {
     pipeline: &'a str,
     entry: &'a DeadLetterEntry,
+    part: Part<'a>,
+    /// This line's number and how many the entry takes, when more than one.
+    numbered: Option<(usize, usize)>,
 }
 
 struct Records<'a>(&'a [Record]);
@@ -102,19 +155,19 @@ impl Serialize for Records<'_> {
     }
 }
 
-struct Windows<'a>(&'a [DeadWindow]);
+struct Windows<'a>(&'a [(&'a DeadWindow, &'a [Record])]);
 
 impl Serialize for Windows<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for w in self.0 {
-            seq.serialize_element(&Window(w))?;
+        for (w, records) in self.0 {
+            seq.serialize_element(&Window(w, records))?;
         }
         seq.end()
     }
 }
 
-struct Window<'a>(&'a DeadWindow);
+struct Window<'a>(&'a DeadWindow, &'a [Record]);
 
 impl Serialize for Window<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -122,7 +175,7 @@ impl Serialize for Window<'_> {
         map.serialize_entry("key", &*self.0.key)?;
         map.serialize_entry("start", &self.0.start)?;
         map.serialize_entry("end", &self.0.end)?;
-        map.serialize_entry("records", &Records(&self.0.records))?;
+        map.serialize_entry("records", &Records(self.1))?;
         map.end()
     }
 }
@@ -137,10 +190,14 @@ impl Serialize for Line<'_> {
         map.serialize_entry("pipeline", self.pipeline)?;
         map.serialize_entry("node", &*self.entry.node)?;
         map.serialize_entry("reason", &self.entry.reason)?;
-        match &self.entry.input {
-            DeadLetterInput::Records(r) => map.serialize_entry("records", &Records(r))?,
-            DeadLetterInput::Windows(w) => map.serialize_entry("windows", &Windows(w))?,
-            DeadLetterInput::Timers(t) => {
+        if let Some((part, parts)) = self.numbered {
+            map.serialize_entry("part", &part)?;
+            map.serialize_entry("parts", &parts)?;
+        }
+        match &self.part {
+            Part::Records(r) => map.serialize_entry("records", &Records(r))?,
+            Part::Windows(w) => map.serialize_entry("windows", &Windows(w))?,
+            Part::Timers(t) => {
                 let timers: Vec<_> = t
                     .iter()
                     .map(
@@ -149,7 +206,7 @@ impl Serialize for Line<'_> {
                     .collect();
                 map.serialize_entry("timers", &timers)?
             }
-            DeadLetterInput::Rejected(rejected) => {
+            Part::Rejected(rejected) => {
                 let rejected: Vec<_> = rejected
                     .iter()
                     .map(|r| serde_json::json!({"origin": r.origin, "input": r.input, "reason": r.reason}))
@@ -220,21 +277,28 @@ impl DeadLetter {
         self.log().by_node.get(node).copied().unwrap_or(0)
     }
 
-    /// Appends an entry. Losing a dead letter would lose data, so this is an
-    /// error the pipeline stops on.
+    /// Appends an entry: one line, or one per [`ITEMS_PER_LINE`] items of
+    /// its input. Losing a dead letter would lose data, so this is an error
+    /// the pipeline stops on.
     pub fn write(&self, entry: &DeadLetterEntry) -> io::Result<()> {
         let mut log = self.log();
         let log = &mut *log;
-        let out = log.file.buffer();
-        serde_json::to_writer(
-            &mut *out,
-            &Line {
-                pipeline: &log.pipeline,
-                entry,
-            },
-        )?;
-        out.push(b'\n');
-        log.file.flush()?;
+        let parts = parts(&entry.input);
+        let count = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            let out = log.file.buffer();
+            serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    pipeline: &log.pipeline,
+                    entry,
+                    part,
+                    numbered: (count > 1).then_some((i + 1, count)),
+                },
+            )?;
+            out.push(b'\n');
+            log.file.flush()?;
+        }
         let n = entry.input.len() as u64;
         log.records += n;
         *log.by_node.entry(entry.node.to_string()).or_default() += n;
@@ -244,5 +308,80 @@ impl DeadLetter {
         }
         .emit();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(key: &str, records: usize) -> DeadWindow {
+        DeadWindow {
+            key: key.into(),
+            start: 0,
+            end: 10,
+            count: records as u32,
+            records: (0..records).map(|i| Record::new(key, i as i64)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_large_input_is_cut_into_lines_of_at_most_a_thousand_items_and_none_is_lost() {
+        let log_dir = tempfile::tempdir().unwrap();
+        let path = log_dir.path().join("dead.jsonl");
+        let log = DeadLetter::new("p", &path);
+        let windows = vec![window("a", 10), window("b", 2500), window("c", 0)];
+        let entry = DeadLetterEntry {
+            node: "op".into(),
+            reason: "failed".into(),
+            input: DeadLetterInput::Windows(windows),
+        };
+        log.write(&entry).unwrap();
+        let records: Vec<Record> = (0..2001).map(|i| Record::new("k", i)).collect();
+        log.write(&DeadLetterEntry {
+            node: "op".into(),
+            reason: "failed".into(),
+            input: DeadLetterInput::Records(records),
+        })
+        .unwrap();
+        log.commit().unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3 + 3);
+        let items = |line: &serde_json::Value| -> usize {
+            match line.get("windows") {
+                Some(w) => w
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w["records"].as_array().unwrap().len())
+                    .sum(),
+                None => line["records"].as_array().unwrap().len(),
+            }
+        };
+        assert!(lines.iter().all(|l| items(l) <= ITEMS_PER_LINE));
+        assert_eq!(lines[..3].iter().map(items).sum::<usize>(), 2510);
+        assert_eq!(lines[3..].iter().map(items).sum::<usize>(), 2001);
+        assert_eq!(
+            (lines[1]["part"].as_u64(), lines[1]["parts"].as_u64()),
+            (Some(2), Some(3))
+        );
+        // Window `b` goes on over three lines with its bounds repeated, in order.
+        let b_times: Vec<i64> = lines[..3]
+            .iter()
+            .flat_map(|l| l["windows"].as_array().unwrap().clone())
+            .filter(|w| w["key"] == "b")
+            .flat_map(|w| w["records"].as_array().unwrap().clone())
+            .map(|r| r["time"].as_i64().unwrap())
+            .collect();
+        assert_eq!(b_times, (0..2500).collect::<Vec<i64>>());
+        assert_eq!(
+            lines[2]["windows"].as_array().unwrap().last().unwrap()["key"],
+            "c"
+        );
+        assert_eq!(log.records_of("op"), 2510 + 2001);
     }
 }
