@@ -12,6 +12,7 @@ mod crash;
 mod demo;
 mod grants;
 mod hostile;
+mod hostile_suite;
 mod idleness;
 mod late;
 mod outage;

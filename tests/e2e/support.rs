@@ -139,6 +139,14 @@ pub(crate) fn start(dir: &Path) -> Child {
     child
 }
 
+/// The last lines of the log of a background `eddy run` (see [`start`]),
+/// for a failed assertion to show what the server saw.
+pub(crate) fn log_tail(dir: &Path) -> String {
+    let log = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 /// `eddy status --json` of the running pipeline.
 pub(crate) fn status(dir: &Path) -> serde_json::Value {
     let out = run(&["status", "--json"], dir);

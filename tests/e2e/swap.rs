@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    finish, json_lines, metrics, operator, plugin, run, start, status, stderr, stdout, toml_path,
-    write_wasm,
+    finish, json_lines, log_tail, metrics, operator, plugin, run, start, status, stderr, stdout,
+    toml_path, write_wasm,
 };
 
-/// 1000 cells at one reading per second, 100× real time: 100k records/s,
-/// for 1000 s of event time (1M records).
-fn pipeline(events_ms: u64) -> String {
+/// 1000 cells at one reading per second for `events_ms` of event time,
+/// `speed` times real time (0: as fast as the pipeline goes).
+fn pipeline(events_ms: u64, speed: u32) -> String {
     format!(
         r#"[pipeline]
 name = "site"
@@ -27,7 +27,7 @@ enabled = false
 seed = 11
 start_time_ms = 1_767_225_600_000
 interval_ms = 1000
-speed = 100
+speed = {speed}
 duration_ms = {events_ms}
 ups = [{{ name = "ups-1", strings = 10, cells_per_string = 100 }}]
 
@@ -109,16 +109,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[test]
 fn twenty_swaps_under_load_lose_nothing_and_a_broken_version_is_rolled_back() {
-    let events_ms = 1_000_000;
+    let events_ms = 3_000_000;
     let baseline = tempfile::tempdir().unwrap();
-    std::fs::write(baseline.path().join("p.toml"), pipeline(events_ms)).unwrap();
+    std::fs::write(baseline.path().join("p.toml"), pipeline(events_ms, 0)).unwrap();
     finish(start(baseline.path()), baseline.path());
     let expected_counts = json_lines(&baseline.path().join("counts.jsonl"));
     let expected_stats = json_lines(&baseline.path().join("stats.jsonl"));
-    assert_eq!(expected_counts.len(), 1000 * 1000 / 50);
+    let records = 1000 * events_ms / 1000;
+    assert_eq!(expected_counts.len() as u64, records / 50);
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), pipeline(events_ms)).unwrap();
+    // 100k records/s for 30 s, for 21 swaps that take up to a second each
+    // on a busy machine: all of them while records flow.
+    std::fs::write(dir.path().join("p.toml"), pipeline(events_ms, 100)).unwrap();
     let versions = [
         running_count_version(dir.path(), "0.1.1"),
         running_count_version(dir.path(), "0.1.0"),
@@ -126,10 +129,16 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_version_is_rolled_back() {
     let broken = write_wasm(dir.path(), "broken.wasm", TRAPS_ON_FIRST_BATCH);
     let child = start(dir.path());
     let mut pauses = Vec::new();
+    let swapping = Instant::now();
     for n in 0..20 {
         let file = versions[n % 2].to_str().unwrap();
         let out = run(&["plugin", "swap", "site", "counts", file], dir.path());
-        assert!(out.status.success(), "swap {n}: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "swap {n}: {}\nthe server's log:\n{}",
+            stderr(&out),
+            log_tail(dir.path())
+        );
         let text = stdout(&out);
         assert!(text.contains("passed probation"), "{text}");
         let pause: f64 = text
@@ -149,6 +158,11 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_version_is_rolled_back() {
     assert!(error.contains("rolled back"), "{error}");
     assert!(error.contains("wasm trap"), "{error}");
     let during = status(dir.path());
+    eprintln!(
+        "21 swaps in {:.1} s; the source runs for {} s",
+        swapping.elapsed().as_secs_f64(),
+        events_ms / 100_000
+    );
     let counts = operator(&during, "counts");
     assert_eq!(counts["swaps"], 20);
     assert_eq!(counts["rollbacks"], 1);
@@ -187,7 +201,8 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_version_is_rolled_back() {
 #[test]
 fn swaps_the_host_cannot_honour_are_refused_and_the_pipeline_carries_on() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), pipeline(300_000)).unwrap();
+    // 10 s of records, for seven requests that must all find it running.
+    std::fs::write(dir.path().join("p.toml"), pipeline(1_000_000, 100)).unwrap();
     let calm = write_wasm(dir.path(), "calm.wasm", CALM);
     let child = start(dir.path());
     let swap = |operator: &str, file: &Path, extra: &[&str]| {
@@ -359,7 +374,7 @@ path = "good.jsonl"
 fn a_kept_swap_survives_a_restart_until_the_pipeline_file_deploys_another_version() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("p.toml"), pipeline(300_000)).unwrap();
+    std::fs::write(d.join("p.toml"), pipeline(300_000, 100)).unwrap();
     let newer = running_count_version(d, "0.1.1");
     let child = start(d);
     let out = run(
@@ -381,7 +396,7 @@ fn a_kept_swap_survives_a_restart_until_the_pipeline_file_deploys_another_versio
     // Once the file names another plugin, the file wins.
     let deployed = running_count_version(d, "0.1.2");
     let text =
-        pipeline(300_000).replace(&toml_path(&plugin("running_count")), &toml_path(&deployed));
+        pipeline(300_000, 100).replace(&toml_path(&plugin("running_count")), &toml_path(&deployed));
     std::fs::write(d.join("p.toml"), text).unwrap();
     let out = crate::support::run_logged(&["run", "p.toml"], d);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -400,7 +415,7 @@ fn a_kept_swap_survives_a_restart_until_the_pipeline_file_deploys_another_versio
 fn a_version_that_passes_probation_after_the_answer_gave_up_is_kept_all_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let text = pipeline(300_000).replace(
+    let text = pipeline(300_000, 100).replace(
         "[checkpoint]",
         "[api]\nswap_wait_ms = 1\n[plugins]\nprobation_calls = 50\n\n[checkpoint]",
     );

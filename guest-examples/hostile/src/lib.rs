@@ -8,8 +8,9 @@
 //! - `fail`: returns an error (a clean failure, no trap);
 //! - `recurse`: recurses without end (the wasm stack overflows);
 //! - `bad_pointer`: hands the host's `emit` a range outside its memory;
-//! - `state_flood`: writes 256 KiB of keyed state under a new key for every
-//!   record, without end (the host's state cap must stop it);
+//! - `state_flood`: writes 256 KiB of keyed state under a new key (the
+//!   record's key and time) for every record, without end (the host's state
+//!   cap must stop it);
 //! - `timer_flood`: sets 1000 event-time timers for every record, far in the
 //!   future, and one more already due for every timer that fires (the
 //!   host's timer cap and its bounded firing must stop it);
@@ -142,7 +143,7 @@ pub fn hostile(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> 
             Ok(())
         }
         Mode::StateFlood => {
-            let key = format!("{}-{seen}", record.key);
+            let key = format!("{}-{}", record.key, record.time);
             ctx.state::<Vec<u8>>("flood")
                 .put(&key, &vec![7u8; 256 << 10])
         }

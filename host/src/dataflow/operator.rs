@@ -367,7 +367,21 @@ impl OperatorNode {
             self.call_on_timer(domain, &due, out);
             if self.must_wait() {
                 self.timers_waiting |= domain == TimeDomain::EventTime;
-                break;
+                return;
+            }
+        }
+        if budget == 0 {
+            let timers = &self.logic.state_mut().timers;
+            let left = match domain {
+                TimeDomain::EventTime => timers.event_time_due(now),
+                TimeDomain::ProcessingTime => false,
+            };
+            if left {
+                tracing::warn!(
+                    operator = &*self.name,
+                    "plugin `{}` keeps setting timers that are already due; the rest fire when timers fire next",
+                    self.logic.name()
+                );
             }
         }
     }

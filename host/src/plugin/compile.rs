@@ -25,6 +25,7 @@ use std::time::Instant;
 use wasmparser::{Parser, Payload};
 
 use super::LoadError;
+use super::engine::InstanceBounds;
 
 /// Bounds on compiling one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,46 @@ pub(crate) fn check_size(wasm: &[u8], limits: &CompileLimits) -> Result<(), Load
                     });
                 }
                 index += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a module whose memory or table starts larger than any operator
+/// may have, before it is compiled (a pooled engine could not take it).
+pub(crate) fn check_initial_sizes(wasm: &[u8], bounds: InstanceBounds) -> Result<(), LoadError> {
+    let malformed = |e: wasmparser::BinaryReaderError| LoadError::NotWasm(e.to_string());
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(malformed)? {
+            Payload::MemorySection(memories) => {
+                for memory in memories {
+                    let bytes = memory.map_err(malformed)?.initial.saturating_mul(1 << 16);
+                    if bytes > bounds.memory_bytes as u64 {
+                        return Err(LoadError::StartsTooLarge {
+                            what: "memory",
+                            size: bytes,
+                            unit: "bytes",
+                            limit: bounds.memory_bytes,
+                            setting: "memory_limit_bytes",
+                        });
+                    }
+                }
+            }
+            Payload::TableSection(tables) => {
+                for table in tables {
+                    let elements = table.map_err(malformed)?.ty.initial;
+                    if elements > bounds.table_elements as u64 {
+                        return Err(LoadError::StartsTooLarge {
+                            what: "table",
+                            size: elements,
+                            unit: "elements",
+                            limit: bounds.table_elements,
+                            setting: "table_limit_elements",
+                        });
+                    }
+                }
             }
             _ => {}
         }

@@ -40,6 +40,19 @@ pub struct PluginEngine {
     allocation: Allocation,
     /// The address space probed when the engine was sized, if it was.
     address_space_bits: Option<u32>,
+    /// The largest memory and table its instances may start with, if it
+    /// was sized for them.
+    bounds: Option<InstanceBounds>,
+}
+
+/// The largest memory and table an engine's instances may have: the
+/// largest caps of the operators it was sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InstanceBounds {
+    /// Linear memory, in bytes.
+    pub(crate) memory_bytes: usize,
+    /// Table elements.
+    pub(crate) table_elements: usize,
 }
 
 /// How plugin instances get their memory.
@@ -85,7 +98,7 @@ fn config() -> Config {
 impl PluginEngine {
     /// Builds an engine whose instances map memory on demand, and starts its ticker.
     pub fn new() -> wasmtime::Result<Self> {
-        Self::start(config(), Allocation::OnDemand, None)
+        Self::start(config(), Allocation::OnDemand, None, None)
     }
 
     /// Builds an engine for up to `instances` live instances with memories of
@@ -101,12 +114,16 @@ impl PluginEngine {
         choice: AllocationChoice,
     ) -> wasmtime::Result<Self> {
         let bits = address_space_bits();
+        let bounds = Some(InstanceBounds {
+            memory_bytes: max_memory,
+            table_elements: max_table,
+        });
         let slot = MEMORY_RESERVATION + MEMORY_GUARD;
         let budget = (1u64 << bits) / POOL_SHARE_OF_ADDRESS_SPACE;
         let wanted = u64::from(instances) * slot;
         match choice {
             AllocationChoice::OnDemand => {
-                return Self::start(config(), Allocation::OnDemand, Some(bits));
+                return Self::start(config(), Allocation::OnDemand, Some(bits), bounds);
             }
             AllocationChoice::Auto if wanted > budget => {
                 tracing::info!(
@@ -114,7 +131,7 @@ impl PluginEngine {
                     instances,
                     "plugin memory mapped on demand: a pool for every instance would not fit the address space"
                 );
-                return Self::start(config(), Allocation::OnDemand, Some(bits));
+                return Self::start(config(), Allocation::OnDemand, Some(bits), bounds);
             }
             AllocationChoice::Pooling if wanted > budget => {
                 return Err(wasmtime::Error::msg(format!(
@@ -143,7 +160,17 @@ impl PluginEngine {
             reserved_gib = wanted >> 30,
             "plugin memory pooled"
         );
-        Self::start(config, Allocation::Pooling { slots: instances }, Some(bits))
+        Self::start(
+            config,
+            Allocation::Pooling { slots: instances },
+            Some(bits),
+            bounds,
+        )
+    }
+
+    /// The largest memory and table its instances may start with, if it was sized for them.
+    pub(crate) fn bounds(&self) -> Option<InstanceBounds> {
+        self.bounds
     }
 
     /// How instances get their memory.
@@ -160,6 +187,7 @@ impl PluginEngine {
         config: Config,
         allocation: Allocation,
         address_space_bits: Option<u32>,
+        bounds: Option<InstanceBounds>,
     ) -> wasmtime::Result<Self> {
         let engine = Engine::new(&config)?;
         let weak = engine.weak();
@@ -176,6 +204,7 @@ impl PluginEngine {
             engine,
             allocation,
             address_space_bits,
+            bounds,
         })
     }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::bundle::{self, Bundle};
-use super::compile::{CompileLimits, check_size};
+use super::compile::{CompileLimits, check_initial_sizes, check_size};
 use super::module::checked_manifest;
 use super::signing::{SigningError, TrustedKeys};
 use super::{LoadError, PluginEngine, PluginModule};
@@ -87,6 +87,14 @@ impl Loader {
         self.load_with(bytes, Source::Network, self.limits_of(operator))
     }
 
+    /// Refuses a plugin whose memory or table starts over every operator's cap.
+    fn check_initial_sizes(&self, wasm: &[u8]) -> Result<(), LoadError> {
+        match self.engine.bounds() {
+            Some(bounds) => check_initial_sizes(wasm, bounds),
+            None => Ok(()),
+        }
+    }
+
     fn load_with(
         &self,
         bytes: &[u8],
@@ -97,6 +105,7 @@ impl Loader {
             if self.trust.is_some() {
                 return Err(SigningError::Unsigned.into());
             }
+            self.check_initial_sizes(bytes)?;
             return PluginModule::from_bytes(&self.engine, bytes, limits);
         }
         let bundle = Bundle::parse(bytes)?;
@@ -106,6 +115,7 @@ impl Loader {
         let body = bundle.decode()?;
         check_size(&body.wasm, limits)?;
         let manifest = checked_manifest(&body.wasm)?;
+        self.check_initial_sizes(&body.wasm)?;
         if serde_json::from_str::<eddy_abi::Manifest>(&body.manifest).ok() != Some(manifest.clone())
         {
             return Err(LoadError::ManifestMismatch);

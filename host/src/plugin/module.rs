@@ -57,6 +57,20 @@ pub enum LoadError {
         /// The setting that sets the limit.
         setting: &'static str,
     },
+    /// Its memory or table starts larger than any operator may have.
+    #[error("its {what} starts at {size} {unit}, over the cap of {limit} (`{setting}`)")]
+    StartsTooLarge {
+        /// `memory` or `table`.
+        what: &'static str,
+        /// What it starts at.
+        size: u64,
+        /// Bytes or elements.
+        unit: &'static str,
+        /// The cap.
+        limit: usize,
+        /// The setting that sets the cap.
+        setting: &'static str,
+    },
     /// Compiling it went past a limit on compile time or memory.
     #[error("is refused: {0}")]
     CompileLimit(String),
