@@ -50,6 +50,8 @@ pub mod api;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod damage;
 pub mod dataflow;
 mod files;
 mod internal_events;

@@ -10,6 +10,7 @@
 //! - `precompile --target T [--key K]`: every guest plugin compiled ahead of
 //!   time for a target, as bundles in `target/plugins/T/`, signed with `K`.
 //! - `soak`: resident memory over a long run with churning keys and state TTL.
+//! - `fuzz`: the fuzz properties (tests named `fuzz_…`) for a given time.
 //! - `docs`: the README's table of source and sink kinds, from the registry.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -18,6 +19,7 @@ mod bench;
 mod build;
 mod demo;
 mod docs;
+mod fuzz;
 mod guests;
 mod precompile;
 mod prerequisites;
@@ -63,6 +65,15 @@ enum Task {
         #[arg(long)]
         no_ttl: bool,
     },
+    /// Run the fuzz properties (tests named `fuzz_…`) with fresh inputs for a while.
+    Fuzz {
+        /// How long, in minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Inputs per property in each pass.
+        #[arg(long, default_value_t = 5000)]
+        cases: u32,
+    },
     /// Write the README's table of source and sink kinds from the registry.
     Docs,
     /// Release build of the host for a target.
@@ -100,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         } => build::run(&sh, target, !no_compiler).map(drop),
         Task::Precompile { target, key } => precompile::run(&sh, target, key.as_deref()).map(drop),
         Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
+        Task::Fuzz { minutes, cases } => fuzz::run(&sh, minutes, cases),
         Task::Docs => docs::run(&sh),
     }
 }

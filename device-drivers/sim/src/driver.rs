@@ -59,6 +59,50 @@ impl Ord for Held {
     }
 }
 
+/// The largest time setting taken, in ms (2^53, about 285,000 years, and
+/// exact as a float): sums of a few of them stay far inside an `i64`.
+pub(crate) const MAX_TIME_MS: u64 = 1 << 53;
+
+/// The most devices one simulation builds.
+pub(crate) const MAX_DEVICES: u64 = 1_000_000;
+
+/// Checks that every time setting is at most [`MAX_TIME_MS`] (the start
+/// time that far either side of 1970) and that the simulation builds at
+/// most [`MAX_DEVICES`] devices.
+fn check_ranges(config: &SimConfig) -> Result<(), DriverError> {
+    let mut times: Vec<(String, u64)> = vec![
+        ("interval_ms".into(), config.interval_ms),
+        ("duration_ms".into(), config.duration_ms.unwrap_or(0)),
+        ("key_churn_ms".into(), config.key_churn_ms.unwrap_or(0)),
+        ("disorder.max_delay_ms".into(), config.disorder.max_delay_ms),
+        (
+            "start_time_ms".into(),
+            config.start_time_ms.map_or(0, i64::unsigned_abs),
+        ),
+    ];
+    for (i, fault) in config.faults.iter().enumerate() {
+        times.push((format!("faults[{i}].start_after_ms"), fault.start_after_ms));
+        times.push((format!("faults[{i}].duration_ms"), fault.duration_ms));
+    }
+    if let Some((name, value)) = times.iter().find(|(_, v)| *v > MAX_TIME_MS) {
+        return Err(DriverError::Config(format!(
+            "{name} is {value}; it can be at most {MAX_TIME_MS} ms (about 285,000 years)"
+        )));
+    }
+    let cells: u64 = config
+        .ups
+        .iter()
+        .map(|u| u64::from(u.strings) * u64::from(u.cells_per_string))
+        .sum();
+    let devices = cells + config.rooms.len() as u64;
+    if devices > MAX_DEVICES {
+        return Err(DriverError::Config(format!(
+            "the simulation would have {devices} devices; it can have at most {MAX_DEVICES}"
+        )));
+    }
+    Ok(())
+}
+
 impl SimDriver {
     /// Builds the devices the config describes. Fails when a fault names a
     /// device that does not exist, or a number is out of range.
@@ -66,6 +110,7 @@ impl SimDriver {
         if config.interval_ms == 0 {
             return Err(DriverError::Config("interval_ms must be at least 1".into()));
         }
+        check_ranges(config)?;
         if !(config.speed >= 0.0 && config.speed.is_finite()) {
             return Err(DriverError::Config(
                 "speed must be 0 (unpaced) or a positive number".into(),
@@ -168,8 +213,13 @@ impl Driver for SimDriver {
         let horizon = self.horizon();
         let mut taken = 0;
         while taken < max {
-            let time = self.start + self.tick * self.interval;
-            if self.end.is_some_and(|end| time >= end) {
+            // Past the last time an `i64` holds, the simulation ends too.
+            let time = self
+                .tick
+                .checked_mul(self.interval)
+                .and_then(|t| t.checked_add(self.start))
+                .filter(|time| self.end.is_none_or(|end| *time < end));
+            let Some(time) = time else {
                 // The end: deliver whatever is still held back, then stop.
                 match self.release_held(i64::MAX) {
                     Some(record) => {
@@ -179,7 +229,7 @@ impl Driver for SimDriver {
                     }
                     None => return Ok(Poll::Ended),
                 }
-            }
+            };
             if time > horizon {
                 return Ok(Poll::WaitUntil(self.wall_time_of(time)));
             }
@@ -215,7 +265,7 @@ impl Driver for SimDriver {
                 && self.rng.random_bool(self.disorder_probability)
             {
                 let delay = self.rng.random_range(1..=self.max_delay);
-                self.hold(time + delay, record);
+                self.hold(time.saturating_add(delay), record);
                 continue;
             }
             out.push(record);
@@ -253,6 +303,46 @@ mod tests {
         let mut out = Vec::new();
         while driver.poll(&mut out, batch).unwrap() != Poll::Ended {}
         out
+    }
+
+    #[test]
+    fn times_beyond_the_range_and_too_many_devices_are_refused_by_name() {
+        let error = |extra: &str| match SimDriver::new(&config(extra)) {
+            Err(DriverError::Config(message)) => message,
+            other => panic!("{extra}: {:?}", other.map(|_| ())),
+        };
+        // `config` sets start_time_ms and duration_ms; these replace them.
+        let mut c = config("");
+        c.start_time_ms = Some(i64::MAX);
+        assert!(
+            matches!(SimDriver::new(&c), Err(DriverError::Config(m)) if m.contains("start_time_ms is 9223372036854775807"))
+        );
+        c.start_time_ms = Some(0);
+        c.duration_ms = Some(u64::MAX);
+        assert!(
+            matches!(SimDriver::new(&c), Err(DriverError::Config(m)) if m.contains("duration_ms is 18446744073709551615"))
+        );
+        assert!(
+            error("interval_ms = 9007199254740993").contains("interval_ms is 9007199254740993")
+        );
+        c.duration_ms = Some(60_000);
+        c.ups[0].strings = 2000;
+        c.ups[0].cells_per_string = 1000;
+        assert!(
+            matches!(SimDriver::new(&c), Err(DriverError::Config(m)) if m.contains("would have 2000001 devices"))
+        );
+    }
+
+    #[test]
+    fn a_clock_that_would_pass_the_last_time_an_i64_holds_ends_there() {
+        let mut c = config("");
+        c.start_time_ms = Some(MAX_TIME_MS as i64);
+        c.duration_ms = None;
+        c.interval_ms = MAX_TIME_MS;
+        // Ticks at 2^53 × 1..=1023 fit; the 1024th would not.
+        let records = drain(&c, 1000);
+        assert_eq!(records.len(), 1023 * 5);
+        assert_eq!(records.last().unwrap().time, 1023 * MAX_TIME_MS as i64);
     }
 
     #[test]

@@ -134,4 +134,58 @@ mod tests {
         );
         assert!(JournalEntry::decode(&bytes[..bytes.len() - 1]).is_err());
     }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = eddy_abi::Value> {
+        use eddy_abi::Value;
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<f64>().prop_map(Value::F64),
+            any::<i64>().prop_map(Value::I64),
+            any::<bool>().prop_map(Value::Bool),
+            ".{0,6}".prop_map(|s| Value::Str(s.as_str().into())),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::Bytes(b.into())),
+        ]
+    }
+
+    /// The bytes of an entry, to compare entries whose floats may be NaN.
+    fn bits(entry: &JournalEntry) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        JournalEntry::encode(
+            &entry.source,
+            entry.position.as_deref(),
+            entry.ended,
+            &entry.records,
+            &mut bytes,
+        );
+        bytes
+    }
+
+    proptest::proptest! {
+        /// Any entry reads back as written; a damaged one (bytes changed,
+        /// cut, added) reads back as an entry or an error, never a panic.
+        #[test]
+        fn fuzz_journal_entries_read_back_and_damaged_ones_do_no_harm(
+            source in ".{0,8}",
+            position in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8)),
+            ended in proptest::prelude::any::<bool>(),
+            records in proptest::collection::vec(
+                (".{0,6}", proptest::prelude::any::<i64>(), proptest::collection::vec(("[a-c]{1,2}", value()), 0..4)),
+                0..6,
+            ),
+            damage in crate::damage::damage(),
+        ) {
+            let records: Vec<Record> = records
+                .into_iter()
+                .map(|(key, time, fields)| {
+                    fields.into_iter().fold(Record::new(key.as_str(), time), |r, (n, v)| r.with(n.as_str(), v))
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            JournalEntry::encode(&source, position.as_deref(), ended, &records, &mut bytes);
+            let entry = JournalEntry::decode(&bytes).unwrap();
+            proptest::prop_assert_eq!(bits(&entry), bytes.clone());
+            proptest::prop_assert_eq!((&entry.source, &entry.position, entry.ended), (&source, &position, ended));
+            let _ = JournalEntry::decode(&crate::damage::apply(bytes, &damage));
+        }
+    }
 }

@@ -334,7 +334,7 @@ impl From<BuildError> for Failure {
     fn from(e: BuildError) -> Self {
         match e {
             BuildError::Config(e) => Failure::usage(e),
-            e @ BuildError::Engine(_) => Failure::runtime(e),
+            e @ BuildError::Engine { .. } => Failure::runtime(e),
         }
     }
 }

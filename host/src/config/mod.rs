@@ -26,8 +26,11 @@
 //! and operators; `"op.name"` names the side output `name` of operator `op`,
 //! and `"op.late"` its late records. Errors name file, line and column.
 
+mod bounded;
 mod component;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod pipeline;
 
 pub use component::{BufferConfig, Component, RetryConfig, SinkTable, SourceTable, WhenFull};
@@ -126,6 +129,24 @@ mod tests {
         let e = err("[operators.a]\ninputs = [\"s\"]\nplugin = 3\n");
         assert!(e.starts_with("p.toml:3:10:"), "{e}");
         assert!(e.contains("expected"), "{e}");
+    }
+
+    #[test]
+    fn limits_beyond_what_a_plugin_can_have_are_refused_where_written() {
+        let e = err("[plugins]\nmemory_limit_bytes = 5_000_000_000\n");
+        assert!(
+            e.starts_with(
+                "p.toml:2:22: 5000000000 is over the most a plugin's memory can be, 4294967296"
+            ),
+            "{e}"
+        );
+        let e = err(
+            "[operators.a]\ninputs = [\"s\"]\nplugin = \"a.wasm\"\ntable_limit_elements = 10_000_001\n",
+        );
+        assert!(
+            e.starts_with("p.toml:4:24: 10000001 is over the most"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -170,8 +170,12 @@ pub struct PluginDefaults {
     /// CPU time one plugin call may take, in ms.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
-    /// The most linear memory a plugin may have, in bytes.
-    #[serde(default = "default_memory_limit_bytes")]
+    /// The most linear memory a plugin may have, in bytes (at most 4 GiB,
+    /// all that a 32-bit WebAssembly memory addresses).
+    #[serde(
+        default = "default_memory_limit_bytes",
+        deserialize_with = "super::bounded::memory_bytes"
+    )]
     pub memory_limit_bytes: u64,
     /// The most the records (and accumulators) a plugin emits in one call
     /// may take in the host, in bytes as the host holds them (a record
@@ -191,8 +195,11 @@ pub struct PluginDefaults {
     /// The most timers a plugin may have set at once.
     #[serde(default = "default_timer_limit")]
     pub timer_limit: u64,
-    /// The most elements a plugin's tables may have.
-    #[serde(default = "default_table_limit_elements")]
+    /// The most elements a plugin's tables may have (at most 10,000,000).
+    #[serde(
+        default = "default_table_limit_elements",
+        deserialize_with = "super::bounded::table_elements"
+    )]
     pub table_limit_elements: u64,
     /// The largest plugin `.wasm` the host compiles, in bytes.
     #[serde(default = "default_module_limit_bytes")]
@@ -281,6 +288,7 @@ pub struct OperatorConfig {
     /// Overrides `[plugins] deadline_ms`.
     pub deadline_ms: Option<u64>,
     /// Overrides `[plugins] memory_limit_bytes`.
+    #[serde(default, deserialize_with = "super::bounded::option_memory_bytes")]
     pub memory_limit_bytes: Option<u64>,
     /// Overrides `[plugins] output_limit_bytes`.
     pub output_limit_bytes: Option<u64>,
@@ -293,6 +301,7 @@ pub struct OperatorConfig {
     /// Overrides `[plugins] timer_limit`.
     pub timer_limit: Option<u64>,
     /// Overrides `[plugins] table_limit_elements`.
+    #[serde(default, deserialize_with = "super::bounded::option_table_elements")]
     pub table_limit_elements: Option<u64>,
     /// Overrides `[plugins] module_limit_bytes`.
     pub module_limit_bytes: Option<u64>,

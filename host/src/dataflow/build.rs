@@ -29,9 +29,15 @@ pub enum BuildError {
     /// The file says something that cannot work; the error names the place.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The WebAssembly engine could not start.
-    #[error("cannot start the WebAssembly engine: {0:#}")]
-    Engine(wasmtime::Error),
+    /// The WebAssembly engine could not start with the `[plugins]` limits
+    /// (at `location`) on this host.
+    #[error("{location}: cannot start the WebAssembly engine: {error:#}")]
+    Engine {
+        /// The `[plugins]` table, or the file's start without one.
+        location: Location,
+        /// Why.
+        error: wasmtime::Error,
+    },
 }
 
 /// An input reference: `node` or `node.output`.
@@ -63,7 +69,15 @@ impl Graph {
         swapped: Option<&SwappedPlugins>,
     ) -> Result<Graph, BuildError> {
         let config = &pipeline.config;
-        let engine = super::limits::engine(config).map_err(BuildError::Engine)?;
+        // The engine is sized by the `[plugins]` limits: a failure is theirs.
+        let engine = super::limits::engine(config).map_err(|error| BuildError::Engine {
+            location: Location::of(
+                &pipeline.path,
+                &pipeline.text,
+                pipeline.text.find("[plugins]").unwrap_or(0),
+            ),
+            error,
+        })?;
         let loader = Loader::new(engine, trusted_keys(pipeline)?).with_limits(
             super::limits::compile_limits(&config.plugins, None),
             super::limits::compile_limits_by_operator(config),

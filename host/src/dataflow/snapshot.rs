@@ -126,3 +126,49 @@ pub fn keyed_state(blob: &[u8]) -> Result<KeyedState, String> {
         .map(|s| s.keyed)
         .map_err(|e| format!("state unreadable: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blob(values: &[(String, String, Vec<u8>)]) -> Vec<u8> {
+        let mut keyed = KeyedState::default();
+        for (namespace, key, value) in values {
+            keyed.put(namespace, key, value);
+        }
+        postcard::to_allocvec(&SnapshotRef {
+            records_in: 7,
+            calls: 3,
+            timers_fired: 1,
+            watermarks: &InputWatermarks::new(2),
+            keyed: &keyed,
+            timers: &Timers::default(),
+            windows: WindowsRef::None,
+            memory: Some(vec![1, 2, 3]),
+        })
+        .unwrap()
+    }
+
+    proptest! {
+        /// `eddy state get` on a snapshot reads back its values; on a
+        /// damaged one, values or an error, never a panic.
+        #[test]
+        fn fuzz_a_damaged_snapshot_is_read_or_refused(
+            values in proptest::collection::vec(("[a-b]{1,2}", ".{0,4}", proptest::collection::vec(any::<u8>(), 0..6)), 0..6),
+            damage in crate::damage::damage(),
+        ) {
+            let bytes = blob(&values);
+            let read = keyed_state(&bytes).unwrap();
+            let mut expected = std::collections::HashMap::new();
+            for (namespace, key, value) in &values {
+                expected.insert((namespace.as_str(), key.as_str()), value.as_slice());
+            }
+            prop_assert_eq!(read.len(), expected.len());
+            for ((namespace, key), value) in &expected {
+                prop_assert_eq!(read.get(namespace, key), Some(*value));
+            }
+            let _ = keyed_state(&crate::damage::apply(bytes, &damage));
+        }
+    }
+}

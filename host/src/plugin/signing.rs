@@ -201,4 +201,40 @@ mod tests {
             "keys are never overwritten"
         );
     }
+
+    proptest::proptest! {
+        /// A signed bundle changed anywhere (a byte, cut short, a byte
+        /// added) never verifies; whatever the bytes, reading them is a
+        /// bundle or an error, never a panic.
+        #[test]
+        fn fuzz_a_changed_bundle_never_verifies(
+            wasm in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            code in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+            damage in crate::damage::damage(),
+        ) {
+            let key = SecretKey(SigningKey::from_bytes(&[7; 32]));
+            let trusted = TrustedKeys { keys: vec![key.0.verifying_key()] };
+            let body = BundleBody {
+                manifest: r#"{"name":"p","version":"1.0.0"}"#.into(),
+                wasm,
+                artifacts: vec![crate::plugin::bundle::Artifact {
+                    target: "x86_64-unknown-linux-gnu".into(),
+                    engine: "e".into(),
+                    code,
+                }],
+            };
+            let signed = encode(&body, |m| Some(key.sign(m)));
+            let bundle = Bundle::parse(&signed).unwrap();
+            proptest::prop_assert_eq!(trusted.verify(&bundle), Ok(()));
+            proptest::prop_assert_eq!(bundle.decode().unwrap(), body);
+
+            let changed = crate::damage::apply(signed.clone(), &damage);
+            if let Ok(bundle) = Bundle::parse(&changed) {
+                if trusted.verify(&bundle).is_ok() {
+                    proptest::prop_assert_eq!(&changed, &signed, "only the signed bytes verify");
+                }
+                let _ = bundle.decode();
+            }
+        }
+    }
 }

@@ -28,6 +28,7 @@ struct Entry {
 /// (the operator's event-time watermark, so that replay expires exactly what
 /// the first run expired) reads as absent and is dropped by [`KeyedState::expire`].
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(from = "Stored")]
 pub struct KeyedState {
     namespaces: HashMap<String, HashMap<String, Entry>>,
     #[serde(skip)]
@@ -40,6 +41,31 @@ pub struct KeyedState {
     /// How many values it holds.
     #[serde(skip)]
     keys: usize,
+}
+
+/// Keyed state as a snapshot holds it: the values only; what they take is
+/// counted again when it is read.
+#[derive(Deserialize)]
+struct Stored {
+    namespaces: HashMap<String, HashMap<String, Entry>>,
+}
+
+impl From<Stored> for KeyedState {
+    fn from(stored: Stored) -> Self {
+        let keys = stored.namespaces.values().map(HashMap::len).sum();
+        let bytes = stored
+            .namespaces
+            .values()
+            .flat_map(|keys| keys.iter())
+            .map(|(k, e)| entry_bytes(k, e.value.len()))
+            .sum();
+        KeyedState {
+            namespaces: stored.namespaces,
+            bytes,
+            keys,
+            ..KeyedState::default()
+        }
+    }
 }
 
 impl KeyedState {
@@ -64,13 +90,8 @@ impl KeyedState {
     /// Takes over the values of `restored`, keeping this state's time to live and clock.
     pub fn restore(&mut self, restored: KeyedState) {
         self.namespaces = restored.namespaces;
-        self.keys = self.namespaces.values().map(HashMap::len).sum();
-        self.bytes = self
-            .namespaces
-            .values()
-            .flat_map(|keys| keys.iter())
-            .map(|(k, e)| entry_bytes(k, e.value.len()))
-            .sum();
+        self.keys = restored.keys;
+        self.bytes = restored.bytes;
     }
 
     fn expired(&self, entry: &Entry) -> bool {

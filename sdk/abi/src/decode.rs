@@ -20,6 +20,8 @@ pub enum DecodeError {
     Utf8,
     /// A value has an unknown kind tag.
     ValueTag(u8),
+    /// A boolean is neither 0 nor 1.
+    Bool(u8),
     /// Bytes were left over after the input.
     TrailingBytes,
 }
@@ -31,6 +33,7 @@ impl fmt::Display for DecodeError {
             DecodeError::Varint => f.write_str("varint longer than 64 bits"),
             DecodeError::Utf8 => f.write_str("string is not UTF-8"),
             DecodeError::ValueTag(t) => write!(f, "unknown value kind {t}"),
+            DecodeError::Bool(b) => write!(f, "boolean byte {b}, not 0 or 1"),
             DecodeError::TrailingBytes => f.write_str("bytes left over after the input"),
         }
     }
@@ -65,11 +68,16 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    /// An unsigned varint.
+    /// An unsigned varint. Its tenth byte holds the 64th bit only: a
+    /// varint with more bits than that is refused, as postcard refuses it,
+    /// rather than read as another number.
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(DecodeError::Varint);
+            }
             value |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(value);
@@ -127,7 +135,11 @@ impl<'a> Reader<'a> {
                 ValueRef::F64(f64::from_le_bytes(raw))
             }
             1 => ValueRef::I64(self.i64()?),
-            2 => ValueRef::Bool(self.byte()? != 0),
+            2 => ValueRef::Bool(match self.byte()? {
+                0 => false,
+                1 => true,
+                b => return Err(DecodeError::Bool(b)),
+            }),
             3 => ValueRef::Str(self.str()?),
             4 => ValueRef::Bytes(self.bytes()?),
             tag => return Err(DecodeError::ValueTag(tag)),
