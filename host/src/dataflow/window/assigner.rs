@@ -195,11 +195,23 @@ mod properties {
         prop_oneof![1..=100_000u64, 1..=u64::MAX]
     }
 
+    /// 2000 cases, or `PROPTEST_CASES` (as `cargo xtask fuzz` sets it).
+    fn config() -> ProptestConfig {
+        let default = ProptestConfig::default();
+        match std::env::var_os("PROPTEST_CASES") {
+            Some(_) => default,
+            None => ProptestConfig {
+                cases: 2000,
+                ..default
+            },
+        }
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(config())]
 
         #[test]
-        fn tumbling_windows_hold_their_record(time: i64, size in size(), offset: i64) {
+        fn fuzz_tumbling_windows_hold_their_record(time: i64, size in size(), offset: i64) {
             let w = TimeWindows::tumbling(size, offset);
             let mut got = Vec::new();
             match w.assign(time, |s, e| got.push((s, e))) {
@@ -218,7 +230,7 @@ mod properties {
         }
 
         #[test]
-        fn sliding_windows_are_every_aligned_window_holding_their_record(
+        fn fuzz_sliding_windows_are_every_aligned_window_holding_their_record(
             time: i64,
             slide in 1..=1_000_000u64,
             windows in 1..=50u64,
@@ -250,7 +262,7 @@ mod properties {
         }
 
         #[test]
-        fn a_session_window_is_the_gap_after_its_record(time: i64, gap in size()) {
+        fn fuzz_a_session_window_is_the_gap_after_its_record(time: i64, gap in size()) {
             let w = TimeWindows::session(gap);
             let mut got = Vec::new();
             let fits = i128::from(time) + i128::from(clamp(gap)) <= i128::from(i64::MAX);
