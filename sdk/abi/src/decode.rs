@@ -14,12 +14,12 @@ use crate::{ProcessInput, RecordRef, ValueRef, Window, WindowInput, WindowRef};
 pub enum DecodeError {
     /// The input ended in the middle of a value.
     Truncated,
-    /// A varint is longer than 64 bits.
+    /// A varint is longer than its type (64 bits, or 32).
     Varint,
     /// A string is not UTF-8.
     Utf8,
     /// A value has an unknown kind tag.
-    ValueTag(u8),
+    ValueTag(u32),
     /// A boolean is neither 0 nor 1.
     Bool(u8),
     /// Bytes were left over after the input.
@@ -30,7 +30,7 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::Truncated => f.write_str("input ends in the middle of a value"),
-            DecodeError::Varint => f.write_str("varint longer than 64 bits"),
+            DecodeError::Varint => f.write_str("varint longer than its type"),
             DecodeError::Utf8 => f.write_str("string is not UTF-8"),
             DecodeError::ValueTag(t) => write!(f, "unknown value kind {t}"),
             DecodeError::Bool(b) => write!(f, "boolean byte {b}, not 0 or 1"),
@@ -86,6 +86,24 @@ impl<'a> Reader<'a> {
         Err(DecodeError::Varint)
     }
 
+    /// An unsigned varint of at most 32 bits (an enum's variant index, a
+    /// `u32`): at most five bytes, the fifth holding four bits, as postcard
+    /// reads it.
+    pub fn varint32(&mut self) -> Result<u32, DecodeError> {
+        let mut value = 0u32;
+        for shift in (0..32).step_by(7) {
+            let b = self.byte()?;
+            if shift == 28 && b > 0x0f {
+                return Err(DecodeError::Varint);
+            }
+            value |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Varint)
+    }
+
     /// A zig-zag varint.
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
         let v = self.varint()?;
@@ -127,7 +145,7 @@ impl<'a> Reader<'a> {
 
     /// One field value: its tag, then its payload.
     pub fn value(&mut self) -> Result<ValueRef<'a>, DecodeError> {
-        Ok(match self.byte()? {
+        Ok(match self.varint32()? {
             0 => {
                 let b = self.take(8)?;
                 let mut raw = [0u8; 8];
@@ -182,7 +200,7 @@ pub fn window_input(bytes: &[u8]) -> Result<WindowInput<Vec<WindowRef<'_>>>, Dec
         let key = r.str()?;
         let start = r.i64()?;
         let end = r.i64()?;
-        let firing = u32::try_from(r.varint()?).map_err(|_| DecodeError::Varint)?;
+        let firing = r.varint32()?;
         let records = r.records()?;
         windows.push(Window {
             key,

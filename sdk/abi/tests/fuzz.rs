@@ -38,9 +38,9 @@ fn record() -> impl Strategy<Value = Record> {
 }
 
 /// Bytes near valid encodings: an encoded batch with a few bytes changed,
-/// cut short or extended, or any bytes at all.
+/// cut short, extended or re-encoded longer, or any bytes at all.
 fn near_encoding(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    let edits = proptest::collection::vec((any::<usize>(), any::<u8>(), 0..4u8), 0..4);
+    let edits = proptest::collection::vec((any::<usize>(), any::<u8>(), 0..5u8), 0..4);
     let mutated = (Just(valid), edits).prop_map(|(mut bytes, edits)| {
         for (at, byte, how) in edits {
             let at = if bytes.is_empty() {
@@ -52,6 +52,16 @@ fn near_encoding(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
                 0 if !bytes.is_empty() => bytes[at] = byte,
                 1 => bytes.truncate(at),
                 2 => bytes.insert(at.min(bytes.len()), byte),
+                // The same number in a longer varint: a byte below 128
+                // gets its continuation bit, then continuation bytes of
+                // zeros and a last zero.
+                3 if bytes.get(at).is_some_and(|b| *b < 0x80) => {
+                    bytes[at] |= 0x80;
+                    let extra = usize::from(byte % 6);
+                    for i in 0..=extra {
+                        bytes.insert(at + 1 + i, if i == extra { 0 } else { 0x80 });
+                    }
+                }
                 _ => bytes.push(byte),
             }
         }
