@@ -332,10 +332,12 @@ fn the_whole_suite(allocation: &str, expected: &str) {
     assert_eq!(operator(&during, "stats")["faults"], 0);
     // What the host holds for the state flood stays under its cap (16 MiB
     // here, so that checkpoints of it stay quick in a debug build; the
-    // default is tested alone, in `hostile`).
+    // default is tested alone, in `hostile`). How much of it was committed
+    // depends on how the records were batched: a call whose writes would
+    // cross the cap commits none of them.
     let flood = operator(&during, "state_flood");
     let held = flood["usage"]["state_bytes"].as_u64().unwrap();
-    assert!(held > 8 << 20 && held <= 16 << 20, "{flood}");
+    assert!(held <= 16 << 20, "{flood}");
     assert_eq!(flood["limits"]["state_bytes"], 16 << 20);
     finish(child, d);
 
