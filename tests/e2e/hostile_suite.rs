@@ -125,6 +125,9 @@ interval_ms = 1000
                 // Swaps to these two meet their compile limits.
                 "recurse" => "compile_memory_limit_bytes = 67_108_864\n",
                 "bad_pointer" => "compile_timeout_ms = 200\n",
+                // The floods meet their caps, not the deadline, however
+                // busy the machine.
+                "state_flood" | "timer_flood" | "emit_flood" => "deadline_ms = 5000\n",
                 _ => "",
             };
             text.push_str(&format!(
