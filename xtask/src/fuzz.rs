@@ -1,8 +1,8 @@
 //! `cargo xtask fuzz`: the fuzz properties (every test named `fuzz_…`: the
 //! codec, the file source, the window assigners, the plugin ABI's decoders,
 //! journal entries, snapshots, signed bundles, pipeline files, the BLE
-//! decoders) run pass after pass, each pass with fresh random inputs, for a
-//! given time.
+//! decoders, Modbus points and plans) run pass after pass, each pass with
+//! fresh random inputs, for a given time.
 
 use std::time::{Duration, Instant};
 

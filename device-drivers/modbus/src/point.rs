@@ -1,0 +1,395 @@
+//! One point of a device, and how its registers or bits become a value.
+
+use serde::Deserialize;
+
+/// The four Modbus tables (EdgeX `primaryTable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Table {
+    /// Read-write bits (function 1 to read).
+    Coils,
+    /// Read-only bits (function 2).
+    DiscreteInputs,
+    /// Read-only 16-bit registers (function 4).
+    InputRegisters,
+    /// Read-write 16-bit registers (function 3).
+    HoldingRegisters,
+}
+
+impl Table {
+    /// Whether it holds bits rather than registers.
+    pub fn is_bits(self) -> bool {
+        matches!(self, Table::Coils | Table::DiscreteInputs)
+    }
+}
+
+/// How a point's registers are to be read (EdgeX `rawType`; the upper-case
+/// names of EdgeX 1.x are taken too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RawType {
+    /// A bit of a bit table, or one bit of a register.
+    #[serde(alias = "BOOL")]
+    Bool,
+    /// One register, signed.
+    #[serde(alias = "INT16")]
+    Int16,
+    /// One register, unsigned.
+    #[serde(alias = "UINT16")]
+    Uint16,
+    /// Two registers, signed.
+    #[serde(alias = "INT32")]
+    Int32,
+    /// Two registers, unsigned.
+    #[serde(alias = "UINT32")]
+    Uint32,
+    /// Four registers, signed.
+    #[serde(alias = "INT64")]
+    Int64,
+    /// Four registers, unsigned.
+    #[serde(alias = "UINT64")]
+    Uint64,
+    /// Two registers, IEEE 754 single precision.
+    #[serde(alias = "FLOAT32")]
+    Float32,
+    /// Four registers, IEEE 754 double precision.
+    #[serde(alias = "FLOAT64")]
+    Float64,
+    /// Characters, two a register (`stringRegisterSize` registers).
+    #[serde(alias = "STRING")]
+    String,
+}
+
+impl RawType {
+    /// How many registers a value of this type takes (a string: as the
+    /// point says).
+    pub fn registers(self, string_registers: u16) -> u16 {
+        match self {
+            RawType::Bool | RawType::Int16 | RawType::Uint16 => 1,
+            RawType::Int32 | RawType::Uint32 | RawType::Float32 => 2,
+            RawType::Int64 | RawType::Uint64 | RawType::Float64 => 4,
+            RawType::String => string_registers,
+        }
+    }
+}
+
+/// A point's value, decoded and scaled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointValue {
+    /// A bit.
+    Bool(bool),
+    /// An integer read without scale or offset.
+    Int(i128),
+    /// A float, or an integer with a scale or offset.
+    Float(f64),
+    /// Characters, up to the first NUL.
+    Text(String),
+}
+
+/// Why a response does not give a point's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer registers or bits than the point takes.
+    #[error("point `{point}`: {got} registers or bits, expected {expected}")]
+    Short {
+        /// The point.
+        point: String,
+        /// What came.
+        got: usize,
+        /// What it takes.
+        expected: usize,
+    },
+}
+
+/// Whether a point may be read, written or both (EdgeX `readWrite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ReadWrite {
+    /// Read only.
+    #[default]
+    R,
+    /// Read and written.
+    RW,
+    /// Written only.
+    W,
+}
+
+/// One value of a device: an EdgeX device resource with its Modbus
+/// attributes, under EdgeX's names.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Point {
+    /// The field name it becomes in the device's records.
+    pub name: String,
+    /// The table it is in (`primaryTable`).
+    #[serde(rename = "primaryTable")]
+    pub table: Table,
+    /// The address of its first register or bit, 0-based (as EdgeX since
+    /// its Ireland release; `startingAddress`).
+    #[serde(rename = "startingAddress")]
+    pub address: u16,
+    /// How its registers are read.
+    pub raw_type: RawType,
+    /// 32-bit types: the low word comes first (`isWordSwap`).
+    #[serde(default, rename = "isWordSwap")]
+    pub word_swap: bool,
+    /// 32-bit types: the two bytes of each register are swapped
+    /// (`isByteSwap`).
+    #[serde(default, rename = "isByteSwap")]
+    pub byte_swap: bool,
+    /// `Bool` in a register table: which bit of the register (0 is the
+    /// least significant).
+    #[serde(default, rename = "bitOffset")]
+    pub bit: Option<u8>,
+    /// `String`: how many registers it takes (`stringRegisterSize`).
+    #[serde(default, rename = "stringRegisterSize")]
+    pub string_registers: Option<u16>,
+    /// Multiplies the raw value.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Added after the scale.
+    #[serde(default)]
+    pub offset: f64,
+    /// The unit, for people reading the profile.
+    #[serde(default)]
+    pub units: Option<String>,
+    /// Whether it is read, written or both.
+    #[serde(default)]
+    pub read_write: ReadWrite,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Point {
+    /// How many registers (or bits, in a bit table) it takes.
+    pub fn size(&self) -> u16 {
+        if self.table.is_bits() {
+            1
+        } else {
+            self.raw_type.registers(self.string_registers.unwrap_or(0))
+        }
+    }
+
+    /// Its value from the registers of a response that start at its address.
+    pub fn decode_registers(&self, registers: &[u16]) -> Result<PointValue, DecodeError> {
+        // What the type takes, whatever table the point claims to be in.
+        let n = usize::from(self.raw_type.registers(self.string_registers.unwrap_or(0)));
+        let words = registers.get(..n).ok_or_else(|| DecodeError::Short {
+            point: self.name.clone(),
+            got: registers.len(),
+            expected: n,
+        })?;
+        let bytes = self.bytes(words);
+        let unsigned = |bytes: &[u8]| bytes.iter().fold(0u128, |v, b| (v << 8) | u128::from(*b));
+        let value = match self.raw_type {
+            RawType::Bool => {
+                // A bit past 15 (refused by a profile's check) reads as 0.
+                let bit = u32::from(self.bit.unwrap_or(0));
+                return Ok(PointValue::Bool(
+                    words[0].checked_shr(bit).unwrap_or(0) & 1 == 1,
+                ));
+            }
+            RawType::String => {
+                let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+                return Ok(PointValue::Text(
+                    String::from_utf8_lossy(&bytes[..end]).into_owned(),
+                ));
+            }
+            RawType::Uint16 | RawType::Uint32 | RawType::Uint64 => {
+                PointValue::Int(unsigned(&bytes) as i128)
+            }
+            RawType::Int16 => PointValue::Int(i128::from(i16::from_be_bytes([bytes[0], bytes[1]]))),
+            RawType::Int32 => PointValue::Int(i128::from(i32::from_be_bytes([
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ]))),
+            RawType::Int64 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&bytes);
+                PointValue::Int(i128::from(i64::from_be_bytes(b)))
+            }
+            RawType::Float32 => PointValue::Float(f64::from(f32::from_be_bytes([
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ]))),
+            RawType::Float64 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&bytes);
+                PointValue::Float(f64::from_be_bytes(b))
+            }
+        };
+        Ok(self.scaled(value))
+    }
+
+    /// Its value from the bits of a response that start at its address.
+    pub fn decode_bits(&self, bits: &[bool]) -> Result<PointValue, DecodeError> {
+        bits.first()
+            .map(|b| PointValue::Bool(*b))
+            .ok_or_else(|| DecodeError::Short {
+                point: self.name.clone(),
+                got: 0,
+                expected: 1,
+            })
+    }
+
+    /// The registers' bytes, most significant first, after the swaps a
+    /// 32-bit type asks for.
+    fn bytes(&self, words: &[u16]) -> Vec<u8> {
+        let thirty_two = matches!(
+            self.raw_type,
+            RawType::Int32 | RawType::Uint32 | RawType::Float32
+        );
+        let mut words = words.to_vec();
+        if thirty_two && self.word_swap {
+            words.reverse();
+        }
+        words
+            .iter()
+            .flat_map(|w| {
+                let b = w.to_be_bytes();
+                if thirty_two && self.byte_swap {
+                    [b[1], b[0]]
+                } else {
+                    b
+                }
+            })
+            .collect()
+    }
+
+    /// The value with scale and offset applied, if it has any.
+    fn scaled(&self, value: PointValue) -> PointValue {
+        if self.scale == 1.0 && self.offset == 0.0 {
+            return value;
+        }
+        match value {
+            PointValue::Int(v) => PointValue::Float(v as f64 * self.scale + self.offset),
+            PointValue::Float(v) => PointValue::Float(v * self.scale + self.offset),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(raw_type: RawType, word_swap: bool, byte_swap: bool) -> Point {
+        Point {
+            name: "p".into(),
+            table: Table::HoldingRegisters,
+            address: 0,
+            raw_type,
+            word_swap,
+            byte_swap,
+            bit: None,
+            string_registers: Some(3),
+            scale: 1.0,
+            offset: 0.0,
+            units: None,
+            read_write: ReadWrite::R,
+        }
+    }
+
+    /// Registers as a device lays out `bytes` (most significant first),
+    /// with the given word and byte order: computed here from the bytes,
+    /// not by the decoder.
+    fn laid_out(bytes: &[u8], word_swap: bool, byte_swap: bool) -> Vec<u16> {
+        let mut words: Vec<[u8; 2]> = bytes.chunks(2).map(|c| [c[0], c[1]]).collect();
+        if word_swap {
+            words.reverse();
+        }
+        words
+            .into_iter()
+            .map(|[a, b]| {
+                if byte_swap {
+                    u16::from_be_bytes([b, a])
+                } else {
+                    u16::from_be_bytes([a, b])
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_32_bit_order_reads_back() {
+        for (word_swap, byte_swap) in [(false, false), (true, false), (false, true), (true, true)] {
+            let regs = laid_out(&(-123_456_789i32).to_be_bytes(), word_swap, byte_swap);
+            assert_eq!(
+                point(RawType::Int32, word_swap, byte_swap).decode_registers(&regs),
+                Ok(PointValue::Int(-123_456_789))
+            );
+            let regs = laid_out(&3_000_000_000u32.to_be_bytes(), word_swap, byte_swap);
+            assert_eq!(
+                point(RawType::Uint32, word_swap, byte_swap).decode_registers(&regs),
+                Ok(PointValue::Int(3_000_000_000))
+            );
+            let regs = laid_out(&(-1.5f32).to_be_bytes(), word_swap, byte_swap);
+            assert_eq!(
+                point(RawType::Float32, word_swap, byte_swap).decode_registers(&regs),
+                Ok(PointValue::Float(-1.5))
+            );
+        }
+        // The familiar example: 0x4148 0x0000 is 12.5 as ABCD; CDAB reads
+        // the same registers sent low word first.
+        assert_eq!(
+            point(RawType::Float32, false, false).decode_registers(&[0x4148, 0x0000]),
+            Ok(PointValue::Float(12.5))
+        );
+        assert_eq!(
+            point(RawType::Float32, true, false).decode_registers(&[0x0000, 0x4148]),
+            Ok(PointValue::Float(12.5))
+        );
+    }
+
+    #[test]
+    fn sixteen_and_sixty_four_bits_strings_bits_and_scale() {
+        assert_eq!(
+            point(RawType::Int16, false, false).decode_registers(&[0xFF38]),
+            Ok(PointValue::Int(-200))
+        );
+        assert_eq!(
+            point(RawType::Uint16, false, false).decode_registers(&[0xFF38]),
+            Ok(PointValue::Int(65336))
+        );
+        let regs = laid_out(&u64::MAX.to_be_bytes(), false, false);
+        assert_eq!(
+            point(RawType::Uint64, false, false).decode_registers(&regs),
+            Ok(PointValue::Int(i128::from(u64::MAX)))
+        );
+        let regs = laid_out(&(-2i64).to_be_bytes(), false, false);
+        assert_eq!(
+            point(RawType::Int64, false, false).decode_registers(&regs),
+            Ok(PointValue::Int(-2))
+        );
+        let regs = laid_out(&std::f64::consts::PI.to_be_bytes(), false, false);
+        assert_eq!(
+            point(RawType::Float64, false, false).decode_registers(&regs),
+            Ok(PointValue::Float(std::f64::consts::PI))
+        );
+        assert_eq!(
+            point(RawType::String, false, false).decode_registers(&laid_out(
+                b"UPS\0\0\0",
+                false,
+                false
+            )),
+            Ok(PointValue::Text("UPS".into()))
+        );
+        let mut bit = point(RawType::Bool, false, false);
+        bit.bit = Some(3);
+        assert_eq!(bit.decode_registers(&[0b1000]), Ok(PointValue::Bool(true)));
+        assert_eq!(bit.decode_registers(&[0b0111]), Ok(PointValue::Bool(false)));
+        let mut volts = point(RawType::Uint16, false, false);
+        volts.scale = 0.1;
+        volts.offset = -1.0;
+        assert_eq!(
+            volts.decode_registers(&[2305]),
+            Ok(PointValue::Float(2305.0 * 0.1 - 1.0))
+        );
+        assert!(matches!(
+            point(RawType::Float64, false, false).decode_registers(&[1, 2]),
+            Err(DecodeError::Short {
+                got: 2,
+                expected: 4,
+                ..
+            })
+        ));
+    }
+}
