@@ -68,14 +68,15 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    /// An unsigned varint. Its tenth byte holds the 64th bit only: a
-    /// varint with more bits than that is refused, as postcard refuses it,
-    /// rather than read as another number.
-    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+    /// An unsigned varint of at most `bits` bits, as postcard reads it: its
+    /// last possible byte holds only the bits that are left, and a varint
+    /// with more bits than that is refused rather than read as another
+    /// number.
+    fn varint_of(&mut self, bits: u32) -> Result<u64, DecodeError> {
         let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
+        for shift in (0..bits).step_by(7) {
             let b = self.byte()?;
-            if shift == 63 && b > 1 {
+            if shift + 7 > bits && u32::from(b & 0x7f) >> (bits - shift) != 0 {
                 return Err(DecodeError::Varint);
             }
             value |= u64::from(b & 0x7f) << shift;
@@ -86,22 +87,16 @@ impl<'a> Reader<'a> {
         Err(DecodeError::Varint)
     }
 
+    /// An unsigned varint of at most 64 bits (ten bytes).
+    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        self.varint_of(64)
+    }
+
     /// An unsigned varint of at most 32 bits (an enum's variant index, a
-    /// `u32`): at most five bytes, the fifth holding four bits, as postcard
-    /// reads it.
+    /// `u32`): at most five bytes.
     pub fn varint32(&mut self) -> Result<u32, DecodeError> {
-        let mut value = 0u32;
-        for shift in (0..32).step_by(7) {
-            let b = self.byte()?;
-            if shift == 28 && b > 0x0f {
-                return Err(DecodeError::Varint);
-            }
-            value |= u32::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(DecodeError::Varint)
+        // Thirty-two bits at most, so the value fits.
+        self.varint_of(32).map(|v| v as u32)
     }
 
     /// A zig-zag varint.
