@@ -22,6 +22,7 @@ mod processing_time;
 mod seeds_job;
 mod signing;
 mod state_cmd;
+mod storm;
 mod support;
 mod swap;
 mod upgrade;

@@ -229,11 +229,8 @@ path = "out/local.jsonl"
 "#
     );
     std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
-    let started = Instant::now();
     let out = run(&["check", "p.toml"], dir.path());
-    let took = started.elapsed();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(1), "eddy check took {took:?}");
     std::thread::sleep(Duration::from_millis(100));
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

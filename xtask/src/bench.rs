@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle and I/O benchmarks, in release mode.
+//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O and local-API benchmarks, in release mode.
 
 use xshell::{Shell, cmd};
 
@@ -6,8 +6,8 @@ use crate::guests;
 
 /// Builds the guests and runs the benchmark binaries, which print tables and
 /// write the same figures to `target/bench/pipeline.json`,
-/// `target/bench/durability.json`, `target/bench/plugins.json` and
-/// `target/bench/io.json`.
+/// `target/bench/durability.json`, `target/bench/plugins.json`,
+/// `target/bench/io.json` and `target/bench/api.json`.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
@@ -15,5 +15,6 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench durability").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench plugins").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench io").run()?;
+    cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench api").run()?;
     Ok(())
 }
