@@ -324,6 +324,61 @@ impl ComponentRetried<'_> {
     }
 }
 
+/// A source polled one of its devices.
+pub(crate) struct DevicePolled<'a> {
+    pub(crate) component: &'a str,
+    pub(crate) device: &'a str,
+    /// Why the poll gave no record.
+    pub(crate) fault: Option<&'a str>,
+    /// Whether the device went from up to fault or back.
+    pub(crate) changed: bool,
+}
+
+impl DevicePolled<'_> {
+    pub(crate) fn emit(self) {
+        let labels = [
+            ("component", self.component.to_owned()),
+            ("device", self.device.to_owned()),
+        ];
+        counter!("eddy_device_polls_total", &labels).increment(1);
+        match self.fault {
+            Some(fault) => {
+                if self.changed {
+                    tracing::warn!(
+                        component = self.component,
+                        device = self.device,
+                        "source `{}`: device `{}` in fault: {fault}",
+                        self.component,
+                        self.device
+                    );
+                } else {
+                    tracing::debug!(
+                        component = self.component,
+                        device = self.device,
+                        "source `{}`: device `{}` still in fault: {fault}",
+                        self.component,
+                        self.device
+                    );
+                }
+                counter!("eddy_device_faults_total", &labels).increment(1);
+                metrics::gauge!("eddy_device_up", &labels).set(0.0);
+            }
+            None => {
+                if self.changed {
+                    tracing::info!(
+                        component = self.component,
+                        device = self.device,
+                        "source `{}`: device `{}` answers again",
+                        self.component,
+                        self.device
+                    );
+                }
+                metrics::gauge!("eddy_device_up", &labels).set(1.0);
+            }
+        }
+    }
+}
+
 /// A sink's buffer was full and its policy dropped records.
 pub(crate) struct SinkDropped<'a> {
     pub(crate) sink: &'a str,

@@ -15,6 +15,8 @@ mod hostile;
 mod hostile_suite;
 mod idleness;
 mod late;
+mod modbus;
+mod modbus_peer;
 mod outage;
 mod peer;
 mod plugin_test;

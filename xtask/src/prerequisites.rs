@@ -58,3 +58,30 @@ pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
     )?;
     rustup_target(sh, "aarch64-unknown-linux-gnu")
 }
+
+/// The peers the tests start: `socat` (serial line pairs), and a Python
+/// virtual environment at `target/peers-venv` with pymodbus, whose
+/// interpreter the tests find there (or in `EDDY_TEST_PYTHON`).
+pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
+    apt(sh, &["socat", "python3-venv"])?;
+    let venv = crate::project_root().join("target/peers-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        cmd!(sh, "python3 -m venv {venv}").run()?;
+    }
+    let wanted = ["pymodbus==3.16.1", "pyserial==3.5"];
+    let have = cmd!(sh, "{python} -m pip freeze").quiet().read()?;
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| !have.lines().any(|l| l.trim() == *w))
+        .collect();
+    if !missing.is_empty() {
+        cmd!(
+            sh,
+            "{python} -m pip install --quiet --disable-pip-version-check {missing...}"
+        )
+        .run()?;
+    }
+    Ok(())
+}

@@ -11,6 +11,7 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     let cargo = crate::cargo();
     step("prerequisites");
     prerequisites::rustup_target(sh, "wasm32-unknown-unknown")?;
+    prerequisites::test_peers(sh)?;
     if cross {
         prerequisites::cross_aarch64(sh)?;
     }

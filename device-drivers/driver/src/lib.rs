@@ -52,6 +52,7 @@ mod config;
 mod doorbell;
 mod driver;
 mod error;
+mod schedule;
 mod services;
 mod task;
 
@@ -60,6 +61,7 @@ pub use doorbell::Doorbell;
 pub use driver::{Driver, Poll, Rejected};
 pub use eddy_abi::{Record, Value};
 pub use error::{DriverError, Invalid, Unavailable};
+pub use schedule::{Schedule, wall_clock_ms};
 pub use serde_spanned::Spanned;
 pub use services::Services;
 pub use task::{

@@ -38,6 +38,12 @@ pub trait SourceTask: Send + 'static {
 pub trait SourceEvents: Send + Sync {
     /// The task reached its peer: the source is up again.
     fn connected(&self);
+
+    /// One of the devices the source reads (a Modbus unit, a sensor) was
+    /// polled: `fault` says why the poll gave no record, `None` that it
+    /// did. The host counts polls and faults per device for `eddy status`
+    /// and `/metrics`, while the source as a whole stays up.
+    fn device_polled(&self, _device: &str, _fault: Option<&str>) {}
 }
 
 /// Records from a task to the pipeline thread, at most `capacity` batches
@@ -64,6 +70,11 @@ impl SourceOutput {
     /// Says the task has reached its peer: the host shows the source as up.
     pub fn connected(&self) {
         self.events.connected();
+    }
+
+    /// Reports a poll of one device (see [`SourceEvents::device_polled`]).
+    pub fn device_polled(&self, device: &str, fault: Option<&str>) {
+        self.events.device_polled(device, fault);
     }
 
     /// Hands records (and input that could not become records) to the

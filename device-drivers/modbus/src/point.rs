@@ -100,6 +100,23 @@ pub enum DecodeError {
     },
 }
 
+/// Why a value cannot be written to a point.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("point `{point}`: {reason}")]
+pub struct EncodeError {
+    /// The point.
+    pub point: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A value on its way to registers, scale and offset undone.
+enum Raw<'a> {
+    Int(i128),
+    Float(f64),
+    Text(&'a [u8]),
+}
+
 /// Whether a point may be read, written or both (EdgeX `readWrite`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum ReadWrite {
@@ -254,6 +271,114 @@ impl Point {
             .collect()
     }
 
+    /// The registers that hold `value`, in the point's type, word and byte
+    /// order, with its scale and offset undone: what writing it sends.
+    /// Integers are rounded to the nearest; a value outside the type's
+    /// range, or a string longer than the point's registers, is refused.
+    pub fn encode_registers(&self, value: &PointValue) -> Result<Vec<u16>, EncodeError> {
+        let refuse = |reason: String| EncodeError {
+            point: self.name.clone(),
+            reason,
+        };
+        let raw = match value {
+            PointValue::Int(i) if self.scale == 1.0 && self.offset == 0.0 => Raw::Int(*i),
+            PointValue::Int(i) => Raw::Float((*i as f64 - self.offset) / self.scale),
+            PointValue::Float(f) => Raw::Float((f - self.offset) / self.scale),
+            PointValue::Bool(b) => Raw::Int(i128::from(*b)),
+            PointValue::Text(t) => Raw::Text(t.as_bytes()),
+        };
+        let int = |raw: &Raw<'_>| -> Result<i128, EncodeError> {
+            match *raw {
+                Raw::Int(i) => Ok(i),
+                Raw::Float(f) if f.is_finite() => Ok(f.round() as i128),
+                _ => Err(refuse(format!("{value:?} is not a {:?}", self.raw_type))),
+            }
+        };
+        let in_range = |v: i128, low: i128, high: i128| {
+            if (low..=high).contains(&v) {
+                Ok(v)
+            } else {
+                Err(refuse(format!(
+                    "{v} is outside what a {:?} holds ({low} to {high})",
+                    self.raw_type
+                )))
+            }
+        };
+        let bytes: Vec<u8> = match self.raw_type {
+            RawType::Bool => {
+                let v = in_range(int(&raw)?, 0, 1)?;
+                let bit = u32::from(self.bit.unwrap_or(0));
+                return Ok(vec![(v as u16) << bit]);
+            }
+            RawType::Int16 => (in_range(int(&raw)?, i16::MIN.into(), i16::MAX.into())? as i16)
+                .to_be_bytes()
+                .to_vec(),
+            RawType::Uint16 => (in_range(int(&raw)?, 0, u16::MAX.into())? as u16)
+                .to_be_bytes()
+                .to_vec(),
+            RawType::Int32 => (in_range(int(&raw)?, i32::MIN.into(), i32::MAX.into())? as i32)
+                .to_be_bytes()
+                .to_vec(),
+            RawType::Uint32 => (in_range(int(&raw)?, 0, u32::MAX.into())? as u32)
+                .to_be_bytes()
+                .to_vec(),
+            RawType::Int64 => (in_range(int(&raw)?, i64::MIN.into(), i64::MAX.into())? as i64)
+                .to_be_bytes()
+                .to_vec(),
+            RawType::Uint64 => (in_range(int(&raw)?, 0, u64::MAX.into())? as u64)
+                .to_be_bytes()
+                .to_vec(),
+            RawType::Float32 | RawType::Float64 => {
+                let f = match raw {
+                    Raw::Int(i) => i as f64,
+                    Raw::Float(f) => f,
+                    Raw::Text(_) => {
+                        return Err(refuse(format!("{value:?} is not a number")));
+                    }
+                };
+                if self.raw_type == RawType::Float32 {
+                    (f as f32).to_be_bytes().to_vec()
+                } else {
+                    f.to_be_bytes().to_vec()
+                }
+            }
+            RawType::String => {
+                let Raw::Text(text) = raw else {
+                    return Err(refuse(format!("{value:?} is not a string")));
+                };
+                let room = usize::from(self.string_registers.unwrap_or(0)) * 2;
+                if text.len() > room {
+                    return Err(refuse(format!(
+                        "{} bytes do not fit in {room} bytes",
+                        text.len()
+                    )));
+                }
+                let mut b = text.to_vec();
+                b.resize(room, 0);
+                b
+            }
+        };
+        // The swaps are their own inverse: lay the bytes out as a device
+        // with this order would, by the same rule `bytes` reads them with.
+        let words: Vec<u16> = bytes
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        let thirty_two = matches!(
+            self.raw_type,
+            RawType::Int32 | RawType::Uint32 | RawType::Float32
+        );
+        let mut words: Vec<u16> = if thirty_two && self.byte_swap {
+            words.iter().map(|w| w.swap_bytes()).collect()
+        } else {
+            words
+        };
+        if thirty_two && self.word_swap {
+            words.reverse();
+        }
+        Ok(words)
+    }
+
     /// The value with scale and offset applied, if it has any.
     fn scaled(&self, value: PointValue) -> PointValue {
         if self.scale == 1.0 && self.offset == 0.0 {
@@ -391,5 +516,62 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn encoding_lays_values_out_as_the_device_reads_them() {
+        for (word_swap, byte_swap) in [(false, false), (true, false), (false, true), (true, true)] {
+            let p = point(RawType::Int32, word_swap, byte_swap);
+            assert_eq!(
+                p.encode_registers(&PointValue::Int(-123_456_789)),
+                Ok(laid_out(
+                    &(-123_456_789i32).to_be_bytes(),
+                    word_swap,
+                    byte_swap
+                ))
+            );
+            let p = point(RawType::Float32, word_swap, byte_swap);
+            assert_eq!(
+                p.encode_registers(&PointValue::Float(21.5)),
+                Ok(laid_out(&21.5f32.to_be_bytes(), word_swap, byte_swap))
+            );
+        }
+        let p = point(RawType::Float64, false, false);
+        assert_eq!(
+            p.encode_registers(&PointValue::Float(-1.25)),
+            Ok(laid_out(&(-1.25f64).to_be_bytes(), false, false))
+        );
+        let p = point(RawType::String, false, false);
+        assert_eq!(
+            p.encode_registers(&PointValue::Text("ab".into())),
+            Ok(vec![0x6162, 0, 0])
+        );
+        assert!(
+            p.encode_registers(&PointValue::Text("abcdefg".into()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_scaled_setpoint_is_written_raw_and_refused_out_of_range() {
+        let mut p = point(RawType::Int16, false, false);
+        p.scale = 0.1;
+        p.offset = -40.0;
+        // 21.5 = raw * 0.1 - 40, so raw = 615.
+        assert_eq!(p.encode_registers(&PointValue::Float(21.5)), Ok(vec![615]));
+        assert_eq!(
+            p.decode_registers(&[615]).map(|v| match v {
+                PointValue::Float(f) => (f * 10.0).round() / 10.0,
+                _ => f64::NAN,
+            }),
+            Ok(21.5)
+        );
+        assert!(p.encode_registers(&PointValue::Float(4000.0)).is_err());
+        let u = point(RawType::Uint16, false, false);
+        assert!(u.encode_registers(&PointValue::Int(-1)).is_err());
+        assert_eq!(
+            u.encode_registers(&PointValue::Int(65_535)),
+            Ok(vec![0xFFFF])
+        );
     }
 }

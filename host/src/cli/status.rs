@@ -44,6 +44,19 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
             s.name, s.health.kind, state, s.records, s.health.errors, s.health.retries
         );
         print_trouble(&s.health);
+        for (name, d) in &s.health.devices {
+            let fault = match (&d.last_fault, d.up) {
+                (Some(why), false) => format!("   in fault: {why}"),
+                (Some(why), true) => format!("   last fault: {why}"),
+                (None, _) => String::new(),
+            };
+            println!(
+                "    device {name:<16} {:<8} polls {:>8} faults {:>6}{fault}",
+                if d.up { "up" } else { "fault" },
+                d.polls,
+                d.faults
+            );
+        }
     }
     println!("\noperators");
     println!(

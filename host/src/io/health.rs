@@ -2,6 +2,7 @@
 //! why, failed, ended; with counters. `eddy status`, `/metrics` and the log
 //! all read it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -40,6 +41,26 @@ pub struct ComponentStatus {
     pub errors: u64,
     /// Retries so far.
     pub retries: u64,
+    /// The devices a source reads (Modbus units, sensors), by name: each
+    /// device's polls and faults, while the source as a whole may be up.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices: BTreeMap<String, DeviceStatus>,
+}
+
+/// One device of a source, as `eddy status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// Whether its last poll gave a record.
+    pub up: bool,
+    /// Since when it has been up or in fault, ms since the Unix epoch.
+    pub since_ms: i64,
+    /// Polls so far.
+    pub polls: u64,
+    /// Polls that gave no record (an exception, a timeout, a bad frame, a
+    /// connection lost).
+    pub faults: u64,
+    /// Why the last faulty poll gave no record.
+    pub last_fault: Option<String>,
 }
 
 /// Whether a component is a source or a sink, for logs and metrics.
@@ -77,6 +98,7 @@ impl Health {
                 last_error: None,
                 errors: 0,
                 retries: 0,
+                devices: BTreeMap::new(),
             }),
         })
     }
@@ -167,6 +189,41 @@ impl Health {
         self.down(error, transient, wait);
         tokio::time::sleep(wait).await;
         self.retrying();
+    }
+
+    /// One of its devices was polled; `fault` says why the poll gave no
+    /// record.
+    pub(crate) fn device_polled(&self, device: &str, fault: Option<&str>) {
+        let now = crate::dataflow::wall_clock_ms();
+        let mut status = self.status_mut();
+        let entry = status
+            .devices
+            .entry(device.to_owned())
+            .or_insert_with(|| DeviceStatus {
+                up: fault.is_none(),
+                since_ms: now,
+                polls: 0,
+                faults: 0,
+                last_fault: None,
+            });
+        let changed = entry.up != fault.is_none();
+        entry.polls += 1;
+        if changed {
+            entry.up = fault.is_none();
+            entry.since_ms = now;
+        }
+        if let Some(fault) = fault {
+            entry.faults += 1;
+            entry.last_fault = Some(fault.to_owned());
+        }
+        drop(status);
+        crate::internal_events::DevicePolled {
+            component: &self.name,
+            device,
+            fault,
+            changed,
+        }
+        .emit();
     }
 
     /// Its input has ended.

@@ -17,7 +17,7 @@ pub(crate) mod sink;
 pub(crate) mod source;
 
 pub(crate) use backoff::Backoff;
-pub use health::{ComponentState, ComponentStatus};
+pub use health::{ComponentState, ComponentStatus, DeviceStatus};
 pub(crate) use health::{Health, Role};
 pub(crate) use sink::SinkPort;
 pub(crate) use source::IoContext;

@@ -59,6 +59,10 @@ impl SourceEvents for Events {
     fn connected(&self) {
         self.0.up();
     }
+
+    fn device_polled(&self, device: &str, fault: Option<&str>) {
+        self.0.device_polled(device, fault);
+    }
 }
 
 /// Runs a task; after a failure, waits out a backoff and runs it again.

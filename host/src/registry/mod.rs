@@ -37,6 +37,8 @@ kinds! {
         #[cfg(feature = "sim")] eddy_driver_sim::SimConfig,
         #[cfg(feature = "file")] eddy_driver_file::FileSourceConfig,
         #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSourceConfig,
+        #[cfg(feature = "modbus")] eddy_driver_modbus::ModbusSourceConfig,
+        #[cfg(feature = "i2c")] eddy_driver_i2c::I2cSourceConfig,
     ]
     sinks: [
         crate::sinks::stdout::StdoutConfig,

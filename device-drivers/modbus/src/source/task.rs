@@ -1,0 +1,253 @@
+//! Polling a connection's devices, on the async runtime.
+//!
+//! One task per connection: requests on one connection go one at a time
+//! (a serial bus carries one frame at a time; a TCP server is asked in
+//! turn), so devices on other connections, which are other sources, never
+//! wait for these. Each device is polled at its own interval; a device
+//! that faults gives no record for that poll and is counted, while the
+//! others go on. A lost connection is opened again at once; when that
+//! fails, the source reports the peer unavailable and the host retries it
+//! with backoff.
+
+use std::time::Duration;
+
+use eddy_driver::{BoxFuture, DriverError, Schedule, SourceOutput, SourceTask, wall_clock_ms};
+use tokio_modbus::client::{Client, Context, Reader};
+use tokio_modbus::slave::{Slave, SlaveContext};
+
+use super::link::LinkConfig;
+use super::record::{Response, assemble};
+use crate::{Point, Request, Table};
+
+/// A device, its points and the requests that read them.
+#[derive(Debug, Clone)]
+pub(crate) struct DevicePlan {
+    pub(crate) name: String,
+    pub(crate) unit: u8,
+    pub(crate) every: Duration,
+    pub(crate) points: Vec<Point>,
+    pub(crate) requests: Vec<Request>,
+}
+
+/// A device while the task runs.
+struct Device {
+    plan: DevicePlan,
+    /// Whether its last poll failed: it is then asked once a poll, with
+    /// no retries, so a dead device costs at most one timeout.
+    in_fault: bool,
+}
+
+/// Why a poll gave no record.
+struct Fault {
+    message: String,
+    /// The connection cannot be trusted after it (a timeout, whose late
+    /// answer would be taken for the next; a reset; a garbled frame).
+    reconnect: bool,
+    /// Asking again may help (the device was busy, or did not answer).
+    again: bool,
+}
+
+/// Polls the devices of one connection until the connection cannot be
+/// opened; the host runs it again after a backoff.
+pub struct ModbusSourceTask {
+    link: LinkConfig,
+    devices: Vec<Device>,
+    schedule: Schedule,
+    timeout: Duration,
+    retries: u8,
+    pause: Duration,
+}
+
+impl ModbusSourceTask {
+    pub(crate) fn new(
+        link: LinkConfig,
+        devices: Vec<DevicePlan>,
+        timeout: Duration,
+        retries: u8,
+        pause: Duration,
+    ) -> Self {
+        let schedule = Schedule::new(devices.iter().map(|d| d.every), std::time::Instant::now());
+        ModbusSourceTask {
+            link,
+            devices: devices
+                .into_iter()
+                .map(|plan| Device {
+                    plan,
+                    in_fault: false,
+                })
+                .collect(),
+            schedule,
+            timeout,
+            retries,
+            pause,
+        }
+    }
+
+    async fn open(&self) -> Result<Context, DriverError> {
+        self.link
+            .open()
+            .await
+            .map_err(|e| DriverError::unavailable(self.link.peer(), e))
+    }
+
+    async fn run_polls(&mut self, out: &mut SourceOutput) -> Result<(), DriverError> {
+        let mut link = self.open().await?;
+        out.connected();
+        loop {
+            let Some(next) = self.schedule.wait_next().await else {
+                return Ok(());
+            };
+            let device = &mut self.devices[next];
+            let attempts = if device.in_fault { 1 } else { 1 + self.retries };
+            let outcome = poll(
+                &self.link,
+                &mut link,
+                &device.plan,
+                attempts,
+                self.timeout,
+                self.pause,
+            )
+            .await;
+            match outcome {
+                Ok(responses) => {
+                    let time = wall_clock_ms();
+                    let plan = &device.plan;
+                    match assemble(&plan.name, &plan.points, &plan.requests, &responses, time) {
+                        Ok(record) => {
+                            device.in_fault = false;
+                            out.device_polled(&plan.name, None);
+                            out.records(vec![record]).await?;
+                        }
+                        Err(message) => {
+                            device.in_fault = true;
+                            out.device_polled(&plan.name, Some(&message));
+                        }
+                    }
+                }
+                Err(fault) => {
+                    device.in_fault = true;
+                    out.device_polled(&device.plan.name, Some(&fault.message));
+                    if fault.reconnect {
+                        let _ = link.disconnect().await;
+                        link = self.open().await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends a device's requests in order, each up to `attempts` times (the
+/// connection opened again after a timeout or a garbled answer); stops at
+/// the first that fails for good.
+async fn poll(
+    config: &LinkConfig,
+    link: &mut Context,
+    plan: &DevicePlan,
+    attempts: u8,
+    timeout: Duration,
+    pause: Duration,
+) -> Result<Vec<Response>, Fault> {
+    link.set_slave(Slave(plan.unit));
+    let mut responses = Vec::with_capacity(plan.requests.len());
+    for request in &plan.requests {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            match read(link, request, timeout).await {
+                Ok(response) => {
+                    responses.push(response);
+                    break;
+                }
+                Err(fault) if attempt >= attempts || !fault.again => return Err(fault),
+                Err(fault) => {
+                    if fault.reconnect {
+                        let _ = link.disconnect().await;
+                        *link = config.open().await.map_err(|e| Fault {
+                            message: format!("{}; connecting again: {e}", fault.message),
+                            reconnect: true,
+                            again: false,
+                        })?;
+                        link.set_slave(Slave(plan.unit));
+                    }
+                }
+            }
+        }
+    }
+    Ok(responses)
+}
+
+/// One read request, within `timeout`.
+async fn read(link: &mut Context, request: &Request, timeout: Duration) -> Result<Response, Fault> {
+    let (address, count) = (request.address, request.count);
+    let what = format!(
+        "{:?} {address}..{}",
+        request.table,
+        u32::from(address) + u32::from(count)
+    );
+    let call = async {
+        match request.table {
+            Table::Coils => link
+                .read_coils(address, count)
+                .await
+                .map(|r| r.map(Response::Bits)),
+            Table::DiscreteInputs => link
+                .read_discrete_inputs(address, count)
+                .await
+                .map(|r| r.map(Response::Bits)),
+            Table::HoldingRegisters => link
+                .read_holding_registers(address, count)
+                .await
+                .map(|r| r.map(Response::Registers)),
+            Table::InputRegisters => link
+                .read_input_registers(address, count)
+                .await
+                .map(|r| r.map(Response::Registers)),
+        }
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(Fault {
+            message: format!("{what}: no answer within {} ms", timeout.as_millis()),
+            reconnect: true,
+            again: true,
+        }),
+        Ok(Err(tokio_modbus::Error::Transport(e))) => Err(Fault {
+            message: format!("{what}: connection lost: {e}"),
+            reconnect: true,
+            again: true,
+        }),
+        Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(Fault {
+            message: format!("{what}: bad response: {e}"),
+            reconnect: true,
+            again: true,
+        }),
+        Ok(Ok(Err(exception))) => Err(Fault {
+            message: format!(
+                "{what}: exception {:#04x} ({exception})",
+                u8::from(exception)
+            ),
+            reconnect: false,
+            // Busy, or working on it: worth asking again; anything else
+            // (an address the device does not have) will not change.
+            again: matches!(
+                exception,
+                tokio_modbus::ExceptionCode::ServerDeviceBusy
+                    | tokio_modbus::ExceptionCode::Acknowledge
+            ),
+        }),
+        Ok(Ok(Ok(response))) => Ok(response),
+    }
+}
+
+impl SourceTask for ModbusSourceTask {
+    fn run<'a>(
+        &'a mut self,
+        out: &'a mut SourceOutput,
+        _resume: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.run_polls(out))
+    }
+}
