@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::storm::storm;
-use crate::support::{finish, plugin, start, status, toml_path};
+use crate::support::{Running, plugin, start, status, toml_path};
 
 /// Unpaced simulation into window statistics.
 fn pipeline() -> String {
@@ -43,30 +43,6 @@ fn address(dir: &std::path::Path) -> String {
         .unwrap()
         .trim_start_matches("http://")
         .to_owned()
-}
-
-/// A running eddy, stopped (SIGTERM) when dropped, so a failing test leaves none behind.
-struct Running(Option<std::process::Child>);
-
-impl Running {
-    fn stop(mut self, dir: &std::path::Path) {
-        if let Some(child) = self.0.take() {
-            // SAFETY: kill(2) with a pid this test started.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
-            finish(child, dir);
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[test]

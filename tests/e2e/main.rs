@@ -5,6 +5,7 @@
 
 mod abi;
 mod api;
+mod ble;
 mod check;
 mod codec;
 mod conformance;

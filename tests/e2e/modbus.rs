@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::modbus_peer::{ModbusServer, On, SerialPair, assert_expected, edgex_profile, free_port};
-use crate::support::{finish, json_lines, metrics, start, status};
+use crate::support::{Running, json_lines, metrics, start, status};
 
 /// Waits until `check` holds, for up to 30 s.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -16,15 +16,6 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// SIGTERM, then the end of the run.
-fn stop(child: std::process::Child, dir: &Path) {
-    // SAFETY: kill(2) with a pid this test started.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    finish(child, dir);
 }
 
 /// The records of device `key` in the output file.
@@ -116,7 +107,7 @@ fn every_type_and_order_reads_as_laid_out_and_faults_are_counted_per_device() {
         pipeline(&connection, &server.spec),
     )
     .unwrap();
-    let child = start(dir.path());
+    let child = Running(Some(start(dir.path())));
     eventually("five meter records and a slow device in fault", || {
         let s = status(dir.path());
         records_of(dir.path(), "meter").len() >= 5
@@ -169,7 +160,7 @@ fn every_type_and_order_reads_as_laid_out_and_faults_are_counted_per_device() {
         .find(|l| l.starts_with("eddy_device_faults_total") && l.contains("device=\"holey\""))
         .unwrap_or_else(|| panic!("no fault counter for holey: {metrics}"));
     assert!(line.contains("component=\"room\""), "{line}");
-    stop(child, dir.path());
+    child.stop(dir.path());
     server.kill();
 }
 
@@ -179,7 +170,7 @@ fn a_server_restart_in_the_middle_of_a_run_is_ridden_out() {
     let spec = server.spec.clone();
     let connection = format!("tcp = \"127.0.0.1:{port}\"");
     std::fs::write(dir.path().join("p.toml"), pipeline(&connection, &spec)).unwrap();
-    let child = start(dir.path());
+    let child = Running(Some(start(dir.path())));
     eventually("meter records before the restart", || {
         records_of(dir.path(), "meter").len() >= 3
     });
@@ -208,7 +199,7 @@ fn a_server_restart_in_the_middle_of_a_run_is_ridden_out() {
     for record in &after {
         assert_expected(record, &spec);
     }
-    stop(child, dir.path());
+    child.stop(dir.path());
     server.kill();
 }
 
@@ -231,7 +222,7 @@ fn rtu_over_a_serial_line_reads_the_same_values() {
         .to_owned()
         + "[sinks.out]\ninputs = [\"room\"]\n[sinks.out.file]\npath = \"out/readings.jsonl\"\n";
     std::fs::write(dir.path().join("p.toml"), text).unwrap();
-    let child = start(dir.path());
+    let child = Running(Some(start(dir.path())));
     eventually("three meter records over RTU", || {
         records_of(dir.path(), "meter").len() >= 3
     });
@@ -249,7 +240,7 @@ fn rtu_over_a_serial_line_reads_the_same_values() {
         "{holey}"
     );
     assert!(!records_of(dir.path(), "busy").is_empty(), "{s}");
-    stop(child, dir.path());
+    child.stop(dir.path());
     server.kill();
 }
 
@@ -282,9 +273,9 @@ path = "out/readings.jsonl"
         let _ = std::fs::remove_dir_all(dir.path().join("out"));
         std::fs::write(dir.path().join("p.toml"), text).unwrap();
         let before = server.requests();
-        let child = start(dir.path());
+        let child = Running(Some(start(dir.path())));
         eventually("ten polls", || records_of(dir.path(), "meter").len() >= 10);
-        stop(child, dir.path());
+        child.stop(dir.path());
         // The counts file is written every 100 ms.
         std::thread::sleep(Duration::from_millis(300));
         let polls = records_of(dir.path(), "meter").len() as f64;
@@ -493,11 +484,11 @@ path = "out/readings.jsonl"
         sp = point("setpoint").address
     );
     std::fs::write(dir.path().join("p.toml"), text).unwrap();
-    let child = start(dir.path());
+    let child = Running(Some(start(dir.path())));
     eventually("a record", || !records_of(dir.path(), "meter").is_empty());
     let record = &records_of(dir.path(), "meter")[0];
     assert_eq!(record["fields"]["setpoint"], 234, "the raw register");
     assert_eq!(record["fields"]["coil1"], true);
-    stop(child, dir.path());
+    child.stop(dir.path());
     server.kill();
 }

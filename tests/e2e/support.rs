@@ -184,3 +184,30 @@ pub(crate) fn finish(mut child: Child, dir: &Path) {
     let log = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
     assert!(status.success(), "eddy failed: {log}");
 }
+
+/// A running eddy (see [`start`]): [`Running::stop`] sends SIGTERM and
+/// checks it ends well; dropped without that (a failed assertion), it is
+/// killed, so a failing test leaves none behind.
+pub(crate) struct Running(pub(crate) Option<std::process::Child>);
+
+impl Running {
+    /// SIGTERM, then the end of the run, which must succeed.
+    pub(crate) fn stop(mut self, dir: &std::path::Path) {
+        if let Some(child) = self.0.take() {
+            // SAFETY: kill(2) with a pid this test started.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            finish(child, dir);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,13 +1,14 @@
-//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O and local-API benchmarks, in release mode.
+//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O, local-API and Modbus benchmarks, in release mode.
 
 use xshell::{Shell, cmd};
 
-use crate::guests;
+use crate::{guests, prerequisites};
 
 /// Builds the guests and runs the benchmark binaries, which print tables and
 /// write the same figures to `target/bench/pipeline.json`,
 /// `target/bench/durability.json`, `target/bench/plugins.json`,
-/// `target/bench/io.json` and `target/bench/api.json`.
+/// `target/bench/io.json`, `target/bench/api.json` and
+/// `target/bench/modbus.json`.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
@@ -16,5 +17,7 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench plugins").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench io").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench api").run()?;
+    prerequisites::test_peers(sh)?;
+    cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench modbus").run()?;
     Ok(())
 }

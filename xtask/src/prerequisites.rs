@@ -59,11 +59,13 @@ pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
     rustup_target(sh, "aarch64-unknown-linux-gnu")
 }
 
-/// The peers the tests start: `socat` (serial line pairs), and a Python
-/// virtual environment at `target/peers-venv` with pymodbus, whose
-/// interpreter the tests find there (or in `EDDY_TEST_PYTHON`).
+/// The peers the tests start: `socat` (serial line pairs), `dbus-daemon`
+/// and python-dbusmock for the system Python (BlueZ mocked on a private
+/// bus), and a Python virtual environment at `target/peers-venv` with
+/// pymodbus, whose interpreter the tests find there (or in
+/// `EDDY_TEST_PYTHON`).
 pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
-    apt(sh, &["socat", "python3-venv"])?;
+    apt(sh, &["socat", "python3-venv", "dbus", "python3-dbusmock"])?;
     let venv = crate::project_root().join("target/peers-venv");
     let python = venv.join("bin/python");
     if !python.exists() {

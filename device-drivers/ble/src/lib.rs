@@ -12,7 +12,19 @@
 //! [`Reading`]s (a field name and a value in the unit the name says), or a
 //! [`DecodeError`] saying why the bytes are not what they claim. A value
 //! the sensor marks as unknown is left out rather than given as a number.
-//! The scanning source that feeds them through btleplug is not built yet.
+//! [`BleSourceConfig`] is the `ble` source: a passive scan through
+//! btleplug (BlueZ on Linux) whose advertisements go through these
+//! decoders, filtered by address and name, repeats dropped by packet
+//! counter.
+//!
+//! ```toml
+//! [sources.racks.ble]
+//! name_prefixes = ["SBHT", "Ruuvi"]
+//! devices = [
+//!   { address = "A4:C1:38:0B:5E:01", name = "rack-3-top" },
+//!   { address = "7C:C6:B6:61:E4:02", name = "rack-4-top", bindkey = "231d39c1d7cc1ab1aee224cd096db932" },
+//! ]
+//! ```
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -20,5 +32,7 @@ pub mod bthome;
 pub mod ess;
 mod reading;
 pub mod ruuvi;
+mod source;
 
 pub use reading::{DecodeError, Reading};
+pub use source::{BleSourceConfig, BleSourceTask, DeviceConfig};

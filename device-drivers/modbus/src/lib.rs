@@ -3,7 +3,7 @@
 //!
 //! - [`Point`]: one value of a device: its table (`primaryTable`), its
 //!   0-based `startingAddress`, its `rawType`, word and byte order for
-//!   32-bit types (`isWordSwap`, `isByteSwap`), a bit within a register,
+//!   (`isWordSwap`, `isByteSwap`), a bit within a register,
 //!   `scale` and `offset`; [`Point::decode`] turns the registers or bits
 //!   of a response into a [`PointValue`].
 //! - [`Profile`]: a device's points, checked as a whole (no two points

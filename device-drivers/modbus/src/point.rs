@@ -60,6 +60,13 @@ pub enum RawType {
 }
 
 impl RawType {
+    /// Whether word and byte order apply: numbers of one or more
+    /// registers. The word order of a one-register value is moot; a
+    /// 64-bit value's words are reversed as a whole.
+    pub fn swaps(self) -> bool {
+        !matches!(self, RawType::Bool | RawType::String)
+    }
+
     /// How many registers a value of this type takes (a string: as the
     /// point says).
     pub fn registers(self, string_registers: u16) -> u16 {
@@ -145,11 +152,12 @@ pub struct Point {
     pub address: u16,
     /// How its registers are read.
     pub raw_type: RawType,
-    /// 32-bit types: the low word comes first (`isWordSwap`).
+    /// The low word comes first (`isWordSwap`; EdgeX has it for 32-bit
+    /// types, KubeEdge's `isRegisterSwap` for any).
     #[serde(default, rename = "isWordSwap")]
     pub word_swap: bool,
-    /// 32-bit types: the two bytes of each register are swapped
-    /// (`isByteSwap`).
+    /// The two bytes of each register are swapped (`isByteSwap`; EdgeX has
+    /// it for 32-bit types, KubeEdge's `isSwap` for any).
     #[serde(default, rename = "isByteSwap")]
     pub byte_swap: bool,
     /// `Bool` in a register table: which bit of the register (0 is the
@@ -247,22 +255,19 @@ impl Point {
             })
     }
 
-    /// The registers' bytes, most significant first, after the swaps a
-    /// 32-bit type asks for.
+    /// The registers' bytes, most significant first, after the swaps the
+    /// point asks for.
     fn bytes(&self, words: &[u16]) -> Vec<u8> {
-        let thirty_two = matches!(
-            self.raw_type,
-            RawType::Int32 | RawType::Uint32 | RawType::Float32
-        );
+        let swaps = self.raw_type.swaps();
         let mut words = words.to_vec();
-        if thirty_two && self.word_swap {
+        if swaps && self.word_swap {
             words.reverse();
         }
         words
             .iter()
             .flat_map(|w| {
                 let b = w.to_be_bytes();
-                if thirty_two && self.byte_swap {
+                if swaps && self.byte_swap {
                     [b[1], b[0]]
                 } else {
                     b
@@ -364,16 +369,13 @@ impl Point {
             .chunks(2)
             .map(|c| u16::from_be_bytes([c[0], c[1]]))
             .collect();
-        let thirty_two = matches!(
-            self.raw_type,
-            RawType::Int32 | RawType::Uint32 | RawType::Float32
-        );
-        let mut words: Vec<u16> = if thirty_two && self.byte_swap {
+        let swaps = self.raw_type.swaps();
+        let mut words: Vec<u16> = if swaps && self.byte_swap {
             words.iter().map(|w| w.swap_bytes()).collect()
         } else {
             words
         };
-        if thirty_two && self.word_swap {
+        if swaps && self.word_swap {
             words.reverse();
         }
         Ok(words)
@@ -572,6 +574,24 @@ mod tests {
         assert_eq!(
             u.encode_registers(&PointValue::Int(65_535)),
             Ok(vec![0xFFFF])
+        );
+    }
+
+    #[test]
+    fn sixteen_and_sixty_four_bit_values_take_swaps_too() {
+        let p = point(RawType::Int16, false, true);
+        let regs = laid_out(&(-2i16).to_be_bytes(), false, true);
+        assert_eq!(p.decode_registers(&regs), Ok(PointValue::Int(-2)));
+        assert_eq!(p.encode_registers(&PointValue::Int(-2)), Ok(regs));
+        let p = point(RawType::Int64, true, false);
+        let regs = laid_out(&(-1_234_567_890_123i64).to_be_bytes(), true, false);
+        assert_eq!(
+            p.decode_registers(&regs),
+            Ok(PointValue::Int(-1_234_567_890_123))
+        );
+        assert_eq!(
+            p.encode_registers(&PointValue::Int(-1_234_567_890_123)),
+            Ok(regs)
         );
     }
 }

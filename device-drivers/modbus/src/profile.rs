@@ -107,14 +107,8 @@ fn check_point(p: &Point) -> Result<(), ProfileError> {
             return fail(format!("bitOffset {bit}: a register has bits 0 to 15"));
         }
     }
-    let swaps = p.word_swap || p.byte_swap;
-    if swaps
-        && !matches!(
-            p.raw_type,
-            RawType::Int32 | RawType::Uint32 | RawType::Float32
-        )
-    {
-        return fail("isWordSwap and isByteSwap are for 32-bit types".into());
+    if (p.word_swap || p.byte_swap) && !p.raw_type.swaps() {
+        return fail("isWordSwap and isByteSwap are for numbers, not Bool or String".into());
     }
     if !p.scale.is_finite() || !p.offset.is_finite() || p.scale == 0.0 {
         return fail("scale must be a finite number other than 0, offset a finite number".into());
@@ -198,8 +192,8 @@ mod tests {
         );
         let e = one("rawType = \"String\"");
         assert!(e.contains("needs stringRegisterSize"), "{e}");
-        let e = one("rawType = \"Int16\"\nisWordSwap = true");
-        assert!(e.contains("for 32-bit types"), "{e}");
+        let e = one("rawType = \"String\"\nstringRegisterSize = 2\nisWordSwap = true");
+        assert!(e.contains("not Bool or String"), "{e}");
         let e = one("rawType = \"Bool\"\nbitOffset = 16");
         assert!(e.contains("bits 0 to 15"), "{e}");
         let e = one("rawType = \"Uint16\"\nscale = 0");

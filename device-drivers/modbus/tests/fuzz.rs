@@ -7,7 +7,7 @@
 //! `cargo xtask fuzz` runs them (every test named `fuzz_…`) for as long as
 //! it is given.
 
-use eddy_driver_modbus::{Point, RawType, ReadWrite, Table, plan};
+use eddy_driver_modbus::{Point, PointValue, RawType, ReadWrite, Table, plan};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -96,5 +96,24 @@ proptest! {
             }
         }
         prop_assert!(served.iter().all(|n| *n == 1), "{:?}", served);
+    }
+
+    #[test]
+    fn fuzz_what_is_read_writes_back_as_the_same_registers(
+        p in point(),
+        registers in proptest::collection::vec(any::<u16>(), 4..5),
+    ) {
+        // Unscaled numbers in a register table: a value read from
+        // registers is written as those registers again.
+        let mut p = p;
+        p.scale = 1.0;
+        p.table = Table::HoldingRegisters;
+        p.bit = None;
+        prop_assume!(!matches!(p.raw_type, RawType::Bool | RawType::String));
+        let n = usize::from(p.size());
+        let value = p.decode_registers(&registers).unwrap();
+        prop_assume!(!matches!(value, PointValue::Float(f) if f.is_nan()));
+        let written = p.encode_registers(&value).unwrap();
+        prop_assert_eq!(&written[..], &registers[..n]);
     }
 }

@@ -39,6 +39,7 @@ kinds! {
         #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSourceConfig,
         #[cfg(feature = "modbus")] eddy_driver_modbus::ModbusSourceConfig,
         #[cfg(feature = "i2c")] eddy_driver_i2c::I2cSourceConfig,
+        #[cfg(feature = "ble")] eddy_driver_ble::BleSourceConfig,
     ]
     sinks: [
         crate::sinks::stdout::StdoutConfig,

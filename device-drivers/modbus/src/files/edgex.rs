@@ -85,13 +85,18 @@ pub(super) fn points(path: &Path, profile: &Value) -> Result<Vec<Point>, FileErr
                     .ok_or_else(|| fail("bitOffset must be 0 to 15".into()))? as u8,
             ),
         };
+        // EdgeX applies word and byte order to 32-bit types only.
+        let thirty_two = matches!(
+            raw_type,
+            RawType::Int32 | RawType::Uint32 | RawType::Float32
+        );
         points.push(Point {
             name,
             table,
             address,
             raw_type,
-            word_swap: flag(attributes.get("isWordSwap")).unwrap_or(false),
-            byte_swap: flag(attributes.get("isByteSwap")).unwrap_or(false),
+            word_swap: thirty_two && flag(attributes.get("isWordSwap")).unwrap_or(false),
+            byte_swap: thirty_two && flag(attributes.get("isByteSwap")).unwrap_or(false),
             bit,
             string_registers,
             scale,

@@ -121,7 +121,7 @@ pub(super) fn points(path: &Path, documents: &[Value]) -> Result<Vec<Point>, Fil
 /// registers is Int16, Int32 or Int64; a float or double of 2 or 4 is
 /// Float32 or Float64; a string takes `limit` registers. Without a type in
 /// the file, registers are read unsigned. `isSwap` swaps the bytes of each
-/// register and `isRegisterSwap` the two registers of a 32-bit value.
+/// register and `isRegisterSwap` reverses the order of its registers.
 fn point(
     path: &Path,
     name: String,

@@ -1,0 +1,149 @@
+//! Scanning, on the async runtime: btleplug's BlueZ backend reports
+//! advertisements as D-Bus property changes; each becomes records through
+//! [`Advertisements`].
+
+use btleplug::api::{Central, CentralEvent, Manager as _, Peripheral as _, ScanFilter};
+use btleplug::platform::{Adapter, Manager};
+use eddy_driver::{Batch, BoxFuture, DriverError, SourceOutput, SourceTask, wall_clock_ms};
+use futures_util::StreamExt;
+
+use super::advert::{Advertisements, Seen};
+
+/// Scans until the adapter or BlueZ goes away; the host runs it again
+/// after a backoff.
+pub struct BleSourceTask {
+    adapter: Option<String>,
+    advertisements: Advertisements,
+    /// The source's name, for messages.
+    name: String,
+}
+
+impl BleSourceTask {
+    pub(crate) fn new(
+        adapter: Option<String>,
+        advertisements: Advertisements,
+        name: String,
+    ) -> Self {
+        BleSourceTask {
+            adapter,
+            advertisements,
+            name,
+        }
+    }
+
+    fn peer(&self) -> String {
+        format!("bluetooth {}", self.adapter.as_deref().unwrap_or("adapter"))
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> DriverError {
+        DriverError::unavailable(self.peer(), e)
+    }
+
+    /// The configured adapter, or the first.
+    async fn adapter(&self) -> Result<Adapter, DriverError> {
+        let manager = Manager::new().await.map_err(|e| self.unavailable(e))?;
+        let adapters = manager.adapters().await.map_err(|e| self.unavailable(e))?;
+        for adapter in adapters {
+            let info = adapter.adapter_info().await.unwrap_or_default();
+            let wanted = self
+                .adapter
+                .as_deref()
+                .is_none_or(|name| info.split_whitespace().next() == Some(name));
+            if wanted {
+                return Ok(adapter);
+            }
+        }
+        Err(self.unavailable("no such adapter (is bluetoothd running, the adapter powered?)"))
+    }
+
+    async fn scan(&mut self, out: &mut SourceOutput) -> Result<(), DriverError> {
+        let adapter = self.adapter().await?;
+        let mut events = adapter.events().await.map_err(|e| self.unavailable(e))?;
+        adapter
+            .start_scan(ScanFilter::default())
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        out.connected();
+        while let Some(event) = events.next().await {
+            let (id, mut seen) = match event {
+                CentralEvent::ServiceDataAdvertisement { id, service_data } => (
+                    id,
+                    Seen {
+                        service_data: service_data
+                            .into_iter()
+                            .filter_map(|(uuid, data)| short_uuid(uuid).map(|u| (u, data)))
+                            .collect(),
+                        ..Seen::default()
+                    },
+                ),
+                CentralEvent::ManufacturerDataAdvertisement {
+                    id,
+                    manufacturer_data,
+                } => (
+                    id,
+                    Seen {
+                        manufacturer_data: manufacturer_data.into_iter().collect(),
+                        ..Seen::default()
+                    },
+                ),
+                _ => continue,
+            };
+            let Ok(peripheral) = adapter.peripheral(&id).await else {
+                continue;
+            };
+            let Ok(Some(properties)) = peripheral.properties().await else {
+                continue;
+            };
+            seen.address = properties.address.to_string();
+            seen.name = properties.local_name;
+            seen.rssi = properties.rssi;
+            let mut batch = Batch {
+                records: Vec::new(),
+                rejected: Vec::new(),
+                position: None,
+            };
+            self.advertisements.take(
+                &seen,
+                wall_clock_ms(),
+                &mut batch.records,
+                &mut batch.rejected,
+            );
+            for r in &mut batch.rejected {
+                r.origin = format!("{} ({})", self.name, r.origin);
+            }
+            out.send(batch).await?;
+        }
+        Err(self.unavailable("the adapter's events ended"))
+    }
+}
+
+/// The 16-bit form of a UUID on the Bluetooth base, if it is one.
+fn short_uuid(uuid: uuid::Uuid) -> Option<u16> {
+    const BASE: u128 = 0x0000_0000_0000_1000_8000_0080_5f9b_34fb;
+    let value = uuid.as_u128();
+    let low = value & ((1u128 << 96) - 1);
+    (low == BASE && value >> 112 == 0).then_some((value >> 96) as u16)
+}
+
+impl SourceTask for BleSourceTask {
+    fn run<'a>(
+        &'a mut self,
+        out: &'a mut SourceOutput,
+        _resume: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.scan(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_uuids_come_out_of_the_base() {
+        let bthome = btleplug::api::bleuuid::uuid_from_u16(0xFCD2);
+        assert_eq!(short_uuid(bthome), Some(0xFCD2));
+        let other = uuid::Uuid::from_u128(0x1234_5678_0000_1000_8000_0080_5f9b_34fb);
+        assert_eq!(short_uuid(other), None);
+    }
+}
