@@ -157,19 +157,22 @@ pub(crate) fn edgex_profile(spec: &serde_json::Value) -> String {
         "name: \"Test-Meter\"\nmanufacturer: \"eddy tests\"\nmodel: \"SIM-1\"\nlabels:\n  - \"test\"\ndescription: \"every raw type and order\"\ndeviceResources:\n",
     );
     for p in spec["points"].as_array().unwrap() {
+        // EdgeX's own spellings: `DISCRETES_INPUT`, and a bit of a
+        // register as `startingAddress: "register.bit"`.
+        let table = match p["primaryTable"].as_str().unwrap() {
+            "DISCRETE_INPUTS" => "DISCRETES_INPUT",
+            other => other,
+        };
+        let address = match p.get("bitOffset") {
+            Some(bit) => format!("\"{}.{bit}\"", p["startingAddress"]),
+            None => p["startingAddress"].to_string(),
+        };
         yaml.push_str(&format!(
-            "  - name: \"{}\"\n    isHidden: false\n    description: \"\"\n    attributes:\n      primaryTable: \"{}\"\n      startingAddress: {}\n      rawType: \"{}\"\n",
+            "  - name: \"{}\"\n    isHidden: false\n    description: \"\"\n    attributes:\n      primaryTable: \"{table}\"\n      startingAddress: {address}\n      rawType: \"{}\"\n",
             p["name"].as_str().unwrap(),
-            p["primaryTable"].as_str().unwrap(),
-            p["startingAddress"],
             p["rawType"].as_str().unwrap()
         ));
-        for key in [
-            "isWordSwap",
-            "isByteSwap",
-            "stringRegisterSize",
-            "bitOffset",
-        ] {
+        for key in ["isWordSwap", "isByteSwap", "stringRegisterSize"] {
             if let Some(v) = p.get(key) {
                 yaml.push_str(&format!("      {key}: {v}\n"));
             }

@@ -8,7 +8,8 @@ use serde::Deserialize;
 pub enum Table {
     /// Read-write bits (function 1 to read).
     Coils,
-    /// Read-only bits (function 2).
+    /// Read-only bits (function 2); EdgeX writes `DISCRETES_INPUT`.
+    #[serde(alias = "DISCRETES_INPUT", alias = "DISCRETE_INPUT")]
     DiscreteInputs,
     /// Read-only 16-bit registers (function 4).
     InputRegisters,
@@ -60,11 +61,28 @@ pub enum RawType {
 }
 
 impl RawType {
-    /// Whether word and byte order apply: numbers of one or more
-    /// registers. The word order of a one-register value is moot; a
-    /// 64-bit value's words are reversed as a whole.
+    /// The type an EdgeX `rawType` or `valueType` names, whatever its case.
+    pub fn named(name: &str) -> Option<RawType> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "bool" => RawType::Bool,
+            "int16" => RawType::Int16,
+            "uint16" => RawType::Uint16,
+            "int32" => RawType::Int32,
+            "uint32" => RawType::Uint32,
+            "int64" => RawType::Int64,
+            "uint64" => RawType::Uint64,
+            "float32" => RawType::Float32,
+            "float64" => RawType::Float64,
+            "string" => RawType::String,
+            _ => return None,
+        })
+    }
+
+    /// Whether word and byte order apply: everything but a bit. The word
+    /// order of a one-register value is moot; a 64-bit value's or a
+    /// string's registers are reversed as a whole.
     pub fn swaps(self) -> bool {
-        !matches!(self, RawType::Bool | RawType::String)
+        self != RawType::Bool
     }
 
     /// How many registers a value of this type takes (a string: as the

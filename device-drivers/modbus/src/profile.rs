@@ -41,8 +41,15 @@ impl Profile {
     /// Checks every point, and that no two claim the same register or bit
     /// (bits of one register may be different points).
     pub fn check(&self) -> Result<(), ProfileError> {
+        let mut names = std::collections::HashSet::new();
         for p in &self.points {
             check_point(p)?;
+            if !names.insert(p.name.as_str()) {
+                return Err(ProfileError::Point {
+                    point: p.name.clone(),
+                    reason: "named twice; a name is one field of the device's records".into(),
+                });
+            }
         }
         // Profiles hold tens or hundreds of points: every pair is checked.
         for (i, a) in self.points.iter().enumerate() {
@@ -108,7 +115,10 @@ fn check_point(p: &Point) -> Result<(), ProfileError> {
         }
     }
     if (p.word_swap || p.byte_swap) && !p.raw_type.swaps() {
-        return fail("isWordSwap and isByteSwap are for numbers, not Bool or String".into());
+        return fail("isWordSwap and isByteSwap are not for a Bool".into());
+    }
+    if p.raw_type == RawType::String && p.string_registers.is_some_and(|n| n > 123) {
+        return fail("stringRegisterSize is at most 123 (what one write can carry)".into());
     }
     if !p.scale.is_finite() || !p.offset.is_finite() || p.scale == 0.0 {
         return fail("scale must be a finite number other than 0, offset a finite number".into());
@@ -192,8 +202,10 @@ mod tests {
         );
         let e = one("rawType = \"String\"");
         assert!(e.contains("needs stringRegisterSize"), "{e}");
-        let e = one("rawType = \"String\"\nstringRegisterSize = 2\nisWordSwap = true");
-        assert!(e.contains("not Bool or String"), "{e}");
+        let e = one("rawType = \"Bool\"\nisWordSwap = true");
+        assert!(e.contains("not for a Bool"), "{e}");
+        let e = one("rawType = \"String\"\nstringRegisterSize = 124");
+        assert!(e.contains("at most 123"), "{e}");
         let e = one("rawType = \"Bool\"\nbitOffset = 16");
         assert!(e.contains("bits 0 to 15"), "{e}");
         let e = one("rawType = \"Uint16\"\nscale = 0");

@@ -80,6 +80,16 @@ impl PointWriter for Context {
             {
                 return Err(WriteError::ReadOnly(point.name.clone()));
             }
+            // A point that cannot work (a bit past 15, a size that does not
+            // fit its type) is refused before anything is sent.
+            crate::Profile {
+                points: vec![point.clone()],
+            }
+            .check()
+            .map_err(|e| EncodeError {
+                point: point.name.clone(),
+                reason: e.to_string(),
+            })?;
             let words = point.encode_registers(value)?;
             self.set_slave(Slave(unit));
             let name = &point.name;
@@ -124,7 +134,16 @@ impl PointWriter for Context {
             } else {
                 call(name, timeout, self.read_holding_registers(address, count)).await?
             };
-            if read != wrote {
+            // A bit of a register: only that bit is confirmed (the others
+            // are the device's, and may change meanwhile).
+            let mask = if point.table != Table::Coils && point.raw_type == RawType::Bool {
+                1u16 << point.bit.unwrap_or(0)
+            } else {
+                u16::MAX
+            };
+            let same = read.len() == wrote.len()
+                && read.iter().zip(&wrote).all(|(r, w)| r & mask == w & mask);
+            if !same {
                 return Err(WriteError::NotConfirmed {
                     point: name.clone(),
                     wrote,

@@ -196,11 +196,13 @@ impl Health {
     pub(crate) fn device_polled(&self, device: &str, fault: Option<&str>) {
         let now = crate::dataflow::wall_clock_ms();
         let mut status = self.status_mut();
+        // A device is taken to be up until a poll says otherwise, so a
+        // device in fault from its first poll is reported as it goes down.
         let entry = status
             .devices
             .entry(device.to_owned())
             .or_insert_with(|| DeviceStatus {
-                up: fault.is_none(),
+                up: true,
                 since_ms: now,
                 polls: 0,
                 faults: 0,

@@ -32,7 +32,9 @@ pub(crate) struct Known {
 }
 
 /// A payload's readings and packet counter, or why it cannot be read.
-type Decoded = Result<(Vec<Reading>, Option<u32>), String>;
+/// The flag says the counter only grows (an encrypted packet's), so an
+/// older one is a replay.
+type Decoded = Result<(Vec<Reading>, Option<u32>, bool), String>;
 
 /// Turns advertisements into records: filters, decodes, drops repeats.
 #[derive(Debug, Default)]
@@ -45,7 +47,7 @@ pub(crate) struct Advertisements {
     pub(crate) known: HashMap<String, Known>,
     /// The last packet counter seen per device and format.
     pub(crate) last: HashMap<(String, &'static str), u32>,
-    /// Repeats dropped so far.
+    /// Repeats (and replays) dropped so far.
     pub(crate) repeats: u64,
 }
 
@@ -80,6 +82,14 @@ impl Advertisements {
         for (uuid, data) in &seen.service_data {
             if *uuid == bthome::SERVICE_UUID {
                 let result = match known.as_ref().and_then(|k| k.bindkey) {
+                    // A device with a key sends encrypted packets: a plain
+                    // one in its name is someone else's.
+                    Some(_) if data.first().is_some_and(|info| info & 0x01 == 0) => {
+                        Err(crate::DecodeError::Unsupported {
+                            format: "BTHome v2",
+                            what: "an unencrypted packet from a device that has a key".into(),
+                        })
+                    }
                     Some(bindkey) => match mac(&address) {
                         Some(mac) => bthome::decode_with_key(data, mac, &bindkey),
                         None => bthome::decode(data),
@@ -88,7 +98,8 @@ impl Advertisements {
                 }
                 .map(|a| {
                     let counter = a.packet_id.map(u32::from).or(a.counter);
-                    (a.readings, counter)
+                    let replay_guard = a.packet_id.is_none() && a.counter.is_some();
+                    (a.readings, counter, replay_guard)
                 })
                 .map_err(|e| e.to_string());
                 decoded.push(("bthome", result, data));
@@ -97,7 +108,7 @@ impl Advertisements {
         for (company, data) in &seen.manufacturer_data {
             if *company == ruuvi::COMPANY_ID && data.first() == Some(&ruuvi::FORMAT) {
                 let result = ruuvi::decode(data)
-                    .map(|a| (a.readings, a.sequence.map(u32::from)))
+                    .map(|a| (a.readings, a.sequence.map(u32::from), false))
                     .map_err(|e| e.to_string());
                 decoded.push(("ruuvi", result, data));
             }
@@ -109,13 +120,22 @@ impl Advertisements {
                     input: hex(data),
                     reason,
                 }),
-                Ok((readings, counter)) => {
+                Ok((readings, counter, grows)) => {
                     if let Some(counter) = counter {
-                        let last = self.last.insert((address.clone(), format), counter);
-                        if last == Some(counter) {
+                        let last = self.last.get(&(address.clone(), format)).copied();
+                        // The same counter is the same packet heard again;
+                        // an encrypted packet's counter only grows, so an
+                        // older one is a replay.
+                        let stale = match last {
+                            Some(last) if grows => counter <= last,
+                            Some(last) => counter == last,
+                            None => false,
+                        };
+                        if stale {
                             self.repeats += 1;
                             continue;
                         }
+                        self.last.insert((address.clone(), format), counter);
                     }
                     let mut record = Record::new(key.as_str(), time_ms);
                     for r in readings {
@@ -262,5 +282,60 @@ mod tests {
         );
         assert_eq!(mac("54:48:E6:8F:80"), None);
         assert_eq!(mac("54:48:E6:8F:80:A5:00"), None);
+    }
+
+    #[test]
+    fn a_keyed_device_takes_only_fresh_encrypted_packets() {
+        let address = "54:48:E6:8F:80:A5";
+        let mut ads = Advertisements::default();
+        let key = [
+            0x23, 0x1d, 0x39, 0xc1, 0xd7, 0xcc, 0x1a, 0xb1, 0xae, 0xe2, 0x24, 0xcd, 0x09, 0x6d,
+            0xb9, 0x32,
+        ];
+        ads.known.insert(
+            address.into(),
+            Known {
+                key: None,
+                bindkey: Some(key),
+            },
+        );
+        // The encrypted vector of the decoder's tests (counter 0x33221100).
+        let sealed = [
+            0x41, 0xa4, 0x72, 0x66, 0xc9, 0x5f, 0x73, 0x00, 0x11, 0x22, 0x33, 0x78, 0x23, 0x72,
+            0x14,
+        ];
+        let (mut records, mut rejected) = (Vec::new(), Vec::new());
+        ads.take(
+            &bthome(address, &sealed, -60),
+            1,
+            &mut records,
+            &mut rejected,
+        );
+        assert_eq!(records.len(), 1, "{rejected:?}");
+        // Heard again, or replayed after a newer one: dropped.
+        ads.take(
+            &bthome(address, &sealed, -60),
+            2,
+            &mut records,
+            &mut rejected,
+        );
+        ads.last.insert((address.into(), "bthome"), 0x3322_1101);
+        ads.take(
+            &bthome(address, &sealed, -60),
+            3,
+            &mut records,
+            &mut rejected,
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(ads.repeats, 2);
+        // A plain packet in the name of a keyed device is refused.
+        ads.take(
+            &bthome(address, &[0x40, 0x02, 0xCA, 0x09], -60),
+            4,
+            &mut records,
+            &mut rejected,
+        );
+        assert_eq!(records.len(), 1);
+        assert!(rejected[0].reason.contains("unencrypted"), "{rejected:?}");
     }
 }

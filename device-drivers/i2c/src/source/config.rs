@@ -79,6 +79,12 @@ impl SourceConfig for I2cSourceConfig {
                     format!("sensor `{}` is named twice; names are record keys", s.name),
                 ));
             }
+            if s.poll_interval_ms.get() > 86_400_000 {
+                return Err(Invalid::at(
+                    sensor,
+                    format!("sensor `{}`: poll_interval_ms is at most a day", s.name),
+                ));
+            }
             let address = s.address.unwrap_or(s.model.default_address());
             if !(0x08..=0x77).contains(&address) {
                 return Err(Invalid::at(

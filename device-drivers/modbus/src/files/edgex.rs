@@ -32,14 +32,20 @@ pub(super) fn points(path: &Path, profile: &Value) -> Result<Vec<Point>, FileErr
             continue;
         };
         let properties = resource.get("properties").unwrap_or(&Value::Null);
-        let table: Table = serde_norway::from_value(table.clone())
-            .map_err(|e| fail(format!("primaryTable: {e}")))?;
-        let address = attributes
-            .get("startingAddress")
-            .and_then(number)
-            .filter(|a| a.fract() == 0.0 && (0.0..=65_535.0).contains(a))
-            .ok_or_else(|| fail("startingAddress must be a number from 0 to 65535".into()))?
-            as u16;
+        // EdgeX matches table and type names whatever their case.
+        let table = table
+            .as_str()
+            .map(str::to_ascii_uppercase)
+            .and_then(|t| serde_norway::from_value::<Table>(Value::String(t)).ok())
+            .ok_or_else(|| {
+                fail(format!(
+                    "primaryTable {table:?}: COILS, DISCRETES_INPUT, INPUT_REGISTERS or HOLDING_REGISTERS"
+                ))
+            })?;
+        let (address, dotted_bit) = starting_address(attributes.get("startingAddress"))
+            .ok_or_else(|| {
+                fail("startingAddress must be a register from 0 to 65535, or `register.bit`".into())
+            })?;
         // EdgeX reads the value as its rawType when there is one, else as
         // its valueType.
         let raw = attributes
@@ -47,8 +53,8 @@ pub(super) fn points(path: &Path, profile: &Value) -> Result<Vec<Point>, FileErr
             .or_else(|| properties.get("valueType"))
             .and_then(Value::as_str)
             .ok_or_else(|| fail("neither attributes.rawType nor properties.valueType".into()))?;
-        let raw_type: RawType = serde_norway::from_value(Value::String(raw.to_owned()))
-            .map_err(|_| fail(format!("type `{raw}` cannot be read from Modbus registers")))?;
+        let raw_type = RawType::named(raw)
+            .ok_or_else(|| fail(format!("type `{raw}` cannot be read from Modbus registers")))?;
         for unsupported in ["mask", "shift", "base"] {
             if properties.get(unsupported).is_some_and(|v| !v.is_null()) {
                 return Err(fail(format!("properties.{unsupported} is not supported")));
@@ -72,13 +78,13 @@ pub(super) fn points(path: &Path, profile: &Value) -> Result<Vec<Point>, FileErr
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 number(v)
-                    .filter(|n| n.fract() == 0.0 && (1.0..=125.0).contains(n))
-                    .ok_or_else(|| fail("stringRegisterSize must be 1 to 125".into()))?
+                    .filter(|n| n.fract() == 0.0 && (1.0..=123.0).contains(n))
+                    .ok_or_else(|| fail("stringRegisterSize must be 1 to 123".into()))?
                     as u16,
             ),
         };
         let bit = match attributes.get("bitOffset") {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null) => dotted_bit,
             Some(v) => Some(
                 number(v)
                     .filter(|n| n.fract() == 0.0 && (0.0..=15.0).contains(n))
@@ -109,4 +115,24 @@ pub(super) fn points(path: &Path, profile: &Value) -> Result<Vec<Point>, FileErr
         });
     }
     Ok(points)
+}
+
+/// A `startingAddress`: a register, as a number or a string, or a bit of a
+/// register written `register.bit` (compared as text: `10.10` is bit 10).
+fn starting_address(value: Option<&Value>) -> Option<(u16, Option<u8>)> {
+    let text = match value? {
+        Value::Number(n) => {
+            let a = n.as_f64()?;
+            return (a.fract() == 0.0 && (0.0..=65_535.0).contains(&a)).then_some((a as u16, None));
+        }
+        Value::String(s) => s.trim().to_owned(),
+        _ => return None,
+    };
+    match text.split_once('.') {
+        None => Some((text.parse().ok()?, None)),
+        Some((register, bit)) => {
+            let bit: u8 = bit.parse().ok()?;
+            (bit <= 15).then_some((register.parse().ok()?, Some(bit)))
+        }
+    }
 }

@@ -174,8 +174,10 @@ fn point(
             }
         }
     };
-    let byte_swap = flag(visitor.get("isSwap")).unwrap_or(false);
-    let word_swap = flag(visitor.get("isRegisterSwap")).unwrap_or(false);
+    // KubeEdge's own examples set the flags on coils too; a bit has no order.
+    let swaps = raw_type != RawType::Bool;
+    let byte_swap = swaps && flag(visitor.get("isSwap")).unwrap_or(false);
+    let word_swap = swaps && flag(visitor.get("isRegisterSwap")).unwrap_or(false);
     let scale = match visitor.get("scale") {
         None | Some(Value::Null) => 1.0,
         Some(v) => number(v).ok_or_else(|| fail("scale is not a number".into()))?,

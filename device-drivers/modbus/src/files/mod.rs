@@ -134,6 +134,7 @@ mod tests {
                 "load_pct",
                 "output_power_w",
                 "on_battery",
+                "fan_fault",
                 "model_name"
             ]
         );
@@ -153,8 +154,13 @@ mod tests {
             "valueType when there is no rawType"
         );
         assert_eq!(points[3].table, Table::DiscreteInputs);
-        assert_eq!(points[4].string_registers, Some(8));
-        assert_eq!(points[4].address, 100);
+        assert_eq!(
+            (points[4].address, points[4].bit),
+            (50, Some(3)),
+            "`register.bit`"
+        );
+        assert_eq!(points[5].string_registers, Some(8));
+        assert_eq!(points[5].address, 100);
         crate::Profile { points }.check().unwrap();
     }
 

@@ -10,7 +10,7 @@ use eddy_driver::{Context, DriverError, Invalid, Kind, Source, SourceConfig, Spa
 use serde::Deserialize;
 
 use super::task::{DevicePlan, ModbusSourceTask};
-use crate::{Point, Profile, plan};
+use crate::{Point, Profile, ReadWrite, plan};
 
 /// Modbus devices on one connection, each polled at its own interval:
 /// every device is a record key, every point a field, and the event time
@@ -152,6 +152,21 @@ impl ModbusSourceConfig {
                     ),
                 ));
             }
+            if points.iter().all(|p| p.read_write == ReadWrite::W) {
+                return Err(Invalid::at(
+                    device,
+                    format!(
+                        "device `{}` has no point to read (all are write-only)",
+                        d.name
+                    ),
+                ));
+            }
+            if d.poll_interval_ms.get() > MAX_INTERVAL_MS {
+                return Err(Invalid::at(
+                    device,
+                    format!("device `{}`: poll_interval_ms is at most a day", d.name),
+                ));
+            }
             let profile = Profile { points };
             profile.check().map_err(|e| {
                 let from = d.profile.as_ref().map_or(String::new(), |f| {
@@ -242,12 +257,18 @@ impl SourceConfig for ModbusSourceConfig {
             .map(|(device, profile)| {
                 let d = device.get_ref();
                 let max = d.max_registers.as_ref().unwrap_or(&self.max_registers);
-                let requests = plan(&profile.points, max.get_ref().get(), d.max_gap);
+                // Write-only points are not read: many devices refuse it.
+                let points: Vec<Point> = profile
+                    .points
+                    .into_iter()
+                    .filter(|p| p.read_write != ReadWrite::W)
+                    .collect();
+                let requests = plan(&points, max.get_ref().get(), d.max_gap);
                 DevicePlan {
                     name: d.name.clone(),
                     unit: d.unit,
                     every: Duration::from_millis(d.poll_interval_ms.get()),
-                    points: profile.points,
+                    points,
                     requests,
                 }
             })
@@ -269,6 +290,9 @@ impl SourceConfig for ModbusSourceConfig {
         ))))
     }
 }
+
+/// The longest poll interval: a day.
+const MAX_INTERVAL_MS: u64 = 86_400_000;
 
 fn default_timeout_ms() -> NonZeroU64 {
     NonZeroU64::new(1000).unwrap_or(NonZeroU64::MIN)

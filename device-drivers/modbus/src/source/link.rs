@@ -70,11 +70,67 @@ impl LinkConfig {
                         tokio_serial::DataBits::Eight
                     });
                 let port = tokio_serial::SerialStream::open(&builder)?;
-                // What a device said after an earlier request timed out is
-                // not an answer to the next one.
                 port.clear(tokio_serial::ClearBuffer::All)?;
-                Ok(tokio_modbus::client::rtu::attach_slave(port, Slave(1)))
+                Ok(tokio_modbus::client::rtu::attach_slave(
+                    Drained {
+                        port,
+                        writing: false,
+                    },
+                    Slave(1),
+                ))
             }
         }
+    }
+}
+
+/// A serial port whose unread input is dropped before each request is
+/// written: what a device said after an earlier request timed out (a late
+/// answer) is never taken for the answer to the next one.
+struct Drained {
+    port: tokio_serial::SerialStream,
+    /// A request is being written (its input was dropped already).
+    writing: bool,
+}
+
+impl tokio::io::AsyncRead for Drained {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.port).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Drained {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if !self.writing {
+            // Best effort: a port that cannot be cleared still works.
+            let _ = self.port.clear(tokio_serial::ClearBuffer::Input);
+            self.writing = true;
+        }
+        std::pin::Pin::new(&mut self.port).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let flushed = std::pin::Pin::new(&mut self.port).poll_flush(cx);
+        if flushed.is_ready() {
+            self.writing = false;
+        }
+        flushed
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.port).poll_shutdown(cx)
     }
 }

@@ -90,7 +90,23 @@ impl ModbusSourceTask {
             .map_err(|e| DriverError::unavailable(self.link.peer(), e))
     }
 
+    /// Polls until the connection fails; then every device is in fault
+    /// (none can be read) until the host's retry opens it again.
     async fn run_polls(&mut self, out: &mut SourceOutput) -> Result<(), DriverError> {
+        let result = self.poll_devices(out).await;
+        if let Err(e) = &result
+            && !out.is_closed()
+        {
+            let why = format!("no connection: {e}");
+            for device in &mut self.devices {
+                device.in_fault = true;
+                out.device_polled(&device.plan.name, Some(&why));
+            }
+        }
+        result
+    }
+
+    async fn poll_devices(&mut self, out: &mut SourceOutput) -> Result<(), DriverError> {
         let mut link = self.open().await?;
         out.connected();
         loop {
@@ -98,7 +114,11 @@ impl ModbusSourceTask {
                 return Ok(());
             };
             let device = &mut self.devices[next];
-            let attempts = if device.in_fault { 1 } else { 1 + self.retries };
+            let attempts = if device.in_fault {
+                1
+            } else {
+                self.retries.saturating_add(1)
+            };
             let outcome = poll(
                 &self.link,
                 &mut link,
@@ -238,7 +258,26 @@ async fn read(link: &mut Context, request: &Request, timeout: Duration) -> Resul
                     | tokio_modbus::ExceptionCode::Acknowledge
             ),
         }),
-        Ok(Ok(Ok(response))) => Ok(response),
+        Ok(Ok(Ok(response))) => {
+            // A response of another length is another request's (a late
+            // answer on a serial line): never decoded as this one's.
+            let (got, fits) = match &response {
+                Response::Registers(words) => (words.len(), words.len() == usize::from(count)),
+                Response::Bits(bits) => (
+                    bits.len(),
+                    bits.len() >= usize::from(count) && bits.len() < usize::from(count) + 8,
+                ),
+            };
+            if fits {
+                Ok(response)
+            } else {
+                Err(Fault {
+                    message: format!("{what}: {got} values in the response, not {count}"),
+                    reconnect: true,
+                    again: true,
+                })
+            }
+        }
     }
 }
 
