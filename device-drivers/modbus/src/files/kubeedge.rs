@@ -22,13 +22,26 @@ struct Property {
     unit: Option<String>,
 }
 
-/// The model's properties by name, from either API version.
-fn model(documents: &[Value]) -> HashMap<String, Property> {
+/// The properties of the model `name` (or of the file's only model when
+/// the device names none), by property name, from either API version.
+fn model(documents: &[Value], name: Option<&str>) -> HashMap<String, Property> {
     let mut properties = HashMap::new();
-    let models = documents
+    let models: Vec<&Value> = documents
         .iter()
-        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("DeviceModel"));
-    for m in models {
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("DeviceModel"))
+        .collect();
+    let named = |m: &&Value| {
+        m.get("metadata")
+            .and_then(|md| md.get("name"))
+            .and_then(Value::as_str)
+            == name
+    };
+    let chosen: Vec<&Value> = match name {
+        Some(_) => models.iter().copied().filter(named).collect(),
+        None if models.len() == 1 => models,
+        None => Vec::new(),
+    };
+    for m in chosen {
         let Some(list) = m
             .get("spec")
             .and_then(|s| s.get("properties"))
@@ -67,15 +80,31 @@ fn model(documents: &[Value]) -> HashMap<String, Property> {
     properties
 }
 
-/// The points of the devices' Modbus visitors.
+/// The points of the device's Modbus visitors, typed by the model its
+/// `deviceModelRef` names. A file holds one device: each eddy device has
+/// its own profile.
 pub(super) fn points(path: &Path, documents: &[Value]) -> Result<Vec<Point>, FileError> {
-    let model = model(documents);
     let mut points = Vec::new();
-    let devices = documents
+    let devices: Vec<&Value> = documents
         .iter()
-        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("Device"));
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("Device"))
+        .collect();
+    if devices.len() > 1 {
+        return Err(FileError::invalid(
+            path,
+            format!(
+                "{} documents of `kind: Device`; a profile file holds one device (and its model)",
+                devices.len()
+            ),
+        ));
+    }
     for device in devices {
         let spec = device.get("spec").unwrap_or(&Value::Null);
+        let model_name = spec
+            .get("deviceModelRef")
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str);
+        let model = model(documents, model_name);
         let mut visitors: Vec<(String, &Value)> = Vec::new();
         if let Some(list) = spec.get("propertyVisitors").and_then(Value::as_sequence) {
             for v in list {
