@@ -10,7 +10,7 @@ use eddy_driver::{Context, DriverError, Invalid, Kind, Source, SourceConfig, Spa
 use serde::Deserialize;
 
 use super::task::{DevicePlan, ModbusSourceTask};
-use crate::{Point, Profile, ReadWrite, plan};
+use crate::{Point, Profile, ProfileError, ReadWrite, plan};
 
 /// Modbus devices on one connection, each polled at its own interval:
 /// every device is a record key, every point a field, and the event time
@@ -106,7 +106,7 @@ pub struct DeviceConfig {
     /// Points written here, with EdgeX's attribute names (added to the
     /// profile file's, if there is one).
     #[serde(default)]
-    pub points: Vec<Point>,
+    pub points: Vec<Spanned<Point>>,
 }
 
 impl Kind for ModbusSourceConfig {
@@ -142,7 +142,7 @@ impl ModbusSourceConfig {
                 let path = cx.resolve(file.get_ref());
                 points = crate::files::load(&path).map_err(|e| Invalid::at(file, e.to_string()))?;
             }
-            points.extend(d.points.iter().cloned());
+            points.extend(d.points.iter().map(|p| p.get_ref().clone()));
             if points.is_empty() {
                 return Err(Invalid::at(
                     device,
@@ -172,7 +172,16 @@ impl ModbusSourceConfig {
                 let from = d.profile.as_ref().map_or(String::new(), |f| {
                     format!(" (with {})", f.get_ref().display())
                 });
-                Invalid::at(device, format!("device `{}`{from}: {e}", d.name))
+                let message = format!("device `{}`{from}: {e}", d.name);
+                // A point written here is named at its own place.
+                let named = match &e {
+                    ProfileError::Point { point, .. } => Some(point),
+                    ProfileError::Overlap { second, .. } => Some(second),
+                };
+                match d.points.iter().find(|p| Some(&p.get_ref().name) == named) {
+                    Some(point) => Invalid::at(point, message),
+                    None => Invalid::at(device, message),
+                }
             })?;
             profiles.push(profile);
         }
