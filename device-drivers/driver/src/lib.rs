@@ -61,7 +61,7 @@ pub use doorbell::Doorbell;
 pub use driver::{Driver, Poll, Rejected};
 pub use eddy_abi::{Record, Value};
 pub use error::{DriverError, Invalid, Unavailable};
-pub use schedule::{Schedule, wall_clock_ms};
+pub use schedule::Schedule;
 pub use serde_spanned::Spanned;
 pub use services::Services;
 pub use task::{

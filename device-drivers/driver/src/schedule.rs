@@ -1,7 +1,7 @@
 //! Polling at intervals: which of a source's devices is due next. No I/O;
 //! a task sleeps until [`Schedule::next`] and reports each poll.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Devices polled each at its own interval, at a fixed rate: a device is
 /// polled every interval from its first poll, whatever a poll takes; a
@@ -51,13 +51,6 @@ impl Schedule {
             next
         };
     }
-}
-
-/// Now, in ms since the Unix epoch: the event time of a reading.
-pub fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

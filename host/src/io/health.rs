@@ -198,16 +198,21 @@ impl Health {
         let mut status = self.status_mut();
         // A device is taken to be up until a poll says otherwise, so a
         // device in fault from its first poll is reported as it goes down.
-        let entry = status
-            .devices
-            .entry(device.to_owned())
-            .or_insert_with(|| DeviceStatus {
-                up: true,
-                since_ms: now,
-                polls: 0,
-                faults: 0,
-                last_fault: None,
-            });
+        if !status.devices.contains_key(device) {
+            status.devices.insert(
+                device.to_owned(),
+                DeviceStatus {
+                    up: true,
+                    since_ms: now,
+                    polls: 0,
+                    faults: 0,
+                    last_fault: None,
+                },
+            );
+        }
+        let Some(entry) = status.devices.get_mut(device) else {
+            return;
+        };
         let changed = entry.up != fault.is_none();
         entry.polls += 1;
         if changed {

@@ -4,7 +4,7 @@
 
 use btleplug::api::{Central, CentralEvent, Manager as _, Peripheral as _, ScanFilter};
 use btleplug::platform::{Adapter, Manager};
-use eddy_driver::{Batch, BoxFuture, DriverError, SourceOutput, SourceTask, wall_clock_ms};
+use eddy_driver::{Batch, BoxFuture, DriverError, SourceOutput, SourceTask};
 use futures_util::StreamExt;
 
 use super::advert::{Advertisements, Seen};
@@ -104,7 +104,7 @@ impl BleSourceTask {
             };
             self.advertisements.take(
                 &seen,
-                wall_clock_ms(),
+                eddy_codec::now_ms(),
                 &mut batch.records,
                 &mut batch.rejected,
             );

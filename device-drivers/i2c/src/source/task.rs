@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eddy_driver::{
-    BoxFuture, DriverError, Record, Schedule, SourceOutput, SourceTask, wall_clock_ms,
-};
+use eddy_driver::{BoxFuture, DriverError, Record, Schedule, SourceOutput, SourceTask};
 use linux_embedded_hal::{Delay, I2cdev};
 
 use super::config::SensorModel;
@@ -80,7 +78,7 @@ impl I2cSourceTask {
                 Ok(readings) => {
                     sensor.driver = driver;
                     out.device_polled(&sensor.plan.name, None);
-                    let mut record = Record::new(sensor.plan.name.as_str(), wall_clock_ms());
+                    let mut record = Record::new(sensor.plan.name.as_str(), eddy_codec::now_ms());
                     for r in readings {
                         record = record.with(r.name, r.value);
                     }

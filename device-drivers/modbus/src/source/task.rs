@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use eddy_driver::{BoxFuture, DriverError, Schedule, SourceOutput, SourceTask, wall_clock_ms};
+use eddy_driver::{BoxFuture, DriverError, Schedule, SourceOutput, SourceTask};
 use tokio_modbus::client::{Client, Context, Reader};
 use tokio_modbus::slave::{Slave, SlaveContext};
 
@@ -130,7 +130,7 @@ impl ModbusSourceTask {
             .await;
             match outcome {
                 Ok(responses) => {
-                    let time = wall_clock_ms();
+                    let time = eddy_codec::now_ms();
                     let plan = &device.plan;
                     match assemble(&plan.name, &plan.points, &plan.requests, &responses, time) {
                         Ok(record) => {
@@ -203,11 +203,14 @@ async fn poll(
 /// One read request, within `timeout`.
 async fn read(link: &mut Context, request: &Request, timeout: Duration) -> Result<Response, Fault> {
     let (address, count) = (request.address, request.count);
-    let what = format!(
-        "{:?} {address}..{}",
-        request.table,
-        u32::from(address) + u32::from(count)
-    );
+    // Named only when something went wrong: the request's table and range.
+    let what = || {
+        format!(
+            "{:?} {address}..{}",
+            request.table,
+            u32::from(address) + u32::from(count)
+        )
+    };
     let call = async {
         match request.table {
             Table::Coils => link
@@ -230,23 +233,24 @@ async fn read(link: &mut Context, request: &Request, timeout: Duration) -> Resul
     };
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Err(Fault {
-            message: format!("{what}: no answer within {} ms", timeout.as_millis()),
+            message: format!("{}: no answer within {} ms", what(), timeout.as_millis()),
             reconnect: true,
             again: true,
         }),
         Ok(Err(tokio_modbus::Error::Transport(e))) => Err(Fault {
-            message: format!("{what}: connection lost: {e}"),
+            message: format!("{}: connection lost: {e}", what()),
             reconnect: true,
             again: true,
         }),
         Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(Fault {
-            message: format!("{what}: bad response: {e}"),
+            message: format!("{}: bad response: {e}", what()),
             reconnect: true,
             again: true,
         }),
         Ok(Ok(Err(exception))) => Err(Fault {
             message: format!(
-                "{what}: exception {:#04x} ({exception})",
+                "{}: exception {:#04x} ({exception})",
+                what(),
                 u8::from(exception)
             ),
             reconnect: false,
@@ -272,7 +276,7 @@ async fn read(link: &mut Context, request: &Request, timeout: Duration) -> Resul
                 Ok(response)
             } else {
                 Err(Fault {
-                    message: format!("{what}: {got} values in the response, not {count}"),
+                    message: format!("{}: {got} values in the response, not {count}", what()),
                     reconnect: true,
                     again: true,
                 })
