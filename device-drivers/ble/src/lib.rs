@@ -15,7 +15,10 @@
 //! [`BleSourceConfig`] is the `ble` source: a passive scan through
 //! btleplug (BlueZ on Linux) whose advertisements go through these
 //! decoders, filtered by address and name, repeats dropped by packet
-//! counter.
+//! counter; devices marked `gatt` are connected to and their
+//! Environmental Sensing characteristics subscribed to (or read at an
+//! interval when they cannot notify), the connection made again when it
+//! drops.
 //!
 //! ```toml
 //! [sources.racks.ble]
@@ -23,6 +26,7 @@
 //! devices = [
 //!   { address = "A4:C1:38:0B:5E:01", name = "rack-3-top" },
 //!   { address = "7C:C6:B6:61:E4:02", name = "rack-4-top", bindkey = "231d39c1d7cc1ab1aee224cd096db932" },
+//!   { address = "C0:FF:EE:10:20:30", name = "rack-5-ess", gatt = true },
 //! ]
 //! ```
 

@@ -165,7 +165,7 @@ pub(crate) fn mac(address: &str) -> Option<[u8; 6]> {
 }
 
 /// Bytes as hex, for the dead-letter log.
-fn hex(data: &[u8]) -> String {
+pub(crate) fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -1,11 +1,13 @@
 //! What a pipeline writes in a `[sources.NAME.ble]` table.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use eddy_driver::{Context, DriverError, Invalid, Kind, Source, SourceConfig, Spanned};
 use serde::Deserialize;
 
 use super::advert::{Advertisements, Known, mac};
+use super::gatt::GattDevice;
 use super::scan::BleSourceTask;
 
 /// Bluetooth LE sensors heard by a passive scan (BlueZ, through
@@ -14,6 +16,12 @@ use super::scan::BleSourceTask;
 /// (its address, or the name given it here); its readings, its signal
 /// strength (`rssi_dbm`) and its packet counter (`packet`) are fields. An
 /// advertisement repeated with the same counter is one record.
+///
+/// Devices marked `gatt = true` are also connected to: their
+/// Environmental Sensing characteristics (temperature 0x2A6E, humidity
+/// 0x2A6F, pressure 0x2A6D) are subscribed to, each value notified is a
+/// record, and those that cannot notify are read every
+/// `read_interval_ms`. A dropped connection is made again.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BleSourceConfig {
@@ -41,11 +49,22 @@ pub struct DeviceConfig {
     pub name: Option<String>,
     /// Its BTHome bind key, 32 hex digits, for encrypted advertisements.
     pub bindkey: Option<String>,
+    /// Connect to it and subscribe to its Environmental Sensing
+    /// characteristics (default: only listen to its advertisements).
+    #[serde(default)]
+    pub gatt: bool,
+    /// With `gatt`: how often characteristics that cannot notify are
+    /// read, in milliseconds (default 60000, at least 1000).
+    pub read_interval_ms: Option<u64>,
 }
+
+/// How often a GATT characteristic that cannot notify is read, unless
+/// the device says otherwise.
+const DEFAULT_READ_INTERVAL_MS: u64 = 60_000;
 
 impl Kind for BleSourceConfig {
     const NAME: &'static str = "ble";
-    const ABOUT: &'static str = "Bluetooth LE sensors by passive scan: BTHome v2 (encrypted too) and Ruuvi advertisements, repeats dropped";
+    const ABOUT: &'static str = "Bluetooth LE sensors: BTHome v2 (encrypted too) and Ruuvi advertisements by passive scan, repeats dropped; Environmental Sensing over GATT";
 }
 
 impl BleSourceConfig {
@@ -99,6 +118,38 @@ impl BleSourceConfig {
             ..Default::default()
         })
     }
+
+    /// The devices to connect to.
+    fn gatt_devices(&self) -> Result<Vec<GattDevice>, Invalid> {
+        let mut out = Vec::new();
+        for d in &self.devices {
+            let device = d.get_ref();
+            let interval = device.read_interval_ms;
+            if !device.gatt {
+                if interval.is_some() {
+                    return Err(Invalid::at(
+                        d,
+                        "read_interval_ms is for a device read over GATT: add `gatt = true`",
+                    ));
+                }
+                continue;
+            }
+            let interval = interval.unwrap_or(DEFAULT_READ_INTERVAL_MS);
+            if !(1000..=86_400_000).contains(&interval) {
+                return Err(Invalid::at(
+                    d,
+                    "read_interval_ms is from 1000 (a second) to 86400000 (a day)",
+                ));
+            }
+            let address = device.address.to_ascii_uppercase();
+            out.push(GattDevice {
+                key: device.name.clone().unwrap_or_else(|| address.clone()),
+                address,
+                read_interval: Duration::from_millis(interval),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// A 16-byte key from 32 hex digits.
@@ -115,16 +166,21 @@ fn key(hex: &str) -> Option<[u8; 16]> {
 
 impl SourceConfig for BleSourceConfig {
     fn validate(&self, _cx: &Context<'_>) -> Result<(), Invalid> {
-        self.advertisements().map(drop)
+        self.advertisements()?;
+        self.gatt_devices().map(drop)
     }
 
     fn open(&self, cx: &Context<'_>) -> Result<Source, DriverError> {
         let advertisements = self
             .advertisements()
             .map_err(|e| DriverError::Config(e.message))?;
+        let gatt = self
+            .gatt_devices()
+            .map_err(|e| DriverError::Config(e.message))?;
         Ok(Source::Task(Box::new(BleSourceTask::new(
             self.adapter.clone(),
             advertisements,
+            gatt,
             cx.name.to_owned(),
         ))))
     }
