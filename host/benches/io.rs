@@ -100,7 +100,7 @@ inputs = ["stats"]
     );
     let pipeline = config::parse(Path::new("bench.toml"), text).expect("bench pipeline");
     let mut graph = Graph::build(&pipeline).expect("bench graph");
-    graph.open(None).expect("open");
+    graph.open(None, None).expect("open");
     let started = Instant::now();
     let summary = graph.run(&RunControl::default()).expect("bench run");
     let took = started.elapsed();
@@ -222,7 +222,7 @@ address = "{receive_at}"
         .enable_all()
         .build()
         .expect("runtime");
-    graph.open(Some(runtime.handle())).expect("open");
+    graph.open(Some(runtime.handle()), None).expect("open");
     let control = RunControl {
         deadline: Some(Instant::now() + LATENCY_RUN),
         ..RunControl::default()

@@ -39,7 +39,9 @@
 //! let pipeline = eddy_host::config::load("examples/ups-monitor.toml".as_ref())?;
 //! let mut graph = eddy_host::dataflow::Graph::build(&pipeline)?; // validated, nothing opened
 //! let io = tokio::runtime::Runtime::new()?;
-//! graph.open(Some(io.handle()))?; // files opened; network tasks start at the first poll
+//! let store = eddy_host::checkpoint::StateStore::open("state".as_ref())?; // checkpoints, outboxes
+//! graph.open(Some(io.handle()), Some(&store))?; // files opened; network tasks start at the first poll
+//! graph.attach_store(&store)?;
 //! graph.run(&eddy_host::dataflow::RunControl::default())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -18,6 +18,7 @@ mod idleness;
 mod late;
 mod modbus;
 mod modbus_peer;
+mod mqtt;
 mod outage;
 mod peer;
 mod plugin_test;

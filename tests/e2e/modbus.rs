@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::modbus_peer::{ModbusServer, On, SerialPair, assert_expected, edgex_profile, free_port};
+use crate::modbus_peer::{ModbusServer, On, SerialPair, assert_expected, edgex_profile};
+use crate::support::free_port;
 use crate::support::{Running, json_lines, metrics, start, status};
 
 /// Waits until `check` holds, for up to 30 s.

@@ -103,15 +103,6 @@ impl Drop for ModbusServer {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A `socat` pseudo-terminal pair: eddy opens one end, the server the other.
 pub(crate) struct SerialPair {
     child: Child,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::peer::{Peer, Role};
-use crate::support::{eddy, json_lines, lines, metrics, plugin, run, stderr, stdout, toml_path};
+use crate::support::{
+    eddy, free_port, json_lines, lines, metrics, plugin, run, stderr, stdout, toml_path,
+};
 
 /// Polls `eddy status --json` until `ready` says yes.
 fn wait_for_status(
@@ -335,15 +337,6 @@ path = "local.jsonl"
 "#,
         plugin = toml_path(&plugin("window_stats")),
     )
-}
-
-/// A port nothing listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs the pipeline to its end with the collector up, and checks that it

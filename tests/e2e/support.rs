@@ -211,3 +211,12 @@ impl Drop for Running {
         }
     }
 }
+
+/// A free TCP port on 127.0.0.1 (nothing listens on it yet).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -61,17 +61,26 @@ pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
 
 /// The peers the tests start: `socat` (serial line pairs), `dbus-daemon`
 /// and python-dbusmock for the system Python (BlueZ mocked on a private
-/// bus), and a Python virtual environment at `target/peers-venv` with
-/// pymodbus, whose interpreter the tests find there (or in
-/// `EDDY_TEST_PYTHON`).
+/// bus), the mosquitto broker, and a Python virtual environment at
+/// `target/peers-venv` with pymodbus and paho-mqtt, whose interpreter the
+/// tests find there (or in `EDDY_TEST_PYTHON`).
 pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
-    apt(sh, &["socat", "python3-venv", "dbus", "python3-dbusmock"])?;
+    apt(
+        sh,
+        &[
+            "socat",
+            "python3-venv",
+            "dbus",
+            "python3-dbusmock",
+            "mosquitto",
+        ],
+    )?;
     let venv = crate::project_root().join("target/peers-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
         cmd!(sh, "python3 -m venv {venv}").run()?;
     }
-    let wanted = ["pymodbus==3.16.1", "pyserial==3.5"];
+    let wanted = ["pymodbus==3.16.1", "pyserial==3.5", "paho-mqtt==2.1.0"];
     let have = cmd!(sh, "{python} -m pip freeze").quiet().read()?;
     let missing: Vec<&str> = wanted
         .iter()

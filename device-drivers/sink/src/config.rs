@@ -25,6 +25,10 @@ pub enum OpenedSink {
     Direct(Box<dyn Sink>),
     /// Delivers on the async runtime; the host buffers for it.
     Task(Box<dyn SinkTask>),
+    /// Delivers to a broker on the async runtime, from the host's durable
+    /// outbox: results wait on disk, not in memory, until the broker has
+    /// acknowledged them, and a crash neither loses nor repeats them.
+    Outbox(Box<dyn SinkTask>),
 }
 
 impl fmt::Debug for OpenedSink {
@@ -32,6 +36,7 @@ impl fmt::Debug for OpenedSink {
         f.write_str(match self {
             OpenedSink::Direct(_) => "OpenedSink::Direct",
             OpenedSink::Task(_) => "OpenedSink::Task",
+            OpenedSink::Outbox(_) => "OpenedSink::Outbox",
         })
     }
 }

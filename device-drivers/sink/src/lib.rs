@@ -12,7 +12,10 @@
 //!   file), or
 //! - a [`SinkTask`] that delivers batches on the async runtime (a network
 //!   peer), while the host keeps its records in a bounded buffer, in order,
-//!   with an explicit, counted policy for when it is full.
+//!   with an explicit, counted policy for when it is full;
+//! - a [`SinkTask`] delivering to a broker (MQTT, Kafka) from the host's
+//!   durable outbox, which keeps results on disk until the broker has
+//!   acknowledged them.
 //!
 //! Errors say what to do with the records ([`SinkError`]): keep and retry,
 //! dead-letter, fail the sink, or end the run. The host owns retries and

@@ -107,6 +107,12 @@ impl StateStore {
         &self.path
     }
 
+    /// The database, for the parts of the host that keep trees of their
+    /// own in it (sinks' outboxes).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     pub(crate) fn fail(&self, error: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),

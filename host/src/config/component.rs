@@ -128,6 +128,50 @@ fn default_max_records() -> usize {
     100_000
 }
 
+/// `outbox = { … }` of a sink that delivers to a broker (`mqtt`, `kafka`):
+/// the durable outbox in the state store its results wait in until the
+/// broker has acknowledged them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// The most bytes the waiting results may take on disk (default 256 MiB).
+    #[serde(default = "default_outbox_max_bytes")]
+    pub max_bytes: u64,
+    /// A result older than this is dropped unsent, and counted (default 7
+    /// days; 0 keeps results however old).
+    #[serde(default = "default_outbox_max_age_ms")]
+    pub max_age_ms: u64,
+    /// What happens when `max_bytes` is reached: `drop_oldest` (the oldest
+    /// result of the lowest priority goes), `drop_newest`, or `block`
+    /// (the pipeline reads no sources until there is room).
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Inputs whose results go first, highest priority first (e.g.
+    /// `["alerts"]`): after an outage they are sent before the backlog of
+    /// the others. In order within a priority; inputs not listed come last.
+    #[serde(default)]
+    pub priorities: Vec<String>,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_bytes: default_outbox_max_bytes(),
+            max_age_ms: default_outbox_max_age_ms(),
+            when_full: WhenFull::default(),
+            priorities: Vec::new(),
+        }
+    }
+}
+
+fn default_outbox_max_bytes() -> u64 {
+    256 << 20
+}
+
+fn default_outbox_max_age_ms() -> u64 {
+    7 * 24 * 3600 * 1000
+}
+
 /// A `[sinks.NAME]` table.
 #[derive(Debug)]
 pub struct SinkTable {
@@ -136,6 +180,9 @@ pub struct SinkTable {
     /// What it holds while its peer is down, and what happens when that is
     /// full (`buffer = { max_records = 100000, when_full = "drop_oldest" }`).
     pub buffer: BufferConfig,
+    /// For a sink delivering to a broker: its durable outbox (`outbox =
+    /// { max_bytes, max_age_ms, when_full, priorities }`).
+    pub outbox: OutboxConfig,
     /// Backoff after the sink's peer fails (`retry_initial_backoff_ms`,
     /// default 500; `retry_max_backoff_ms`, default 30000).
     pub retry: RetryConfig,
@@ -154,6 +201,7 @@ const SOURCE_KEYS: &[&str] = &[
 const SINK_KEYS: &[&str] = &[
     "inputs",
     "buffer",
+    "outbox",
     "retry_initial_backoff_ms",
     "retry_max_backoff_ms",
 ];
@@ -279,6 +327,7 @@ impl<'de> Deserialize<'de> for SinkTable {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SinkTable, A::Error> {
                 let mut inputs = None;
                 let mut buffer = BufferConfig::default();
+                let mut outbox = OutboxConfig::default();
                 let mut retry = RetryConfig::default();
                 let mut kind = None;
                 loop {
@@ -292,6 +341,7 @@ impl<'de> Deserialize<'de> for SinkTable {
                         None => break,
                         Some(Key::Setting("inputs")) => inputs = Some(map.next_value()?),
                         Some(Key::Setting("buffer")) => buffer = map.next_value()?,
+                        Some(Key::Setting("outbox")) => outbox = map.next_value()?,
                         Some(Key::Setting("retry_initial_backoff_ms")) => {
                             retry.initial_backoff_ms = map.next_value()?
                         }
@@ -305,6 +355,7 @@ impl<'de> Deserialize<'de> for SinkTable {
                 Ok(SinkTable {
                     inputs: inputs.ok_or_else(|| de::Error::missing_field("inputs"))?,
                     buffer,
+                    outbox,
                     retry,
                     kind: kind.ok_or_else(|| missing_kind("sink", registry::SINK_KINDS))?,
                 })

@@ -33,7 +33,9 @@ mod error;
 mod fuzz;
 mod pipeline;
 
-pub use component::{BufferConfig, Component, RetryConfig, SinkTable, SourceTable, WhenFull};
+pub use component::{
+    BufferConfig, Component, OutboxConfig, RetryConfig, SinkTable, SourceTable, WhenFull,
+};
 pub use error::{ConfigError, Location};
 pub use pipeline::{
     ApiConfig, CheckpointConfig, CountConfig, Grants, JournalMode, OperatorConfig, PipelineConfig,

@@ -17,6 +17,7 @@ use super::window::Windowing;
 use crate::config::{
     ConfigError, JournalMode, LoadedPipeline, Location, OperatorConfig, RetryConfig,
 };
+use crate::io::sink::OutboxPlace;
 use crate::io::{Backoff, Health, IoContext, Role, SinkPort};
 use crate::plugin::signing::TrustedKeys;
 use crate::plugin::{Loader, PluginRunner, SwappedPlugins};
@@ -184,12 +185,14 @@ impl Graph {
                     )
                     .into());
             }
+            check_outbox(pipeline, sink_name, sink, &table.outbox)?;
             sinks_out.push(SinkNode {
                 name: sink_name.as_str().into(),
                 settings: Some(SinkSettings {
                     kind: kind.kind,
                     config: kind.settings.clone(),
                     buffer: table.buffer,
+                    outbox: table.outbox.clone(),
                     retry: table.retry,
                 }),
                 at: Some(Location::of(
@@ -276,7 +279,11 @@ impl Graph {
     /// tasks start on `runtime` at their first poll (so an unreachable peer
     /// is not an error here, but a `retrying` component). Settings that
     /// cannot work are an error naming the component and its place in the file.
-    pub fn open(&mut self, runtime: Option<&tokio::runtime::Handle>) -> Result<(), RunError> {
+    pub fn open(
+        &mut self,
+        runtime: Option<&tokio::runtime::Handle>,
+        store: Option<&crate::checkpoint::StateStore>,
+    ) -> Result<(), RunError> {
         let io = runtime.map(|runtime| IoContext {
             runtime: runtime.clone(),
             doorbell: self.doorbell.clone(),
@@ -326,6 +333,12 @@ impl Graph {
                 services: &services,
             };
             let health = Health::new(&sink.name, Role::Sink, settings.kind);
+            let outbox = store.map(|store| OutboxPlace {
+                store,
+                pipeline: &self.name,
+                config: settings.outbox.clone(),
+                exactly_once: self.checkpoint.enabled,
+            });
             let port = settings.config.open(&cx).and_then(|opened| {
                 SinkPort::new(
                     &sink.name,
@@ -334,6 +347,7 @@ impl Graph {
                     settings.buffer,
                     settings.retry,
                     io.as_ref(),
+                    outbox,
                 )
             });
             match port {
@@ -349,6 +363,33 @@ impl Graph {
         }
         Ok(())
     }
+}
+
+/// An outbox that cannot work: no room at all, or a priority for an input
+/// the sink does not take.
+fn check_outbox(
+    pipeline: &LoadedPipeline,
+    sink_name: &str,
+    sink: &Spanned<crate::config::SinkTable>,
+    outbox: &crate::config::OutboxConfig,
+) -> Result<(), BuildError> {
+    let refuse = |message: String| -> Result<(), BuildError> {
+        Err(pipeline
+            .error_at(sink.span().start, format!("sink `{sink_name}`: {message}"))
+            .into())
+    };
+    if outbox.max_bytes < 4096 {
+        return refuse("outbox.max_bytes must be at least 4096".into());
+    }
+    let inputs = &sink.get_ref().inputs;
+    for priority in &outbox.priorities {
+        if !inputs.iter().any(|i| i.get_ref() == priority) {
+            return refuse(format!(
+                "outbox.priorities names `{priority}`, which is not one of its inputs"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A component's validation error, at the setting it names or its kind table.

@@ -16,7 +16,8 @@ use super::result_id::{Cause, ResultId};
 use super::watermark::BoundedOutOfOrderness;
 use crate::checkpoint::StoreError;
 use crate::config::{
-    BufferConfig, CheckpointConfig, JournalMode, Location, RetryConfig, StateVersionMismatch,
+    BufferConfig, CheckpointConfig, JournalMode, Location, OutboxConfig, RetryConfig,
+    StateVersionMismatch,
 };
 use crate::internal_events::ComponentRecords;
 use crate::io::sink::{Closed, Inbox};
@@ -97,6 +98,7 @@ pub(crate) struct SinkSettings {
     pub(crate) kind: &'static str,
     pub(crate) config: Arc<dyn eddy_sink::SinkConfig>,
     pub(crate) buffer: BufferConfig,
+    pub(crate) outbox: OutboxConfig,
     pub(crate) retry: RetryConfig,
 }
 

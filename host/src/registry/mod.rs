@@ -47,6 +47,7 @@ kinds! {
         crate::sinks::dead_letter::DeadLetterConfig,
         #[cfg(feature = "file")] eddy_driver_file::FileSinkConfig,
         #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSinkConfig,
+        #[cfg(feature = "mqtt")] eddy_driver_mqtt::MqttSinkConfig,
     ]
 }
 

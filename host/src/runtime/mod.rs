@@ -101,10 +101,12 @@ impl Runtime {
             .enable_all()
             .build()
             .map_err(process)?;
-        graph.open(Some(io.handle()))?;
+        // Checkpoints and the outboxes of sinks delivering to brokers live
+        // in the state store.
+        let store =
+            StateStore::open(&options.state_dir).map_err(|e| StartError::Process(e.to_string()))?;
+        graph.open(Some(io.handle()), Some(&store))?;
         if pipeline.config.checkpoint.enabled {
-            let store = StateStore::open(&options.state_dir)
-                .map_err(|e| StartError::Process(e.to_string()))?;
             graph.attach_store(&store)?;
         }
         let api = Self::start_api(&pipeline, options, &mut graph, swapped, io.handle())?;

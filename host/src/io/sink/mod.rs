@@ -5,6 +5,7 @@
 
 mod buffer;
 mod direct;
+mod outbox;
 mod queue;
 
 use std::sync::Arc;
@@ -16,9 +17,12 @@ use eddy_sink::{OpenedSink, OwnedOut, Sink, SinkError};
 
 use self::buffer::policy_name;
 use self::direct::Direct;
+use self::outbox::Outbox;
+pub(crate) use self::outbox::OutboxCounters;
 use self::queue::{SinkQueue, deliver};
 use super::{Backoff, Health, IoContext};
-use crate::config::{BufferConfig, RetryConfig, WhenFull};
+use crate::checkpoint::StateStore;
+use crate::config::{BufferConfig, OutboxConfig, RetryConfig, WhenFull};
 use crate::dataflow::result_id::ResultId;
 use crate::internal_events::{ComponentRecords, SinkDropped, SinkHeld};
 use crate::sinks::{DeadLetterEntry, DeadLetterInput};
@@ -55,6 +59,7 @@ pub(crate) struct SinkPort {
 enum Target {
     Direct(Box<Direct>),
     Task(Arc<SinkQueue>),
+    Outbox(Arc<Outbox>),
 }
 
 /// What a sink reports to `eddy status`.
@@ -63,6 +68,21 @@ pub(crate) struct SinkCounters {
     pub(crate) written: u64,
     pub(crate) held: u64,
     pub(crate) dropped: u64,
+    /// A broker sink's outbox.
+    pub(crate) outbox: Option<OutboxCounters>,
+}
+
+/// Where a sink delivering to a broker keeps its outbox.
+pub(crate) struct OutboxPlace<'a> {
+    /// The state store.
+    pub(crate) store: &'a StateStore,
+    /// The pipeline's name.
+    pub(crate) pipeline: &'a str,
+    /// The sink's `outbox` settings.
+    pub(crate) config: OutboxConfig,
+    /// Whether checkpoints restore the pipeline (so ids of delivered
+    /// results are kept, to send none twice after a restore).
+    pub(crate) exactly_once: bool,
 }
 
 impl SinkPort {
@@ -74,8 +94,39 @@ impl SinkPort {
         buffer: BufferConfig,
         retry: RetryConfig,
         io: Option<&IoContext>,
+        outbox: Option<OutboxPlace<'_>>,
     ) -> Result<SinkPort, SinkError> {
         let target = match opened {
+            OpenedSink::Outbox(task) => {
+                let io = io.ok_or_else(|| {
+                    SinkError::Config(
+                        "this sink needs the async runtime, which this run has not".into(),
+                    )
+                })?;
+                let place = outbox.ok_or_else(|| {
+                    SinkError::Config(
+                        "this sink keeps its results in the state store's outbox, which this run has not".into(),
+                    )
+                })?;
+                let outbox = Outbox::open(
+                    place.store,
+                    place.pipeline,
+                    name,
+                    place.config,
+                    place.exactly_once,
+                )
+                .map_err(|e| SinkError::Config(e.to_string()))?;
+                let outbox = Arc::new(outbox);
+                io.runtime.spawn(deliver(
+                    task,
+                    outbox.clone(),
+                    health.clone(),
+                    retry,
+                    name.into(),
+                    io.doorbell.clone(),
+                ));
+                Target::Outbox(outbox)
+            }
             OpenedSink::Direct(sink) => {
                 Target::Direct(Box::new(Direct::new(sink, Backoff::new(retry))))
             }
@@ -147,17 +198,19 @@ impl SinkPort {
         let result = match &mut self.target {
             Target::Task(queue) => {
                 let tally = &mut self.tally;
-                let owned = inbox.drain(..).map(|(label, rid, record)| {
-                    rid.write(pipeline, &label, &mut tally.id);
-                    OwnedOut {
-                        output: label,
-                        id: tally.id.clone(),
-                        record,
-                    }
-                });
+                let owned = owned(pipeline, inbox, &mut tally.id);
                 tally.dropped += queue.push(owned, tally.buffer);
                 queue.take_refused(dead);
                 Ok(())
+            }
+            Target::Outbox(outbox) => {
+                let tally = &mut self.tally;
+                let result = outbox.push(owned(pipeline, inbox, &mut tally.id));
+                outbox.take_refused(dead);
+                result.map_err(|e| {
+                    tracing::error!(sink = &*tally.name, "{e}; the run ends");
+                    Closed
+                })
             }
             Target::Direct(direct) => {
                 let written_before = self.tally.written;
@@ -193,6 +246,10 @@ impl SinkPort {
                 queue.take_refused(dead);
                 Ok(())
             }
+            Target::Outbox(outbox) => {
+                outbox.take_refused(dead);
+                Ok(())
+            }
         };
         self.report();
         result
@@ -202,7 +259,7 @@ impl SinkPort {
     pub(crate) fn retry_at(&self) -> Option<Instant> {
         match &self.target {
             Target::Direct(direct) => direct.retry_at,
-            Target::Task(_) => None,
+            Target::Task(_) | Target::Outbox(_) => None,
         }
     }
 
@@ -211,14 +268,20 @@ impl SinkPort {
         match &self.target {
             Target::Direct(direct) => direct.held.len(),
             Target::Task(queue) => queue.held(),
+            Target::Outbox(outbox) => outbox.counters().entries as usize,
         }
     }
 
     /// Whether the buffer is full and its policy is to block: the pipeline
     /// then reads no sources until there is room.
     pub(crate) fn blocking(&self) -> bool {
-        self.tally.buffer.when_full == WhenFull::Block
-            && self.held() >= self.tally.buffer.max_records
+        match &self.target {
+            Target::Outbox(outbox) => outbox.blocking(),
+            _ => {
+                self.tally.buffer.when_full == WhenFull::Block
+                    && self.held() >= self.tally.buffer.max_records
+            }
+        }
     }
 
     /// Counters for `eddy status`.
@@ -226,11 +289,17 @@ impl SinkPort {
         let written = match &self.target {
             Target::Direct(_) => self.tally.written,
             Target::Task(queue) => queue.delivered.load(Ordering::Relaxed),
+            Target::Outbox(outbox) => outbox.delivered_total.load(Ordering::Relaxed),
+        };
+        let outbox = match &self.target {
+            Target::Outbox(outbox) => Some(outbox.counters()),
+            _ => None,
         };
         SinkCounters {
             written,
             held: self.held() as u64,
-            dropped: self.tally.dropped,
+            dropped: self.tally.dropped + outbox.map_or(0, |o| o.dropped + o.expired),
+            outbox,
         }
     }
 
@@ -252,6 +321,10 @@ impl SinkPort {
         match &mut self.target {
             Target::Direct(direct) => direct.commit(),
             Target::Task(_) => Ok(None),
+            Target::Outbox(outbox) => outbox
+                .commit()
+                .map(Some)
+                .map_err(|e| SinkError::Config(e.to_string())),
         }
     }
 
@@ -261,6 +334,8 @@ impl SinkPort {
         match &self.target {
             Target::Direct(direct) => direct.held.iter().cloned().collect(),
             Target::Task(queue) => queue.snapshot(),
+            // Durable by itself: the checkpoint holds its position.
+            Target::Outbox(_) => Vec::new(),
         }
     }
 
@@ -278,6 +353,13 @@ impl SinkPort {
                 direct.restore(held);
             }
             Target::Task(queue) => queue.restore(held),
+            Target::Outbox(outbox) => {
+                if let Some(position) = position {
+                    outbox
+                        .rewind(position)
+                        .map_err(|e| SinkError::Config(e.to_string()))?;
+                }
+            }
         }
         self.report();
         Ok(())
@@ -300,10 +382,45 @@ impl SinkPort {
                 queue.take_refused(dead);
                 queue.held()
             }
+            Target::Outbox(outbox) => {
+                // What is not delivered by the deadline stays on disk for
+                // the next run.
+                outbox.close();
+                while outbox.counters().entries > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                outbox.take_refused(dead);
+                let kept = outbox.counters().entries;
+                if kept > 0 {
+                    tracing::info!(
+                        sink = &*self.tally.name,
+                        results = kept,
+                        "results not delivered yet stay in the outbox for the next run"
+                    );
+                }
+                0
+            }
         };
         self.report();
         Ok(left)
     }
+}
+
+/// The records of `inbox`, each with its result id written out (in `id`,
+/// a reused buffer), as a task's buffer or an outbox keeps them.
+fn owned<'a>(
+    pipeline: &'a str,
+    inbox: &'a mut Inbox,
+    id: &'a mut String,
+) -> impl Iterator<Item = OwnedOut> + 'a {
+    inbox.drain(..).map(move |(label, rid, record)| {
+        rid.write(pipeline, &label, id);
+        OwnedOut {
+            output: label,
+            id: id.clone(),
+            record,
+        }
+    })
 }
 
 /// A dead letter for a record a sink refused.
@@ -371,6 +488,7 @@ mod tests {
             health,
             buffer,
             retry,
+            None,
             None,
         )
         .unwrap()

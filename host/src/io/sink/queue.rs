@@ -17,6 +17,21 @@ use crate::sinks::DeadLetterEntry;
 /// Records a delivery task takes from its buffer at once.
 const DELIVERY_BATCH: usize = 512;
 
+/// Where a delivery task takes its batches from: the in-memory
+/// [`SinkQueue`], or a durable outbox.
+pub(super) trait Backlog: Send + Sync + 'static {
+    /// The next batch; `None` once closed and empty.
+    fn take(&self, max: usize) -> impl Future<Output = Option<Arc<Vec<OwnedOut>>>> + Send;
+
+    /// The batch in flight is done: `delivered` of its records reached the
+    /// peer, and the peer refused `refused` for good.
+    fn done(
+        &self,
+        delivered: usize,
+        refused: Vec<DeadLetterEntry>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
 /// A task sink's records, shared by the pipeline thread (which adds) and
 /// the delivery task (which takes a batch at a time, and lets it go once
 /// delivered).
@@ -106,8 +121,9 @@ impl SinkQueue {
         self.state().closed = true;
         self.wake.notify_one();
     }
+}
 
-    /// The next batch for the task; `None` once closed and empty.
+impl Backlog for SinkQueue {
     async fn take(&self, max: usize) -> Option<Arc<Vec<OwnedOut>>> {
         loop {
             {
@@ -128,7 +144,7 @@ impl SinkQueue {
 
     /// The batch in flight is done: `delivered` of its records reached the
     /// peer, and the peer refused `refused` for good.
-    fn done(&self, delivered: usize, refused: Vec<DeadLetterEntry>) {
+    async fn done(&self, delivered: usize, refused: Vec<DeadLetterEntry>) {
         let mut state = self.state();
         state.in_flight = None;
         state.refused.extend(refused);
@@ -140,9 +156,9 @@ impl SinkQueue {
 /// Delivers a task sink's records, in order, until its queue closes and
 /// empties; after a failure waits out a backoff, reconnects, and delivers
 /// the same batch again (at least once: result ids tell repeats apart).
-pub(super) async fn deliver(
+pub(super) async fn deliver<B: Backlog>(
     mut task: Box<dyn SinkTask>,
-    queue: Arc<SinkQueue>,
+    queue: Arc<B>,
     health: Arc<Health>,
     retry: RetryConfig,
     name: Arc<str>,
@@ -182,7 +198,7 @@ pub(super) async fn deliver(
                     })
                     .collect();
                 let delivered = current.len().saturating_sub(entries.len());
-                queue.done(delivered, entries);
+                queue.done(delivered, entries).await;
                 ComponentRecords {
                     component: &name,
                     role: Role::Sink,
@@ -200,7 +216,7 @@ pub(super) async fn deliver(
                     .iter()
                     .map(|out| refused(&name, &reason, out.record.clone()))
                     .collect();
-                queue.done(0, entries);
+                queue.done(0, entries).await;
                 doorbell.ring();
             }
             Err(e) => {

@@ -1,0 +1,254 @@
+//! One connection to a broker through rumqttc, whichever protocol version:
+//! the few operations eddy's components use, and the events they wait for.
+
+use bytes::Bytes;
+use rumqttc::v5;
+use rumqttc::{Outgoing, QoS};
+
+use crate::broker::{Broker, Protocol};
+
+/// How a component's session behaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionOptions {
+    /// Keep the session (subscriptions, messages queued for it) across
+    /// connections, for this many seconds after one ends (MQTT 5; MQTT
+    /// 3.1.1 keeps it until the client connects with a clean session).
+    pub(crate) persistent: Option<u32>,
+    /// Acknowledge received messages only when told to.
+    pub(crate) manual_acks: bool,
+    /// QoS 1 messages in flight at once.
+    pub(crate) inflight: u16,
+}
+
+/// What the broker or the client did.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Connected.
+    ConnAck {
+        /// Whether the broker kept the session from before.
+        session_present: bool,
+    },
+    /// A publish went out with this packet id (0 for QoS 0).
+    Sent(u16),
+    /// The broker took a QoS 1 publish, or refused it (MQTT 5 reason).
+    PubAck {
+        /// The packet id.
+        pkid: u16,
+        /// Why it was refused, if it was.
+        refused: Option<String>,
+    },
+    /// A message for one of our subscriptions.
+    Message(Message),
+    /// A subscription was answered; the text says why it was refused.
+    SubAck(Option<String>),
+    /// Anything else (pings, our own acknowledgements).
+    Other,
+}
+
+/// A received message, kept whole so that it can be acknowledged.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    /// Its topic.
+    pub(crate) topic: String,
+    /// Its payload.
+    pub(crate) payload: Bytes,
+    publish: Received,
+}
+
+#[derive(Debug, Clone)]
+enum Received {
+    V4(rumqttc::Publish),
+    V5(v5::mqttbytes::v5::Publish),
+}
+
+enum Inner {
+    V4(rumqttc::AsyncClient, rumqttc::EventLoop),
+    V5(v5::AsyncClient, v5::EventLoop),
+}
+
+/// A connection (rumqttc's client and event loop).
+pub(crate) struct Connection {
+    inner: Inner,
+}
+
+/// The request queue is full: poll, then try again.
+#[derive(Debug)]
+pub(crate) struct Full;
+
+fn qos(level: u8) -> QoS {
+    if level == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    }
+}
+
+fn v5_qos(level: u8) -> v5::mqttbytes::QoS {
+    if level == 0 {
+        v5::mqttbytes::QoS::AtMostOnce
+    } else {
+        v5::mqttbytes::QoS::AtLeastOnce
+    }
+}
+
+impl Connection {
+    /// A client for `broker`; it connects at the first [`Connection::poll`].
+    pub(crate) fn new(broker: &Broker, session: SessionOptions, cap: usize) -> Connection {
+        let (host, port) = (broker.address.host.clone(), broker.address.port);
+        let inner = match broker.protocol {
+            Protocol::V311 => {
+                let mut options = rumqttc::MqttOptions::new(&broker.client_id, host, port);
+                options
+                    .set_keep_alive(broker.keep_alive)
+                    .set_clean_session(session.persistent.is_none())
+                    .set_manual_acks(session.manual_acks)
+                    .set_inflight(session.inflight.max(1))
+                    .set_transport(broker.transport());
+                if let Some((user, password)) = &broker.credentials {
+                    options.set_credentials(user, password);
+                }
+                let (client, events) = rumqttc::AsyncClient::new(options, cap);
+                Inner::V4(client, events)
+            }
+            Protocol::V5 => {
+                let mut options = v5::MqttOptions::new(&broker.client_id, host, port);
+                options
+                    .set_keep_alive(broker.keep_alive)
+                    .set_clean_start(session.persistent.is_none())
+                    .set_session_expiry_interval(session.persistent)
+                    .set_manual_acks(session.manual_acks)
+                    .set_outgoing_inflight_upper_limit(session.inflight.max(1))
+                    .set_transport(broker.transport());
+                if let Some((user, password)) = &broker.credentials {
+                    options.set_credentials(user, password);
+                }
+                let (client, events) = v5::AsyncClient::new(options, cap);
+                Inner::V5(client, events)
+            }
+        };
+        Connection { inner }
+    }
+
+    /// The next event; an error means the connection is gone.
+    pub(crate) async fn poll(&mut self) -> Result<Event, String> {
+        match &mut self.inner {
+            Inner::V4(_, events) => {
+                let event = events.poll().await.map_err(|e| e.to_string())?;
+                Ok(match event {
+                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)) => Event::ConnAck {
+                        session_present: ack.session_present,
+                    },
+                    rumqttc::Event::Incoming(rumqttc::Packet::PubAck(ack)) => Event::PubAck {
+                        pkid: ack.pkid,
+                        refused: None,
+                    },
+                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) => {
+                        Event::Message(Message {
+                            topic: publish.topic.clone(),
+                            payload: publish.payload.clone(),
+                            publish: Received::V4(publish),
+                        })
+                    }
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) => {
+                        let refused = ack
+                            .return_codes
+                            .iter()
+                            .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                        Event::SubAck(refused.then(|| "the broker refused a subscription".into()))
+                    }
+                    rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => Event::Sent(pkid),
+                    _ => Event::Other,
+                })
+            }
+            Inner::V5(_, events) => {
+                use v5::mqttbytes::v5::{Packet, PubAckReason, SubscribeReasonCode};
+                let event = events.poll().await.map_err(|e| e.to_string())?;
+                Ok(match event {
+                    v5::Event::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
+                        session_present: ack.session_present,
+                    },
+                    v5::Event::Incoming(Packet::PubAck(ack)) => Event::PubAck {
+                        pkid: ack.pkid,
+                        refused: match ack.reason {
+                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
+                            other => Some(format!("the broker refused it: {other:?}")),
+                        },
+                    },
+                    v5::Event::Incoming(Packet::Publish(publish)) => Event::Message(Message {
+                        topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                        payload: publish.payload.clone(),
+                        publish: Received::V5(publish),
+                    }),
+                    v5::Event::Incoming(Packet::SubAck(ack)) => {
+                        let refused = ack
+                            .return_codes
+                            .iter()
+                            .find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
+                        Event::SubAck(
+                            refused.map(|c| format!("the broker refused a subscription: {c:?}")),
+                        )
+                    }
+                    v5::Event::Outgoing(Outgoing::Publish(pkid)) => Event::Sent(pkid),
+                    _ => Event::Other,
+                })
+            }
+        }
+    }
+
+    /// Queues a publish; with MQTT 5 the result id also goes as the user
+    /// property `result_id`.
+    pub(crate) fn try_publish(
+        &self,
+        topic: &str,
+        level: u8,
+        retain: bool,
+        payload: Vec<u8>,
+        id: &str,
+    ) -> Result<(), Full> {
+        match &self.inner {
+            Inner::V4(client, _) => client
+                .try_publish(topic, qos(level), retain, payload)
+                .map_err(|_| Full),
+            Inner::V5(client, _) => {
+                let properties = v5::mqttbytes::v5::PublishProperties {
+                    content_type: Some("application/json".into()),
+                    user_properties: vec![("result_id".into(), id.into())],
+                    ..Default::default()
+                };
+                client
+                    .try_publish_with_properties(topic, v5_qos(level), retain, payload, properties)
+                    .map_err(|_| Full)
+            }
+        }
+    }
+
+    /// Subscribes to `filters` at QoS `level`.
+    pub(crate) async fn subscribe(&self, filters: &[String], level: u8) -> Result<(), String> {
+        for filter in filters {
+            match &self.inner {
+                Inner::V4(client, _) => client
+                    .subscribe(filter, qos(level))
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Inner::V5(client, _) => client
+                    .subscribe(filter, v5_qos(level))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Acknowledges a received message (with manual acknowledgements).
+    pub(crate) async fn ack(&self, message: &Message) -> Result<(), String> {
+        match (&self.inner, &message.publish) {
+            (Inner::V4(client, _), Received::V4(p)) => {
+                client.ack(p).await.map_err(|e| e.to_string())
+            }
+            (Inner::V5(client, _), Received::V5(p)) => {
+                client.ack(p).await.map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The `mqtt` sink and its durable outbox against a real mosquitto started
+//! by the test, and an independent subscriber (paho-mqtt, in
+//! `tests/peers/mqtt_subscriber.py`) holding a persistent session.
+//!
+//! The outage: results flow, eddy is killed with SIGKILL (results it
+//! delivered after its last checkpoint come again from the restarted run),
+//! the broker is stopped for a while (60 s, or `EDDY_TEST_OUTAGE_S`) as
+//! results keep coming, eddy is killed during the outage and started
+//! again, the broker comes back. The
+//! subscriber must get every result exactly once by id, in order within a
+//! priority; none may be missing against the same run's local file sink,
+//! which checkpoints make exact (it is rewound and replayed with the run).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::modbus_peer::python;
+use crate::support::{Running, eddy, free_port, json_lines, plugin, root, status, toml_path};
+
+/// Waits until `check` holds, for up to `seconds`.
+fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The logs of eddy, the broker and the subscriber, for a failure.
+fn logs(dir: &Path) -> String {
+    ["eddy.log", "mosquitto.log", "subscriber.log"]
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            format!(
+                "== {f}\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A process stopped when dropped.
+struct Peer(Child);
+
+impl Peer {
+    /// SIGTERM (mosquitto saves its sessions), then waits.
+    fn stop(mut self) {
+        // SAFETY: kill(2) with a pid this test started.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// mosquitto on `port`, keeping its sessions in `dir` across restarts.
+fn mosquitto(dir: &Path, port: u16) -> Peer {
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nmax_queued_messages 0\nlog_dest stderr\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("mosquitto.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("mosquitto starts (cargo xtask test installs it)");
+    eventually(20, "mosquitto listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Peer(child)
+}
+
+/// The subscriber, appending what it receives to `dir/received.jsonl`.
+fn subscriber(dir: &Path, port: u16) -> Peer {
+    let ready = dir.join("subscribed");
+    let child = Command::new(python())
+        .arg(root().join("tests/peers/mqtt_subscriber.py"))
+        .arg(port.to_string())
+        .arg("results-consumer")
+        .arg("sites/#")
+        .arg(dir.join("received.jsonl"))
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("subscriber.log")).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(20, "the subscriber subscribed", || ready.exists());
+    Peer(child)
+}
+
+/// The seeds' job on a simulated UPS in real time (a live source: what it
+/// read is journaled, what it would have read while eddy was down is not
+/// there), results to the broker (alerts first) and to a local file.
+fn pipeline(port: u16) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "site"
+[checkpoint]
+interval_ms = 2000
+[sources.ups]
+journal = "sync"
+bounded_out_of_orderness_ms = 2000
+[sources.ups.sim]
+seed = 7
+interval_ms = 100
+ups = [{{ name = "ups-1", strings = 2, cells_per_string = 4 }}]
+faults = [{{ kind = "cell_overheat", device = "ups-1/string-1/cell-03", start_after_ms = 3_000, rise_c_per_min = 120.0 }}]
+[operators.stats]
+inputs = ["ups"]
+plugin = {stats}
+params = {{ fields = ["temperature"] }}
+window.tumbling = {{ size_ms = 1000 }}
+[operators.alerts]
+inputs = ["stats"]
+plugin = {alert}
+params = {{ field = "temperature_max", threshold = 35.0, within_ms = 2000, clear_below = 32.0 }}
+[sinks.uplink]
+inputs = ["alerts", "alerts.cleared", "stats"]
+outbox = {{ priorities = ["alerts", "alerts.cleared"] }}
+retry_initial_backoff_ms = 200
+retry_max_backoff_ms = 1000
+[sinks.uplink.mqtt]
+topic = "sites/site-7/{{output}}/{{key}}"
+broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "site-7-uplink" }}
+[sinks.local]
+inputs = ["alerts", "alerts.cleared", "stats"]
+[sinks.local.file]
+path = "local.jsonl"
+"#,
+        stats = toml_path(&plugin("window_stats")),
+        alert = toml_path(&plugin("threshold_alert")),
+    )
+}
+
+fn start_eddy(dir: &Path) -> Running {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("eddy.log"))
+        .unwrap();
+    let _ = std::fs::remove_file(dir.join("state/api.json"));
+    let child = eddy()
+        .args(["run", "p.toml"])
+        .current_dir(dir)
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .env("EDDY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    eventually(60, "the API came up", || {
+        dir.join("state/api.json").exists()
+    });
+    Running(Some(child))
+}
+
+/// SIGKILL.
+fn kill(run: &mut Running) {
+    if let Some(mut child) = run.0.take() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+/// The ids the subscriber received, in order, with their outputs.
+fn received(dir: &Path) -> Vec<(String, String)> {
+    json_lines(&dir.join("received.jsonl"))
+        .iter()
+        .map(|m| {
+            (
+                m["payload"]["id"].as_str().unwrap_or_default().to_owned(),
+                m["payload"]["output"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// eddy is killed this many times.
+const KILLS: usize = 2;
+/// The most results a delivery batch holds.
+const BATCH: usize = 512;
+
+fn outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("EDDY_TEST_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    )
+}
+
+#[test]
+fn results_reach_the_broker_exactly_once_through_an_outage_and_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let broker = mosquitto(d, port);
+    let sub = subscriber(d, port);
+    std::fs::write(d.join("p.toml"), pipeline(port)).unwrap();
+    let mut eddy_run = start_eddy(d);
+    eventually(60, "results flow to the subscriber", || {
+        received(d).len() >= 20
+    });
+    // Killed while results flow: some were delivered after the last
+    // checkpoint, and the restarted run produces them again.
+    kill(&mut eddy_run);
+    eddy_run = start_eddy(d);
+    let before = received(d).len();
+    eventually(60, &format!("results flow again\n{}", logs(d)), || {
+        received(d).len() >= before + 20
+    });
+
+    // The broker goes away; results keep coming into the outbox.
+    broker.stop();
+    let down_at = Instant::now();
+    let held = |d: &Path| -> u64 {
+        status(d)["sinks"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "uplink"))
+            .and_then(|s| s["held"].as_u64())
+            .unwrap_or(0)
+    };
+    eventually(30, "results wait in the outbox", || held(d) >= 10);
+    // Killed during the outage, started again.
+    kill(&mut eddy_run);
+    eddy_run = start_eddy(d);
+    eventually(30, "the restarted run holds results", || held(d) >= 10);
+    let rest = outage().saturating_sub(down_at.elapsed());
+    std::thread::sleep(rest);
+    let during = held(d);
+
+    // The broker comes back: the outbox drains.
+    let _broker = mosquitto(d, port);
+    eventually(120, "the outbox drained", || held(d) == 0);
+    eddy_run.stop(d);
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(sub);
+
+    let local: Vec<(String, String)> = json_lines(&d.join("local.jsonl"))
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["output"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let got = received(d);
+    let log = || std::fs::read_to_string(d.join("eddy.log")).unwrap_or_default();
+    assert!(
+        during > 0 && local.len() > 40,
+        "held {during}, local {}",
+        local.len()
+    );
+    // Exactly once by id: a repeat can only be a result the broker had
+    // acknowledged when eddy was killed, before eddy had recorded that (the
+    // batch in flight, at most one per kill); a consumer drops it by id.
+    let mut seen: HashSet<String> = HashSet::new();
+    let repeats: Vec<String> = got
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| !seen.insert(id.clone()))
+        .collect();
+    assert!(
+        repeats.len() <= KILLS * BATCH,
+        "{} repeats: {repeats:?}",
+        repeats.len()
+    );
+    let got: Vec<(String, String)> = {
+        let mut first = HashSet::new();
+        got.into_iter()
+            .filter(|(id, _)| first.insert(id.clone()))
+            .collect()
+    };
+    // None missing, none extra.
+    let local_ids: HashSet<&String> = local.iter().map(|(id, _)| id).collect();
+    let missing: Vec<&&String> = local_ids.iter().filter(|id| !seen.contains(**id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}\n{}",
+        missing.len(),
+        missing.iter().take(5).collect::<Vec<_>>(),
+        log()
+    );
+    let extra: Vec<&String> = seen.iter().filter(|id| !local_ids.contains(*id)).collect();
+    assert!(extra.is_empty(), "not produced: {extra:?}");
+    // In order within a priority (here each output has its own).
+    for output in ["alerts", "alerts.cleared", "stats"] {
+        let order = |list: &[(String, String)]| -> Vec<String> {
+            list.iter()
+                .filter(|(_, o)| o == output)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        assert_eq!(order(&got), order(&local), "order of {output}");
+    }
+    // MQTT 5: the id is also a user property.
+    for m in json_lines(&d.join("received.jsonl")) {
+        assert_eq!(m["user_properties"]["result_id"], m["payload"]["id"], "{m}");
+    }
+}
