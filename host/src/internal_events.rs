@@ -420,6 +420,29 @@ impl SinkHeld<'_> {
     }
 }
 
+/// What a broker sink's durable outbox holds and has dropped.
+pub(crate) struct OutboxHeld<'a> {
+    pub(crate) sink: &'a str,
+    pub(crate) counters: crate::io::sink::OutboxCounters,
+}
+
+impl OutboxHeld<'_> {
+    pub(crate) fn emit(self) {
+        let sink = self.sink.to_owned();
+        let c = self.counters;
+        metrics::gauge!("eddy_outbox_bytes", "sink" => sink.clone()).set(c.bytes as f64);
+        metrics::gauge!("eddy_outbox_entries", "sink" => sink.clone()).set(c.entries as f64);
+        let age = c
+            .oldest_ms
+            .map_or(0.0, |t| (eddy_codec::now_ms() - t).max(0) as f64 / 1000.0);
+        metrics::gauge!("eddy_outbox_oldest_age_seconds", "sink" => sink.clone()).set(age);
+        metrics::gauge!("eddy_outbox_dropped", "sink" => sink.clone(), "why" => "full")
+            .set(c.dropped as f64);
+        metrics::gauge!("eddy_outbox_dropped", "sink" => sink, "why" => "expired")
+            .set(c.expired as f64);
+    }
+}
+
 /// Records moved through a source or a sink.
 pub(crate) struct ComponentRecords<'a> {
     pub(crate) component: &'a str,

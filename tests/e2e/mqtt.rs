@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::modbus_peer::python;
-use crate::support::{Running, eddy, free_port, json_lines, plugin, root, status, toml_path};
+use crate::support::{
+    Running, eddy, free_port, json_lines, metrics, plugin, root, status, toml_path,
+};
 
 /// Waits until `check` holds, for up to `seconds`.
 fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
@@ -251,6 +253,18 @@ fn results_reach_the_broker_exactly_once_through_an_outage_and_a_crash() {
             .unwrap_or(0)
     };
     eventually(30, "results wait in the outbox", || held(d) >= 10);
+    let s = status(d);
+    let uplink = s["sinks"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "uplink"))
+        .unwrap();
+    assert!(uplink["outbox"]["bytes"].as_u64().unwrap_or(0) > 0, "{s}");
+    assert!(uplink["outbox"]["oldest_age_ms"].as_i64().is_some(), "{s}");
+    assert_eq!(uplink["state"], "retrying", "{s}");
+    assert!(
+        metrics(d).contains("eddy_outbox_bytes{sink=\"uplink\"}"),
+        "the outbox's gauges are in /metrics"
+    );
     // Killed during the outage, started again.
     kill(&mut eddy_run);
     eddy_run = start_eddy(d);

@@ -113,6 +113,20 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
             s.health.errors,
             s.health.retries
         );
+        if let Some(o) = &s.outbox {
+            let oldest = o.oldest_age_ms.map_or(String::new(), |ms| {
+                format!(", oldest {:.1} s", ms as f64 / 1000.0)
+            });
+            println!(
+                "  {:<16} outbox {} results, {}{oldest}; dropped {} full, {} expired; {} not sent again after a restore",
+                "",
+                o.entries,
+                mib(o.bytes),
+                o.dropped_full,
+                o.expired,
+                o.replayed
+            );
+        }
         print_trouble(&s.health);
     }
     Ok(())

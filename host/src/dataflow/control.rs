@@ -168,9 +168,29 @@ pub struct SinkStatus {
     pub held: u64,
     /// Records its buffer's policy dropped.
     pub dropped: u64,
+    /// A broker sink's durable outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<OutboxStatus>,
     /// Its kind, state (`up`, `retrying`, …), since when, last error and counters.
     #[serde(flatten)]
     pub health: ComponentStatus,
+}
+
+/// A durable outbox in [`SinkStatus`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct OutboxStatus {
+    /// Results waiting for the broker.
+    pub entries: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+    /// How long the oldest has waited, in ms.
+    pub oldest_age_ms: Option<i64>,
+    /// Dropped because the outbox was full.
+    pub dropped_full: u64,
+    /// Dropped because they were older than `max_age_ms`.
+    pub expired: u64,
+    /// Produced again after a restore but already delivered, so not sent again.
+    pub replayed: u64,
 }
 
 /// A swap waiting for its new version's probation to end.
@@ -395,6 +415,14 @@ impl Graph {
                         written: counters.written,
                         held: counters.held,
                         dropped: counters.dropped,
+                        outbox: counters.outbox.map(|o| OutboxStatus {
+                            entries: o.entries,
+                            bytes: o.bytes,
+                            oldest_age_ms: o.oldest_ms.map(|t| (eddy_codec::now_ms() - t).max(0)),
+                            dropped_full: o.dropped,
+                            expired: o.expired,
+                            replayed: o.replayed,
+                        }),
                         health: port.health().status(),
                     })
                 })

@@ -24,7 +24,7 @@ use super::{Backoff, Health, IoContext};
 use crate::checkpoint::StateStore;
 use crate::config::{BufferConfig, OutboxConfig, RetryConfig, WhenFull};
 use crate::dataflow::result_id::ResultId;
-use crate::internal_events::{ComponentRecords, SinkDropped, SinkHeld};
+use crate::internal_events::{ComponentRecords, OutboxHeld, SinkDropped, SinkHeld};
 use crate::sinks::{DeadLetterEntry, DeadLetterInput};
 
 /// The run must end: a sink's destination is gone for good.
@@ -311,6 +311,13 @@ impl SinkPort {
             SinkHeld {
                 sink: &self.tally.name,
                 records: held,
+            }
+            .emit();
+        }
+        if let Target::Outbox(outbox) = &self.target {
+            OutboxHeld {
+                sink: &self.tally.name,
+                counters: outbox.counters(),
             }
             .emit();
         }
