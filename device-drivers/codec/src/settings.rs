@@ -148,17 +148,17 @@ impl Decoding {
         }
     }
 
-    /// Settings as a source's table gives them.
+    /// Settings as a source's table gives them (its `csv` table, if any).
     pub fn with(
         format: Format,
         key_field: &str,
         time_field: &str,
         time_format: TimeFormat,
-        csv: &CsvOptions,
+        csv: Option<&CsvOptions>,
     ) -> Self {
         Decoding {
             time_format,
-            csv: csv.clone(),
+            csv: csv.cloned().unwrap_or_default(),
             ..Decoding::new(format, key_field, time_field)
         }
     }

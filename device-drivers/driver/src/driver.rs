@@ -27,6 +27,12 @@ pub trait Driver: Send {
         None
     }
 
+    /// Everything handed out so far is safe, as the pipeline's journal
+    /// setting makes it (journaled, or covered by a checkpoint): a source
+    /// whose peer keeps input until told (an MQTT broker waiting for
+    /// PUBACK) may now let it go.
+    fn acknowledge(&mut self) {}
+
     /// Goes to a position [`Driver::position`] returned earlier, so that the
     /// next poll reads what followed it. The host does this when it restores
     /// a checkpoint, before the first poll.

@@ -65,5 +65,5 @@ pub use schedule::Schedule;
 pub use serde_spanned::Spanned;
 pub use services::Services;
 pub use task::{
-    Batch, BoxFuture, ChannelDriver, SourceEvents, SourceOutput, SourceTask, Starter, channel,
+    Ack, Batch, BoxFuture, ChannelDriver, SourceEvents, SourceOutput, SourceTask, Starter, channel,
 };

@@ -55,7 +55,13 @@ pub struct Batch {
     pub rejected: Vec<Rejected>,
     /// Where the source is after these records, if it can go back there.
     pub position: Option<Vec<u8>>,
+    /// Called once these records are safe (see [`Driver::acknowledge`]):
+    /// a source acknowledges its peer here.
+    pub ack: Option<Ack>,
 }
+
+/// What a source does once the pipeline has made a batch safe.
+pub type Ack = Box<dyn FnOnce() + Send>;
 
 /// The sending side a [`SourceTask`] writes to.
 pub struct SourceOutput {
@@ -82,7 +88,11 @@ impl SourceOutput {
     /// Waits while the pipeline lags and the channel is full: back-pressure,
     /// never a silent drop. Fails only when the pipeline has stopped.
     pub async fn send(&mut self, batch: Batch) -> Result<(), DriverError> {
-        if batch.records.is_empty() && batch.rejected.is_empty() && batch.position.is_none() {
+        if batch.records.is_empty()
+            && batch.rejected.is_empty()
+            && batch.position.is_none()
+            && batch.ack.is_none()
+        {
             return Ok(());
         }
         self.tx
@@ -111,6 +121,7 @@ impl SourceOutput {
             records,
             rejected: Vec::new(),
             position: None,
+            ack: None,
         })
         .await
     }
@@ -134,6 +145,8 @@ pub fn channel(
         rx,
         pending: VecDeque::new(),
         pending_position: None,
+        pending_ack: None,
+        acks: Vec::new(),
         rejected: Vec::new(),
         position: None,
         start: Some((
@@ -156,6 +169,11 @@ pub struct ChannelDriver {
     pending: VecDeque<Record>,
     /// The position after those records: taken on once they are all out.
     pending_position: Option<Vec<u8>>,
+    /// What to do once those records are safe: taken on once they are all out.
+    pending_ack: Option<Ack>,
+    /// Acknowledgements of batches handed out whole, waiting for
+    /// [`Driver::acknowledge`].
+    acks: Vec<Ack>,
     rejected: Vec<Rejected>,
     /// The position after the last record handed out.
     position: Option<Vec<u8>>,
@@ -185,11 +203,15 @@ impl Driver for ChannelDriver {
             if let Some(position) = self.pending_position.take() {
                 self.position = Some(position);
             }
+            if let Some(ack) = self.pending_ack.take() {
+                self.acks.push(ack);
+            }
             match self.rx.try_recv() {
                 Ok(batch) => {
                     self.rejected.extend(batch.rejected);
                     self.pending.extend(batch.records);
                     self.pending_position = batch.position;
+                    self.pending_ack = batch.ack;
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {
                     return Ok(if taken > 0 {
@@ -204,10 +226,13 @@ impl Driver for ChannelDriver {
                 }
             }
         }
-        if self.pending.is_empty()
-            && let Some(position) = self.pending_position.take()
-        {
-            self.position = Some(position);
+        if self.pending.is_empty() {
+            if let Some(position) = self.pending_position.take() {
+                self.position = Some(position);
+            }
+            if let Some(ack) = self.pending_ack.take() {
+                self.acks.push(ack);
+            }
         }
         Ok(Poll::Ready)
     }
@@ -218,6 +243,12 @@ impl Driver for ChannelDriver {
 
     fn position(&self) -> Option<Vec<u8>> {
         self.position.clone()
+    }
+
+    fn acknowledge(&mut self) {
+        for ack in self.acks.drain(..) {
+            ack();
+        }
     }
 
     fn seek(&mut self, position: &[u8]) -> Result<(), DriverError> {
@@ -263,6 +294,7 @@ mod tests {
                             records: (0..n).map(|t| Record::new("k", t)).collect(),
                             rejected: Vec::new(),
                             position: Some(at.to_vec()),
+                            ack: None,
                         };
                         out.send(batch).await.unwrap();
                     }

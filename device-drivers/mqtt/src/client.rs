@@ -24,10 +24,7 @@ pub(crate) struct SessionOptions {
 #[derive(Debug)]
 pub(crate) enum Event {
     /// Connected.
-    ConnAck {
-        /// Whether the broker kept the session from before.
-        session_present: bool,
-    },
+    ConnAck,
     /// A publish went out with this packet id (0 for QoS 0).
     Sent(u16),
     /// The broker took a QoS 1 publish, or refused it (MQTT 5 reason).
@@ -38,7 +35,7 @@ pub(crate) enum Event {
         refused: Option<String>,
     },
     /// A message for one of our subscriptions.
-    Message(Message),
+    Message(Box<Message>),
     /// A subscription was answered; the text says why it was refused.
     SubAck(Option<String>),
     /// Anything else (pings, our own acknowledgements).
@@ -62,8 +59,8 @@ enum Received {
 }
 
 enum Inner {
-    V4(rumqttc::AsyncClient, rumqttc::EventLoop),
-    V5(v5::AsyncClient, v5::EventLoop),
+    V4(rumqttc::AsyncClient, Box<rumqttc::EventLoop>),
+    V5(v5::AsyncClient, Box<v5::EventLoop>),
 }
 
 /// A connection (rumqttc's client and event loop).
@@ -108,7 +105,7 @@ impl Connection {
                     options.set_credentials(user, password);
                 }
                 let (client, events) = rumqttc::AsyncClient::new(options, cap);
-                Inner::V4(client, events)
+                Inner::V4(client, Box::new(events))
             }
             Protocol::V5 => {
                 let mut options = v5::MqttOptions::new(&broker.client_id, host, port);
@@ -123,7 +120,7 @@ impl Connection {
                     options.set_credentials(user, password);
                 }
                 let (client, events) = v5::AsyncClient::new(options, cap);
-                Inner::V5(client, events)
+                Inner::V5(client, Box::new(events))
             }
         };
         Connection { inner }
@@ -135,19 +132,17 @@ impl Connection {
             Inner::V4(_, events) => {
                 let event = events.poll().await.map_err(|e| e.to_string())?;
                 Ok(match event {
-                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)) => Event::ConnAck {
-                        session_present: ack.session_present,
-                    },
+                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => Event::ConnAck,
                     rumqttc::Event::Incoming(rumqttc::Packet::PubAck(ack)) => Event::PubAck {
                         pkid: ack.pkid,
                         refused: None,
                     },
                     rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) => {
-                        Event::Message(Message {
+                        Event::Message(Box::new(Message {
                             topic: publish.topic.clone(),
                             payload: publish.payload.clone(),
                             publish: Received::V4(publish),
-                        })
+                        }))
                     }
                     rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) => {
                         let refused = ack
@@ -164,9 +159,7 @@ impl Connection {
                 use v5::mqttbytes::v5::{Packet, PubAckReason, SubscribeReasonCode};
                 let event = events.poll().await.map_err(|e| e.to_string())?;
                 Ok(match event {
-                    v5::Event::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
-                        session_present: ack.session_present,
-                    },
+                    v5::Event::Incoming(Packet::ConnAck(_)) => Event::ConnAck,
                     v5::Event::Incoming(Packet::PubAck(ack)) => Event::PubAck {
                         pkid: ack.pkid,
                         refused: match ack.reason {
@@ -174,11 +167,13 @@ impl Connection {
                             other => Some(format!("the broker refused it: {other:?}")),
                         },
                     },
-                    v5::Event::Incoming(Packet::Publish(publish)) => Event::Message(Message {
-                        topic: String::from_utf8_lossy(&publish.topic).into_owned(),
-                        payload: publish.payload.clone(),
-                        publish: Received::V5(publish),
-                    }),
+                    v5::Event::Incoming(Packet::Publish(publish)) => {
+                        Event::Message(Box::new(Message {
+                            topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                            payload: publish.payload.clone(),
+                            publish: Received::V5(publish),
+                        }))
+                    }
                     v5::Event::Incoming(Packet::SubAck(ack)) => {
                         let refused = ack
                             .return_codes
@@ -222,33 +217,47 @@ impl Connection {
         }
     }
 
-    /// Subscribes to `filters` at QoS `level`.
-    pub(crate) async fn subscribe(&self, filters: &[String], level: u8) -> Result<(), String> {
+    /// Queues subscriptions to `filters` at QoS `level`; they go out as
+    /// the connection is polled.
+    pub(crate) fn subscribe(&self, filters: &[String], level: u8) -> Result<(), String> {
         for filter in filters {
             match &self.inner {
                 Inner::V4(client, _) => client
-                    .subscribe(filter, qos(level))
-                    .await
+                    .try_subscribe(filter, qos(level))
                     .map_err(|e| e.to_string())?,
                 Inner::V5(client, _) => client
-                    .subscribe(filter, v5_qos(level))
-                    .await
+                    .try_subscribe(filter, v5_qos(level))
                     .map_err(|e| e.to_string())?,
             }
         }
         Ok(())
     }
 
-    /// Acknowledges a received message (with manual acknowledgements).
-    pub(crate) async fn ack(&self, message: &Message) -> Result<(), String> {
-        match (&self.inner, &message.publish) {
-            (Inner::V4(client, _), Received::V4(p)) => {
-                client.ack(p).await.map_err(|e| e.to_string())
-            }
-            (Inner::V5(client, _), Received::V5(p)) => {
-                client.ack(p).await.map_err(|e| e.to_string())
-            }
-            _ => Ok(()),
+    /// What acknowledges received messages from another thread.
+    pub(crate) fn acker(&self) -> Acker {
+        match &self.inner {
+            Inner::V4(client, _) => Acker::V4(client.clone()),
+            Inner::V5(client, _) => Acker::V5(client.clone()),
+        }
+    }
+}
+
+/// Acknowledges messages received on one connection (with manual
+/// acknowledgements); cheap to clone.
+#[derive(Clone)]
+pub(crate) enum Acker {
+    V4(rumqttc::AsyncClient),
+    V5(v5::AsyncClient),
+}
+
+impl Acker {
+    /// Acknowledges `message`; false when the connection's queue is full
+    /// or gone (the broker then sends it again on the next connection).
+    pub(crate) fn ack(&self, message: &Message) -> bool {
+        match (self, &message.publish) {
+            (Acker::V4(client), Received::V4(p)) => client.try_ack(p).is_ok(),
+            (Acker::V5(client), Received::V5(p)) => client.try_ack(p).is_ok(),
+            _ => false,
         }
     }
 }

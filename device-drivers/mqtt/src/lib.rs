@@ -1,5 +1,10 @@
 //! MQTT for eddy, through rumqttc (MQTT 3.1.1 and 5, TLS with rustls).
 //!
+//! [`MqttSourceConfig`] is the `mqtt` source: subscriptions whose
+//! messages become records (JSON, CSV or raw payloads through eddy's
+//! record codec; the key and string fields from topic levels), with QoS 1
+//! messages acknowledged only once the pipeline has them safe.
+//!
 //! [`MqttSinkConfig`] is the `mqtt` sink: each result is published as JSON
 //! to a topic made from a template, from the host's durable outbox, which
 //! lets a result go only once the broker has acknowledged it (QoS 1).
@@ -18,7 +23,9 @@
 mod broker;
 mod client;
 mod sink;
+mod source;
 mod topic;
 
 pub use broker::{BrokerConfig, Protocol, TlsConfig};
 pub use sink::{MqttSinkConfig, MqttSinkTask};
+pub use source::{MqttSourceConfig, MqttSourceTask};

@@ -410,6 +410,15 @@ impl Graph {
         durability.group_since = None;
         durability.next_id += 1;
         durability.next_at = Instant::now() + durability.interval;
+        // What sources without a journal read is in this checkpoint: their
+        // peers may let it go.
+        for source in &mut self.sources {
+            if source.journal == JournalMode::Off
+                && let Some(driver) = source.driver.as_mut()
+            {
+                driver.acknowledge();
+            }
+        }
         let bytes: usize = blobs.iter().map(Vec::len).sum();
         crate::internal_events::CheckpointTaken {
             pipeline: &self.name,

@@ -467,7 +467,14 @@ impl Graph {
         }
         .emit();
         self.journal(i, records, poll == Poll::Ended)?;
+        // Safe as the journal setting makes it: journaled now, or (without
+        // a journal) once a checkpoint covers it; with no checkpoints at
+        // all, as safe as it will be.
+        let safe_now = self.durability.is_none() || self.sources[i].journal != JournalMode::Off;
         let source = &mut self.sources[i];
+        if safe_now && let Some(driver) = source.driver.as_mut() {
+            driver.acknowledge();
+        }
         let count = records.len();
         let elements = source.elements(records.drain(..), count, poll == Poll::Ended);
         if elements.is_empty() {

@@ -40,6 +40,7 @@ kinds! {
         #[cfg(feature = "modbus")] eddy_driver_modbus::ModbusSourceConfig,
         #[cfg(feature = "i2c")] eddy_driver_i2c::I2cSourceConfig,
         #[cfg(feature = "ble")] eddy_driver_ble::BleSourceConfig,
+        #[cfg(feature = "mqtt")] eddy_driver_mqtt::MqttSourceConfig,
     ]
     sinks: [
         crate::sinks::stdout::StdoutConfig,

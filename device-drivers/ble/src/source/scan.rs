@@ -134,6 +134,7 @@ impl BleSourceTask {
             records: Vec::new(),
             rejected: Vec::new(),
             position: None,
+            ack: None,
         };
         self.advertisements.take(
             &seen,
@@ -170,6 +171,7 @@ impl BleSourceTask {
                     records: Vec::new(),
                     rejected: Vec::new(),
                     position: None,
+                    ack: None,
                 };
                 match gatt::value_record(&device.key, &device.address, uuid, &value, time_ms) {
                     Ok(record) => batch.records.extend(record),

@@ -66,17 +66,12 @@ impl FileSourceConfig {
 
     /// What the codec needs.
     pub fn decoding(&self) -> Decoding {
-        let csv = self
-            .csv
-            .as_ref()
-            .map(|c| c.get_ref().clone())
-            .unwrap_or_default();
         Decoding::with(
             self.format(),
             &self.key_field,
             &self.time_field,
             self.time_format,
-            &csv,
+            self.csv.as_ref().map(|c| c.get_ref()),
         )
     }
 }

@@ -65,7 +65,7 @@ impl MqttSinkTask {
         let connected = tokio::time::timeout(self.broker.connect_timeout, async {
             loop {
                 match connection.poll().await? {
-                    Event::ConnAck { .. } => return Ok::<(), String>(()),
+                    Event::ConnAck => return Ok::<(), String>(()),
                     _ => continue,
                 }
             }

@@ -49,17 +49,12 @@ impl Kind for TcpSourceConfig {
 impl TcpSourceConfig {
     /// What the codec needs.
     pub fn decoding(&self) -> Decoding {
-        let csv = self
-            .csv
-            .as_ref()
-            .map(|c| c.get_ref().clone())
-            .unwrap_or_default();
         Decoding::with(
             self.format,
             &self.key_field,
             &self.time_field,
             self.time_format,
-            &csv,
+            self.csv.as_ref().map(|c| c.get_ref()),
         )
     }
 }

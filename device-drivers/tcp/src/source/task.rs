@@ -57,6 +57,7 @@ impl TcpSourceTask {
                 records: Vec::new(),
                 rejected: Vec::new(),
                 position: None,
+                ack: None,
             };
             let mut rest = &buf[..read];
             let mut fatal = None;

@@ -1,0 +1,163 @@
+//! Subscribing and reading, on the async runtime.
+
+use eddy_codec::{Decoder, Decoding, Meta};
+use eddy_driver::{Batch, BoxFuture, DriverError, Rejected, SourceOutput, SourceTask, Value};
+
+use super::topics::TopicParsing;
+use crate::broker::Broker;
+use crate::client::{Connection, Event, Message, SessionOptions};
+
+/// Messages the broker may send before eddy acknowledges one.
+const INFLIGHT: u16 = 1024;
+
+/// Connects, subscribes, and turns each message into records until the
+/// connection fails; the host starts it again after a backoff.
+pub struct MqttSourceTask {
+    broker: Broker,
+    topics: Vec<String>,
+    qos: u8,
+    session_expiry_s: Option<u32>,
+    parsing: Option<TopicParsing>,
+    decoding: Decoding,
+    name: String,
+}
+
+impl MqttSourceTask {
+    pub(crate) fn new(
+        broker: Broker,
+        topics: Vec<String>,
+        qos: u8,
+        session_expiry_s: Option<u32>,
+        parsing: Option<TopicParsing>,
+        decoding: Decoding,
+        name: String,
+    ) -> Self {
+        MqttSourceTask {
+            broker,
+            topics,
+            qos,
+            session_expiry_s,
+            parsing,
+            decoding,
+            name,
+        }
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> DriverError {
+        DriverError::unavailable(self.broker.peer(), e)
+    }
+
+    async fn read(&mut self, out: &mut SourceOutput) -> Result<(), DriverError> {
+        let mut decoder = Decoder::new(self.decoding.clone()).map_err(DriverError::Config)?;
+        let session = SessionOptions {
+            persistent: self.session_expiry_s,
+            manual_acks: self.qos == 1,
+            inflight: INFLIGHT,
+        };
+        let mut connection = Connection::new(&self.broker, session, usize::from(INFLIGHT) * 2);
+        let acker = connection.acker();
+        tokio::time::timeout(self.broker.connect_timeout, async {
+            loop {
+                if let Event::ConnAck = connection.poll().await? {
+                    return Ok::<(), String>(());
+                }
+            }
+        })
+        .await
+        .map_err(|_| self.unavailable("no answer"))?
+        .map_err(|e| self.unavailable(e))?;
+        // A kept session keeps its subscriptions; subscribing again is
+        // harmless and covers a broker that lost them.
+        connection
+            .subscribe(&self.topics, self.qos)
+            .map_err(|e| self.unavailable(e))?;
+        out.connected();
+        loop {
+            let event = connection.poll().await.map_err(|e| self.unavailable(e))?;
+            match event {
+                Event::Message(message) => {
+                    let mut batch = self.records(&mut decoder, &message);
+                    if self.qos == 1 {
+                        let acker = acker.clone();
+                        batch.ack = Some(Box::new(move || {
+                            acker.ack(&message);
+                        }));
+                    }
+                    out.send(batch).await?;
+                }
+                Event::SubAck(Some(refused)) => {
+                    return Err(DriverError::Config(format!(
+                        "{}: {refused}",
+                        self.broker.peer()
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One message's records, or why it has none.
+    fn records(&self, decoder: &mut Decoder, message: &Message) -> Batch {
+        let mut batch = Batch {
+            records: Vec::new(),
+            rejected: Vec::new(),
+            position: None,
+            ack: None,
+        };
+        let origin = || format!("{} (topic {})", self.name, message.topic);
+        let parsed = match &self.parsing {
+            Some(parsing) => match parsing.parse(&message.topic) {
+                Some(parsed) => Some(parsed),
+                None => {
+                    batch.rejected.push(Rejected {
+                        origin: origin(),
+                        input: String::from_utf8_lossy(&message.payload).into_owned(),
+                        reason: "the topic does not match topic_parsing".into(),
+                    });
+                    return batch;
+                }
+            },
+            None => None,
+        };
+        let key = parsed
+            .as_ref()
+            .and_then(|p| p.key.as_deref())
+            .unwrap_or(&message.topic);
+        let meta = Meta {
+            key: Some(key),
+            arrival_ms: eddy_codec::now_ms(),
+        };
+        if let Err(errors) = decoder.decode(&message.payload, &meta, &mut batch.records) {
+            for e in errors {
+                batch.rejected.push(Rejected {
+                    origin: origin(),
+                    input: e.input,
+                    reason: e.reason,
+                });
+            }
+        }
+        if let Some(parsed) = parsed {
+            for record in &mut batch.records {
+                if let Some(key) = &parsed.key {
+                    record.key = key.as_str().into();
+                }
+                for (name, value) in &parsed.fields {
+                    record
+                        .fields
+                        .push((name.as_str().into(), Value::Str(value.as_str().into())));
+                }
+            }
+        }
+        batch
+    }
+}
+
+impl SourceTask for MqttSourceTask {
+    fn run<'a>(
+        &'a mut self,
+        out: &'a mut SourceOutput,
+        _resume: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.read(out))
+    }
+}
