@@ -318,9 +318,15 @@ path = "out/readings.jsonl"
 fn the_device_examples_check_without_touching_a_device() {
     // The Modbus example names a gateway and a serial port that are not
     // here, the I2C example a bus that is not, the BLE example an adapter
-    // and sensors that are not: `eddy check` reads their
+    // and sensors that are not, the MQTT example brokers that are not:
+    // `eddy check` reads their
     // profiles and settings and contacts nothing.
-    for example in ["modbus-room.toml", "i2c-rack.toml", "ble-racks.toml"] {
+    for example in [
+        "modbus-room.toml",
+        "i2c-rack.toml",
+        "ble-racks.toml",
+        "mqtt-uplink.toml",
+    ] {
         let out = crate::support::run(
             &["check", example],
             &crate::support::root().join("examples"),

@@ -68,12 +68,14 @@ impl Drop for Peer {
 }
 
 /// mosquitto on `port`, keeping its sessions in `dir` across restarts.
+/// (`user root`: started as root, mosquitto would switch to a user of its
+/// own, which cannot read or write the test's directory.)
 fn mosquitto(dir: &Path, port: u16) -> Peer {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+            "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
              persistence_location {}/\nmax_queued_messages 0\nlog_dest stderr\n",
             dir.display()
         ),
@@ -417,4 +419,156 @@ fn messages_published_while_eddy_is_killed_and_restarted_are_all_read() {
     // At least once: a message journaled but not yet acknowledged when
     // eddy was killed comes again (at most what was in flight).
     assert!(all.len() as u64 >= COUNT && all.len() as u64 <= COUNT + 1024);
+}
+
+/// Runs openssl in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (cargo xtask test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `name` (name.pem, name.key).
+fn make_ca(dir: &Path, name: &str) {
+    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=eddy test {name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+        ],
+    );
+}
+
+#[test]
+fn a_tls_broker_is_read_with_its_ca_and_refused_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The broker's CA, its certificate for 127.0.0.1, and a CA it has
+    // nothing to do with.
+    make_ca(d, "ca");
+    make_ca(d, "other-ca");
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "broker.key",
+            "-out",
+            "broker.csr",
+        ],
+    );
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "broker.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "broker.pem",
+        ],
+    );
+    let (plain, tls) = (free_port(), free_port());
+    let conf = d.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "user root\nper_listener_settings false\nallow_anonymous true\nlog_dest stderr\n\
+             listener {plain} 127.0.0.1\n\
+             listener {tls} 127.0.0.1\ncafile {dir}/ca.pem\ncertfile {dir}/broker.pem\nkeyfile {dir}/broker.key\n",
+            dir = d.display()
+        ),
+    )
+    .unwrap();
+    let _broker = Peer(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("mosquitto.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(20, "mosquitto listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok()
+    });
+    let source = |name: &str, ca: &str| {
+        format!(
+            "[sources.{name}.mqtt]\ntopics = [\"site/#\"]\n\
+             broker = {{ url = \"mqtts://127.0.0.1:{tls}\", client_id = \"{name}\", tls = {{ ca_file = \"{ca}\" }} }}\n"
+        )
+    };
+    std::fs::write(
+        d.join("p.toml"),
+        format!(
+            "[pipeline]\nname = \"tls\"\n[checkpoint]\nenabled = false\n{}{}\
+             [sinks.local]\ninputs = [\"good\", \"bad\"]\n[sinks.local.file]\npath = \"readings.jsonl\"\n",
+            source("good", "ca.pem"),
+            source("bad", "other-ca.pem")
+        ),
+    )
+    .unwrap();
+    let run = start_eddy(d);
+    let state = |name: &str| -> serde_json::Value {
+        status(d)["sources"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    eventually(30, &format!("the good source is up\n{}", logs(d)), || {
+        state("good")["state"] == "up"
+    });
+    let done = d.join("published");
+    let _publisher = Peer(
+        Command::new(python())
+            .arg(root().join("tests/peers/mqtt_publisher.py"))
+            .args([plain.to_string(), "10".into(), "10".into()])
+            .arg(&done)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("publisher.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let readings = || json_lines(&d.join("readings.jsonl"));
+    eventually(30, "ten readings over TLS", || readings().len() >= 10);
+    let bad = state("bad");
+    assert_eq!(bad["state"], "retrying", "{bad}");
+    let error = bad["last_error"].as_str().unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert_eq!(readings().len(), 10, "only the good source reads");
+    run.stop(d);
 }

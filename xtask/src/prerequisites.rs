@@ -61,7 +61,8 @@ pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
 
 /// The peers the tests start: `socat` (serial line pairs), `dbus-daemon`
 /// and python-dbusmock for the system Python (BlueZ mocked on a private
-/// bus), the mosquitto broker, and a Python virtual environment at
+/// bus), the mosquitto broker, openssl (the TLS tests make their CAs), and
+/// a Python virtual environment at
 /// `target/peers-venv` with pymodbus and paho-mqtt, whose interpreter the
 /// tests find there (or in `EDDY_TEST_PYTHON`).
 pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
