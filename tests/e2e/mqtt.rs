@@ -346,6 +346,21 @@ fn results_reach_the_broker_exactly_once_through_an_outage_and_a_crash() {
     }
 }
 
+/// `tests/peers/mqtt_publisher.py` sending `count` readings, one every
+/// `interval_ms`; the file it writes when done.
+fn publisher(dir: &Path, port: u16, count: u64, interval_ms: u64) -> (Peer, std::path::PathBuf) {
+    let done = dir.join("published");
+    let child = Command::new(python())
+        .arg(root().join("tests/peers/mqtt_publisher.py"))
+        .args([port.to_string(), count.to_string(), interval_ms.to_string()])
+        .arg(&done)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("publisher.log")).unwrap())
+        .spawn()
+        .unwrap();
+    (Peer(child), done)
+}
+
 /// Readings over MQTT into a local file, with a sync journal.
 fn reader_pipeline(port: u16) -> String {
     format!(
@@ -382,17 +397,7 @@ fn messages_published_while_eddy_is_killed_and_restarted_are_all_read() {
         status(d)["sources"][0]["state"] == "up"
     });
     const COUNT: u64 = 150;
-    let done = d.join("published");
-    let _publisher = Peer(
-        Command::new(python())
-            .arg(root().join("tests/peers/mqtt_publisher.py"))
-            .args([port.to_string(), COUNT.to_string(), "20".into()])
-            .arg(&done)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("publisher.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let (_publisher, done) = publisher(d, port, COUNT, 20);
     let readings = || json_lines(&d.join("readings.jsonl"));
     eventually(30, "readings come in", || readings().len() >= 20);
     kill(&mut reader);
@@ -552,17 +557,7 @@ fn a_tls_broker_is_read_with_its_ca_and_refused_with_another() {
     eventually(30, &format!("the good source is up\n{}", logs(d)), || {
         state("good")["state"] == "up"
     });
-    let done = d.join("published");
-    let _publisher = Peer(
-        Command::new(python())
-            .arg(root().join("tests/peers/mqtt_publisher.py"))
-            .args([plain.to_string(), "10".into(), "10".into()])
-            .arg(&done)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("publisher.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _publisher = publisher(d, plain, 10, 10);
     let readings = || json_lines(&d.join("readings.jsonl"));
     eventually(30, "ten readings over TLS", || readings().len() >= 10);
     let bad = state("bad");
