@@ -14,7 +14,7 @@
 //! `target/peers-venv`). Prints a table; writes `target/bench/modbus.json`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Devices polled, all unit 1.
@@ -24,31 +24,10 @@ const POINTS: u64 = 29;
 /// How long each case runs.
 const RUN: Duration = Duration::from_secs(10);
 
-/// Kills a child when dropped.
-struct Killed(Child);
+#[path = "support/process.rs"]
+mod process;
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU time of a process so far, from `/proc/PID/stat` (user + system).
-fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command (in parentheses): utime and stime are 14
-    // and 15 of the whole line, 12 and 13 after it.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let total = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(total * 1000 / ticks)
-}
+use process::{Killed, cpu};
 
 /// Records the source has taken in, from `eddy status`.
 fn records(dir: &Path) -> u64 {

@@ -212,7 +212,7 @@ fn received(dir: &Path) -> Vec<(String, String)> {
 /// eddy is killed this many times.
 const KILLS: usize = 2;
 /// The most results a delivery batch holds.
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
 
 fn outage() -> Duration {
     Duration::from_secs(

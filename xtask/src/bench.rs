@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O, local-API and Modbus benchmarks, in release mode.
+//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O, local-API, Modbus and MQTT benchmarks, in release mode.
 
 use xshell::{Shell, cmd};
 
@@ -7,8 +7,8 @@ use crate::{guests, prerequisites};
 /// Builds the guests and runs the benchmark binaries, which print tables and
 /// write the same figures to `target/bench/pipeline.json`,
 /// `target/bench/durability.json`, `target/bench/plugins.json`,
-/// `target/bench/io.json`, `target/bench/api.json` and
-/// `target/bench/modbus.json`.
+/// `target/bench/io.json`, `target/bench/api.json`,
+/// `target/bench/modbus.json` and `target/bench/mqtt.json`.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
@@ -19,5 +19,6 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench api").run()?;
     prerequisites::test_peers(sh)?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench modbus").run()?;
+    cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench mqtt").run()?;
     Ok(())
 }

@@ -21,6 +21,9 @@ use sled::Tree;
 
 use super::manifest::Manifest;
 
+/// The most memory sled keeps pages of the database in.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// State blobs are stored in parts of at most this many bytes.
 pub const PART_BYTES: usize = 4 << 20;
 
@@ -84,6 +87,9 @@ impl StateStore {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(500))
+            // sled caches up to 1 GiB by default: an outbox's backlog on
+            // disk would grow the process with it.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|error| match error {
                 sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {

@@ -11,7 +11,7 @@ use crate::client::{Connection, Event, SessionOptions};
 use crate::topic::TopicTemplate;
 
 /// QoS 1 publishes in flight at once.
-const INFLIGHT: u16 = 256;
+const INFLIGHT: u16 = 1024;
 
 /// Publishes batches of results, in order, and returns once the broker
 /// has acknowledged each (QoS 1) or each has gone out (QoS 0).

@@ -14,16 +14,14 @@
 //! A checkpoint records the next sequence number ([`Outbox::commit`]). A
 //! restore drops the results added after it ([`Outbox::rewind`]): the
 //! replay adds them again, except those already delivered, which it
-//! recognises by their ids. A delivered batch leaves the outbox in one
-//! transaction with its ids, flushed to disk before the next is taken.
+//! recognises by their ids. A delivered batch's ids are recorded, then the
+//! batch leaves the outbox, flushed to disk before the next is taken.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use eddy_sink::OwnedOut;
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::queue::Backlog;
 use crate::checkpoint::StateStore;
@@ -191,7 +189,8 @@ impl Outbox {
     pub(crate) fn push(&self, outs: impl Iterator<Item = OwnedOut>) -> Result<(), OutboxError> {
         let now = now_ms();
         let mut state = self.state();
-        let mut any = false;
+        let mut batch = sled::Batch::default();
+        let mut added = 0u64;
         let mut buf = Vec::new();
         for out in outs {
             if !state.already_delivered.is_empty() && state.already_delivered.remove(&out.id) {
@@ -202,38 +201,38 @@ impl Outbox {
             buf.extend_from_slice(&now.to_be_bytes());
             buf = postcard::to_extend(&out, buf).map_err(|e| self.fail(e))?;
             let k = key(self.rank(&out.output), state.next_seq);
-            let over = state.counters.bytes + (k.len() + buf.len()) as u64 > self.config.max_bytes;
-            if over && self.config.when_full == WhenFull::DropNewest {
+            let size = (k.len() + buf.len()) as u64;
+            if self.config.when_full == WhenFull::DropNewest
+                && state.counters.bytes + size > self.config.max_bytes
+            {
                 state.counters.dropped += 1;
                 continue;
             }
-            self.entries
-                .insert(k, buf.as_slice())
-                .map_err(|e| self.fail(e))?;
+            batch.insert(&k, buf.as_slice());
             state.next_seq += 1;
             state.counters.entries += 1;
-            state.counters.bytes += (k.len() + buf.len()) as u64;
+            state.counters.bytes += size;
             state.counters.oldest_ms.get_or_insert(now);
-            any = true;
+            added += 1;
         }
-        if any {
-            self.meta
-                .insert(NEXT_SEQ, &state.next_seq.to_be_bytes())
-                .map_err(|e| self.fail(e))?;
-            if self.config.when_full == WhenFull::DropOldest {
-                while state.counters.bytes > self.config.max_bytes {
-                    if !self.drop_one(&mut state, true)? {
-                        break;
-                    }
-                    state.counters.dropped += 1;
+        if added == 0 {
+            return Ok(());
+        }
+        self.entries.apply_batch(batch).map_err(|e| self.fail(e))?;
+        self.meta
+            .insert(NEXT_SEQ, &state.next_seq.to_be_bytes())
+            .map_err(|e| self.fail(e))?;
+        if self.config.when_full == WhenFull::DropOldest {
+            while state.counters.bytes > self.config.max_bytes {
+                if !self.drop_one(&mut state, true)? {
+                    break;
                 }
+                state.counters.dropped += 1;
             }
-            self.expire(&mut state)?;
         }
+        self.expire(&mut state)?;
         drop(state);
-        if any {
-            self.wake.notify_one();
-        }
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -440,7 +439,14 @@ fn added_ms(value: &[u8]) -> i64 {
         .map_or(0, i64::from_be_bytes)
 }
 
+/// Results a delivery from the outbox takes at once: each delivered batch
+/// costs one transaction and one flush.
+const BATCH: usize = 4096;
+
 impl Backlog for Outbox {
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
     async fn take(&self, max: usize) -> Option<Arc<Vec<OwnedOut>>> {
         loop {
             match self.next_batch(max) {
@@ -461,18 +467,23 @@ impl Backlog for Outbox {
 
     async fn done(&self, delivered: usize, refused: Vec<DeadLetterEntry>) {
         let in_flight = std::mem::take(&mut self.state().in_flight);
-        let record_ids = self.exactly_once;
-        let result = (&self.entries, &self.delivered).transaction(|(entries, ids)| {
-            for (k, seq, id, _) in &in_flight {
-                entries.remove(k)?;
-                if record_ids {
-                    ids.insert(&seq.to_be_bytes(), id.as_bytes())?;
-                }
+        // The ids first, then the entries: a crash between the two leaves
+        // the batch to be sent again (as a crash between the broker's
+        // acknowledgement and this would), never an entry gone unsent.
+        let mut ids = sled::Batch::default();
+        let mut gone = sled::Batch::default();
+        for (k, seq, id, _) in &in_flight {
+            if self.exactly_once {
+                ids.insert(&seq.to_be_bytes(), id.as_bytes());
             }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
+            gone.remove(k);
+        }
+        let result = self
+            .delivered
+            .apply_batch(ids)
+            .and_then(|()| self.entries.apply_batch(gone));
         if let Err(e) = result {
-            tracing::error!(sink = %self.sink, "outbox: a delivered batch could not be removed: {e:?}");
+            tracing::error!(sink = %self.sink, "outbox: a delivered batch could not be removed: {e}");
         }
         // Delivered is delivered: on disk before the next batch goes.
         if let Err(e) = self.entries.flush_async().await {

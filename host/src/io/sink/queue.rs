@@ -20,6 +20,11 @@ const DELIVERY_BATCH: usize = 512;
 /// Where a delivery task takes its batches from: the in-memory
 /// [`SinkQueue`], or a durable outbox.
 pub(super) trait Backlog: Send + Sync + 'static {
+    /// The most records a batch takes.
+    fn batch_size(&self) -> usize {
+        DELIVERY_BATCH
+    }
+
     /// The next batch; `None` once closed and empty.
     fn take(&self, max: usize) -> impl Future<Output = Option<Arc<Vec<OwnedOut>>>> + Send;
 
@@ -170,7 +175,7 @@ pub(super) async fn deliver<B: Backlog>(
     loop {
         let current = match batch.take() {
             Some(current) => current,
-            None => match queue.take(DELIVERY_BATCH).await {
+            None => match queue.take(queue.batch_size()).await {
                 Some(next) => next,
                 None => return,
             },
