@@ -251,12 +251,13 @@ pub(crate) enum Acker {
 }
 
 impl Acker {
-    /// Acknowledges `message`; false when the connection's queue is full
-    /// or gone (the broker then sends it again on the next connection).
-    pub(crate) fn ack(&self, message: &Message) -> bool {
+    /// Acknowledges `message`, waiting for room in the connection's queue;
+    /// false when the connection is gone (the broker then sends the message
+    /// again on the next connection).
+    pub(crate) async fn ack(&self, message: &Message) -> bool {
         match (self, &message.publish) {
-            (Acker::V4(client), Received::V4(p)) => client.try_ack(p).is_ok(),
-            (Acker::V5(client), Received::V5(p)) => client.try_ack(p).is_ok(),
+            (Acker::V4(client), Received::V4(p)) => client.ack(p).await.is_ok(),
+            (Acker::V5(client), Received::V5(p)) => client.ack(p).await.is_ok(),
             _ => false,
         }
     }

@@ -55,7 +55,18 @@ impl MqttSourceTask {
             inflight: INFLIGHT,
         };
         let mut connection = Connection::new(&self.broker, session, usize::from(INFLIGHT) * 2);
+        // Acknowledgements come from the pipeline thread whenever batches
+        // are safe; a task of their own queues them on the connection,
+        // never dropping one (the event loop below takes them out).
         let acker = connection.acker();
+        let (acks, mut safe) = tokio::sync::mpsc::unbounded_channel::<Box<Message>>();
+        let _acking = AbortOnDrop(tokio::spawn(async move {
+            while let Some(message) = safe.recv().await {
+                if !acker.ack(&message).await {
+                    return;
+                }
+            }
+        }));
         tokio::time::timeout(self.broker.connect_timeout, async {
             loop {
                 if let Event::ConnAck = connection.poll().await? {
@@ -78,9 +89,9 @@ impl MqttSourceTask {
                 Event::Message(message) => {
                     let mut batch = self.records(&mut decoder, &message);
                     if self.qos == 1 {
-                        let acker = acker.clone();
+                        let acks = acks.clone();
                         batch.ack = Some(Box::new(move || {
-                            acker.ack(&message);
+                            let _ = acks.send(message);
                         }));
                     }
                     out.send(batch).await?;
@@ -149,6 +160,15 @@ impl MqttSourceTask {
             }
         }
         batch
+    }
+}
+
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
