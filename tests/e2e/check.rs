@@ -228,9 +228,9 @@ fn a_setting_of_the_wrong_type_or_value_is_located_with_what_was_expected() {
 
 #[test]
 fn kinds_are_named_by_exactly_one_sub_table() {
-    let (code, err) = check("[sources.s.mqtt]\nbroker = \"x\"\n");
+    let (code, err) = check("[sources.s.opcua]\nendpoint = \"x\"\n");
     assert_eq!(code, 2);
-    assert!(err.contains("p.toml:1:12: unknown field `mqtt`"), "{err}");
+    assert!(err.contains("p.toml:1:12: unknown field `opcua`"), "{err}");
     assert!(err.contains("a source kind: `sim`, `file`, `tcp`"), "{err}");
     let (code, err) = check("[sources.s]\nbounded_out_of_orderness_ms = 5\n");
     assert_eq!(code, 2);
