@@ -54,6 +54,8 @@ pub(crate) struct SinkPort {
     tally: Tally,
     /// Records held when last reported to the metrics.
     reported_held: usize,
+    /// The outbox's counters when last reported to the metrics, and when.
+    reported_outbox: Option<(OutboxCounters, Instant)>,
 }
 
 enum Target {
@@ -159,6 +161,7 @@ impl SinkPort {
                 id: String::new(),
             },
             reported_held: 0,
+            reported_outbox: None,
         })
     }
 
@@ -179,6 +182,7 @@ impl SinkPort {
                 id: String::new(),
             },
             reported_held: 0,
+            reported_outbox: None,
         }
     }
 
@@ -315,11 +319,19 @@ impl SinkPort {
             .emit();
         }
         if let Target::Outbox(outbox) = &self.target {
-            OutboxHeld {
-                sink: &self.tally.name,
-                counters: outbox.counters(),
+            // On a change, and once a second for the age of the oldest.
+            let counters = outbox.counters();
+            let due = self.reported_outbox.is_none_or(|(last, at)| {
+                last != counters || at.elapsed() >= Duration::from_secs(1)
+            });
+            if due {
+                self.reported_outbox = Some((counters, Instant::now()));
+                OutboxHeld {
+                    sink: &self.tally.name,
+                    counters,
+                }
+                .emit();
             }
-            .emit();
         }
     }
 

@@ -224,7 +224,7 @@ impl Outbox {
             .map_err(|e| self.fail(e))?;
         if self.config.when_full == WhenFull::DropOldest {
             while state.counters.bytes > self.config.max_bytes {
-                if !self.drop_one(&mut state, true)? {
+                if !self.drop_one(&mut state)? {
                     break;
                 }
                 state.counters.dropped += 1;
@@ -236,23 +236,19 @@ impl Outbox {
         Ok(())
     }
 
-    /// Removes the oldest result of the lowest priority (`lowest`) or of
-    /// the highest, unless it is being delivered; whether one went.
-    fn drop_one(&self, state: &mut State, lowest: bool) -> Result<bool, OutboxError> {
-        let candidate = if lowest {
-            // The lowest rank present: the last key's rank.
-            let Some((last, _)) = self.entries.last().map_err(|e| self.fail(e))? else {
-                return Ok(false);
-            };
-            let rank = last[0];
-            self.entries
-                .range(key(rank, 0)..)
-                .next()
-                .transpose()
-                .map_err(|e| self.fail(e))?
-        } else {
-            self.entries.first().map_err(|e| self.fail(e))?
+    /// Removes the oldest result of the lowest priority, unless it is
+    /// being delivered; whether one went.
+    fn drop_one(&self, state: &mut State) -> Result<bool, OutboxError> {
+        // The lowest rank present: the last key's rank.
+        let Some((last, _)) = self.entries.last().map_err(|e| self.fail(e))? else {
+            return Ok(false);
         };
+        let candidate = self
+            .entries
+            .range(key(last[0], 0)..)
+            .next()
+            .transpose()
+            .map_err(|e| self.fail(e))?;
         let Some((k, v)) = candidate else {
             return Ok(false);
         };
