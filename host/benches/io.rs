@@ -121,6 +121,7 @@ fn source_only(file: &Path, records: u64) -> f64 {
         name: "r",
         base_dir: Path::new("."),
         services: &services,
+        watermarks: eddy_driver::Watermarks::default(),
     };
     let started = Instant::now();
     let eddy_driver::Source::Polled(mut driver) = settings.open(&cx).expect("open") else {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{eddy, plugin, run, run_logged, stderr, toml_path};
+use crate::support::{Rng, eddy, plugin, run, run_logged, stderr, toml_path};
 
 /// Kills in a row.
 const KILLS: usize = 20;
@@ -89,18 +89,6 @@ path = "results.jsonl"
         alerts = toml_path(&plugin("threshold_alert")),
         counts = toml_path(&plugin("running_count")),
     )
-}
-
-/// A small seeded generator for the kill times.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// The complete JSON lines of a killed run's output (a line cut by the kill is dropped).

@@ -15,6 +15,7 @@ mod grants;
 mod hostile;
 mod hostile_suite;
 mod idleness;
+mod kafka;
 mod late;
 mod modbus;
 mod modbus_peer;

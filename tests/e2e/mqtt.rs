@@ -17,9 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::modbus_peer::python;
-use crate::support::{
-    Running, eddy, free_port, json_lines, metrics, plugin, root, status, toml_path,
-};
+use crate::support::{Running, free_port, json_lines, metrics, plugin, root, status, toml_path};
 
 /// Waits until `check` holds, for up to `seconds`.
 fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
@@ -164,33 +162,11 @@ path = "local.jsonl"
 }
 
 fn start_eddy(dir: &Path) -> Running {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("eddy.log"))
-        .unwrap();
-    let _ = std::fs::remove_file(dir.join("state/api.json"));
-    let child = eddy()
-        .args(["run", "p.toml"])
-        .current_dir(dir)
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .env("EDDY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let run = Running::spawn(dir);
     eventually(60, "the API came up", || {
         dir.join("state/api.json").exists()
     });
-    Running(Some(child))
-}
-
-/// SIGKILL.
-fn kill(run: &mut Running) {
-    if let Some(mut child) = run.0.take() {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    run
 }
 
 /// The ids the subscriber received, in order, with their outputs.
@@ -237,7 +213,7 @@ fn results_reach_the_broker_exactly_once_through_an_outage_and_a_crash() {
     });
     // Killed while results flow: some were delivered after the last
     // checkpoint, and the restarted run produces them again.
-    kill(&mut eddy_run);
+    eddy_run.kill();
     eddy_run = start_eddy(d);
     let before = received(d).len();
     eventually(60, &format!("results flow again\n{}", logs(d)), || {
@@ -268,7 +244,7 @@ fn results_reach_the_broker_exactly_once_through_an_outage_and_a_crash() {
         "the outbox's gauges are in /metrics"
     );
     // Killed during the outage, started again.
-    kill(&mut eddy_run);
+    eddy_run.kill();
     eddy_run = start_eddy(d);
     eventually(30, "the restarted run holds results", || held(d) >= 10);
     let rest = outage().saturating_sub(down_at.elapsed());
@@ -400,7 +376,7 @@ fn messages_published_while_eddy_is_killed_and_restarted_are_all_read() {
     let (_publisher, done) = publisher(d, port, COUNT, 20);
     let readings = || json_lines(&d.join("readings.jsonl"));
     eventually(30, "readings come in", || readings().len() >= 20);
-    kill(&mut reader);
+    reader.kill();
     // Published while eddy is down: the broker keeps them for the session.
     std::thread::sleep(Duration::from_millis(1000));
     reader = start_eddy(d);

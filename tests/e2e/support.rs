@@ -122,21 +122,14 @@ pub(crate) fn write_wasm(dir: &Path, name: &str, wat: &str) -> PathBuf {
 
 /// `eddy run p.toml` in the background (log in `eddy.log`), once its API is up.
 pub(crate) fn start(dir: &Path) -> Child {
-    let child = eddy()
-        .args(["run", "p.toml"])
-        .current_dir(dir)
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .env("EDDY_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("eddy.log")).unwrap())
-        .spawn()
-        .expect("eddy starts");
+    let _ = std::fs::remove_file(dir.join("eddy.log"));
+    let mut run = Running::spawn(dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !dir.join("state/api.json").exists() {
         assert!(Instant::now() < deadline, "the API never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    run.0.take().expect("just spawned")
 }
 
 /// The last lines of the log of a background `eddy run` (see [`start`]),
@@ -191,6 +184,36 @@ pub(crate) fn finish(mut child: Child, dir: &Path) {
 pub(crate) struct Running(pub(crate) Option<std::process::Child>);
 
 impl Running {
+    /// `eddy run p.toml` in `dir` in the background, its log appended to
+    /// `dir/eddy.log` (so that the logs of runs killed and started again
+    /// stay together); returns at once.
+    pub(crate) fn spawn(dir: &Path) -> Running {
+        let _ = std::fs::remove_file(dir.join("state/api.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("eddy.log"))
+            .unwrap();
+        let child = eddy()
+            .args(["run", "p.toml"])
+            .current_dir(dir)
+            .env("EDDY_STATE_DIR", dir.join("state"))
+            .env("EDDY_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("eddy starts");
+        Running(Some(child))
+    }
+
+    /// SIGKILL, and the end of the process.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
     /// SIGTERM, then the end of the run, which must succeed.
     pub(crate) fn stop(mut self, dir: &std::path::Path) {
         if let Some(child) = self.0.take() {
@@ -219,4 +242,17 @@ pub(crate) fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A small seeded generator (xorshift), for kill times and the like.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
 }

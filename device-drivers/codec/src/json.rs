@@ -492,6 +492,19 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Writes a record as one JSON message (a broker's payload: no newline)
+/// into `out`, cleared first, with its node output and result id.
+pub fn write_json_message(
+    out: &mut Vec<u8>,
+    output: Option<&str>,
+    id: Option<&str>,
+    record: &Record,
+) -> std::io::Result<()> {
+    out.clear();
+    serde_json::to_writer(&mut *out, &JsonRecord { record, output, id })?;
+    Ok(())
+}
+
 /// Writes a record as one JSON line, with its node output and result id.
 pub fn write_json_line(
     out: &mut impl std::io::Write,

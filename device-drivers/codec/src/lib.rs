@@ -46,7 +46,7 @@ mod stream;
 mod time;
 
 pub use decoder::{DecodeError, Decoder, Meta, now_ms};
-pub use json::{JsonRecord, write_json_line};
+pub use json::{JsonRecord, write_json_line, write_json_message};
 pub use settings::{
     AsciiChar, CsvOptions, Decoding, Format, TimeFormat, default_key_field, default_raw_field,
     default_time_field,

@@ -28,6 +28,20 @@ pub struct Context<'a> {
     pub base_dir: &'a Path,
     /// What the runtime shares with components (empty while validating).
     pub services: &'a Services,
+    /// The source's watermark settings (the default for sinks), for a
+    /// source that keeps its own watermarks (see [`crate::Driver::watermark`]).
+    pub watermarks: Watermarks,
+}
+
+/// A source's watermark settings, from its table in the pipeline file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermarks {
+    /// `bounded_out_of_orderness_ms`: how far out of order records may come.
+    pub bounded_out_of_orderness_ms: u64,
+    /// `idle_timeout_ms`: after this long without records an input (the
+    /// source, or a part of it such as a Kafka partition) is idle and holds
+    /// no watermark back.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Context<'_> {

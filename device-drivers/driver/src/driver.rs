@@ -27,6 +27,15 @@ pub trait Driver: Send {
         None
     }
 
+    /// The source's own watermark after what it has handed out, for a
+    /// source that keeps one (Kafka: the minimum over its partitions'
+    /// watermarks, idle partitions left out, as Flink's Kafka source does).
+    /// `None` (the default) lets the host derive the watermark from the
+    /// records' times with the source's `bounded_out_of_orderness_ms`.
+    fn watermark(&self) -> Option<i64> {
+        None
+    }
+
     /// Everything handed out so far is safe, as the pipeline's journal
     /// setting makes it (journaled, or covered by a checkpoint): a source
     /// whose peer keeps input until told (an MQTT broker waiting for

@@ -56,7 +56,7 @@ mod schedule;
 mod services;
 mod task;
 
-pub use config::{Context, Kind, Source, SourceConfig};
+pub use config::{Context, Kind, Source, SourceConfig, Watermarks};
 pub use doorbell::Doorbell;
 pub use driver::{Driver, Poll, Rejected};
 pub use eddy_abi::{Record, Value};

@@ -2,7 +2,6 @@
 //! and reads, and a bounded channel that carries its records to the
 //! pipeline thread.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -58,6 +57,22 @@ pub struct Batch {
     /// Called once these records are safe (see [`Driver::acknowledge`]):
     /// a source acknowledges its peer here.
     pub ack: Option<Ack>,
+    /// The source's own watermark after these records, for a source that
+    /// keeps one (see [`Driver::watermark`]); a batch may carry only this.
+    pub watermark: Option<i64>,
+}
+
+impl Batch {
+    /// A batch of records only.
+    pub fn of(records: Vec<Record>) -> Self {
+        Batch {
+            records,
+            rejected: Vec::new(),
+            position: None,
+            ack: None,
+            watermark: None,
+        }
+    }
 }
 
 /// What a source does once the pipeline has made a batch safe.
@@ -92,6 +107,7 @@ impl SourceOutput {
             && batch.rejected.is_empty()
             && batch.position.is_none()
             && batch.ack.is_none()
+            && batch.watermark.is_none()
         {
             return Ok(());
         }
@@ -117,13 +133,7 @@ impl SourceOutput {
 
     /// Sends records only.
     pub async fn records(&mut self, records: Vec<Record>) -> Result<(), DriverError> {
-        self.send(Batch {
-            records,
-            rejected: Vec::new(),
-            position: None,
-            ack: None,
-        })
-        .await
+        self.send(Batch::of(records)).await
     }
 }
 
@@ -143,9 +153,7 @@ pub fn channel(
     let (tx, rx) = mpsc::channel(capacity.max(1));
     ChannelDriver {
         rx,
-        pending: VecDeque::new(),
-        pending_position: None,
-        pending_ack: None,
+        watermark: None,
         acks: Vec::new(),
         rejected: Vec::new(),
         position: None,
@@ -165,13 +173,9 @@ pub fn channel(
 /// The pipeline thread's end of a task's channel: a [`Driver`] that never waits.
 pub struct ChannelDriver {
     rx: mpsc::Receiver<Batch>,
-    /// Records of a batch taken from the channel but not handed out yet.
-    pending: VecDeque<Record>,
-    /// The position after those records: taken on once they are all out.
-    pending_position: Option<Vec<u8>>,
-    /// What to do once those records are safe: taken on once they are all out.
-    pending_ack: Option<Ack>,
-    /// Acknowledgements of batches handed out whole, waiting for
+    /// The source's own watermark after the last batch handed out.
+    watermark: Option<i64>,
+    /// Acknowledgements of batches handed out, waiting for
     /// [`Driver::acknowledge`].
     acks: Vec<Ack>,
     rejected: Vec<Rejected>,
@@ -190,28 +194,29 @@ impl ChannelDriver {
 }
 
 impl Driver for ChannelDriver {
+    /// Hands out whole batches only, as many as fit in `max` records (at
+    /// least one, whatever its size): the position, watermark and
+    /// acknowledgement after a poll are then exactly those of the records
+    /// handed out, so a checkpoint taken between polls never records a
+    /// position short of records already in the pipeline's state.
     fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
         self.start();
         let mut taken = 0;
-        while taken < max {
-            if let Some(record) = self.pending.pop_front() {
-                out.push(record);
-                taken += 1;
-                continue;
-            }
-            // Every record of the batch is out: its position is where we are.
-            if let Some(position) = self.pending_position.take() {
-                self.position = Some(position);
-            }
-            if let Some(ack) = self.pending_ack.take() {
-                self.acks.push(ack);
-            }
+        while taken == 0 || taken < max {
             match self.rx.try_recv() {
                 Ok(batch) => {
+                    taken += batch.records.len();
                     self.rejected.extend(batch.rejected);
-                    self.pending.extend(batch.records);
-                    self.pending_position = batch.position;
-                    self.pending_ack = batch.ack;
+                    out.extend(batch.records);
+                    if let Some(position) = batch.position {
+                        self.position = Some(position);
+                    }
+                    if let Some(ack) = batch.ack {
+                        self.acks.push(ack);
+                    }
+                    if let Some(w) = batch.watermark {
+                        self.watermark = Some(self.watermark.map_or(w, |m| m.max(w)));
+                    }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {
                     return Ok(if taken > 0 {
@@ -226,14 +231,6 @@ impl Driver for ChannelDriver {
                 }
             }
         }
-        if self.pending.is_empty() {
-            if let Some(position) = self.pending_position.take() {
-                self.position = Some(position);
-            }
-            if let Some(ack) = self.pending_ack.take() {
-                self.acks.push(ack);
-            }
-        }
         Ok(Poll::Ready)
     }
 
@@ -243,6 +240,10 @@ impl Driver for ChannelDriver {
 
     fn position(&self) -> Option<Vec<u8>> {
         self.position.clone()
+    }
+
+    fn watermark(&self) -> Option<i64> {
+        self.watermark
     }
 
     fn acknowledge(&mut self) {
@@ -277,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn the_position_moves_on_only_once_a_batch_is_handed_out_whole() {
+    fn batches_are_handed_out_whole_with_their_position_and_watermark() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -289,12 +290,13 @@ mod tests {
             Arc::new(Flag::default()),
             Box::new(move |mut out, _| {
                 handle.spawn(async move {
-                    for (n, at) in [(3, b"p1"), (2, b"p2")] {
+                    for (n, at, w) in [(3, b"p1", 10), (2, b"p2", 20)] {
                         let batch = Batch {
                             records: (0..n).map(|t| Record::new("k", t)).collect(),
                             rejected: Vec::new(),
                             position: Some(at.to_vec()),
                             ack: None,
+                            watermark: Some(w),
                         };
                         out.send(batch).await.unwrap();
                     }
@@ -305,19 +307,15 @@ mod tests {
         let mut out = Vec::new();
         driver.poll(&mut out, 2).unwrap();
         runtime.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+        // A batch of 3 for at most 2 records: all 3, never a part of it.
         driver.poll(&mut out, 2).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(
-            driver.position(),
-            None,
-            "a record of the first batch is still out"
-        );
-        driver.poll(&mut out, 2).unwrap();
-        assert_eq!(out.len(), 4);
+        assert_eq!(out.len(), 3);
         assert_eq!(driver.position().as_deref(), Some(&b"p1"[..]));
+        assert_eq!(driver.watermark(), Some(10));
         driver.poll(&mut out, 2).unwrap();
         assert_eq!(out.len(), 5);
         assert_eq!(driver.position().as_deref(), Some(&b"p2"[..]));
+        assert_eq!(driver.watermark(), Some(20));
     }
 
     #[test]

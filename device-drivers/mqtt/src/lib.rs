@@ -24,7 +24,6 @@ mod broker;
 mod client;
 mod sink;
 mod source;
-mod topic;
 
 pub use broker::{BrokerConfig, Protocol, TlsConfig};
 pub use sink::{MqttSinkConfig, MqttSinkTask};

@@ -49,8 +49,10 @@ mod append_file;
 mod config;
 mod error;
 mod sink;
+mod topic;
 
 pub use append_file::AppendFile;
 pub use config::{OpenedSink, SinkConfig};
 pub use error::SinkError;
 pub use sink::{Out, OwnedOut, Refused, Sink, SinkTask};
+pub use topic::TopicTemplate;

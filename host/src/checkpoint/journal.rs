@@ -23,6 +23,9 @@ pub struct JournalEntry {
     pub ended: bool,
     /// The records, in the order the driver gave them.
     pub records: Vec<Record>,
+    /// The source's own watermark after them, for a source that keeps one
+    /// (written last, and only then, so older entries read as `None`).
+    pub watermark: Option<i64>,
 }
 
 impl JournalEntry {
@@ -32,6 +35,7 @@ impl JournalEntry {
         position: Option<&[u8]>,
         ended: bool,
         records: &[Record],
+        watermark: Option<i64>,
         out: &mut Vec<u8>,
     ) {
         out.clear();
@@ -72,6 +76,9 @@ impl JournalEntry {
                 encode::value(value, out);
             }
         }
+        if let Some(watermark) = watermark {
+            encode::i64(watermark, out);
+        }
     }
 
     /// Decodes an entry.
@@ -101,11 +108,17 @@ impl JournalEntry {
             }
             records.push(record);
         }
+        let watermark = if reader.is_empty() {
+            None
+        } else {
+            Some(reader.i64()?)
+        };
         Ok(JournalEntry {
             source,
             position,
             ended,
             records,
+            watermark,
         })
     }
 }
@@ -121,7 +134,7 @@ mod tests {
             Record::new("b", -3),
         ];
         let mut bytes = Vec::new();
-        JournalEntry::encode("ups", Some(b"pos"), true, &records, &mut bytes);
+        JournalEntry::encode("ups", Some(b"pos"), true, &records, None, &mut bytes);
         let entry = JournalEntry::decode(&bytes).unwrap();
         assert_eq!(
             entry,
@@ -130,9 +143,16 @@ mod tests {
                 position: Some(b"pos".to_vec()),
                 ended: true,
                 records: records.to_vec(),
+                watermark: None,
             }
         );
         assert!(JournalEntry::decode(&bytes[..bytes.len() - 1]).is_err());
+        // With the source's own watermark: an entry without one is a prefix.
+        let mut with = Vec::new();
+        JournalEntry::encode("ups", Some(b"pos"), true, &records, Some(-7), &mut with);
+        assert_eq!(&with[..bytes.len()], &bytes[..]);
+        assert_eq!(JournalEntry::decode(&with).unwrap().watermark, Some(-7));
+        assert!(JournalEntry::decode(&with[..with.len() - 1]).is_err());
     }
 
     fn value() -> impl proptest::strategy::Strategy<Value = eddy_abi::Value> {
@@ -155,6 +175,7 @@ mod tests {
             entry.position.as_deref(),
             entry.ended,
             &entry.records,
+            entry.watermark,
             &mut bytes,
         );
         bytes
@@ -168,6 +189,7 @@ mod tests {
             source in ".{0,8}",
             position in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8)),
             ended in proptest::prelude::any::<bool>(),
+            watermark in proptest::option::of(proptest::prelude::any::<i64>()),
             records in proptest::collection::vec(
                 (".{0,6}", proptest::prelude::any::<i64>(), proptest::collection::vec(("[a-c]{1,2}", value()), 0..4)),
                 0..6,
@@ -181,10 +203,10 @@ mod tests {
                 })
                 .collect();
             let mut bytes = Vec::new();
-            JournalEntry::encode(&source, position.as_deref(), ended, &records, &mut bytes);
+            JournalEntry::encode(&source, position.as_deref(), ended, &records, watermark, &mut bytes);
             let entry = JournalEntry::decode(&bytes).unwrap();
             proptest::prop_assert_eq!(bits(&entry), bytes.clone());
-            proptest::prop_assert_eq!((&entry.source, &entry.position, entry.ended), (&source, &position, ended));
+            proptest::prop_assert_eq!((&entry.source, &entry.position, entry.ended, entry.watermark), (&source, &position, ended, watermark));
             let _ = JournalEntry::decode(&crate::damage::apply(bytes, &damage));
         }
     }

@@ -130,6 +130,10 @@ impl Graph {
                     name: source_name,
                     base_dir: &base_dir,
                     services: &services,
+                    watermarks: eddy_driver::Watermarks {
+                        bounded_out_of_orderness_ms: table.bounded_out_of_orderness_ms,
+                        idle_timeout_ms: table.idle_timeout_ms,
+                    },
                 })
                 .map_err(|e| located(pipeline, &kind.span, e, format!("source `{source_name}`")))?;
             check_retry(pipeline, source.span(), &table.retry)?;
@@ -174,6 +178,7 @@ impl Graph {
                     name: sink_name,
                     base_dir: &base_dir,
                     services: &services,
+                    watermarks: eddy_driver::Watermarks::default(),
                 })
                 .map_err(|e| located(pipeline, &kind.span, e, format!("sink `{sink_name}`")))?;
             check_retry(pipeline, sink.span(), &table.retry)?;
@@ -300,6 +305,10 @@ impl Graph {
                 name: &source.name,
                 base_dir: &self.base_dir,
                 services: &services,
+                watermarks: eddy_driver::Watermarks {
+                    bounded_out_of_orderness_ms: source.watermark.bound_ms(),
+                    idle_timeout_ms: source.idle_timeout.map(|t| t.as_millis() as u64),
+                },
             };
             let opened = crate::io::source::open(
                 settings.as_ref(),
@@ -331,6 +340,7 @@ impl Graph {
                 name: &sink.name,
                 base_dir: &self.base_dir,
                 services: &services,
+                watermarks: eddy_driver::Watermarks::default(),
             };
             let health = Health::new(&sink.name, Role::Sink, settings.kind);
             let outbox = store.map(|store| OutboxPlace {

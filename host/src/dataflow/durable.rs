@@ -277,7 +277,8 @@ impl Graph {
             replayed += entry.records.len() as u64;
             positions[i] = entry.position;
             let count = entry.records.len();
-            let elements = self.sources[i].elements(entry.records, count, entry.ended);
+            let elements =
+                self.sources[i].elements(entry.records, count, entry.ended, entry.watermark);
             self.deliver_source(i, elements, count);
             self.step_operators()?;
             self.step_sinks()?;
@@ -444,11 +445,13 @@ impl Graph {
         if source.journal == JournalMode::Off || (records.is_empty() && !ended) {
             return Ok(());
         }
+        let driver = source.driver.as_ref();
         JournalEntry::encode(
             &source.name,
-            source.driver.as_ref().and_then(|d| d.position()).as_deref(),
+            driver.and_then(|d| d.position()).as_deref(),
             ended,
             records,
+            driver.and_then(|d| d.watermark()),
             &mut durability.buf,
         );
         durability.journal_seq += 1;

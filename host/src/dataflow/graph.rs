@@ -231,20 +231,32 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 impl SourceNode {
     /// The elements for `count` records just read: each record, followed by
-    /// the watermark when it advanced; then the end-of-input watermark if
-    /// the source `ended`.
+    /// the watermark when it advanced (or, for a source that keeps its own
+    /// watermark, the records and then that watermark when it advanced);
+    /// then the end-of-input watermark if the source `ended`.
     pub(crate) fn elements(
         &mut self,
         records: impl IntoIterator<Item = Record>,
         count: usize,
         ended: bool,
+        own_watermark: Option<i64>,
     ) -> Vec<Element> {
         let mut elements = Vec::with_capacity(count * 2 + 1);
-        for record in records {
-            let advanced = self.watermark.on_record(record.time);
-            elements.push(Element::Record(record));
-            if let Some(w) = advanced {
-                elements.push(Element::Watermark(w));
+        match own_watermark {
+            Some(own) => {
+                elements.extend(records.into_iter().map(Element::Record));
+                if let Some(w) = self.watermark.advance_to(own) {
+                    elements.push(Element::Watermark(w));
+                }
+            }
+            None => {
+                for record in records {
+                    let advanced = self.watermark.on_record(record.time);
+                    elements.push(Element::Record(record));
+                    if let Some(w) = advanced {
+                        elements.push(Element::Watermark(w));
+                    }
+                }
             }
         }
         if ended {
@@ -476,7 +488,8 @@ impl Graph {
             driver.acknowledge();
         }
         let count = records.len();
-        let elements = source.elements(records.drain(..), count, poll == Poll::Ended);
+        let own = source.driver.as_ref().and_then(|d| d.watermark());
+        let elements = source.elements(records.drain(..), count, poll == Poll::Ended, own);
         if elements.is_empty() {
             if let Some(at) = source.wait_until {
                 *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));

@@ -17,6 +17,11 @@ impl BoundedOutOfOrderness {
         }
     }
 
+    /// The bound, in ms.
+    pub fn bound_ms(&self) -> u64 {
+        self.bound_ms as u64
+    }
+
     /// Takes a record's time; returns the new watermark when it advanced.
     pub fn on_record(&mut self, time: i64) -> Option<i64> {
         if self.max_seen.is_some_and(|m| time <= m) {
@@ -24,6 +29,21 @@ impl BoundedOutOfOrderness {
         }
         self.max_seen = Some(time);
         Some(time.saturating_sub(self.bound_ms).saturating_sub(1))
+    }
+
+    /// Takes a watermark the source keeps itself (see
+    /// `eddy_driver::Driver::watermark`); returns it when it is ahead of
+    /// the current one, which then never goes back.
+    pub fn advance_to(&mut self, watermark: i64) -> Option<i64> {
+        let current = self
+            .max_seen
+            .map(|m| m.saturating_sub(self.bound_ms).saturating_sub(1));
+        if watermark == i64::MIN || current.is_some_and(|c| watermark <= c) {
+            return None;
+        }
+        // The time whose bounded watermark is `watermark`.
+        self.max_seen = Some(watermark.saturating_add(1).saturating_add(self.bound_ms));
+        Some(watermark)
     }
 }
 
@@ -136,6 +156,19 @@ impl InputWatermarks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_watermark_only_advances_and_records_after_it_keep_it() {
+        let mut w = BoundedOutOfOrderness::new(2000);
+        assert_eq!(w.advance_to(i64::MIN), None, "no watermark yet");
+        assert_eq!(w.advance_to(5_000), Some(5_000));
+        assert_eq!(w.advance_to(4_000), None, "never back");
+        assert_eq!(w.advance_to(5_000), None);
+        assert_eq!(w.advance_to(7_500), Some(7_500));
+        // A checkpointed generator keeps it: a record behind it moves nothing.
+        assert_eq!(w.on_record(9_000), None);
+        assert_eq!(w.on_record(9_502), Some(7_501));
+    }
 
     #[test]
     fn watermark_is_max_minus_bound_minus_one_and_only_advances() {

@@ -41,6 +41,7 @@ kinds! {
         #[cfg(feature = "i2c")] eddy_driver_i2c::I2cSourceConfig,
         #[cfg(feature = "ble")] eddy_driver_ble::BleSourceConfig,
         #[cfg(feature = "mqtt")] eddy_driver_mqtt::MqttSourceConfig,
+        #[cfg(feature = "kafka")] eddy_driver_kafka::KafkaSourceConfig,
     ]
     sinks: [
         crate::sinks::stdout::StdoutConfig,
@@ -49,6 +50,7 @@ kinds! {
         #[cfg(feature = "file")] eddy_driver_file::FileSinkConfig,
         #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSinkConfig,
         #[cfg(feature = "mqtt")] eddy_driver_mqtt::MqttSinkConfig,
+        #[cfg(feature = "kafka")] eddy_driver_kafka::KafkaSinkConfig,
     ]
 }
 

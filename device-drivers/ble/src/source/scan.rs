@@ -135,6 +135,7 @@ impl BleSourceTask {
             rejected: Vec::new(),
             position: None,
             ack: None,
+            watermark: None,
         };
         self.advertisements.take(
             &seen,
@@ -172,6 +173,7 @@ impl BleSourceTask {
                     rejected: Vec::new(),
                     position: None,
                     ack: None,
+                    watermark: None,
                 };
                 match gatt::value_record(&device.key, &device.address, uuid, &value, time_ms) {
                     Ok(record) => batch.records.extend(record),

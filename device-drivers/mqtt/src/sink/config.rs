@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use eddy_driver::{Context, Invalid, Kind, Spanned};
-use eddy_sink::{OpenedSink, SinkConfig, SinkError};
+use eddy_sink::{OpenedSink, SinkConfig, SinkError, TopicTemplate};
 use serde::Deserialize;
 
 use super::MqttSinkTask;
 use crate::broker::BrokerConfig;
-use crate::topic::TopicTemplate;
 
 /// Results published to an MQTT broker as JSON (the result id, output,
 /// key, time and fields; with MQTT 5 the id is also the user property
@@ -54,8 +53,8 @@ impl Kind for MqttSinkConfig {
 impl MqttSinkConfig {
     fn task(&self, cx: &Context<'_>) -> Result<MqttSinkTask, Invalid> {
         let broker = self.broker.broker(cx.base_dir)?;
-        let topic =
-            TopicTemplate::parse(self.topic.get_ref()).map_err(|e| Invalid::at(&self.topic, e))?;
+        let topic = TopicTemplate::parse(self.topic.get_ref(), |c| !matches!(c, '+' | '#' | '\0'))
+            .map_err(|e| Invalid::at(&self.topic, e))?;
         if *self.qos.get_ref() > 1 {
             return Err(Invalid::at(
                 &self.qos,

@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use eddy_driver::BoxFuture;
-use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask};
+use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
 
 use crate::broker::Broker;
 use crate::client::{Connection, Event, SessionOptions};
-use crate::topic::TopicTemplate;
 
 /// QoS 1 publishes in flight at once.
 const INFLIGHT: u16 = 1024;
@@ -116,8 +115,7 @@ impl MqttSinkTask {
                     &out.record.key,
                     &mut self.topic_buf,
                 );
-                self.payload.clear();
-                if let Err(e) = eddy_codec::write_json_line(
+                if let Err(e) = eddy_codec::write_json_message(
                     &mut self.payload,
                     Some(&out.output),
                     Some(&out.id),
@@ -127,9 +125,6 @@ impl MqttSinkTask {
                     done += 1;
                     queued += 1;
                     continue;
-                }
-                if self.payload.last() == Some(&b'\n') {
-                    self.payload.pop();
                 }
                 let payload = self.payload.clone();
                 if connection

@@ -114,6 +114,7 @@ impl MqttSourceTask {
             rejected: Vec::new(),
             position: None,
             ack: None,
+            watermark: None,
         };
         let origin = || format!("{} (topic {})", self.name, message.topic);
         let parsed = match &self.parsing {

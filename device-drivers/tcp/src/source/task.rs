@@ -58,6 +58,7 @@ impl TcpSourceTask {
                 rejected: Vec::new(),
                 position: None,
                 ack: None,
+                watermark: None,
             };
             let mut rest = &buf[..read];
             let mut fatal = None;

@@ -85,6 +85,10 @@ struct State {
     commits: VecDeque<u64>,
     /// Ids delivered after the checkpoint a restore went back to.
     already_delivered: HashSet<String>,
+    /// The sequence numbers a restore dropped (from the position it went
+    /// back to up to the next number then): a batch taken before it and
+    /// delivered after it adds their ids to `already_delivered`.
+    rewound: Option<std::ops::Range<u64>>,
 }
 
 fn key(rank: u8, seq: u64) -> [u8; 9] {
@@ -92,6 +96,11 @@ fn key(rank: u8, seq: u64) -> [u8; 9] {
     k[0] = rank;
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The sequence number of a key of the delivered ids.
+fn seq_of_delivered(key: &[u8]) -> u64 {
+    key.try_into().map_or(0, u64::from_be_bytes)
 }
 
 fn seq_of(key: &[u8]) -> u64 {
@@ -139,6 +148,10 @@ impl Outbox {
             counters.bytes += (k.len() + v.len()) as u64;
             next_seq = next_seq.max(seq_of(&k) + 1);
         }
+        // Numbers of delivered results are not given again either.
+        if let Some((k, _)) = delivered.last().map_err(fail)? {
+            next_seq = next_seq.max(seq_of_delivered(&k) + 1);
+        }
         let outbox = Outbox {
             entries,
             delivered,
@@ -153,6 +166,7 @@ impl Outbox {
                 refused: Vec::new(),
                 commits: VecDeque::new(),
                 already_delivered: HashSet::new(),
+                rewound: None,
             }),
             wake: tokio::sync::Notify::new(),
             delivered_total: AtomicU64::new(0),
@@ -360,6 +374,10 @@ impl Outbox {
 
     /// After a crash: drops what was added at or after `position` (the
     /// replay adds it again) and remembers which of those were delivered.
+    /// Sequence numbers go on from the highest ever given, never back to
+    /// `position`: an entry numbered before the restore (a batch the
+    /// delivery task had already taken, the ids of delivered results) is
+    /// never confused with a new one.
     pub(crate) fn rewind(&self, position: u64) -> Result<(), OutboxError> {
         let mut state = self.state();
         let mut batch = sled::Batch::default();
@@ -383,12 +401,13 @@ impl Outbox {
                 .already_delivered
                 .insert(String::from_utf8_lossy(&id).into_owned());
         }
-        state.next_seq = position;
+        state.next_seq = state.next_seq.max(position);
+        state.rewound = Some(position..state.next_seq);
         state.commits.clear();
         state.commits.push_back(position);
         state.counters.oldest_ms = self.oldest();
         self.meta
-            .insert(NEXT_SEQ, &position.to_be_bytes())
+            .insert(NEXT_SEQ, &state.next_seq.to_be_bytes())
             .map_err(|e| self.fail(e))?;
         Ok(())
     }
@@ -486,6 +505,17 @@ impl Backlog for Outbox {
             tracing::error!(sink = %self.sink, "outbox: flush failed: {e}");
         }
         let mut state = self.state();
+        // A batch taken before a restore went back past it: the replay
+        // must not send its results again.
+        if self.exactly_once
+            && let Some(dropped) = state.rewound.clone()
+        {
+            for (_, seq, id, _) in &in_flight {
+                if dropped.contains(seq) {
+                    state.already_delivered.insert(id.clone());
+                }
+            }
+        }
         let bytes: u64 = in_flight.iter().map(|(.., n)| *n as u64).sum();
         state.counters.entries = state
             .counters
@@ -616,6 +646,36 @@ mod tests {
         o.push((4..10).map(|n| out("stats", n))).unwrap();
         assert_eq!(o.counters().replayed, 2, "4 and 5 were delivered");
         assert_eq!(deliver(&o, &rt, 100), ids("stats", 6..10));
+    }
+
+    #[test]
+    fn a_batch_taken_before_a_restore_and_delivered_after_it_removes_no_new_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime();
+        {
+            let o = outbox(dir.path(), OutboxConfig::default());
+            o.push((0..2).map(|n| out("stats", n))).unwrap();
+            assert_eq!(o.commit().unwrap(), 2);
+            o.push((2..5).map(|n| out("stats", n))).unwrap();
+            assert_eq!(deliver(&o, &rt, 1), ids("stats", 0..1));
+        }
+        // Restarted: the delivery task takes 1..5 before the restore; the
+        // replay then adds other results than before (a window closes
+        // later), 10..13, while that batch is out.
+        let o = outbox(dir.path(), OutboxConfig::default());
+        let taken = rt.block_on(o.take(100)).unwrap();
+        assert_eq!(
+            taken.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+            ids("stats", 1..5)
+        );
+        o.rewind(2).unwrap();
+        o.push((10..13).map(|n| out("stats", n))).unwrap();
+        rt.block_on(o.done(taken.len(), Vec::new()));
+        // Delivered after the restore: the replay adds 3 again, which goes
+        // no second time; what the replay added goes out, none of it lost.
+        o.push(std::iter::once(out("stats", 3))).unwrap();
+        assert_eq!(deliver(&o, &rt, 100), ids("stats", 10..13));
+        assert_eq!(o.counters().entries, 0);
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! The `kafka` sink.
+
+mod config;
+mod task;
+
+pub use config::{Compression, KafkaSinkConfig, MessageKey};
+pub use task::KafkaSinkTask;

@@ -1,0 +1,194 @@
+//! Producing batches, on the async runtime.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_driver::BoxFuture;
+use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+
+use super::config::MessageKey;
+
+/// How long the cluster has to answer when the sink connects.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Produces batches of results, in order, and returns once every in-sync
+/// replica has each (`acks=all`).
+pub struct KafkaSinkTask {
+    config: ClientConfig,
+    peer: String,
+    topic: TopicTemplate,
+    pipeline: String,
+    key: MessageKey,
+    ack_timeout: Duration,
+    producer: Option<Arc<FutureProducer>>,
+    /// Reused buffers.
+    topic_buf: String,
+    payload: Vec<u8>,
+}
+
+impl KafkaSinkTask {
+    pub(crate) fn new(
+        config: ClientConfig,
+        peer: String,
+        topic: TopicTemplate,
+        pipeline: String,
+        key: MessageKey,
+        ack_timeout: Duration,
+    ) -> Self {
+        KafkaSinkTask {
+            config,
+            peer,
+            topic,
+            pipeline,
+            key,
+            ack_timeout,
+            producer: None,
+            topic_buf: String::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    fn unavailable(&self, e: impl ToString) -> SinkError {
+        SinkError::unavailable(&self.peer, e)
+    }
+
+    async fn open(&mut self) -> Result<(), SinkError> {
+        let producer: Arc<FutureProducer> = match &self.producer {
+            Some(p) => p.clone(),
+            None => Arc::new(
+                self.config
+                    .create()
+                    .map_err(|e| SinkError::Config(e.to_string()))?,
+            ),
+        };
+        // The cluster answers: metadata comes back.
+        let probe = producer.clone();
+        let timeout = CONNECT_TIMEOUT.min(self.ack_timeout);
+        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, timeout))
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .map_err(|e| self.unavailable(e))?;
+        // One producer for the sink's life: its idempotence state (producer
+        // id, sequence numbers) is what keeps retried sends single.
+        self.producer = Some(producer);
+        Ok(())
+    }
+
+    async fn produce(&mut self, batch: &[OwnedOut]) -> Result<Refused, SinkError> {
+        let Some(producer) = self.producer.clone() else {
+            return Err(self.unavailable("not connected"));
+        };
+        let mut refused = Refused::new();
+        let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
+        for (i, out) in batch.iter().enumerate() {
+            self.topic.render(
+                &self.pipeline,
+                &out.output,
+                &out.record.key,
+                &mut self.topic_buf,
+            );
+            if let Err(e) = eddy_codec::write_json_message(
+                &mut self.payload,
+                Some(&out.output),
+                Some(&out.id),
+                &out.record,
+            ) {
+                refused.push((i, e.to_string()));
+                continue;
+            }
+            loop {
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "result_id",
+                        value: Some(out.id.as_str()),
+                    })
+                    .insert(Header {
+                        key: "output",
+                        value: Some(&*out.output),
+                    });
+                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.topic_buf)
+                    .payload(&self.payload[..])
+                    .headers(headers);
+                let record = match self.key {
+                    MessageKey::Record => record.key(&*out.record.key),
+                    MessageKey::ResultId => record.key(out.id.as_str()),
+                    MessageKey::None => record,
+                };
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push_back((i, delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // The client's queue is full: wait for the oldest.
+                        let Some((j, oldest)) = pending.pop_front() else {
+                            return Err(self.unavailable("the producer's queue is full"));
+                        };
+                        self.delivered(j, oldest, &mut refused).await?;
+                    }
+                    Err((e, _)) if permanent(&e) => {
+                        refused.push((i, e.to_string()));
+                        break;
+                    }
+                    Err((e, _)) => return Err(self.unavailable(e)),
+                }
+            }
+        }
+        while let Some((i, delivery)) = pending.pop_front() {
+            self.delivered(i, delivery, &mut refused).await?;
+        }
+        refused.sort_by_key(|(i, _)| *i);
+        Ok(refused)
+    }
+
+    /// Waits for one result's acknowledgement.
+    async fn delivered(
+        &self,
+        i: usize,
+        delivery: DeliveryFuture,
+        refused: &mut Refused,
+    ) -> Result<(), SinkError> {
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) if permanent(&e) => {
+                refused.push((i, e.to_string()));
+                Ok(())
+            }
+            Ok(Err((e, _))) => Err(self.unavailable(e)),
+            Err(_) => Err(self.unavailable("the producer went away")),
+        }
+    }
+}
+
+/// Errors no retry can mend: the result goes to the dead-letter log.
+fn permanent(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+        )
+    )
+}
+
+impl SinkTask for KafkaSinkTask {
+    fn connect(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(self.open())
+    }
+
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [OwnedOut],
+    ) -> BoxFuture<'a, Result<Refused, SinkError>> {
+        Box::pin(self.produce(batch))
+    }
+}

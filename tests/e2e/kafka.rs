@@ -1,0 +1,399 @@
+//! The `kafka` source and sink against a Kafka cluster: librdkafka's mock
+//! cluster (`rdkafka::mocking::MockCluster`), started in this test process
+//! and reached by the real `eddy` binary over TCP on 127.0.0.1. It speaks
+//! the Kafka protocol (metadata, fetch, idempotent produce, offsets); a real
+//! broker is in `cargo xtask test-kafka`, which takes minutes to install.
+//!
+//! Exactly once: readings produced to three partitions go through the
+//! seeds' window job into a local file and back to Kafka through the
+//! outbox; eddy is killed with SIGKILL at random moments while it consumes
+//! and started again. The file must hold exactly the windows computed here
+//! from the readings, and so must an uninterrupted run; the output topic,
+//! repeats dropped by result id, too.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::support::{Rng, Running, plugin, toml_path};
+
+/// Waits until `check` holds, for up to `seconds`.
+fn eventually(seconds: u64, what: &dyn Fn() -> String, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn producer(cluster: &MockCluster<'_, impl rdkafka::producer::ProducerContext>) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("linger.ms", "20")
+        .create()
+        .unwrap()
+}
+
+/// One reading: `(partition, key, event time, temperature)`.
+type Reading = (i32, String, i64, i64);
+
+/// Produces readings, the event time as the message's timestamp.
+fn produce(producer: &BaseProducer, topic: &str, readings: &[Reading]) {
+    for (partition, key, time, temperature) in readings {
+        let payload = serde_json::json!({ "temperature": temperature }).to_string();
+        let mut record = BaseRecord::to(topic)
+            .partition(*partition)
+            .key(key.as_str())
+            .payload(&payload)
+            .timestamp(*time);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+const START: i64 = 1_767_225_600_000;
+
+/// Readings of `keys` racks over `seconds`, every 100 ms, a rack's readings
+/// on partition `rack % 3`, every fifth pair swapped (out of order by
+/// 100 ms, well within the bound), then one reading far ahead on each
+/// partition so that every window closes.
+fn readings(keys: usize, seconds: i64) -> Vec<Reading> {
+    let mut out = Vec::new();
+    for step in 0..seconds * 10 {
+        for rack in 0..keys {
+            let time = START + step * 100 + rack as i64;
+            let temperature = 20 + (step * 7 + rack as i64 * 13) % 17;
+            out.push(((rack % 3) as i32, format!("rack-{rack}"), time, temperature));
+        }
+    }
+    for i in (0..out.len().saturating_sub(keys * 2)).step_by(5 * keys) {
+        out.swap(i, i + keys);
+    }
+    for partition in 0..3 {
+        out.push((partition, "end".into(), START + seconds * 1000 + 60_000, 0));
+    }
+    out
+}
+
+/// The window job's results, computed here: per rack and 1 s window, the
+/// count, sum, min and max of the temperatures.
+fn expected(readings: &[Reading]) -> BTreeMap<(String, i64), (u64, i64, i64, i64)> {
+    let mut windows: BTreeMap<(String, i64), (u64, i64, i64, i64)> = BTreeMap::new();
+    for (_, key, time, t) in readings.iter().filter(|r| r.1 != "end") {
+        let start = time - time.rem_euclid(1000);
+        let w = windows
+            .entry((key.clone(), start))
+            .or_insert((0, 0, i64::MAX, i64::MIN));
+        w.0 += 1;
+        w.1 += t;
+        w.2 = w.2.min(*t);
+        w.3 = w.3.max(*t);
+    }
+    windows
+}
+
+type Windows = BTreeMap<(String, i64), (u64, i64, i64, i64)>;
+
+/// Checks `got` against `want`, naming a few of the windows that differ.
+fn assert_windows(got: &Windows, want: &Windows, what: &str) {
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(5)
+        .collect();
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+        .take(5)
+        .map(|(k, v)| (k, v, &got[k]))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && wrong.is_empty(),
+        "{what}: {} windows, {} expected; missing e.g. {missing:?}, extra e.g. {extra:?}, \
+         different (window, expected, got) e.g. {wrong:?}",
+        got.len(),
+        want.len()
+    );
+}
+
+/// Results as the same map, from the file sink's or the topic's JSON.
+fn windows(results: &[serde_json::Value]) -> BTreeMap<(String, i64), (u64, i64, i64, i64)> {
+    results
+        .iter()
+        .map(|r| {
+            let f = &r["fields"];
+            let int = |name: &str| f[name].as_f64().unwrap() as i64;
+            (
+                (
+                    r["key"].as_str().unwrap().to_owned(),
+                    f["window_start"].as_i64().unwrap(),
+                ),
+                (
+                    f["count"].as_u64().unwrap(),
+                    int("temperature_sum"),
+                    int("temperature_min"),
+                    int("temperature_max"),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn job(brokers: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "site"
+batch_size = 256
+dead_letter_path = "dead.jsonl"
+[checkpoint]
+interval_ms = 200
+[sources.readings]
+bounded_out_of_orderness_ms = 2000
+[sources.readings.kafka]
+brokers = ["{brokers}"]
+topics = ["readings"]
+[operators.stats]
+inputs = ["readings"]
+plugin = {stats}
+params = {{ fields = ["temperature"] }}
+window.tumbling = {{ size_ms = 1000 }}
+[sinks.local]
+inputs = ["stats", "stats.late"]
+[sinks.local.file]
+path = "local.jsonl"
+[sinks.uplink]
+inputs = ["stats"]
+retry_initial_backoff_ms = 100
+retry_max_backoff_ms = 500
+[sinks.uplink.kafka]
+brokers = ["{brokers}"]
+topic = "site.{{output}}"
+"#,
+        stats = toml_path(&plugin("window_stats")),
+    )
+}
+
+/// Everything on `topic`, read from the start to the end, with the
+/// `result_id` header of each.
+fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, serde_json::Value)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        ends.insert(p, high);
+    }
+    consumer.assign(&list).unwrap();
+    let mut at: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while at.iter().any(|(p, o)| *o < ends[p]) {
+        assert!(
+            Instant::now() < deadline,
+            "the topic was not read to its end"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        at.insert(message.partition(), message.offset() + 1);
+        let id = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "result_id"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        let json = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        out.push((id, json));
+    }
+    out
+}
+
+/// The file sink's results, a line cut by a kill left out.
+fn local(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("local.jsonl")).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// How many runs in `dir` have restored (or found nothing to restore).
+fn restored(dir: &Path) -> usize {
+    let text = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
+    text.matches("restored from checkpoint").count() + text.matches("no checkpoint yet").count()
+}
+
+/// Runs the job until the file holds `count` windows and the outbox is
+/// empty, then stops it. `runs` is how many had restored before this one.
+fn run_to_end(dir: &Path, run: &mut Running, count: usize, runs: usize) {
+    // The file holds what the last run wrote until this one has cut it
+    // back to its checkpoint.
+    eventually(60, &|| log(dir), || restored(dir) > runs);
+    eventually(
+        120,
+        &|| format!("{} of {count} windows\n{}", local(dir).len(), log(dir)),
+        || local(dir).len() >= count,
+    );
+    eventually(
+        60,
+        &|| format!("the outbox did not drain\n{}", log(dir)),
+        || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+                .args(["status", "--json"])
+                .current_dir(dir)
+                .env("EDDY_STATE_DIR", dir.join("state"))
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                .and_then(|s| {
+                    s["sinks"]
+                        .as_array()?
+                        .iter()
+                        .find(|s| s["name"] == "uplink")
+                        .map(|s| s["held"].as_u64() == Some(0))
+                })
+                .unwrap_or(false)
+        },
+    );
+    run.0.take().map(|mut c| {
+        // SAFETY: kill(2) with a pid this test started.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        c.wait().unwrap()
+    });
+}
+
+const KILLS: usize = 6;
+/// The most results a delivery batch holds.
+const BATCH: usize = 4096;
+
+#[test]
+fn kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("readings", 3, 1).unwrap();
+    cluster.create_topic("site.stats", 2, 1).unwrap();
+    cluster.create_topic("whole.stats", 2, 1).unwrap();
+    let input = readings(9, 1200);
+    produce(&producer(&cluster), "readings", &input);
+    let expected = expected(&input);
+
+    // Uninterrupted.
+    let whole = tempfile::tempdir().unwrap();
+    let w = whole.path();
+    std::fs::write(
+        w.join("p.toml"),
+        job(&brokers).replace("site.{output}", "whole.{output}"),
+    )
+    .unwrap();
+    let mut running = Running::spawn(w);
+    run_to_end(w, &mut running, expected.len(), 0);
+    let results = local(w);
+    assert_eq!(results.len(), expected.len(), "one result a window");
+    assert!(
+        results.iter().all(|r| r["output"] == "stats"),
+        "nothing late"
+    );
+    assert_windows(&windows(&results), &expected, "uninterrupted, file");
+    let topic = consume_all(&brokers, "whole.stats", 2);
+    assert_eq!(topic.len(), expected.len());
+    let on_topic: Vec<serde_json::Value> = topic.iter().map(|(_, j)| j.clone()).collect();
+    assert_windows(&windows(&on_topic), &expected, "uninterrupted, topic");
+    for (id, json) in &topic {
+        assert_eq!(
+            json["id"].as_str(),
+            Some(id.as_str()),
+            "the header is the id"
+        );
+    }
+
+    // Killed at random moments while it consumes, started again each time.
+    let crashed = tempfile::tempdir().unwrap();
+    let c = crashed.path();
+    std::fs::write(c.join("p.toml"), job(&brokers)).unwrap();
+    // Kill k comes when the file has passed a random point of the k-th
+    // stretch of the output: spread over the input, none at the same place.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let stretch = expected.len() / (KILLS + 2);
+    let mut progress = Vec::new();
+    for k in 0..KILLS {
+        let mut running = Running::spawn(c);
+        let target = stretch * (k + 1) + rng.below(stretch as u64) as usize;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while local(c).len() < target {
+            assert!(Instant::now() < deadline, "no progress\n{}", log(c));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        running.kill();
+        progress.push(local(c).len());
+    }
+    assert!(
+        progress.iter().filter(|n| **n < expected.len()).count() >= KILLS / 2,
+        "most kills came while the input was being read: {progress:?} of {}",
+        expected.len()
+    );
+    let runs = restored(c);
+    let mut running = Running::spawn(c);
+    run_to_end(c, &mut running, expected.len(), runs);
+    let results = local(c);
+    let ids: HashSet<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids.len(),
+        results.len(),
+        "no repeat in the file\n{}",
+        log(c)
+    );
+    assert_windows(
+        &windows(&results),
+        &expected,
+        &format!("killed, file\n{}", log(c)),
+    );
+
+    let topic = consume_all(&brokers, "site.stats", 2);
+    let mut seen = HashSet::new();
+    let unique: Vec<serde_json::Value> = topic
+        .iter()
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .map(|(_, j)| j.clone())
+        .collect();
+    let repeats = topic.len() - unique.len();
+    assert!(repeats <= KILLS * BATCH, "{repeats} repeats");
+    assert_windows(&windows(&unique), &expected, "killed, topic");
+}
