@@ -164,7 +164,10 @@ fn windows(results: &[serde_json::Value]) -> BTreeMap<(String, i64), (u64, i64, 
         .collect()
 }
 
-fn job(brokers: &str) -> String {
+/// The window job: readings from `topic` on `input` (the source table's
+/// watermark settings in `timing`), 1 s windows to a local file and to
+/// `output` through the outbox (the uplink's settings in `uplink`).
+fn job(timing: &str, input: &str, topic: &str, output: &str, uplink: &str) -> String {
     format!(
         r#"
 [pipeline]
@@ -174,10 +177,10 @@ dead_letter_path = "dead.jsonl"
 [checkpoint]
 interval_ms = 200
 [sources.readings]
-bounded_out_of_orderness_ms = 2000
+{timing}
 [sources.readings.kafka]
-brokers = ["{brokers}"]
-topics = ["readings"]
+brokers = ["{input}"]
+topics = ["{topic}"]
 [operators.stats]
 inputs = ["readings"]
 plugin = {stats}
@@ -192,8 +195,8 @@ inputs = ["stats"]
 retry_initial_backoff_ms = 100
 retry_max_backoff_ms = 500
 [sinks.uplink.kafka]
-brokers = ["{brokers}"]
-topic = "site.{{output}}"
+brokers = ["{output}"]
+{uplink}
 "#,
         stats = toml_path(&plugin("window_stats")),
     )
@@ -318,9 +321,16 @@ fn kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
     // Uninterrupted.
     let whole = tempfile::tempdir().unwrap();
     let w = whole.path();
+    let timing = "bounded_out_of_orderness_ms = 2000";
     std::fs::write(
         w.join("p.toml"),
-        job(&brokers).replace("site.{output}", "whole.{output}"),
+        job(
+            timing,
+            &brokers,
+            "readings",
+            &brokers,
+            r#"topic = "whole.{output}""#,
+        ),
     )
     .unwrap();
     let mut running = Running::spawn(w);
@@ -347,7 +357,17 @@ fn kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
     // Killed at random moments while it consumes, started again each time.
     let crashed = tempfile::tempdir().unwrap();
     let c = crashed.path();
-    std::fs::write(c.join("p.toml"), job(&brokers)).unwrap();
+    std::fs::write(
+        c.join("p.toml"),
+        job(
+            timing,
+            &brokers,
+            "readings",
+            &brokers,
+            r#"topic = "site.{output}""#,
+        ),
+    )
+    .unwrap();
     // Kill k comes when the file has passed a random point of the k-th
     // stretch of the output: spread over the input, none at the same place.
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -396,4 +416,183 @@ fn kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
     let repeats = topic.len() - unique.len();
     assert!(repeats <= KILLS * BATCH, "{repeats} repeats");
     assert_windows(&windows(&unique), &expected, "killed, topic");
+}
+
+/// Readings of one key on one partition, every 100 ms for `seconds`.
+fn series(partition: i32, key: &str, seconds: i64) -> Vec<Reading> {
+    (0..seconds * 10)
+        .map(|i| (partition, key.to_owned(), START + i * 100, 20 + i % 7))
+        .collect()
+}
+
+/// The windows that fire by watermark `watermark` (a 1 s window fires once
+/// the watermark reaches its last millisecond).
+fn fired(readings: &[Reading], watermark: i64) -> Windows {
+    let mut all = expected(readings);
+    all.retain(|(_, start), _| start + 999 <= watermark);
+    all
+}
+
+#[test]
+fn partitions_keep_their_own_watermarks_an_idle_one_holds_none_back_and_the_uplink_rides_out_an_outage()
+ {
+    // Two clusters: the readings' and the uplink's, which is down at first.
+    let input = MockCluster::new(1).unwrap();
+    input.create_topic("lines", 2, 1).unwrap();
+    let uplink = MockCluster::new(1).unwrap();
+    uplink.create_topic("out.stats", 1, 1).unwrap();
+    uplink.broker_down(1).unwrap();
+    // Partition 0 has half a minute of readings of `a` and partition 1 ten
+    // seconds of `b` before eddy starts. Partition 0 is written first: eddy
+    // reads much of it before partition 1, whose records a watermark over
+    // the whole source would call late.
+    let a = series(0, "a", 60);
+    let b = series(1, "b", 10);
+    let producer = producer(&input);
+    produce(&producer, "lines", &a[..300]);
+    producer
+        .send(
+            BaseRecord::<str, str>::to("lines")
+                .partition(0)
+                .key("a")
+                .payload("{not json"),
+        )
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    produce(&producer, "lines", &b);
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("p.toml"),
+        job(
+            "bounded_out_of_orderness_ms = 500\nidle_timeout_ms = 1000",
+            &input.bootstrap_servers(),
+            "lines",
+            &uplink.bootstrap_servers(),
+            "topic = \"out.{output}\"\nack_timeout_ms = 2000",
+        ),
+    )
+    .unwrap();
+    let running = Running::spawn(d);
+    // Both partitions hold the watermark: `b`'s windows fire up to its
+    // watermark, and `a`'s as far.
+    let held = START + 9_900 - 500 - 1;
+    let mut first = fired(&b, held);
+    first.extend(fired(&a[..300], held));
+    eventually(
+        60,
+        &|| format!("{} of {} windows\n{}", local(d).len(), first.len(), log(d)),
+        || local(d).len() >= first.len(),
+    );
+    // Then partition 1 falls silent while `a`'s readings keep coming on
+    // partition 0: after a second partition 1 is idle, the watermark is
+    // partition 0's alone, and `a`'s windows fire up to its end (and
+    // `b`'s last one).
+    std::thread::sleep(Duration::from_millis(1500));
+    for chunk in a[300..].chunks(30) {
+        produce(&producer, "lines", chunk);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let watermark = START + 59_900 - 500 - 1;
+    let mut want = fired(&b, watermark);
+    want.extend(fired(&a, watermark));
+    eventually(
+        60,
+        &|| format!("{} of {} windows\n{}", local(d).len(), want.len(), log(d)),
+        || local(d).len() >= want.len(),
+    );
+    let results = local(d);
+    assert!(
+        results.iter().all(|r| r["output"] == "stats"),
+        "no record was late: {:?}",
+        results.iter().find(|r| r["output"] != "stats")
+    );
+    assert_windows(&windows(&results), &want, "file");
+    // The unreadable payload is dead-lettered with its place.
+    let dead = crate::support::json_lines(&d.join("dead.jsonl"));
+    let rejected = &dead[0]["rejected"][0];
+    assert!(
+        rejected["origin"]
+            .as_str()
+            .unwrap()
+            .contains("(topic lines, partition 0, offset 300)"),
+        "{dead:?}"
+    );
+    assert_eq!(rejected["input"], "{not json");
+
+    // The uplink is down: its results wait in the outbox.
+    let uplink_status = |d: &Path| {
+        crate::support::status(d)["sinks"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "uplink").cloned())
+            .unwrap_or_default()
+    };
+    eventually(30, &|| uplink_status(d).to_string(), || {
+        let s = uplink_status(d);
+        s["held"].as_u64() == Some(want.len() as u64) && s["state"] == "retrying"
+    });
+    uplink.broker_up(1).unwrap();
+    eventually(60, &|| uplink_status(d).to_string(), || {
+        uplink_status(d)["held"].as_u64() == Some(0)
+    });
+    running.stop(d);
+    let topic = consume_all(&uplink.bootstrap_servers(), "out.stats", 1);
+    let on_topic: Vec<serde_json::Value> = topic.into_iter().map(|(_, j)| j).collect();
+    assert_eq!(on_topic.len(), want.len(), "each result once");
+    assert_windows(&windows(&on_topic), &want, "topic");
+    // In order: one partition, a key's windows by time.
+    let starts: Vec<i64> = on_topic
+        .iter()
+        .filter(|r| r["key"] == "a")
+        .map(|r| r["fields"]["window_start"].as_i64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+}
+
+#[test]
+fn kafka_settings_that_cannot_work_are_refused_at_their_place() {
+    for (table, place, says) in [
+        (
+            "[sources.r.kafka]\nbrokers = [\"127.0.0.1:9092\"]\ntopics = [\"bad topic\"]\n",
+            "p.toml:5:11",
+            "is not a Kafka topic",
+        ),
+        (
+            "[sources.r.kafka]\nbrokers = [\"127.0.0.1:9092\"]\ntopics = [\"t\"]\nproperties = { \"enable.auto.commit\" = \"true\" }\n",
+            "p.toml:6:14",
+            "set by eddy",
+        ),
+        (
+            "[sources.r.kafka]\nbrokers = [\"127.0.0.1\"]\ntopics = [\"t\"]\n",
+            "p.toml:4:11",
+            "is not `host:port`",
+        ),
+        (
+            "[sources.r.kafka]\nbrokers = [\"127.0.0.1:9092\"]\ntopics = [\"t\"]\nproperties = { \"no.such.thing\" = \"1\" }\n",
+            "p.toml:6:14",
+            "no.such.thing",
+        ),
+    ] {
+        let text = format!(
+            "[pipeline]\nname = \"p\"\n{table}[sinks.o]\ninputs = [\"r\"]\n[sinks.o.stdout]\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), &text).unwrap();
+        let out = crate::support::run(&["check", "p.toml"], dir.path());
+        let err = crate::support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+        assert!(err.contains(place) && err.contains(says), "{text}\n{err}");
+    }
+    let sink = "[pipeline]\nname = \"p\"\n[sources.s.sim]\nrooms = [{ name = \"r\" }]\n\
+                [sinks.k]\ninputs = [\"s\"]\n[sinks.k.kafka]\nbrokers = [\"127.0.0.1:9092\"]\n\
+                topic = \"t.{key}\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), sink).unwrap();
+    let out = crate::support::run(&["check", "p.toml"], dir.path());
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("p.toml:9:9") && err.contains("message key"),
+        "{err}"
+    );
 }

@@ -318,7 +318,7 @@ path = "out/readings.jsonl"
 fn the_device_examples_check_without_touching_a_device() {
     // The Modbus example names a gateway and a serial port that are not
     // here, the I2C example a bus that is not, the BLE example an adapter
-    // and sensors that are not, the MQTT example brokers that are not:
+    // and sensors that are not, the MQTT and Kafka examples brokers that are not:
     // `eddy check` reads their
     // profiles and settings and contacts nothing.
     for example in [
@@ -326,6 +326,7 @@ fn the_device_examples_check_without_touching_a_device() {
         "i2c-rack.toml",
         "ble-racks.toml",
         "mqtt-uplink.toml",
+        "kafka-uplink.toml",
     ] {
         let out = crate::support::run(
             &["check", example],

@@ -18,6 +18,7 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench io").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench api").run()?;
     prerequisites::test_peers(sh)?;
+    prerequisites::host_build(sh)?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench modbus").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench mqtt").run()?;
     Ok(())

@@ -31,9 +31,15 @@ impl Target {
 /// that both builds can be kept.
 pub(crate) fn run(sh: &Shell, target: Target, compiler: bool) -> anyhow::Result<PathBuf> {
     let triple = target.triple();
-    if let Target::Aarch64 = target {
-        prerequisites::cross_aarch64(sh)?;
-    }
+    prerequisites::host_build(sh)?;
+    let _cflags = match target {
+        Target::Aarch64 => {
+            prerequisites::cross_aarch64(sh)?;
+            let flags = prerequisites::cross_curl_headers(sh)?;
+            Some(sh.push_env("CFLAGS_aarch64_unknown_linux_gnu", flags))
+        }
+        Target::X86_64 => None,
+    };
     prerequisites::rustup_target(sh, triple)?;
     let cargo = crate::cargo();
     let features: &[&str] = if compiler {

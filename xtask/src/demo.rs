@@ -7,6 +7,7 @@ use crate::guests;
 /// Builds the guests and runs `examples/ups-monitor.toml`.
 pub(crate) fn run(sh: &Shell, duration: &str) -> anyhow::Result<()> {
     guests::run(sh)?;
+    crate::prerequisites::host_build(sh)?;
     let cargo = crate::cargo();
     eprintln!(
         "running examples/ups-monitor.toml for {duration}: window stats and alerts as JSON lines"

@@ -12,6 +12,7 @@ pub(crate) const END: &str = "<!-- end of components -->\n";
 
 /// Rewrites the table between the markers.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
+    crate::prerequisites::host_build(sh)?;
     let cargo = crate::cargo();
     let table = cmd!(
         sh,

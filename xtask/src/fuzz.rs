@@ -11,6 +11,7 @@ use xshell::{Shell, cmd};
 
 /// Runs passes of `cases` inputs per property until `minutes` have gone by.
 pub(crate) fn run(sh: &Shell, minutes: u64, cases: u32) -> anyhow::Result<()> {
+    crate::prerequisites::host_build(sh)?;
     let cargo = crate::cargo();
     cmd!(
         sh,

@@ -17,6 +17,7 @@ use crate::guests;
 /// for `target` (and signs it with `key`, if given); returns the bundles.
 pub(crate) fn run(sh: &Shell, target: Target, key: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
     let plugins = guests::run(sh)?;
+    crate::prerequisites::host_build(sh)?;
     let cargo = crate::cargo();
     cmd!(
         sh,

@@ -45,6 +45,38 @@ fn is_root(sh: &Shell) -> bool {
     cmd!(sh, "id -u").read().is_ok_and(|uid| uid.trim() == "0")
 }
 
+/// What building the host takes besides Rust: cmake (librdkafka is built
+/// from source) and the curl headers its configuration includes even when
+/// built without curl.
+pub(crate) fn host_build(sh: &Shell) -> anyhow::Result<()> {
+    apt(sh, &["cmake", "libcurl4-openssl-dev"])
+}
+
+/// The curl headers for the aarch64 build of librdkafka, which includes
+/// them without using curl: the host's (curl's headers are the same on
+/// every architecture), copied to a folder of their own so that no other
+/// host header reaches the cross compiler. Returns the flags that add it.
+pub(crate) fn cross_curl_headers(sh: &Shell) -> anyhow::Result<String> {
+    host_build(sh)?;
+    let include = crate::project_root().join("target/aarch64-include");
+    let from = ["/usr/include/x86_64-linux-gnu/curl", "/usr/include/curl"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.join("curl.h").exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!("curl/curl.h is missing: apt-get install libcurl4-openssl-dev")
+        })?;
+    let to = include.join("curl");
+    if !to.join("curl.h").exists() {
+        sh.create_dir(&to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            sh.copy_file(entry.path(), &to)?;
+        }
+    }
+    Ok(format!("-I{}", include.display()))
+}
+
 /// The aarch64 cross toolchain and qemu-user.
 pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
     apt(

@@ -57,6 +57,7 @@ inputs = ["stats", "alerts"]
 /// Runs the soak for `minutes`; fails if memory is not flat (with the TTL on).
 pub(crate) fn run(sh: &Shell, minutes: u64, ttl: bool) -> anyhow::Result<()> {
     guests::run(sh)?;
+    crate::prerequisites::host_build(sh)?;
     let cargo = crate::cargo();
     cmd!(sh, "{cargo} build --quiet --release -p eddy-host").run()?;
     let dir = sh.current_dir().join("target/soak");

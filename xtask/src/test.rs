@@ -12,6 +12,7 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     step("prerequisites");
     prerequisites::rustup_target(sh, "wasm32-unknown-unknown")?;
     prerequisites::test_peers(sh)?;
+    prerequisites::host_build(sh)?;
     if cross {
         prerequisites::cross_aarch64(sh)?;
     }

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use eddy_driver::{Invalid, Spanned};
 use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
 
 /// The cluster and how to reach it, as the source's and the sink's tables
 /// give it (`brokers`, `client_id`, `properties`).
@@ -89,3 +93,21 @@ const MANAGED: &[&str] = &["bootstrap.servers", "metadata.broker.list"];
 pub(crate) fn no_properties() -> Spanned<BTreeMap<String, String>> {
     Spanned::new(0..0, BTreeMap::new())
 }
+
+/// What eddy's Kafka clients do with librdkafka's logs and errors: log them
+/// at debug level. A broker that cannot be reached shows in the component's
+/// health (`retrying`, with the reason) through the call that failed, not
+/// as a stream of errors each time librdkafka tries again.
+pub(crate) struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, facility, "{message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Quiet {}

@@ -12,6 +12,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use super::config::MessageKey;
+use crate::client::Quiet;
 
 /// How long the cluster has to answer when the sink connects.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,7 +26,7 @@ pub struct KafkaSinkTask {
     pipeline: String,
     key: MessageKey,
     ack_timeout: Duration,
-    producer: Option<Arc<FutureProducer>>,
+    producer: Option<Arc<FutureProducer<Quiet>>>,
     /// Reused buffers.
     topic_buf: String,
     payload: Vec<u8>,
@@ -58,11 +59,11 @@ impl KafkaSinkTask {
     }
 
     async fn open(&mut self) -> Result<(), SinkError> {
-        let producer: Arc<FutureProducer> = match &self.producer {
+        let producer: Arc<FutureProducer<Quiet>> = match &self.producer {
             Some(p) => p.clone(),
             None => Arc::new(
                 self.config
-                    .create()
+                    .create_with_context(Quiet)
                     .map_err(|e| SinkError::Config(e.to_string()))?,
             ),
         };

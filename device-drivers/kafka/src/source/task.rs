@@ -12,6 +12,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::config::Start;
 use super::partitions::Partitions;
+use crate::client::Quiet;
+
+/// The consumer, with eddy's client context.
+type Client = StreamConsumer<Quiet>;
 
 /// Messages decoded into one batch at most.
 const BATCH_MESSAGES: usize = 512;
@@ -74,8 +78,8 @@ impl KafkaSourceTask {
     /// Runs a blocking librdkafka call off the async workers.
     async fn blocking<T: Send + 'static>(
         &self,
-        consumer: &Arc<StreamConsumer>,
-        call: impl FnOnce(&StreamConsumer) -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
+        consumer: &Arc<Client>,
+        call: impl FnOnce(&Client) -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
     ) -> Result<T, DriverError> {
         let consumer = consumer.clone();
         tokio::task::spawn_blocking(move || call(&consumer))
@@ -86,7 +90,7 @@ impl KafkaSourceTask {
 
     /// Finds the topics' partitions and where to start those not known
     /// yet; returns whether there were new ones.
-    async fn discover(&mut self, consumer: &Arc<StreamConsumer>) -> Result<bool, DriverError> {
+    async fn discover(&mut self, consumer: &Arc<Client>) -> Result<bool, DriverError> {
         let mut found = Vec::new();
         for topic in &self.topics {
             let name = topic.clone();
@@ -154,7 +158,7 @@ impl KafkaSourceTask {
         Ok(true)
     }
 
-    fn assign(&self, consumer: &StreamConsumer) -> Result<(), DriverError> {
+    fn assign(&self, consumer: &Client) -> Result<(), DriverError> {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in self.partitions.offsets() {
             list.add_partition_offset(topic, partition, Offset::Offset(next))
@@ -174,9 +178,9 @@ impl KafkaSourceTask {
                 .map_err(DriverError::Config)?;
         }
         let mut decoder = Decoder::new(self.decoding.clone()).map_err(DriverError::Config)?;
-        let consumer: Arc<StreamConsumer> = Arc::new(
+        let consumer: Arc<Client> = Arc::new(
             self.config
-                .create()
+                .create_with_context(Quiet)
                 .map_err(|e| DriverError::Config(e.to_string()))?,
         );
         self.discover(&consumer).await?;
