@@ -39,8 +39,12 @@ fn log(dir: &Path) -> String {
 }
 
 fn producer(cluster: &MockCluster<'_, impl rdkafka::producer::ProducerContext>) -> BaseProducer {
+    producer_to(&cluster.bootstrap_servers())
+}
+
+fn producer_to(brokers: &str) -> BaseProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
         .create()
         .unwrap()
@@ -310,12 +314,70 @@ const BATCH: usize = 4096;
 #[test]
 fn kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
     let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("readings", 3, 1).unwrap();
-    cluster.create_topic("site.stats", 2, 1).unwrap();
-    cluster.create_topic("whole.stats", 2, 1).unwrap();
+    for (topic, partitions) in [("readings", 3), ("site.stats", 2), ("whole.stats", 2)] {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    exactly_once_through_sigkills(&cluster.bootstrap_servers());
+}
+
+/// The same against a real Kafka-protocol broker, `tansu`, installed and
+/// run by `cargo xtask test-kafka` (building it takes minutes, so it is not
+/// in the default run), which names the binary in `EDDY_TEST_TANSU`.
+#[test]
+#[ignore = "needs the tansu broker: cargo xtask test-kafka"]
+fn against_a_real_broker_kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
+    let tansu = std::env::var("EDDY_TEST_TANSU").expect("EDDY_TEST_TANSU names the tansu binary");
+    let port = crate::support::free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = std::process::Command::new(tansu)
+        .args(["broker", "--kafka-listener-url", &listener])
+        .args(["--kafka-advertised-listener-url", &listener])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("tansu.log")).unwrap())
+        .spawn()
+        .expect("tansu starts");
+    eventually(60, &|| "tansu listens".into(), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let brokers = format!("127.0.0.1:{port}");
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+    let topics: Vec<rdkafka::admin::NewTopic<'_>> =
+        [("readings", 3), ("site.stats", 2), ("whole.stats", 2)]
+            .into_iter()
+            .map(|(t, p)| {
+                rdkafka::admin::NewTopic::new(t, p, rdkafka::admin::TopicReplication::Fixed(1))
+            })
+            .collect();
+    let created = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(admin.create_topics(&topics, &rdkafka::admin::AdminOptions::new()))
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let result = std::panic::catch_unwind(|| exactly_once_through_sigkills(&brokers));
+    let _ = broker.kill();
+    let _ = broker.wait();
+    if let Err(panic) = result {
+        let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
+        eprintln!("tansu's log:\n{}", &log[log.len().saturating_sub(4000)..]);
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Readings through the window job into a file and back to Kafka, once
+/// uninterrupted and once killed at spread points; `brokers` has the topics
+/// `readings` (3 partitions), `whole.stats` and `site.stats` (2 each).
+fn exactly_once_through_sigkills(brokers: &str) {
+    let brokers = brokers.to_owned();
     let input = readings(9, 1200);
-    produce(&producer(&cluster), "readings", &input);
+    produce(&producer_to(&brokers), "readings", &input);
     let expected = expected(&input);
 
     // Uninterrupted.

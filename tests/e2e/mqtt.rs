@@ -343,6 +343,7 @@ fn reader_pipeline(port: u16) -> String {
         r#"
 [pipeline]
 name = "readings"
+dead_letter_path = "dead.jsonl"
 [checkpoint]
 interval_ms = 1000
 [sources.racks]
@@ -351,6 +352,7 @@ journal = "sync"
 topics = ["site/+/rack/+/+"]
 topic_parsing = "site/+site/rack/+rack/+sensor"
 key_levels = ["site", "rack"]
+json_fields = {{ seq = "/seq", temperature = "/env/temperature" }}
 broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "site-7-readings", protocol = "3.1.1" }}
 [sinks.local]
 inputs = ["racks"]
@@ -400,6 +402,21 @@ fn messages_published_while_eddy_is_killed_and_restarted_are_all_read() {
     // At least once: a message journaled but not yet acknowledged when
     // eddy was killed comes again (at most what was in flight).
     assert!(all.len() as u64 >= COUNT && all.len() as u64 <= COUNT + 1024);
+    // The payload that is not JSON is dead-lettered with its topic (once,
+    // or again if it came again after the kill).
+    let dead = json_lines(&d.join("dead.jsonl"));
+    assert!(!dead.is_empty(), "the bad payload is dead-lettered");
+    for entry in &dead {
+        let rejected = &entry["rejected"][0];
+        assert_eq!(rejected["input"], "{broken", "{entry}");
+        assert!(
+            rejected["origin"]
+                .as_str()
+                .unwrap()
+                .ends_with("(topic site/s1/rack/r0/temp)"),
+            "{entry}"
+        );
+    }
 }
 
 /// Runs openssl in `dir`.

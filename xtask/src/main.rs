@@ -9,6 +9,8 @@
 //! - `build --target T [--no-compiler]`: a release build of the host for a target.
 //! - `precompile --target T [--key K]`: every guest plugin compiled ahead of
 //!   time for a target, as bundles in `target/plugins/T/`, signed with `K`.
+//! - `test-kafka`: the Kafka tests against a real Kafka-protocol broker
+//!   (tansu, built on first use: minutes).
 //! - `soak`: resident memory over a long run with churning keys and state TTL.
 //! - `fuzz`: the fuzz properties (tests named `fuzz_…`) for a given time.
 //! - `docs`: the README's table of source and sink kinds, from the registry.
@@ -21,6 +23,7 @@ mod demo;
 mod docs;
 mod fuzz;
 mod guests;
+mod kafka;
 mod precompile;
 mod prerequisites;
 mod soak;
@@ -54,6 +57,9 @@ enum Task {
         #[arg(long)]
         no_cross: bool,
     },
+    /// Run the Kafka tests against a real Kafka-protocol broker (tansu,
+    /// built on first use, which takes minutes).
+    TestKafka,
     /// Run the benchmarks and write target/bench/*.json.
     Bench,
     /// Run eddy for a long time with churning keys; check memory stays flat.
@@ -113,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
         Task::Fuzz { minutes, cases } => fuzz::run(&sh, minutes, cases),
         Task::Docs => docs::run(&sh),
+        Task::TestKafka => kafka::run(&sh),
     }
 }
 

@@ -224,6 +224,60 @@ mod tests {
     }
 
     #[test]
+    fn json_pointers_pick_the_key_time_and_fields_from_nested_documents() {
+        let names = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, p)| (n.to_string(), p.to_string()))
+                .collect()
+        };
+        let fields = names(&[
+            ("temperature_c", "/env/temp"),
+            ("first", "/readings/0"),
+            ("escaped", "/a~1b/c~0d"),
+            ("absent", "/nothing/here"),
+        ]);
+        let settings = Decoding::new(Format::Json, "/meta/rack", "/meta/ts")
+            .picking(fields.iter().map(|(n, p)| (n, p)));
+        settings.validate().unwrap();
+        let doc = r#"{"meta":{"rack":"r-7","ts":1700000000000},"env":{"temp":24.5},
+                      "readings":[3,4],"a/b":{"c~d":true},"ignored":1}"#;
+        let (records, errors) = decode(settings.clone(), doc);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            records,
+            [Record::new("r-7", 1_700_000_000_000)
+                .with("temperature_c", 24.5)
+                .with("first", 3i64)
+                .with("escaped", true)]
+        );
+        // The key falls back to the source's (the topic); a pointer to an
+        // object is no field value.
+        let (records, errors) = decode(
+            settings.clone(),
+            r#"[{"meta":{"ts":5},"env":{"temp":1}},{"meta":{"ts":6},"env":{"temp":{"x":1}}}]"#,
+        );
+        assert!(records.is_empty());
+        assert!(errors[0].reason.contains("temperature_c"), "{errors:?}");
+        let (records, _) = decode(settings.clone(), r#"{"meta":{"ts":5},"env":{"temp":1}}"#);
+        assert_eq!(
+            records,
+            [Record::new("topic/a", 5).with("temperature_c", 1i64)]
+        );
+        // A missing time is an error, as with member names.
+        let (_, errors) = decode(settings, r#"{"meta":{"rack":"r"}}"#);
+        assert!(errors[0].reason.contains("/meta/ts"), "{errors:?}");
+        // Only the time by pointer: the other top-level members are fields.
+        let time_only = Decoding::new(Format::Json, "k", "/m/t");
+        let (records, _) = decode(time_only, r#"{"k":"a","m":{"t":9},"v":2}"#);
+        assert_eq!(records, [Record::new("a", 9).with("v", 2i64)]);
+        // A pointer is checked.
+        let bad = Decoding::new(Format::Json, "k", "t")
+            .picking(names(&[("v", "env.temp")]).iter().map(|(n, p)| (n, p)));
+        assert!(bad.validate().unwrap_err().contains("JSON Pointer"));
+    }
+
+    #[test]
     fn a_json_array_is_several_records_and_a_bad_one_spoils_the_document() {
         let json = Decoding::new(Format::Json, "k", "t");
         let (records, errors) = decode(

@@ -21,6 +21,9 @@ pub(crate) fn decode(
     meta: &Meta<'_>,
     out: &mut Vec<Record>,
 ) -> Result<(), String> {
+    if settings.points() {
+        return decode_pointed(bytes, settings, names, meta, out);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let before = out.len();
     let result = Document {
@@ -36,6 +39,105 @@ pub(crate) fn decode(
         out.truncate(before);
         clean(e)
     })
+}
+
+/// Decodes a document whose key, time or fields are picked by JSON Pointer:
+/// read whole first, then looked into.
+fn decode_pointed(
+    bytes: &[u8],
+    settings: &Decoding,
+    names: &mut Names,
+    meta: &Meta<'_>,
+    out: &mut Vec<Record>,
+) -> Result<(), String> {
+    let document: serde_json::Value = serde_json::from_slice(bytes).map_err(clean)?;
+    let objects = match &document {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    let mut records = Vec::with_capacity(objects.len());
+    for object in objects {
+        records.push(pointed_record(object, settings, names, meta)?);
+    }
+    out.append(&mut records);
+    Ok(())
+}
+
+/// A member (`name`) or a JSON Pointer (`/a/b`) into `object`.
+fn look<'v>(object: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    if path.is_empty() {
+        None
+    } else if path.starts_with('/') {
+        object.pointer(path)
+    } else {
+        object.get(path)
+    }
+}
+
+/// One object's record, its key, time and fields looked up by name or pointer.
+fn pointed_record(
+    object: &serde_json::Value,
+    settings: &Decoding,
+    names: &mut Names,
+    meta: &Meta<'_>,
+) -> Result<Record, String> {
+    let Some(members) = object.as_object() else {
+        return Err("expected a JSON object, or an array of objects".into());
+    };
+    let key = match look(object, &settings.key_field).filter(|v| !v.is_null()) {
+        Some(v) => KeySeed {
+            names,
+            field: &settings.key_field,
+        }
+        .deserialize(v)
+        .map_err(|e| e.to_string())?,
+        None => match meta.key {
+            Some(k) => names.key(k),
+            None if settings.key_field.is_empty() => names.key(""),
+            None => return Err(format!("no `{}` to take the key from", settings.key_field)),
+        },
+    };
+    let time = match look(object, &settings.time_field) {
+        Some(v) => TimeSeed { settings }
+            .deserialize(v)
+            .map_err(|e| e.to_string())?,
+        None if settings.time_field.is_empty() => meta.arrival_ms,
+        None => {
+            return Err(format!(
+                "no `{}` to take the event time from (time_field = \"\" takes the arrival time)",
+                settings.time_field
+            ));
+        }
+    };
+    let mut fields = Vec::new();
+    let mut field = |name: &str, v: &serde_json::Value, names: &mut Names| match (FieldSeed {
+        names,
+        name,
+        object: false,
+    })
+    .deserialize(v)
+    {
+        Ok(Parsed::Value(value)) => {
+            fields.push((names.field(name), value));
+            Ok(())
+        }
+        Ok(Parsed::Null | Parsed::Object(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    if settings.json_fields.is_empty() {
+        for (name, v) in members {
+            if *name != settings.key_field && *name != settings.time_field && !v.is_object() {
+                field(name, v, names)?;
+            }
+        }
+    } else {
+        for (name, pointer) in &settings.json_fields {
+            if let Some(v) = look(object, pointer) {
+                field(name, v, names)?;
+            }
+        }
+    }
+    Ok(Record { key, time, fields })
 }
 
 /// serde_json's message, without the position inside a one-line document.

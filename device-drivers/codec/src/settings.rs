@@ -133,6 +133,10 @@ pub struct Decoding {
     pub csv: CsvOptions,
     /// The field a `raw` payload goes to.
     pub raw_field: String,
+    /// JSON: fields picked by JSON Pointer (RFC 6901), `(field, pointer)`;
+    /// when given, a record's fields are these and no others. Besides,
+    /// `key_field` and `time_field` starting with `/` are pointers too.
+    pub json_fields: Vec<(String, String)>,
 }
 
 impl Decoding {
@@ -145,7 +149,27 @@ impl Decoding {
             time_format: TimeFormat::default(),
             csv: CsvOptions::default(),
             raw_field: default_raw_field(),
+            json_fields: Vec::new(),
         }
+    }
+
+    /// With fields picked from JSON by pointer (see [`Decoding::json_fields`]).
+    pub fn picking<'a>(
+        mut self,
+        fields: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Self {
+        self.json_fields = fields
+            .into_iter()
+            .map(|(name, pointer)| (name.clone(), pointer.clone()))
+            .collect();
+        self
+    }
+
+    /// Whether JSON is read through pointers rather than member names.
+    pub(crate) fn points(&self) -> bool {
+        !self.json_fields.is_empty()
+            || self.key_field.starts_with('/')
+            || self.time_field.starts_with('/')
     }
 
     /// Settings as a source's table gives them (its `csv` table, if any).
@@ -168,6 +192,19 @@ impl Decoding {
         self.csv.check_columns(&self.key_field, &self.time_field)?;
         if self.format == Format::Raw && self.raw_field.is_empty() {
             return Err("raw_field must name a field".into());
+        }
+        if !self.json_fields.is_empty() && self.format != Format::Json {
+            return Err("json_fields picks fields from JSON; format is not json".into());
+        }
+        for (name, pointer) in &self.json_fields {
+            if name.is_empty() {
+                return Err("json_fields: a field has a name".into());
+            }
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(format!(
+                    "json_fields.{name}: `{pointer}` is not a JSON Pointer (they start with `/`, e.g. `/env/temperature`)"
+                ));
+            }
         }
         Ok(())
     }

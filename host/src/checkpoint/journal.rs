@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use eddy_abi::decode::{DecodeError, Reader};
 use eddy_abi::{Record, encode};
+use eddy_driver::Rejected;
 
 /// One poll of one source, read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +27,15 @@ pub struct JournalEntry {
     /// The source's own watermark after them, for a source that keeps one
     /// (written last, and only then, so older entries read as `None`).
     pub watermark: Option<i64>,
+    /// Input the source could not read (dead letters), kept so that a
+    /// replay writes them again after a restore has cut the dead-letter
+    /// log back.
+    pub rejected: Vec<Rejected>,
 }
+
+/// Flags of the optional trailing fields (absent in older entries).
+const HAS_WATERMARK: u64 = 1;
+const HAS_REJECTED: u64 = 2;
 
 impl JournalEntry {
     /// Encodes an entry into `out` (cleared first).
@@ -36,6 +45,7 @@ impl JournalEntry {
         ended: bool,
         records: &[Record],
         watermark: Option<i64>,
+        rejected: &[Rejected],
         out: &mut Vec<u8>,
     ) {
         out.clear();
@@ -76,8 +86,24 @@ impl JournalEntry {
                 encode::value(value, out);
             }
         }
+        let flags = if watermark.is_some() {
+            HAS_WATERMARK
+        } else {
+            0
+        } | if rejected.is_empty() { 0 } else { HAS_REJECTED };
+        if flags != 0 {
+            encode::varint(flags, out);
+        }
         if let Some(watermark) = watermark {
             encode::i64(watermark, out);
+        }
+        if !rejected.is_empty() {
+            encode::varint(rejected.len() as u64, out);
+            for r in rejected {
+                encode::bytes(r.origin.as_bytes(), out);
+                encode::bytes(r.input.as_bytes(), out);
+                encode::bytes(r.reason.as_bytes(), out);
+            }
         }
     }
 
@@ -108,17 +134,33 @@ impl JournalEntry {
             }
             records.push(record);
         }
-        let watermark = if reader.is_empty() {
-            None
+        let flags = if reader.is_empty() {
+            0
         } else {
-            Some(reader.i64()?)
+            reader.varint()?
         };
+        let watermark = if flags & HAS_WATERMARK != 0 {
+            Some(reader.i64()?)
+        } else {
+            None
+        };
+        let mut rejected = Vec::new();
+        if flags & HAS_REJECTED != 0 {
+            for _ in 0..reader.count()? {
+                rejected.push(Rejected {
+                    origin: reader.str()?.to_owned(),
+                    input: reader.str()?.to_owned(),
+                    reason: reader.str()?.to_owned(),
+                });
+            }
+        }
         Ok(JournalEntry {
             source,
             position,
             ended,
             records,
             watermark,
+            rejected,
         })
     }
 }
@@ -134,7 +176,7 @@ mod tests {
             Record::new("b", -3),
         ];
         let mut bytes = Vec::new();
-        JournalEntry::encode("ups", Some(b"pos"), true, &records, None, &mut bytes);
+        JournalEntry::encode("ups", Some(b"pos"), true, &records, None, &[], &mut bytes);
         let entry = JournalEntry::decode(&bytes).unwrap();
         assert_eq!(
             entry,
@@ -144,14 +186,34 @@ mod tests {
                 ended: true,
                 records: records.to_vec(),
                 watermark: None,
+                rejected: Vec::new(),
             }
         );
         assert!(JournalEntry::decode(&bytes[..bytes.len() - 1]).is_err());
-        // With the source's own watermark: an entry without one is a prefix.
+        // With the source's own watermark and input it could not read: an
+        // entry without them (as older entries are) is a prefix.
         let mut with = Vec::new();
-        JournalEntry::encode("ups", Some(b"pos"), true, &records, Some(-7), &mut with);
+        let rejected = [Rejected {
+            origin: "racks (topic a/b)".into(),
+            input: "{broken".into(),
+            reason: "EOF".into(),
+        }];
+        let watermark = Some(-1_700_000_000_000);
+        JournalEntry::encode(
+            "ups",
+            Some(b"pos"),
+            true,
+            &records,
+            watermark,
+            &rejected,
+            &mut with,
+        );
         assert_eq!(&with[..bytes.len()], &bytes[..]);
-        assert_eq!(JournalEntry::decode(&with).unwrap().watermark, Some(-7));
+        let entry = JournalEntry::decode(&with).unwrap();
+        assert_eq!(
+            (entry.watermark, entry.rejected),
+            (watermark, rejected.to_vec())
+        );
         assert!(JournalEntry::decode(&with[..with.len() - 1]).is_err());
     }
 
@@ -176,6 +238,7 @@ mod tests {
             entry.ended,
             &entry.records,
             entry.watermark,
+            &entry.rejected,
             &mut bytes,
         );
         bytes
@@ -190,6 +253,7 @@ mod tests {
             position in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8)),
             ended in proptest::prelude::any::<bool>(),
             watermark in proptest::option::of(proptest::prelude::any::<i64>()),
+            rejected in proptest::collection::vec((".{0,4}", ".{0,6}", ".{0,4}"), 0..3),
             records in proptest::collection::vec(
                 (".{0,6}", proptest::prelude::any::<i64>(), proptest::collection::vec(("[a-c]{1,2}", value()), 0..4)),
                 0..6,
@@ -203,10 +267,15 @@ mod tests {
                 })
                 .collect();
             let mut bytes = Vec::new();
-            JournalEntry::encode(&source, position.as_deref(), ended, &records, watermark, &mut bytes);
+            let rejected: Vec<Rejected> = rejected
+                .into_iter()
+                .map(|(origin, input, reason)| Rejected { origin, input, reason })
+                .collect();
+            JournalEntry::encode(&source, position.as_deref(), ended, &records, watermark, &rejected, &mut bytes);
             let entry = JournalEntry::decode(&bytes).unwrap();
             proptest::prop_assert_eq!(bits(&entry), bytes.clone());
             proptest::prop_assert_eq!((&entry.source, &entry.position, entry.ended, entry.watermark), (&source, &position, ended, watermark));
+            proptest::prop_assert_eq!(&entry.rejected, &rejected);
             let _ = JournalEntry::decode(&crate::damage::apply(bytes, &damage));
         }
     }

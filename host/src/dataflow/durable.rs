@@ -276,6 +276,13 @@ impl Graph {
             };
             replayed += entry.records.len() as u64;
             positions[i] = entry.position;
+            if !entry.rejected.is_empty() {
+                // The restore cut the dead-letter log back: they go in again.
+                self.dead.push(super::graph::unreadable(
+                    &self.sources[i].name,
+                    entry.rejected,
+                ));
+            }
             let count = entry.records.len();
             let elements =
                 self.sources[i].elements(entry.records, count, entry.ended, entry.watermark);
@@ -437,12 +444,15 @@ impl Graph {
         i: usize,
         records: &[Record],
         ended: bool,
+        rejected: &[eddy_driver::Rejected],
     ) -> Result<(), RunError> {
         let source = &self.sources[i];
         let Some(durability) = &mut self.durability else {
             return Ok(());
         };
-        if source.journal == JournalMode::Off || (records.is_empty() && !ended) {
+        if source.journal == JournalMode::Off
+            || (records.is_empty() && !ended && rejected.is_empty())
+        {
             return Ok(());
         }
         let driver = source.driver.as_ref();
@@ -452,6 +462,7 @@ impl Graph {
             ended,
             records,
             driver.and_then(|d| d.watermark()),
+            rejected,
             &mut durability.buf,
         );
         durability.journal_seq += 1;

@@ -229,6 +229,15 @@ pub enum RunError {
 /// processing-time timers are seen.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
+/// The dead letter of input source `name` could not read.
+pub(crate) fn unreadable(name: &Arc<str>, rejected: Vec<eddy_driver::Rejected>) -> DeadLetterEntry {
+    DeadLetterEntry {
+        node: name.clone(),
+        reason: "input the source could not read".into(),
+        input: DeadLetterInput::Rejected(rejected),
+    }
+}
+
 impl SourceNode {
     /// The elements for `count` records just read: each record, followed by
     /// the watermark when it advanced (or, for a source that keeps its own
@@ -458,13 +467,6 @@ impl Graph {
             }
         };
         let rejected = driver.take_rejected();
-        if !rejected.is_empty() {
-            self.dead.push(DeadLetterEntry {
-                node: source.name.clone(),
-                reason: "input the source could not read".into(),
-                input: DeadLetterInput::Rejected(rejected),
-            });
-        }
         source.wait_until = match poll {
             Poll::WaitUntil(at) => Some(at),
             _ => None,
@@ -478,7 +480,10 @@ impl Graph {
             records: records.len() as u64,
         }
         .emit();
-        self.journal(i, records, poll == Poll::Ended)?;
+        self.journal(i, records, poll == Poll::Ended, &rejected)?;
+        if !rejected.is_empty() {
+            self.dead.push(unreadable(&self.sources[i].name, rejected));
+        }
         // Safe as the journal setting makes it: journaled now, or (without
         // a journal) once a checkpoint covers it; with no checkpoints at
         // all, as safe as it will be.

@@ -1,5 +1,6 @@
 //! What a pipeline writes in a `[sources.NAME.file]` table.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use eddy_codec::{CsvOptions, Decoding, Format, TimeFormat};
@@ -30,6 +31,11 @@ pub struct FileSourceConfig {
     pub time_format: TimeFormat,
     /// CSV options: `delimiter`, `columns`, `comment`.
     pub csv: Option<Spanned<CsvOptions>>,
+    /// JSON: fields picked by JSON Pointer, e.g. `{ temperature_c =
+    /// "/env/temp" }`; the record's fields are then these alone.
+    /// `key_field` and `time_field` starting with `/` are pointers too.
+    #[serde(default)]
+    pub json_fields: BTreeMap<String, String>,
 }
 
 /// How a file is laid out.
@@ -73,6 +79,7 @@ impl FileSourceConfig {
             self.time_format,
             self.csv.as_ref().map(|c| c.get_ref()),
         )
+        .picking(&self.json_fields)
     }
 }
 

@@ -61,6 +61,11 @@ pub struct KafkaSourceConfig {
     pub time_format: TimeFormat,
     /// CSV options: `delimiter`, `columns`, `comment`.
     pub csv: Option<Spanned<CsvOptions>>,
+    /// JSON: fields picked by JSON Pointer, e.g. `{ temperature_c =
+    /// "/env/temp" }`; the record's fields are then these alone.
+    /// `key_field` and `time_field` starting with `/` are pointers too.
+    #[serde(default)]
+    pub json_fields: BTreeMap<String, String>,
 }
 
 /// Where a partition no checkpoint knows is read from.
@@ -123,6 +128,7 @@ impl KafkaSourceConfig {
             self.time_format,
             self.csv.as_ref().map(|c| c.get_ref()),
         )
+        .picking(&self.json_fields)
     }
 
     fn cluster(&self) -> Cluster<'_> {

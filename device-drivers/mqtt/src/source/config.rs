@@ -3,6 +3,7 @@
 use eddy_codec::{CsvOptions, Decoding, Format, TimeFormat};
 use eddy_driver::{Context, DriverError, Invalid, Kind, Source, SourceConfig, Spanned};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 use super::task::MqttSourceTask;
 use super::topics::TopicParsing;
@@ -54,6 +55,11 @@ pub struct MqttSourceConfig {
     pub time_format: TimeFormat,
     /// CSV options: `delimiter`, `columns`, `comment`.
     pub csv: Option<Spanned<CsvOptions>>,
+    /// JSON: fields picked by JSON Pointer, e.g. `{ temperature_c =
+    /// "/env/temp" }`; the record's fields are then these alone.
+    /// `key_field` and `time_field` starting with `/` are pointers too.
+    #[serde(default)]
+    pub json_fields: BTreeMap<String, String>,
 }
 
 fn default_qos() -> Spanned<u8> {
@@ -82,6 +88,7 @@ impl MqttSourceConfig {
             self.time_format,
             self.csv.as_ref().map(|c| c.get_ref()),
         )
+        .picking(&self.json_fields)
     }
 
     fn task(&self, cx: &Context<'_>) -> Result<MqttSourceTask, Invalid> {

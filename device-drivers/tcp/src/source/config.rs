@@ -1,5 +1,6 @@
 //! What a pipeline writes in a `[sources.NAME.tcp]` table.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
@@ -39,6 +40,11 @@ pub struct TcpSourceConfig {
     pub time_format: TimeFormat,
     /// CSV options: `delimiter`, `columns`, `comment`.
     pub csv: Option<Spanned<CsvOptions>>,
+    /// JSON: fields picked by JSON Pointer, e.g. `{ temperature_c =
+    /// "/env/temp" }`; the record's fields are then these alone.
+    /// `key_field` and `time_field` starting with `/` are pointers too.
+    #[serde(default)]
+    pub json_fields: BTreeMap<String, String>,
 }
 
 impl Kind for TcpSourceConfig {
@@ -56,6 +62,7 @@ impl TcpSourceConfig {
             self.time_format,
             self.csv.as_ref().map(|c| c.get_ref()),
         )
+        .picking(&self.json_fields)
     }
 }
 
