@@ -526,7 +526,7 @@ fn a_tls_broker_is_read_with_its_ca_and_refused_with_another() {
     });
     let source = |name: &str, ca: &str| {
         format!(
-            "[sources.{name}.mqtt]\ntopics = [\"site/#\"]\n\
+            "[sources.{name}.mqtt]\ntopics = [\"site/#\"]\njson_fields = {{ seq = \"/seq\" }}\n\
              broker = {{ url = \"mqtts://127.0.0.1:{tls}\", client_id = \"{name}\", tls = {{ ca_file = \"{ca}\" }} }}\n"
         )
     };

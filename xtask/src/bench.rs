@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O, local-API, Modbus and MQTT benchmarks, in release mode.
+//! `cargo xtask bench`: the pipeline, durability, plugin-lifecycle, I/O, local-API, Modbus, MQTT and Kafka benchmarks, in release mode.
 
 use xshell::{Shell, cmd};
 
@@ -8,7 +8,8 @@ use crate::{guests, prerequisites};
 /// write the same figures to `target/bench/pipeline.json`,
 /// `target/bench/durability.json`, `target/bench/plugins.json`,
 /// `target/bench/io.json`, `target/bench/api.json`,
-/// `target/bench/modbus.json` and `target/bench/mqtt.json`.
+/// `target/bench/modbus.json`, `target/bench/mqtt.json` and
+/// `target/bench/kafka.json`.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
@@ -21,5 +22,6 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     prerequisites::host_build(sh)?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench modbus").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench mqtt").run()?;
+    cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench kafka").run()?;
     Ok(())
 }

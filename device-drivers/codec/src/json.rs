@@ -492,7 +492,10 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
             }
             first = false;
             if !self.object {
-                return Err(not_a_value(self.name, "an object"));
+                return Err(not_a_value(
+                    self.name,
+                    "an object (json_fields picks values inside one by JSON Pointer)",
+                ));
             }
             match map.next_value_seed(FieldSeed {
                 names: self.names,

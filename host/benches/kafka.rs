@@ -1,0 +1,271 @@
+//! Kafka figures, in one run, against librdkafka's mock cluster started
+//! here (it speaks the Kafka protocol over TCP on 127.0.0.1; a real broker
+//! is slower to start and not needed for eddy's side of the cost), with a
+//! release `eddy run`:
+//!
+//! 1. **End to end**: readings of 100 sensors on 3 partitions, read by the
+//!    `kafka` source from the earliest offset, through the seeds' job (1 s
+//!    windows, alerts) and produced back through the outbox (idempotent,
+//!    `acks=all`, lz4). Records per second into eddy until every result is
+//!    acknowledged, and eddy's CPU time (user + system) per record.
+//! 2. **Drain**: simulated results written to a `kafka` sink whose cluster
+//!    is down (every result waits in the outbox), then the cluster back and
+//!    the outbox delivered: results per second.
+//!
+//! Prints a table; writes `target/bench/kafka.json`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+#[path = "support/process.rs"]
+mod process;
+
+use process::{Killed, cpu};
+
+/// Readings in the end-to-end case.
+const READINGS: u64 = 500_000;
+/// Sensors they come from.
+const SENSORS: u64 = 100;
+/// Results in the drain case.
+const BACKLOG: u64 = 1_000_000;
+
+fn eddy(dir: &Path, pipeline: &str) -> Command {
+    std::fs::write(dir.join("p.toml"), pipeline).expect("pipeline");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    cmd.args(["run", "p.toml"])
+        .current_dir(dir)
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .env("EDDY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("eddy.log")).expect("log"));
+    cmd
+}
+
+fn status(dir: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["status", "--json"])
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .output()
+        .expect("eddy status");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn plugin(root: &Path, name: &str) -> String {
+    format!(
+        "{:?}",
+        root.join(format!("target/plugins/{name}.wasm"))
+            .display()
+            .to_string()
+    )
+}
+
+/// The readings, one message each, keyed by sensor, the event time as the
+/// message timestamp.
+fn produce(brokers: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let t0 = 1_767_225_600_000i64;
+    for n in 0..READINGS {
+        let sensor = format!("sensor-{}", n % SENSORS);
+        let payload = format!("{{\"temperature\": {:.2}}}", 20.0 + (n % 97) as f64 / 10.0);
+        let mut record = BaseRecord::to("readings")
+            .key(&sensor)
+            .payload(&payload)
+            .timestamp(t0 + (n / SENSORS) as i64 * 10);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+/// The uplink's status: (results held, state).
+fn uplink(dir: &Path) -> (u64, String) {
+    let s = status(dir);
+    let sink = s["sinks"]
+        .as_array()
+        .and_then(|sinks| sinks.iter().find(|s| s["name"] == "uplink").cloned())
+        .unwrap_or_default();
+    (
+        sink["held"].as_u64().unwrap_or(u64::MAX),
+        sink["state"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Case 1: (records/s, CPU µs a record, results).
+fn end_to_end(root: &Path, dir: &Path, brokers: &str) -> (f64, f64, u64) {
+    let pipeline = format!(
+        r#"
+[pipeline]
+name = "e2e"
+[checkpoint]
+interval_ms = 5000
+[sources.sensors]
+bounded_out_of_orderness_ms = 1000
+[sources.sensors.kafka]
+brokers = ["{brokers}"]
+topics = ["readings"]
+[operators.stats]
+inputs = ["sensors"]
+plugin = {stats}
+params = {{ fields = ["temperature"] }}
+window.tumbling = {{ size_ms = 1000 }}
+[operators.alerts]
+inputs = ["stats"]
+plugin = {alert}
+params = {{ field = "temperature_max", threshold = 29.0, within_ms = 2000, clear_below = 25.0 }}
+[sinks.uplink]
+inputs = ["stats", "alerts"]
+outbox = {{ priorities = ["alerts"] }}
+[sinks.uplink.kafka]
+brokers = ["{brokers}"]
+topic = "results.{{output}}"
+"#,
+        stats = plugin(root, "window_stats"),
+        alert = plugin(root, "threshold_alert"),
+    );
+    let child = Killed(eddy(dir, &pipeline).spawn().expect("eddy"));
+    let pid = child.0.id();
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(600);
+    loop {
+        let records = status(dir)["sources"][0]["records"].as_u64().unwrap_or(0);
+        if records >= READINGS && uplink(dir).0 == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "eddy read {records} of {READINGS}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu_used = cpu(pid);
+    let results = status(dir)["sinks"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "uplink").cloned())
+        .and_then(|s| s["records"].as_u64())
+        .unwrap_or(0);
+    (
+        READINGS as f64 / seconds,
+        cpu_used.as_secs_f64() * 1e6 / READINGS as f64,
+        results,
+    )
+}
+
+/// Case 2: results into the outbox with the cluster down, then the
+/// cluster back: drained results/s.
+fn drain(dir: &Path, cluster: &MockCluster<'_, impl rdkafka::producer::ProducerContext>) -> f64 {
+    let brokers = cluster.bootstrap_servers();
+    // 10 UPS of 2 strings of 8 cells: 160 readings every 100 ms of event time.
+    let duration_ms = BACKLOG / 160 * 100;
+    let pipeline = format!(
+        r#"
+[pipeline]
+name = "drain"
+[checkpoint]
+interval_ms = 5000
+[sources.ups]
+[sources.ups.sim]
+seed = 3
+interval_ms = 100
+speed = 0
+start_time_ms = 1_767_225_600_000
+duration_ms = {duration_ms}
+ups = [{{ name = "u", strings = 2, cells_per_string = 8 }}, {{ name = "v", strings = 2, cells_per_string = 8 }}, {{ name = "w", strings = 2, cells_per_string = 8 }}, {{ name = "x", strings = 2, cells_per_string = 8 }}, {{ name = "y", strings = 2, cells_per_string = 8 }}, {{ name = "z", strings = 2, cells_per_string = 8 }}, {{ name = "a", strings = 2, cells_per_string = 8 }}, {{ name = "b", strings = 2, cells_per_string = 8 }}, {{ name = "c", strings = 2, cells_per_string = 8 }}, {{ name = "d", strings = 2, cells_per_string = 8 }}]
+[sinks.uplink]
+inputs = ["ups"]
+retry_initial_backoff_ms = 100
+retry_max_backoff_ms = 100
+outbox = {{ max_bytes = 4_000_000_000 }}
+[sinks.uplink.kafka]
+brokers = ["{brokers}"]
+topic = "backlog"
+ack_timeout_ms = 5000
+"#
+    );
+    cluster.broker_down(1).expect("broker down");
+    let _child = Killed(eddy(dir, &pipeline).spawn().expect("eddy"));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while uplink(dir).0 < BACKLOG - BACKLOG / 100 {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox never filled: {:?}",
+            uplink(dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every result in: the count stops moving.
+    let mut held = uplink(dir).0;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = uplink(dir).0;
+        if now == held {
+            break;
+        }
+        held = now;
+    }
+    cluster.broker_up(1).expect("broker up");
+    let t0 = Instant::now();
+    while uplink(dir).0 > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox never drained: {:?}",
+            uplink(dir)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    held as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("readings", 3, 1).expect("topic");
+    for topic in ["results.stats", "results.alerts", "backlog"] {
+        cluster.create_topic(topic, 3, 1).expect("topic");
+    }
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers);
+    let e2e = dir.path().join("e2e");
+    let backlog = dir.path().join("backlog");
+    for d in [&e2e, &backlog] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let (rate, cpu_us, results) = end_to_end(&root, &e2e, &brokers);
+    let drain_rate = drain(&backlog, &cluster);
+    println!("Kafka, librdkafka's mock cluster on 127.0.0.1, release eddy");
+    println!("| case | figure |");
+    println!("| --- | --- |");
+    println!(
+        "| end to end: {READINGS} readings of {SENSORS} sensors on 3 partitions → kafka source → 1 s windows and alerts → outbox → kafka sink ({results} results) | {rate:.0} records/s, {cpu_us:.1} µs of eddy CPU a record |"
+    );
+    println!(
+        "| drain of a backlog of about {BACKLOG} results after the cluster came back | {drain_rate:.0} results/s |"
+    );
+    let json = serde_json::json!({
+        "end_to_end_records_per_s": rate,
+        "end_to_end_cpu_us_per_record": cpu_us,
+        "end_to_end_results": results,
+        "drain_results_per_s": drain_rate,
+    });
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    std::fs::write(out.join("kafka.json"), json.to_string()).expect("kafka.json");
+}
