@@ -15,7 +15,6 @@
 //! Prints a table; writes `target/bench/kafka.json`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -27,6 +26,11 @@ mod process;
 
 use process::{Killed, cpu};
 
+#[path = "support/run.rs"]
+mod run;
+
+use run::{eddy, plugin, status};
+
 /// Readings in the end-to-end case. The mock cluster keeps at most 100 000
 /// messages (and 5 MB) a partition: these fit in its 8 partitions.
 const READINGS: u64 = 300_000;
@@ -34,39 +38,6 @@ const READINGS: u64 = 300_000;
 const SENSORS: u64 = 100;
 /// Results in the drain case.
 const BACKLOG: u64 = 1_000_000;
-
-fn eddy(dir: &Path, pipeline: &str) -> Command {
-    std::fs::write(dir.join("p.toml"), pipeline).expect("pipeline");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
-    cmd.args(["run", "p.toml"])
-        .current_dir(dir)
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .env(
-            "EDDY_LOG",
-            std::env::var("EDDY_BENCH_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("eddy.log")).expect("log"));
-    cmd
-}
-
-fn status(dir: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["status", "--json"])
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .output()
-        .expect("eddy status");
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
-fn plugin(root: &Path, name: &str) -> String {
-    format!(
-        "{:?}",
-        root.join(format!("target/plugins/{name}.wasm"))
-            .display()
-            .to_string()
-    )
-}
 
 /// The readings, one message each, keyed by sensor, the event time as the
 /// message timestamp.

@@ -36,6 +36,11 @@ mod process;
 
 use process::{Killed, cpu};
 
+#[path = "support/run.rs"]
+mod run;
+
+use run::{eddy, plugin, status};
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -68,27 +73,6 @@ fn mosquitto(dir: &Path, port: u16) -> Killed {
     Killed(child)
 }
 
-fn eddy(dir: &Path, pipeline: &str) -> Command {
-    std::fs::write(dir.join("p.toml"), pipeline).expect("pipeline");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
-    cmd.args(["run", "p.toml"])
-        .current_dir(dir)
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .env("EDDY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("eddy.log")).expect("log"));
-    cmd
-}
-
-fn status(dir: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["status", "--json"])
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .output()
-        .expect("eddy status");
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
 /// The peak resident memory the run logged when it stopped, in MiB.
 fn peak_mib(dir: &Path) -> u64 {
     let log = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
@@ -97,15 +81,6 @@ fn peak_mib(dir: &Path) -> u64 {
         .filter_map(|v| v.split_whitespace().next()?.parse().ok())
         .next_back()
         .unwrap_or(0)
-}
-
-fn plugin(root: &Path, name: &str) -> String {
-    format!(
-        "{:?}",
-        root.join(format!("target/plugins/{name}.wasm"))
-            .display()
-            .to_string()
-    )
 }
 
 /// Publishes [`MESSAGES`] readings at QoS 1 as fast as the broker takes them.
