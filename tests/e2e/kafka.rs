@@ -229,7 +229,10 @@ fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, serd
     let mut at: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while at.iter().any(|(p, o)| *o < ends[p]) {
+    // Read past the high watermarks until the topic stays quiet for two
+    // seconds: a broker's watermark may lag what a fetch returns.
+    let mut quiet_since = Instant::now();
+    while at.iter().any(|(p, o)| *o < ends[p]) || quiet_since.elapsed() < Duration::from_secs(2) {
         assert!(
             Instant::now() < deadline,
             "the topic was not read to its end"
@@ -237,6 +240,7 @@ fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, serd
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
+        quiet_since = Instant::now();
         let message = message.unwrap();
         at.insert(message.partition(), message.offset() + 1);
         let id = message
@@ -260,6 +264,18 @@ fn local(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `eddy status --json` of the run in `dir` (null when it does not answer).
+fn status(dir: &Path) -> serde_json::Value {
+    std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["status", "--json"])
+        .current_dir(dir)
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or_default()
+}
+
 /// How many runs in `dir` have restored (or found nothing to restore).
 fn restored(dir: &Path) -> usize {
     let text = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
@@ -274,28 +290,24 @@ fn run_to_end(dir: &Path, run: &mut Running, count: usize, runs: usize) {
     eventually(60, &|| log(dir), || restored(dir) > runs);
     eventually(
         120,
-        &|| format!("{} of {count} windows\n{}", local(dir).len(), log(dir)),
+        &|| {
+            format!(
+                "{} of {count} windows\n{}\nsources: {}",
+                local(dir).len(),
+                log(dir),
+                status(dir)["sources"]
+            )
+        },
         || local(dir).len() >= count,
     );
     eventually(
         60,
         &|| format!("the outbox did not drain\n{}", log(dir)),
         || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .args(["status", "--json"])
-                .current_dir(dir)
-                .env("EDDY_STATE_DIR", dir.join("state"))
-                .output()
-                .ok()
-                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-                .and_then(|s| {
-                    s["sinks"]
-                        .as_array()?
-                        .iter()
-                        .find(|s| s["name"] == "uplink")
-                        .map(|s| s["held"].as_u64() == Some(0))
-                })
-                .unwrap_or(false)
+            status(dir)["sinks"]
+                .as_array()
+                .and_then(|sinks| sinks.iter().find(|s| s["name"] == "uplink"))
+                .is_some_and(|s| s["held"].as_u64() == Some(0))
         },
     );
     run.0.take().map(|mut c| {
@@ -317,7 +329,8 @@ fn kafka_in_and_out_gives_exactly_the_windows_through_sigkills() {
     for (topic, partitions) in [("readings", 3), ("site.stats", 2), ("whole.stats", 2)] {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
-    exactly_once_through_sigkills(&cluster.bootstrap_servers());
+    let brokers = cluster.bootstrap_servers();
+    exactly_once_through_sigkills(&brokers, &producer_to(&brokers));
 }
 
 /// The same against a real Kafka-protocol broker, `tansu`, installed and
@@ -361,7 +374,19 @@ fn against_a_real_broker_kafka_in_and_out_gives_exactly_the_windows_through_sigk
         .block_on(admin.create_topics(&topics, &rdkafka::admin::AdminOptions::new()))
         .unwrap();
     assert!(created.iter().all(Result::is_ok), "{created:?}");
-    let result = std::panic::catch_unwind(|| exactly_once_through_sigkills(&brokers));
+    // tansu 0.6's memory engine answers a fetch only at the first offset
+    // of a stored batch (and counts batches as its high watermark), so a
+    // restore that seeks into a batch would read nothing: the input goes in
+    // one message a batch. eddy's own output is read from the beginning.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        exactly_once_through_sigkills(&brokers, &producer)
+    }));
     let _ = broker.kill();
     let _ = broker.wait();
     if let Err(panic) = result {
@@ -374,10 +399,10 @@ fn against_a_real_broker_kafka_in_and_out_gives_exactly_the_windows_through_sigk
 /// Readings through the window job into a file and back to Kafka, once
 /// uninterrupted and once killed at spread points; `brokers` has the topics
 /// `readings` (3 partitions), `whole.stats` and `site.stats` (2 each).
-fn exactly_once_through_sigkills(brokers: &str) {
+fn exactly_once_through_sigkills(brokers: &str, producer: &BaseProducer) {
     let brokers = brokers.to_owned();
     let input = readings(9, 1200);
-    produce(&producer_to(&brokers), "readings", &input);
+    produce(producer, "readings", &input);
     let expected = expected(&input);
 
     // Uninterrupted.
@@ -455,6 +480,8 @@ fn exactly_once_through_sigkills(brokers: &str) {
     let mut running = Running::spawn(c);
     run_to_end(c, &mut running, expected.len(), runs);
     let results = local(c);
+    let late = results.iter().filter(|r| r["output"] != "stats").count();
+    assert_eq!(late, 0, "records came late after restores\n{}", log(c));
     let ids: HashSet<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids.len(),

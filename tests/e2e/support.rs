@@ -198,7 +198,11 @@ impl Running {
             .args(["run", "p.toml"])
             .current_dir(dir)
             .env("EDDY_STATE_DIR", dir.join("state"))
-            .env("EDDY_LOG", "info")
+            // EDDY_TEST_LOG sets eddy's log filter when a test is debugged.
+            .env(
+                "EDDY_LOG",
+                std::env::var("EDDY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
