@@ -64,3 +64,4 @@ pub mod runtime;
 pub mod sinks;
 pub mod sources;
 pub mod state;
+pub mod twin;
