@@ -20,10 +20,18 @@ thread_local! {
     static PARAMS: RefCell<Option<Rc<dyn Any>>> = const { RefCell::new(None) };
 }
 
-/// Deserializes the params into `P` and keeps them for every later call.
-fn init_params<P: DeserializeOwned + 'static>() -> i32 {
+/// A plugin's own check of its params.
+pub type Validate<P> = fn(&P) -> Result<()>;
+
+/// Deserializes the params into `P`, has `validate` check them, and keeps
+/// them for every later call; params that fail either are not kept (the
+/// ones kept before stay).
+fn init_params<P: DeserializeOwned + 'static>(validate: Option<Validate<P>>) -> i32 {
     status(|| {
         let params: P = serde_json::from_slice(&host::params())?;
+        if let Some(validate) = validate {
+            validate(&params)?;
+        }
         PARAMS.with(|p| *p.borrow_mut() = Some(Rc::new(params)));
         Ok(())
     })
@@ -69,21 +77,21 @@ unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 }
 
 /// `init` for a `process` function.
-pub fn init_process<P, F>(_: F) -> i32
+pub fn init_process<P, F>(_: F, validate: Option<Validate<P>>) -> i32
 where
     P: DeserializeOwned + 'static,
     F: Fn(&RecordRef<'_>, &mut Context<P>) -> Result<()>,
 {
-    init_params::<P>()
+    init_params::<P>(validate)
 }
 
 /// `init` for a `window` function.
-pub fn init_window<P, F>(_: F) -> i32
+pub fn init_window<P, F>(_: F, validate: Option<Validate<P>>) -> i32
 where
     P: DeserializeOwned + 'static,
     F: Fn(&WindowRef<'_>, &mut Context<P>) -> Result<()>,
 {
-    init_params::<P>()
+    init_params::<P>(validate)
 }
 
 /// The `process` export.
@@ -154,7 +162,7 @@ where
 
 /// `init` for an aggregate.
 pub fn init_aggregate<A: Aggregate>() -> i32 {
-    init_params::<A::Params>()
+    init_params::<A::Params>(None)
 }
 
 /// The `aggregate` export: folds each group into one new accumulator.

@@ -30,4 +30,5 @@ mod state_cmd;
 mod storm;
 mod support;
 mod swap;
+mod twin;
 mod upgrade;

@@ -45,11 +45,11 @@ fn logs(dir: &Path) -> String {
 }
 
 /// A process stopped when dropped.
-struct Peer(Child);
+pub(crate) struct Peer(pub(crate) Child);
 
 impl Peer {
     /// SIGTERM (mosquitto saves its sessions), then waits.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         // SAFETY: kill(2) with a pid this test started.
         unsafe {
             libc::kill(self.0.id() as i32, libc::SIGTERM);
@@ -68,7 +68,7 @@ impl Drop for Peer {
 /// mosquitto on `port`, keeping its sessions in `dir` across restarts.
 /// (`user root`: started as root, mosquitto would switch to a user of its
 /// own, which cannot read or write the test's directory.)
-fn mosquitto(dir: &Path, port: u16) -> Peer {
+pub(crate) fn mosquitto(dir: &Path, port: u16) -> Peer {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,

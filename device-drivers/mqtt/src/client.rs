@@ -217,6 +217,18 @@ impl Connection {
         }
     }
 
+    /// Queues a QoS 1 publish without properties.
+    pub(crate) fn try_publish_plain(&self, topic: &str, payload: Vec<u8>) -> Result<(), Full> {
+        match &self.inner {
+            Inner::V4(client, _) => client
+                .try_publish(topic, QoS::AtLeastOnce, false, payload)
+                .map_err(|_| Full),
+            Inner::V5(client, _) => client
+                .try_publish(topic, v5::mqttbytes::QoS::AtLeastOnce, false, payload)
+                .map_err(|_| Full),
+        }
+    }
+
     /// Queues subscriptions to `filters` at QoS `level`; they go out as
     /// the connection is polled.
     pub(crate) fn subscribe(&self, filters: &[String], level: u8) -> Result<(), String> {

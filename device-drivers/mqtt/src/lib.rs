@@ -22,9 +22,11 @@
 
 mod broker;
 mod client;
+mod link;
 mod sink;
 mod source;
 
 pub use broker::{BrokerConfig, Protocol, TlsConfig};
+pub use link::{Link, LinkEvent};
 pub use sink::{MqttSinkConfig, MqttSinkTask};
 pub use source::{MqttSourceConfig, MqttSourceTask};

@@ -13,6 +13,9 @@
 //!
 //! Params: `field` (e.g. `temperature_max`), `threshold`, `within_ms`
 //! (default 2000, for 1 s windows), `clear_below` (default `threshold`).
+//! They may change while it runs, from the device twin's desired state
+//! (`twin`): `check_params` refuses a `clear_below` above `threshold` or a
+//! `within_ms` that is not positive, and the old params then stay.
 
 use eddy_sdk::pattern::{Pattern, PatternEvent};
 use eddy_sdk::{Context, Record, RecordRef, Result, TimerRef};
@@ -54,8 +57,34 @@ fn two_breaches(
         .within(params.within_ms)
 }
 
+/// Params that cannot work: the alert would clear above where it raises,
+/// or no second breach could come in time.
+pub fn check_params(params: &Params) -> Result<()> {
+    if !params.threshold.is_finite() {
+        return Err(eddy_sdk::Error::msg("threshold must be a finite number"));
+    }
+    if let Some(clear) = params.clear_below
+        && clear > params.threshold
+    {
+        return Err(eddy_sdk::Error::msg(format!(
+            "clear_below ({clear}) must not be above threshold ({})",
+            params.threshold
+        )));
+    }
+    if params.within_ms <= 0 {
+        return Err(eddy_sdk::Error::msg("within_ms must be positive"));
+    }
+    Ok(())
+}
+
 /// Judges one window result.
-#[eddy_sdk::process(state = ["alert", "breach"], side_outputs = ["cleared"], timers)]
+#[eddy_sdk::process(
+    state = ["alert", "breach"],
+    side_outputs = ["cleared"],
+    timers,
+    twin,
+    validate = check_params
+)]
 pub fn threshold_alert(record: &RecordRef<'_>, ctx: &mut Context<Params>) -> Result<()> {
     let Some(value) = record.f64(&ctx.params().field) else {
         return Ok(());

@@ -91,6 +91,14 @@ impl LoadedPipeline {
         }
     }
 
+    /// The folder paths in the file are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     /// A path from the file, made relative to the file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         match self.path.parent() {

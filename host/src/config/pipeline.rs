@@ -37,6 +37,8 @@ pub struct PipelineConfig {
     /// Which plugin signatures this host accepts.
     #[serde(default)]
     pub trust: TrustConfig,
+    /// This host's device twin, synced with a Device Shadow service.
+    pub twin: Option<Spanned<crate::twin::TwinConfig>>,
 }
 
 /// The `[api]` table: the local HTTP API that `eddy status` and

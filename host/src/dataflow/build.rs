@@ -90,6 +90,11 @@ impl Graph {
                 .into());
         }
         check_names(pipeline)?;
+        if let Some(twin) = &config.twin {
+            twin.get_ref()
+                .validate(&pipeline.base_dir())
+                .map_err(|e| located(pipeline, &twin.span(), e, "[twin]".into()))?;
+        }
         let order = topological_order(pipeline)?;
         let position: BTreeMap<&str, usize> = order
             .iter()

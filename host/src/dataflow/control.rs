@@ -29,6 +29,16 @@ pub enum Request {
         /// Gets how the swap ended: refused, kept, or rolled back.
         reply: oneshot::Sender<SwapResult>,
     },
+    /// Run an operator's plugin with params overridden (from the device
+    /// twin's desired state), from its next call on.
+    SetParams {
+        /// The operator.
+        operator: String,
+        /// Merged over the pipeline file's params; `null` removes one.
+        overrides: serde_json::Map<String, serde_json::Value>,
+        /// Gets whether the plugin took them, or why not.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Lift an operator's quarantine and restart backoff.
     Reset {
         /// The operator.
@@ -287,6 +297,29 @@ impl Graph {
                     let _ = reply.send(SwapResult::Refused(reason));
                 }
             },
+            Request::SetParams {
+                operator,
+                overrides,
+                reply,
+            } => {
+                let result = self.operator_index(&operator).and_then(|i| {
+                    match self.operators[i].node.logic.plugin() {
+                        Some(runner) => runner.set_param_overrides(&overrides),
+                        None => Err(SwapError::NotAPlugin.to_string()),
+                    }
+                });
+                match &result {
+                    Ok(()) => tracing::info!(operator, ?overrides, "params set from the twin"),
+                    Err(reason) => {
+                        tracing::warn!(
+                            operator,
+                            ?overrides,
+                            "params from the twin refused: {reason}"
+                        )
+                    }
+                }
+                let _ = reply.send(result);
+            }
             Request::Reset { operator, reply } => {
                 let result = match self.operator_index(&operator) {
                     Ok(i) => match self.operators[i].node.logic.plugin() {

@@ -35,6 +35,11 @@ pub fn check(module: &PluginModule, grants: &Grants) -> Result<(), String> {
             "plugin `{plugin}` declares timers, which are not granted (set grants.timers = true)"
         ));
     }
+    if capabilities.twin && !grants.twin {
+        return Err(format!(
+            "plugin `{plugin}` declares twin (params set from the device twin), which is not granted (set grants.twin = true)"
+        ));
+    }
     // What the code can call, whatever the manifest says.
     for import in module.imports() {
         let needs = match import.as_str() {

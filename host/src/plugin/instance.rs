@@ -43,6 +43,8 @@ pub(crate) struct PluginInstance {
     /// Accumulators of the last successful `aggregate` call.
     accumulators: Vec<Vec<u8>>,
     deadline: Duration,
+    /// `init`, called again when the params change.
+    init: InitFunc,
 }
 
 impl PluginInstance {
@@ -179,6 +181,7 @@ impl PluginInstance {
             snapshot,
             accumulators: Vec::new(),
             deadline,
+            init: init.clone(),
         };
         Ok((instance, init))
     }
@@ -200,6 +203,29 @@ impl PluginInstance {
             return Err(PluginFault::Start(format!("init failed: {reason}")));
         }
         Ok(())
+    }
+
+    /// Gives the running instance other params: its `init` reads and
+    /// checks them, between two calls. When `init` refuses them, the old
+    /// params go back and `init` runs again with them. The error says why,
+    /// and whether the instance can go on (its `init` took the old params
+    /// back) or must be restarted.
+    pub(crate) fn reinit(&mut self, params: Arc<[u8]>) -> Result<(), (PluginFault, bool)> {
+        let old = std::mem::replace(&mut self.store.data_mut().params, params);
+        let init = self.init.clone();
+        match self.init(init.clone()) {
+            Ok(()) => Ok(()),
+            Err(fault) => {
+                self.store.data_mut().params = old;
+                match self.init(init) {
+                    Ok(()) => Err((fault, true)),
+                    Err(again) => Err((
+                        PluginFault::Start(format!("{fault}; with the old params again: {again}")),
+                        false,
+                    )),
+                }
+            }
+        }
     }
 
     /// Gives this call a fresh deadline and output budget.

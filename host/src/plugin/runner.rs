@@ -173,6 +173,8 @@ pub struct PluginRunner {
     /// How the last swap ended, until someone takes it.
     outcome: Option<SwapOutcome>,
     counters: RunnerCounters,
+    /// The params the pipeline file gives; overrides apply over them.
+    base_params: serde_json::Value,
 }
 
 impl PluginRunner {
@@ -217,7 +219,56 @@ impl PluginRunner {
             probation: None,
             outcome: None,
             counters: RunnerCounters::default(),
+            base_params: params.clone(),
         })
+    }
+
+    /// Runs the plugin with `overrides` merged over the pipeline file's
+    /// params (a device twin's desired params: objects merge, `null`
+    /// removes an override), from its next call on, without a restart and
+    /// with its state kept. The plugin must be granted `twin`; its `init`
+    /// checks the new params, and when it refuses them the old ones stay.
+    pub fn set_param_overrides(
+        &mut self,
+        overrides: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        let plugin = &self.current.module.manifest().name;
+        if !self.current.granted.twin {
+            return Err(format!(
+                "plugin `{plugin}` does not take params from its twin (it must declare `twin` and be granted it)"
+            ));
+        }
+        if self.probation.is_some() {
+            return Err("a new plugin version is on probation; try again after it".into());
+        }
+        let mut params = self.base_params.clone();
+        let serde_json::Value::Object(map) = &mut params else {
+            return Err("the operator's params are not a table".into());
+        };
+        crate::twin::document::merge(map, overrides);
+        let bytes: Arc<[u8]> = serde_json::to_vec(&params)
+            .map_err(|e| e.to_string())?
+            .into();
+        let Some(instance) = self.current.instance.as_mut() else {
+            return Err(format!(
+                "plugin `{plugin}` is not running now (restarting or quarantined); the params are tried again later"
+            ));
+        };
+        match instance.reinit(bytes.clone()) {
+            Ok(()) => {
+                self.config.params = bytes;
+                Ok(())
+            }
+            Err((fault, usable)) => {
+                if !usable {
+                    if let Some(instance) = self.current.instance.take() {
+                        self.current.parked = Some(instance.into_state());
+                    }
+                    self.schedule_restart(&fault);
+                }
+                Err(fault.to_string())
+            }
+        }
     }
 
     /// The running version's module.

@@ -109,7 +109,18 @@ impl Runtime {
         if pipeline.config.checkpoint.enabled {
             graph.attach_store(&store)?;
         }
-        let api = Self::start_api(&pipeline, options, &mut graph, swapped, io.handle())?;
+        // Requests to the pipeline's thread: from the API and the twin sync.
+        let (requests, accepted) = std::sync::mpsc::channel();
+        graph.accept_requests(accepted);
+        let api = Self::start_api(
+            &pipeline,
+            options,
+            &mut graph,
+            swapped,
+            requests.clone(),
+            io.handle(),
+        )?;
+        Self::start_twin(&pipeline, &store, &graph, requests, io.handle())?;
         let control = RunControl {
             deadline: options.duration.map(|d| Instant::now() + d),
             ..RunControl::default()
@@ -145,6 +156,7 @@ impl Runtime {
         options: &RunOptions,
         graph: &mut Graph,
         swapped: SwappedPlugins,
+        requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Option<Api>, StartError> {
         let api = &pipeline.config.api;
@@ -158,7 +170,6 @@ impl Runtime {
         let token = Token::resolve(token_file.as_deref(), &options.state_dir)
             .map_err(|e| StartError::Process(e.to_string()))?;
         graph.keep_swaps_in(kept_swaps(pipeline, swapped));
-        let (requests, accepted) = std::sync::mpsc::channel();
         let listen = options.api_listen.as_deref().unwrap_or(&api.listen);
         // Counters and histograms, for `GET /metrics`.
         let metrics = PrometheusBuilder::new()
@@ -176,7 +187,6 @@ impl Runtime {
         match Api::start(listen, token, &options.state_dir, served, runtime) {
             Ok(api) => {
                 tracing::info!(address = %api.address, "local API listening");
-                graph.accept_requests(accepted);
                 Ok(Some(api))
             }
             Err(e) => {
@@ -184,6 +194,47 @@ impl Runtime {
                 Ok(None)
             }
         }
+    }
+
+    /// Starts this host's twin sync when the pipeline has a `[twin]`.
+    fn start_twin(
+        pipeline: &config::LoadedPipeline,
+        store: &StateStore,
+        graph: &Graph,
+        requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), StartError> {
+        let Some(twin) = &pipeline.config.twin else {
+            return Ok(());
+        };
+        #[cfg(feature = "mqtt")]
+        {
+            let local = crate::twin::local::LocalTwins::open(store)
+                .map_err(|e| StartError::Process(e.to_string()))?;
+            let link = crate::twin::service::PipelineLink {
+                requests,
+                doorbell: graph.doorbell(),
+            };
+            crate::twin::service::TwinSync::start(
+                twin.get_ref(),
+                &pipeline.base_dir(),
+                local,
+                link,
+                runtime,
+            )
+            .map_err(|e| {
+                StartError::Config(
+                    pipeline.error_at(twin.span().start, format!("[twin]: {}", e.message)),
+                )
+            })?;
+            tracing::info!(
+                thing = twin.get_ref().thing.get_ref().as_str(),
+                "twin sync started"
+            );
+        }
+        #[cfg(not(feature = "mqtt"))]
+        let _ = (twin, store, graph, requests, runtime);
+        Ok(())
     }
 
     /// Asks the pipeline to stop, as a signal does.

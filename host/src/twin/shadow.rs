@@ -299,12 +299,17 @@ impl Shadow {
                         document::merge(&mut self.saved.reported, r);
                     }
                     self.saved.version = v;
+                    // Someone else's change of desired state: act on it now
+                    // (its delta, which comes next, is then one already seen).
+                    if !mine && state.get("desired").is_some() {
+                        self.desired_notice(&mut notices);
+                    }
                 }
                 if mine && let Some(flight) = self.in_flight.take() {
                     document::subtract(&mut self.saved.pending, &flight.sent);
                     actions.extend(self.send_update(now));
                 }
-                if self.in_flight.is_none() && self.saved.pending.is_empty() {
+                if mine && self.in_flight.is_none() && self.saved.pending.is_empty() {
                     notices.push(Notice::InSync {
                         version: self.saved.version,
                     });
@@ -529,6 +534,28 @@ mod tests {
         let next = published(&actions);
         assert_eq!(next[0].1["state"], json!({ "reported": { "a": 3 } }));
         assert_eq!(next[0].1["version"], json!(1));
+    }
+
+    #[test]
+    fn a_desired_change_seen_as_accepted_is_acted_on_once_not_again_at_its_delta() {
+        let mut shadow = Shadow::new(ShadowId::classic("gw"), "c", Saved::default());
+        let get = connected(&mut shadow);
+        let answer = json!({ "state": { "reported": { "x": 1 } }, "version": 4, "clientToken": get["clientToken"] });
+        shadow.message(Reply::GetAccepted, answer.to_string().as_bytes(), 0);
+        let accepted =
+            json!({ "state": { "desired": { "x": 2 } }, "version": 5, "clientToken": "app-1" });
+        let (_, notices) =
+            shadow.message(Reply::UpdateAccepted, accepted.to_string().as_bytes(), 1);
+        assert_eq!(
+            notices,
+            vec![Notice::Desired {
+                delta: map(json!({ "x": 2 })),
+                version: 5
+            }]
+        );
+        let delta = json!({ "state": { "x": 2 }, "version": 5, "clientToken": "app-1" });
+        let (_, again) = shadow.message(Reply::Delta, delta.to_string().as_bytes(), 2);
+        assert!(again.is_empty());
     }
 
     #[test]

@@ -67,4 +67,8 @@ pub struct Capabilities {
     /// Whether it sets timers.
     #[serde(default)]
     pub timers: bool,
+    /// Whether its params may change while it runs, from the device
+    /// twin's desired state (its `init` runs again to check them).
+    #[serde(default)]
+    pub twin: bool,
 }

@@ -5,13 +5,17 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprArray, ExprLit, Lit, Meta, Token};
 
-/// Parsed `state = [...], side_outputs = [...], timers, state_version = N`.
+/// Parsed `state = [...], side_outputs = [...], timers, twin,
+/// validate = path, state_version = N`.
 pub(crate) struct Args {
     pub(crate) capabilities: Capabilities,
     /// The declared layout version of the plugin's state; 0 when not given.
     pub(crate) state_version: u32,
     /// Whether any argument was given (the `on_timer` macro takes none).
     pub(crate) any: bool,
+    /// `validate = path`: a function checking the params after they are
+    /// read, at start and whenever the twin changes them.
+    pub(crate) validate: Option<syn::Path>,
 }
 
 impl Parse for Args {
@@ -19,10 +23,21 @@ impl Parse for Args {
         let metas = Punctuated::<Meta, Token![,]>::parse_terminated(input)?;
         let mut capabilities = Capabilities::default();
         let mut state_version = 0;
+        let mut validate = None;
         for meta in &metas {
             let name = meta.path().get_ident().map(|i| i.to_string());
             match (name.as_deref(), meta) {
                 (Some("timers"), Meta::Path(_)) => capabilities.timers = true,
+                (Some("twin"), Meta::Path(_)) => capabilities.twin = true,
+                (Some("validate"), Meta::NameValue(nv)) => match &nv.value {
+                    Expr::Path(p) => validate = Some(p.path.clone()),
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "expected a function's name, like `validate = check_params`",
+                        ));
+                    }
+                },
                 (Some("state"), Meta::NameValue(nv)) => capabilities.state = strings(&nv.value)?,
                 (Some("side_outputs"), Meta::NameValue(nv)) => {
                     capabilities.side_outputs = strings(&nv.value)?
@@ -42,7 +57,8 @@ impl Parse for Args {
                     return Err(syn::Error::new_spanned(
                         meta,
                         "unknown argument: expected `state = [\"name\", ...]`, \
-                         `side_outputs = [\"name\", ...]`, `timers` or `state_version = N`",
+                         `side_outputs = [\"name\", ...]`, `timers`, `twin`, \
+                         `validate = function` or `state_version = N`",
                     ));
                 }
             }
@@ -51,6 +67,7 @@ impl Parse for Args {
             capabilities,
             state_version,
             any: !metas.is_empty(),
+            validate,
         })
     }
 }

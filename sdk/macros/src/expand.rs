@@ -85,11 +85,20 @@ fn try_expand(entry: Entry, args: TokenStream, item: TokenStream) -> syn::Result
         ),
         Entry::OnTimer => (quote!(assert_on_timer), None, quote!(on_timer), None),
     };
+    // A one-word path names a function beside the operator's.
+    let validate = args.validate.as_ref().map(|path| match path.get_ident() {
+        Some(ident) => quote!(super::#ident),
+        None => quote!(#path),
+    });
     let init = init.map(|init| {
+        let validate = match &validate {
+            Some(v) => quote!(::core::option::Option::Some(#v)),
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             #[unsafe(no_mangle)]
             pub extern "C" fn init() -> i32 {
-                ::eddy_sdk::__private::#init(super::#name)
+                ::eddy_sdk::__private::#init(super::#name, #validate)
             }
         }
     });

@@ -1,0 +1,78 @@
+//! The `[twin]` table: this host's device twin.
+
+use eddy_driver::{Invalid, Spanned};
+use serde::Deserialize;
+
+use super::document::{MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES, valid_name};
+
+/// `[twin]`: sync this host's twin with a Device Shadow service (AWS IoT
+/// Core, or any MQTT broker with a shadow service on the same topics).
+///
+/// Reported: eddy's version, the pipeline, each operator's plugin and
+/// version and whether it is quarantined, each outbox's backlog, and the
+/// params the twin set. Desired: `params.OPERATOR` objects, merged over
+/// the pipeline file's params of operators whose plugins are granted
+/// `twin`, without a restart; a value a plugin refuses is reported under
+/// `rejected.params.OPERATOR` with the reason, and its old params stay.
+///
+/// ```toml
+/// [twin]
+/// thing = "site-7-gateway"
+/// broker = { url = "mqtts://example-ats.iot.eu-west-1.amazonaws.com:8883", client_id = "site-7-gateway", tls = { ca_file = "AmazonRootCA1.pem", cert_file = "gw.crt", key_file = "gw.key" } }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwinConfig {
+    /// The thing name (`[a-zA-Z0-9:_-]`, at most 128 bytes).
+    pub thing: Spanned<String>,
+    /// A named shadow to use instead of the thing's classic one.
+    pub shadow: Option<Spanned<String>>,
+    /// The broker the shadow service answers on.
+    #[cfg(feature = "mqtt")]
+    pub broker: eddy_driver_mqtt::BrokerConfig,
+    /// How often the host's status is reported at most, in ms (default
+    /// 10000); a change of desired state is answered at once.
+    #[serde(default = "default_report_interval_ms")]
+    pub report_interval_ms: u64,
+}
+
+fn default_report_interval_ms() -> u64 {
+    10_000
+}
+
+impl TwinConfig {
+    /// Checks names and settings without connecting anywhere.
+    pub fn validate(&self, base_dir: &std::path::Path) -> Result<(), Invalid> {
+        if !valid_name(self.thing.get_ref(), MAX_THING_NAME_BYTES) {
+            return Err(Invalid::at(
+                &self.thing,
+                format!(
+                    "a thing name is 1 to {MAX_THING_NAME_BYTES} of the characters a-z A-Z 0-9 : _ -"
+                ),
+            ));
+        }
+        if let Some(shadow) = &self.shadow
+            && !valid_name(shadow.get_ref(), MAX_SHADOW_NAME_BYTES)
+        {
+            return Err(Invalid::at(
+                shadow,
+                format!(
+                    "a shadow name is 1 to {MAX_SHADOW_NAME_BYTES} of the characters a-z A-Z 0-9 : _ -"
+                ),
+            ));
+        }
+        #[cfg(feature = "mqtt")]
+        eddy_driver_mqtt::Link::check(&self.broker, base_dir)?;
+        #[cfg(not(feature = "mqtt"))]
+        let _ = base_dir;
+        Ok(())
+    }
+
+    /// The shadow this host syncs.
+    pub fn shadow_id(&self) -> super::topics::ShadowId {
+        super::topics::ShadowId {
+            thing: self.thing.get_ref().clone(),
+            name: self.shadow.as_ref().map(|s| s.get_ref().clone()),
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The host's device twin against a real mosquitto and a shadow service
+//! written from AWS's Device Shadow documentation
+//! (`tests/peers/shadow_service.py`, paho-mqtt). The test acts as the
+//! cloud application: it publishes readings and desired-state updates on
+//! the broker and reads the shadows the service keeps.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, MqttOptions, QoS};
+use serde_json::{Value, json};
+
+use crate::modbus_peer::python;
+use crate::mqtt::{Peer, mosquitto};
+use crate::support::{Running, free_port, json_lines, plugin, root, status, toml_path};
+
+const THING: &str = "site-7-gw";
+
+/// Waits until `check` holds, for up to `seconds`; `what` explains a failure.
+fn eventually(seconds: u64, what: impl Fn() -> String, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The logs of eddy, the broker and the service, for a failure.
+fn logs(dir: &Path) -> String {
+    ["eddy.log", "mosquitto.log", "shadow_service.log"]
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            format!(
+                "== {f}\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The shadow service, keeping its shadows in `dir/shadows.json`.
+fn shadow_service(dir: &Path, port: u16) -> Peer {
+    let ready = dir.join("service-ready");
+    let _ = std::fs::remove_file(&ready);
+    let child = Command::new(python())
+        .arg(root().join("tests/peers/shadow_service.py"))
+        .arg(port.to_string())
+        .arg(dir.join("shadows.json"))
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("shadow_service.log")).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(
+        20,
+        || "the shadow service subscribed".into(),
+        || ready.exists(),
+    );
+    Peer(child)
+}
+
+/// The shadow of `thing` as the service keeps it (null when there is none).
+fn shadow(dir: &Path, thing: &str) -> Value {
+    std::fs::read_to_string(dir.join("shadows.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .map(|all| all[thing].clone())
+        .unwrap_or_default()
+}
+
+/// The cloud application: an MQTT client of its own.
+struct Cloud {
+    client: Client,
+    _events: std::thread::JoinHandle<()>,
+}
+
+impl Cloud {
+    fn connect(port: u16) -> Cloud {
+        let mut options = MqttOptions::new("cloud-app", "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = Client::new(options, 1024);
+        let events = std::thread::spawn(move || {
+            for event in connection.iter() {
+                if event.is_err() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        });
+        Cloud {
+            client,
+            _events: events,
+        }
+    }
+
+    fn publish(&self, topic: &str, payload: &Value) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_string())
+            .unwrap();
+    }
+
+    /// Changes the desired state, as an application does through the service.
+    fn desire(&self, desired: Value) {
+        self.publish(
+            &format!("$aws/things/{THING}/shadow/update"),
+            &json!({ "state": { "desired": desired } }),
+        );
+    }
+
+    /// One reading of `sensor` at `time`.
+    fn reading(&self, sensor: &str, time: i64, value: f64) {
+        self.publish(
+            &format!("readings/{sensor}"),
+            &json!({ "time": time, "value": value }),
+        );
+    }
+}
+
+fn pipeline(port: u16) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "site"
+dead_letter_path = "dead.jsonl"
+[sources.readings]
+[sources.readings.mqtt]
+topics = ["readings/+"]
+topic_parsing = "readings/+sensor"
+key_levels = ["sensor"]
+time_field = "time"
+broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "site-7-readings" }}
+[operators.alerts]
+inputs = ["readings"]
+plugin = {alert}
+params = {{ field = "value", threshold = 60.0 }}
+[operators.alerts.grants]
+state = ["alert", "breach"]
+side_outputs = ["cleared"]
+timers = true
+twin = true
+[sinks.seen]
+inputs = ["readings"]
+[sinks.seen.file]
+path = "seen.jsonl"
+[sinks.alerts]
+inputs = ["alerts", "alerts.cleared"]
+[sinks.alerts.file]
+path = "alerts.jsonl"
+[twin]
+thing = "{THING}"
+report_interval_ms = 500
+broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "{THING}" }}
+"#,
+        alert = toml_path(&plugin("threshold_alert")),
+    )
+}
+
+/// Alerts by state (`raised` / `cleared`), then key: the threshold each
+/// was judged by.
+fn alerts(dir: &Path) -> BTreeMap<(String, String), Vec<f64>> {
+    let mut out: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for a in json_lines(&dir.join("alerts.jsonl")) {
+        let state = a["fields"]["state"].as_str().unwrap_or_default().to_owned();
+        let key = a["key"].as_str().unwrap_or_default().to_owned();
+        out.entry((state, key))
+            .or_default()
+            .push(a["fields"]["threshold"].as_f64().unwrap_or(f64::NAN));
+    }
+    out
+}
+
+const SENSORS: [&str; 3] = ["s1", "s2", "s3"];
+const START: i64 = 1_767_225_600_000;
+
+/// Five readings of each sensor at `value`, from `from` ms on; waits until
+/// eddy has seen them all (`seen` readings in all).
+fn readings(cloud: &Cloud, dir: &Path, from: i64, value: f64, seen: usize) {
+    for i in 0..5 {
+        for sensor in SENSORS {
+            cloud.reading(sensor, START + from + i * 100, value);
+        }
+    }
+    eventually(
+        30,
+        || format!("eddy saw {seen} readings\n{}", logs(dir)),
+        || json_lines(&dir.join("seen.jsonl")).len() >= seen,
+    );
+    // The operator runs in the same step as the sink that saw them.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn a_threshold_set_in_the_cloud_changes_the_alerts_of_the_running_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let _broker = mosquitto(d, port);
+    let _service = shadow_service(d, port);
+    std::fs::write(d.join("p.toml"), pipeline(port)).unwrap();
+    let mut eddy = Running::spawn(d);
+    let cloud = Cloud::connect(port);
+
+    // The host reports itself: version, pipeline, its operators' plugins.
+    eventually(
+        30,
+        || {
+            format!(
+                "the host reported itself: {}\n{}",
+                shadow(d, THING),
+                logs(d)
+            )
+        },
+        || {
+            shadow(d, THING)["state"]["reported"]["operators"]["alerts"]["plugin"]
+                == "threshold-alert"
+        },
+    );
+    let reported = &shadow(d, THING)["state"]["reported"];
+    assert_eq!(reported["eddy"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(reported["eddy"]["pipeline"], "site");
+    // The source connects after the twin: wait until it is up.
+    eventually(
+        30,
+        || format!("the readings source is up\n{}", logs(d)),
+        || status(d)["sources"][0]["state"] == "up",
+    );
+
+    // 50 is below the file's threshold of 60: no alert.
+    readings(&cloud, d, 0, 50.0, 15);
+    assert!(alerts(d).is_empty(), "{:?}", alerts(d));
+
+    // The cloud lowers the threshold: the running plugin takes it, and the
+    // host reports it back, so the delta is gone.
+    cloud.desire(json!({ "params": { "alerts": { "threshold": 45.0 } } }));
+    eventually(
+        30,
+        || {
+            format!(
+                "the new threshold was reported: {}\n{}",
+                shadow(d, THING),
+                logs(d)
+            )
+        },
+        || shadow(d, THING)["state"]["reported"]["params"]["alerts"]["threshold"] == 45.0,
+    );
+    readings(&cloud, d, 1000, 50.0, 30);
+    let raised = alerts(d);
+    let want: BTreeMap<(String, String), Vec<f64>> = SENSORS
+        .iter()
+        .map(|s| (("raised".to_owned(), s.to_string()), vec![45.0]))
+        .collect();
+    assert_eq!(raised, want, "each sensor raised once, judged by 45");
+
+    // Params the plugin refuses (it would clear above where it raises):
+    // reported as rejected with the plugin's reason; the old ones stay.
+    cloud.desire(json!({ "params": { "alerts": { "threshold": 10.0, "clear_below": 100.0 } } }));
+    eventually(
+        30,
+        || {
+            format!(
+                "the refusal was reported: {}\n{}",
+                shadow(d, THING),
+                logs(d)
+            )
+        },
+        || {
+            shadow(d, THING)["state"]["reported"]["rejected"]["params"]["alerts"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("clear_below"))
+        },
+    );
+    let doc = shadow(d, THING);
+    assert_eq!(
+        doc["state"]["reported"]["params"]["alerts"]["threshold"],
+        45.0
+    );
+    // 30 is below 45 (the params in force): each alert clears. With the
+    // refused params (threshold 10) it would have been a breach.
+    readings(&cloud, d, 2000, 30.0, 45);
+    let after = alerts(d);
+    for sensor in SENSORS {
+        assert_eq!(
+            after.get(&("cleared".to_owned(), sensor.to_owned())),
+            Some(&vec![45.0]),
+            "{sensor} cleared by the threshold in force: {after:?}"
+        );
+    }
+
+    // No restart, no record lost: every reading seen once, in one process.
+    let seen = json_lines(&d.join("seen.jsonl"));
+    assert_eq!(seen.len(), 45);
+    let alerts_op = status(d)["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "alerts")
+        .cloned()
+        .unwrap();
+    assert_eq!(alerts_op["restarts"], 0, "{alerts_op}");
+    assert_eq!(alerts_op["records_in"], 45, "{alerts_op}");
+    assert!(
+        eddy.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "eddy still runs"
+    );
+    eddy.stop(d);
+}
