@@ -30,7 +30,12 @@ fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
 
 /// The logs of eddy, the broker and the subscriber, for a failure.
 fn logs(dir: &Path) -> String {
-    ["eddy.log", "mosquitto.log", "subscriber.log"]
+    tails(dir, &["eddy.log", "mosquitto.log", "subscriber.log"])
+}
+
+/// The last lines of each of `files` in `dir`, for a failure.
+pub(crate) fn tails(dir: &Path, files: &[&str]) -> String {
+    files
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();

@@ -13,7 +13,7 @@ use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::{Value, json};
 
 use crate::modbus_peer::python;
-use crate::mqtt::{Peer, mosquitto};
+use crate::mqtt::{Peer, mosquitto, tails};
 use crate::support::{Running, free_port, json_lines, plugin, root, status, toml_path};
 
 const THING: &str = "site-7-gw";
@@ -29,18 +29,7 @@ fn eventually(seconds: u64, what: impl Fn() -> String, mut check: impl FnMut() -
 
 /// The logs of eddy, the broker and the service, for a failure.
 fn logs(dir: &Path) -> String {
-    ["eddy.log", "mosquitto.log", "shadow_service.log"]
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            format!(
-                "== {f}\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    tails(dir, &["eddy.log", "mosquitto.log", "shadow_service.log"])
 }
 
 /// The shadow service, keeping its shadows in `dir/shadows.json`.
@@ -305,6 +294,158 @@ fn a_threshold_set_in_the_cloud_changes_the_alerts_of_the_running_pipeline() {
     assert!(
         eddy.0.as_mut().unwrap().try_wait().unwrap().is_none(),
         "eddy still runs"
+    );
+    eddy.stop(d);
+}
+
+/// A meter read over Modbus TCP from pymodbus, its latest values on its
+/// device twin, its setpoint written from the twin's desired state.
+fn meter_pipeline(broker: u16, modbus: u16) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "site"
+[sources.room]
+[sources.room.modbus]
+tcp = "127.0.0.1:{modbus}"
+timeout_ms = 500
+[[sources.room.modbus.devices]]
+name = "meter"
+unit = 1
+poll_interval_ms = 200
+profile = "meter.yaml"
+[sinks.twins]
+inputs = ["room"]
+[sinks.twins.twin]
+fields = ["setpoint", "current"]
+min_interval_ms = 300
+[twin]
+thing = "{THING}"
+device_prefix = "site-7-"
+report_interval_ms = 300
+broker = {{ url = "mqtt://127.0.0.1:{broker}", client_id = "{THING}" }}
+"#
+    )
+}
+
+/// Holding register `address` of unit 1, read by the test itself.
+fn holding_register(port: u16, address: u16) -> u16 {
+    use tokio_modbus::client::Reader;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let at = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut link = tokio_modbus::client::tcp::connect_slave(at, tokio_modbus::Slave(1))
+            .await
+            .unwrap();
+        link.read_holding_registers(address, 1)
+            .await
+            .unwrap()
+            .unwrap()[0]
+    })
+}
+
+#[test]
+fn a_setpoint_desired_in_the_cloud_is_written_to_the_device_and_read_back() {
+    use crate::modbus_peer::{ModbusServer, On, edgex_profile};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let modbus_port = free_port();
+    let server = ModbusServer::start(d, On::Tcp(modbus_port));
+    std::fs::write(d.join("meter.yaml"), edgex_profile(&server.spec)).unwrap();
+    let setpoint = server.spec["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "setpoint")
+        .unwrap()
+        .clone();
+    let address = setpoint["startingAddress"].as_u64().unwrap() as u16;
+    let scale = setpoint["scale"].as_f64().unwrap();
+    let _broker = mosquitto(d, port);
+    let _service = shadow_service(d, port);
+    std::fs::write(d.join("p.toml"), meter_pipeline(port, modbus_port)).unwrap();
+    let eddy = Running::spawn(d);
+    let cloud = Cloud::connect(port);
+    let meter = "site-7-meter";
+
+    // The device's twin: its connection and its latest values.
+    eventually(
+        30,
+        || format!("the meter's twin: {}\n{}", shadow(d, meter), logs(d)),
+        || {
+            let reported = &shadow(d, meter)["state"]["reported"];
+            reported["connection"]["up"] == true
+                && reported["room"]["setpoint"]
+                    .as_f64()
+                    .zip(setpoint["expected"].as_f64())
+                    .is_some_and(|(got, want)| (got - want).abs() < 1e-9)
+        },
+    );
+    let reported = &shadow(d, meter)["state"]["reported"];
+    assert_eq!(reported["connection"]["source"], "room");
+    assert!(reported["last_seen"].as_i64().is_some(), "{reported}");
+
+    // The cloud wants 23.4: the register holds 23.4 / 0.1, the device's
+    // read-back is reported under points, and the polled value follows.
+    cloud.publish(
+        &format!("$aws/things/{meter}/shadow/update"),
+        &json!({ "state": { "desired": { "points": { "setpoint": 23.4 } } } }),
+    );
+    eventually(
+        30,
+        || {
+            format!(
+                "the setpoint was reported: {}\n{}",
+                shadow(d, meter),
+                logs(d)
+            )
+        },
+        || shadow(d, meter)["state"]["reported"]["points"]["setpoint"] == 23.4,
+    );
+    assert_eq!(
+        holding_register(modbus_port, address),
+        (23.4 / scale).round() as u16,
+        "the server holds the setpoint"
+    );
+    eventually(
+        30,
+        || format!("the polled setpoint: {}", shadow(d, meter)),
+        || shadow(d, meter)["state"]["reported"]["room"]["setpoint"] == 23.4,
+    );
+
+    // A value the point cannot hold (Int16 at 0.1: at most 3276.7) is
+    // refused with the reason and not retried; the register keeps 23.4.
+    cloud.publish(
+        &format!("$aws/things/{meter}/shadow/update"),
+        &json!({ "state": { "desired": { "points": { "setpoint": 4000.0 } } } }),
+    );
+    eventually(
+        30,
+        || {
+            format!(
+                "the refusal was reported: {}\n{}",
+                shadow(d, meter),
+                logs(d)
+            )
+        },
+        || {
+            let rejected = &shadow(d, meter)["state"]["reported"]["rejected"]["points"]["setpoint"];
+            rejected["value"] == 4000.0 && rejected["retrying"] == false
+        },
+    );
+    let rejected = shadow(d, meter)["state"]["reported"]["rejected"]["points"]["setpoint"].clone();
+    assert!(
+        rejected["reason"].as_str().unwrap().contains("outside"),
+        "{rejected}"
+    );
+    assert_eq!(holding_register(modbus_port, address), 234);
+    assert_eq!(
+        shadow(d, meter)["state"]["reported"]["points"]["setpoint"],
+        23.4
     );
     eddy.stop(d);
 }

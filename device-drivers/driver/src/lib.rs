@@ -55,6 +55,7 @@ mod error;
 mod schedule;
 mod services;
 mod task;
+mod writes;
 
 pub use config::{Context, Kind, Source, SourceConfig, Watermarks};
 pub use doorbell::Doorbell;
@@ -67,3 +68,4 @@ pub use services::Services;
 pub use task::{
     Ack, Batch, BoxFuture, ChannelDriver, SourceEvents, SourceOutput, SourceTask, Starter, channel,
 };
+pub use writes::{DeviceWriters, PointWrite, WriteRefused, WriteValue};

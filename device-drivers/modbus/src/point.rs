@@ -405,9 +405,22 @@ impl Point {
             return value;
         }
         match value {
-            PointValue::Int(v) => PointValue::Float(v as f64 * self.scale + self.offset),
+            PointValue::Int(v) => PointValue::Float(self.scale_int(v) + self.offset),
             PointValue::Float(v) => PointValue::Float(v * self.scale + self.offset),
             other => other,
+        }
+    }
+
+    /// An integer times the scale. A decimal scale (0.1, 0.01, 0.5) divides
+    /// by its whole inverse instead, which gives the double nearest the
+    /// decimal value (234 at 0.1 is 23.4, not 23.400000000000002): what
+    /// the device means, and what a setpoint written as 23.4 reads back as.
+    fn scale_int(&self, v: i128) -> f64 {
+        let inverse = 1.0 / self.scale;
+        if self.scale.abs() < 1.0 && (inverse - inverse.round()).abs() < 1e-9 * inverse.abs() {
+            v as f64 / inverse.round()
+        } else {
+            v as f64 * self.scale
         }
     }
 }
@@ -526,8 +539,18 @@ mod tests {
         volts.offset = -1.0;
         assert_eq!(
             volts.decode_registers(&[2305]),
-            Ok(PointValue::Float(2305.0 * 0.1 - 1.0))
+            Ok(PointValue::Float(229.5))
         );
+        // Decimal scales give the decimal value: 234 at 0.1 is 23.4.
+        volts.offset = 0.0;
+        assert_eq!(volts.decode_registers(&[234]), Ok(PointValue::Float(23.4)));
+        volts.scale = 0.01;
+        assert_eq!(
+            volts.decode_registers(&[2301]),
+            Ok(PointValue::Float(23.01))
+        );
+        volts.scale = 2.5;
+        assert_eq!(volts.decode_registers(&[3]), Ok(PointValue::Float(7.5)));
         assert!(matches!(
             point(RawType::Float64, false, false).decode_registers(&[1, 2]),
             Err(DecodeError::Short {

@@ -90,6 +90,19 @@ impl Graph {
                 .into());
         }
         check_names(pipeline)?;
+        if config.twin.is_none()
+            && let Some(sink) = config
+                .sinks
+                .values()
+                .find(|s| s.get_ref().kind.kind == "twin")
+        {
+            return Err(pipeline
+                .error_at(
+                    sink.get_ref().kind.span.start,
+                    "a twin sink reports on device twins: the pipeline needs a [twin] table",
+                )
+                .into());
+        }
         if let Some(twin) = &config.twin {
             twin.get_ref()
                 .validate(&pipeline.base_dir())
@@ -260,6 +273,7 @@ impl Graph {
         }
 
         Ok(Graph {
+            services: None,
             dead_letter: DeadLetter::new(
                 &name,
                 &pipeline.resolve(&config.pipeline.dead_letter_path),
@@ -285,6 +299,14 @@ impl Graph {
 }
 
 impl Graph {
+    /// Hands `service` to the sources and sinks that ask for its type
+    /// when they open (the device twin's writes and reports).
+    pub fn provide<T: std::any::Any + Send + Sync>(&mut self, service: std::sync::Arc<T>) {
+        self.services
+            .get_or_insert_with(eddy_driver::Services::new)
+            .insert(service);
+    }
+
     /// Opens every source and sink: polled drivers open their files,
     /// tasks start on `runtime` at their first poll (so an unreachable peer
     /// is not an error here, but a `retrying` component). Settings that
@@ -298,7 +320,7 @@ impl Graph {
             runtime: runtime.clone(),
             doorbell: self.doorbell.clone(),
         });
-        let mut services = eddy_driver::Services::new();
+        let mut services = self.services.take().unwrap_or_default();
         services.insert(std::sync::Arc::new(self.dead_letter.clone()));
         let at = |at: &Option<Location>| at.as_ref().map_or(String::new(), |l| format!("{l}: "));
         for source in &mut self.sources {

@@ -109,6 +109,8 @@ pub struct Graph {
     pub(crate) operators: Vec<OperatorSlot>,
     pub(crate) sinks: Vec<SinkNode>,
     pub(crate) dead_letter: DeadLetter,
+    /// Runtime services handed to sources and sinks when they open.
+    pub(crate) services: Option<eddy_driver::Services>,
     pub(crate) batch_size: usize,
     /// The `[checkpoint]` table.
     pub(crate) checkpoint: CheckpointConfig,

@@ -100,6 +100,7 @@ impl Graph {
             harness.batch_size,
         );
         Ok(Graph {
+            services: None,
             name: format!("test-{name}"),
             sources: vec![SourceNode {
                 name: "input".into(),

@@ -47,6 +47,7 @@ kinds! {
         crate::sinks::stdout::StdoutConfig,
         crate::sinks::null::NullConfig,
         crate::sinks::dead_letter::DeadLetterConfig,
+        crate::sinks::twin::TwinSinkConfig,
         #[cfg(feature = "file")] eddy_driver_file::FileSinkConfig,
         #[cfg(feature = "tcp")] eddy_driver_tcp::TcpSinkConfig,
         #[cfg(feature = "mqtt")] eddy_driver_mqtt::MqttSinkConfig,

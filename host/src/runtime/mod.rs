@@ -105,6 +105,16 @@ impl Runtime {
         // in the state store.
         let store =
             StateStore::open(&options.state_dir).map_err(|e| StartError::Process(e.to_string()))?;
+        // What device twins share with sources (writes) and sinks (values).
+        #[cfg(feature = "mqtt")]
+        let twin_services = pipeline.config.twin.as_ref().map(|_| {
+            let services = crate::twin::service::TwinServices::default();
+            graph.provide(services.writers.clone());
+            graph.provide(services.reports.clone());
+            services
+        });
+        #[cfg(not(feature = "mqtt"))]
+        let twin_services: Option<()> = None;
         graph.open(Some(io.handle()), Some(&store))?;
         if pipeline.config.checkpoint.enabled {
             graph.attach_store(&store)?;
@@ -120,7 +130,14 @@ impl Runtime {
             requests.clone(),
             io.handle(),
         )?;
-        Self::start_twin(&pipeline, &store, &graph, requests, io.handle())?;
+        Self::start_twin(
+            &pipeline,
+            &store,
+            &graph,
+            requests,
+            twin_services,
+            io.handle(),
+        )?;
         let control = RunControl {
             deadline: options.duration.map(|d| Instant::now() + d),
             ..RunControl::default()
@@ -202,9 +219,11 @@ impl Runtime {
         store: &StateStore,
         graph: &Graph,
         requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+        #[cfg(feature = "mqtt")] services: Option<crate::twin::service::TwinServices>,
+        #[cfg(not(feature = "mqtt"))] services: Option<()>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(), StartError> {
-        let Some(twin) = &pipeline.config.twin else {
+        let (Some(twin), Some(services)) = (&pipeline.config.twin, services) else {
             return Ok(());
         };
         #[cfg(feature = "mqtt")]
@@ -220,6 +239,7 @@ impl Runtime {
                 &pipeline.base_dir(),
                 local,
                 link,
+                services,
                 runtime,
             )
             .map_err(|e| {
@@ -233,7 +253,7 @@ impl Runtime {
             );
         }
         #[cfg(not(feature = "mqtt"))]
-        let _ = (twin, store, graph, requests, runtime);
+        let _ = (twin, store, graph, requests, services, runtime);
         Ok(())
     }
 

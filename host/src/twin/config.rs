@@ -30,6 +30,10 @@ pub struct TwinConfig {
     /// The broker the shadow service answers on.
     #[cfg(feature = "mqtt")]
     pub broker: eddy_driver_mqtt::BrokerConfig,
+    /// Device twins are things named this prefix and the device's record
+    /// key (characters a thing name cannot hold become `_`); default the
+    /// host's thing name and `-`.
+    pub device_prefix: Option<Spanned<String>>,
     /// How often the host's status is reported at most, in ms (default
     /// 10000); a change of desired state is answered at once.
     #[serde(default = "default_report_interval_ms")]
@@ -61,11 +65,28 @@ impl TwinConfig {
                 ),
             ));
         }
+        if let Some(prefix) = &self.device_prefix
+            && !prefix.get_ref().is_empty()
+            && !valid_name(prefix.get_ref(), MAX_THING_NAME_BYTES)
+        {
+            return Err(Invalid::at(
+                prefix,
+                "a device prefix is made of the characters a-z A-Z 0-9 : _ -",
+            ));
+        }
         #[cfg(feature = "mqtt")]
         eddy_driver_mqtt::Link::check(&self.broker, base_dir)?;
         #[cfg(not(feature = "mqtt"))]
         let _ = base_dir;
         Ok(())
+    }
+
+    /// What device things' names start with.
+    pub fn device_prefix(&self) -> String {
+        match &self.device_prefix {
+            Some(prefix) => prefix.get_ref().clone(),
+            None => format!("{}-", self.thing.get_ref()),
+        }
     }
 
     /// The shadow this host syncs.

@@ -10,6 +10,7 @@
 mod config;
 pub mod document;
 pub mod local;
+pub mod reports;
 #[cfg(feature = "mqtt")]
 pub mod service;
 pub mod shadow;

@@ -1,26 +1,37 @@
-//! The sync loop of this host's twin: a thin I/O shell around
-//! [`Shadow`] on an MQTT [`Link`], which applies desired params to the
-//! running pipeline and reports the host's status.
+//! The sync loop of the twins: a thin I/O shell around one [`Shadow`] per
+//! thing on an MQTT [`Link`]. The host's twin takes desired params for
+//! running plugins and reports the host's status; each device's twin
+//! takes desired point values, written to the device by the source that
+//! reads it, and reports its connection and the latest values `twin` sinks
+//! note.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use eddy_driver::Doorbell;
+use eddy_driver::{DeviceWriters, Doorbell, WriteValue};
 use eddy_driver_mqtt::{Link, LinkEvent};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 use super::config::TwinConfig;
+use super::document::thing_name;
 use super::local::LocalTwins;
-use super::shadow::{Action, Notice, Shadow};
+use super::reports::TwinReports;
+use super::shadow::{Action, Notice, Saved, Shadow};
 use super::topics::ShadowId;
 use crate::dataflow::control::{PipelineStatus, Request};
 
-/// How long the pipeline may take to answer a request.
-const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// How long the pipeline or a device may take to answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A write that failed for a reason that may pass is tried again this
+/// much later, for as long as the desired value stands.
+pub const WRITE_RETRY: Duration = Duration::from_secs(5);
 
 /// Where the twin sync reaches the pipeline.
 #[derive(Clone)]
@@ -38,6 +49,17 @@ impl PipelineLink {
         self.doorbell.ring();
         answer
     }
+}
+
+/// What the twins share with the pipeline's components: the device
+/// writes sources serve, and the values `twin` sinks note. The runtime
+/// hands both to the graph before it opens.
+#[derive(Clone, Default)]
+pub struct TwinServices {
+    /// Writes to devices, by record key.
+    pub writers: Arc<DeviceWriters>,
+    /// Latest values for device twins.
+    pub reports: Arc<TwinReports>,
 }
 
 /// Params changes asked of the pipeline, whose answers are awaited.
@@ -71,77 +93,154 @@ fn ask_params(
         .collect()
 }
 
-/// The twin of this host, running.
+/// A desired JSON value as a point value.
+fn write_value(value: &Value) -> Option<WriteValue> {
+    match value {
+        Value::Bool(b) => Some(WriteValue::Bool(*b)),
+        Value::Number(n) => n.as_f64().map(WriteValue::Number),
+        Value::String(s) => Some(WriteValue::Text(s.clone())),
+        _ => None,
+    }
+}
+
+/// A point value as JSON.
+fn json_value(value: &WriteValue) -> Value {
+    match value {
+        WriteValue::Bool(b) => Value::Bool(*b),
+        WriteValue::Number(n) => json!(n),
+        WriteValue::Text(t) => Value::String(t.clone()),
+    }
+}
+
+/// `{section: {name: value}}`.
+fn nested(section: &str, name: &str, value: Value) -> Map<String, Value> {
+    let mut inner = Map::new();
+    inner.insert(name.to_owned(), value);
+    let mut outer = Map::new();
+    outer.insert(section.to_owned(), Value::Object(inner));
+    outer
+}
+
+/// The twins of this host and its devices, running.
 pub struct TwinSync {
-    shadow: Shadow,
+    host: ShadowId,
+    shadows: BTreeMap<ShadowId, Shadow>,
     link: Link,
+    client: String,
+    device_prefix: String,
     local: LocalTwins,
     pipeline: PipelineLink,
+    services: TwinServices,
     report_every: Duration,
-    subscriptions_left: usize,
+    /// Subscriptions asked for, in order, and how many answers each awaits.
+    subscribing: VecDeque<(ShadowId, usize)>,
+    connected: bool,
+    /// Point writes to try again, and when.
+    retries: BTreeMap<(ShadowId, String), Instant>,
 }
 
 impl TwinSync {
-    /// Makes the sync for `config`, with the twin's local copy; queues the
-    /// desired params kept from the last run, so that the pipeline runs
-    /// with them from its first batch. Connects once spawned.
+    /// Makes the sync for `config` with the twins' local copies; queues
+    /// the host's desired params kept from the last run, so that the
+    /// pipeline runs with them from its first batch. Connects once spawned.
     pub fn start(
         config: &TwinConfig,
         base_dir: &std::path::Path,
         local: LocalTwins,
         pipeline: PipelineLink,
+        services: TwinServices,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(), eddy_driver::Invalid> {
-        let id = config.shadow_id();
+        let host = config.shadow_id();
         let link = Link::open(&config.broker, base_dir)?;
-        let saved = local.load(&id);
+        let client = config.broker.client_id.clone();
+        let mut shadows = BTreeMap::new();
+        for (name, saved) in local.all() {
+            let id = match name.split_once('/') {
+                Some((thing, shadow)) => ShadowId::named(thing, shadow),
+                None => ShadowId::classic(name),
+            };
+            if saved.device.is_some() && id != host {
+                shadows.insert(id.clone(), Shadow::new(id, &client, saved));
+            }
+        }
+        let saved = local.load(&host);
         let first = ask_params(&pipeline, &saved.desired, None);
-        let shadow = Shadow::new(id, &config.broker.client_id, saved);
+        shadows.insert(host.clone(), Shadow::new(host.clone(), &client, saved));
         let sync = TwinSync {
-            shadow,
+            host,
+            shadows,
             link,
+            client,
+            device_prefix: config.device_prefix(),
             local,
             pipeline,
+            services,
             report_every: Duration::from_millis(config.report_interval_ms.max(100)),
-            subscriptions_left: 0,
+            subscribing: VecDeque::new(),
+            connected: false,
+            retries: BTreeMap::new(),
         };
         runtime.spawn(sync.run(first));
         Ok(())
     }
 
-    fn id(&self) -> &ShadowId {
-        self.shadow.id()
-    }
-
-    fn save(&self) {
-        if let Err(e) = self.local.save(self.id(), self.shadow.saved()) {
-            tracing::error!(twin = %self.id(), "the twin's local copy cannot be written: {e}");
+    fn save(&self, id: &ShadowId) {
+        if let Some(shadow) = self.shadows.get(id)
+            && let Err(e) = self.local.save(id, shadow.saved())
+        {
+            tracing::error!(twin = %id, "the twin's local copy cannot be written: {e}");
         }
     }
 
-    fn carry_out(&mut self, actions: Vec<Action>) {
+    fn carry_out(&mut self, id: &ShadowId, actions: Vec<Action>) {
         for action in actions {
             let result = match action {
                 Action::Subscribe(filters) => {
-                    self.subscriptions_left = filters.len();
+                    self.subscribing.push_back((id.clone(), filters.len()));
                     self.link.subscribe(&filters)
                 }
                 Action::Publish { topic, payload } => self.link.publish(&topic, payload),
             };
             if let Err(e) = result {
-                tracing::warn!(twin = %self.id(), "twin request not queued: {e}");
+                tracing::warn!(twin = %id, "twin request not queued: {e}");
             }
         }
     }
 
-    /// Reports changes (a patch).
-    fn report(&mut self, patch: &Map<String, Value>) {
+    /// The twin of device `key`, made (and subscribed, when connected) if
+    /// it is new.
+    fn device(&mut self, key: &str) -> ShadowId {
+        let id = ShadowId::classic(thing_name(&self.device_prefix, key));
+        if !self.shadows.contains_key(&id) {
+            let saved = Saved {
+                device: Some(key.to_owned()),
+                ..self.local.load(&id)
+            };
+            let mut shadow = Shadow::new(id.clone(), &self.client, saved);
+            let actions = if self.connected {
+                shadow.connected()
+            } else {
+                Vec::new()
+            };
+            self.shadows.insert(id.clone(), shadow);
+            self.save(&id);
+            self.carry_out(&id, actions);
+        }
+        id
+    }
+
+    /// Reports changes (a patch) on the twin `id`.
+    fn report(&mut self, id: &ShadowId, patch: &Map<String, Value>) {
         if patch.is_empty() {
             return;
         }
-        let actions = self.shadow.report(patch, now_ms());
-        self.save();
-        self.carry_out(actions);
+        let Some(shadow) = self.shadows.get_mut(id) else {
+            return;
+        };
+        let actions = shadow.report(patch, now_ms());
+        self.save(id);
+        self.carry_out(id, actions);
     }
 
     /// Waits for the pipeline's answers to params changes and reports them.
@@ -174,16 +273,101 @@ impl TwinSync {
         if !rejected.is_empty() {
             patch.insert("rejected".into(), json!({ "params": rejected }));
         }
-        self.report(&patch);
+        let host = self.host.clone();
+        self.report(&host, &patch);
     }
 
-    /// The host's status as a reported patch.
-    async fn status(pipeline: PipelineLink) -> Option<Map<String, Value>> {
+    /// Writes the desired value of `point` to the device of twin `id`, and
+    /// reports what the device reads back or why it was not written.
+    async fn write_point(&mut self, id: &ShadowId, point: &str) {
+        let Some(shadow) = self.shadows.get(id) else {
+            return;
+        };
+        let Some(device) = shadow.saved().device.clone() else {
+            return;
+        };
+        let Some(wanted) = shadow
+            .saved()
+            .desired
+            .get("points")
+            .and_then(|p| p.get(point))
+            .cloned()
+        else {
+            return;
+        };
+        self.retries.remove(&(id.clone(), point.to_owned()));
+        let result = match write_value(&wanted) {
+            None => Err(eddy_driver::WriteRefused::permanent(
+                "a point takes a number, a boolean or a string",
+            )),
+            Some(value) => {
+                let writers = self.services.writers.clone();
+                match tokio::time::timeout(ANSWER_WITHIN, writers.write(&device, point, value))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(eddy_driver::WriteRefused::transient(format!(
+                        "the device did not answer within {} s",
+                        ANSWER_WITHIN.as_secs()
+                    ))),
+                }
+            }
+        };
+        let mut patch = Map::new();
+        match result {
+            Ok(back) => {
+                tracing::info!(twin = %id, point, ?back, "point written from desired state");
+                patch.extend(nested("points", point, json_value(&back)));
+                patch.extend(nested("rejected", "points", json!({ point: null })));
+            }
+            Err(e) => {
+                tracing::warn!(twin = %id, point, "point not written: {e}");
+                patch.extend(nested(
+                    "rejected",
+                    "points",
+                    json!({ point: { "reason": e.message, "value": wanted, "retrying": e.transient } }),
+                ));
+                if e.transient {
+                    self.retries
+                        .insert((id.clone(), point.to_owned()), Instant::now() + WRITE_RETRY);
+                }
+            }
+        }
+        self.report(id, &patch);
+    }
+
+    /// Writes that failed for a passing reason, due again, while their
+    /// desired value still differs from the reported one.
+    async fn retry_writes(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(ShadowId, String)> = self
+            .retries
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (id, point) in due {
+            self.retries.remove(&(id.clone(), point.clone()));
+            let Some(shadow) = self.shadows.get(&id) else {
+                continue;
+            };
+            let (desired, reported) = shadow.local();
+            let differs = super::document::delta(&desired, &reported)
+                .and_then(|d| d.get("points").cloned())
+                .is_some_and(|p| p.get(&point).is_some());
+            if differs {
+                self.write_point(&id, &point).await;
+            }
+        }
+    }
+
+    /// The host's status as a reported patch, and each device's connection.
+    async fn status(pipeline: PipelineLink) -> Option<PipelineStatus> {
         let answer = pipeline.ask(Request::Status);
-        let status: PipelineStatus = tokio::time::timeout(ANSWER_WITHIN, answer)
-            .await
-            .ok()?
-            .ok()?;
+        tokio::time::timeout(ANSWER_WITHIN, answer).await.ok()?.ok()
+    }
+
+    fn report_status(&mut self, status: &PipelineStatus) {
         let operators: Map<String, Value> = status
             .operators
             .iter()
@@ -218,13 +402,46 @@ impl TwinSync {
         if !outboxes.is_empty() {
             patch.insert("outbox".into(), Value::Object(outboxes));
         }
-        Some(patch)
+        let host = self.host.clone();
+        self.report(&host, &patch);
+        // Each device a source reads: its connection, on its own twin.
+        for source in &status.sources {
+            for (device, health) in &source.health.devices {
+                let id = self.device(device);
+                let mut patch = Map::new();
+                patch.insert(
+                    "connection".into(),
+                    json!({
+                        "source": source.name,
+                        "up": health.up,
+                        "since_ms": health.since_ms,
+                        "last_fault": health.last_fault,
+                    }),
+                );
+                self.report(&id, &patch);
+            }
+        }
+    }
+
+    /// Latest values the twin sinks noted, onto the devices' twins.
+    fn report_values(&mut self) {
+        for (device, patch) in self.services.reports.take() {
+            let id = self.device(&device);
+            self.report(&id, &patch);
+        }
     }
 
     async fn run(mut self, first: ParamsAnswers) {
         self.answered(first).await;
-        let mut report = tokio::time::interval(self.report_every);
-        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut status = tokio::time::interval(self.report_every);
+        status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let values_every = self
+            .services
+            .reports
+            .interval()
+            .unwrap_or(Duration::from_secs(3600));
+        let mut values = tokio::time::interval(values_every);
+        values.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -235,20 +452,32 @@ impl TwinSync {
                         self.event(event).await;
                     }
                     Err(e) => {
-                        self.shadow.disconnected();
-                        tracing::warn!(twin = %self.id(), peer = self.link.peer(), "twin sync: {e}; connecting again in {} ms", backoff.as_millis());
+                        self.connected = false;
+                        self.subscribing.clear();
+                        for shadow in self.shadows.values_mut() {
+                            shadow.disconnected();
+                        }
+                        tracing::warn!(peer = self.link.peer(), "twin sync: {e}; connecting again in {} ms", backoff.as_millis());
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 },
-                _ = report.tick() => {
-                    if let Some(patch) = Self::status(self.pipeline.clone()).await {
-                        self.report(&patch);
+                _ = status.tick() => {
+                    if let Some(status) = Self::status(self.pipeline.clone()).await {
+                        self.report_status(&status);
                     }
                 }
+                _ = values.tick() => self.report_values(),
                 _ = tick.tick() => {
-                    let actions = self.shadow.tick(now_ms());
-                    self.carry_out(actions);
+                    let now = now_ms();
+                    let ids: Vec<ShadowId> = self.shadows.keys().cloned().collect();
+                    for id in ids {
+                        if let Some(shadow) = self.shadows.get_mut(&id) {
+                            let actions = shadow.tick(now);
+                            self.carry_out(&id, actions);
+                        }
+                    }
+                    self.retry_writes().await;
                 }
             }
         }
@@ -257,55 +486,79 @@ impl TwinSync {
     async fn event(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Connected => {
-                tracing::info!(twin = %self.id(), peer = self.link.peer(), "twin sync connected");
-                let actions = self.shadow.connected();
-                self.carry_out(actions);
+                tracing::info!(
+                    peer = self.link.peer(),
+                    twins = self.shadows.len(),
+                    "twin sync connected"
+                );
+                self.connected = true;
+                self.subscribing.clear();
+                let ids: Vec<ShadowId> = self.shadows.keys().cloned().collect();
+                for id in ids {
+                    if let Some(shadow) = self.shadows.get_mut(&id) {
+                        let actions = shadow.connected();
+                        self.carry_out(&id, actions);
+                    }
+                }
             }
             LinkEvent::Subscribed(result) => {
                 if let Err(e) = result {
-                    tracing::warn!(twin = %self.id(), "twin sync: {e}");
+                    tracing::warn!("twin sync: {e}");
                 }
-                self.subscriptions_left = self.subscriptions_left.saturating_sub(1);
-                if self.subscriptions_left == 0 {
-                    let actions = self.shadow.subscribed(now_ms());
-                    self.carry_out(actions);
+                let Some((id, left)) = self.subscribing.front_mut() else {
+                    return;
+                };
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    let id = id.clone();
+                    self.subscribing.pop_front();
+                    if let Some(shadow) = self.shadows.get_mut(&id) {
+                        let actions = shadow.subscribed(now_ms());
+                        self.carry_out(&id, actions);
+                    }
                 }
             }
             LinkEvent::Message { topic, payload } => {
                 let Some((id, reply)) = ShadowId::parse(&topic) else {
                     return;
                 };
-                if &id != self.id() {
+                let Some(shadow) = self.shadows.get_mut(&id) else {
                     return;
-                }
-                let (actions, notices) = self.shadow.message(reply, &payload, now_ms());
-                self.save();
-                self.carry_out(actions);
+                };
+                let (actions, notices) = shadow.message(reply, &payload, now_ms());
+                self.save(&id);
+                self.carry_out(&id, actions);
                 for notice in notices {
-                    self.notice(notice).await;
+                    self.notice(&id, notice).await;
                 }
             }
             LinkEvent::Other => {}
         }
     }
 
-    async fn notice(&mut self, notice: Notice) {
+    async fn notice(&mut self, id: &ShadowId, notice: Notice) {
         match notice {
             Notice::Desired { delta, version } => {
-                tracing::info!(twin = %self.id(), version, ?delta, "desired state changed");
-                let only = match delta.get("params") {
-                    Some(Value::Object(ops)) => ops.clone(),
-                    _ => return,
-                };
-                let desired = self.shadow.saved().desired.clone();
-                let answers = ask_params(&self.pipeline, &desired, Some(&only));
-                self.answered(answers).await;
+                tracing::info!(twin = %id, version, ?delta, "desired state changed");
+                if *id == self.host {
+                    let only = match delta.get("params") {
+                        Some(Value::Object(ops)) => ops.clone(),
+                        _ => return,
+                    };
+                    let desired = self.shadows[id].saved().desired.clone();
+                    let answers = ask_params(&self.pipeline, &desired, Some(&only));
+                    self.answered(answers).await;
+                } else if let Some(Value::Object(points)) = delta.get("points") {
+                    for point in points.keys() {
+                        self.write_point(id, point).await;
+                    }
+                }
             }
             Notice::Refused(why) => {
-                tracing::warn!(twin = %self.id(), "the shadow service refused an update: {why}");
+                tracing::warn!(twin = %id, "the shadow service refused an update: {why}");
             }
             Notice::InSync { version } => {
-                tracing::debug!(twin = %self.id(), version, "twin in sync");
+                tracing::debug!(twin = %id, version, "twin in sync");
             }
         }
     }

@@ -79,6 +79,9 @@ pub struct Saved {
     pub reported: Map<String, Value>,
     /// Reported changes not yet accepted, as one patch (`null` deletes).
     pub pending: Map<String, Value>,
+    /// For a device's twin: the record key of the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// An update in flight.

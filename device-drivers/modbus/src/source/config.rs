@@ -266,6 +266,13 @@ impl SourceConfig for ModbusSourceConfig {
             .map(|(device, profile)| {
                 let d = device.get_ref();
                 let max = d.max_registers.as_ref().unwrap_or(&self.max_registers);
+                // Points a device twin may set.
+                let writable: Vec<Point> = profile
+                    .points
+                    .iter()
+                    .filter(|p| p.read_write != ReadWrite::R)
+                    .cloned()
+                    .collect();
                 // Write-only points are not read: many devices refuse it.
                 let points: Vec<Point> = profile
                     .points
@@ -279,9 +286,15 @@ impl SourceConfig for ModbusSourceConfig {
                     every: Duration::from_millis(d.poll_interval_ms.get()),
                     points,
                     requests,
+                    writable,
                 }
             })
-            .collect();
+            .collect::<Vec<DevicePlan>>();
+        // Writes from the device twin come to this source's devices.
+        let writes = cx
+            .services
+            .get::<eddy_driver::DeviceWriters>()
+            .map(|writers| writers.register(devices.iter().map(|d| d.name.as_str())));
         let link = match (&self.tcp, &self.rtu) {
             (Some(address), _) => super::link::LinkConfig::Tcp {
                 address: address.get_ref().clone(),
@@ -290,13 +303,16 @@ impl SourceConfig for ModbusSourceConfig {
             (None, Some(rtu)) => super::link::LinkConfig::Rtu(rtu.get_ref().clone()),
             (None, None) => return Err(DriverError::Config("no connection".into())),
         };
-        Ok(Source::Task(Box::new(ModbusSourceTask::new(
-            link,
-            devices,
-            Duration::from_millis(self.timeout_ms.get()),
-            self.retries,
-            self.pause(),
-        ))))
+        Ok(Source::Task(Box::new(
+            ModbusSourceTask::new(
+                link,
+                devices,
+                Duration::from_millis(self.timeout_ms.get()),
+                self.retries,
+                self.pause(),
+            )
+            .with_writes(writes),
+        )))
     }
 }
 

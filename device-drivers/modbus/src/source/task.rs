@@ -11,13 +11,17 @@
 
 use std::time::Duration;
 
-use eddy_driver::{BoxFuture, DriverError, Schedule, SourceOutput, SourceTask};
+use eddy_driver::{
+    BoxFuture, DriverError, PointWrite, Schedule, SourceOutput, SourceTask, WriteRefused,
+    WriteValue,
+};
+use tokio::sync::mpsc;
 use tokio_modbus::client::{Client, Context, Reader};
 use tokio_modbus::slave::{Slave, SlaveContext};
 
 use super::link::LinkConfig;
 use super::record::{Response, assemble};
-use crate::{Point, Request, Table};
+use crate::{Point, PointValue, PointWriter, Request, Table, WriteError};
 
 /// A device, its points and the requests that read them.
 #[derive(Debug, Clone)]
@@ -27,6 +31,8 @@ pub(crate) struct DevicePlan {
     pub(crate) every: Duration,
     pub(crate) points: Vec<Point>,
     pub(crate) requests: Vec<Request>,
+    /// Points that can be written (read-write and write-only).
+    pub(crate) writable: Vec<Point>,
 }
 
 /// A device while the task runs.
@@ -56,9 +62,95 @@ pub struct ModbusSourceTask {
     timeout: Duration,
     retries: u8,
     pause: Duration,
+    /// Writes to its devices (from the device twin), served between polls.
+    writes: Option<mpsc::Receiver<PointWrite>>,
+}
+
+/// The next write, or never when there is no queue.
+async fn next_write(writes: &mut Option<mpsc::Receiver<PointWrite>>) -> Option<PointWrite> {
+    match writes {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl ModbusSourceTask {
+    /// Serves writes from `writes` on this task's connection.
+    pub(crate) fn with_writes(mut self, writes: Option<mpsc::Receiver<PointWrite>>) -> Self {
+        self.writes = writes;
+        self
+    }
+
+    /// Carries out one write and answers it.
+    async fn write(&self, link: &mut Context, write: PointWrite) -> Result<(), Fault> {
+        let PointWrite {
+            device,
+            point,
+            value,
+            reply,
+        } = write;
+        let Some(plan) = self
+            .devices
+            .iter()
+            .map(|d| &d.plan)
+            .find(|p| p.name == device)
+        else {
+            let _ = reply.send(Err(WriteRefused::permanent(format!(
+                "no device `{device}` here"
+            ))));
+            return Ok(());
+        };
+        let Some(target) = plan.writable.iter().find(|p| p.name == point) else {
+            let names: Vec<&str> = plan.writable.iter().map(|p| p.name.as_str()).collect();
+            let _ = reply.send(Err(WriteRefused::permanent(format!(
+                "device `{device}` has no writable point `{point}` (writable: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ))));
+            return Ok(());
+        };
+        let value = match value {
+            WriteValue::Bool(b) => PointValue::Bool(b),
+            WriteValue::Number(n) => PointValue::Float(n),
+            WriteValue::Text(t) => PointValue::Text(t),
+        };
+        let result = link
+            .write_point(plan.unit, target, &value, self.timeout)
+            .await;
+        let (answer, fault) = match result {
+            Ok(back) => (
+                Ok(match back {
+                    PointValue::Bool(b) => WriteValue::Bool(b),
+                    PointValue::Int(i) => WriteValue::Number(i as f64),
+                    PointValue::Float(f) => WriteValue::Number(f),
+                    PointValue::Text(t) => WriteValue::Text(t),
+                }),
+                None,
+            ),
+            Err(e @ WriteError::Unavailable { .. }) => {
+                let message = e.to_string();
+                (
+                    Err(WriteRefused::transient(message.clone())),
+                    // The connection cannot be trusted after a timeout.
+                    Some(Fault {
+                        message,
+                        reconnect: true,
+                        again: true,
+                    }),
+                )
+            }
+            Err(e @ WriteError::NotConfirmed { .. }) => {
+                (Err(WriteRefused::transient(e.to_string())), None)
+            }
+            Err(e) => (Err(WriteRefused::permanent(e.to_string())), None),
+        };
+        let _ = reply.send(answer);
+        fault.map_or(Ok(()), Err)
+    }
+
     pub(crate) fn new(
         link: LinkConfig,
         devices: Vec<DevicePlan>,
@@ -80,6 +172,7 @@ impl ModbusSourceTask {
             timeout,
             retries,
             pause,
+            writes: None,
         }
     }
 
@@ -110,7 +203,19 @@ impl ModbusSourceTask {
         let mut link = self.open().await?;
         out.connected();
         loop {
-            let Some(next) = self.schedule.wait_next().await else {
+            let next = tokio::select! {
+                next = self.schedule.wait_next() => next,
+                Some(write) = next_write(&mut self.writes) => {
+                    if let Err(fault) = self.write(&mut link, write).await
+                        && fault.reconnect
+                    {
+                        let _ = link.disconnect().await;
+                        link = self.open().await?;
+                    }
+                    continue;
+                }
+            };
+            let Some(next) = next else {
                 return Ok(());
             };
             let device = &mut self.devices[next];
