@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::modbus_peer::python;
 use crate::mqtt::{Peer, mosquitto, tails};
-use crate::support::{Running, free_port, json_lines, plugin, root, status, toml_path};
+use crate::support::{Running, free_port, json_lines, plugin, root, run, status, toml_path};
 
 const THING: &str = "site-7-gw";
 
@@ -32,7 +32,9 @@ fn logs(dir: &Path) -> String {
     tails(dir, &["eddy.log", "mosquitto.log", "shadow_service.log"])
 }
 
-/// The shadow service, keeping its shadows in `dir/shadows.json`.
+/// The shadow service, keeping its shadows in `dir/shadows.json` (and a
+/// log of accepted updates in `dir/shadows.json.log`); update documents
+/// dropped into `dir/control` reach it without the broker.
 fn shadow_service(dir: &Path, port: u16) -> Peer {
     let ready = dir.join("service-ready");
     let _ = std::fs::remove_file(&ready);
@@ -41,6 +43,7 @@ fn shadow_service(dir: &Path, port: u16) -> Peer {
         .arg(port.to_string())
         .arg(dir.join("shadows.json"))
         .arg(&ready)
+        .arg(dir.join("control"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("shadow_service.log")).unwrap())
         .spawn()
@@ -328,9 +331,27 @@ broker = {{ url = "mqtt://127.0.0.1:{broker}", client_id = "{THING}" }}
     )
 }
 
-/// Holding register `address` of unit 1, read by the test itself.
-fn holding_register(port: u16, address: u16) -> u16 {
-    use tokio_modbus::client::Reader;
+/// A pymodbus meter on a free port, its EdgeX profile in `dir/meter.yaml`;
+/// with the port and the spec of its writable `setpoint`.
+fn meter(dir: &Path) -> (crate::modbus_peer::ModbusServer, u16, Value) {
+    use crate::modbus_peer::{ModbusServer, On, edgex_profile};
+    let port = free_port();
+    let server = ModbusServer::start(dir, On::Tcp(port));
+    std::fs::write(dir.join("meter.yaml"), edgex_profile(&server.spec)).unwrap();
+    let setpoint = server.spec["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "setpoint")
+        .unwrap()
+        .clone();
+    (server, port, setpoint)
+}
+
+/// Holding register `address` of unit 1, written first with `write` if
+/// given, then read, by the test's own Modbus client.
+fn holding(port: u16, address: u16, write: Option<u16>) -> u16 {
+    use tokio_modbus::client::{Reader, Writer};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -340,6 +361,12 @@ fn holding_register(port: u16, address: u16) -> u16 {
         let mut link = tokio_modbus::client::tcp::connect_slave(at, tokio_modbus::Slave(1))
             .await
             .unwrap();
+        if let Some(value) = write {
+            link.write_single_register(address, value)
+                .await
+                .unwrap()
+                .unwrap();
+        }
         link.read_holding_registers(address, 1)
             .await
             .unwrap()
@@ -349,20 +376,10 @@ fn holding_register(port: u16, address: u16) -> u16 {
 
 #[test]
 fn a_setpoint_desired_in_the_cloud_is_written_to_the_device_and_read_back() {
-    use crate::modbus_peer::{ModbusServer, On, edgex_profile};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
-    let modbus_port = free_port();
-    let server = ModbusServer::start(d, On::Tcp(modbus_port));
-    std::fs::write(d.join("meter.yaml"), edgex_profile(&server.spec)).unwrap();
-    let setpoint = server.spec["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "setpoint")
-        .unwrap()
-        .clone();
+    let (_server, modbus_port, setpoint) = meter(d);
     let address = setpoint["startingAddress"].as_u64().unwrap() as u16;
     let scale = setpoint["scale"].as_f64().unwrap();
     let _broker = mosquitto(d, port);
@@ -407,7 +424,7 @@ fn a_setpoint_desired_in_the_cloud_is_written_to_the_device_and_read_back() {
         || shadow(d, meter)["state"]["reported"]["points"]["setpoint"] == 23.4,
     );
     assert_eq!(
-        holding_register(modbus_port, address),
+        holding(modbus_port, address, None),
         (23.4 / scale).round() as u16,
         "the server holds the setpoint"
     );
@@ -442,10 +459,152 @@ fn a_setpoint_desired_in_the_cloud_is_written_to_the_device_and_read_back() {
         rejected["reason"].as_str().unwrap().contains("outside"),
         "{rejected}"
     );
-    assert_eq!(holding_register(modbus_port, address), 234);
+    assert_eq!(holding(modbus_port, address, None), 234);
     assert_eq!(
         shadow(d, meter)["state"]["reported"]["points"]["setpoint"],
         23.4
     );
+    eddy.stop(d);
+}
+
+/// `eddy twin get THING --json` against the running eddy in `dir`.
+fn local_twin(dir: &Path, thing: &str) -> Value {
+    let output = run(&["twin", "get", thing, "--json"], dir);
+    serde_json::from_slice(&output.stdout).unwrap_or_default()
+}
+
+/// Accepted updates of `thing` in the service's log.
+fn accepted(dir: &Path, thing: &str) -> Vec<Value> {
+    json_lines(&dir.join("shadows.json.log"))
+        .into_iter()
+        .filter(|u| u["thing"] == thing)
+        .collect()
+}
+
+#[test]
+fn both_sides_change_during_an_outage_and_converge_after_it_with_eddy_killed_meanwhile() {
+    use crate::modbus_peer::{ModbusServer, On};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("control")).unwrap();
+    let port = free_port();
+    let (server, modbus_port, setpoint) = meter(d);
+    let address = setpoint["startingAddress"].as_u64().unwrap() as u16;
+    let broker = mosquitto(d, port);
+    let _service = shadow_service(d, port);
+    std::fs::write(d.join("p.toml"), meter_pipeline(port, modbus_port)).unwrap();
+    let mut eddy = Running::spawn(d);
+    let meter = "site-7-meter";
+    eventually(
+        30,
+        || format!("the meter's twin: {}\n{}", shadow(d, meter), logs(d)),
+        || shadow(d, meter)["state"]["reported"]["connection"]["up"] == true,
+    );
+
+    // The link goes down.
+    broker.stop();
+    // The cloud wants another setpoint meanwhile (through its HTTP API).
+    std::fs::write(
+        d.join("control").join(format!("{meter}.json")),
+        json!({ "state": { "desired": { "points": { "setpoint": 25.5 } } } }).to_string(),
+    )
+    .unwrap();
+    eventually(
+        10,
+        || format!("the cloud took the desired change: {}", shadow(d, meter)),
+        || shadow(d, meter)["state"]["desired"]["points"]["setpoint"] == 25.5,
+    );
+    // The device changes on site: eddy reads 30.0 and keeps it to report.
+    holding(modbus_port, address, Some(300));
+    eventually(
+        30,
+        || format!("eddy keeps the reading to report: {}", local_twin(d, meter)),
+        || local_twin(d, meter)["pending_reported"]["room"]["setpoint"] == 30.0,
+    );
+    assert_eq!(local_twin(d, meter)["synced"], false, "offline");
+    // eddy is killed, and the meter goes away: the 30.0 can only come from
+    // what eddy kept.
+    eddy.kill();
+    drop(server);
+    let eddy = Running::spawn(d);
+    eventually(
+        30,
+        || {
+            format!(
+                "the restarted eddy kept the change: {}\n{}",
+                local_twin(d, meter),
+                logs(d)
+            )
+        },
+        || local_twin(d, meter)["pending_reported"]["room"]["setpoint"] == 30.0,
+    );
+
+    // The link comes back.
+    let _broker = mosquitto(d, port);
+    eventually(
+        60,
+        || {
+            format!(
+                "the kept change reached the cloud: {:?}\n{}",
+                accepted(d, meter),
+                logs(d)
+            )
+        },
+        || {
+            accepted(d, meter)
+                .iter()
+                .any(|u| u["state"]["reported"]["room"]["setpoint"] == 30.0)
+        },
+    );
+    // The desired setpoint cannot be written while the meter is away:
+    // reported as retrying, then written once it is back.
+    eventually(
+        60,
+        || {
+            format!(
+                "the failed write was reported: {}\n{}",
+                shadow(d, meter),
+                logs(d)
+            )
+        },
+        || {
+            shadow(d, meter)["state"]["reported"]["rejected"]["points"]["setpoint"]["retrying"]
+                == true
+        },
+    );
+    let server = ModbusServer::start(d, On::Tcp(modbus_port));
+    eventually(
+        60,
+        || {
+            format!(
+                "the setpoint was written after the outage: {}\n{}",
+                shadow(d, meter),
+                logs(d)
+            )
+        },
+        || shadow(d, meter)["state"]["reported"]["points"]["setpoint"] == 25.5,
+    );
+    assert_eq!(holding(modbus_port, address, None), 255);
+    // Both sides hold the same document.
+    eventually(
+        30,
+        || {
+            format!(
+                "converged: cloud {} local {}",
+                shadow(d, meter),
+                local_twin(d, meter)
+            )
+        },
+        || {
+            let cloud = shadow(d, meter);
+            let local = local_twin(d, meter);
+            local["synced"] == true
+                && local["version"] == cloud["version"]
+                && local["pending_reported"] == json!({})
+                && local["reported"]["points"] == cloud["state"]["reported"]["points"]
+                && cloud["state"]["desired"]["points"] == cloud["state"]["reported"]["points"]
+        },
+    );
+    drop(server);
     eddy.stop(d);
 }

@@ -23,14 +23,19 @@ messages), not from eddy's code:
 
 Shadows are kept in STORE (JSON, rewritten on every change), so the service
 can stop and start with the broker; tests read it to see the cloud side.
+Every accepted update is also appended to STORE.log (the thing, the
+update's state, the new version). As AWS's HTTP API does, updates can come
+without MQTT: a file THING.json dropped into CONTROL holding an update
+document is applied (and removed) even while the broker is down.
 Writes READY once subscribed. Runs until stopped.
 
-Usage: shadow_service.py PORT STORE READY
+Usage: shadow_service.py PORT STORE READY [CONTROL]
 """
 
 import json
 import os
 import sys
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -113,6 +118,7 @@ class Service:
         os.replace(tmp, self.store_path)
 
     def reply(self, prefix, suffix, doc):
+        # While the broker is down the answer is lost, as it would be.
         self.client.publish(prefix + "/" + suffix, json.dumps(doc), qos=1)
 
     def error(self, prefix, op, code, message, token):
@@ -223,6 +229,8 @@ class Service:
         new["version"] = current + 1
         self.shadows[key] = new
         self.save()
+        with open(self.store_path + ".log", "a") as log:
+            log.write(json.dumps({"thing": key, "state": state, "version": new["version"]}) + "\n")
         accepted = {"state": state, "metadata": {}, "version": new["version"], "timestamp": ts}
         for section, value in state.items():
             if isinstance(value, dict):
@@ -251,10 +259,12 @@ class Service:
 
 def main():
     port, store_path, ready_path = sys.argv[1:4]
+    control = sys.argv[4] if len(sys.argv) > 4 else None
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="shadow-service",
                          protocol=mqtt.MQTTv311)
     client.reconnect_delay_set(min_delay=0.2, max_delay=0.2)
     service = Service(client, store_path)
+    lock = threading.Lock()
 
     def on_connect(client, _userdata, _flags, reason, _properties):
         if reason.is_failure:
@@ -267,7 +277,8 @@ def main():
                 f.write("ready")
 
     def on_message(_client, _userdata, message):
-        service.handle(message.topic, message.payload)
+        with lock:
+            service.handle(message.topic, message.payload)
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
@@ -278,7 +289,21 @@ def main():
             break
         except OSError:
             time.sleep(0.2)
-    client.loop_forever(retry_first_connection=True)
+    client.loop_start()
+    while True:
+        time.sleep(0.1)
+        if not control or not os.path.isdir(control):
+            continue
+        for name in sorted(os.listdir(control)):
+            if not name.endswith(".json"):
+                continue
+            path = os.path.join(control, name)
+            with open(path, "rb") as f:
+                payload = f.read()
+            os.remove(path)
+            thing = name[:-len(".json")]
+            with lock:
+                service.handle("$aws/things/%s/shadow/update" % thing, payload)
 
 
 if __name__ == "__main__":

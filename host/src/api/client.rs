@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Endpoint, SwapAnswer};
 use crate::dataflow::control::PipelineStatus;
+use crate::twin::commands::TwinView;
 
 /// Where to send requests, and the token.
 pub struct Client {
@@ -147,6 +148,45 @@ impl Client {
                 .send_empty()
         })?;
         self.json::<serde_json::Value>(response).map(drop)
+    }
+
+    /// The things whose twins the running eddy syncs.
+    pub fn twins(&self) -> Result<Vec<String>, ClientError> {
+        let response = self.retrying(|| {
+            self.agent
+                .get(format!("{}/twins", self.url))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .call()
+        })?;
+        self.json(response)
+    }
+
+    /// One twin, as the running eddy holds it (there offline too).
+    pub fn twin(&self, thing: &str) -> Result<TwinView, ClientError> {
+        let response = self.retrying(|| {
+            self.agent
+                .get(format!("{}/twins/{thing}", self.url))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .call()
+        })?;
+        self.json(response)
+    }
+
+    /// Changes a twin's desired state on the site.
+    pub fn set_desired(
+        &self,
+        thing: &str,
+        patch: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<TwinView, ClientError> {
+        let body = serde_json::json!({ "desired": patch }).to_string();
+        let response = self.retrying(|| {
+            self.agent
+                .patch(format!("{}/twins/{thing}", self.url))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .header("Content-Type", "application/json")
+                .send(body.as_bytes())
+        })?;
+        self.json(response)
     }
 
     fn json<T: serde::de::DeserializeOwned>(

@@ -82,6 +82,8 @@ pub struct Served {
     pub doorbell: eddy_driver::Doorbell,
     /// How long a swap request waits for the verdict of the probation.
     pub swap_wait: Duration,
+    /// The twin sync, when the pipeline has a `[twin]`.
+    pub twins: Option<crate::twin::commands::TwinCommands>,
 }
 
 /// What the handlers share.
@@ -101,6 +103,8 @@ pub(crate) struct Shared {
     rate: routes::Rate,
     /// The last status the pipeline gave, and when.
     last_status: tokio::sync::Mutex<Option<(std::time::Instant, PipelineStatus)>>,
+    /// The twin sync, when the pipeline has a `[twin]`.
+    twins: Option<crate::twin::commands::TwinCommands>,
 }
 
 /// The running API; it stops when it is dropped (or the runtime it runs on ends).
@@ -133,6 +137,7 @@ impl Api {
             metrics,
             doorbell,
             swap_wait,
+            twins,
         } = served;
         let address: SocketAddr = listen
             .parse()
@@ -169,6 +174,7 @@ impl Api {
             permits: Arc::new(tokio::sync::Semaphore::new(routes::MAX_REQUESTS)),
             rate: routes::Rate::new(),
             last_status: tokio::sync::Mutex::new(None),
+            twins,
         });
         let app = routes::router(shared);
         let listener = {

@@ -41,6 +41,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             "/pipelines/{pipeline}/operators/{operator}/reset",
             post(reset),
         )
+        .route("/twins", get(twins))
+        .route("/twins/{thing}", get(twin).patch(set_desired))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .route_layer(middleware::from_fn_with_state(shared.clone(), guard));
     Router::new()
@@ -333,5 +335,90 @@ async fn reset(
             StatusCode::SERVICE_UNAVAILABLE,
             "the pipeline has stopped",
         )),
+    }
+}
+
+/// Asks the twin sync; 404 when the pipeline has no `[twin]`.
+async fn ask_twins<T>(
+    shared: &Shared,
+    make: impl FnOnce(oneshot::Sender<T>) -> crate::twin::commands::TwinCommand,
+) -> Result<T, Failure> {
+    let Some(twins) = &shared.twins else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "this pipeline syncs no twins (it has no [twin] table)",
+        ));
+    };
+    let (reply, answer) = oneshot::channel();
+    let gone = || error(StatusCode::SERVICE_UNAVAILABLE, "the twin sync has stopped");
+    twins.send(make(reply)).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())
+}
+
+/// `GET /twins`: the things whose twins this host syncs.
+async fn twins(State(shared): State<Arc<Shared>>) -> Result<Response, Failure> {
+    let things = ask_twins(&shared, crate::twin::commands::TwinCommand::List).await?;
+    Ok(Json(things).into_response())
+}
+
+/// `GET /twins/{thing}`: the local copy of one twin (there offline too).
+async fn twin(
+    State(shared): State<Arc<Shared>>,
+    Path(thing): Path<String>,
+) -> Result<Response, Failure> {
+    let view = ask_twins(&shared, |reply| crate::twin::commands::TwinCommand::Get {
+        thing: thing.clone(),
+        reply,
+    })
+    .await?;
+    match view {
+        Some(view) => Ok(Json(view).into_response()),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no twin `{thing}` here"),
+        )),
+    }
+}
+
+/// `PATCH /twins/{thing}` with `{"desired": {…}}`: changes desired state on
+/// the site; it acts at once and reaches the shadow service when it can.
+async fn set_desired(
+    State(shared): State<Arc<Shared>>,
+    Path(thing): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Failure> {
+    let body: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let Some(serde_json::Value::Object(patch)) = body.get("desired").cloned() else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "the body is {\"desired\": {…}}: the fields to change (null deletes one)",
+        ));
+    };
+    let depth = crate::twin::document::depth(&serde_json::Value::Object(patch.clone()));
+    if depth > crate::twin::document::MAX_DEPTH {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "desired state nests at most {} levels",
+                crate::twin::document::MAX_DEPTH
+            ),
+        ));
+    }
+    let result = ask_twins(&shared, |reply| {
+        crate::twin::commands::TwinCommand::SetDesired {
+            thing,
+            patch,
+            reply,
+        }
+    })
+    .await?;
+    match result {
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(e) => Err(error(StatusCode::NOT_FOUND, e)),
     }
 }

@@ -8,6 +8,7 @@ mod plugin;
 mod run;
 mod state;
 mod status;
+mod twin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,10 @@ pub enum Command {
     /// See, move and reset the checkpointed state of pipelines.
     #[command(subcommand)]
     State(state::StateCommand),
+    /// The device twins a running eddy syncs: its local copies, which are
+    /// there while the cloud link is down.
+    #[command(subcommand)]
+    Twin(twin::TwinCommand),
     /// Signing keys for plugin bundles.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -224,6 +229,7 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "compiler")]
         Command::Plugin(PluginCommand::CompileWorker { .. }) => Ok(()),
         Command::State(command) => state::state(command, &state_dir),
+        Command::Twin(command) => client().and_then(|c| twin::twin(&c, command)),
         Command::Components { json, markdown } => components(json, markdown),
     };
     match result {

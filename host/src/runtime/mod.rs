@@ -122,19 +122,22 @@ impl Runtime {
         // Requests to the pipeline's thread: from the API and the twin sync.
         let (requests, accepted) = std::sync::mpsc::channel();
         graph.accept_requests(accepted);
+        // Requests to the twin sync, from the API.
+        let (twin_commands, twin_requests) = tokio::sync::mpsc::channel(16);
         let api = Self::start_api(
             &pipeline,
             options,
             &mut graph,
             swapped,
             requests.clone(),
+            pipeline.config.twin.is_some().then_some(twin_commands),
             io.handle(),
         )?;
         Self::start_twin(
             &pipeline,
             &store,
             &graph,
-            requests,
+            (requests, twin_requests),
             twin_services,
             io.handle(),
         )?;
@@ -174,6 +177,7 @@ impl Runtime {
         graph: &mut Graph,
         swapped: SwappedPlugins,
         requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+        twins: Option<crate::twin::commands::TwinCommands>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Option<Api>, StartError> {
         let api = &pipeline.config.api;
@@ -200,6 +204,7 @@ impl Runtime {
             metrics,
             doorbell: graph.doorbell(),
             swap_wait: Duration::from_millis(api.swap_wait_ms),
+            twins,
         };
         match Api::start(listen, token, &options.state_dir, served, runtime) {
             Ok(api) => {
@@ -218,7 +223,10 @@ impl Runtime {
         pipeline: &config::LoadedPipeline,
         store: &StateStore,
         graph: &Graph,
-        requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+        (requests, commands): (
+            std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+            tokio::sync::mpsc::Receiver<crate::twin::commands::TwinCommand>,
+        ),
         #[cfg(feature = "mqtt")] services: Option<crate::twin::service::TwinServices>,
         #[cfg(not(feature = "mqtt"))] services: Option<()>,
         runtime: &tokio::runtime::Handle,
@@ -240,6 +248,7 @@ impl Runtime {
                 local,
                 link,
                 services,
+                commands,
                 runtime,
             )
             .map_err(|e| {
@@ -253,7 +262,7 @@ impl Runtime {
             );
         }
         #[cfg(not(feature = "mqtt"))]
-        let _ = (twin, store, graph, requests, services, runtime);
+        let _ = (twin, store, graph, requests, commands, services, runtime);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! (`[twin]`, [`TwinConfig`]), which applies desired params to running
 //! plugins and reports the host's status.
 
+pub mod commands;
 mod config;
 pub mod document;
 pub mod local;

@@ -15,6 +15,7 @@ use eddy_driver_mqtt::{Link, LinkEvent};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
+use super::commands::{TwinCommand, TwinView};
 use super::config::TwinConfig;
 use super::document::thing_name;
 use super::local::LocalTwins;
@@ -27,7 +28,7 @@ use crate::dataflow::control::{PipelineStatus, Request};
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
 /// The longest wait between two connection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A write that failed for a reason that may pass is tried again this
 /// much later, for as long as the desired value stands.
@@ -137,6 +138,8 @@ pub struct TwinSync {
     connected: bool,
     /// Point writes to try again, and when.
     retries: BTreeMap<(ShadowId, String), Instant>,
+    /// Requests from the local API.
+    commands: tokio::sync::mpsc::Receiver<TwinCommand>,
 }
 
 impl TwinSync {
@@ -149,6 +152,7 @@ impl TwinSync {
         local: LocalTwins,
         pipeline: PipelineLink,
         services: TwinServices,
+        commands: tokio::sync::mpsc::Receiver<TwinCommand>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(), eddy_driver::Invalid> {
         let host = config.shadow_id();
@@ -180,6 +184,7 @@ impl TwinSync {
             subscribing: VecDeque::new(),
             connected: false,
             retries: BTreeMap::new(),
+            commands,
         };
         runtime.spawn(sync.run(first));
         Ok(())
@@ -468,6 +473,7 @@ impl TwinSync {
                     }
                 }
                 _ = values.tick() => self.report_values(),
+                Some(command) = self.commands.recv() => self.command(command).await,
                 _ = tick.tick() => {
                     let now = now_ms();
                     let ids: Vec<ShadowId> = self.shadows.keys().cloned().collect();
@@ -479,6 +485,62 @@ impl TwinSync {
                     }
                     self.retry_writes().await;
                 }
+            }
+        }
+    }
+
+    fn view(&self, id: &ShadowId) -> Option<TwinView> {
+        let shadow = self.shadows.get(id)?;
+        let saved = shadow.saved();
+        let (desired, reported) = shadow.local();
+        Some(TwinView {
+            thing: id.thing.clone(),
+            shadow: id.name.clone(),
+            device: saved.device.clone(),
+            version: saved.version,
+            synced: shadow.synced(),
+            delta: super::document::delta(&desired, &reported),
+            desired,
+            reported,
+            pending_reported: saved.pending.clone(),
+            pending_desired: saved.pending_desired.clone(),
+        })
+    }
+
+    /// The twin of `thing` (its shadow, classic or named).
+    fn find(&self, thing: &str) -> Option<ShadowId> {
+        self.shadows.keys().find(|id| id.thing == thing).cloned()
+    }
+
+    async fn command(&mut self, command: TwinCommand) {
+        match command {
+            TwinCommand::List(reply) => {
+                let _ = reply.send(self.shadows.keys().map(|id| id.thing.clone()).collect());
+            }
+            TwinCommand::Get { thing, reply } => {
+                let view = self.find(&thing).and_then(|id| self.view(&id));
+                let _ = reply.send(view);
+            }
+            TwinCommand::SetDesired {
+                thing,
+                patch,
+                reply,
+            } => {
+                let Some(id) = self.find(&thing) else {
+                    let _ = reply.send(Err(format!("no twin `{thing}` here")));
+                    return;
+                };
+                let Some(shadow) = self.shadows.get_mut(&id) else {
+                    return;
+                };
+                let (actions, notices) = shadow.set_desired(&patch, now_ms());
+                tracing::info!(twin = %id, ?patch, "desired state set on the site");
+                self.save(&id);
+                self.carry_out(&id, actions);
+                for notice in notices {
+                    self.notice(&id, notice).await;
+                }
+                let _ = reply.send(self.view(&id).ok_or_else(|| "gone".to_owned()));
             }
         }
     }

@@ -79,6 +79,11 @@ pub struct Saved {
     pub reported: Map<String, Value>,
     /// Reported changes not yet accepted, as one patch (`null` deletes).
     pub pending: Map<String, Value>,
+    /// Desired changes made on the site (`eddy twin set`), not yet
+    /// accepted by the service: they act at once and go up like reported
+    /// changes.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub pending_desired: Map<String, Value>,
     /// For a device's twin: the record key of the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -89,6 +94,7 @@ pub struct Saved {
 struct InFlight {
     token: String,
     sent: Map<String, Value>,
+    sent_desired: Map<String, Value>,
     at: i64,
 }
 
@@ -199,18 +205,42 @@ impl Shadow {
         self.send_update(now)
     }
 
+    /// Desired state changed on the site (a patch: `null` deletes a
+    /// field): it acts at once, and goes to the service like a reported
+    /// change. Returns the update to send and what to act on.
+    pub fn set_desired(
+        &mut self,
+        patch: &Map<String, Value>,
+        now: i64,
+    ) -> (Vec<Action>, Vec<Notice>) {
+        document::fold_patch(&mut self.saved.pending_desired, patch);
+        document::merge(&mut self.saved.desired, patch);
+        self.held = false;
+        let mut notices = Vec::new();
+        self.desired_notice(&mut notices);
+        (self.send_update(now), notices)
+    }
+
     fn send_update(&mut self, now: i64) -> Vec<Action> {
         if self.phase != Phase::Synced
             || self.in_flight.is_some()
             || self.held
-            || self.saved.pending.is_empty()
+            || (self.saved.pending.is_empty() && self.saved.pending_desired.is_empty())
         {
             return Vec::new();
         }
         let token = self.token();
         let sent = self.saved.pending.clone();
+        let sent_desired = self.saved.pending_desired.clone();
+        let mut state = Map::new();
+        if !sent.is_empty() {
+            state.insert("reported".into(), Value::Object(sent.clone()));
+        }
+        if !sent_desired.is_empty() {
+            state.insert("desired".into(), Value::Object(sent_desired.clone()));
+        }
         let mut request = json!({
-            "state": { "reported": Value::Object(sent.clone()) },
+            "state": state,
             "clientToken": token,
         });
         if self.saved.version > 0 {
@@ -219,6 +249,7 @@ impl Shadow {
         self.in_flight = Some(InFlight {
             token,
             sent,
+            sent_desired,
             at: now,
         });
         vec![Action::Publish {
@@ -262,6 +293,8 @@ impl Shadow {
                     return (actions, notices);
                 }
                 self.saved.desired = object(&doc["state"]["desired"]);
+                // Changes made on the site and not yet sent win over it.
+                document::merge(&mut self.saved.desired, &self.saved.pending_desired);
                 self.saved.reported = object(&doc["state"]["reported"]);
                 self.saved.version = version.unwrap_or(0);
                 self.phase = Phase::Synced;
@@ -275,7 +308,7 @@ impl Shadow {
                 match Rejection::from_error(&doc) {
                     // No shadow yet: the first update makes it.
                     Rejection::NotFound(_) => {
-                        self.saved.desired.clear();
+                        self.saved.desired = self.saved.pending_desired.clone();
                         self.saved.reported.clear();
                         self.saved.version = 0;
                         self.phase = Phase::Synced;
@@ -310,9 +343,14 @@ impl Shadow {
                 }
                 if mine && let Some(flight) = self.in_flight.take() {
                     document::subtract(&mut self.saved.pending, &flight.sent);
+                    document::subtract(&mut self.saved.pending_desired, &flight.sent_desired);
                     actions.extend(self.send_update(now));
                 }
-                if mine && self.in_flight.is_none() && self.saved.pending.is_empty() {
+                if mine
+                    && self.in_flight.is_none()
+                    && self.saved.pending.is_empty()
+                    && self.saved.pending_desired.is_empty()
+                {
                     notices.push(Notice::InSync {
                         version: self.saved.version,
                     });
@@ -559,6 +597,45 @@ mod tests {
         let delta = json!({ "state": { "x": 2 }, "version": 5, "clientToken": "app-1" });
         let (_, again) = shadow.message(Reply::Delta, delta.to_string().as_bytes(), 2);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn desired_set_on_site_acts_at_once_and_survives_a_newer_cloud_document() {
+        let mut shadow = Shadow::new(ShadowId::classic("gw"), "c", Saved::default());
+        // Offline: acts at once, waits to be sent.
+        let (actions, notices) =
+            shadow.set_desired(&map(json!({ "params": { "a": { "t": 5 } } })), 0);
+        assert!(actions.is_empty());
+        assert_eq!(
+            notices,
+            vec![Notice::Desired {
+                delta: map(json!({ "params": { "a": { "t": 5 } } })),
+                version: 0
+            }]
+        );
+        let get = connected(&mut shadow);
+        // The cloud changed other desired fields meanwhile.
+        let answer = json!({
+            "state": { "desired": { "params": { "a": { "t": 1, "u": 2 } } } },
+            "version": 9,
+            "clientToken": get["clientToken"]
+        });
+        let (actions, _) = shadow.message(Reply::GetAccepted, answer.to_string().as_bytes(), 1);
+        assert_eq!(
+            shadow.saved().desired,
+            map(json!({ "params": { "a": { "t": 5, "u": 2 } } })),
+            "the site's change wins for the field it set"
+        );
+        let sent = published(&actions);
+        assert_eq!(
+            sent[0].1["state"],
+            json!({ "desired": { "params": { "a": { "t": 5 } } } })
+        );
+        let accepted = json!({ "state": sent[0].1["state"], "version": 10, "clientToken": sent[0].1["clientToken"] });
+        let (_, notices) =
+            shadow.message(Reply::UpdateAccepted, accepted.to_string().as_bytes(), 2);
+        assert!(shadow.saved().pending_desired.is_empty());
+        assert_eq!(notices, vec![Notice::InSync { version: 10 }]);
     }
 
     #[test]
