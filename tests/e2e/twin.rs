@@ -608,3 +608,102 @@ fn both_sides_change_during_an_outage_and_converge_after_it_with_eddy_killed_mea
     drop(server);
     eddy.stop(d);
 }
+
+#[test]
+fn a_device_twin_too_large_for_one_shadow_moves_a_section_to_a_named_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let _broker = mosquitto(d, port);
+    let _service = shadow_service(d, port);
+    let source = |name: &str| {
+        format!(
+            r#"
+[sources.{name}]
+[sources.{name}.mqtt]
+topics = ["{name}/+"]
+topic_parsing = "{name}/+sensor"
+key_levels = ["sensor"]
+time_field = "time"
+broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "site-7-{name}" }}
+"#
+        )
+    };
+    std::fs::write(
+        d.join("p.toml"),
+        format!(
+            r#"
+[pipeline]
+name = "site"
+{one}
+{two}
+[sinks.twins]
+inputs = ["one", "two"]
+[sinks.twins.twin]
+min_interval_ms = 200
+[twin]
+thing = "{THING}"
+device_prefix = "site-7-"
+broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "{THING}" }}
+"#,
+            one = source("one"),
+            two = source("two"),
+        ),
+    )
+    .unwrap();
+    let eddy = Running::spawn(d);
+    let cloud = Cloud::connect(port);
+    eventually(
+        30,
+        || format!("eddy serves its API\n{}", logs(d)),
+        || d.join("state/api.json").exists(),
+    );
+    eventually(
+        30,
+        || format!("the sources are up\n{}", logs(d)),
+        || {
+            status(d)["sources"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2 && s.iter().all(|s| s["state"] == "up"))
+        },
+    );
+    // 5000 characters from each source: 10 KB, more than one shadow holds
+    // (8 KB); either section alone fits.
+    let long = |c: &str| c.repeat(5000);
+    cloud.publish("one/dev1", &json!({ "time": START, "text": long("a") }));
+    cloud.publish("two/dev1", &json!({ "time": START, "text": long("b") }));
+    let named = "site-7-dev1/one";
+    eventually(
+        30,
+        || format!("the twin split: {:?}\n{}", shadow(d, named), logs(d)),
+        || {
+            shadow(d, named)["state"]["reported"]["one"]["text"] == long("a")
+                && shadow(d, "site-7-dev1")["state"]["reported"]["two"]["text"] == long("b")
+        },
+    );
+    let classic = &shadow(d, "site-7-dev1")["state"]["reported"];
+    assert!(classic.get("one").is_none(), "moved out: {classic}");
+    let doc_size = serde_json::to_vec(classic).unwrap().len();
+    assert!(doc_size <= 8192, "{doc_size} bytes");
+    // The section's later values go to its named shadow.
+    cloud.publish(
+        "one/dev1",
+        &json!({ "time": START + 1000, "text": long("c") }),
+    );
+    eventually(
+        30,
+        || {
+            format!(
+                "the named shadow took the new value: {:?}",
+                shadow(d, named)
+            )
+        },
+        || shadow(d, named)["state"]["reported"]["one"]["text"] == long("c"),
+    );
+    assert!(
+        shadow(d, "site-7-dev1")["state"]["reported"]
+            .get("one")
+            .is_none()
+    );
+    eddy.stop(d);
+}

@@ -253,6 +253,40 @@ pub fn state_bytes(desired: &Map<String, Value>, reported: &Map<String, Value>) 
     size(desired) + size(reported)
 }
 
+/// Top-level sections of `reported` to move into shadows of their own so
+/// that `desired` and the rest of `reported` fit in [`MAX_STATE_BYTES`]:
+/// the largest first, never one of `keep`. Empty when everything fits.
+pub fn sections_to_move(
+    desired: &Map<String, Value>,
+    reported: &Map<String, Value>,
+    keep: &[&str],
+) -> Vec<String> {
+    let mut rest = reported.clone();
+    if state_bytes(desired, &rest) <= MAX_STATE_BYTES {
+        return Vec::new();
+    }
+    let mut movable: Vec<(usize, String)> = reported
+        .iter()
+        .filter(|(name, _)| !keep.contains(&name.as_str()))
+        .map(|(name, value)| {
+            (
+                serde_json::to_vec(value).map_or(0, |v| v.len()),
+                name.clone(),
+            )
+        })
+        .collect();
+    movable.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut moved = Vec::new();
+    for (_, name) in movable {
+        if state_bytes(desired, &rest) <= MAX_STATE_BYTES {
+            break;
+        }
+        rest.remove(&name);
+        moved.push(name);
+    }
+    moved
+}
+
 /// Whether `name` can be a thing or shadow name: `[a-zA-Z0-9:_-]`, at
 /// most `max` bytes, not empty.
 pub fn valid_name(name: &str, max: usize) -> bool {
@@ -467,6 +501,35 @@ mod tests {
         let sent = map(json!({ "a": { "b": 1, "c": 3 }, "d": null }));
         subtract(&mut pending, &sent);
         assert_eq!(Value::Object(pending), json!({ "a": { "b": 2 }, "e": 1 }));
+    }
+
+    #[test]
+    fn a_state_too_large_moves_its_largest_sections_out_but_never_the_kept_ones() {
+        let big = |n: usize| Value::String("x".repeat(n));
+        let reported = map(json!({
+            "params": big(3000),
+            "stats": big(4000),
+            "alerts": big(2000),
+            "last_seen": 1
+        }));
+        // 9000-odd bytes: moving stats (the largest movable) is enough.
+        assert_eq!(
+            sections_to_move(&Map::new(), &reported, &["params"]),
+            vec!["stats".to_owned()]
+        );
+        // With params movable too, still only what is needed.
+        assert_eq!(
+            sections_to_move(&Map::new(), &reported, &[]),
+            vec!["stats".to_owned()]
+        );
+        // Desired counts: with 4000 bytes desired, alerts goes as well.
+        let desired = map(json!({ "d": big(4000) }));
+        assert_eq!(
+            sections_to_move(&desired, &reported, &["params"]),
+            vec!["stats".to_owned(), "alerts".to_owned()]
+        );
+        let small = map(json!({ "a": 1 }));
+        assert!(sections_to_move(&Map::new(), &small, &[]).is_empty());
     }
 
     #[test]

@@ -24,6 +24,17 @@ use super::shadow::{Action, Notice, Saved, Shadow};
 use super::topics::ShadowId;
 use crate::dataflow::control::{PipelineStatus, Request};
 
+/// Sections a classic shadow keeps when it outgrows the limit: what the
+/// desired state acts on and how it went.
+const KEEP_IN_CLASSIC: &[&str] = &[
+    "params",
+    "points",
+    "rejected",
+    "connection",
+    "eddy",
+    "last_seen",
+];
+
 /// How long the pipeline or a device may take to answer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
@@ -235,11 +246,77 @@ impl TwinSync {
         id
     }
 
-    /// Reports changes (a patch) on the twin `id`.
+    /// Reports changes (a patch) on the twin `id`. A classic shadow that
+    /// would outgrow the service's limit moves whole sections (a sink's
+    /// output, say) into named shadows of their own, which then take that
+    /// section's later changes.
     fn report(&mut self, id: &ShadowId, patch: &Map<String, Value>) {
         if patch.is_empty() {
             return;
         }
+        if id.name.is_none() {
+            let patch = self.split(id, patch);
+            self.report_one(id, &patch);
+        } else {
+            self.report_one(id, patch);
+        }
+    }
+
+    /// The named shadow holding section `section` of the classic `id`.
+    fn section_shadow(id: &ShadowId, section: &str) -> ShadowId {
+        let mut name = thing_name("", section);
+        name.truncate(super::document::MAX_SHADOW_NAME_BYTES);
+        ShadowId::named(id.thing.clone(), name)
+    }
+
+    /// Sends the sections of `patch` that live in named shadows there, and
+    /// moves out those that no longer fit; returns what stays for `id`.
+    fn split(&mut self, id: &ShadowId, patch: &Map<String, Value>) -> Map<String, Value> {
+        let mut stays = Map::new();
+        for (section, value) in patch {
+            let named = Self::section_shadow(id, section);
+            if self.shadows.contains_key(&named) {
+                let mut one = Map::new();
+                one.insert(section.clone(), value.clone());
+                self.report_one(&named, &one);
+            } else {
+                stays.insert(section.clone(), value.clone());
+            }
+        }
+        let Some(shadow) = self.shadows.get(id) else {
+            return stays;
+        };
+        let (desired, mut reported) = shadow.local();
+        super::document::merge(&mut reported, &stays);
+        let moving = super::document::sections_to_move(&desired, &reported, KEEP_IN_CLASSIC);
+        let device = shadow.saved().device.clone();
+        for section in moving {
+            let named = Self::section_shadow(id, &section);
+            tracing::info!(twin = %id, section, shadow = ?named.name, "the twin outgrows one shadow: a section moves to a named shadow");
+            let saved = Saved {
+                device: device.clone(),
+                ..self.local.load(&named)
+            };
+            let mut fresh = Shadow::new(named.clone(), &self.client, saved);
+            let actions = if self.connected {
+                fresh.connected()
+            } else {
+                Vec::new()
+            };
+            self.shadows.insert(named.clone(), fresh);
+            self.carry_out(&named, actions);
+            let mut one = Map::new();
+            one.insert(
+                section.clone(),
+                reported.get(&section).cloned().unwrap_or_default(),
+            );
+            self.report_one(&named, &one);
+            stays.insert(section, Value::Null);
+        }
+        stays
+    }
+
+    fn report_one(&mut self, id: &ShadowId, patch: &Map<String, Value>) {
         let Some(shadow) = self.shadows.get_mut(id) else {
             return;
         };

@@ -460,7 +460,7 @@ mod tests {
 
     fn connected(shadow: &mut Shadow) -> Value {
         let subscribe = shadow.connected();
-        assert!(matches!(&subscribe[..], [Action::Subscribe(f)] if f.len() == 6));
+        assert!(matches!(&subscribe[..], [Action::Subscribe(f)] if f.len() == 2));
         let get = published(&shadow.subscribed(0));
         assert_eq!(get.len(), 1);
         assert_eq!(get[0].0, "$aws/things/gw/shadow/get");
