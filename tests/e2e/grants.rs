@@ -50,10 +50,20 @@ const SNEAKY: &str = r#"
 #[test]
 fn what_the_manifest_declares_must_be_granted() {
     let alerts = toml_path(&plugin("threshold_alert"));
-    let all =
-        r#"grants = { state = ["alert", "breach"], side_outputs = ["cleared"], timers = true }"#;
+    let all = r#"grants = { state = ["alert", "breach"], side_outputs = ["cleared"], timers = true, twin = true }"#;
     let (code, err) = check_alerts(all, &alerts);
     assert_eq!(code, 0, "everything granted: {err}");
+
+    // Params from the device twin are a grant too.
+    let (code, err) = check_alerts(
+        r#"grants = { state = ["alert", "breach"], side_outputs = ["cleared"], timers = true }"#,
+        &alerts,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("declares twin") && err.contains("grants.twin = true"),
+        "{err}"
+    );
 
     let (code, err) = check_alerts(
         r#"grants = { side_outputs = ["cleared"], timers = true }"#,
