@@ -239,13 +239,27 @@ impl Drop for Running {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (nothing listens on it yet).
+/// A free TCP port on 127.0.0.1 (nothing listens on it yet), below the
+/// kernel's ephemeral range (32768 and up): a port the kernel hands out
+/// can be taken by any outgoing connection while a test has stopped its
+/// server to restart it on that port. Tests run as processes of their own,
+/// so where each starts looking is spread by its pid and the clock.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const LOW: u64 = 10_000;
+    const SPAN: u64 = 22_000;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let seed = u64::from(std::process::id()).wrapping_mul(2_654_435_761) ^ nanos;
+    for _ in 0..SPAN {
+        let port = (LOW + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A small seeded generator (xorshift), for kill times and the like.

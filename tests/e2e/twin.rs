@@ -282,9 +282,30 @@ fn a_threshold_set_in_the_cloud_changes_the_alerts_of_the_running_pipeline() {
         );
     }
 
+    // The cloud takes its override away: the pipeline file's threshold (60)
+    // is in force again, and nothing is reported as set from the twin.
+    cloud.desire(json!({ "params": { "alerts": null } }));
+    eventually(
+        30,
+        || {
+            format!(
+                "the override was taken back: {}\n{}",
+                shadow(d, THING),
+                logs(d)
+            )
+        },
+        || {
+            let reported = &shadow(d, THING)["state"]["reported"];
+            reported.get("params").is_none() && reported.get("rejected").is_none()
+        },
+    );
+    // 50 is above 45 but below 60: no alert is raised.
+    readings(&cloud, d, 3000, 50.0, 60);
+    assert_eq!(alerts(d), after, "no alert by the file's threshold");
+
     // No restart, no record lost: every reading seen once, in one process.
     let seen = json_lines(&d.join("seen.jsonl"));
-    assert_eq!(seen.len(), 45);
+    assert_eq!(seen.len(), 60);
     let alerts_op = status(d)["operators"]
         .as_array()
         .unwrap()
@@ -293,7 +314,7 @@ fn a_threshold_set_in_the_cloud_changes_the_alerts_of_the_running_pipeline() {
         .cloned()
         .unwrap();
     assert_eq!(alerts_op["restarts"], 0, "{alerts_op}");
-    assert_eq!(alerts_op["records_in"], 45, "{alerts_op}");
+    assert_eq!(alerts_op["records_in"], 60, "{alerts_op}");
     assert!(
         eddy.0.as_mut().unwrap().try_wait().unwrap().is_none(),
         "eddy still runs"

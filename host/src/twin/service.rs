@@ -678,14 +678,35 @@ impl TwinSync {
     async fn notice(&mut self, id: &ShadowId, notice: Notice) {
         match notice {
             Notice::Desired { delta, version } => {
-                tracing::info!(twin = %id, version, ?delta, "desired state changed");
+                tracing::info!(twin = %id, version, ?delta, "desired state");
                 if *id == self.host {
                     let only = match delta.get("params") {
                         Some(Value::Object(ops)) => ops.clone(),
-                        _ => return,
+                        _ => Map::new(),
                     };
-                    let desired = self.shadows[id].saved().desired.clone();
-                    let answers = ask_params(&self.pipeline, &desired, Some(&only));
+                    let (desired, reported) = self.shadows[id].local();
+                    // Overrides the cloud took away: the pipeline file's
+                    // params again.
+                    let removed: Vec<String> = match reported.get("params") {
+                        Some(Value::Object(applied)) => applied
+                            .keys()
+                            .filter(|op| desired.get("params").and_then(|p| p.get(*op)).is_none())
+                            .cloned()
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    if only.is_empty() && removed.is_empty() {
+                        return;
+                    }
+                    let mut answers = ask_params(&self.pipeline, &desired, Some(&only));
+                    for operator in removed {
+                        let answer = self.pipeline.ask(|reply| Request::SetParams {
+                            operator: operator.clone(),
+                            overrides: Map::new(),
+                            reply,
+                        });
+                        answers.push((operator, Value::Null, answer));
+                    }
                     self.answered(answers).await;
                 } else if let Some(Value::Object(points)) = delta.get("points") {
                     for point in points.keys() {

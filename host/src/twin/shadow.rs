@@ -37,10 +37,11 @@ pub enum Action {
 /// What the host must know.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
-    /// Desired state to act on: the fields of `desired` that reported does
-    /// not hold (with the reported changes still pending counted in).
+    /// Desired state changed: the fields of `desired` that reported does
+    /// not hold (with the reported changes still pending counted in) are
+    /// to act on; fields gone from desired state may be too.
     Desired {
-        /// Those fields.
+        /// The fields of desired state reported does not hold (may be none).
         delta: Map<String, Value>,
         /// The shadow's version they come with.
         version: u64,
@@ -400,14 +401,14 @@ impl Shadow {
         (actions, notices)
     }
 
+    /// Desired state is new: the host acts on the delta, and on fields
+    /// that left desired state (so the delta can be empty).
     fn desired_notice(&self, notices: &mut Vec<Notice>) {
         let (desired, reported) = self.local();
-        if let Some(delta) = document::delta(&desired, &reported) {
-            notices.push(Notice::Desired {
-                delta,
-                version: self.saved.version,
-            });
-        }
+        notices.push(Notice::Desired {
+            delta: document::delta(&desired, &reported).unwrap_or_default(),
+            version: self.saved.version,
+        });
     }
 }
 
