@@ -24,6 +24,7 @@ mod outage;
 mod peer;
 mod plugin_test;
 mod processing_time;
+mod release;
 mod seeds_job;
 mod signing;
 mod state_cmd;

@@ -14,12 +14,15 @@
 //! - `soak`: resident memory over a long run with churning keys and state TTL.
 //! - `fuzz`: the fuzz properties (tests named `fuzz_…`) for a given time.
 //! - `docs`: the README's table of source and sink kinds, from the registry.
+//! - `deploy --inventory F --plan`: what a deploy would send where (the
+//!   shipping itself is not built yet).
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod bench;
 mod build;
 mod demo;
+mod deploy;
 mod docs;
 mod fuzz;
 mod guests;
@@ -82,6 +85,22 @@ enum Task {
     },
     /// Write the README's table of source and sink kinds from the registry.
     Docs,
+    /// Deploy to the devices of an inventory. So far only `--plan`: the
+    /// devices chosen, their targets, pipelines and plugins.
+    Deploy {
+        /// The inventory file.
+        #[arg(long, default_value = "fleet.toml")]
+        inventory: PathBuf,
+        /// Only these devices (comma-separated names).
+        #[arg(long, value_delimiter = ',', conflicts_with = "group")]
+        devices: Vec<String>,
+        /// Only the devices of this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Print what would go where, and stop.
+        #[arg(long)]
+        plan: bool,
+    },
     /// Release build of the host for a target.
     Build {
         /// `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`.
@@ -117,6 +136,12 @@ fn main() -> anyhow::Result<()> {
         } => build::run(&sh, target, !no_compiler).map(drop),
         Task::Precompile { target, key } => precompile::run(&sh, target, key.as_deref()).map(drop),
         Task::Soak { minutes, no_ttl } => soak::run(&sh, minutes, !no_ttl),
+        Task::Deploy {
+            inventory,
+            devices,
+            group,
+            plan,
+        } => deploy::run(&inventory, &devices, group.as_deref(), plan),
         Task::Fuzz { minutes, cases } => fuzz::run(&sh, minutes, cases),
         Task::Docs => docs::run(&sh),
         Task::TestKafka => kafka::run(&sh),

@@ -93,7 +93,8 @@ pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
 
 /// The peers the tests start: `socat` (serial line pairs), `dbus-daemon`
 /// and python-dbusmock for the system Python (BlueZ mocked on a private
-/// bus), the mosquitto broker, openssl (the TLS tests make their CAs), and
+/// bus), the mosquitto broker, openssl (the TLS tests make their CAs),
+/// systemd's `systemd-analyze` (the service unit is verified with it), and
 /// a Python virtual environment at
 /// `target/peers-venv` with pymodbus and paho-mqtt, whose interpreter the
 /// tests find there (or in `EDDY_TEST_PYTHON`).
@@ -106,6 +107,7 @@ pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
             "dbus",
             "python3-dbusmock",
             "mosquitto",
+            "systemd",
         ],
     )?;
     let venv = crate::project_root().join("target/peers-venv");

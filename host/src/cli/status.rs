@@ -14,6 +14,9 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         println!("{text}");
         return Ok(());
     }
+    if let Some(release) = &status.release {
+        println!("release {release}");
+    }
     println!(
         "pipeline {}   resident memory {} (peak {})   dead-lettered {}",
         status.pipeline,

@@ -62,6 +62,9 @@ pub enum SwapResult {
 pub struct PipelineStatus {
     /// The pipeline's name.
     pub pipeline: String,
+    /// The release this eddy runs (set by `eddy-start` on a deployed device).
+    #[serde(default)]
+    pub release: Option<String>,
     /// The host's resident memory, in bytes (0 where unknown).
     pub resident_bytes: u64,
     /// The most resident memory the process has had.
@@ -382,6 +385,7 @@ impl Graph {
     pub fn status(&self) -> PipelineStatus {
         PipelineStatus {
             pipeline: self.name.clone(),
+            release: crate::runtime::release::Release::from_env().map(|r| r.id().to_owned()),
             resident_bytes: resident_bytes(),
             peak_resident_bytes: peak_resident_bytes(),
             dead_lettered: self.dead_letter.records(),

@@ -25,6 +25,8 @@ use crate::config::{self, ConfigError};
 use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
 use crate::plugin::{KeptSwaps, SwappedPlugins};
 
+pub(crate) mod release;
+
 /// What a stopped pipeline gets beyond its shutdown timeout to finish.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -133,6 +135,13 @@ impl Runtime {
             pipeline.config.twin.is_some().then_some(twin_commands),
             io.handle(),
         )?;
+        if let Some(release) = release::Release::from_env() {
+            io.spawn(mark_good_when_healthy(
+                release,
+                requests.clone(),
+                graph.doorbell(),
+            ));
+        }
         Self::start_twin(
             &pipeline,
             &store,
@@ -359,5 +368,49 @@ fn kept_swaps(pipeline: &config::LoadedPipeline, store: SwappedPlugins) -> KeptS
                 )
             })
             .collect(),
+    }
+}
+
+/// Marks the release good in the device's boot counter once the pipeline
+/// has run for a while with no operator quarantined; a release that never
+/// gets there is rolled back by `eddy-start` after its attempts.
+async fn mark_good_when_healthy(
+    release: release::Release,
+    requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+    doorbell: eddy_driver::Doorbell,
+) {
+    tokio::time::sleep(release::Release::good_after()).await;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if requests
+        .send(crate::dataflow::control::Request::Status(reply))
+        .is_err()
+    {
+        return;
+    }
+    doorbell.ring();
+    let Ok(status) = answer.await else {
+        return;
+    };
+    let quarantined: Vec<&str> = status
+        .operators
+        .iter()
+        .filter(|o| o.quarantined.is_some())
+        .map(|o| o.name.as_str())
+        .collect();
+    if !quarantined.is_empty() {
+        tracing::warn!(
+            release = release.id(),
+            "not marking the release good: quarantined operators {}",
+            quarantined.join(", ")
+        );
+        return;
+    }
+    match release.mark_good() {
+        Ok(true) => tracing::info!(release = release.id(), "release marked good"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(
+            release = release.id(),
+            "the boot counter cannot be written: {e}"
+        ),
     }
 }

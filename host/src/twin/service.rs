@@ -478,7 +478,11 @@ impl TwinSync {
         let mut patch = Map::new();
         patch.insert(
             "eddy".into(),
-            json!({ "version": env!("CARGO_PKG_VERSION"), "pipeline": status.pipeline }),
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "pipeline": status.pipeline,
+                "release": status.release,
+            }),
         );
         patch.insert("operators".into(), Value::Object(operators));
         if !outboxes.is_empty() {
