@@ -29,7 +29,7 @@ use process::{Killed, cpu};
 #[path = "support/run.rs"]
 mod run;
 
-use run::{eddy, plugin, status};
+use run::{eddy, no_input, seeds_job, status, ten_ups};
 
 /// Readings in the end-to-end case. The mock cluster keeps at most 100 000
 /// messages (and 5 MB) a partition: these fit in its 8 partitions.
@@ -95,24 +95,11 @@ bounded_out_of_orderness_ms = 1000
 [sources.sensors.kafka]
 brokers = ["{brokers}"]
 topics = ["readings"]
-[operators.stats]
-inputs = ["sensors"]
-plugin = {stats}
-params = {{ fields = ["temperature"] }}
-window.tumbling = {{ size_ms = 1000 }}
-[operators.alerts]
-inputs = ["stats"]
-plugin = {alert}
-params = {{ field = "temperature_max", threshold = 29.0, within_ms = 2000, clear_below = 25.0 }}
-[sinks.uplink]
-inputs = ["stats", "alerts"]
-outbox = {{ priorities = ["alerts"] }}
-[sinks.uplink.kafka]
+{seeds}[sinks.uplink.kafka]
 brokers = ["{brokers}"]
 topic = "results.{{output}}"
 "#,
-        stats = plugin(root, "window_stats"),
-        alert = plugin(root, "threshold_alert"),
+        seeds = seeds_job(root),
     );
     let child = Killed(eddy(dir, &pipeline).spawn().expect("eddy"));
     let pid = child.0.id();
@@ -165,6 +152,7 @@ brokers = ["{brokers}"]
 topic = "backlog"
 "#
     );
+    let ups = ten_ups(duration_ms);
     let fill = format!(
         r#"
 [pipeline]
@@ -172,21 +160,13 @@ name = "drain"
 shutdown_timeout_ms = 0
 [checkpoint]
 enabled = false
-[sources.ups]
-[sources.ups.sim]
-seed = 3
-interval_ms = 100
-speed = 0
-start_time_ms = 1_767_225_600_000
-duration_ms = {duration_ms}
-ups = [{{ name = "u", strings = 2, cells_per_string = 8 }}, {{ name = "v", strings = 2, cells_per_string = 8 }}, {{ name = "w", strings = 2, cells_per_string = 8 }}, {{ name = "x", strings = 2, cells_per_string = 8 }}, {{ name = "y", strings = 2, cells_per_string = 8 }}, {{ name = "z", strings = 2, cells_per_string = 8 }}, {{ name = "a", strings = 2, cells_per_string = 8 }}, {{ name = "b", strings = 2, cells_per_string = 8 }}, {{ name = "c", strings = 2, cells_per_string = 8 }}, {{ name = "d", strings = 2, cells_per_string = 8 }}]
-{sink}"#
+{ups}{sink}"#
     );
     cluster.broker_down(1).expect("broker down");
     let filled = eddy(dir, &fill).status().expect("eddy");
     assert!(filled.success(), "the filling run failed");
     cluster.broker_up(1).expect("broker up");
-    std::fs::write(dir.join("empty.jsonl"), "").expect("empty input");
+    let empty = no_input(dir);
     let deliver = format!(
         r#"
 [pipeline]
@@ -194,10 +174,7 @@ name = "drain"
 shutdown_timeout_ms = 600000
 [checkpoint]
 enabled = false
-[sources.ups]
-[sources.ups.file]
-path = "empty.jsonl"
-{sink}"#
+{empty}{sink}"#
     );
     let t0 = Instant::now();
     let delivered = eddy(dir, &deliver).status().expect("eddy");

@@ -39,7 +39,7 @@ use process::{Killed, cpu};
 #[path = "support/run.rs"]
 mod run;
 
-use run::{eddy, plugin, status};
+use run::{eddy, no_input, seeds_job, status, ten_ups};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -140,24 +140,11 @@ topic_parsing = "site/+site/sensor/+sensor"
 key_levels = ["site", "sensor"]
 time_field = "ts"
 broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "bench-reader" }}
-[operators.stats]
-inputs = ["sensors"]
-plugin = {stats}
-params = {{ fields = ["temperature"] }}
-window.tumbling = {{ size_ms = 1000 }}
-[operators.alerts]
-inputs = ["stats"]
-plugin = {alert}
-params = {{ field = "temperature_max", threshold = 29.0, within_ms = 2000, clear_below = 25.0 }}
-[sinks.uplink]
-inputs = ["stats", "alerts"]
-outbox = {{ priorities = ["alerts"] }}
-[sinks.uplink.mqtt]
+{seeds}[sinks.uplink.mqtt]
 topic = "results/{{output}}/{{key}}"
 broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "bench-uplink" }}
 "#,
-        stats = plugin(root, "window_stats"),
-        alert = plugin(root, "threshold_alert"),
+        seeds = seeds_job(root),
     );
     let child = Killed(eddy(dir, &pipeline).spawn().expect("eddy"));
     let pid = child.0.id();
@@ -193,7 +180,7 @@ broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "bench-uplink" }}
 /// Simulated readings straight into `sink`: (results, seconds, peak MiB).
 fn burst(dir: &Path, sink: &str, results: u64) -> (u64, f64, u64) {
     // 10 UPS of 2 strings of 8 cells: 160 readings every 100 ms of event time.
-    let duration_ms = results / 160 * 100;
+    let ups = ten_ups(results / 160 * 100);
     let pipeline = format!(
         r#"
 [pipeline]
@@ -201,15 +188,7 @@ name = "burst"
 shutdown_timeout_ms = 0
 [checkpoint]
 enabled = false
-[sources.ups]
-[sources.ups.sim]
-seed = 3
-interval_ms = 100
-speed = 0
-start_time_ms = 1_767_225_600_000
-duration_ms = {duration_ms}
-ups = [{{ name = "u", strings = 2, cells_per_string = 8 }}, {{ name = "v", strings = 2, cells_per_string = 8 }}, {{ name = "w", strings = 2, cells_per_string = 8 }}, {{ name = "x", strings = 2, cells_per_string = 8 }}, {{ name = "y", strings = 2, cells_per_string = 8 }}, {{ name = "z", strings = 2, cells_per_string = 8 }}, {{ name = "a", strings = 2, cells_per_string = 8 }}, {{ name = "b", strings = 2, cells_per_string = 8 }}, {{ name = "c", strings = 2, cells_per_string = 8 }}, {{ name = "d", strings = 2, cells_per_string = 8 }}]
-[sinks.uplink]
+{ups}[sinks.uplink]
 inputs = ["ups"]
 outbox = {{ max_bytes = 4_000_000_000 }}
 {sink}
@@ -241,7 +220,7 @@ fn disk_bytes(dir: &Path) -> u64 {
 /// Case 3: the broker back, how fast the outbox of `dir` empties:
 /// results/s.
 fn drain(dir: &Path, port: u16, results: u64) -> f64 {
-    std::fs::write(dir.join("empty.jsonl"), "").expect("empty input");
+    let empty = no_input(dir);
     let pipeline = format!(
         r#"
 [pipeline]
@@ -249,10 +228,7 @@ name = "burst"
 shutdown_timeout_ms = 600000
 [checkpoint]
 enabled = false
-[sources.ups]
-[sources.ups.file]
-path = "empty.jsonl"
-[sinks.uplink]
+{empty}[sinks.uplink]
 inputs = ["ups"]
 outbox = {{ max_bytes = 4_000_000_000 }}
 [sinks.uplink.mqtt]

@@ -21,16 +21,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::support::{Rng, Running, plugin, toml_path};
-
-/// Waits until `check` holds, for up to `seconds`.
-fn eventually(seconds: u64, what: &dyn Fn() -> String, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check() {
-        assert!(Instant::now() < deadline, "{}", what());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{Rng, Running, eventually, plugin, toml_path, try_status as status};
 
 fn log(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
@@ -264,18 +255,6 @@ fn local(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// `eddy status --json` of the run in `dir` (null when it does not answer).
-fn status(dir: &Path) -> serde_json::Value {
-    std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["status", "--json"])
-        .current_dir(dir)
-        .env("EDDY_STATE_DIR", dir.join("state"))
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-        .unwrap_or_default()
-}
-
 /// How many runs in `dir` have restored (or found nothing to restore).
 fn restored(dir: &Path) -> usize {
     let text = std::fs::read_to_string(dir.join("eddy.log")).unwrap_or_default();
@@ -287,10 +266,10 @@ fn restored(dir: &Path) -> usize {
 fn run_to_end(dir: &Path, run: &mut Running, count: usize, runs: usize) {
     // The file holds what the last run wrote until this one has cut it
     // back to its checkpoint.
-    eventually(60, &|| log(dir), || restored(dir) > runs);
+    eventually(60, || log(dir), || restored(dir) > runs);
     eventually(
         120,
-        &|| {
+        || {
             format!(
                 "{} of {count} windows\n{}\nsources: {}",
                 local(dir).len(),
@@ -302,7 +281,7 @@ fn run_to_end(dir: &Path, run: &mut Running, count: usize, runs: usize) {
     );
     eventually(
         60,
-        &|| format!("the outbox did not drain\n{}", log(dir)),
+        || format!("the outbox did not drain\n{}", log(dir)),
         || {
             status(dir)["sinks"]
                 .as_array()
@@ -351,9 +330,11 @@ fn against_a_real_broker_kafka_in_and_out_gives_exactly_the_windows_through_sigk
         .stderr(std::fs::File::create(dir.path().join("tansu.log")).unwrap())
         .spawn()
         .expect("tansu starts");
-    eventually(60, &|| "tansu listens".into(), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    eventually(
+        60,
+        || "tansu listens".into(),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
     let brokers = format!("127.0.0.1:{port}");
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         ClientConfig::new()
@@ -571,7 +552,7 @@ fn partitions_keep_their_own_watermarks_an_idle_one_holds_none_back_and_the_upli
     first.extend(fired(&a[..300], held));
     eventually(
         60,
-        &|| format!("{} of {} windows\n{}", local(d).len(), first.len(), log(d)),
+        || format!("{} of {} windows\n{}", local(d).len(), first.len(), log(d)),
         || local(d).len() >= first.len(),
     );
     // Then partition 1 falls silent while `a`'s readings keep coming on
@@ -588,7 +569,7 @@ fn partitions_keep_their_own_watermarks_an_idle_one_holds_none_back_and_the_upli
     want.extend(fired(&a, watermark));
     eventually(
         60,
-        &|| format!("{} of {} windows\n{}", local(d).len(), want.len(), log(d)),
+        || format!("{} of {} windows\n{}", local(d).len(), want.len(), log(d)),
         || local(d).len() >= want.len(),
     );
     let results = local(d);
@@ -617,14 +598,20 @@ fn partitions_keep_their_own_watermarks_an_idle_one_holds_none_back_and_the_upli
             .and_then(|s| s.iter().find(|s| s["name"] == "uplink").cloned())
             .unwrap_or_default()
     };
-    eventually(30, &|| uplink_status(d).to_string(), || {
-        let s = uplink_status(d);
-        s["held"].as_u64() == Some(want.len() as u64) && s["state"] == "retrying"
-    });
+    eventually(
+        30,
+        || uplink_status(d).to_string(),
+        || {
+            let s = uplink_status(d);
+            s["held"].as_u64() == Some(want.len() as u64) && s["state"] == "retrying"
+        },
+    );
     uplink.broker_up(1).unwrap();
-    eventually(60, &|| uplink_status(d).to_string(), || {
-        uplink_status(d)["held"].as_u64() == Some(0)
-    });
+    eventually(
+        60,
+        || uplink_status(d).to_string(),
+        || uplink_status(d)["held"].as_u64() == Some(0),
+    );
     running.stop(d);
     let topic = consume_all(&uplink.bootstrap_servers(), "out.stats", 1);
     let on_topic: Vec<serde_json::Value> = topic.into_iter().map(|(_, j)| j).collect();

@@ -12,17 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::root as repo_root;
-
-fn eventually(seconds: u64, what: impl Fn() -> String, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check() {
-        assert!(Instant::now() < deadline, "{}", what());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{eventually, root as repo_root, try_status as status};
 
 /// A live simulated UPS to a file: runs until stopped.
 const GOOD: &str = r#"
@@ -180,17 +172,6 @@ fn device() -> (tempfile::TempDir, PathBuf) {
     release(&root, "r1", GOOD);
     point(&root, "current", "r1");
     (dir, root)
-}
-
-/// `eddy status --json` of the running release.
-fn status(root: &Path) -> serde_json::Value {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["status", "--json"])
-        .env("EDDY_STATE_DIR", root.join("state"))
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-        .unwrap_or_default()
 }
 
 #[test]

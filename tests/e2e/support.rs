@@ -147,6 +147,28 @@ pub(crate) fn status(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
+/// `eddy status --json` of the eddy whose state directory is
+/// `dir/state`; null while none answers (not started yet, stopping).
+pub(crate) fn try_status(dir: &Path) -> serde_json::Value {
+    eddy()
+        .args(["status", "--json"])
+        .env("EDDY_STATE_DIR", dir.join("state"))
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or_default()
+}
+
+/// Waits until `check` holds, for up to `seconds`; `what` explains a
+/// failure when it does not.
+pub(crate) fn eventually(seconds: u64, what: impl Fn() -> String, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// `GET /metrics` of the running eddy whose state directory is `dir/state`.
 pub(crate) fn metrics(dir: &Path) -> String {
     let endpoint: serde_json::Value =

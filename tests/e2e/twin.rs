@@ -7,25 +7,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::{Value, json};
 
 use crate::modbus_peer::python;
 use crate::mqtt::{Peer, mosquitto, tails};
-use crate::support::{Running, free_port, json_lines, plugin, root, run, status, toml_path};
+use crate::support::{
+    Running, eventually, free_port, json_lines, plugin, root, run, status, toml_path,
+};
 
 const THING: &str = "site-7-gw";
-
-/// Waits until `check` holds, for up to `seconds`; `what` explains a failure.
-fn eventually(seconds: u64, what: impl Fn() -> String, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check() {
-        assert!(Instant::now() < deadline, "{}", what());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The logs of eddy, the broker and the service, for a failure.
 fn logs(dir: &Path) -> String {

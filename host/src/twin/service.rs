@@ -320,8 +320,12 @@ impl TwinSync {
         let Some(shadow) = self.shadows.get_mut(id) else {
             return;
         };
+        let before = shadow.saved().pending.clone();
         let actions = shadow.report(patch, now_ms());
-        self.save(id);
+        // Most reports repeat what is held: write the copy only on a change.
+        if shadow.saved().pending != before || !actions.is_empty() {
+            self.save(id);
+        }
         self.carry_out(id, actions);
     }
 
