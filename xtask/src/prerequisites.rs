@@ -107,6 +107,7 @@ pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
             "dbus",
             "python3-dbusmock",
             "mosquitto",
+            "openssl",
             "systemd",
         ],
     )?;
