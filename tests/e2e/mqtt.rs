@@ -462,7 +462,7 @@ fn make_ca(dir: &Path, name: &str) {
 }
 
 #[test]
-fn a_tls_broker_is_read_with_its_ca_and_refused_with_another() {
+fn a_tls_broker_is_read_and_written_with_its_ca_and_refused_with_another() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // The broker's CA, its certificate for 127.0.0.1, and a CA it has
@@ -535,13 +535,24 @@ fn a_tls_broker_is_read_with_its_ca_and_refused_with_another() {
              broker = {{ url = \"mqtts://127.0.0.1:{tls}\", client_id = \"{name}\", tls = {{ ca_file = \"{ca}\" }} }}\n"
         )
     };
+    // The readings go back up over TLS too: through the CA, and through
+    // the CA the broker has nothing to do with.
+    let sink = |name: &str, ca: &str| {
+        format!(
+            "[sinks.{name}]\ninputs = [\"good\"]\n[sinks.{name}.mqtt]\ntopic = \"sites/{name}/{{key}}\"\n\
+             broker = {{ url = \"mqtts://127.0.0.1:{tls}\", client_id = \"{name}\", keep_alive_s = 1, tls = {{ ca_file = \"{ca}\" }} }}\n"
+        )
+    };
+    let _subscriber = subscriber(d, plain);
     std::fs::write(
         d.join("p.toml"),
         format!(
             "[pipeline]\nname = \"tls\"\n[checkpoint]\nenabled = false\n{}{}\
-             [sinks.local]\ninputs = [\"good\", \"bad\"]\n[sinks.local.file]\npath = \"readings.jsonl\"\n",
+             [sinks.local]\ninputs = [\"good\", \"bad\"]\n[sinks.local.file]\npath = \"readings.jsonl\"\n{}{}",
             source("good", "ca.pem"),
-            source("bad", "other-ca.pem")
+            source("bad", "other-ca.pem"),
+            sink("up", "ca.pem"),
+            sink("up_bad", "other-ca.pem"),
         ),
     )
     .unwrap();
@@ -563,5 +574,47 @@ fn a_tls_broker_is_read_with_its_ca_and_refused_with_another() {
     let error = bad["last_error"].as_str().unwrap_or_default();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
     assert_eq!(readings().len(), 10, "only the good source reads");
+    // The subscriber on the plain listener gets the ten readings once
+    // each, from the sink that trusts the broker's CA only.
+    let up = || -> Vec<serde_json::Value> { json_lines(&d.join("received.jsonl")) };
+    eventually(30, "ten readings published over TLS", || up().len() >= 10);
+    let topics: std::collections::BTreeSet<String> = up()
+        .iter()
+        .map(|m| m["topic"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        topics.iter().all(|t| t.starts_with("sites/up/")),
+        "{topics:?}"
+    );
+    let seqs: std::collections::BTreeSet<i64> = up()
+        .iter()
+        .filter_map(|m| m["payload"]["seq"].as_i64())
+        .collect();
+    let sent: std::collections::BTreeSet<i64> = readings()
+        .iter()
+        .filter_map(|r| r["seq"].as_i64())
+        .collect();
+    assert_eq!(seqs, sent, "the readings read are the readings published");
+    let sink_state = |name: &str| -> serde_json::Value {
+        status(d)["sinks"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    eventually(30, "the sink without the broker's CA retries", || {
+        sink_state("up_bad")["state"] == "retrying"
+    });
+    let bad = sink_state("up_bad");
+    let error = bad["last_error"].as_str().unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{bad}");
+    assert_eq!(up().len(), 10, "{topics:?}");
+    // Idle for seven keep-alive intervals: the sink's pings keep its one
+    // connection (mosquitto drops a client silent for 1.5 intervals, and
+    // looks every few seconds: one with a 1 s keep-alive within 5 s).
+    std::thread::sleep(Duration::from_secs(7));
+    let log = std::fs::read_to_string(d.join("mosquitto.log")).unwrap_or_default();
+    let connects = log.matches(" as up (").count();
+    assert_eq!(connects, 1, "{log}");
+    assert!(!log.contains("up has exceeded timeout"), "{log}");
     run.stop(d);
 }

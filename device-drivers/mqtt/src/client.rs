@@ -2,8 +2,8 @@
 //! the few operations eddy's components use, and the events they wait for.
 
 use bytes::Bytes;
+use rumqttc::QoS;
 use rumqttc::v5;
-use rumqttc::{Outgoing, QoS};
 
 use crate::broker::{Broker, Protocol};
 
@@ -25,15 +25,6 @@ pub(crate) struct SessionOptions {
 pub(crate) enum Event {
     /// Connected.
     ConnAck,
-    /// A publish went out with this packet id (0 for QoS 0).
-    Sent(u16),
-    /// The broker took a QoS 1 publish, or refused it (MQTT 5 reason).
-    PubAck {
-        /// The packet id.
-        pkid: u16,
-        /// Why it was refused, if it was.
-        refused: Option<String>,
-    },
     /// A message for one of our subscriptions.
     Message(Box<Message>),
     /// A subscription was answered; the text says why it was refused.
@@ -133,10 +124,6 @@ impl Connection {
                 let event = events.poll().await.map_err(|e| e.to_string())?;
                 Ok(match event {
                     rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => Event::ConnAck,
-                    rumqttc::Event::Incoming(rumqttc::Packet::PubAck(ack)) => Event::PubAck {
-                        pkid: ack.pkid,
-                        refused: None,
-                    },
                     rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) => {
                         Event::Message(Box::new(Message {
                             topic: publish.topic.clone(),
@@ -151,22 +138,14 @@ impl Connection {
                             .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
                         Event::SubAck(refused.then(|| "the broker refused a subscription".into()))
                     }
-                    rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => Event::Sent(pkid),
                     _ => Event::Other,
                 })
             }
             Inner::V5(_, events) => {
-                use v5::mqttbytes::v5::{Packet, PubAckReason, SubscribeReasonCode};
+                use v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
                 let event = events.poll().await.map_err(|e| e.to_string())?;
                 Ok(match event {
                     v5::Event::Incoming(Packet::ConnAck(_)) => Event::ConnAck,
-                    v5::Event::Incoming(Packet::PubAck(ack)) => Event::PubAck {
-                        pkid: ack.pkid,
-                        refused: match ack.reason {
-                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
-                            other => Some(format!("the broker refused it: {other:?}")),
-                        },
-                    },
                     v5::Event::Incoming(Packet::Publish(publish)) => {
                         Event::Message(Box::new(Message {
                             topic: String::from_utf8_lossy(&publish.topic).into_owned(),
@@ -183,36 +162,8 @@ impl Connection {
                             refused.map(|c| format!("the broker refused a subscription: {c:?}")),
                         )
                     }
-                    v5::Event::Outgoing(Outgoing::Publish(pkid)) => Event::Sent(pkid),
                     _ => Event::Other,
                 })
-            }
-        }
-    }
-
-    /// Queues a publish; with MQTT 5 the result id also goes as the user
-    /// property `result_id`.
-    pub(crate) fn try_publish(
-        &self,
-        topic: &str,
-        level: u8,
-        retain: bool,
-        payload: Vec<u8>,
-        id: &str,
-    ) -> Result<(), Full> {
-        match &self.inner {
-            Inner::V4(client, _) => client
-                .try_publish(topic, qos(level), retain, payload)
-                .map_err(|_| Full),
-            Inner::V5(client, _) => {
-                let properties = v5::mqttbytes::v5::PublishProperties {
-                    content_type: Some("application/json".into()),
-                    user_properties: vec![("result_id".into(), id.into())],
-                    ..Default::default()
-                };
-                client
-                    .try_publish_with_properties(topic, v5_qos(level), retain, payload, properties)
-                    .map_err(|_| Full)
             }
         }
     }

@@ -7,7 +7,11 @@
 //!
 //! [`MqttSinkConfig`] is the `mqtt` sink: each result is published as JSON
 //! to a topic made from a template, from the host's durable outbox, which
-//! lets a result go only once the broker has acknowledged it (QoS 1).
+//! lets a result go only once the broker has acknowledged it (QoS 1). Its
+//! connection is a sans-IO publishing session with rumqttc's packet codec
+//! under a thin I/O loop: publishes leave many to a write and their
+//! acknowledgements are read in bulk, so a backlog drains at the broker's
+//! pace rather than one round of the client's event loop per message.
 //!
 //! ```toml
 //! [sinks.uplink]

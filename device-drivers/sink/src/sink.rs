@@ -90,4 +90,13 @@ pub trait SinkTask: Send + 'static {
         &'a mut self,
         batch: &'a [OwnedOut],
     ) -> BoxFuture<'a, Result<Refused, SinkError>>;
+
+    /// Keeps a connected peer's connection alive while no records wait
+    /// (a protocol's pings); returns only when the connection is gone,
+    /// and the host then connects again before the next batch. The host
+    /// drops this future as soon as records come, so it must be
+    /// cancel-safe. By default the connection needs nothing.
+    fn idle(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(std::future::pending())
+    }
 }

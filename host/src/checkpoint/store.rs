@@ -22,7 +22,7 @@ use sled::Tree;
 use super::manifest::Manifest;
 
 /// The most memory sled keeps pages of the database in.
-const CACHE_BYTES: u64 = 64 << 20;
+const CACHE_BYTES: u64 = 16 << 20;
 
 /// State blobs are stored in parts of at most this many bytes.
 pub const PART_BYTES: usize = 4 << 20;

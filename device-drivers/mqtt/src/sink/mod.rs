@@ -2,6 +2,8 @@
 //! outbox.
 
 mod config;
+mod session;
+mod stream;
 mod task;
 
 pub use config::MqttSinkConfig;

@@ -1,16 +1,24 @@
-//! Publishing batches, on the async runtime.
+//! Publishing batches, on the async runtime: the thin I/O loop around a
+//! [`PublishSession`], which writes many publishes at once and reads their
+//! acknowledgements in bulk.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use eddy_driver::BoxFuture;
 use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
+use super::session::{Hello, Incoming, PublishSession};
+use super::stream::Stream;
 use crate::broker::Broker;
-use crate::client::{Connection, Event, SessionOptions};
 
-/// QoS 1 publishes in flight at once.
+/// QoS 1 publishes in flight at once (fewer if the broker says so).
 const INFLIGHT: u16 = 1024;
+
+/// Bytes of publishes gathered before they are written.
+const SEND_CHUNK: usize = 128 * 1024;
 
 /// Publishes batches of results, in order, and returns once the broker
 /// has acknowledged each (QoS 1) or each has gone out (QoS 0).
@@ -21,10 +29,91 @@ pub struct MqttSinkTask {
     qos: u8,
     retain: bool,
     ack_timeout: Duration,
-    connection: Option<Connection>,
+    live: Option<Live>,
     /// Reused buffers.
     topic_buf: String,
     payload: Vec<u8>,
+}
+
+/// An open connection.
+struct Live {
+    stream: Stream,
+    session: PublishSession,
+    /// When bytes last went to the broker.
+    last_sent: Instant,
+    /// A ping awaiting its answer, since then.
+    ping_sent: Option<Instant>,
+}
+
+impl Live {
+    /// Sends what the session queued. Cancel-safe: bytes not written stay
+    /// queued.
+    async fn send(&mut self) -> Result<(), String> {
+        while !self.session.out.is_empty() {
+            let n = self
+                .stream
+                .write_buf(&mut self.session.out)
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the connection takes no more bytes".into());
+            }
+        }
+        self.stream.flush().await.map_err(|e| e.to_string())?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// Reads what the broker sent into the session. Cancel-safe.
+    async fn receive(&mut self) -> Result<(), String> {
+        let n = self
+            .stream
+            .read_buf(&mut self.session.received)
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the broker closed the connection".into());
+        }
+        self.stream.quick_ack();
+        // Anything from the broker answers a ping.
+        self.ping_sent = None;
+        Ok(())
+    }
+
+    /// Keeps an idle connection alive with pings; returns only when it is
+    /// gone.
+    async fn keep_alive(&mut self, interval: Duration) -> String {
+        loop {
+            let due = match self.ping_sent {
+                Some(sent) => sent + interval,
+                None => self.last_sent + interval / 2,
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {
+                    if self.ping_sent.is_some() {
+                        return format!("no answer to a ping within {} s", interval.as_secs());
+                    }
+                    self.session.ping();
+                    if let Err(e) = self.send().await {
+                        return e;
+                    }
+                    self.ping_sent = Some(Instant::now());
+                }
+                received = self.receive() => {
+                    if let Err(e) = received {
+                        return e;
+                    }
+                    loop {
+                        match self.session.read() {
+                            Ok(Some(_)) => continue,
+                            Ok(None) => break,
+                            Err(e) => return e,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl MqttSinkTask {
@@ -43,36 +132,52 @@ impl MqttSinkTask {
             qos,
             retain,
             ack_timeout,
-            connection: None,
+            live: None,
             topic_buf: String::new(),
             payload: Vec::new(),
         }
     }
 
     fn unavailable(&mut self, message: impl ToString) -> SinkError {
-        self.connection = None;
+        self.live = None;
         SinkError::unavailable(self.broker.peer(), message)
     }
 
-    async fn open(&mut self) -> Result<(), SinkError> {
-        let session = SessionOptions {
-            persistent: None,
-            manual_acks: false,
-            inflight: INFLIGHT,
+    async fn connect_live(&self) -> Result<Live, String> {
+        let stream = Stream::open(&self.broker).await?;
+        let mut session = PublishSession::new(self.broker.protocol, INFLIGHT);
+        session.connect(&Hello {
+            client_id: &self.broker.client_id,
+            keep_alive_s: u16::try_from(self.broker.keep_alive.as_secs()).unwrap_or(u16::MAX),
+            credentials: self
+                .broker
+                .credentials
+                .as_ref()
+                .map(|(user, password)| (user.as_str(), password.as_str())),
+        });
+        let mut live = Live {
+            stream,
+            session,
+            last_sent: Instant::now(),
+            ping_sent: None,
         };
-        let mut connection = Connection::new(&self.broker, session, usize::from(INFLIGHT));
-        let connected = tokio::time::timeout(self.broker.connect_timeout, async {
-            loop {
-                match connection.poll().await? {
-                    Event::ConnAck => return Ok::<(), String>(()),
-                    _ => continue,
+        live.stream.quick_ack();
+        live.send().await?;
+        loop {
+            while let Some(incoming) = live.session.read()? {
+                if incoming == Incoming::ConnAck {
+                    return Ok(live);
                 }
             }
-        })
-        .await;
-        match connected {
-            Ok(Ok(())) => {
-                self.connection = Some(connection);
+            live.receive().await?;
+        }
+    }
+
+    async fn open(&mut self) -> Result<(), SinkError> {
+        self.live = None;
+        match tokio::time::timeout(self.broker.connect_timeout, self.connect_live()).await {
+            Ok(Ok(live)) => {
+                self.live = Some(live);
                 Ok(())
             }
             Ok(Err(e)) => Err(self.unavailable(e)),
@@ -84,30 +189,32 @@ impl MqttSinkTask {
     }
 
     async fn publish(&mut self, batch: &[OwnedOut]) -> Result<Refused, SinkError> {
-        let Some(mut connection) = self.connection.take() else {
+        let Some(mut live) = self.live.take() else {
             return Err(self.unavailable("not connected"));
         };
-        let result = self.publish_on(&mut connection, batch).await;
-        if result.is_ok() {
-            self.connection = Some(connection);
+        match self.publish_on(&mut live, batch).await {
+            Ok(refused) => {
+                self.live = Some(live);
+                Ok(refused)
+            }
+            Err(e) => Err(self.unavailable(e)),
         }
-        result
     }
 
-    async fn publish_on(
-        &mut self,
-        connection: &mut Connection,
-        batch: &[OwnedOut],
-    ) -> Result<Refused, SinkError> {
+    async fn publish_on(&mut self, live: &mut Live, batch: &[OwnedOut]) -> Result<Refused, String> {
         let mut queued = 0;
-        // Publishes gone out, in order, by packet id: the index of each.
-        let mut sent = 0;
-        let mut by_pkid: HashMap<u16, usize> = HashMap::new();
         let mut done = 0;
+        // Each QoS 1 publish awaiting its acknowledgement: its index.
+        let mut index_of: HashMap<u16, usize> = HashMap::new();
         let mut refused = Refused::new();
         while done < batch.len() {
-            // Queue as many as the client takes; it sends them in order.
-            while queued < batch.len() {
+            // Fill the window once half of it is free, in large writes.
+            let fill = live.session.wants_more();
+            while fill
+                && queued < batch.len()
+                && (self.qos == 0 || live.session.has_room())
+                && live.session.out.len() < SEND_CHUNK
+            {
                 let out = &batch[queued];
                 self.topic.render(
                     &self.pipeline,
@@ -115,62 +222,82 @@ impl MqttSinkTask {
                     &out.record.key,
                     &mut self.topic_buf,
                 );
-                if let Err(e) = eddy_codec::write_json_message(
+                let published = eddy_codec::write_json_message(
                     &mut self.payload,
                     Some(&out.output),
                     Some(&out.id),
                     &out.record,
-                ) {
-                    refused.push((queued, e.to_string()));
-                    done += 1;
-                    queued += 1;
-                    continue;
-                }
-                let payload = self.payload.clone();
-                if connection
-                    .try_publish(&self.topic_buf, self.qos, self.retain, payload, &out.id)
-                    .is_err()
-                {
-                    break;
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    live.session
+                        .publish(
+                            &self.topic_buf,
+                            &self.payload,
+                            self.qos,
+                            self.retain,
+                            &out.id,
+                        )
+                        .map_err(|e| e.to_string())
+                });
+                match published {
+                    Ok(pkid) if self.qos > 0 => {
+                        index_of.insert(pkid, queued);
+                    }
+                    Ok(_) => done += 1,
+                    Err(why) => {
+                        refused.push((queued, why));
+                        done += 1;
+                    }
                 }
                 queued += 1;
             }
-            let event = tokio::time::timeout(self.ack_timeout, connection.poll()).await;
-            let event = match event {
-                Ok(Ok(event)) => event,
-                Ok(Err(e)) => return Err(self.unavailable(e)),
-                Err(_) => {
-                    return Err(self.unavailable(format!(
-                        "no acknowledgement within {} ms",
-                        self.ack_timeout.as_millis()
-                    )));
-                }
-            };
-            match event {
-                Event::Sent(pkid) => {
-                    // Skip the indices of results refused before sending.
-                    while refused.iter().any(|(i, _)| *i == sent) {
-                        sent += 1;
+            if !live.session.out.is_empty() {
+                tokio::time::timeout(self.ack_timeout, live.send())
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "the broker took no bytes within {} ms",
+                            self.ack_timeout.as_millis()
+                        )
+                    })??;
+            }
+            if done == batch.len() {
+                break;
+            }
+            if queued < batch.len() && live.session.wants_more() {
+                continue;
+            }
+            tokio::time::timeout(self.ack_timeout, live.receive())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "no acknowledgement within {} ms ({} awaited)",
+                        self.ack_timeout.as_millis(),
+                        live.session.in_flight()
+                    )
+                })??;
+            while let Some(incoming) = live.session.read()? {
+                if let Incoming::PubAck { pkid, refused: why } = incoming
+                    && let Some(index) = index_of.remove(&pkid)
+                {
+                    if let Some(why) = why {
+                        refused.push((index, why));
                     }
-                    if self.qos == 0 {
-                        done += 1;
-                    } else {
-                        by_pkid.insert(pkid, sent);
-                    }
-                    sent += 1;
+                    done += 1;
                 }
-                Event::PubAck { pkid, refused: why } => {
-                    if let Some(index) = by_pkid.remove(&pkid) {
-                        if let Some(why) = why {
-                            refused.push((index, why));
-                        }
-                        done += 1;
-                    }
-                }
-                _ => {}
             }
         }
         Ok(refused)
+    }
+
+    async fn idle_until_gone(&mut self) -> Result<(), SinkError> {
+        let interval = self.broker.keep_alive;
+        let Some(live) = self.live.as_mut() else {
+            return std::future::pending().await;
+        };
+        let why = live.keep_alive(interval).await;
+        Err(self.unavailable(why))
     }
 }
 
@@ -184,5 +311,9 @@ impl SinkTask for MqttSinkTask {
         batch: &'a [OwnedOut],
     ) -> BoxFuture<'a, Result<Refused, SinkError>> {
         Box::pin(self.publish(batch))
+    }
+
+    fn idle(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(self.idle_until_gone())
     }
 }

@@ -175,10 +175,29 @@ pub(super) async fn deliver<B: Backlog>(
     loop {
         let current = match batch.take() {
             Some(current) => current,
-            None => match queue.take(queue.batch_size()).await {
-                Some(next) => next,
-                None => return,
-            },
+            None => {
+                // While nothing waits, the task keeps its connection alive;
+                // a connection lost meanwhile is opened again first.
+                let next = if connected {
+                    tokio::select! {
+                        biased;
+                        next = queue.take(queue.batch_size()) => next,
+                        gone = task.idle() => {
+                            if let Err(e) = gone {
+                                tracing::debug!(sink = %name, "idle connection lost: {e}");
+                            }
+                            connected = false;
+                            continue;
+                        }
+                    }
+                } else {
+                    queue.take(queue.batch_size()).await
+                };
+                match next {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
         };
         let result = if connected {
             Ok(())
