@@ -85,8 +85,10 @@ enum Task {
     },
     /// Write the README's table of source and sink kinds from the registry.
     Docs,
-    /// Deploy to the devices of an inventory. So far only `--plan`: the
-    /// devices chosen, their targets, pipelines and plugins.
+    /// Deploy to the devices of an inventory: build eddy and precompile
+    /// the plugins for each target, ship them over SSH in parallel, switch,
+    /// check health, roll back the devices where the new release is not
+    /// healthy; canary group first.
     Deploy {
         /// The inventory file.
         #[arg(long, default_value = "fleet.toml")]
@@ -100,6 +102,18 @@ enum Task {
         /// Print what would go where, and stop.
         #[arg(long)]
         plan: bool,
+        /// Ship this eddy binary (with the compiler: plugins go as `.wasm`)
+        /// instead of building one per target.
+        #[arg(long)]
+        eddy: Option<PathBuf>,
+        /// Sign the precompiled plugins with this secret key (`eddy keys gen`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Only plugins: swap them into the running pipelines through each
+        /// device's API, without a restart (eddy and the pipeline must be
+        /// those the device runs).
+        #[arg(long)]
+        plugins_only: bool,
     },
     /// Release build of the host for a target.
     Build {
@@ -141,11 +155,31 @@ fn main() -> anyhow::Result<()> {
             devices,
             group,
             plan,
-        } => deploy::run(&inventory, &devices, group.as_deref(), plan),
+            eddy,
+            key,
+            plugins_only,
+        } => deploy::run(
+            &sh,
+            &deploy::Options {
+                inventory: absolute(inventory)?,
+                devices,
+                group,
+                plan,
+                eddy: eddy.map(absolute).transpose()?,
+                key: key.map(absolute).transpose()?,
+                plugins_only,
+            },
+        ),
         Task::Fuzz { minutes, cases } => fuzz::run(&sh, minutes, cases),
         Task::Docs => docs::run(&sh),
         Task::TestKafka => kafka::run(&sh),
     }
+}
+
+/// `path` from the directory xtask was started in (it works from the
+/// workspace root).
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    Ok(std::path::absolute(path)?)
 }
 
 /// The workspace root.

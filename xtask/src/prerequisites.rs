@@ -94,7 +94,9 @@ pub(crate) fn cross_aarch64(sh: &Shell) -> anyhow::Result<()> {
 /// The peers the tests start: `socat` (serial line pairs), `dbus-daemon`
 /// and python-dbusmock for the system Python (BlueZ mocked on a private
 /// bus), the mosquitto broker, openssl (the TLS tests make their CAs),
-/// systemd's `systemd-analyze` (the service unit is verified with it), and
+/// systemd's `systemd-analyze` (the service unit is verified with it),
+/// OpenSSH's server and client, runit and iproute2 (the fleet deploy test
+/// makes devices of network namespaces with an sshd and a runsv each), and
 /// a Python virtual environment at
 /// `target/peers-venv` with pymodbus and paho-mqtt, whose interpreter the
 /// tests find there (or in `EDDY_TEST_PYTHON`).
@@ -109,6 +111,10 @@ pub(crate) fn test_peers(sh: &Shell) -> anyhow::Result<()> {
             "mosquitto",
             "openssl",
             "systemd",
+            "openssh-server",
+            "openssh-client",
+            "runit",
+            "iproute2",
         ],
     )?;
     let venv = crate::project_root().join("target/peers-venv");

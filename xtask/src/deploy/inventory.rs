@@ -7,11 +7,23 @@
 //! pipeline = "examples/ups-monitor.toml"  # the pipeline each device runs
 //! plugins = ["target/plugins/window_stats.wasm", "target/plugins/threshold_alert.wasm"]
 //!
+//! ssh_config = "ssh_config"              # optional: `ssh -F` for every device
+//!
+//! [rollout]
+//! canary = "canary"         # this group first; the rest only if it went well
+//! max_failures = 0          # stop the rollout once more devices than this fail
+//! parallel = 8              # devices deployed at once
+//! health_timeout_s = 60     # a new release must be healthy within this
+//! settle_s = 5              # and stay healthy this long
+//!
 //! [devices.site-7]
 //! ssh = "root@10.0.7.2"
 //! groups = ["canary"]
 //! # Settings of the pipeline file changed for this device only.
 //! overrides = { "sources.meter.modbus.tcp" = "10.0.7.5:502" }
+//! # Without systemd: how eddy-start is restarted, and where its log is
+//! # ({root} is the device's root).
+//! service = { restart = "sv restart /etc/service/eddy", logs = "tail -n 40 {root}/service.log" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,8 +39,71 @@ pub(crate) struct Inventory {
     /// What every device gets unless it says otherwise.
     #[serde(default)]
     pub(crate) defaults: Defaults,
+    /// How the rollout goes.
+    #[serde(default)]
+    pub(crate) rollout: Rollout,
     /// The devices, by name.
     pub(crate) devices: BTreeMap<String, Spanned<Device>>,
+}
+
+/// `[rollout]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rollout {
+    /// The group deployed first, as a wave of its own; the other devices
+    /// follow only if it stayed within `max_failures`.
+    pub(crate) canary: Option<String>,
+    /// The rollout stops once more devices than this have failed (and been
+    /// rolled back); the devices not reached yet are skipped.
+    #[serde(default)]
+    pub(crate) max_failures: usize,
+    /// Devices deployed at once.
+    #[serde(default = "default_parallel")]
+    pub(crate) parallel: usize,
+    /// A new release must be healthy within this many seconds of its start.
+    #[serde(default = "default_health_timeout_s")]
+    pub(crate) health_timeout_s: u64,
+    /// And then stay healthy this many seconds (a release that crashes
+    /// soon after starting is caught).
+    #[serde(default = "default_settle_s")]
+    pub(crate) settle_s: u64,
+}
+
+fn default_parallel() -> usize {
+    8
+}
+
+fn default_health_timeout_s() -> u64 {
+    60
+}
+
+fn default_settle_s() -> u64 {
+    5
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            canary: None,
+            max_failures: 0,
+            parallel: default_parallel(),
+            health_timeout_s: default_health_timeout_s(),
+            settle_s: default_settle_s(),
+        }
+    }
+}
+
+/// How eddy runs as a service on a device.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Service {
+    /// The command that restarts eddy-start. Without it, systemd: the unit
+    /// is installed as `/etc/systemd/system/eddy.service` and restarted
+    /// with `systemctl`. `{root}` is the device's root.
+    pub(crate) restart: Option<String>,
+    /// The command that prints eddy's last log lines (default
+    /// `journalctl -u eddy -n 40 --no-pager`).
+    pub(crate) logs: Option<String>,
 }
 
 /// `[defaults]`.
@@ -41,9 +116,16 @@ pub(crate) struct Defaults {
     pub(crate) target: Option<Spanned<String>>,
     /// The pipeline file each device runs, relative to the inventory.
     pub(crate) pipeline: Option<Spanned<String>>,
-    /// Plugin files shipped with the pipeline, relative to the inventory.
+    /// Plugin files shipped with the pipeline, relative to the inventory,
+    /// besides those its operators name.
     #[serde(default)]
     pub(crate) plugins: Vec<Spanned<String>>,
+    /// An SSH configuration file for every device (`ssh -F`), relative to
+    /// the inventory.
+    pub(crate) ssh_config: Option<Spanned<String>>,
+    /// How eddy runs as a service.
+    #[serde(default)]
+    pub(crate) service: Service,
 }
 
 /// `[devices.NAME]`.
@@ -68,6 +150,8 @@ pub(crate) struct Device {
     /// to values.
     #[serde(default)]
     pub(crate) overrides: BTreeMap<String, toml::Value>,
+    /// Overrides `[defaults] service`.
+    pub(crate) service: Option<Service>,
 }
 
 /// The targets eddy is built for.
@@ -92,6 +176,10 @@ pub(crate) struct Plan {
     pub(crate) plugins: Vec<PathBuf>,
     /// Settings changed in its pipeline.
     pub(crate) overrides: BTreeMap<String, toml::Value>,
+    /// `ssh -F` file.
+    pub(crate) ssh_config: Option<PathBuf>,
+    /// How eddy runs as a service there.
+    pub(crate) service: Service,
 }
 
 /// A mistake in the inventory, at its place.
@@ -118,7 +206,7 @@ fn located(file: &Path, text: &str, offset: usize, message: impl Into<String>) -
 
 impl Inventory {
     /// Reads and checks the inventory at `file`; every device resolved.
-    pub(crate) fn load(file: &Path) -> Result<Vec<Plan>, InventoryError> {
+    pub(crate) fn load(file: &Path) -> Result<(Vec<Plan>, Rollout), InventoryError> {
         let text = std::fs::read_to_string(file).map_err(|e| InventoryError {
             file: file.to_owned(),
             line: 0,
@@ -129,13 +217,32 @@ impl Inventory {
     }
 
     /// Checks the inventory `text` (read from `file`).
-    pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Plan>, InventoryError> {
+    pub(crate) fn parse(file: &Path, text: &str) -> Result<(Vec<Plan>, Rollout), InventoryError> {
         let inventory: Inventory = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
             located(file, text, at, e.message())
         })?;
         let base = file.parent().unwrap_or(Path::new("."));
         let d = &inventory.defaults;
+        let rollout = &inventory.rollout;
+        if rollout.parallel == 0 {
+            return Err(located(file, text, 0, "[rollout] parallel is at least 1"));
+        }
+        let ssh_config = match &d.ssh_config {
+            Some(c) => {
+                let path = base.join(c.get_ref());
+                if !path.exists() {
+                    return Err(located(
+                        file,
+                        text,
+                        c.span().start,
+                        format!("no SSH configuration file {}", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+            None => None,
+        };
         let mut plans = Vec::new();
         for (name, device) in &inventory.devices {
             let at = device.span().start;
@@ -208,9 +315,21 @@ impl Inventory {
                 pipeline: pipeline_path,
                 plugins: plugin_paths,
                 overrides: device.overrides.clone(),
+                ssh_config: ssh_config.clone(),
+                service: device.service.clone().unwrap_or_else(|| d.service.clone()),
             });
         }
-        Ok(plans)
+        if let Some(canary) = &rollout.canary
+            && !plans.iter().any(|p| p.groups.contains(canary))
+        {
+            return Err(located(
+                file,
+                text,
+                0,
+                format!("[rollout] canary: no device is in group `{canary}`"),
+            ));
+        }
+        Ok((plans, inventory.rollout))
     }
 }
 
@@ -260,7 +379,7 @@ mod tests {
     fn devices_take_the_defaults_unless_they_say_otherwise() {
         let dir = folder();
         let file = dir.path().join("fleet.toml");
-        let plans = Inventory::parse(
+        let (plans, rollout) = Inventory::parse(
             &file,
             r#"
 [defaults]
@@ -278,6 +397,7 @@ overrides = { "sources.meter.modbus.tcp" = "10.0.7.5:502" }
         )
         .unwrap();
         assert_eq!(plans.len(), 2);
+        assert_eq!(rollout, Rollout::default());
         assert_eq!(plans[0].target, "x86_64-unknown-linux-gnu");
         assert_eq!(plans[0].root, "/opt/eddy");
         assert_eq!(plans[0].groups, ["canary"]);

@@ -1,0 +1,549 @@
+//! `cargo xtask deploy` to a fleet of three devices that exist only for
+//! this test: each is a network namespace (`ip netns`, a veth pair, an
+//! address of its own) running its own `sshd` (Debian's openssh-server)
+//! that knows only a key the test made, and eddy as a service under
+//! runit's `runsv` — these machines do not run systemd as PID 1, so the
+//! unit file itself is checked by `systemd-analyze verify` in the host's
+//! release tests instead. The devices share this machine's file system;
+//! each has its own root folder, and eddy's local API listens inside its
+//! namespace.
+//!
+//! The deploy ships the `eddy` that the workspace's tests use (with the
+//! compiler, so the plugins go as `.wasm`), through `--eddy`: building a
+//! release eddy for the target takes minutes and is what a deploy without
+//! `--eddy` does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One device: a namespace with sshd and runsv.
+struct Device {
+    name: String,
+    ns: String,
+    veth: String,
+    address: String,
+    root: PathBuf,
+    sshd: Option<Child>,
+    runsv: Option<Child>,
+}
+
+impl Device {
+    fn start(dir: &Path, index: u32, subnet: u32, tag: u32) -> Device {
+        let name = format!("dev-{index}");
+        let ns = format!("eddyfleet{tag}-{index}");
+        let veth = format!("ef{tag}h{index}");
+        let peer = format!("ef{tag}d{index}");
+        let (host, address) = (
+            format!("10.{subnet}.{index}.1"),
+            format!("10.{subnet}.{index}.2"),
+        );
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        let _ = Command::new("ip").args(["link", "del", &veth]).output();
+        run("ip", &["netns", "add", &ns]);
+        run(
+            "ip",
+            &["link", "add", &veth, "type", "veth", "peer", "name", &peer],
+        );
+        run("ip", &["link", "set", &peer, "netns", &ns]);
+        run("ip", &["addr", "add", &format!("{host}/24"), "dev", &veth]);
+        run("ip", &["link", "set", &veth, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns];
+            all.extend_from_slice(args);
+            run("ip", &all);
+        };
+        inside(&["ip", "addr", "add", &format!("{address}/24"), "dev", &peer]);
+        inside(&["ip", "link", "set", &peer, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+
+        let root = dir.join(&name);
+        std::fs::create_dir_all(root.join("sv")).unwrap();
+        let config = root.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress {address}\nPort 22\nHostKey {dir}/host_key\nPidFile {root}/sshd.pid\n\
+                 AuthorizedKeysFile {dir}/client_key.pub\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 StrictModes no\nPrintMotd no\n",
+                dir = dir.display(),
+                root = root.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let sshd = Command::new("ip")
+            .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(root.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        // The service: eddy-start under runsv, as `deploy/` lays it out.
+        let script = root.join("sv/run");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexec 2>>{root}/service.log\nexport EDDY_GOOD_AFTER_MS=1000\n\
+                 [ -x {root}/bin/eddy-start ] || {{ sleep 1; exit 1; }}\nexec sh {root}/bin/eddy-start {root}\n",
+                root = root.display()
+            ),
+        )
+        .unwrap();
+        run("chmod", &["755", script.to_str().unwrap()]);
+        let runsv = Command::new("ip")
+            .args(["netns", "exec", &ns, "runsv"])
+            .arg(root.join("sv"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually(20, &format!("sshd of {name} listens"), || {
+            std::net::TcpStream::connect((address.as_str(), 22)).is_ok()
+        });
+        Device {
+            name,
+            ns,
+            veth,
+            address,
+            root,
+            sshd: Some(sshd),
+            runsv: Some(runsv),
+        }
+    }
+
+    /// The release `current` points at.
+    fn current(&self) -> Option<String> {
+        let link = std::fs::read_link(self.root.join("current")).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    fn link(&self, name: &str) -> Option<String> {
+        let link = std::fs::read_link(self.root.join(name)).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// The release eddy reports running, asked inside the namespace.
+    fn running(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(self.root.join("current/eddy"))
+            .args(["status", "--json"])
+            .env("EDDY_STATE_DIR", self.root.join("state"))
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        status["release"].as_str().map(str::to_owned)
+    }
+
+    fn results(&self) -> usize {
+        std::fs::read_to_string(self.root.join("out.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        let sv = self.root.join("sv");
+        let _ = Command::new("sv").arg("force-stop").arg(&sv).output();
+        let _ = Command::new("sv").arg("exit").arg(&sv).output();
+        for child in [self.runsv.take(), self.sshd.take()].into_iter().flatten() {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // eddy, should runsv have left it.
+        let _ = Command::new("pkill")
+            .args(["-9", "-f"])
+            .arg(self.root.join("current/eddy").to_string_lossy().as_ref())
+            .output();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
+    }
+}
+
+/// A live simulated UPS, 1 s windows of the window-stats plugin, to a file
+/// in the device's root (outside the releases).
+fn pipeline(interval_ms: u64) -> String {
+    pipeline_with(
+        interval_ms,
+        &root().join("target/plugins/window_stats.wasm"),
+    )
+}
+
+fn pipeline_with(interval_ms: u64, plugin: &Path) -> String {
+    assert!(
+        plugin.exists(),
+        "{} (cargo xtask guests builds it)",
+        plugin.display()
+    );
+    format!(
+        "[pipeline]\nname = \"site\"\n\
+         [sources.ups.sim]\ninterval_ms = {interval_ms}\nups = [{{ name = \"ups-1\", strings = 1, cells_per_string = 2 }}]\n\
+         [operators.stats]\ninputs = [\"ups\"]\nplugin = \"{}\"\nparams = {{ fields = [\"temperature\"] }}\nwindow.tumbling = {{ size_ms = 1000 }}\n\
+         [sinks.out]\ninputs = [\"ups\", \"stats\"]\n[sinks.out.file]\npath = \"../../../out.jsonl\"\n",
+        plugin.display()
+    )
+}
+
+fn inventory(dir: &Path, devices: &[Device], rollout: &str, bad: Option<&str>) -> PathBuf {
+    let mut text = format!(
+        "[defaults]\npipeline = \"site.toml\"\nssh_config = \"ssh_config\"\n\n[rollout]\n{rollout}\n"
+    );
+    for d in devices {
+        text.push_str(&format!(
+            "\n[devices.{name}]\nssh = \"{name}\"\nroot = \"{root}\"\ngroups = [\"{group}\"]\n\
+             service = {{ restart = \"sv -w 30 restart {{root}}/sv\", logs = \"tail -n 20 {{root}}/service.log\" }}\n",
+            name = d.name,
+            root = d.root.display(),
+            group = if d.name == "dev-2" { "canary" } else { "rest" },
+        ));
+        if bad == Some(d.name.as_str()) {
+            // Params the plugin refuses: this device's new release cannot
+            // start its pipeline.
+            text.push_str("overrides = { \"operators.stats.params.fields\" = 5 }\n");
+        }
+    }
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn deploy(inventory: &Path) -> (bool, String, Duration) {
+    deploy_with(inventory, &[])
+}
+
+fn deploy_with(inventory: &Path, args: &[&str]) -> (bool, String, Duration) {
+    let eddy = root().join("target/debug/eddy");
+    assert!(
+        eddy.exists(),
+        "{} (the workspace's tests build it)",
+        eddy.display()
+    );
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("deploy")
+        .arg("--inventory")
+        .arg(inventory)
+        .arg("--eddy")
+        .arg(&eddy)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text, started.elapsed())
+}
+
+fn row<'a>(summary: &'a str, device: &str) -> &'a str {
+    summary
+        .lines()
+        .find(|l| l.starts_with(&format!("{device} ")))
+        .unwrap_or_else(|| panic!("no row for {device} in\n{summary}"))
+}
+
+#[test]
+fn a_fleet_deploy_updates_every_device_and_rolls_back_the_one_that_fails_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for key in ["client_key", "host_key"] {
+        let path = d.join(key);
+        run(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+    let tag = std::process::id() % 100_000;
+    let subnet = 100 + tag % 100;
+    let devices: Vec<Device> = (1..=3).map(|i| Device::start(d, i, subnet, tag)).collect();
+    // The devices' host key, known: the deploy checks it strictly.
+    let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+    let mut known = String::new();
+    let mut config = String::new();
+    for device in &devices {
+        known.push_str(&format!("{} {host_key}", device.address));
+        config.push_str(&format!(
+            "Host {}\n  HostName {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {}\n  LogLevel ERROR\n",
+            device.name,
+            device.address,
+            d.join("client_key").display(),
+            d.join("known_hosts").display()
+        ));
+    }
+    std::fs::write(d.join("known_hosts"), known).unwrap();
+    std::fs::write(d.join("ssh_config"), config).unwrap();
+
+    // 1. The first release to all three.
+    std::fs::write(d.join("site.toml"), pipeline(100)).unwrap();
+    let quick = "health_timeout_s = 10\nsettle_s = 2";
+    let (ok, summary, took) = deploy(&inventory(d, &devices, quick, None));
+    assert!(ok, "{summary}");
+    let first = devices[0].current().expect("dev-1 has a current release");
+    for device in &devices {
+        assert_eq!(
+            device.current().as_deref(),
+            Some(first.as_str()),
+            "{summary}"
+        );
+        assert_eq!(
+            device.running().as_deref(),
+            Some(first.as_str()),
+            "{}",
+            device.name
+        );
+        assert!(
+            row(&summary, &device.name).contains(&format!("none → {first}")),
+            "{summary}"
+        );
+        assert!(row(&summary, &device.name).contains("updated"), "{summary}");
+    }
+    eprintln!(
+        "first deploy to three devices: {:.1} s\n{summary}",
+        took.as_secs_f64()
+    );
+    eventually(20, "every device writes results", || {
+        devices.iter().all(|d| d.results() > 5)
+    });
+
+    // 2. A new release; on dev-2 its pipeline cannot start. dev-2 goes
+    //    back to the first release, the others run the new one, and the
+    //    deploy fails.
+    std::fs::write(d.join("site.toml"), pipeline(50)).unwrap();
+    let (ok, summary, took) = deploy(&inventory(d, &devices, quick, Some("dev-2")));
+    assert!(!ok, "a rolled-back device fails the deploy\n{summary}");
+    eprintln!(
+        "second deploy, dev-2 rolled back: {:.1} s\n{summary}",
+        took.as_secs_f64()
+    );
+    let second = devices[0].current().unwrap();
+    assert_ne!(second, first);
+    for device in [&devices[0], &devices[2]] {
+        assert_eq!(device.current().as_deref(), Some(second.as_str()));
+        assert_eq!(
+            device.running().as_deref(),
+            Some(second.as_str()),
+            "{}",
+            device.name
+        );
+        assert_eq!(device.link("previous").as_deref(), Some(first.as_str()));
+        assert!(row(&summary, &device.name).contains("updated"), "{summary}");
+    }
+    let dev2 = &devices[1];
+    assert_eq!(dev2.current().as_deref(), Some(first.as_str()), "{summary}");
+    assert_eq!(dev2.running().as_deref(), Some(first.as_str()));
+    let failed = dev2.link("failed").expect("the failed release is marked");
+    assert!(
+        row(&summary, "dev-2").contains(&format!("{first} → {failed}")),
+        "{summary}"
+    );
+    assert!(row(&summary, "dev-2").contains("ROLLED BACK"), "{summary}");
+    assert!(
+        summary.contains("2 of 3 devices run the new release"),
+        "{summary}"
+    );
+    // The failure comes with the new release's last log lines.
+    assert!(summary.contains("expected a sequence"), "{summary}");
+    let before = dev2.results();
+    eventually(20, "dev-2 writes results again", || {
+        dev2.results() > before + 5
+    });
+
+    // 3. Canary first: dev-2 is the canary group, and fails again; the
+    //    rollout stops there and the others keep the second release.
+    std::fs::write(d.join("site.toml"), pipeline(40)).unwrap();
+    let canary = format!("{quick}\ncanary = \"canary\"\nmax_failures = 0");
+    let (ok, summary, _) = deploy(&inventory(d, &devices, &canary, Some("dev-2")));
+    assert!(!ok, "{summary}");
+    assert!(row(&summary, "dev-2").contains("ROLLED BACK"), "{summary}");
+    for device in [&devices[0], &devices[2]] {
+        assert!(row(&summary, &device.name).contains("skipped"), "{summary}");
+        assert_eq!(device.current().as_deref(), Some(second.as_str()));
+        assert_eq!(device.running().as_deref(), Some(second.as_str()));
+    }
+    assert_eq!(dev2.running().as_deref(), Some(first.as_str()));
+
+    // 4. The second release again, without the fault: the devices that run
+    //    it are unchanged, dev-2 is updated.
+    std::fs::write(d.join("site.toml"), pipeline(50)).unwrap();
+    let (ok, summary, _) = deploy(&inventory(d, &devices, quick, None));
+    assert!(ok, "{summary}");
+    assert!(row(&summary, "dev-1").contains("unchanged"), "{summary}");
+    assert!(row(&summary, "dev-2").contains("updated"), "{summary}");
+    for device in &devices {
+        assert_eq!(device.running().as_deref(), Some(second.as_str()));
+    }
+
+    // 5. Plugins only, under load: a new build of the plugin (the same
+    //    code, a custom section more) swapped into dev-1's running
+    //    pipeline. No restart; every window of the records around the swap
+    //    is there once, computed over exactly the records read.
+    let v2 = d.join("v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    let mut wasm = std::fs::read(root().join("target/plugins/window_stats.wasm")).unwrap();
+    let custom = b"\x0afleet-testv2";
+    wasm.extend_from_slice(&[0x00, custom.len() as u8]);
+    wasm.extend_from_slice(custom);
+    std::fs::write(v2.join("window_stats.wasm"), wasm).unwrap();
+    std::fs::write(
+        d.join("site.toml"),
+        pipeline_with(50, &v2.join("window_stats.wasm")),
+    )
+    .unwrap();
+    let dev1 = &devices[0];
+    let from_ms = now_ms() - 3000;
+    let (ok, summary, took) = deploy_with(
+        &inventory(d, &devices, quick, None),
+        &["--plugins-only", "--devices", "dev-1"],
+    );
+    assert!(ok, "{summary}");
+    eprintln!(
+        "plugins-only deploy to dev-1: {:.1} s\n{summary}",
+        took.as_secs_f64()
+    );
+    assert!(
+        row(&summary, "dev-1").contains("swapped stats"),
+        "{summary}"
+    );
+    let third = dev1.current().unwrap();
+    assert_ne!(third, second, "the release with the new plugin is current");
+    assert_eq!(
+        dev1.running().as_deref(),
+        Some(second.as_str()),
+        "the same process runs on: no restart"
+    );
+    let until_ms = now_ms();
+    eventually(20, "windows after the swap are written", || {
+        windows(dev1).iter().any(|w| w.start >= until_ms + 1000)
+    });
+    check_windows(dev1, from_ms, until_ms);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A window result.
+#[derive(Debug)]
+struct Window {
+    key: String,
+    start: i64,
+    end: i64,
+    count: u64,
+    sum: f64,
+}
+
+fn lines(device: &Device) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(device.root.join("out.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn windows(device: &Device) -> Vec<Window> {
+    lines(device)
+        .iter()
+        .filter(|l| l["output"] == "stats")
+        .map(|l| Window {
+            key: l["key"].as_str().unwrap_or_default().to_owned(),
+            start: l["fields"]["window_start"].as_i64().unwrap_or(0),
+            end: l["fields"]["window_end"].as_i64().unwrap_or(0),
+            count: l["fields"]["count"].as_u64().unwrap_or(0),
+            sum: l["fields"]["temperature_sum"].as_f64().unwrap_or(0.0),
+        })
+        .collect()
+}
+
+/// Every window that starts within `from_ms..until_ms` (the swap inside)
+/// is written once per key, and counts and sums exactly the readings the
+/// device wrote for that key and time, which reach the file straight from
+/// the source, without the plugin.
+fn check_windows(device: &Device, from_ms: i64, until_ms: i64) {
+    let all = lines(device);
+    let windows = windows(device);
+    let keys: std::collections::BTreeSet<&str> = windows.iter().map(|w| w.key.as_str()).collect();
+    assert!(!keys.is_empty());
+    for key in keys {
+        let mut starts: Vec<i64> = windows
+            .iter()
+            .filter(|w| w.key == key && w.start >= from_ms && w.start < until_ms)
+            .map(|w| w.start)
+            .collect();
+        let n = starts.len();
+        starts.dedup();
+        assert_eq!(starts.len(), n, "{key}: a window written twice");
+        assert!(n >= 2, "{key}: {n} windows");
+        for pair in starts.windows(2) {
+            assert_eq!(
+                pair[1] - pair[0],
+                1000,
+                "{key}: a window missing after {}",
+                pair[0]
+            );
+        }
+        for w in windows
+            .iter()
+            .filter(|w| w.key == key && starts.contains(&w.start))
+        {
+            let readings: Vec<f64> = all
+                .iter()
+                .filter(|l| l["output"] == "ups" && l["key"] == key)
+                .filter(|l| (w.start..w.end).contains(&l["time"].as_i64().unwrap_or(-1)))
+                .filter_map(|l| l["fields"]["temperature"].as_f64())
+                .collect();
+            assert_eq!(w.count, readings.len() as u64, "{key} at {}", w.start);
+            let sum: f64 = readings.iter().sum();
+            assert!(
+                (w.sum - sum).abs() < 1e-6,
+                "{key} at {}: {} against {sum}",
+                w.start,
+                w.sum
+            );
+        }
+    }
+}
