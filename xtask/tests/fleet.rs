@@ -8,6 +8,14 @@
 //! each has its own root folder, and eddy's local API listens inside its
 //! namespace.
 //!
+//! In order: a first release to all three; a release whose pipeline cannot
+//! start on one device (rolled back there, the others updated, the deploy
+//! failing); the same with that device as the canary (the others skipped);
+//! the good release again (unchanged where it runs); a plugins-only deploy
+//! under load (no restart, every window around the swap whole); and a
+//! power cut right after a switch to a release that cannot start (the
+//! device's boot counter brings it back by itself).
+//!
 //! The deploy ships the `eddy` that the workspace's tests use (with the
 //! compiler, so the plugins go as `.wasm`), through `--eddy`: building a
 //! release eddy for the target takes minutes and is what a deploy without
@@ -117,25 +125,20 @@ impl Device {
         )
         .unwrap();
         run("chmod", &["755", script.to_str().unwrap()]);
-        let runsv = Command::new("ip")
-            .args(["netns", "exec", &ns, "runsv"])
-            .arg(root.join("sv"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         eventually(20, &format!("sshd of {name} listens"), || {
             std::net::TcpStream::connect((address.as_str(), 22)).is_ok()
         });
-        Device {
+        let mut device = Device {
             name,
             ns,
             veth,
             address,
             root,
             sshd: Some(sshd),
-            runsv: Some(runsv),
-        }
+            runsv: None,
+        };
+        device.boot();
+        device
     }
 
     /// The release `current` points at.
@@ -160,6 +163,35 @@ impl Device {
             .ok()?;
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         status["release"].as_str().map(str::to_owned)
+    }
+
+    /// Starts runsv in the namespace, as the device's boot does.
+    fn boot(&mut self) {
+        self.runsv = Some(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns, "runsv"])
+                .arg(self.root.join("sv"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    /// The power goes: the supervisor and everything it started die at
+    /// once, and the device boots again.
+    fn power_cut(&mut self) {
+        if let Some(mut runsv) = self.runsv.take() {
+            let _ = runsv.kill();
+            let _ = runsv.wait();
+        }
+        let _ = Command::new("pkill")
+            .args(["-9", "-f"])
+            .arg(self.root.to_string_lossy().as_ref())
+            .output();
+        // runsv's own lock and control files: a boot starts afresh.
+        let _ = std::fs::remove_dir_all(self.root.join("sv/supervise"));
+        self.boot();
     }
 
     fn results(&self) -> usize {
@@ -276,7 +308,7 @@ fn row<'a>(summary: &'a str, device: &str) -> &'a str {
 }
 
 #[test]
-fn a_fleet_deploy_updates_every_device_and_rolls_back_the_one_that_fails_health() {
+fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for key in ["client_key", "host_key"] {
@@ -296,7 +328,7 @@ fn a_fleet_deploy_updates_every_device_and_rolls_back_the_one_that_fails_health(
     }
     let tag = std::process::id() % 100_000;
     let subnet = 100 + tag % 100;
-    let devices: Vec<Device> = (1..=3).map(|i| Device::start(d, i, subnet, tag)).collect();
+    let mut devices: Vec<Device> = (1..=3).map(|i| Device::start(d, i, subnet, tag)).collect();
     // The devices' host key, known: the deploy checks it strictly.
     let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
     let mut known = String::new();
@@ -458,6 +490,40 @@ fn a_fleet_deploy_updates_every_device_and_rolls_back_the_one_that_fails_health(
         windows(dev1).iter().any(|w| w.start >= until_ms + 1000)
     });
     check_windows(dev1, from_ms, until_ms);
+
+    // 6. A power cut in the middle of a deploy: dev-3 gets a release that
+    //    cannot start, and the power goes right after the switch, with the
+    //    deploy. Nobody deploys again: the device's boot counter takes it
+    //    back to the release that ran well.
+    std::fs::write(d.join("site.toml"), pipeline(30)).unwrap();
+    let fleet = inventory(d, &devices, quick, Some("dev-3"));
+    let mut cut = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--devices", "dev-3", "--inventory"])
+        .arg(&fleet)
+        .arg("--eddy")
+        .arg(root().join("target/debug/eddy"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dev3 = &mut devices[2];
+    eventually(60, "the deploy switches dev-3", || {
+        dev3.current().is_some_and(|c| c != second)
+    });
+    let _ = cut.kill();
+    let _ = cut.wait();
+    dev3.power_cut();
+    let broken = dev3.current().unwrap();
+    eventually(60, "dev-3 is back on the release that ran well", || {
+        dev3.current().as_deref() == Some(second.as_str())
+            && dev3.running().as_deref() == Some(second.as_str())
+    });
+    assert_eq!(dev3.link("failed").as_deref(), Some(broken.as_str()));
+    let before = dev3.results();
+    eventually(20, "dev-3 writes results again", || {
+        dev3.results() > before + 5
+    });
 }
 
 fn now_ms() -> i64 {
