@@ -72,12 +72,19 @@ pub(crate) struct Outbox {
     sink: String,
 }
 
+impl State {
+    fn is_in_flight(&self, key: &[u8]) -> bool {
+        self.in_flight.iter().flatten().any(|(k, ..)| k == key)
+    }
+}
+
 struct State {
     next_seq: u64,
     counters: OutboxCounters,
-    /// Keys of the batch being delivered, with the sequence number and id
-    /// of each result.
-    in_flight: Vec<(sled::IVec, u64, String, usize)>,
+    /// The batches taken and not done yet, oldest first (at most two: one
+    /// going out while the one before is removed): the key, sequence
+    /// number, id and size of each result.
+    in_flight: VecDeque<Vec<(sled::IVec, u64, String, usize)>>,
     closed: bool,
     refused: Vec<DeadLetterEntry>,
     /// Positions of the last two checkpoints, oldest first: delivered ids
@@ -161,7 +168,7 @@ impl Outbox {
             state: Mutex::new(State {
                 next_seq,
                 counters,
-                in_flight: Vec::new(),
+                in_flight: VecDeque::new(),
                 closed: false,
                 refused: Vec::new(),
                 commits: VecDeque::new(),
@@ -266,7 +273,7 @@ impl Outbox {
         let Some((k, v)) = candidate else {
             return Ok(false);
         };
-        if state.in_flight.iter().any(|(f, ..)| *f == k) {
+        if state.is_in_flight(&k) {
             return Ok(false);
         }
         self.remove(state, &k, &v)?;
@@ -301,7 +308,7 @@ impl Outbox {
                 .map_err(|e| self.fail(e))?;
             let Some((k, v)) = first else { break };
             let added = added_ms(&v);
-            if added < limit && !state.in_flight.iter().any(|(f, ..)| *f == k) {
+            if added < limit && !state.is_in_flight(&k) {
                 self.remove(state, &k, &v)?;
                 state.counters.expired += 1;
                 continue;
@@ -426,23 +433,38 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// The next batch, highest priority first, in order within one.
+    /// The next batch, highest priority first, in order within one: from
+    /// the front, or, with a batch in flight, after it (a result of a
+    /// higher priority added meanwhile goes in the batch after).
     fn next_batch(&self, max: usize) -> Result<Option<Arc<Vec<OwnedOut>>>, OutboxError> {
         let mut state = self.state();
         self.expire(&mut state)?;
+        let after = state
+            .in_flight
+            .back()
+            .and_then(|b| b.last())
+            .map(|(k, ..)| k.clone());
+        let items = match after {
+            Some(k) => self
+                .entries
+                .range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => self.entries.iter(),
+        };
         let mut batch = Vec::new();
-        state.in_flight.clear();
-        for item in self.entries.iter().take(max) {
+        let mut taken = Vec::new();
+        for item in items.take(max) {
             let (k, v) = item.map_err(|e| self.fail(e))?;
             let out: OwnedOut = postcard::from_bytes(v.get(8..).unwrap_or_default())
                 .map_err(|e| self.fail(format!("an entry cannot be read: {e}")))?;
             let seq = seq_of(&k);
-            state
-                .in_flight
-                .push((k.clone(), seq, out.id.clone(), k.len() + v.len()));
+            taken.push((k.clone(), seq, out.id.clone(), k.len() + v.len()));
             batch.push(out);
         }
-        Ok((!batch.is_empty()).then(|| Arc::new(batch)))
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        state.in_flight.push_back(taken);
+        Ok(Some(Arc::new(batch)))
     }
 }
 
@@ -480,8 +502,18 @@ impl Backlog for Outbox {
         }
     }
 
+    fn try_take_next(&self, max: usize) -> Option<Arc<Vec<OwnedOut>>> {
+        if self.state().in_flight.len() != 1 {
+            return None;
+        }
+        self.next_batch(max).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            None
+        })
+    }
+
     async fn done(&self, delivered: usize, refused: Vec<DeadLetterEntry>) {
-        let in_flight = std::mem::take(&mut self.state().in_flight);
+        let in_flight = self.state().in_flight.pop_front().unwrap_or_default();
         // The ids first, then the entries: a crash between the two leaves
         // the batch to be sent again (as a crash between the broker's
         // acknowledgement and this would), never an entry gone unsent.
@@ -493,16 +525,24 @@ impl Backlog for Outbox {
             }
             gone.remove(k);
         }
-        let result = self
-            .delivered
-            .apply_batch(ids)
-            .and_then(|()| self.entries.apply_batch(gone));
-        if let Err(e) = result {
-            tracing::error!(sink = %self.sink, "outbox: a delivered batch could not be removed: {e}");
-        }
-        // Delivered is delivered: on disk before the next batch goes.
-        if let Err(e) = self.entries.flush_async().await {
-            tracing::error!(sink = %self.sink, "outbox: flush failed: {e}");
+        // On a blocking thread, while the next batch goes out: removing
+        // and flushing cost as much as sending. Delivered is delivered: on
+        // disk before the batch after the next one goes.
+        let (delivered_ids, entries) = (self.delivered.clone(), self.entries.clone());
+        let removed = tokio::task::spawn_blocking(move || {
+            delivered_ids.apply_batch(ids)?;
+            entries.apply_batch(gone)?;
+            entries.flush().map(drop)
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(sink = %self.sink, "outbox: a delivered batch could not be removed: {e}")
+            }
+            Err(e) => {
+                tracing::error!(sink = %self.sink, "outbox: a delivered batch could not be removed: {e}")
+            }
         }
         let mut state = self.state();
         // A batch taken before a restore went back past it: the replay
@@ -675,6 +715,38 @@ mod tests {
         // no second time; what the replay added goes out, none of it lost.
         o.push(std::iter::once(out("stats", 3))).unwrap();
         assert_eq!(deliver(&o, &rt, 100), ids("stats", 10..13));
+        assert_eq!(o.counters().entries, 0);
+    }
+
+    #[test]
+    fn the_next_batch_is_taken_while_the_one_before_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = OutboxConfig {
+            priorities: vec!["alerts".into()],
+            ..OutboxConfig::default()
+        };
+        let o = outbox(dir.path(), config);
+        o.push((0..5).map(|n| out("stats", n))).unwrap();
+        let rt = runtime();
+        let names = |b: &Arc<Vec<OwnedOut>>| b.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+        assert!(
+            o.try_take_next(2).is_none(),
+            "nothing in flight: no read-ahead"
+        );
+        let first = rt.block_on(o.take(2)).unwrap();
+        assert_eq!(names(&first), ids("stats", 0..2));
+        // An alert comes while the first batch is out: it goes in the
+        // batch after the next, which continues where the first ended.
+        o.push(std::iter::once(out("alerts", 0))).unwrap();
+        let second = o.try_take_next(2).unwrap();
+        assert_eq!(names(&second), ids("stats", 2..4));
+        assert!(o.try_take_next(2).is_none(), "two in flight at most");
+        rt.block_on(o.done(first.len(), Vec::new()));
+        assert_eq!(o.counters().entries, 4, "only the first batch is gone");
+        rt.block_on(o.done(second.len(), Vec::new()));
+        let mut rest = ids("alerts", 0..1);
+        rest.extend(ids("stats", 4..5));
+        assert_eq!(deliver(&o, &rt, 100), rest);
         assert_eq!(o.counters().entries, 0);
     }
 

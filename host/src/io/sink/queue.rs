@@ -28,8 +28,16 @@ pub(super) trait Backlog: Send + Sync + 'static {
     /// The next batch; `None` once closed and empty.
     fn take(&self, max: usize) -> impl Future<Output = Option<Arc<Vec<OwnedOut>>>> + Send;
 
-    /// The batch in flight is done: `delivered` of its records reached the
-    /// peer, and the peer refused `refused` for good.
+    /// The next batch if one is there now, taken while the batch before
+    /// is still in flight (delivered, its `done` not called yet), so that
+    /// the one goes out while the other is finished; `None` for a backlog
+    /// that has one batch in flight at a time.
+    fn try_take_next(&self, _max: usize) -> Option<Arc<Vec<OwnedOut>>> {
+        None
+    }
+
+    /// The oldest batch in flight is done: `delivered` of its records
+    /// reached the peer, and the peer refused `refused` for good.
     fn done(
         &self,
         delivered: usize,
@@ -172,44 +180,64 @@ pub(super) async fn deliver<B: Backlog>(
     let mut backoff = Backoff::new(retry);
     let mut connected = false;
     let mut batch: Option<Arc<Vec<OwnedOut>>> = None;
+    // A batch delivered whose `done` is still to come: it is finished
+    // while the next batch goes out, when the backlog has one ready.
+    let mut finished: Option<(usize, Vec<DeadLetterEntry>)> = None;
     loop {
         let current = match batch.take() {
             Some(current) => current,
-            None => {
-                // While nothing waits, the task keeps its connection alive;
-                // a connection lost meanwhile is opened again first.
-                let next = if connected {
-                    tokio::select! {
-                        biased;
-                        next = queue.take(queue.batch_size()) => next,
-                        gone = task.idle() => {
-                            if let Err(e) = gone {
-                                tracing::debug!(sink = %name, "idle connection lost: {e}");
-                            }
-                            connected = false;
-                            continue;
-                        }
+            None => match finished
+                .is_some()
+                .then(|| queue.try_take_next(queue.batch_size()))
+                .flatten()
+            {
+                Some(next) => next,
+                None => {
+                    if let Some((delivered, entries)) = finished.take() {
+                        queue.done(delivered, entries).await;
+                        // Refused records to dead-letter, or room for a
+                        // pipeline that a full buffer holds back.
+                        doorbell.ring();
                     }
-                } else {
-                    queue.take(queue.batch_size()).await
-                };
-                match next {
-                    Some(next) => next,
-                    None => return,
+                    // While nothing waits, the task keeps its connection
+                    // alive; a connection lost meanwhile is opened again
+                    // first.
+                    let next = if connected {
+                        tokio::select! {
+                            biased;
+                            next = queue.take(queue.batch_size()) => next,
+                            gone = task.idle() => {
+                                if let Err(e) = gone {
+                                    tracing::debug!(sink = %name, "idle connection lost: {e}");
+                                }
+                                connected = false;
+                                continue;
+                            }
+                        }
+                    } else {
+                        queue.take(queue.batch_size()).await
+                    };
+                    match next {
+                        Some(next) => next,
+                        None => return,
+                    }
                 }
-            }
+            },
         };
-        let result = if connected {
-            Ok(())
-        } else {
-            task.connect().await
-        };
-        let result = match result {
-            Ok(()) => {
+        let delivery = async {
+            if !connected {
+                task.connect().await?;
                 connected = true;
-                task.deliver(&current).await
             }
-            Err(e) => Err(e),
+            task.deliver(&current).await
+        };
+        let result = match finished.take() {
+            Some((delivered, entries)) => {
+                let (result, ()) = tokio::join!(delivery, queue.done(delivered, entries));
+                doorbell.ring();
+                result
+            }
+            None => delivery.await,
         };
         match result {
             Ok(refusals) => {
@@ -222,7 +250,7 @@ pub(super) async fn deliver<B: Backlog>(
                     })
                     .collect();
                 let delivered = current.len().saturating_sub(entries.len());
-                queue.done(delivered, entries).await;
+                finished = Some((delivered, entries));
                 ComponentRecords {
                     component: &name,
                     role: Role::Sink,
@@ -231,17 +259,13 @@ pub(super) async fn deliver<B: Backlog>(
                 .emit();
                 backoff.reset();
                 health.up();
-                // Refused records to dead-letter, or room for a pipeline
-                // that a full buffer holds back.
-                doorbell.ring();
             }
             Err(SinkError::Rejected(reason)) => {
                 let entries = current
                     .iter()
                     .map(|out| refused(&name, &reason, out.record.clone()))
                     .collect();
-                queue.done(0, entries).await;
-                doorbell.ring();
+                finished = Some((0, entries));
             }
             Err(e) => {
                 connected = false;
