@@ -8,7 +8,7 @@
 //! each has its own root folder, and eddy's local API listens inside its
 //! namespace.
 //!
-//! In order: a first release to all three; a release whose pipeline cannot
+//! In order: a release to one device, then a release to all three; a release whose pipeline cannot
 //! start on one device (rolled back there, the others updated, the deploy
 //! failing); the same with that device as the canary (the others skipped);
 //! the good release again (unchanged where it runs); a plugins-only deploy
@@ -347,12 +347,27 @@ fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
     std::fs::write(d.join("known_hosts"), known).unwrap();
     std::fs::write(d.join("ssh_config"), config).unwrap();
 
-    // 1. The first release to all three.
-    std::fs::write(d.join("site.toml"), pipeline(100)).unwrap();
+    // 0. A release to dev-1 alone: the time of one device.
     let quick = "health_timeout_s = 10\nsettle_s = 2";
+    std::fs::write(d.join("site.toml"), pipeline(200)).unwrap();
+    let (ok, summary, one) = deploy_with(
+        &inventory(d, &devices, quick, None),
+        &["--devices", "dev-1"],
+    );
+    assert!(ok, "{summary}");
+    let zeroth = devices[0].current().expect("dev-1 has a current release");
+
+    // 1. The first release to all three (for dev-1, the second).
+    std::fs::write(d.join("site.toml"), pipeline(100)).unwrap();
     let (ok, summary, took) = deploy(&inventory(d, &devices, quick, None));
     assert!(ok, "{summary}");
     let first = devices[0].current().expect("dev-1 has a current release");
+    assert_ne!(first, zeroth);
+    eprintln!(
+        "deploy to one device: {:.1} s; to three: {:.1} s",
+        one.as_secs_f64(),
+        took.as_secs_f64()
+    );
     for device in &devices {
         assert_eq!(
             device.current().as_deref(),
@@ -365,8 +380,13 @@ fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
             "{}",
             device.name
         );
+        let before = if device.name == "dev-1" {
+            zeroth.as_str()
+        } else {
+            "none"
+        };
         assert!(
-            row(&summary, &device.name).contains(&format!("none → {first}")),
+            row(&summary, &device.name).contains(&format!("{before} → {first}")),
             "{summary}"
         );
         assert!(row(&summary, &device.name).contains("updated"), "{summary}");
@@ -612,4 +632,82 @@ fn check_windows(device: &Device, from_ms: i64, until_ms: i64) {
             );
         }
     }
+}
+
+/// The deploy as an operator runs it, without `--eddy`: eddy built in
+/// release mode without the compiler for the device's target and the
+/// plugins precompiled into bundles for it, to one device. Minutes of
+/// building, so not in the default run:
+/// `cargo nextest run -p xtask --test fleet --run-ignored only`.
+#[test]
+#[ignore = "builds a release eddy for the target: minutes"]
+fn a_device_without_the_compiler_gets_a_built_release_with_precompiled_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for key in ["client_key", "host_key"] {
+        let path = d.join(key);
+        run(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+    let tag = std::process::id() % 100_000;
+    let devices = vec![Device::start(d, 1, 100 + tag % 100, tag)];
+    let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+    std::fs::write(
+        d.join("known_hosts"),
+        format!("{} {host_key}", devices[0].address),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("ssh_config"),
+        format!(
+            "Host dev-1\n  HostName {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {}\n  LogLevel ERROR\n",
+            devices[0].address,
+            d.join("client_key").display(),
+            d.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("site.toml"), pipeline(100)).unwrap();
+    let fleet = inventory(d, &devices, "health_timeout_s = 20\nsettle_s = 2", None);
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("deploy")
+        .arg("--inventory")
+        .arg(&fleet)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    eprintln!(
+        "built and deployed in {:.1} s\n{text}",
+        started.elapsed().as_secs_f64()
+    );
+    let device = &devices[0];
+    let release = device.root.join("current");
+    assert!(release.join("plugins/window_stats.bundle").exists());
+    assert!(!release.join("plugins/window_stats.wasm").exists());
+    // The binary built for the device runs there, with the bundles.
+    let version = Command::new(release.join("eddy"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    assert_eq!(device.running(), device.current());
+    eventually(20, "the device writes results", || device.results() > 5);
 }
