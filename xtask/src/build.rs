@@ -58,7 +58,7 @@ pub(crate) fn run(sh: &Shell, target: Target, compiler: bool) -> anyhow::Result<
         sh.copy_file(&binary, &copy)?;
         binary = copy;
     }
-    let size = std::fs::metadata(&binary)?.len();
+    let size = std::fs::metadata(sh.current_dir().join(&binary))?.len();
     eprintln!(
         "{} ({}): {:.2} MiB ({} bytes)",
         binary.display(),
