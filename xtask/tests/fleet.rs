@@ -510,6 +510,23 @@ fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
         windows(dev1).iter().any(|w| w.start >= until_ms + 1000)
     });
     check_windows(dev1, from_ms, until_ms);
+    // Another build of it, swapped into the same process again: judged by
+    // the release that process started with, not the one `current` names.
+    let mut v3 = std::fs::read(v2.join("window_stats.wasm")).unwrap();
+    v3.extend_from_slice(&[0x00, custom.len() as u8]);
+    v3.extend_from_slice(custom);
+    std::fs::write(v2.join("window_stats.wasm"), v3).unwrap();
+    let (ok, summary, _) = deploy_with(
+        &inventory(d, &devices, quick, None),
+        &["--plugins-only", "--devices", "dev-1"],
+    );
+    assert!(ok, "{summary}");
+    assert!(
+        row(&summary, "dev-1").contains(&format!("{third} → ")),
+        "{summary}"
+    );
+    assert_ne!(dev1.current().as_deref(), Some(third.as_str()));
+    assert_eq!(dev1.running().as_deref(), Some(second.as_str()));
 
     // 6. A power cut in the middle of a deploy: dev-3 gets a release that
     //    cannot start, and the power goes right after the switch, with the

@@ -238,6 +238,7 @@ impl Device {
         if self.plan.service.restart.is_none() {
             self.sh(&format!(
                 "id -u eddy >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin eddy; \
+                 groupadd -f dialout && groupadd -f i2c && \
                  chown eddy:eddy {r} && chown -R eddy:eddy {r}/state && \
                  install -m 644 {r}/bin/eddy.service /etc/systemd/system/eddy.service && \
                  systemctl daemon-reload && systemctl enable eddy",
@@ -248,20 +249,20 @@ impl Device {
         Ok(())
     }
 
-    /// Points `current` at `to` atomically; the release it pointed at
-    /// becomes `previous`, unless `keep_previous`.
-    async fn switch(&self, to: &str, keep_previous: bool) -> anyhow::Result<()> {
-        let previous = if keep_previous {
-            String::new()
+    /// Points `current` at `to` atomically. Forward, the release it
+    /// pointed at becomes `previous` first (so that a cut between the two
+    /// leaves the boot counter a way back); back (`rollback`), `previous`
+    /// goes, since it would be `current` itself.
+    async fn switch(&self, to: &str, rollback: bool) -> anyhow::Result<()> {
+        let previous = if rollback {
+            "rm -f previous && "
         } else {
             "if [ -n \"$old\" ] && [ \"$old\" != \"releases/$new\" ]; then \
-             ln -sfn \"$old\" .previous.new && mv -T .previous.new previous; fi; "
-                .to_owned()
+             ln -sfn \"$old\" .previous.new && mv -T .previous.new previous; fi && "
         };
         self.sh(&format!(
-            "cd {r} && new={to} && old=$(readlink current || true) && \
-             ln -sfn \"releases/$new\" .current.new && mv -T .current.new current && \
-             {previous}sync",
+            "cd {r} && new={to} && old=$(readlink current || true) && {previous}\
+             ln -sfn \"releases/$new\" .current.new && mv -T .current.new current && sync",
             r = quote(&self.root),
             to = quote(to)
         ))
@@ -298,6 +299,20 @@ impl Device {
         self.sh(&command)
             .await
             .unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
+    /// The release the running eddy reports (it keeps the one it started
+    /// with through plugins-only deploys, which move `current` on).
+    async fn running_release(&self) -> Option<String> {
+        let out = self
+            .sh(&format!(
+                "EDDY_STATE_DIR={r}/state {r}/current/eddy status --json 2>/dev/null || true",
+                r = quote(&self.root)
+            ))
+            .await
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        status["release"].as_str().map(str::to_owned)
     }
 
     /// Waits for `release` to be healthy, then to stay so for the settle
@@ -342,7 +357,7 @@ impl Device {
     /// newest few.
     async fn prune(&self) -> anyhow::Result<()> {
         self.sh(&format!(
-            "cd {r}/releases && keep=\"$(readlink ../current ../previous ../failed 2>/dev/null || true)\" && \
+            "cd {r}/releases && keep=\"$(for l in current previous failed; do readlink ../$l; done 2>/dev/null)\" ; \
              for old in $(ls -1t | tail -n +{n}); do \
                case \"$keep\" in *\"releases/$old\"*) ;; *) rm -rf \"$old\" ;; esac; \
              done",
@@ -420,7 +435,13 @@ async fn deploy_on(
     device.ship(release, bar).await?;
     if outcome.old.as_deref() == Some(release.id.as_str()) {
         bar.set_message("already there; checking health");
-        if device.healthy(&release.id, rollout, bar).await == Health::Healthy {
+        // After a plugins-only deploy the process reports the release it
+        // started with, whose eddy and pipeline are these.
+        let running = device
+            .running_release()
+            .await
+            .unwrap_or_else(|| release.id.clone());
+        if device.healthy(&running, rollout, bar).await == Health::Healthy {
             outcome.verdict = Verdict::Unchanged;
             outcome.health = "healthy".into();
             return Ok(());
@@ -438,7 +459,9 @@ async fn deploy_on(
         Health::Healthy => {
             outcome.verdict = Verdict::Updated;
             outcome.health = "healthy".into();
-            device.prune().await?;
+            if let Err(e) = device.prune().await {
+                outcome.error = Some(format!("old releases not pruned: {e:#}"));
+            }
             Ok(())
         }
         Health::Unhealthy(why) => {
@@ -452,8 +475,10 @@ async fn deploy_on(
             match outcome.old.clone().filter(|old| *old != release.id) {
                 Some(old) => {
                     bar.set_message(format!("rolling back to {old}"));
-                    device.mark_failed(&release.id).await?;
                     device.switch(&old, true).await?;
+                    if let Err(e) = device.mark_failed(&release.id).await {
+                        error.push_str(&format!("\n(marking it failed: {e:#})"));
+                    }
                     outcome.verdict = Verdict::RolledBack;
                     let back = match device.restart().await {
                         Ok(()) => device.healthy(&old, rollout, bar).await,
@@ -551,9 +576,11 @@ async fn swap_on(
     }
     device.ship(release, bar).await?;
     let changed = changed_plugins(device, &old, release).await?;
+    let Some(process) = device.running_release().await else {
+        anyhow::bail!("eddy does not answer there: nothing to swap into");
+    };
     let new_dir = format!("{}/releases/{}", device.root, release.id);
     let old_dir = format!("{}/releases/{old}", device.root);
-    // The running process keeps the release it started with.
     let mut swapped = Vec::new();
     let mut failure = None;
     for (operator, path) in &changed {
@@ -575,7 +602,7 @@ async fn swap_on(
     }
     let health = match failure {
         Some(why) => Health::Unhealthy(why),
-        None => device.healthy(&old, rollout, bar).await,
+        None => device.healthy(&process, rollout, bar).await,
     };
     let names: Vec<&str> = changed.iter().map(|(o, _)| o.as_str()).collect();
     match health {
@@ -591,7 +618,9 @@ async fn swap_on(
                     names.join(", ")
                 }
             );
-            device.prune().await?;
+            if let Err(e) = device.prune().await {
+                outcome.error = Some(format!("old releases not pruned: {e:#}"));
+            }
         }
         Health::Unhealthy(why) => {
             let logs = device.logs().await;
@@ -614,10 +643,12 @@ async fn swap_on(
                     error.push_str(&format!("\nswapping {operator} back failed: {e:#}"));
                 }
             }
-            device.mark_failed(&release.id).await?;
+            if let Err(e) = device.mark_failed(&release.id).await {
+                error.push_str(&format!("\n(marking it failed: {e:#})"));
+            }
             outcome.verdict = Verdict::RolledBack;
             outcome.health = why;
-            if let Health::Unhealthy(why) = device.healthy(&old, rollout, bar).await {
+            if let Health::Unhealthy(why) = device.healthy(&process, rollout, bar).await {
                 error.push_str(&format!(
                     "\nand with the old plugins back it is not healthy either: {why}"
                 ));

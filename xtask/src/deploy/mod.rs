@@ -27,6 +27,7 @@ pub(crate) mod summary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -221,21 +222,16 @@ fn rollout_waves(
     let style = ProgressStyle::with_template("{spinner} {prefix:<16} {elapsed:>4} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut outcomes = Vec::new();
-    let mut failures = 0;
+    // Devices failed so far: once past max_failures, a device whose turn
+    // comes is skipped, in this wave and the next.
+    let failed = Arc::new(AtomicUsize::new(0));
     for wave in waves(staged, rollout) {
+        let failures = failed.load(Ordering::SeqCst);
         if failures > rollout.max_failures {
-            outcomes.extend(wave.into_iter().map(|(plan, release)| Outcome {
-                device: plan.name,
-                old: None,
-                new: release.id,
-                verdict: Verdict::Skipped,
-                health: "-".into(),
-                error: Some(format!(
-                    "the rollout stopped: {failures} devices failed (max_failures = {})",
-                    rollout.max_failures
-                )),
-                elapsed: Duration::ZERO,
-            }));
+            outcomes.extend(
+                wave.into_iter()
+                    .map(|(plan, release)| skipped(plan.name, release.id, failures, rollout)),
+            );
             continue;
         }
         let limit = Arc::new(tokio::sync::Semaphore::new(rollout.parallel));
@@ -247,27 +243,62 @@ fn rollout_waves(
                 bar.set_prefix(plan.name.clone());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar.set_message("waiting");
-                let (limit, rollout) = (limit.clone(), rollout.clone());
-                runtime.spawn(async move {
+                let (limit, rollout, failed) = (limit.clone(), rollout.clone(), failed.clone());
+                let (device, id) = (plan.name.clone(), release.id.clone());
+                let handle = runtime.spawn(async move {
                     let _turn = limit.acquire_owned().await;
+                    let failures = failed.load(Ordering::SeqCst);
+                    if failures > rollout.max_failures {
+                        let outcome = skipped(plan.name, release.id, failures, &rollout);
+                        bar.finish_with_message(summary::short(&outcome));
+                        return outcome;
+                    }
                     let mode = if plugins_only {
                         device::Mode::PluginsOnly
                     } else {
                         device::Mode::Full
                     };
                     let outcome = device::deploy(&plan, &release, &rollout, &bar, mode).await;
+                    if matches!(outcome.verdict, Verdict::RolledBack | Verdict::Failed) {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
                     bar.finish_with_message(summary::short(&outcome));
                     outcome
-                })
+                });
+                (device, id, handle)
             })
             .collect();
-        for task in tasks {
-            let outcome = runtime.block_on(task)?;
-            if matches!(outcome.verdict, Verdict::RolledBack | Verdict::Failed) {
-                failures += 1;
-            }
+        for (device, id, task) in tasks {
+            let outcome = runtime.block_on(task).unwrap_or_else(|e| {
+                failed.fetch_add(1, Ordering::SeqCst);
+                Outcome {
+                    device,
+                    old: None,
+                    new: id,
+                    verdict: Verdict::Failed,
+                    health: "-".into(),
+                    error: Some(format!("the deploy to it stopped: {e}")),
+                    elapsed: Duration::ZERO,
+                }
+            });
             outcomes.push(outcome);
         }
     }
     Ok(outcomes)
+}
+
+/// A device the rollout did not reach.
+fn skipped(device: String, new: String, failures: usize, rollout: &Rollout) -> Outcome {
+    Outcome {
+        device,
+        old: None,
+        new,
+        verdict: Verdict::Skipped,
+        health: "-".into(),
+        error: Some(format!(
+            "the rollout stopped: {failures} devices failed (max_failures = {})",
+            rollout.max_failures
+        )),
+        elapsed: Duration::ZERO,
+    }
 }

@@ -192,13 +192,20 @@ impl PublishSession {
         if topic.len() > usize::from(u16::MAX) {
             return Err(Unpublishable::TopicTooLong(topic.len()));
         }
+        // A string property holds at most 65535 bytes: a longer id is cut
+        // at a character boundary (the payload carries it whole).
+        let mut cut = id.len().min(usize::from(u16::MAX));
+        while !id.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let id = &id[..cut];
         const CONTENT_TYPE: &str = "application/json";
         const RESULT_ID: &str = "result_id";
         let properties = match self.protocol {
             Protocol::V311 => None,
             // Content type (0x03) and one user property (0x26).
             Protocol::V5 => {
-                Some(1 + 2 + CONTENT_TYPE.len() + 1 + 2 + RESULT_ID.len() + 2 + id.len().min(65535))
+                Some(1 + 2 + CONTENT_TYPE.len() + 1 + 2 + RESULT_ID.len() + 2 + id.len())
             }
         };
         let remaining = 2
@@ -226,7 +233,7 @@ impl PublishSession {
             put_str(&mut self.out, CONTENT_TYPE);
             self.out.put_u8(0x26);
             put_str(&mut self.out, RESULT_ID);
-            put_str(&mut self.out, &id[..id.len().min(65535)]);
+            put_str(&mut self.out, id);
         }
         self.out.put_slice(payload);
         Ok(pkid)

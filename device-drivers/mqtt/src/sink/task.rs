@@ -89,16 +89,9 @@ impl Live {
                 None => self.last_sent + interval / 2,
             };
             tokio::select! {
-                () = tokio::time::sleep_until(due) => {
-                    if self.ping_sent.is_some() {
-                        return format!("no answer to a ping within {} s", interval.as_secs());
-                    }
-                    self.session.ping();
-                    if let Err(e) = self.send().await {
-                        return e;
-                    }
-                    self.ping_sent = Some(Instant::now());
-                }
+                // What the broker sent first: an answer to a ping that came
+                // while publishing is read before the ping is judged late.
+                biased;
                 received = self.receive() => {
                     if let Err(e) = received {
                         return e;
@@ -110,6 +103,16 @@ impl Live {
                             Err(e) => return e,
                         }
                     }
+                }
+                () = tokio::time::sleep_until(due) => {
+                    if self.ping_sent.is_some() {
+                        return format!("no answer to a ping within {} s", interval.as_secs());
+                    }
+                    self.session.ping();
+                    if let Err(e) = self.send().await {
+                        return e;
+                    }
+                    self.ping_sent = Some(Instant::now());
                 }
             }
         }

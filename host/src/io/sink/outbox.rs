@@ -503,8 +503,19 @@ impl Backlog for Outbox {
     }
 
     fn try_take_next(&self, max: usize) -> Option<Arc<Vec<OwnedOut>>> {
-        if self.state().in_flight.len() != 1 {
-            return None;
+        {
+            let state = self.state();
+            if state.in_flight.len() != 1 {
+                return None;
+            }
+            // A result of a higher priority came meanwhile: it goes next,
+            // from the front, once the batch in flight is done.
+            let front = state.in_flight.front().and_then(|b| b.first());
+            let first = self.entries.first().ok().flatten();
+            match (front, first) {
+                (Some((k, ..)), Some((first, _))) if *k == first => {}
+                _ => return None,
+            }
         }
         self.next_batch(max).unwrap_or_else(|e| {
             tracing::error!("{e}");
@@ -513,7 +524,8 @@ impl Backlog for Outbox {
     }
 
     async fn done(&self, delivered: usize, refused: Vec<DeadLetterEntry>) {
-        let in_flight = self.state().in_flight.pop_front().unwrap_or_default();
+        // Still in flight (kept from dropping and expiry) until removed.
+        let in_flight = self.state().in_flight.front().cloned().unwrap_or_default();
         // The ids first, then the entries: a crash between the two leaves
         // the batch to be sent again (as a crash between the broker's
         // acknowledgement and this would), never an entry gone unsent.
@@ -545,6 +557,7 @@ impl Backlog for Outbox {
             }
         }
         let mut state = self.state();
+        state.in_flight.pop_front();
         // A batch taken before a restore went back past it: the replay
         // must not send its results again.
         if self.exactly_once
@@ -735,14 +748,16 @@ mod tests {
         );
         let first = rt.block_on(o.take(2)).unwrap();
         assert_eq!(names(&first), ids("stats", 0..2));
-        // An alert comes while the first batch is out: it goes in the
-        // batch after the next, which continues where the first ended.
-        o.push(std::iter::once(out("alerts", 0))).unwrap();
+        // The next batch continues where the first ended.
         let second = o.try_take_next(2).unwrap();
         assert_eq!(names(&second), ids("stats", 2..4));
         assert!(o.try_take_next(2).is_none(), "two in flight at most");
         rt.block_on(o.done(first.len(), Vec::new()));
-        assert_eq!(o.counters().entries, 4, "only the first batch is gone");
+        assert_eq!(o.counters().entries, 3, "only the first batch is gone");
+        // An alert comes while the second batch is out: no read-ahead past
+        // it; it goes next, from the front.
+        o.push(std::iter::once(out("alerts", 0))).unwrap();
+        assert!(o.try_take_next(2).is_none(), "the alert goes first");
         rt.block_on(o.done(second.len(), Vec::new()));
         let mut rest = ids("alerts", 0..1);
         rest.extend(ids("stats", 4..5));
