@@ -281,17 +281,19 @@ fn deploy_with(inventory: &Path, args: &[&str]) -> (bool, String, Duration) {
         "{} (the workspace's tests build it)",
         eddy.display()
     );
+    xtask_deploy(inventory, args, Some(&eddy))
+}
+
+/// `cargo xtask deploy` with `args`, shipping `eddy` (or building one per
+/// target without it): success, what it printed, its wall time.
+fn xtask_deploy(inventory: &Path, args: &[&str], eddy: Option<&Path>) -> (bool, String, Duration) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("deploy")
-        .arg("--inventory")
-        .arg(inventory)
-        .arg("--eddy")
-        .arg(&eddy)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.arg("deploy").arg("--inventory").arg(inventory);
+    if let Some(eddy) = eddy {
+        command.arg("--eddy").arg(eddy);
+    }
+    let out = command.args(args).stdin(Stdio::null()).output().unwrap();
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -300,17 +302,9 @@ fn deploy_with(inventory: &Path, args: &[&str]) -> (bool, String, Duration) {
     (out.status.success(), text, started.elapsed())
 }
 
-fn row<'a>(summary: &'a str, device: &str) -> &'a str {
-    summary
-        .lines()
-        .find(|l| l.starts_with(&format!("{device} ")))
-        .unwrap_or_else(|| panic!("no row for {device} in\n{summary}"))
-}
-
-#[test]
-fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// `count` devices in `d`, with the SSH keys, the known host key and the
+/// SSH configuration (`Host dev-N`) the deploy reaches them with.
+fn fleet(d: &Path, count: u32) -> Vec<Device> {
     for key in ["client_key", "host_key"] {
         let path = d.join(key);
         run(
@@ -328,7 +322,9 @@ fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
     }
     let tag = std::process::id() % 100_000;
     let subnet = 100 + tag % 100;
-    let mut devices: Vec<Device> = (1..=3).map(|i| Device::start(d, i, subnet, tag)).collect();
+    let devices: Vec<Device> = (1..=count)
+        .map(|i| Device::start(d, i, subnet, tag))
+        .collect();
     // The devices' host key, known: the deploy checks it strictly.
     let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
     let mut known = String::new();
@@ -346,6 +342,21 @@ fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
     }
     std::fs::write(d.join("known_hosts"), known).unwrap();
     std::fs::write(d.join("ssh_config"), config).unwrap();
+    devices
+}
+
+fn row<'a>(summary: &'a str, device: &str) -> &'a str {
+    summary
+        .lines()
+        .find(|l| l.starts_with(&format!("{device} ")))
+        .unwrap_or_else(|| panic!("no row for {device} in\n{summary}"))
+}
+
+#[test]
+fn a_fleet_is_deployed_rolled_back_hot_swapped_and_survives_a_power_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut devices = fleet(d, 3);
 
     // 0. A release to dev-1 alone: the time of one device.
     let quick = "health_timeout_s = 10\nsettle_s = 2";
@@ -661,60 +672,12 @@ fn check_windows(device: &Device, from_ms: i64, until_ms: i64) {
 fn a_device_without_the_compiler_gets_a_built_release_with_precompiled_plugins() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for key in ["client_key", "host_key"] {
-        let path = d.join(key);
-        run(
-            "ssh-keygen",
-            &[
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        );
-    }
-    let tag = std::process::id() % 100_000;
-    let devices = vec![Device::start(d, 1, 100 + tag % 100, tag)];
-    let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-    std::fs::write(
-        d.join("known_hosts"),
-        format!("{} {host_key}", devices[0].address),
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("ssh_config"),
-        format!(
-            "Host dev-1\n  HostName {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
-             UserKnownHostsFile {}\n  LogLevel ERROR\n",
-            devices[0].address,
-            d.join("client_key").display(),
-            d.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
+    let devices = fleet(d, 1);
     std::fs::write(d.join("site.toml"), pipeline(100)).unwrap();
-    let fleet = inventory(d, &devices, "health_timeout_s = 20\nsettle_s = 2", None);
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("deploy")
-        .arg("--inventory")
-        .arg(&fleet)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    eprintln!(
-        "built and deployed in {:.1} s\n{text}",
-        started.elapsed().as_secs_f64()
-    );
+    let inventory = inventory(d, &devices, "health_timeout_s = 20\nsettle_s = 2", None);
+    let (ok, text, took) = xtask_deploy(&inventory, &[], None);
+    assert!(ok, "{text}");
+    eprintln!("built and deployed in {:.1} s\n{text}", took.as_secs_f64());
     let device = &devices[0];
     let release = device.root.join("current");
     assert!(release.join("plugins/window_stats.bundle").exists());

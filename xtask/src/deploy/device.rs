@@ -190,7 +190,7 @@ impl Device {
                 p = quote(&partial)
             ))
             .await?;
-            let total: usize = release.files.values().map(Vec::len).sum();
+            let total: usize = release.files.values().map(|c| c.len()).sum();
             let mut sent = 0;
             for (path, content) in &release.files {
                 bar.set_message(format!(
@@ -301,16 +301,19 @@ impl Device {
             .unwrap_or_else(|e| format!("(no log: {e})"))
     }
 
+    /// What prints the local API's `eddy status --json` (nothing when it
+    /// does not answer).
+    fn status_command(&self) -> String {
+        format!(
+            "EDDY_STATE_DIR={r}/state {r}/current/eddy status --json 2>/dev/null || true",
+            r = quote(&self.root)
+        )
+    }
+
     /// The release the running eddy reports (it keeps the one it started
     /// with through plugins-only deploys, which move `current` on).
     async fn running_release(&self) -> Option<String> {
-        let out = self
-            .sh(&format!(
-                "EDDY_STATE_DIR={r}/state {r}/current/eddy status --json 2>/dev/null || true",
-                r = quote(&self.root)
-            ))
-            .await
-            .ok()?;
+        let out = self.sh(&self.status_command()).await.ok()?;
         let status: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
         status["release"].as_str().map(str::to_owned)
     }
@@ -322,10 +325,7 @@ impl Device {
         let timeout = Duration::from_secs(rollout.health_timeout_s);
         let settle = Duration::from_secs(rollout.settle_s);
         let mut healthy_since: Option<Instant> = None;
-        let status = format!(
-            "EDDY_STATE_DIR={r}/state {r}/current/eddy status --json 2>/dev/null || true",
-            r = quote(&self.root)
-        );
+        let status = self.status_command();
         loop {
             let out = self.sh(&status).await.unwrap_or_default();
             let out = out.trim();

@@ -162,6 +162,12 @@ pub(crate) fn run(sh: &Shell, options: &Options) -> anyhow::Result<()> {
         return Ok(());
     }
     let artifacts = artifacts(sh, &plans, options)?;
+    let mut binaries: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
+    for (target, a) in &artifacts {
+        let bytes =
+            std::fs::read(&a.eddy).map_err(|e| anyhow::anyhow!("{}: {e}", a.eddy.display()))?;
+        binaries.insert(target, bytes.into());
+    }
     let mut staged = Vec::new();
     for plan in &plans {
         let a = &artifacts[&plan.target];
@@ -174,7 +180,10 @@ pub(crate) fn run(sh: &Shell, options: &Options) -> anyhow::Result<()> {
                 _ => p.to_owned(),
             }
         };
-        staged.push((plan.clone(), stage::stage(plan, &a.eddy, &plugin_for)?));
+        staged.push((
+            plan.clone(),
+            stage::stage(plan, &binaries[plan.target.as_str()], &plugin_for)?,
+        ));
     }
     let started = Instant::now();
     let outcomes = rollout_waves(staged, &rollout, options.plugins_only)?;

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::inventory::{Plan, apply_overrides};
 
@@ -21,8 +22,9 @@ use super::inventory::{Plan, apply_overrides};
 pub(crate) struct Staged {
     /// Its id: `r` and 12 hex digits of the digest of its files.
     pub(crate) id: String,
-    /// Its files: path inside the release → content.
-    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    /// Its files: path inside the release → content (the eddy binary
+    /// shared by every release of a target).
+    pub(crate) files: BTreeMap<String, Arc<[u8]>>,
     /// The pipeline, inside the release (`pipelines/NAME.toml`).
     pub(crate) pipeline: String,
     /// The pipeline's name (for `eddy plugin swap`).
@@ -41,7 +43,7 @@ fn fnv(hash: &mut u64, bytes: &[u8]) {
 
 /// Where `file` goes in the release's `folder`, by its name.
 fn ship(
-    files: &mut BTreeMap<String, Vec<u8>>,
+    files: &mut BTreeMap<String, Arc<[u8]>>,
     folder: &str,
     file: &Path,
 ) -> anyhow::Result<String> {
@@ -50,7 +52,9 @@ fn ship(
         .ok_or_else(|| anyhow::anyhow!("{} has no file name", file.display()))?
         .to_string_lossy()
         .into_owned();
-    let content = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let content: Arc<[u8]> = std::fs::read(file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        .into();
     let inside = format!("{folder}/{name}");
     if let Some(other) = files.get(&inside)
         && *other != content
@@ -61,12 +65,13 @@ fn ship(
     Ok(inside)
 }
 
-/// Makes `plan`'s release with the `eddy` binary for its target;
+/// Makes `plan`'s release with `eddy`, the binary for its target (read
+/// once for all its devices);
 /// `plugin_for` gives the file shipped for a plugin the pipeline names (a
 /// device without the compiler gets the target's precompiled bundle).
 pub(crate) fn stage(
     plan: &Plan,
-    eddy: &Path,
+    eddy: &Arc<[u8]>,
     plugin_for: &dyn Fn(&Path) -> PathBuf,
 ) -> anyhow::Result<Staged> {
     let text = std::fs::read_to_string(&plan.pipeline)
@@ -124,12 +129,10 @@ pub(crate) fn stage(
             "# Made by cargo xtask deploy from {}.\n{body}",
             plan.pipeline.display()
         )
-        .into_bytes(),
+        .into_bytes()
+        .into(),
     );
-    files.insert(
-        "eddy".into(),
-        std::fs::read(eddy).map_err(|e| anyhow::anyhow!("{}: {e}", eddy.display()))?,
-    );
+    files.insert("eddy".into(), eddy.clone());
     let mut hash = 0xcbf2_9ce4_8422_2325;
     for (path, content) in &files {
         fnv(&mut hash, path.as_bytes());
@@ -175,7 +178,7 @@ mod tests {
         std::fs::create_dir_all(d.join("build")).unwrap();
         std::fs::write(d.join("build/stats.wasm"), b"\0asm-stats").unwrap();
         std::fs::write(d.join("fleet.pub"), b"key").unwrap();
-        std::fs::write(d.join("eddy"), b"ELF").unwrap();
+        let eddy: Arc<[u8]> = Arc::from(&b"ELF"[..]);
         std::fs::write(
             d.join("conf/site.toml"),
             "[pipeline]\nname = \"room\"\n[trust]\nkeys = [\"../fleet.pub\"]\n\
@@ -183,7 +186,7 @@ mod tests {
         )
         .unwrap();
         let same = |p: &Path| p.to_owned();
-        let a = stage(&plan(d, &[]), &d.join("eddy"), &same).unwrap();
+        let a = stage(&plan(d, &[]), &eddy, &same).unwrap();
         assert_eq!(
             a.files.keys().collect::<Vec<_>>(),
             [
@@ -206,16 +209,13 @@ mod tests {
             Some("../keys/fleet.pub")
         );
         // The same content, the same id; an override, another.
-        assert_eq!(
-            stage(&plan(d, &[]), &d.join("eddy"), &same).unwrap().id,
-            a.id
-        );
+        assert_eq!(stage(&plan(d, &[]), &eddy, &same).unwrap().id, a.id);
         let b = stage(
             &plan(
                 d,
                 &[("operators.stats.params.limit", toml::Value::Integer(2))],
             ),
-            &d.join("eddy"),
+            &eddy,
             &same,
         )
         .unwrap();
@@ -223,7 +223,7 @@ mod tests {
         // A device without the compiler gets the bundles instead.
         std::fs::write(d.join("build/stats.bundle"), b"bundle").unwrap();
         let bundles = |p: &Path| p.with_extension("bundle");
-        let c = stage(&plan(d, &[]), &d.join("eddy"), &bundles).unwrap();
-        assert_eq!(c.files["plugins/stats.bundle"], b"bundle");
+        let c = stage(&plan(d, &[]), &eddy, &bundles).unwrap();
+        assert_eq!(&c.files["plugins/stats.bundle"][..], b"bundle");
     }
 }
