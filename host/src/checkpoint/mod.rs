@@ -24,6 +24,7 @@ mod writer;
 
 pub use journal::JournalEntry;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
+pub(crate) use store::OUTBOX_DIR;
 pub use store::{
     Damaged, JournalGroup, LoadError, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError,
 };

@@ -24,6 +24,9 @@ use super::manifest::Manifest;
 /// The most memory sled keeps pages of the database in.
 const CACHE_BYTES: u64 = 16 << 20;
 
+/// The folder, inside the store's, of sinks' outboxes.
+pub(crate) const OUTBOX_DIR: &str = "outbox";
+
 /// State blobs are stored in parts of at most this many bytes.
 pub const PART_BYTES: usize = 4 << 20;
 
@@ -111,6 +114,12 @@ impl StateStore {
     /// Where it lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The folder of sinks' outboxes (their segment files), inside the
+    /// store's folder.
+    pub(crate) fn outbox_dir(&self) -> PathBuf {
+        self.path.join(OUTBOX_DIR)
     }
 
     /// The database, for the parts of the host that keep trees of their

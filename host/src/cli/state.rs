@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
-use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
+use crate::checkpoint::{Loaded, Manifest, OUTBOX_DIR, PipelineStore, StateStore};
 use crate::dataflow::snapshot::keyed_state;
 
 /// The first bytes of an exported state file.
@@ -382,6 +382,11 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     let swap = || -> std::io::Result<()> {
         std::fs::rename(dir, &old)?;
         std::fs::rename(&fresh, dir)?;
+        // Sinks' outboxes are files beside the database, not in it.
+        let outboxes = old.join(OUTBOX_DIR);
+        if outboxes.exists() {
+            std::fs::rename(outboxes, dir.join(OUTBOX_DIR))?;
+        }
         std::fs::remove_dir_all(&old)
     };
     swap().map_err(|e| Failure::runtime(format!("swapping in the compacted store: {e}")))?;
