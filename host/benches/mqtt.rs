@@ -270,7 +270,10 @@ fn broker_received(port: u16) -> u64 {
                 if let Event::Incoming(rumqttc::Packet::Publish(p)) =
                     events.poll().await.expect("counter connection")
                 {
-                    return String::from_utf8_lossy(&p.payload).trim().parse().unwrap_or(0);
+                    return String::from_utf8_lossy(&p.payload)
+                        .trim()
+                        .parse()
+                        .unwrap_or(0);
                 }
             }
         };

@@ -199,7 +199,11 @@ brokers = ["{output}"]
 
 /// Everything on `topic`, read from the start to the end, with the
 /// `result_id` header of each.
-fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn consume_all(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(String, serde_json::Value)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "test-reader")

@@ -6,6 +6,7 @@
 mod abi;
 mod api;
 mod ble;
+mod certs;
 mod check;
 mod codec;
 mod conformance;
@@ -16,6 +17,7 @@ mod hostile;
 mod hostile_suite;
 mod idleness;
 mod kafka;
+mod kafka_tls;
 mod late;
 mod modbus;
 mod modbus_peer;

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::certs::{make_ca, server_cert};
 use crate::modbus_peer::python;
 use crate::support::{Running, free_port, json_lines, metrics, plugin, root, status, toml_path};
 
@@ -424,43 +425,6 @@ fn messages_published_while_eddy_is_killed_and_restarted_are_all_read() {
     }
 }
 
-/// Runs openssl in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs (cargo xtask test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `name` (name.pem, name.key).
-fn make_ca(dir: &Path, name: &str) {
-    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=eddy test {name}"),
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-        ],
-    );
-}
-
 #[test]
 fn a_tls_broker_is_read_and_written_with_its_ca_and_refused_with_another() {
     let dir = tempfile::tempdir().unwrap();
@@ -469,42 +433,7 @@ fn a_tls_broker_is_read_and_written_with_its_ca_and_refused_with_another() {
     // nothing to do with.
     make_ca(d, "ca");
     make_ca(d, "other-ca");
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "broker.key",
-            "-out",
-            "broker.csr",
-        ],
-    );
-    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "broker.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "broker.pem",
-        ],
-    );
+    server_cert(d, "broker", "ca", "127.0.0.1");
     let (plain, tls) = (free_port(), free_port());
     let conf = d.join("mosquitto.conf");
     std::fs::write(

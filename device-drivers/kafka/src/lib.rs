@@ -32,5 +32,6 @@ mod client;
 mod sink;
 mod source;
 
+pub use client::{KafkaSasl, KafkaTls, SaslMechanism};
 pub use sink::{Compression, KafkaSinkConfig, KafkaSinkTask, MessageKey};
 pub use source::{KafkaSourceConfig, KafkaSourceTask, Start};

@@ -8,7 +8,7 @@ use eddy_sink::{OpenedSink, SinkConfig, SinkError, TopicTemplate};
 use serde::Deserialize;
 
 use super::task::KafkaSinkTask;
-use crate::client::Cluster;
+use crate::client::{Cluster, KafkaSasl, KafkaTls};
 
 /// Results produced to Kafka as JSON (the result id, output, key, time and
 /// fields), with the result id also in the header `result_id` and the node
@@ -31,6 +31,12 @@ pub struct KafkaSinkConfig {
     /// use the sink's own settings.
     #[serde(default = "crate::client::no_properties")]
     pub properties: Spanned<BTreeMap<String, String>>,
+    /// TLS to the brokers: `{ ca_file, cert_file, key_file,
+    /// verify_hostname }` (librdkafka with OpenSSL, built in).
+    pub tls: Option<Spanned<KafkaTls>>,
+    /// SASL login: `{ mechanism, username, password_file }`; with `tls`,
+    /// SASL over TLS, as cloud Kafka services ask.
+    pub sasl: Option<Spanned<KafkaSasl>>,
     /// The topic of each result: a template with `{output}` and
     /// `{pipeline}`, e.g. `"site-7.{output}"`.
     pub topic: Spanned<String>,
@@ -131,6 +137,9 @@ impl KafkaSinkConfig {
             brokers: &self.brokers,
             client_id: self.client_id.as_deref(),
             properties: &self.properties,
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+            base_dir: cx.base_dir,
         };
         cluster.check(RESERVED)?;
         let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -147,7 +156,7 @@ impl KafkaSinkConfig {
                 .map_err(|e| Invalid::at(&self.topic, e))?;
         }
         let ack_timeout = Duration::from_millis(self.ack_timeout_ms.max(1));
-        let mut config = cluster.client_config(cx.pipeline, cx.name);
+        let mut config = cluster.client_config(cx.pipeline, cx.name)?;
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")

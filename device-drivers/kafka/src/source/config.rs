@@ -8,7 +8,7 @@ use eddy_driver::{Context, DriverError, Invalid, Kind, Source, SourceConfig, Spa
 use serde::Deserialize;
 
 use super::task::KafkaSourceTask;
-use crate::client::Cluster;
+use crate::client::{Cluster, KafkaSasl, KafkaTls};
 
 /// Records from Kafka topics, as Flink's Kafka source reads them: every
 /// partition of the topics is assigned to this source (no consumer-group
@@ -32,6 +32,12 @@ pub struct KafkaSourceConfig {
     /// `isolation.level`) are refused: use `group_id`.
     #[serde(default = "crate::client::no_properties")]
     pub properties: Spanned<BTreeMap<String, String>>,
+    /// TLS to the brokers: `{ ca_file, cert_file, key_file,
+    /// verify_hostname }` (librdkafka with OpenSSL, built in).
+    pub tls: Option<Spanned<KafkaTls>>,
+    /// SASL login: `{ mechanism, username, password_file }`; with `tls`,
+    /// SASL over TLS, as cloud Kafka services ask.
+    pub sasl: Option<Spanned<KafkaSasl>>,
     /// Topics to read, all their partitions.
     pub topics: Vec<Spanned<String>>,
     /// The consumer group offsets are committed to after each checkpoint,
@@ -131,16 +137,19 @@ impl KafkaSourceConfig {
         .picking(&self.json_fields)
     }
 
-    fn cluster(&self) -> Cluster<'_> {
+    fn cluster<'a>(&'a self, base_dir: &'a std::path::Path) -> Cluster<'a> {
         Cluster {
             brokers: &self.brokers,
             client_id: self.client_id.as_deref(),
             properties: &self.properties,
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+            base_dir,
         }
     }
 
     fn task(&self, cx: &Context<'_>) -> Result<KafkaSourceTask, Invalid> {
-        let cluster = self.cluster();
+        let cluster = self.cluster(cx.base_dir);
         cluster.check(RESERVED)?;
         if self.topics.is_empty() {
             return Err(Invalid::new("topics names at least one topic"));
@@ -150,7 +159,7 @@ impl KafkaSourceConfig {
         }
         let decoding = self.decoding();
         decoding.validate().map_err(Invalid::new)?;
-        let mut config = cluster.client_config(cx.pipeline, cx.name);
+        let mut config = cluster.client_config(cx.pipeline, cx.name)?;
         config
             .set(
                 "group.id",
