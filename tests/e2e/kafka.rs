@@ -676,3 +676,68 @@ fn kafka_settings_that_cannot_work_are_refused_at_their_place() {
         "{err}"
     );
 }
+
+/// librdkafka's clients in process `pid`: each has one main thread.
+fn kafka_clients(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "rdk:main")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn sinks_to_one_cluster_with_the_same_settings_share_one_producer() {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["out.a", "out.b", "out.c"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sink = |name: &str, extra: &str| {
+        format!(
+            "[sinks.{name}]\ninputs = [\"ups\"]\n[sinks.{name}.kafka]\nbrokers = [\"{brokers}\"]\n\
+             topic = \"out.{name}\"\n{extra}\n"
+        )
+    };
+    std::fs::write(
+        d.join("p.toml"),
+        format!(
+            "[pipeline]\nname = \"site\"\nshutdown_timeout_ms = 20000\n[checkpoint]\nenabled = false\n\
+             [sources.ups.sim]\ninterval_ms = 100\nduration_ms = 6000\n\
+             ups = [{{ name = \"ups-1\", strings = 1, cells_per_string = 4 }}]\n{}{}{}",
+            sink("a", ""),
+            sink("b", ""),
+            sink("c", "linger_ms = 50"),
+        ),
+    )
+    .unwrap();
+    let running = Running::spawn(d);
+    let pid = running.0.as_ref().unwrap().id();
+    let delivered = |name: &str| {
+        status(d)["sinks"]
+            .as_array()
+            .and_then(|sinks| sinks.iter().find(|s| s["name"] == name))
+            .and_then(|s| s["written"].as_u64())
+    };
+    eventually(
+        30,
+        || format!("every sink delivered\n{}", log(d)),
+        || ["a", "b", "c"].iter().all(|n| delivered(n) > Some(0)),
+    );
+    // `a` and `b` share a producer; `c`, whose settings differ, has its own.
+    assert_eq!(kafka_clients(pid), 2, "{}", log(d));
+    // The readings end: each topic has them all.
+    running.stop(d);
+    let a = consume_all(&brokers, "out.a", 1);
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), consume_all(&brokers, "out.b", 1).len());
+    assert_eq!(a.len(), consume_all(&brokers, "out.c", 1).len());
+}

@@ -1,6 +1,7 @@
 //! The `kafka` sink.
 
 mod config;
+mod producers;
 mod task;
 
 pub use config::{Compression, KafkaSinkConfig, MessageKey};

@@ -1,7 +1,6 @@
 //! Producing batches, on the async runtime.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_driver::BoxFuture;
@@ -9,10 +8,10 @@ use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 
 use super::config::MessageKey;
-use crate::client::Quiet;
+use super::producers;
 
 /// How long the cluster has to answer when the sink connects.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,7 +25,8 @@ pub struct KafkaSinkTask {
     pipeline: String,
     key: MessageKey,
     ack_timeout: Duration,
-    producer: Option<Arc<FutureProducer<Quiet>>>,
+    /// Shared with the other sinks of the same cluster and settings.
+    producer: Option<producers::Shared>,
     /// Reused buffers.
     topic_buf: String,
     payload: Vec<u8>,
@@ -59,13 +59,11 @@ impl KafkaSinkTask {
     }
 
     async fn open(&mut self) -> Result<(), SinkError> {
-        let producer: Arc<FutureProducer<Quiet>> = match &self.producer {
+        let producer = match &self.producer {
             Some(p) => p.clone(),
-            None => Arc::new(
-                self.config
-                    .create_with_context(Quiet)
-                    .map_err(|e| SinkError::Config(e.to_string()))?,
-            ),
+            None => {
+                producers::shared(&self.config).map_err(|e| SinkError::Config(e.to_string()))?
+            }
         };
         // The cluster answers: metadata comes back.
         let probe = producer.clone();
@@ -75,7 +73,8 @@ impl KafkaSinkTask {
             .map_err(|e| self.unavailable(e))?
             .map_err(|e| self.unavailable(e))?;
         // One producer for the sink's life: its idempotence state (producer
-        // id, sequence numbers) is what keeps retried sends single.
+        // id, sequence numbers) is what keeps retried sends single. Sinks
+        // sharing it send to their own topics; order holds per partition.
         self.producer = Some(producer);
         Ok(())
     }
