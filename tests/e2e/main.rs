@@ -28,6 +28,7 @@ mod plugin_test;
 mod processing_time;
 mod release;
 mod seeds_job;
+mod shared_broker;
 mod signing;
 mod state_cmd;
 mod storm;

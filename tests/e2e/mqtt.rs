@@ -105,7 +105,7 @@ pub(crate) fn mosquitto(dir: &Path, port: u16) -> Peer {
 }
 
 /// The subscriber, appending what it receives to `dir/received.jsonl`.
-fn subscriber(dir: &Path, port: u16) -> Peer {
+pub(crate) fn subscriber(dir: &Path, port: u16) -> Peer {
     let ready = dir.join("subscribed");
     let child = Command::new(python())
         .arg(root().join("tests/peers/mqtt_subscriber.py"))
@@ -167,7 +167,7 @@ path = "local.jsonl"
     )
 }
 
-fn start_eddy(dir: &Path) -> Running {
+pub(crate) fn start_eddy(dir: &Path) -> Running {
     let run = Running::spawn(dir);
     eventually(60, "the API came up", || {
         dir.join("state/api.json").exists()
@@ -330,7 +330,12 @@ fn results_reach_the_broker_exactly_once_through_an_outage_and_a_crash() {
 
 /// `tests/peers/mqtt_publisher.py` sending `count` readings, one every
 /// `interval_ms`; the file it writes when done.
-fn publisher(dir: &Path, port: u16, count: u64, interval_ms: u64) -> (Peer, std::path::PathBuf) {
+pub(crate) fn publisher(
+    dir: &Path,
+    port: u16,
+    count: u64,
+    interval_ms: u64,
+) -> (Peer, std::path::PathBuf) {
     let done = dir.join("published");
     let child = Command::new(python())
         .arg(root().join("tests/peers/mqtt_publisher.py"))

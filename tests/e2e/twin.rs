@@ -28,7 +28,7 @@ fn logs(dir: &Path) -> String {
 /// The shadow service, keeping its shadows in `dir/shadows.json` (and a
 /// log of accepted updates in `dir/shadows.json.log`); update documents
 /// dropped into `dir/control` reach it without the broker.
-fn shadow_service(dir: &Path, port: u16) -> Peer {
+pub(crate) fn shadow_service(dir: &Path, port: u16) -> Peer {
     let ready = dir.join("service-ready");
     let _ = std::fs::remove_file(&ready);
     let child = Command::new(python())
@@ -50,7 +50,7 @@ fn shadow_service(dir: &Path, port: u16) -> Peer {
 }
 
 /// The shadow of `thing` as the service keeps it (null when there is none).
-fn shadow(dir: &Path, thing: &str) -> Value {
+pub(crate) fn shadow(dir: &Path, thing: &str) -> Value {
     std::fs::read_to_string(dir.join("shadows.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())

@@ -35,6 +35,82 @@ pub struct BrokerConfig {
     pub connect_timeout_ms: u64,
     /// TLS settings for `mqtts://`.
     pub tls: Option<Spanned<TlsConfig>>,
+    /// For a shared broker (`[brokers.NAME]`): keep the connection's
+    /// session (subscriptions, QoS 1 messages queued while eddy is away)
+    /// for this many seconds after it ends. A source with a broker of its
+    /// own says it in its own table.
+    pub session_expiry_s: Option<u32>,
+}
+
+/// A component's `broker`: a table of its own (a connection of its own),
+/// or the name of one of the pipeline's `[brokers.NAME]` tables (a
+/// connection shared with the other components that name it).
+#[derive(Debug, Clone)]
+pub enum BrokerRef {
+    /// `broker = { url = …, client_id = … }`.
+    Own(Box<BrokerConfig>),
+    /// `broker = "NAME"`.
+    Shared(String),
+}
+
+impl<'de> Deserialize<'de> for BrokerRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = BrokerRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a broker table `{ url = …, client_id = … }` or the name of a [brokers.NAME] table")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<BrokerRef, E> {
+                Ok(BrokerRef::Shared(name.to_owned()))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<BrokerRef, M::Error> {
+                let config =
+                    BrokerConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(BrokerRef::Own(Box::new(config)))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// A component's broker, ready to connect to.
+#[derive(Debug, Clone)]
+pub(crate) enum Reach {
+    /// A connection of its own.
+    Own(Broker),
+    /// The shared connection of a `[brokers.NAME]` table.
+    Shared(Arc<crate::shared::SharedBroker>),
+}
+
+impl Reach {
+    /// The broker, as status and errors name it.
+    pub(crate) fn peer(&self) -> String {
+        match self {
+            Reach::Own(broker) => broker.peer(),
+            Reach::Shared(shared) => shared.peer(),
+        }
+    }
+}
+
+/// Reads a component's `broker` setting: its own table checked (files
+/// relative to `cx.base_dir`), or the shared broker it names.
+pub(crate) fn reach(
+    setting: &Spanned<BrokerRef>,
+    cx: &eddy_driver::Context<'_>,
+) -> Result<Reach, Invalid> {
+    match setting.get_ref() {
+        BrokerRef::Own(config) => config.broker(cx.base_dir).map(Reach::Own),
+        BrokerRef::Shared(name) => {
+            let name = Spanned::new(setting.span(), name.clone());
+            let brokers = cx.services.get::<crate::shared::SharedBrokers>();
+            let brokers = brokers.unwrap_or_default();
+            brokers.get(&name).map(Reach::Shared)
+        }
+    }
 }
 
 /// `tls = { … }`: the broker's CA and, for client authentication, a

@@ -27,8 +27,18 @@ pub(crate) enum Event {
     ConnAck,
     /// A message for one of our subscriptions.
     Message(Box<Message>),
-    /// A subscription was answered; the text says why it was refused.
-    SubAck(Option<String>),
+    /// A subscription (its packet id) was answered; the text says why it
+    /// was refused.
+    SubAck(u16, Option<String>),
+    /// A subscription went out with this packet id.
+    Subscribing(u16),
+    /// A publish went out with this packet id (0 at QoS 0); a publish sent
+    /// again after a reconnection shows again with its id.
+    Published(u16),
+    /// A publish waits for an id still in use; it goes out with it later.
+    AwaitAck(u16),
+    /// A QoS 1 publish was acknowledged; the text says why it was refused.
+    PubAck(u16, Option<String>),
     /// Anything else (pings, our own acknowledgements).
     Other,
 }
@@ -41,6 +51,30 @@ pub(crate) struct Message {
     /// Its payload.
     pub(crate) payload: Bytes,
     publish: Received,
+}
+
+impl Message {
+    /// A message as if received over MQTT 3.1.1 with packet id `pkid`.
+    #[cfg(test)]
+    pub(crate) fn received(topic: &str, payload: &str, pkid: u16) -> Message {
+        let mut publish =
+            rumqttc::Publish::new(topic, QoS::AtLeastOnce, payload.as_bytes().to_vec());
+        publish.pkid = pkid;
+        Message {
+            topic: topic.to_owned(),
+            payload: publish.payload.clone(),
+            publish: Received::V4(publish),
+        }
+    }
+
+    /// The packet id it came with.
+    #[cfg(test)]
+    pub(crate) fn pkid(&self) -> u16 {
+        match &self.publish {
+            Received::V4(p) => p.pkid,
+            Received::V5(p) => p.pkid,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +170,22 @@ impl Connection {
                             .return_codes
                             .iter()
                             .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
-                        Event::SubAck(refused.then(|| "the broker refused a subscription".into()))
+                        Event::SubAck(
+                            ack.pkid,
+                            refused.then(|| "the broker refused a subscription".into()),
+                        )
+                    }
+                    rumqttc::Event::Incoming(rumqttc::Packet::PubAck(ack)) => {
+                        Event::PubAck(ack.pkid, None)
+                    }
+                    rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(pkid)) => {
+                        Event::Published(pkid)
+                    }
+                    rumqttc::Event::Outgoing(rumqttc::Outgoing::AwaitAck(pkid)) => {
+                        Event::AwaitAck(pkid)
+                    }
+                    rumqttc::Event::Outgoing(rumqttc::Outgoing::Subscribe(pkid)) => {
+                        Event::Subscribing(pkid)
                     }
                     _ => Event::Other,
                 })
@@ -159,8 +208,22 @@ impl Connection {
                             .iter()
                             .find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
                         Event::SubAck(
+                            ack.pkid,
                             refused.map(|c| format!("the broker refused a subscription: {c:?}")),
                         )
+                    }
+                    v5::Event::Incoming(Packet::PubAck(ack)) => {
+                        use v5::mqttbytes::v5::PubAckReason;
+                        let refused = match ack.reason {
+                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
+                            reason => Some(format!("the broker refused a publish: {reason:?}")),
+                        };
+                        Event::PubAck(ack.pkid, refused)
+                    }
+                    v5::Event::Outgoing(rumqttc::Outgoing::Publish(pkid)) => Event::Published(pkid),
+                    v5::Event::Outgoing(rumqttc::Outgoing::AwaitAck(pkid)) => Event::AwaitAck(pkid),
+                    v5::Event::Outgoing(rumqttc::Outgoing::Subscribe(pkid)) => {
+                        Event::Subscribing(pkid)
                     }
                     _ => Event::Other,
                 })
@@ -196,6 +259,14 @@ impl Connection {
         Ok(())
     }
 
+    /// What queues requests on this connection from another task.
+    pub(crate) fn requests(&self) -> Requests {
+        match &self.inner {
+            Inner::V4(client, _) => Requests::V4(client.clone()),
+            Inner::V5(client, _) => Requests::V5(client.clone()),
+        }
+    }
+
     /// What acknowledges received messages from another thread.
     pub(crate) fn acker(&self) -> Acker {
         match &self.inner {
@@ -222,6 +293,83 @@ impl Acker {
             (Acker::V4(client), Received::V4(p)) => client.ack(p).await.is_ok(),
             (Acker::V5(client), Received::V5(p)) => client.ack(p).await.is_ok(),
             _ => false,
+        }
+    }
+}
+
+/// A publish, as [`Requests::try_publish`] queues it.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// Its topic.
+    pub(crate) topic: String,
+    /// Its payload.
+    pub(crate) payload: Vec<u8>,
+    /// 0 or 1.
+    pub(crate) qos: u8,
+    /// Whether the broker keeps it for new subscribers.
+    pub(crate) retain: bool,
+    /// MQTT 5: its content type and user properties.
+    pub(crate) content_type: Option<String>,
+    /// MQTT 5 user properties.
+    pub(crate) user_properties: Vec<(String, String)>,
+}
+
+/// Queues requests on a connection without waiting (its event loop takes
+/// them out as it is polled); cheap to clone.
+#[derive(Clone)]
+pub(crate) enum Requests {
+    V4(rumqttc::AsyncClient),
+    V5(v5::AsyncClient),
+}
+
+impl Requests {
+    /// Queues a publish.
+    pub(crate) fn try_publish(&self, publish: &Outgoing) -> Result<(), Full> {
+        match self {
+            Requests::V4(client) => client
+                .try_publish(
+                    &publish.topic,
+                    qos(publish.qos),
+                    publish.retain,
+                    publish.payload.clone(),
+                )
+                .map_err(|_| Full),
+            Requests::V5(client) => {
+                let properties = v5::mqttbytes::v5::PublishProperties {
+                    content_type: publish.content_type.clone(),
+                    user_properties: publish.user_properties.clone(),
+                    ..Default::default()
+                };
+                client
+                    .try_publish_with_properties(
+                        &publish.topic,
+                        v5_qos(publish.qos),
+                        publish.retain,
+                        publish.payload.clone(),
+                        properties,
+                    )
+                    .map_err(|_| Full)
+            }
+        }
+    }
+
+    /// Queues a subscription.
+    pub(crate) fn try_subscribe(&self, filter: &str, level: u8) -> Result<(), Full> {
+        match self {
+            Requests::V4(client) => client.try_subscribe(filter, qos(level)).map_err(|_| Full),
+            Requests::V5(client) => client
+                .try_subscribe(filter, v5_qos(level))
+                .map_err(|_| Full),
+        }
+    }
+
+    /// Queues the acknowledgement of `message`.
+    pub(crate) fn try_ack(&self, message: &Message) -> Result<(), Full> {
+        match (self, &message.publish) {
+            (Requests::V4(client), Received::V4(p)) => client.try_ack(p).map_err(|_| Full),
+            (Requests::V5(client), Received::V5(p)) => client.try_ack(p).map_err(|_| Full),
+            // Not of this connection: nothing to acknowledge.
+            _ => Ok(()),
         }
     }
 }

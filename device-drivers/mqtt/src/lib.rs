@@ -27,10 +27,12 @@
 mod broker;
 mod client;
 mod link;
+mod shared;
 mod sink;
 mod source;
 
-pub use broker::{BrokerConfig, Protocol, TlsConfig};
+pub use broker::{BrokerConfig, BrokerRef, Protocol, TlsConfig};
 pub use link::{Link, LinkEvent};
+pub use shared::SharedBrokers;
 pub use sink::{MqttSinkConfig, MqttSinkTask};
 pub use source::{MqttSourceConfig, MqttSourceTask};

@@ -55,4 +55,4 @@ pub use append_file::AppendFile;
 pub use config::{OpenedSink, SinkConfig};
 pub use error::SinkError;
 pub use sink::{Out, OwnedOut, Refused, Sink, SinkTask};
-pub use topic::TopicTemplate;
+pub use topic::{Message, TopicTemplate};

@@ -100,6 +100,37 @@ impl TopicTemplate {
     }
 }
 
+/// A result as a broker message: its topic and its JSON payload (the
+/// result id, output, key, time and fields), in buffers reused from one
+/// result to the next.
+#[derive(Debug, Default)]
+pub struct Message {
+    /// The topic.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+impl Message {
+    /// Renders `out` of `pipeline` with `template`; the reason if its
+    /// payload cannot be written.
+    pub fn render(
+        &mut self,
+        template: &TopicTemplate,
+        pipeline: &str,
+        out: &crate::OwnedOut,
+    ) -> Result<(), String> {
+        template.render(pipeline, &out.output, &out.record.key, &mut self.topic);
+        eddy_codec::write_json_message(
+            &mut self.payload,
+            Some(&out.output),
+            Some(&out.id),
+            &out.record,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,11 @@ pub struct PipelineConfig {
     pub trust: TrustConfig,
     /// This host's device twin, synced with a Device Shadow service.
     pub twin: Option<Spanned<crate::twin::TwinConfig>>,
+    /// Brokers whose one connection the components that name them share
+    /// (`broker = "NAME"` in an `mqtt` source or sink, or `[twin]`).
+    #[cfg(feature = "mqtt")]
+    #[serde(default)]
+    pub brokers: BTreeMap<String, Spanned<eddy_driver_mqtt::BrokerConfig>>,
 }
 
 /// The `[api]` table: the local HTTP API that `eddy status` and

@@ -103,9 +103,14 @@ impl Graph {
                 )
                 .into());
         }
+        // Shared broker connections: checked here, connected when first used.
+        #[cfg_attr(not(feature = "mqtt"), allow(unused_mut))]
+        let mut services = eddy_driver::Services::new();
+        #[cfg(feature = "mqtt")]
+        services.insert(shared_brokers(pipeline)?);
         if let Some(twin) = &config.twin {
             twin.get_ref()
-                .validate(&pipeline.base_dir())
+                .validate(&pipeline.base_dir(), &services)
                 .map_err(|e| located(pipeline, &twin.span(), e, "[twin]".into()))?;
         }
         let order = topological_order(pipeline)?;
@@ -137,7 +142,6 @@ impl Graph {
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        let services = eddy_driver::Services::new();
         let mut sources_out = Vec::new();
         for (source_name, source) in &config.sources {
             let table = source.get_ref();
@@ -273,7 +277,7 @@ impl Graph {
         }
 
         Ok(Graph {
-            services: None,
+            services: Some(services),
             dead_letter: DeadLetter::new(
                 &name,
                 &pipeline.resolve(&config.pipeline.dead_letter_path),
@@ -305,6 +309,12 @@ impl Graph {
         self.services
             .get_or_insert_with(eddy_driver::Services::new)
             .insert(service);
+    }
+
+    /// The service of type `T` handed to sources and sinks, if there is
+    /// one (before [`Graph::open`] hands them over).
+    pub fn service<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
+        self.services.as_ref()?.get::<T>()
     }
 
     /// Opens every source and sink: polled drivers open their files,
@@ -427,6 +437,21 @@ fn check_outbox(
         }
     }
     Ok(())
+}
+
+/// The pipeline's `[brokers.NAME]` tables, checked, as the service the
+/// components that name them share.
+#[cfg(feature = "mqtt")]
+fn shared_brokers(
+    pipeline: &LoadedPipeline,
+) -> Result<std::sync::Arc<eddy_driver_mqtt::SharedBrokers>, ConfigError> {
+    let mut brokers = eddy_driver_mqtt::SharedBrokers::new();
+    for (name, broker) in &pipeline.config.brokers {
+        brokers
+            .add(name, broker.get_ref(), &pipeline.base_dir())
+            .map_err(|e| located(pipeline, &broker.span(), e, format!("[brokers.{name}]")))?;
+    }
+    Ok(std::sync::Arc::new(brokers))
 }
 
 /// A component's validation error, at the setting it names or its kind table.

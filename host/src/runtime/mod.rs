@@ -117,6 +117,11 @@ impl Runtime {
         });
         #[cfg(not(feature = "mqtt"))]
         let twin_services: Option<()> = None;
+        // The shared broker connections, which the twin sync uses too.
+        #[cfg(feature = "mqtt")]
+        let shared = graph
+            .service::<eddy_driver_mqtt::SharedBrokers>()
+            .unwrap_or_default();
         graph.open(Some(io.handle()), Some(&store))?;
         if pipeline.config.checkpoint.enabled {
             graph.attach_store(&store)?;
@@ -149,6 +154,8 @@ impl Runtime {
             (requests, twin_requests),
             twin_services,
             io.handle(),
+            #[cfg(feature = "mqtt")]
+            &shared,
         )?;
         let control = RunControl {
             deadline: options.duration.map(|d| Instant::now() + d),
@@ -239,6 +246,7 @@ impl Runtime {
         #[cfg(feature = "mqtt")] services: Option<crate::twin::service::TwinServices>,
         #[cfg(not(feature = "mqtt"))] services: Option<()>,
         runtime: &tokio::runtime::Handle,
+        #[cfg(feature = "mqtt")] shared: &eddy_driver_mqtt::SharedBrokers,
     ) -> Result<(), StartError> {
         let (Some(twin), Some(services)) = (&pipeline.config.twin, services) else {
             return Ok(());
@@ -251,20 +259,24 @@ impl Runtime {
                 requests,
                 doorbell: graph.doorbell(),
             };
+            let located = |e: eddy_driver::Invalid| {
+                StartError::Config(
+                    pipeline.error_at(twin.span().start, format!("[twin]: {}", e.message)),
+                )
+            };
+            let broker =
+                eddy_driver_mqtt::Link::open(&twin.get_ref().broker, &pipeline.base_dir(), shared)
+                    .map_err(located)?;
             crate::twin::service::TwinSync::start(
                 twin.get_ref(),
-                &pipeline.base_dir(),
+                broker,
                 local,
                 link,
                 services,
                 commands,
                 runtime,
             )
-            .map_err(|e| {
-                StartError::Config(
-                    pipeline.error_at(twin.span().start, format!("[twin]: {}", e.message)),
-                )
-            })?;
+            .map_err(located)?;
             tracing::info!(
                 thing = twin.get_ref().thing.get_ref().as_str(),
                 "twin sync started"

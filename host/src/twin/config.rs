@@ -27,9 +27,12 @@ pub struct TwinConfig {
     pub thing: Spanned<String>,
     /// A named shadow to use instead of the thing's classic one.
     pub shadow: Option<Spanned<String>>,
-    /// The broker the shadow service answers on.
+    /// The broker the shadow service answers on: a table of its own, or
+    /// the name of a `[brokers.NAME]` table whose connection it shares
+    /// (with the uplink sink, say, for a service that allows one
+    /// connection per device).
     #[cfg(feature = "mqtt")]
-    pub broker: eddy_driver_mqtt::BrokerConfig,
+    pub broker: Spanned<eddy_driver_mqtt::BrokerRef>,
     /// Device twins are things named this prefix and the device's record
     /// key (characters a thing name cannot hold become `_`); default the
     /// host's thing name and `-`.
@@ -46,7 +49,11 @@ fn default_report_interval_ms() -> u64 {
 
 impl TwinConfig {
     /// Checks names and settings without connecting anywhere.
-    pub fn validate(&self, base_dir: &std::path::Path) -> Result<(), Invalid> {
+    pub fn validate(
+        &self,
+        base_dir: &std::path::Path,
+        services: &eddy_driver::Services,
+    ) -> Result<(), Invalid> {
         if !valid_name(self.thing.get_ref(), MAX_THING_NAME_BYTES) {
             return Err(Invalid::at(
                 &self.thing,
@@ -75,9 +82,15 @@ impl TwinConfig {
             ));
         }
         #[cfg(feature = "mqtt")]
-        eddy_driver_mqtt::Link::check(&self.broker, base_dir)?;
+        eddy_driver_mqtt::Link::check(
+            &self.broker,
+            base_dir,
+            &services
+                .get::<eddy_driver_mqtt::SharedBrokers>()
+                .unwrap_or_default(),
+        )?;
         #[cfg(not(feature = "mqtt"))]
-        let _ = base_dir;
+        let _ = (base_dir, services);
         Ok(())
     }
 

@@ -159,7 +159,7 @@ impl TwinSync {
     /// pipeline runs with them from its first batch. Connects once spawned.
     pub fn start(
         config: &TwinConfig,
-        base_dir: &std::path::Path,
+        link: Link,
         local: LocalTwins,
         pipeline: PipelineLink,
         services: TwinServices,
@@ -167,8 +167,7 @@ impl TwinSync {
         runtime: &tokio::runtime::Handle,
     ) -> Result<(), eddy_driver::Invalid> {
         let host = config.shadow_id();
-        let link = Link::open(&config.broker, base_dir)?;
-        let client = config.broker.client_id.clone();
+        let client = link.client_id().to_owned();
         let mut shadows = BTreeMap::new();
         for (name, saved) in local.all() {
             let id = match name.split_once('/') {

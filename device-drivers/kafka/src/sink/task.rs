@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use eddy_driver::BoxFuture;
-use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
+use eddy_sink::{Message, OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -28,8 +28,7 @@ pub struct KafkaSinkTask {
     /// Shared with the other sinks of the same cluster and settings.
     producer: Option<producers::Shared>,
     /// Reused buffers.
-    topic_buf: String,
-    payload: Vec<u8>,
+    message: Message,
 }
 
 impl KafkaSinkTask {
@@ -49,8 +48,7 @@ impl KafkaSinkTask {
             key,
             ack_timeout,
             producer: None,
-            topic_buf: String::new(),
-            payload: Vec::new(),
+            message: Message::default(),
         }
     }
 
@@ -86,19 +84,8 @@ impl KafkaSinkTask {
         let mut refused = Refused::new();
         let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
         for (i, out) in batch.iter().enumerate() {
-            self.topic.render(
-                &self.pipeline,
-                &out.output,
-                &out.record.key,
-                &mut self.topic_buf,
-            );
-            if let Err(e) = eddy_codec::write_json_message(
-                &mut self.payload,
-                Some(&out.output),
-                Some(&out.id),
-                &out.record,
-            ) {
-                refused.push((i, e.to_string()));
+            if let Err(why) = self.message.render(&self.topic, &self.pipeline, out) {
+                refused.push((i, why));
                 continue;
             }
             loop {
@@ -111,8 +98,8 @@ impl KafkaSinkTask {
                         key: "output",
                         value: Some(&*out.output),
                     });
-                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.topic_buf)
-                    .payload(&self.payload[..])
+                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.message.topic)
+                    .payload(&self.message.payload[..])
                     .headers(headers);
                 let record = match self.key {
                     MessageKey::Record => record.key(&*out.record.key),

@@ -7,7 +7,7 @@ use eddy_sink::{OpenedSink, SinkConfig, SinkError, TopicTemplate};
 use serde::Deserialize;
 
 use super::MqttSinkTask;
-use crate::broker::BrokerConfig;
+use crate::broker::{BrokerRef, reach};
 
 /// Results published to an MQTT broker as JSON (the result id, output,
 /// key, time and fields; with MQTT 5 the id is also the user property
@@ -17,8 +17,12 @@ use crate::broker::BrokerConfig;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSinkConfig {
-    /// The broker.
-    pub broker: BrokerConfig,
+    /// The broker: a table of its own (a connection of its own, which
+    /// publishes pipelined: the fastest drain), or the name of a
+    /// `[brokers.NAME]` table whose connection it shares (publishes go
+    /// through the shared client, slower than a connection of its own: for
+    /// a service that allows one connection per device).
+    pub broker: Spanned<BrokerRef>,
     /// The topic of each result: a template with `{output}`, `{key}` and
     /// `{pipeline}`, e.g. `"sites/site-7/{output}/{key}"`.
     pub topic: Spanned<String>,
@@ -52,7 +56,7 @@ impl Kind for MqttSinkConfig {
 
 impl MqttSinkConfig {
     fn task(&self, cx: &Context<'_>) -> Result<MqttSinkTask, Invalid> {
-        let broker = self.broker.broker(cx.base_dir)?;
+        let broker = reach(&self.broker, cx)?;
         let topic = TopicTemplate::parse(self.topic.get_ref(), |c| !matches!(c, '+' | '#' | '\0'))
             .map_err(|e| Invalid::at(&self.topic, e))?;
         if *self.qos.get_ref() > 1 {

@@ -3,16 +3,19 @@
 //! acknowledgements in bulk.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_driver::BoxFuture;
-use eddy_sink::{OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
+use eddy_sink::{Message, OwnedOut, Refused, SinkError, SinkTask, TopicTemplate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::session::{Hello, Incoming, PublishSession};
 use super::stream::Stream;
-use crate::broker::Broker;
+use crate::broker::{Broker, Reach};
+use crate::client::Outgoing;
+use crate::shared::{Member, SharedBroker, SharedEvent};
 
 /// QoS 1 publishes in flight at once (fewer if the broker says so).
 const INFLIGHT: u16 = 1024;
@@ -24,15 +27,18 @@ const SEND_CHUNK: usize = 128 * 1024;
 /// has acknowledged each (QoS 1) or each has gone out (QoS 0).
 pub struct MqttSinkTask {
     broker: Broker,
+    /// The connection shared with other components, if the sink names one.
+    shared: Option<Arc<SharedBroker>>,
     topic: TopicTemplate,
     pipeline: String,
     qos: u8,
     retain: bool,
     ack_timeout: Duration,
     live: Option<Live>,
+    /// Its place on the shared connection, once connected.
+    member: Option<Member>,
     /// Reused buffers.
-    topic_buf: String,
-    payload: Vec<u8>,
+    message: Message,
 }
 
 /// An open connection.
@@ -121,29 +127,39 @@ impl Live {
 
 impl MqttSinkTask {
     pub(crate) fn new(
-        broker: Broker,
+        reach: Reach,
         topic: TopicTemplate,
         pipeline: String,
         qos: u8,
         retain: bool,
         ack_timeout: Duration,
     ) -> Self {
+        let (broker, shared) = match reach {
+            Reach::Own(broker) => (broker, None),
+            Reach::Shared(shared) => (shared.broker.clone(), Some(shared)),
+        };
         MqttSinkTask {
             broker,
+            shared,
             topic,
             pipeline,
             qos,
             retain,
             ack_timeout,
             live: None,
-            topic_buf: String::new(),
-            payload: Vec::new(),
+            member: None,
+            message: Message::default(),
         }
     }
 
     fn unavailable(&mut self, message: impl ToString) -> SinkError {
         self.live = None;
-        SinkError::unavailable(self.broker.peer(), message)
+        self.member = None;
+        let peer = match &self.shared {
+            Some(shared) => shared.peer(),
+            None => self.broker.peer(),
+        };
+        SinkError::unavailable(peer, message)
     }
 
     async fn connect_live(&self) -> Result<Live, String> {
@@ -178,6 +194,9 @@ impl MqttSinkTask {
 
     async fn open(&mut self) -> Result<(), SinkError> {
         self.live = None;
+        if let Some(shared) = self.shared.clone() {
+            return self.join(&shared).await;
+        }
         match tokio::time::timeout(self.broker.connect_timeout, self.connect_live()).await {
             Ok(Ok(live)) => {
                 self.live = Some(live);
@@ -191,7 +210,68 @@ impl MqttSinkTask {
         }
     }
 
+    /// Takes its place on the shared connection, once that is up.
+    async fn join(&mut self, shared: &SharedBroker) -> Result<(), SinkError> {
+        let mut member = shared.join(false);
+        let up = tokio::time::timeout(self.broker.connect_timeout, async {
+            while !matches!(member.next().await, SharedEvent::Connected) {}
+        })
+        .await;
+        if up.is_err() {
+            return Err(self.unavailable(format!(
+                "no answer within {} ms",
+                self.broker.connect_timeout.as_millis()
+            )));
+        }
+        self.member = Some(member);
+        Ok(())
+    }
+
+    /// Publishes through the shared connection: all of the batch queued,
+    /// then each acknowledgement awaited.
+    async fn publish_shared(&mut self, batch: &[OwnedOut]) -> Result<Refused, SinkError> {
+        let Some(member) = self.member.take() else {
+            return Err(self.unavailable("not connected"));
+        };
+        let mut refused = Refused::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        for (i, out) in batch.iter().enumerate() {
+            if let Err(why) = self.message.render(&self.topic, &self.pipeline, out) {
+                refused.push((i, why));
+                continue;
+            }
+            let answer = member.publish(Outgoing {
+                topic: self.message.topic.clone(),
+                payload: self.message.payload.clone(),
+                qos: self.qos,
+                retain: self.retain,
+                content_type: Some("application/json".into()),
+                user_properties: vec![("result_id".into(), out.id.clone())],
+            });
+            answers.push((i, answer));
+        }
+        let deadline = Instant::now() + self.ack_timeout;
+        for (i, answer) in answers {
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(why))) => refused.push((i, why)),
+                Ok(Err(_)) => return Err(self.unavailable("the shared connection stopped")),
+                Err(_) => {
+                    return Err(self.unavailable(format!(
+                        "no acknowledgement within {} ms",
+                        self.ack_timeout.as_millis()
+                    )));
+                }
+            }
+        }
+        self.member = Some(member);
+        Ok(refused)
+    }
+
     async fn publish(&mut self, batch: &[OwnedOut]) -> Result<Refused, SinkError> {
+        if self.shared.is_some() {
+            return self.publish_shared(batch).await;
+        }
         let Some(mut live) = self.live.take() else {
             return Err(self.unavailable("not connected"));
         };
@@ -219,30 +299,20 @@ impl MqttSinkTask {
                 && live.session.out.len() < SEND_CHUNK
             {
                 let out = &batch[queued];
-                self.topic.render(
-                    &self.pipeline,
-                    &out.output,
-                    &out.record.key,
-                    &mut self.topic_buf,
-                );
-                let published = eddy_codec::write_json_message(
-                    &mut self.payload,
-                    Some(&out.output),
-                    Some(&out.id),
-                    &out.record,
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    live.session
-                        .publish(
-                            &self.topic_buf,
-                            &self.payload,
-                            self.qos,
-                            self.retain,
-                            &out.id,
-                        )
-                        .map_err(|e| e.to_string())
-                });
+                let published = self
+                    .message
+                    .render(&self.topic, &self.pipeline, out)
+                    .and_then(|()| {
+                        live.session
+                            .publish(
+                                &self.message.topic,
+                                &self.message.payload,
+                                self.qos,
+                                self.retain,
+                                &out.id,
+                            )
+                            .map_err(|e| e.to_string())
+                    });
                 match published {
                     Ok(pkid) if self.qos > 0 => {
                         index_of.insert(pkid, queued);
@@ -295,6 +365,16 @@ impl MqttSinkTask {
     }
 
     async fn idle_until_gone(&mut self) -> Result<(), SinkError> {
+        if let Some(member) = self.member.as_mut() {
+            // The shared connection keeps itself alive; its loss ends the
+            // wait.
+            let why = loop {
+                if let SharedEvent::Down(why) = member.next().await {
+                    break why;
+                }
+            };
+            return Err(self.unavailable(why));
+        }
         let interval = self.broker.keep_alive;
         let Some(live) = self.live.as_mut() else {
             return std::future::pending().await;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::task::MqttSourceTask;
 use super::topics::TopicParsing;
-use crate::broker::BrokerConfig;
+use crate::broker::{BrokerRef, reach};
 
 /// Messages of MQTT subscriptions as records: payloads read as JSON, CSV
 /// or raw bytes (as the `tcp` source reads lines), the key and string
@@ -18,8 +18,10 @@ use crate::broker::BrokerConfig;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSourceConfig {
-    /// The broker.
-    pub broker: BrokerConfig,
+    /// The broker: a table of its own, or the name of a `[brokers.NAME]`
+    /// table whose connection it shares (whose `session_expiry_s` then
+    /// applies, not this table's).
+    pub broker: Spanned<BrokerRef>,
     /// Topic filters to subscribe to, wildcards allowed.
     pub topics: Vec<Spanned<String>>,
     /// 0 or 1 (default): with 1 the broker sends each message until it is
@@ -92,7 +94,7 @@ impl MqttSourceConfig {
     }
 
     fn task(&self, cx: &Context<'_>) -> Result<MqttSourceTask, Invalid> {
-        let broker = self.broker.broker(cx.base_dir)?;
+        let broker = reach(&self.broker, cx)?;
         if self.topics.is_empty() {
             return Err(Invalid::new("topics names at least one topic filter"));
         }

@@ -4,8 +4,9 @@ use eddy_codec::{Decoder, Decoding, Meta};
 use eddy_driver::{Batch, BoxFuture, DriverError, Rejected, SourceOutput, SourceTask, Value};
 
 use super::topics::TopicParsing;
-use crate::broker::Broker;
+use crate::broker::{Broker, Reach};
 use crate::client::{Connection, Event, Message, SessionOptions};
+use crate::shared::{SharedBroker, SharedEvent};
 
 /// Messages the broker may send before eddy acknowledges one.
 const INFLIGHT: u16 = 1024;
@@ -13,7 +14,7 @@ const INFLIGHT: u16 = 1024;
 /// Connects, subscribes, and turns each message into records until the
 /// connection fails; the host starts it again after a backoff.
 pub struct MqttSourceTask {
-    broker: Broker,
+    reach: Reach,
     topics: Vec<String>,
     qos: u8,
     session_expiry_s: Option<u32>,
@@ -24,7 +25,7 @@ pub struct MqttSourceTask {
 
 impl MqttSourceTask {
     pub(crate) fn new(
-        broker: Broker,
+        reach: Reach,
         topics: Vec<String>,
         qos: u8,
         session_expiry_s: Option<u32>,
@@ -33,7 +34,7 @@ impl MqttSourceTask {
         name: String,
     ) -> Self {
         MqttSourceTask {
-            broker,
+            reach,
             topics,
             qos,
             session_expiry_s,
@@ -44,17 +45,66 @@ impl MqttSourceTask {
     }
 
     fn unavailable(&self, e: impl std::fmt::Display) -> DriverError {
-        DriverError::unavailable(self.broker.peer(), e)
+        DriverError::unavailable(self.reach.peer(), e)
     }
 
     async fn read(&mut self, out: &mut SourceOutput) -> Result<(), DriverError> {
+        match self.reach.clone() {
+            Reach::Own(broker) => self.read_own(&broker, out).await,
+            Reach::Shared(shared) => self.read_shared(&shared, out).await,
+        }
+    }
+
+    /// Reads through a connection shared with other components.
+    async fn read_shared(
+        &mut self,
+        shared: &SharedBroker,
+        out: &mut SourceOutput,
+    ) -> Result<(), DriverError> {
+        let mut decoder = Decoder::new(self.decoding.clone()).map_err(DriverError::Config)?;
+        let mut member = shared.join(self.qos == 1);
+        tokio::time::timeout(shared.broker.connect_timeout, async {
+            while !matches!(member.next().await, SharedEvent::Connected) {}
+        })
+        .await
+        .map_err(|_| self.unavailable("no answer"))?;
+        member.subscribe(&self.topics, self.qos);
+        out.connected();
+        loop {
+            match member.next().await {
+                SharedEvent::Message(message) => {
+                    let mut batch = self.records(&mut decoder, &message.topic, &message.payload);
+                    if let Some(token) = message.ack {
+                        batch.ack = Some(Box::new(move || token.ack()));
+                    }
+                    out.send(batch).await?;
+                }
+                SharedEvent::Subscribed(Err(refused)) => {
+                    return Err(DriverError::Config(format!(
+                        "{}: {refused}",
+                        self.reach.peer()
+                    )));
+                }
+                SharedEvent::Down(e) => return Err(self.unavailable(e)),
+                SharedEvent::Connected => member.subscribe(&self.topics, self.qos),
+                SharedEvent::Subscribed(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Reads through a connection of its own.
+    async fn read_own(
+        &mut self,
+        broker: &Broker,
+        out: &mut SourceOutput,
+    ) -> Result<(), DriverError> {
         let mut decoder = Decoder::new(self.decoding.clone()).map_err(DriverError::Config)?;
         let session = SessionOptions {
             persistent: self.session_expiry_s,
             manual_acks: self.qos == 1,
             inflight: INFLIGHT,
         };
-        let mut connection = Connection::new(&self.broker, session, usize::from(INFLIGHT) * 2);
+        let mut connection = Connection::new(broker, session, usize::from(INFLIGHT) * 2);
         // Acknowledgements come from the pipeline thread whenever batches
         // are safe; a task of their own queues them on the connection,
         // never dropping one (the event loop below takes them out).
@@ -67,7 +117,7 @@ impl MqttSourceTask {
                 }
             }
         }));
-        tokio::time::timeout(self.broker.connect_timeout, async {
+        tokio::time::timeout(broker.connect_timeout, async {
             loop {
                 if let Event::ConnAck = connection.poll().await? {
                     return Ok::<(), String>(());
@@ -87,7 +137,7 @@ impl MqttSourceTask {
             let event = connection.poll().await.map_err(|e| self.unavailable(e))?;
             match event {
                 Event::Message(message) => {
-                    let mut batch = self.records(&mut decoder, &message);
+                    let mut batch = self.records(&mut decoder, &message.topic, &message.payload);
                     if self.qos == 1 {
                         let acks = acks.clone();
                         batch.ack = Some(Box::new(move || {
@@ -96,11 +146,8 @@ impl MqttSourceTask {
                     }
                     out.send(batch).await?;
                 }
-                Event::SubAck(Some(refused)) => {
-                    return Err(DriverError::Config(format!(
-                        "{}: {refused}",
-                        self.broker.peer()
-                    )));
+                Event::SubAck(_, Some(refused)) => {
+                    return Err(DriverError::Config(format!("{}: {refused}", broker.peer())));
                 }
                 _ => {}
             }
@@ -108,7 +155,7 @@ impl MqttSourceTask {
     }
 
     /// One message's records, or why it has none.
-    fn records(&self, decoder: &mut Decoder, message: &Message) -> Batch {
+    fn records(&self, decoder: &mut Decoder, topic: &str, payload: &[u8]) -> Batch {
         let mut batch = Batch {
             records: Vec::new(),
             rejected: Vec::new(),
@@ -116,14 +163,14 @@ impl MqttSourceTask {
             ack: None,
             watermark: None,
         };
-        let origin = || format!("{} (topic {})", self.name, message.topic);
+        let origin = || format!("{} (topic {topic})", self.name);
         let parsed = match &self.parsing {
-            Some(parsing) => match parsing.parse(&message.topic) {
+            Some(parsing) => match parsing.parse(topic) {
                 Some(parsed) => Some(parsed),
                 None => {
                     batch.rejected.push(Rejected {
                         origin: origin(),
-                        input: String::from_utf8_lossy(&message.payload).into_owned(),
+                        input: String::from_utf8_lossy(payload).into_owned(),
                         reason: "the topic does not match topic_parsing".into(),
                     });
                     return batch;
@@ -134,12 +181,12 @@ impl MqttSourceTask {
         let key = parsed
             .as_ref()
             .and_then(|p| p.key.as_deref())
-            .unwrap_or(&message.topic);
+            .unwrap_or(topic);
         let meta = Meta {
             key: Some(key),
             arrival_ms: eddy_codec::now_ms(),
         };
-        if let Err(errors) = decoder.decode(&message.payload, &meta, &mut batch.records) {
+        if let Err(errors) = decoder.decode(payload, &meta, &mut batch.records) {
             for e in errors {
                 batch.rejected.push(Rejected {
                     origin: origin(),
