@@ -16,7 +16,9 @@ pub struct BrokerConfig {
     /// `mqtt://host:port` (default port 1883) or `mqtts://host:port` (TLS,
     /// default port 8883).
     pub url: Spanned<String>,
-    /// The client id; each component connected to one broker needs its own.
+    /// The client id; each connection to one broker needs its own (a
+    /// `[brokers.NAME]` table is one connection, however many components
+    /// name it).
     pub client_id: String,
     /// The user name, if the broker asks for one.
     pub username: Option<String>,
