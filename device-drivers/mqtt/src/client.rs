@@ -23,8 +23,12 @@ pub(crate) struct SessionOptions {
 /// What the broker or the client did.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// Connected.
-    ConnAck,
+    /// Connected; whether the broker kept the session (else the client
+    /// dropped what it would have sent again).
+    ConnAck {
+        /// The broker's `session present` flag.
+        session_present: bool,
+    },
     /// A message for one of our subscriptions.
     Message(Box<Message>),
     /// A subscription (its packet id) was answered; the text says why it
@@ -157,7 +161,9 @@ impl Connection {
             Inner::V4(_, events) => {
                 let event = events.poll().await.map_err(|e| e.to_string())?;
                 Ok(match event {
-                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => Event::ConnAck,
+                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)) => Event::ConnAck {
+                        session_present: ack.session_present,
+                    },
                     rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) => {
                         Event::Message(Box::new(Message {
                             topic: publish.topic.clone(),
@@ -194,7 +200,9 @@ impl Connection {
                 use v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
                 let event = events.poll().await.map_err(|e| e.to_string())?;
                 Ok(match event {
-                    v5::Event::Incoming(Packet::ConnAck(_)) => Event::ConnAck,
+                    v5::Event::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
+                        session_present: ack.session_present,
+                    },
                     v5::Event::Incoming(Packet::Publish(publish)) => {
                         Event::Message(Box::new(Message {
                             topic: String::from_utf8_lossy(&publish.topic).into_owned(),

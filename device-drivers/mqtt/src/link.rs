@@ -114,7 +114,7 @@ impl Link {
         let (shared, member) = match &mut self.inner {
             Inner::Own(connection) => {
                 return Ok(match connection.poll().await? {
-                    Event::ConnAck => LinkEvent::Connected,
+                    Event::ConnAck { .. } => LinkEvent::Connected,
                     Event::SubAck(_, refused) => LinkEvent::Subscribed(refused.map_or(Ok(()), Err)),
                     Event::Message(message) => LinkEvent::Message {
                         topic: message.topic,

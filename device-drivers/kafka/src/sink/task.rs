@@ -13,6 +13,10 @@ use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use super::config::MessageKey;
 use super::producers;
 
+/// How long a sink waits before trying again when the producer it shares
+/// has a full queue and none of it is the sink's own.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(20);
+
 /// How long the cluster has to answer when the sink connects.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,6 +92,7 @@ impl KafkaSinkTask {
                 refused.push((i, why));
                 continue;
             }
+            let full_since = std::time::Instant::now();
             loop {
                 let headers = OwnedHeaders::new()
                     .insert(Header {
@@ -112,11 +117,19 @@ impl KafkaSinkTask {
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        // The client's queue is full: wait for the oldest.
-                        let Some((j, oldest)) = pending.pop_front() else {
-                            return Err(self.unavailable("the producer's queue is full"));
-                        };
-                        self.delivered(j, oldest, &mut refused).await?;
+                        // The client's queue is full: wait for the oldest of
+                        // ours, or, with none (another sink sharing the
+                        // producer filled it), a moment, until the
+                        // acknowledgement timeout says the cluster is gone.
+                        match pending.pop_front() {
+                            Some((j, oldest)) => self.delivered(j, oldest, &mut refused).await?,
+                            None if full_since.elapsed() < self.ack_timeout => {
+                                tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                            }
+                            None => {
+                                return Err(self.unavailable("the producer's queue stays full"));
+                            }
+                        }
                     }
                     Err((e, _)) if permanent(&e) => {
                         refused.push((i, e.to_string()));

@@ -3,8 +3,13 @@
 //! does not match a topic that starts with `$` (`$SYS/…`, `$aws/…`), which
 //! a filter naming the `$` level does.
 
-/// Whether `topic` matches `filter`.
+/// Whether `topic` matches `filter` (a shared subscription's
+/// `$share/GROUP/` prefix set aside).
 pub(crate) fn matches(topic: &str, filter: &str) -> bool {
+    let filter = match filter.strip_prefix("$share/") {
+        Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
+        None => filter,
+    };
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
@@ -45,6 +50,8 @@ mod tests {
             ("$SYS/broker/load", "$SYS/#", true),
             ("a/b", "a/b", true),
             ("a/b", "a/c", false),
+            ("site/s1/temp", "$share/eddy/site/#", true),
+            ("other/s1", "$share/eddy/site/#", false),
         ] {
             assert_eq!(matches(topic, filter), want, "{topic} ~ {filter}");
         }

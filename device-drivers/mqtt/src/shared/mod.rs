@@ -14,14 +14,14 @@ mod router;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use eddy_driver::{Invalid, Spanned};
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use self::router::SharedEvent;
+pub(crate) use self::router::{Answer, Failed, SharedEvent};
 use self::router::{Command, Request, Router};
 use crate::broker::{Broker, BrokerConfig};
 use crate::client::{Connection, Outgoing, Requests, SessionOptions};
@@ -138,14 +138,17 @@ impl SharedBroker {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (events_tx, events) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let _ = self.commands.send(Command::Join {
             id,
             manual_acks,
             events: events_tx,
+            queued: queued.clone(),
         });
         Member {
             id,
             events,
+            queued,
             commands: self.commands.clone(),
         }
     }
@@ -156,16 +159,23 @@ impl SharedBroker {
 pub(crate) struct Member {
     id: u64,
     events: mpsc::UnboundedReceiver<SharedEvent>,
+    /// Messages sent to it and not taken yet.
+    queued: Arc<AtomicUsize>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Member {
     /// The next event.
     pub(crate) async fn next(&mut self) -> SharedEvent {
-        self.events
+        let event = self
+            .events
             .recv()
             .await
-            .unwrap_or_else(|| SharedEvent::Down("the shared connection stopped".into()))
+            .unwrap_or_else(|| SharedEvent::Down("the shared connection stopped".into()));
+        if matches!(event, SharedEvent::Message(_)) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        event
     }
 
     /// Subscribes to `filters` at QoS `qos`; each is answered with a
@@ -180,7 +190,7 @@ impl Member {
 
     /// Publishes; the answer comes when the broker acknowledged it (QoS 1)
     /// or it went out (QoS 0).
-    pub(crate) fn publish(&self, publish: Outgoing) -> oneshot::Receiver<Result<(), String>> {
+    pub(crate) fn publish(&self, publish: Outgoing) -> oneshot::Receiver<Answer> {
         let (done, answer) = oneshot::channel();
         let _ = self.commands.send(Command::Publish { publish, done });
         answer
@@ -252,6 +262,8 @@ fn queue(router: &mut Router, requests: &Requests) {
         if queued.is_err() {
             return;
         }
-        router.requests.pop_front();
+        if let Some(request) = router.requests.pop_front() {
+            router.handed(&request);
+        }
     }
 }

@@ -12,9 +12,15 @@
 //!   is not taken for a new one. Subscriptions likewise.
 //! - A message no component's filters match yet (a kept session's
 //!   messages come right after connecting, before the components have
-//!   subscribed again) waits, unacknowledged, for a component to
-//!   subscribe to it; one nobody claims within [`CLAIM_WAIT`] is
-//!   acknowledged and dropped (no component wants it any more).
+//!   subscribed again; a source restarting after a backoff) waits,
+//!   unacknowledged, for a component to subscribe to it. One that matches
+//!   a filter a component acknowledging by hand ever subscribed to on this
+//!   connection waits however long it takes (its source comes back, or the
+//!   next connection gets it again); any other that nobody claims within
+//!   [`CLAIM_WAIT`] is acknowledged and dropped (no component wants it).
+//! - A component that does not acknowledge by hand (QoS 0, the twin) has
+//!   at most [`MAX_QUEUED`] messages waiting for it; more are dropped, as
+//!   QoS 0 allows, rather than held in memory.
 //! - An acknowledgement of a message received before the connection broke
 //!   is not sent on the new one (the broker sends the message again).
 
@@ -30,6 +36,10 @@ use crate::client::{Event, Message, Outgoing};
 
 /// How long a message no component subscribed to waits for one.
 pub(crate) const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
+/// The most messages waiting for a component that does not acknowledge
+/// by hand.
+pub(crate) const MAX_QUEUED: usize = 8192;
 
 /// What a component hears from a shared connection.
 #[derive(Debug)]
@@ -82,14 +92,29 @@ impl AckToken {
     }
 }
 
+/// Why a publish was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// The broker refused it (MQTT 5 reason): sending it again will not
+    /// help.
+    Refused(String),
+    /// The connection broke and took it: it is to be sent again.
+    Lost(String),
+}
+
+/// What a publish comes to.
+pub(crate) type Answer = Result<(), Failed>;
+
 /// What components ask of the connection.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// A component joins: it hears events through `events`.
+    /// A component joins: it hears events through `events`; `queued`
+    /// counts the messages it has not taken yet.
     Join {
         id: u64,
         manual_acks: bool,
         events: mpsc::UnboundedSender<SharedEvent>,
+        queued: Arc<AtomicUsize>,
     },
     /// It leaves.
     Leave { id: u64 },
@@ -103,7 +128,7 @@ pub(crate) enum Command {
     /// that it went out (QoS 0).
     Publish {
         publish: Outgoing,
-        done: oneshot::Sender<Result<(), String>>,
+        done: oneshot::Sender<Answer>,
     },
     /// A message is acknowledged by every component that had it.
     Ack {
@@ -124,6 +149,8 @@ struct Member {
     manual_acks: bool,
     filters: Vec<String>,
     events: mpsc::UnboundedSender<SharedEvent>,
+    /// Messages sent to it and not taken yet.
+    queued: Arc<AtomicUsize>,
 }
 
 /// The state of a shared connection.
@@ -132,17 +159,25 @@ pub(crate) struct Router {
     /// Requests for the client's queue, in order.
     pub(crate) requests: VecDeque<Request>,
     /// Publishes queued and not given an id yet, oldest first.
-    unnumbered: VecDeque<oneshot::Sender<Result<(), String>>>,
+    unnumbered: VecDeque<oneshot::Sender<Answer>>,
     /// Publishes awaiting their acknowledgement, by id (more than one only
     /// while a new publish waits for an id still in use).
-    numbered: HashMap<u16, VecDeque<oneshot::Sender<Result<(), String>>>>,
+    numbered: HashMap<u16, VecDeque<oneshot::Sender<Answer>>>,
     /// Subscriptions queued and not given an id yet: their component.
     subscribing: VecDeque<u64>,
+    /// Publishes and subscriptions handed to the client and not given an
+    /// id yet (the oldest of `unnumbered` and `subscribing`): the client
+    /// drops them when it connects again without a kept session.
+    handed_publishes: usize,
+    handed_subscriptions: usize,
     /// Subscriptions awaiting their answer, by id.
     subscribed: HashMap<u16, u64>,
     /// Messages no component has claimed yet, oldest first, with when
     /// they came.
     unclaimed: VecDeque<(Instant, Box<Message>)>,
+    /// Filters components that acknowledge by hand subscribed to on this
+    /// connection: a message they match is never dropped unclaimed.
+    kept_for: Vec<String>,
     /// Counts connections made, so that an acknowledgement knows its own.
     generation: u64,
     connected: bool,
@@ -159,8 +194,11 @@ impl Router {
             unnumbered: VecDeque::new(),
             numbered: HashMap::new(),
             subscribing: VecDeque::new(),
+            handed_publishes: 0,
+            handed_subscriptions: 0,
             subscribed: HashMap::new(),
             unclaimed: VecDeque::new(),
+            kept_for: Vec::new(),
             generation: 0,
             connected: false,
             commands,
@@ -174,6 +212,7 @@ impl Router {
                 id,
                 manual_acks,
                 events,
+                queued,
             } => {
                 if self.connected {
                     let _ = events.send(SharedEvent::Connected);
@@ -184,6 +223,7 @@ impl Router {
                         manual_acks,
                         filters: Vec::new(),
                         events,
+                        queued,
                     },
                 );
             }
@@ -195,6 +235,9 @@ impl Router {
                     for filter in filters {
                         if !member.filters.contains(&filter) {
                             member.filters.push(filter.clone());
+                        }
+                        if member.manual_acks && !self.kept_for.contains(&filter) {
+                            self.kept_for.push(filter.clone());
                         }
                         self.subscribing.push_back(id);
                         self.requests.push_back(Request::Subscribe { filter, qos });
@@ -226,13 +269,17 @@ impl Router {
     /// An event of the connection.
     pub(crate) fn event(&mut self, event: Event) {
         match event {
-            Event::ConnAck => {
+            Event::ConnAck { session_present } => {
                 self.generation += 1;
                 self.connected = true;
+                if !session_present {
+                    self.forget_handed();
+                }
                 self.broadcast(|| SharedEvent::Connected);
             }
             Event::Message(message) => self.message(message),
             Event::Subscribing(pkid) => {
+                self.handed_subscriptions = self.handed_subscriptions.saturating_sub(1);
                 if let Some(id) = self.subscribing.pop_front() {
                     self.subscribed.insert(pkid, id);
                 }
@@ -254,6 +301,7 @@ impl Router {
                 if sent_again {
                     return;
                 }
+                self.handed_publishes = self.handed_publishes.saturating_sub(1);
                 if let Some(done) = self.unnumbered.pop_front() {
                     if pkid == 0 {
                         let _ = done.send(Ok(()));
@@ -264,27 +312,64 @@ impl Router {
             }
             Event::PubAck(pkid, refused) => {
                 if let Some(done) = self.numbered.get_mut(&pkid).and_then(VecDeque::pop_front) {
-                    let _ = done.send(refused.map_or(Ok(()), Err));
+                    let _ = done.send(refused.map_or(Ok(()), |r| Err(Failed::Refused(r))));
                 }
             }
             Event::Other => {}
         }
     }
 
-    /// The connection broke: components hear it; publishes in flight stay
-    /// matched (the client sends them again with their ids), subscriptions
-    /// in flight are forgotten (components subscribe again).
+    /// A request left the queue for the client's.
+    pub(crate) fn handed(&mut self, request: &Request) {
+        match request {
+            Request::Publish(_) => self.handed_publishes += 1,
+            Request::Subscribe { .. } => self.handed_subscriptions += 1,
+            Request::Ack(_) => {}
+        }
+    }
+
+    /// The connection broke: components hear it. Publishes and
+    /// subscriptions handed to the client stay matched: it sends them when
+    /// it connects again, publishes in flight with their ids, if the broker
+    /// kept the session (see [`Router::forget_handed`] if not);
+    /// subscriptions awaiting their answer are lost (components subscribe
+    /// again).
     pub(crate) fn down(&mut self, reason: &str) {
         if self.connected {
             self.connected = false;
             self.broadcast(|| SharedEvent::Down(reason.to_owned()));
         }
         self.subscribed.clear();
-        self.subscribing.clear();
         // The broker sends them again on the next connection.
         self.unclaimed.clear();
-        self.requests
-            .retain(|r| !matches!(r, Request::Subscribe { .. } | Request::Ack(_)));
+        self.requests.retain(|r| !matches!(r, Request::Ack(_)));
+    }
+
+    /// Connected without a kept session: the client dropped what it would
+    /// have sent again, so nothing answers those publishes (they fail, and
+    /// their sink sends them again) and those subscriptions (their
+    /// components subscribe again, having heard `Connected`).
+    fn forget_handed(&mut self) {
+        let lost = || {
+            Err(Failed::Lost(
+                "the connection broke before the broker acknowledged it".to_owned(),
+            ))
+        };
+        for (_, waiting) in self.numbered.drain() {
+            for done in waiting {
+                let _ = done.send(lost());
+            }
+        }
+        for _ in 0..self.handed_publishes {
+            if let Some(done) = self.unnumbered.pop_front() {
+                let _ = done.send(lost());
+            }
+        }
+        for _ in 0..self.handed_subscriptions {
+            self.subscribing.pop_front();
+        }
+        self.handed_publishes = 0;
+        self.handed_subscriptions = 0;
     }
 
     fn broadcast(&self, event: impl Fn() -> SharedEvent) {
@@ -296,14 +381,16 @@ impl Router {
     /// Acknowledges and drops the messages nobody claimed within
     /// [`CLAIM_WAIT`] of `now`.
     pub(crate) fn sweep(&mut self, now: Instant) {
-        while let Some((came, _)) = self.unclaimed.front() {
-            if now.duration_since(*came) < CLAIM_WAIT {
-                return;
+        let kept_for = &self.kept_for;
+        let requests = &mut self.requests;
+        self.unclaimed.retain(|(came, message)| {
+            let wanted = kept_for.iter().any(|f| matches(&message.topic, f));
+            if wanted || now.duration_since(*came) < CLAIM_WAIT {
+                return true;
             }
-            if let Some((_, message)) = self.unclaimed.pop_front() {
-                self.requests.push_back(Request::Ack(message));
-            }
-        }
+            requests.push_back(Request::Ack(message.clone()));
+            false
+        });
     }
 
     fn message(&mut self, message: Box<Message>) {
@@ -320,7 +407,7 @@ impl Router {
         let matching: Vec<&Member> = self
             .members
             .values()
-            .filter(|m| m.filters.iter().any(|f| matches(topic, f)))
+            .filter(|m| !m.events.is_closed() && m.filters.iter().any(|f| matches(topic, f)))
             .collect();
         if matching.is_empty() {
             return false;
@@ -335,10 +422,14 @@ impl Router {
             })
         });
         for member in &matching {
+            if !member.manual_acks && member.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+                continue;
+            }
             let ack = member
                 .manual_acks
                 .then(|| pending.clone().map(AckToken))
                 .flatten();
+            member.queued.fetch_add(1, Ordering::AcqRel);
             let _ = member.events.send(SharedEvent::Message(SharedMessage {
                 topic: topic.clone(),
                 payload: message.payload.clone(),
@@ -377,11 +468,12 @@ mod tests {
                 id,
                 manual_acks,
                 events,
+                queued: Arc::new(AtomicUsize::new(0)),
             });
             rx
         }
 
-        fn publish(&mut self, topic: &str) -> oneshot::Receiver<Result<(), String>> {
+        fn publish(&mut self, topic: &str) -> oneshot::Receiver<Answer> {
             let (done, answer) = oneshot::channel();
             self.router.command(Command::Publish {
                 publish: Outgoing {
@@ -423,7 +515,7 @@ mod tests {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
 
-    fn answered(answer: &mut oneshot::Receiver<Result<(), String>>) -> Option<Result<(), String>> {
+    fn answered(answer: &mut oneshot::Receiver<Answer>) -> Option<Answer> {
         answer.try_recv().ok()
     }
 
@@ -431,14 +523,18 @@ mod tests {
     fn publishes_are_answered_by_their_own_acknowledgement_across_a_reconnection() {
         let mut h = Harness::new();
         let _events = h.join(1, false);
-        h.router.event(Event::ConnAck);
+        h.router.event(Event::ConnAck {
+            session_present: true,
+        });
         let (mut a, mut b, mut c) = (h.publish("a"), h.publish("b"), h.publish("c"));
         h.router.event(Event::Published(1));
         h.router.event(Event::Published(2));
         // The connection breaks; the client sends 1 and 2 again with their
         // ids, then c, which takes id 3.
         h.router.down("gone");
-        h.router.event(Event::ConnAck);
+        h.router.event(Event::ConnAck {
+            session_present: true,
+        });
         h.router.event(Event::Published(1));
         h.router.event(Event::Published(2));
         h.router.event(Event::Published(3));
@@ -447,7 +543,10 @@ mod tests {
         assert_eq!(answered(&mut a), None);
         assert_eq!(answered(&mut c), None);
         h.router.event(Event::PubAck(3, Some("refused".into())));
-        assert_eq!(answered(&mut c), Some(Err("refused".into())));
+        assert_eq!(
+            answered(&mut c),
+            Some(Err(Failed::Refused("refused".into())))
+        );
         h.router.event(Event::PubAck(1, None));
         assert_eq!(answered(&mut a), Some(Ok(())));
         // A publish waiting for an id still in use is answered after it.
@@ -462,11 +561,43 @@ mod tests {
     }
 
     #[test]
+    fn publishes_the_client_dropped_with_a_session_not_kept_are_answered_lost() {
+        let mut h = Harness::new();
+        let _events = h.join(1, false);
+        h.router.event(Event::ConnAck {
+            session_present: true,
+        });
+        let (mut a, mut b, mut c) = (h.publish("a"), h.publish("b"), h.publish("c"));
+        // a and b go to the client; a goes out; c is still queued here.
+        for _ in 0..2 {
+            let request = h.router.requests.pop_front().unwrap();
+            h.router.handed(&request);
+        }
+        h.router.event(Event::Published(1));
+        h.router.down("gone");
+        h.router.event(Event::ConnAck {
+            session_present: false,
+        });
+        let lost = |answer: Option<Answer>| matches!(answer, Some(Err(Failed::Lost(_))));
+        assert!(lost(answered(&mut a)), "in flight, dropped by the client");
+        assert!(lost(answered(&mut b)), "in the client's queue, dropped");
+        assert_eq!(answered(&mut c), None, "still to be handed over");
+        // c goes out now and is answered by its own acknowledgement.
+        let request = h.router.requests.pop_front().unwrap();
+        h.router.handed(&request);
+        h.router.event(Event::Published(1));
+        h.router.event(Event::PubAck(1, None));
+        assert_eq!(answered(&mut c), Some(Ok(())));
+    }
+
+    #[test]
     fn a_message_is_acknowledged_once_every_component_that_acks_by_hand_did() {
         let mut h = Harness::new();
         let (mut source, mut other, mut twin) =
             (h.join(1, true), h.join(2, true), h.join(3, false));
-        h.router.event(Event::ConnAck);
+        h.router.event(Event::ConnAck {
+            session_present: true,
+        });
         h.router.command(Command::Subscribe {
             id: 1,
             filters: vec!["site/#".into()],
@@ -525,7 +656,9 @@ mod tests {
         // The connection breaks before it is safe: its acknowledgement
         // is not sent on the next connection.
         h.router.down("gone");
-        h.router.event(Event::ConnAck);
+        h.router.event(Event::ConnAck {
+            session_present: true,
+        });
         m.ack.unwrap().ack();
         assert!(h.acks().is_empty());
         // A message for the twin alone (it acks nothing by hand) is
@@ -542,7 +675,9 @@ mod tests {
     fn a_message_nobody_subscribed_to_yet_waits_for_its_component_or_is_dropped() {
         let mut h = Harness::new();
         let mut source = h.join(1, true);
-        h.router.event(Event::ConnAck);
+        h.router.event(Event::ConnAck {
+            session_present: true,
+        });
         // A kept session's messages come before the source subscribes.
         h.router.event(Event::Message(Box::new(Message::received(
             "site/s1/temp",
@@ -572,5 +707,27 @@ mod tests {
         assert!(h.acks().is_empty(), "still within the wait");
         h.router.sweep(Instant::now() + CLAIM_WAIT);
         assert_eq!(h.acks(), vec![2], "nobody wants it: acknowledged, dropped");
+        // The source leaves (it restarts after a backoff): what comes for
+        // it meanwhile waits however long it takes, and goes to it.
+        drop(source);
+        h.router.command(Command::Leave { id: 1 });
+        h.router.event(Event::Message(Box::new(Message::received(
+            "site/s2/temp",
+            "z",
+            3,
+        ))));
+        h.router.sweep(Instant::now() + 10 * CLAIM_WAIT);
+        assert!(h.acks().is_empty(), "kept for the source");
+        let mut source = h.join(4, true);
+        h.router.command(Command::Subscribe {
+            id: 4,
+            filters: vec!["site/#".into()],
+            qos: 1,
+        });
+        assert!(
+            drain(&mut source)
+                .iter()
+                .any(|e| matches!(e, SharedEvent::Message(m) if m.topic == "site/s2/temp"))
+        );
     }
 }

@@ -15,7 +15,7 @@ use super::session::{Hello, Incoming, PublishSession};
 use super::stream::Stream;
 use crate::broker::{Broker, Reach};
 use crate::client::Outgoing;
-use crate::shared::{Member, SharedBroker, SharedEvent};
+use crate::shared::{Failed, Member, SharedBroker, SharedEvent};
 
 /// QoS 1 publishes in flight at once (fewer if the broker says so).
 const INFLIGHT: u16 = 1024;
@@ -254,7 +254,8 @@ impl MqttSinkTask {
         for (i, answer) in answers {
             match tokio::time::timeout_at(deadline, answer).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(why))) => refused.push((i, why)),
+                Ok(Ok(Err(Failed::Refused(why)))) => refused.push((i, why)),
+                Ok(Ok(Err(Failed::Lost(why)))) => return Err(self.unavailable(why)),
                 Ok(Err(_)) => return Err(self.unavailable("the shared connection stopped")),
                 Err(_) => {
                     return Err(self.unavailable(format!(

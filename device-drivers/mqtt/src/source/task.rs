@@ -119,7 +119,7 @@ impl MqttSourceTask {
         }));
         tokio::time::timeout(broker.connect_timeout, async {
             loop {
-                if let Event::ConnAck = connection.poll().await? {
+                if let Event::ConnAck { .. } = connection.poll().await? {
                     return Ok::<(), String>(());
                 }
             }

@@ -167,7 +167,11 @@ impl Log {
                 log.segments.pop_back();
                 continue;
             }
-            if valid < last.len {
+            if valid == last.len {
+                // Written before a crash but perhaps not on disk: a new
+                // segment after it must not find it torn later.
+                File::open(segment_path(dir, last.first))?.sync_data()?;
+            } else {
                 tracing::warn!(
                     segment = %segment_path(dir, last.first).display(),
                     "outbox: the end of a segment was cut short (a write the process did not finish): dropped"
@@ -343,11 +347,16 @@ impl Log {
         {
             return Some((place, segment));
         }
-        // At the end of its segment (or of one forgotten): the entry is
-        // the first of the next.
-        let next = at(place.index)?;
+        // At the end of its segment, or in one forgotten: the entry is the
+        // first of the next segment there is (entries between were dropped
+        // with their segment).
+        let next = self
+            .segments
+            .iter()
+            .find(|s| s.first >= place.index && s.first != place.segment)
+            .copied()?;
         let place = Place {
-            index: place.index,
+            index: next.first,
             segment: next.first,
             offset: 0,
         };
@@ -382,9 +391,14 @@ impl Log {
                 };
                 place = here;
                 let r = Reader::at(&mut reader, &self.dir, segment)?;
-                let entry = r
-                    .entry(place.offset)?
-                    .ok_or_else(|| corrupt(&self.dir, segment.first, place.offset))?;
+                let Some(entry) = r.entry(place.offset)? else {
+                    if entries.is_empty() {
+                        return Err(corrupt(&self.dir, segment.first, place.offset));
+                    }
+                    // What came before the damage goes now; the damage is
+                    // met at the next read.
+                    break;
+                };
                 place = after(place, entry.header);
                 entries.push(entry);
             }
@@ -457,14 +471,22 @@ impl Log {
             .sum()
     }
 
-    /// Forgets the segments wholly before `head` (the last one stays, to
-    /// be appended to); gives their files, to be removed by the caller
-    /// (off the pipeline thread if it likes).
-    pub(super) fn release(&mut self, head: Place) -> Vec<PathBuf> {
+    /// Forgets the segments none of whose entries is in `needed` (ranges
+    /// of entry numbers: those in flight and those waiting); the last one
+    /// stays, to be appended to. Gives their files, to be removed by the
+    /// caller (off the pipeline thread if it likes).
+    pub(super) fn release(&mut self, needed: &[std::ops::Range<u64>]) -> Vec<PathBuf> {
         let mut gone = Vec::new();
-        while self.segments.len() >= 2 && self.segments[1].first <= head.index {
-            if let Some(first) = self.segments.pop_front() {
-                gone.push(segment_path(&self.dir, first.first));
+        let mut i = 0;
+        while i + 1 < self.segments.len() {
+            let span = self.segments[i].first..self.segments[i + 1].first;
+            let used = needed
+                .iter()
+                .any(|n| n.start < span.end && span.start < n.end && n.start < n.end);
+            if used {
+                i += 1;
+            } else if let Some(segment) = self.segments.remove(i) {
+                gone.push(segment_path(&self.dir, segment.first));
             }
         }
         if self
@@ -475,6 +497,42 @@ impl Log {
             self.reader = None;
         }
         gone
+    }
+
+    /// The entries from `from` to the tail (segments forgotten between
+    /// them hold none).
+    pub(super) fn entries_from(&self, from: Place) -> u64 {
+        let mut count = 0;
+        for (i, segment) in self.segments.iter().enumerate() {
+            let end = self
+                .segments
+                .get(i + 1)
+                .map_or(self.tail.index, |next| next.first);
+            count += end.saturating_sub(segment.first.max(from.index));
+        }
+        count
+    }
+
+    /// Past damaged bytes at `place`: the start of the next segment (or the
+    /// tail), and the entries and bytes given up.
+    pub(super) fn skip_segment(&mut self, place: Place) -> (Place, u64, u64) {
+        self.reader = None;
+        let Some((place, segment)) = self.locate(place) else {
+            return (self.tail, 0, 0);
+        };
+        let next = self
+            .segments
+            .iter()
+            .find(|s| s.first > segment.first)
+            .copied();
+        let to = next.map_or(self.tail, |n| Place {
+            index: n.first,
+            segment: n.first,
+            offset: 0,
+        });
+        let entries = to.index.saturating_sub(place.index);
+        let bytes = segment.len.saturating_sub(place.offset);
+        (to, entries, bytes)
     }
 }
 
@@ -664,7 +722,8 @@ mod tests {
         let (_, at_30) = log.read(head, 30).unwrap();
         let total = log.bytes_from(head);
         let before = segment_files(dir.path());
-        let gone = log.release(at_30);
+        let needed = at_30.index..log.tail().index;
+        let gone = log.release(std::slice::from_ref(&needed));
         assert!(!gone.is_empty());
         gone.iter().try_for_each(std::fs::remove_file).unwrap();
         assert_eq!(segment_files(dir.path()), before - gone.len());

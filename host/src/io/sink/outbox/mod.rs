@@ -48,6 +48,10 @@ pub(crate) struct OutboxError {
 /// The key of the next sequence number in the meta tree.
 const NEXT_SEQ: &[u8] = b"next_seq";
 
+/// The key in the meta tree saying an older version's results were moved
+/// into the segment files.
+const MIGRATED: &[u8] = b"migrated";
+
 /// The prefix of the keys of the ranks' heads in the meta tree.
 const HEAD: &[u8] = b"head/";
 
@@ -160,6 +164,23 @@ impl State {
                 self.heads_moved.push(rank);
             }
         }
+    }
+
+    /// Forgets the segments of `rank` that hold nothing in flight or
+    /// waiting (delivered, dropped or expired); gives their files.
+    fn release(&mut self, rank: usize) -> Vec<std::path::PathBuf> {
+        let Some(r) = self.ranks.get(rank) else {
+            return Vec::new();
+        };
+        let mut needed: Vec<std::ops::Range<u64>> = self
+            .in_flight
+            .iter()
+            .flat_map(|t| t.spans.iter())
+            .filter(|s| s.rank == rank)
+            .map(|s| s.start.index..s.end.index)
+            .collect();
+        needed.push(r.read.index..r.log.tail().index);
+        self.ranks[rank].log.release(&needed)
     }
 
     /// Whether `rank` has results that are not taken.
@@ -296,12 +317,14 @@ impl Outbox {
             let rank_dir = dir.join(rank.to_string());
             let (mut log, head) = Log::open(&rank_dir, recorded, segment_bytes)
                 .map_err(|e| fail(&format_args!("{}: {e}", rank_dir.display())))?;
-            counters.entries += log.tail().index - head.index;
+            counters.entries += log.entries_from(head);
             counters.bytes += log.bytes_from(head);
             if let Some(last) = log.last_seq() {
                 next_seq = next_seq.max(last + 1);
             }
-            for gone in log.release(head) {
+            let tail = log.tail().index;
+            let needed = head.index..tail;
+            for gone in log.release(std::slice::from_ref(&needed)) {
                 std::fs::remove_file(&gone)
                     .map_err(|e| fail(&format_args!("{}: {e}", gone.display())))?;
             }
@@ -359,9 +382,11 @@ impl Outbox {
             return Ok(());
         }
         let old = db.open_tree(&name).map_err(|e| self.fail(e))?;
+        // Moved before, and stopped before the tree went: not again.
+        let done = self.meta.get(MIGRATED).map_err(|e| self.fail(e))?.is_some();
         let mut state = self.state();
         let mut moved = 0u64;
-        for item in old.iter() {
+        for item in old.iter().filter(|_| !done) {
             let (k, v) = item.map_err(|e| self.fail(e))?;
             let (Some(&rank), Some(seq), Some(added)) = (
                 k.first(),
@@ -387,6 +412,8 @@ impl Outbox {
         }
         self.sync(&mut state)?;
         drop(state);
+        self.meta.insert(MIGRATED, &[1]).map_err(|e| self.fail(e))?;
+        self.meta.flush().map_err(|e| self.fail(e))?;
         old.clear().map_err(|e| self.fail(e))?;
         drop(old);
         db.drop_tree(&name).map_err(|e| self.fail(e))?;
@@ -505,14 +532,13 @@ impl Outbox {
         Ok(())
     }
 
-    /// Drops the oldest result of the lowest priority that is not being
-    /// delivered; whether one went. When all of the lowest priority's
-    /// results are in flight, none goes: they are on their way.
+    /// Drops the oldest result of the lowest priority that has one not
+    /// being delivered; whether one went.
     fn drop_one(&self, state: &mut State) -> Result<bool, OutboxError> {
         let lowest = state
             .ranks
             .iter()
-            .rposition(|r| r.head.index < r.log.tail().index);
+            .rposition(|r| r.read.index < r.log.tail().index);
         let Some(rank) = lowest else {
             return Ok(false);
         };
@@ -530,6 +556,12 @@ impl Outbox {
         state.counters.entries = state.counters.entries.saturating_sub(1);
         state.counters.bytes = state.counters.bytes.saturating_sub(header.size);
         state.settle_head(rank);
+        // Segments wholly dropped leave the disk now, in flight or not:
+        // an outage that lasts does not fill it.
+        for gone in state.release(rank) {
+            std::fs::remove_file(&gone)
+                .map_err(|e| self.fail(format_args!("{}: {e}", gone.display())))?;
+        }
         Ok(Some(header.size))
     }
 
@@ -657,9 +689,12 @@ impl Outbox {
         state.counters.entries = 0;
         state.counters.bytes = 0;
         for r in &state.ranks {
-            state.counters.entries += r.log.tail().index.saturating_sub(r.head.index);
+            state.counters.entries += r.log.entries_from(r.head);
             state.counters.bytes += r.log.bytes_from(r.head);
         }
+        // Every head is written again: one the delivery task recorded
+        // meanwhile may lie past the cut.
+        state.heads_moved = (0..state.ranks.len()).collect();
         state.already_delivered.clear();
         for item in self.delivered.range(position.to_be_bytes()..) {
             let (_, id) = item.map_err(|e| self.fail(e))?;
@@ -708,12 +743,26 @@ impl Outbox {
             if batch.len() >= max {
                 break;
             }
-            let r = &mut state.ranks[rank];
-            let start = r.read;
-            let (entries, end) = r
-                .log
-                .read(start, max - batch.len())
-                .map_err(|e| self.fail(e))?;
+            let (start, entries, end) = loop {
+                let r = &mut state.ranks[rank];
+                let start = r.read;
+                match r.log.read(start, max - batch.len()) {
+                    Ok((entries, end)) => break (start, entries, end),
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        // Damaged on disk (a power cut): the rest of that
+                        // segment is given up, counted, and delivery goes
+                        // on from the next.
+                        let (next, entries, bytes) = r.log.skip_segment(start);
+                        tracing::error!(sink = %self.sink, "outbox: {e}; {entries} results given up");
+                        r.read = next;
+                        state.counters.dropped += entries;
+                        state.counters.entries = state.counters.entries.saturating_sub(entries);
+                        state.counters.bytes = state.counters.bytes.saturating_sub(bytes);
+                        state.settle_head(rank);
+                    }
+                    Err(e) => return Err(self.fail(e)),
+                }
+            };
             if entries.is_empty() {
                 continue;
             }
@@ -723,7 +772,7 @@ impl Outbox {
                 taken.ids.push((entry.header.seq, out.id.clone()));
                 batch.push(out);
             }
-            r.read = end;
+            state.ranks[rank].read = end;
             taken.spans.push(Span { rank, start, end });
         }
         if batch.is_empty() {
@@ -869,8 +918,7 @@ impl Outbox {
         let mut gone = Vec::new();
         for span in &taken.spans {
             state.settle_head(span.rank);
-            let head = state.ranks[span.rank].head;
-            gone.extend(state.ranks[span.rank].log.release(head));
+            gone.extend(state.release(span.rank));
         }
         state.counters.oldest_ms = self.oldest(&mut state).unwrap_or_else(|e| {
             tracing::error!("{e}");

@@ -33,6 +33,14 @@ fn deliver(outbox: &Outbox, rt: &tokio::runtime::Runtime, max: usize) -> Vec<Str
     })
 }
 
+/// The bytes one result takes in an outbox.
+fn size_of(result: &OwnedOut) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let o = outbox(dir.path(), OutboxConfig::default());
+    o.push(std::iter::once(result.clone())).unwrap();
+    o.counters().bytes
+}
+
 fn ids(output: &str, range: std::ops::Range<u64>) -> Vec<String> {
     range.map(|n| out(output, n).id).collect()
 }
@@ -60,13 +68,7 @@ fn alerts_go_before_the_backlog_and_each_priority_in_order() {
 #[test]
 fn a_full_outbox_drops_the_oldest_of_the_lowest_priority_or_the_newest_or_blocks() {
     // Room for one alert and three stats results.
-    let size = |output: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let o = outbox(dir.path(), OutboxConfig::default());
-        o.push(std::iter::once(out(output, 0))).unwrap();
-        o.counters().bytes
-    };
-    let room = size("alerts") + 3 * size("stats");
+    let room = size_of(&out("alerts", 0)) + 3 * size_of(&out("stats", 0));
     for (when_full, kept_stats, dropped) in [
         (WhenFull::DropOldest, ids("stats", 3..6), 3),
         (WhenFull::DropNewest, ids("stats", 0..3), 3),
@@ -255,12 +257,7 @@ fn a_backlog_across_many_segments_drains_in_order_through_a_restart_and_gives_it
 
 #[test]
 fn drop_oldest_drops_past_a_batch_in_flight() {
-    let size = {
-        let dir = tempfile::tempdir().unwrap();
-        let o = outbox(dir.path(), OutboxConfig::default());
-        o.push(std::iter::once(out("stats", 0))).unwrap();
-        o.counters().bytes
-    };
+    let size = size_of(&out("stats", 0));
     let dir = tempfile::tempdir().unwrap();
     let config = OutboxConfig {
         max_bytes: 4 * size,
@@ -311,4 +308,88 @@ fn results_an_older_version_kept_in_the_database_are_delivered_in_order() {
     // New results are numbered after the moved ones.
     o.push(std::iter::once(out("stats", 7))).unwrap();
     assert_eq!(o.state().next_seq, 4);
+}
+
+/// The segment files of the lowest rank, oldest first.
+fn rank_files(dir: &std::path::Path, rank: usize) -> Vec<std::path::PathBuf> {
+    let root = dir
+        .join(OUTBOX_DIR_NAME)
+        .join("p")
+        .join("up")
+        .join(rank.to_string());
+    let mut files: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_long_outage_with_drop_oldest_keeps_the_disk_to_max_bytes_though_a_batch_is_in_flight() {
+    let size = size_of(&out("stats", 0));
+    let dir = tempfile::tempdir().unwrap();
+    let config = OutboxConfig {
+        max_bytes: 20 * size,
+        when_full: WhenFull::DropOldest,
+        ..OutboxConfig::default()
+    };
+    // About four results a segment.
+    let o = small_segments(dir.path(), config, 4 * size);
+    let rt = runtime();
+    o.push((0..10).map(|n| out("stats", n))).unwrap();
+    // The broker is down: this batch stays in flight the whole outage.
+    let stuck = rt.block_on(o.take(3)).unwrap();
+    let mut most_files = 0;
+    for n in (10..2000).step_by(10) {
+        o.push((n..n + 10).map(|n| out("stats", n))).unwrap();
+        most_files = most_files.max(segment_files(dir.path()));
+    }
+    assert!(o.counters().bytes <= 20 * size);
+    let (dropped, kept) = (o.counters().dropped, o.counters().entries);
+    assert_eq!(dropped + kept, 2000, "each result kept or counted dropped");
+    // The batch in flight, and max_bytes' worth of the newest: about
+    // seven segments, however long the outage.
+    assert!(most_files <= 9, "{most_files} segment files");
+    rt.block_on(o.done(stuck.len(), Vec::new()));
+    let mut rest = Vec::new();
+    while o.counters().entries > 0 {
+        rest.extend(deliver(&o, &rt, 7));
+    }
+    // After the batch that was in flight, the newest, in order.
+    assert_eq!(rest, ids("stats", 2000 - (kept - 3)..2000));
+}
+
+#[test]
+fn a_damaged_segment_is_given_up_counted_and_delivery_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Results 100 to 139 are all of one size: ten a segment.
+    let size = size_of(&out("stats", 100));
+    {
+        let o = small_segments(dir.path(), OutboxConfig::default(), 10 * size);
+        o.push((100..140).map(|n| out("stats", n))).unwrap();
+        o.commit().unwrap();
+    }
+    assert_eq!(rank_files(dir.path(), 0).len(), 4);
+    // A power cut garbled the second segment (results 110 to 119): a
+    // byte of its sixth result.
+    let second = &rank_files(dir.path(), 0)[1];
+    let mut bytes = std::fs::read(second).unwrap();
+    let at = (5 * size + size / 2) as usize;
+    bytes[at] ^= 0xff;
+    std::fs::write(second, &bytes).unwrap();
+    let o = small_segments(dir.path(), OutboxConfig::default(), 10 * size);
+    let rt = runtime();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        if o.counters().entries == 0 {
+            break;
+        }
+        got.extend(deliver(&o, &rt, 100));
+    }
+    let mut want = ids("stats", 100..115);
+    want.extend(ids("stats", 120..140));
+    assert_eq!(got, want);
+    assert_eq!(o.counters().dropped, 5);
+    assert_eq!(o.counters().bytes, 0);
 }
