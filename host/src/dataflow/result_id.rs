@@ -93,6 +93,9 @@ pub(crate) struct IdAssigner<F> {
     causes: F,
     /// `(cause index, Arc'd cause, next seq)` seen in this call.
     seen: Vec<(Option<u32>, Arc<Cause>, u32)>,
+    /// Where each cause index is in `seen`: a call that fires a thousand
+    /// windows looks each up at once, not along the list.
+    position: foldhash::HashMap<Option<u32>, usize>,
     call: u64,
 }
 
@@ -102,6 +105,7 @@ impl<F: Fn(usize) -> Option<Cause>> IdAssigner<F> {
         IdAssigner {
             causes,
             seen: Vec::new(),
+            position: foldhash::HashMap::default(),
             call,
         }
     }
@@ -118,12 +122,19 @@ impl<F: Fn(usize) -> Option<Cause>> IdAssigner<F> {
             return id;
         }
         let cause = Arc::new(cause.unwrap_or(Cause::Call { n: self.call }));
+        self.position.insert(index, self.seen.len());
         self.seen.push((index, cause.clone(), 1));
         ResultId { cause, seq: 0 }
     }
 
     fn known(&mut self, index: Option<u32>) -> Option<ResultId> {
-        let entry = self.seen.iter_mut().find(|(i, _, _)| *i == index)?;
+        // Most often the cause of the record before.
+        let last = self.seen.len().checked_sub(1);
+        let at = match last {
+            Some(last) if self.seen[last].0 == index => last,
+            _ => *self.position.get(&index)?,
+        };
+        let entry = &mut self.seen[at];
         let seq = entry.2;
         entry.2 += 1;
         Some(ResultId {
@@ -160,5 +171,30 @@ mod tests {
         // No cause, or one out of range: by call.
         assert_eq!(id(None), "p/stats/call7/0");
         assert_eq!(id(Some(9)), "p/stats/call7/1");
+    }
+
+    #[test]
+    fn many_causes_interleaved_each_number_their_records_in_order() {
+        let mut ids = IdAssigner::new(1, |i| {
+            Some(Cause::Window {
+                key: format!("k{i}").into(),
+                start: 0,
+                end: 10,
+                firing: 1,
+                number: 0,
+            })
+        });
+        let mut out = String::new();
+        // Rounds over a thousand causes, and runs of one cause.
+        for round in 0..3 {
+            for i in 0..1000u32 {
+                ids.next(Some(i)).write("p", "s", &mut out);
+                assert_eq!(out, format!("p/s/k{i}/w0-10/f1/{round}"));
+            }
+        }
+        for seq in 3..6 {
+            ids.next(Some(500)).write("p", "s", &mut out);
+            assert_eq!(out, format!("p/s/k500/w0-10/f1/{seq}"));
+        }
     }
 }
