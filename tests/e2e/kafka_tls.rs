@@ -6,12 +6,13 @@
 //! bootstrap one and those to the broker its metadata names, is TLS.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use rdkafka::mocking::MockCluster;
 
 use crate::certs::{make_ca, server_cert};
 use crate::kafka::consume_all;
+use crate::mqtt::Peer;
 use crate::support::{eventually, json_lines};
 
 /// A network namespace with a veth pair to it, removed when dropped.
@@ -90,18 +91,8 @@ impl Drop for Namespace {
     }
 }
 
-/// A process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn socat(mut cmd: Command, args: &[String]) -> Killed {
-    Killed(
+fn socat(mut cmd: Command, args: &[String]) -> Peer {
+    Peer(
         cmd.args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

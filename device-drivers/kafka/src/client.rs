@@ -130,18 +130,16 @@ impl Cluster<'_> {
                 ));
             }
         }
-        for file in self.tls.iter().flat_map(|t| {
-            let t = t.get_ref();
-            [&t.ca_file, &t.cert_file, &t.key_file]
-        }) {
-            if let (Some(file), Some(tls)) = (file, self.tls) {
+        if let Some(tls) = self.tls {
+            let t = tls.get_ref();
+            for file in [&t.ca_file, &t.cert_file, &t.key_file]
+                .into_iter()
+                .flatten()
+            {
                 let path = self.base_dir.join(file);
                 std::fs::metadata(&path)
                     .map_err(|e| Invalid::at(tls, format!("{}: {e}", path.display())))?;
             }
-        }
-        if let Some(tls) = self.tls {
-            let t = tls.get_ref();
             if t.cert_file.is_some() != t.key_file.is_some() {
                 return Err(Invalid::at(tls, "cert_file and key_file go together"));
             }

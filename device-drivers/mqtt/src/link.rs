@@ -64,7 +64,12 @@ impl Link {
         base_dir: &Path,
         shared: &SharedBrokers,
     ) -> Result<(), Invalid> {
-        Link::open(broker, base_dir, shared).map(drop)
+        match broker.get_ref() {
+            BrokerRef::Own(config) => config.broker(base_dir).map(drop),
+            BrokerRef::Shared(name) => shared
+                .get(&Spanned::new(broker.span(), name.clone()))
+                .map(drop),
+        }
     }
 
     /// A link made from `broker`; it connects when first polled.
