@@ -21,6 +21,7 @@ use crate::support::{plugin, run_in_folder, toml_path};
 
 /// The window settings of a run.
 struct Windowing<'a> {
+    plugin: &'a str,
     bound_ms: u64,
     window: &'a str,
     lateness_ms: u64,
@@ -59,7 +60,7 @@ path = "out.jsonl"
         window = w.window,
         lateness_ms = w.lateness_ms,
         input = toml_path(&input_file.path().join("input.jsonl")),
-        stats = toml_path(&plugin("window_stats")),
+        stats = toml_path(&plugin(w.plugin)),
     );
     let dir = run_in_folder(&pipeline);
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
@@ -88,6 +89,7 @@ fn results(
     let lines = run_window(
         &input,
         &Windowing {
+            plugin: "window_stats",
             bound_ms,
             window,
             lateness_ms,
@@ -334,6 +336,7 @@ fn output_is_byte_identical_whatever_the_batch_size() {
             run_window(
                 &input,
                 &Windowing {
+                    plugin: "window_stats",
                     bound_ms: 300,
                     window: "sliding = { size_ms = 2000, slide_ms = 500 }",
                     lateness_ms: 200,
@@ -354,4 +357,47 @@ fn output_is_byte_identical_whatever_the_batch_size() {
     );
     assert_eq!(outputs[0], outputs[1], "batch size 1 vs 7");
     assert_eq!(outputs[0], outputs[2], "batch size 1 vs 4096");
+}
+
+#[test]
+fn an_aggregates_sliding_panes_give_the_results_of_whole_windows() {
+    // The same jittered input as above, with whole-number values (exact
+    // sums in any order): `window-stats-incremental` keeps each record once,
+    // in a pane shared by the windows, and merges the panes' accumulators
+    // when a window fires; `window-stats` gets each window's records. Their
+    // results (first firings, updates) and late records must be the same,
+    // line for line, result ids included.
+    let keys = ["a", "b", "c"];
+    let mut seed = 777u64;
+    let mut input = String::new();
+    for i in 0..2000i64 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let jitter = ((seed >> 33) % 3000) as i64;
+        let key = keys[(seed >> 20) as usize % 3];
+        input.push_str(&format!(
+            "{{\"key\":\"{key}\",\"time\":{},\"v\":{}}}\n",
+            i * 40 - jitter,
+            (seed >> 40) % 1000
+        ));
+    }
+    let run = |plugin| {
+        run_window(
+            &input,
+            &Windowing {
+                plugin,
+                bound_ms: 300,
+                window: "sliding = { size_ms = 2000, slide_ms = 500 }",
+                lateness_ms: 400,
+                batch_size: 64,
+            },
+        )
+    };
+    let whole = run("window_stats");
+    let panes = run("window_stats_incremental");
+    assert!(whole.iter().any(|l| l.contains("\"update\":true")));
+    assert!(whole.iter().any(|l| l.contains("\"output\":\"w.late\"")));
+    assert!(whole.len() > 500, "{} lines", whole.len());
+    assert_eq!(panes, whole);
 }

@@ -9,7 +9,7 @@ use crate::{guests, prerequisites};
 /// `target/bench/durability.json`, `target/bench/plugins.json`,
 /// `target/bench/io.json`, `target/bench/api.json`,
 /// `target/bench/modbus.json`, `target/bench/mqtt.json` and
-/// `target/bench/kafka.json`.
+/// `target/bench/kafka.json`, then `BENCHMARKS.md` from every figure there.
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     guests::run(sh)?;
     let cargo = crate::cargo();
@@ -23,5 +23,5 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench modbus").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench mqtt").run()?;
     cmd!(sh, "{cargo} bench --quiet -p eddy-host --bench kafka").run()?;
-    Ok(())
+    crate::report::write(sh)
 }

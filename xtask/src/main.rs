@@ -5,7 +5,8 @@
 //! - `demo`: build the guests and run `examples/ups-monitor.toml` for a while.
 //! - `test`: install what the tests need, then check formatting and lints, and
 //!   run every test, including an aarch64 build run under qemu-user.
-//! - `bench`: the pipeline benchmarks (`target/bench/*.json`).
+//! - `bench`: the benchmarks (`target/bench/*.json`); `--vs-flink`: eddy and
+//!   Apache Flink side by side on the same job.
 //! - `build --target T [--no-compiler]`: a release build of the host for a target.
 //! - `precompile --target T [--key K]`: every guest plugin compiled ahead of
 //!   time for a target, as bundles in `target/plugins/T/`, signed with `K`.
@@ -29,8 +30,10 @@ mod guests;
 mod kafka;
 mod precompile;
 mod prerequisites;
+mod report;
 mod soak;
 mod test;
+mod vs_flink;
 
 use std::path::PathBuf;
 
@@ -63,8 +66,16 @@ enum Task {
     /// Run the Kafka tests against a real Kafka-protocol broker (tansu,
     /// built on first use, which takes minutes).
     TestKafka,
-    /// Run the benchmarks and write target/bench/*.json.
-    Bench,
+    /// Run the benchmarks and write target/bench/*.json and BENCHMARKS.md.
+    Bench {
+        /// Only eddy against Apache Flink on the same job (installs Flink
+        /// from PyPI and a JDK if missing).
+        #[arg(long)]
+        vs_flink: bool,
+        /// Records in the generated file of the Flink comparison.
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+    },
     /// Run eddy for a long time with churning keys; check memory stays flat.
     Soak {
         /// How long, in minutes.
@@ -143,7 +154,13 @@ fn main() -> anyhow::Result<()> {
         Task::Guests => guests::run(&sh).map(drop),
         Task::Demo { duration } => demo::run(&sh, &duration),
         Task::Test { no_cross } => test::run(&sh, !no_cross),
-        Task::Bench => bench::run(&sh),
+        Task::Bench { vs_flink, records } => {
+            if vs_flink {
+                vs_flink::run(&sh, records)
+            } else {
+                bench::run(&sh)
+            }
+        }
         Task::Build {
             target,
             no_compiler,

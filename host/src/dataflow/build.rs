@@ -661,7 +661,12 @@ fn operator(
         .map_err(|e| pipeline.error_at(at, format!("operator `{name}`: {e}")))?;
     let window = match (&config.window, module.kind()) {
         (Some(w), kind) if kind.windowed() => Some(
-            Windowing::new(w.get_ref(), config.allowed_lateness_ms).map_err(|e| {
+            Windowing::new(
+                w.get_ref(),
+                config.allowed_lateness_ms,
+                kind == OperatorKind::Aggregate,
+            )
+            .map_err(|e| {
                 pipeline.error_at(w.span().start, format!("operator `{name}`: window: {e}"))
             })?,
         ),

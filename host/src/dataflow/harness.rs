@@ -74,9 +74,11 @@ impl Graph {
         harness: &Harness,
     ) -> Result<Graph, String> {
         let window = match (logic.kind(), &harness.window) {
-            (kind, Some(config)) if kind.windowed() => {
-                Some(Windowing::new(config, harness.allowed_lateness_ms)?)
-            }
+            (kind, Some(config)) if kind.windowed() => Some(Windowing::new(
+                config,
+                harness.allowed_lateness_ms,
+                kind == eddy_abi::OperatorKind::Aggregate,
+            )?),
             (kind, None) if kind.windowed() => {
                 return Err(format!(
                     "plugin `{}` is a window plugin: give it a window (e.g. --window-ms)",

@@ -490,6 +490,7 @@ impl OperatorNode {
                     let Some(watermark) = self.watermark_change(input, &status) else {
                         continue;
                     };
+                    self.fold_due_panes(watermark, out);
                     match &mut self.windowing {
                         Some(Windowing::Time {
                             buffer,
@@ -519,6 +520,13 @@ impl OperatorNode {
 
     /// Moves the wall clock: fires due processing-time windows and timers.
     pub(crate) fn on_processing_time(&mut self, now: i64, out: &mut Output) {
+        if let Some(Windowing::Time {
+            time: WindowTime::Processing,
+            ..
+        }) = &self.windowing
+        {
+            self.fold_due_panes(now, out);
+        }
         if let Some(Windowing::Time {
             buffer,
             time: WindowTime::Processing,
@@ -635,6 +643,25 @@ impl OperatorNode {
             return;
         };
         let pending = buffer.take_pending(FOLD_RECORDS);
+        self.fold_back(pending, out);
+    }
+
+    /// Sliding windows of an aggregate: folds the records of the panes that
+    /// end by `now` before the windows holding them fire, so that each
+    /// record is folded once, not once per window.
+    fn fold_due_panes(&mut self, now: i64, out: &mut Output) {
+        if self.must_wait() {
+            return;
+        }
+        let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
+            return;
+        };
+        let due = buffer.take_due_panes(now);
+        self.fold_back(due, out);
+    }
+
+    /// Folds windows' (or panes') pending records and puts the accumulators back.
+    fn fold_back(&mut self, pending: Vec<FiredWindow>, out: &mut Output) {
         if pending.is_empty() {
             return;
         }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::operator::OperatorNode;
 use super::watermark::InputWatermarks;
-use super::window::{CountKeys, OpenWindows, Windowing};
+use super::window::{CountKeys, OpenWindows, StoredPanes, StoredPanesRef, Windowing};
 use crate::plugin::PluginFault;
 use crate::state::{KeyedState, Timers};
 
@@ -26,6 +26,7 @@ enum WindowsRef<'a> {
     None,
     Time(&'a OpenWindows),
     Count(&'a CountKeys),
+    Panes(StoredPanesRef<'a>),
 }
 
 /// A snapshot read back; the same fields as [`SnapshotRef`].
@@ -46,6 +47,7 @@ enum Windows {
     None,
     Time(OpenWindows),
     Count(CountKeys),
+    Panes(StoredPanes),
 }
 
 /// How much state a snapshot holds, for `eddy state ls`.
@@ -63,9 +65,10 @@ impl OperatorNode {
         let memory = self.logic.snapshot()?;
         let state = self.logic.state_mut();
         let (windows, open) = match &self.windowing {
-            Some(Windowing::Time { buffer, .. }) => {
-                (WindowsRef::Time(buffer.open()), buffer.open_windows())
-            }
+            Some(Windowing::Time { buffer, .. }) => match buffer.stored_panes() {
+                Some(panes) => (WindowsRef::Panes(panes), buffer.open_windows()),
+                None => (WindowsRef::Time(buffer.open()), buffer.open_windows()),
+            },
             Some(Windowing::Count(count)) => (WindowsRef::Count(count.keys()), count.keys().len()),
             None => (WindowsRef::None, 0),
         };
@@ -96,6 +99,9 @@ impl OperatorNode {
             postcard::from_bytes(blob).map_err(|e| format!("state unreadable: {e}"))?;
         match (&mut self.windowing, snapshot.windows) {
             (Some(Windowing::Time { buffer, .. }), Windows::Time(open)) => buffer.restore(open),
+            (Some(Windowing::Time { buffer, .. }), Windows::Panes(panes)) => {
+                buffer.restore_panes(panes)?
+            }
             (Some(Windowing::Count(count)), Windows::Count(keys)) => count.restore(keys),
             (_, Windows::None) => {}
             _ => {

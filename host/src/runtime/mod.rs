@@ -334,6 +334,7 @@ impl Runtime {
             tracing::info!(
                 pipeline = %self.name,
                 records_in = summary.records_in,
+                results_written = summary.written.iter().map(|(_, n)| n).sum::<u64>(),
                 dead_lettered = summary.dead_lettered,
                 completed = summary.completed,
                 peak_resident_mib = crate::dataflow::control::peak_resident_bytes() >> 20,

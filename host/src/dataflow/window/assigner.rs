@@ -32,7 +32,7 @@ pub const MAX_WINDOWS_PER_RECORD: u64 = 10_000;
 
 /// Flink's `TimeWindow.getWindowStartWithOffset`, in 128 bits so that no
 /// event time overflows it.
-fn start_with_offset(time: i64, offset: i64, size: i64) -> i128 {
+pub(super) fn start_with_offset(time: i64, offset: i64, size: i64) -> i128 {
     let time = i128::from(time);
     time - (time - i128::from(offset)).rem_euclid(i128::from(size))
 }

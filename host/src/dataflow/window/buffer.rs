@@ -8,6 +8,7 @@ use eddy_abi::{Record, encode};
 use serde::{Deserialize, Serialize};
 
 use super::assigner::Unassignable;
+use super::panes::Panes;
 use super::{FiredWindow, TimeWindows};
 
 /// Open windows by key, as checkpoints store them.
@@ -27,14 +28,28 @@ pub enum Added {
 /// One key's open window.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OpenWindow {
-    start: i64,
-    end: i64,
-    count: u32,
-    encoded: Vec<u8>,
+    pub(super) start: i64,
+    pub(super) end: i64,
+    pub(super) count: u32,
+    pub(super) encoded: Vec<u8>,
     /// Times it fired so far.
-    firings: u32,
+    pub(super) firings: u32,
     /// For an aggregate: accumulators of the records folded so far.
-    accs: Vec<Vec<u8>>,
+    pub(super) accs: Vec<Vec<u8>>,
+}
+
+impl OpenWindow {
+    /// An empty window (or pane) `[start, end)` with room for `bytes` of records.
+    pub(super) fn new(start: i64, end: i64, bytes: usize) -> Self {
+        OpenWindow {
+            start,
+            end,
+            count: 0,
+            encoded: Vec::with_capacity(bytes),
+            firings: 0,
+            accs: Vec::new(),
+        }
+    }
 }
 
 /// Open time windows per key, and the timers that fire and clean them up.
@@ -48,16 +63,20 @@ pub struct OpenWindow {
 /// - a record all of whose windows are past `end - 1 + L` is late.
 #[derive(Debug)]
 pub struct WindowBuffer {
-    windows: TimeWindows,
-    lateness: i64,
-    keys: OpenWindows,
+    pub(super) windows: TimeWindows,
+    pub(super) lateness: i64,
+    /// Open windows by key (with panes: open panes).
+    pub(super) keys: OpenWindows,
     /// `(end - 1, key, start)` of windows that have not fired on time yet.
-    fire_at: BTreeSet<(i64, Arc<str>, i64)>,
-    /// `(end - 1 + lateness, key, start)` of windows kept for late records.
-    clean_at: BTreeSet<(i64, Arc<str>, i64)>,
+    pub(super) fire_at: BTreeSet<(i64, Arc<str>, i64)>,
+    /// `(end - 1 + lateness, key, start)` of windows kept for late records
+    /// (with panes: of panes, after the last window holding them).
+    pub(super) clean_at: BTreeSet<(i64, Arc<str>, i64)>,
     /// Encoded size of the last window fired: new windows start with about
     /// as much room, instead of growing by doubling.
-    typical_bytes: usize,
+    pub(super) typical_bytes: usize,
+    /// For an aggregate's sliding windows: records kept once, in panes.
+    pub(super) panes: Option<Box<Panes>>,
 }
 
 impl WindowBuffer {
@@ -70,7 +89,15 @@ impl WindowBuffer {
             fire_at: BTreeSet::new(),
             clean_at: BTreeSet::new(),
             typical_bytes: 0,
+            panes: None,
         }
+    }
+
+    /// For an aggregate: sliding windows keep each record once, in a pane
+    /// the windows share (see `panes.rs`); other windows are unchanged.
+    pub fn aggregating(mut self) -> Self {
+        self.panes = Panes::new(self.windows).map(Box::new);
+        self
     }
 
     fn late(&self, end: i64, now: i64) -> bool {
@@ -89,6 +116,9 @@ impl WindowBuffer {
     ) -> Added {
         if self.windows.merging() {
             return self.add_to_session(record, time, now, fired);
+        }
+        if self.panes.is_some() {
+            return self.add_to_pane(record, time, now, fired);
         }
         let mut added = Added::Late;
         let windows = self.windows;
@@ -193,14 +223,7 @@ impl WindowBuffer {
         {
             return i;
         }
-        windows.push(OpenWindow {
-            start,
-            end,
-            count: 0,
-            encoded: Vec::with_capacity(self.typical_bytes),
-            firings: 0,
-            accs: Vec::new(),
-        });
+        windows.push(OpenWindow::new(start, end, self.typical_bytes));
         let index = windows.len() - 1;
         self.schedule(key, start, end);
         index
@@ -236,6 +259,9 @@ impl WindowBuffer {
     /// Moves the clock to `now`: fires the windows that came due, in order of
     /// end then key, and drops those past their lateness.
     pub fn advance(&mut self, now: i64, fired: &mut Vec<FiredWindow>) {
+        if self.panes.is_some() {
+            return self.advance_panes(now, fired);
+        }
         while self.fire_at.first().is_some_and(|(t, _, _)| *t <= now) {
             let Some((_, key, start)) = self.fire_at.pop_first() else {
                 break;
@@ -269,7 +295,7 @@ impl WindowBuffer {
         }
     }
 
-    fn remove(&mut self, key: &Arc<str>, start: i64) {
+    pub(super) fn remove(&mut self, key: &Arc<str>, start: i64) {
         if let Some(windows) = self.keys.get_mut(&**key) {
             windows.retain(|w| w.start != start);
             if windows.is_empty() {
@@ -285,16 +311,7 @@ impl WindowBuffer {
         let mut pending = Vec::new();
         for (key, windows) in &mut self.keys {
             for w in windows.iter_mut().filter(|w| w.count >= min_records.max(1)) {
-                pending.push(FiredWindow {
-                    key: key.clone(),
-                    start: w.start,
-                    end: w.end,
-                    firing: w.firings,
-                    count: std::mem::take(&mut w.count),
-                    encoded: std::mem::take(&mut w.encoded),
-                    accs: std::mem::take(&mut w.accs),
-                    number: 0,
-                });
+                pending.push(w.take_pending(key));
             }
         }
         pending
@@ -320,8 +337,10 @@ impl WindowBuffer {
 
     /// Takes back the open windows of a checkpoint, with their timers: a
     /// window that has not fired fires at its end, and with allowed lateness
-    /// every window is cleaned up after it.
+    /// every window is cleaned up after it. A checkpoint of sliding windows
+    /// kept window by window (before panes) goes on that way.
     pub fn restore(&mut self, keys: OpenWindows) {
+        self.panes = None;
         self.fire_at.clear();
         self.clean_at.clear();
         for (key, windows) in &keys {

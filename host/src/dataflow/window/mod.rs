@@ -12,10 +12,12 @@
 mod assigner;
 mod buffer;
 mod count;
+mod panes;
 
 pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
 pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
 pub use count::{CountKeys, CountWindows, KeyRecords};
+pub use panes::{StoredPanes, StoredPanesRef};
 
 use std::sync::Arc;
 
@@ -40,8 +42,9 @@ pub enum Windowing {
 
 impl Windowing {
     /// The windowing a config asks for, keeping fired event-time windows
-    /// `lateness_ms` for late records. Says what is wrong with a bad config.
-    pub fn new(config: &WindowConfig, lateness_ms: u64) -> Result<Self, String> {
+    /// `lateness_ms` for late records; an `aggregate`'s sliding windows
+    /// share panes. Says what is wrong with a bad config.
+    pub fn new(config: &WindowConfig, lateness_ms: u64, aggregate: bool) -> Result<Self, String> {
         let positive = |name: &str, v: u64| {
             if v == 0 {
                 Err(format!("{name} must be at least 1"))
@@ -55,8 +58,13 @@ impl Windowing {
             } else {
                 0
             };
+            let buffer = WindowBuffer::new(windows, lateness);
             Windowing::Time {
-                buffer: WindowBuffer::new(windows, lateness),
+                buffer: if aggregate {
+                    buffer.aggregating()
+                } else {
+                    buffer
+                },
                 time,
             }
         };
