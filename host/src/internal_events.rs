@@ -54,6 +54,8 @@ pub(crate) struct CheckpointTaken<'a> {
     pub(crate) pipeline: &'a str,
     pub(crate) id: u64,
     pub(crate) bytes: usize,
+    /// Encoding the operators' state (the pipeline waits for it).
+    pub(crate) snapshot: Duration,
     pub(crate) took: Duration,
 }
 
@@ -63,6 +65,7 @@ impl CheckpointTaken<'_> {
             pipeline = self.pipeline,
             checkpoint = self.id,
             bytes = self.bytes,
+            snapshot_ms = self.snapshot.as_secs_f64() * 1e3,
             took_ms = self.took.as_secs_f64() * 1e3,
             "checkpoint committed"
         );

@@ -369,8 +369,11 @@ impl CsvFraming {
         }
         let cells = self.parser.take_cells();
         // The row ends at the line break just taken, or before one still to
-        // come (after a CR, or at the end of the input).
-        let line = self.lines.saturating_sub(cells.line_breaks()) + u64::from(!self.after_lf);
+        // come (after a CR, or at the end of the input). Only errors need it.
+        let (lines, after_lf) = (self.lines, self.after_lf);
+        let line = |cells: &Cells<'_>| {
+            Some(lines.saturating_sub(cells.line_breaks()) + u64::from(!after_lf))
+        };
         let text = |cells: &Cells<'_>| cells.to_text(settings.csv.delimiter.byte());
         let step = match &self.columns {
             Some(columns) => match columns.record(&cells, settings, names, meta) {
@@ -378,14 +381,14 @@ impl CsvFraming {
                     out.push(record);
                     Step::Records(1)
                 }
-                Err(reason) => Step::Rejected(error(reason, text(&cells).as_bytes(), Some(line))),
+                Err(reason) => Step::Rejected(error(reason, text(&cells).as_bytes(), line(&cells))),
             },
             None => match Columns::from_header(&cells, settings) {
                 Ok(header) => {
                     self.columns = Some(header);
                     Step::Records(0)
                 }
-                Err(reason) => Step::Fatal(error(reason, text(&cells).as_bytes(), Some(line))),
+                Err(reason) => Step::Fatal(error(reason, text(&cells).as_bytes(), line(&cells))),
             },
         };
         (step, taken)

@@ -378,6 +378,7 @@ impl Graph {
             });
             blobs.push(blob);
         }
+        let snapshot = started.elapsed();
         let sources = self
             .sources
             .iter()
@@ -432,6 +433,7 @@ impl Graph {
             pipeline: &self.name,
             id: manifest.id,
             bytes,
+            snapshot,
             took: started.elapsed(),
         }
         .emit();
