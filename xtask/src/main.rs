@@ -75,6 +75,10 @@ enum Task {
         /// Records in the generated file of the Flink comparison.
         #[arg(long, default_value_t = 10_000_000)]
         records: u64,
+        /// Only write BENCHMARKS.md again from target/bench/*.json (after
+        /// running single benchmarks with `cargo bench --bench NAME`).
+        #[arg(long, conflicts_with = "vs_flink")]
+        report: bool,
     },
     /// Run eddy for a long time with churning keys; check memory stays flat.
     Soak {
@@ -154,8 +158,14 @@ fn main() -> anyhow::Result<()> {
         Task::Guests => guests::run(&sh).map(drop),
         Task::Demo { duration } => demo::run(&sh, &duration),
         Task::Test { no_cross } => test::run(&sh, !no_cross),
-        Task::Bench { vs_flink, records } => {
-            if vs_flink {
+        Task::Bench {
+            vs_flink,
+            records,
+            report,
+        } => {
+            if report {
+                report::write(&sh)
+            } else if vs_flink {
                 vs_flink::run(&sh, records)
             } else {
                 bench::run(&sh)

@@ -7,8 +7,8 @@ use serde_json::Value;
 /// Height of a bar and the gap under it, in pixels.
 const BAR: f64 = 18.0;
 const GAP: f64 = 6.0;
-/// Width of the labels on the left, and of the longest bar.
-const LABELS: f64 = 520.0;
+/// Width of a label character (12 px sans-serif, about), and of the longest bar.
+const CHAR: f64 = 6.6;
 const LONGEST: f64 = 360.0;
 
 /// One bar: its label, its value, and which series (field) it shows.
@@ -66,7 +66,14 @@ pub(super) fn rates(name: &str, value: &Value) -> Option<String> {
         largest[bar.series] = largest[bar.series].max(bar.value);
     }
     let colours = ["#3b6ea5", "#d9822b", "#4c9a52", "#a04c8c", "#7a7a7a"];
-    let width = LABELS + LONGEST + 140.0;
+    // Labels right-aligned against the bars, as wide as the longest.
+    let longest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let labels = (longest as f64 * CHAR + 16.0).max(200.0);
+    let width = labels + LONGEST + 140.0;
     let height = 40.0 + bars.len() as f64 * (BAR + GAP);
     let mut svg = String::new();
     let _ = writeln!(
@@ -86,11 +93,11 @@ pub(super) fn rates(name: &str, value: &Value) -> Option<String> {
         let _ = writeln!(
             svg,
             r#"<text x="{x}" y="{ty}" text-anchor="end">{label}</text><rect x="{bx}" y="{y}" width="{length:.1}" height="{BAR}" fill="{colour}"/><text x="{vx:.1}" y="{ty}">{value}</text>"#,
-            x = LABELS - 6.0,
+            x = labels - 6.0,
             ty = y + BAR * 0.75,
             label = escape(&bar.label),
-            bx = LABELS,
-            vx = LABELS + length + 4.0,
+            bx = labels,
+            vx = labels + length + 4.0,
             value = round(bar.value),
         );
     }
