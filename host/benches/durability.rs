@@ -73,13 +73,17 @@ fn harness(window: Option<&str>) -> Harness {
 
 fn runner(engine: &PluginEngine, wasm: &str, params: serde_json::Value) -> Box<PluginRunner> {
     let module = PluginModule::load(engine, Path::new(wasm)).expect("plugin loads");
+    let mut limits = PluginLimits::default();
+    // Room for the recovery case's keys (the default cap holds about 580k of them).
+    limits.caps.state_keys = 2 * RECOVERY_KEYS as usize;
+    limits.caps.state_bytes = 512 << 20;
     Box::new(
         PluginRunner::start(
             engine,
             Arc::new(module),
             "bench",
             &params,
-            PluginLimits::default(),
+            limits,
             OperatorState::in_memory(),
         )
         .expect("plugin starts"),
@@ -202,7 +206,21 @@ fn recovery(engine: &PluginEngine, dir: &Path) -> RecoveryFigures {
         let summary = graph.run(&control).expect("fill run");
         assert_eq!(summary.records_in, RECOVERY_KEYS);
     }
-    let size = StateStore::open(dir).expect("reopen").size_on_disk();
+    let (size, keys) = {
+        let store = StateStore::open(dir).expect("reopen");
+        let name = store.pipelines().into_iter().next().expect("a pipeline");
+        let (latest, _) = store
+            .pipeline(&name)
+            .and_then(|p| p.latest())
+            .expect("the checkpoints");
+        let latest = latest.expect("a checkpoint");
+        let keys: u64 = latest.manifest.operators.iter().map(|o| o.keys).sum();
+        (store.size_on_disk(), keys)
+    };
+    assert!(
+        keys >= RECOVERY_KEYS,
+        "the last checkpoint holds {keys} keys, not the {RECOVERY_KEYS} the case restores"
+    );
     let control = RunControl::default();
     control.stop.store(true, Ordering::Relaxed);
     // The plugin is compiled before the clock starts: that is not recovery.
