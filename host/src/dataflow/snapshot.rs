@@ -65,10 +65,12 @@ impl OperatorNode {
         let memory = self.logic.snapshot()?;
         let state = self.logic.state_mut();
         let (windows, open) = match &self.windowing {
-            Some(Windowing::Time { buffer, .. }) => match buffer.stored_panes() {
-                Some(panes) => (WindowsRef::Panes(panes), buffer.open_windows()),
-                None => (WindowsRef::Time(buffer.open()), buffer.open_windows()),
-            },
+            Some(Windowing::Time { buffer, .. }) => (
+                buffer
+                    .stored_panes()
+                    .map_or(WindowsRef::Time(buffer.open()), WindowsRef::Panes),
+                buffer.open_windows(),
+            ),
             Some(Windowing::Count(count)) => (WindowsRef::Count(count.keys()), count.keys().len()),
             None => (WindowsRef::None, 0),
         };

@@ -50,6 +50,20 @@ impl OpenWindow {
             accs: Vec::new(),
         }
     }
+
+    /// Its records not folded yet (with its accumulators), taken out to be folded.
+    pub(super) fn take_pending(&mut self, key: &Arc<str>) -> FiredWindow {
+        FiredWindow {
+            key: key.clone(),
+            start: self.start,
+            end: self.end,
+            firing: self.firings,
+            count: std::mem::take(&mut self.count),
+            encoded: std::mem::take(&mut self.encoded),
+            accs: std::mem::take(&mut self.accs),
+            number: 0,
+        }
+    }
 }
 
 /// Open time windows per key, and the timers that fire and clean them up.

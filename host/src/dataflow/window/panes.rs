@@ -145,7 +145,11 @@ impl WindowBuffer {
         };
         // The newest pane first: in-order input adds to it.
         let found = windows.iter().rposition(|w| w.start == start);
-        let newest = windows.iter().map(|w| w.start).max();
+        // For a new pane: the key's newest pane before it, whose windows have their timers.
+        let newest = match found {
+            Some(_) => None,
+            None => windows.iter().map(|w| w.start).max(),
+        };
         let index = match found {
             Some(i) => i,
             None => {
@@ -348,22 +352,6 @@ impl WindowBuffer {
             self.schedule_pane(&key, start, None, clock);
         }
         Ok(())
-    }
-}
-
-impl OpenWindow {
-    /// Its records not folded yet (with its accumulators), taken out to be folded.
-    pub(super) fn take_pending(&mut self, key: &Arc<str>) -> FiredWindow {
-        FiredWindow {
-            key: key.clone(),
-            start: self.start,
-            end: self.end,
-            firing: self.firings,
-            count: std::mem::take(&mut self.count),
-            encoded: std::mem::take(&mut self.encoded),
-            accs: std::mem::take(&mut self.accs),
-            number: 0,
-        }
     }
 }
 
