@@ -8,12 +8,16 @@
 //! checkpoints hold every open window's records (about 5 MB). The recovery
 //! case feeds 1 M distinct keys to `threshold-alert` (which keeps state per
 //! key), stops, and times the restart's restore: opening the store, reading
-//! and checking the checkpoint, and decoding the state.
+//! and checking the checkpoint, and decoding the state. The stall cases
+//! measure what checkpoints every second cost the pipeline thread with 1 M
+//! keys of state and with 5 M records in open windows: the longest it went
+//! without reading its source, with and without checkpoints, and the
+//! longest it waited for a checkpoint's snapshot.
 //! Prints a table; writes `target/bench/durability.json`.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy_abi::Value;
@@ -130,29 +134,144 @@ fn throughput(engine: &PluginEngine, case: &Case, dir: &Path) -> f64 {
     RECORDS as f64 / start.elapsed().as_secs_f64()
 }
 
-/// `RECOVERY_KEYS` distinct keys once each, then it asks the run to stop
-/// (a live source: the run's last checkpoint is not a finished one).
+/// `total` records over `keys` distinct keys (in turn), then it asks the
+/// run to stop (a live source: the run's last checkpoint is not a finished
+/// one).
 struct ManyKeys {
     next: u64,
+    total: u64,
+    keys: u64,
     stop: Arc<AtomicBool>,
     field: Arc<str>,
+}
+
+impl ManyKeys {
+    fn new(total: u64, keys: u64, stop: Arc<AtomicBool>) -> Self {
+        ManyKeys {
+            next: 0,
+            total,
+            keys,
+            stop,
+            field: "t".into(),
+        }
+    }
 }
 
 impl Driver for ManyKeys {
     fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
         for _ in 0..max {
-            if self.next == RECOVERY_KEYS {
+            if self.next == self.total {
                 self.stop.store(true, Ordering::Relaxed);
                 return Ok(Poll::WaitUntil(Instant::now() + Duration::from_secs(1)));
             }
             out.push(Record {
-                key: format!("sensor-{:07}", self.next).into(),
+                key: format!("sensor-{:07}", self.next % self.keys).into(),
                 time: 1_767_225_600_000 + self.next as i64,
                 fields: vec![(self.field.clone(), Value::F64(20.0))],
             });
             self.next += 1;
         }
         Ok(Poll::Ready)
+    }
+}
+
+/// Wraps a source to measure the longest the pipeline went without asking
+/// it for records while it had them ready: a batch's processing, plus
+/// whatever else the pipeline thread did (a checkpoint's stall, copying
+/// state a checkpoint still shares).
+struct GapProbe {
+    inner: Box<dyn Driver>,
+    last: Option<Instant>,
+    longest: Arc<AtomicU64>,
+}
+
+impl GapProbe {
+    fn new(inner: Box<dyn Driver>) -> (Self, Arc<AtomicU64>) {
+        let longest = Arc::new(AtomicU64::new(0));
+        let probe = GapProbe {
+            inner,
+            last: None,
+            longest: longest.clone(),
+        };
+        (probe, longest)
+    }
+}
+
+impl Driver for GapProbe {
+    fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
+        if let Some(last) = self.last.take() {
+            let gap = last.elapsed().as_nanos() as u64;
+            self.longest.fetch_max(gap, Ordering::Relaxed);
+        }
+        let poll = self.inner.poll(out, max)?;
+        if poll == Poll::Ready {
+            self.last = Some(Instant::now());
+        }
+        Ok(poll)
+    }
+}
+
+/// What a stall case measured.
+struct StallFigures {
+    /// The longest gap between two polls of the source without checkpoints…
+    gap_without: Duration,
+    /// … and with a checkpoint every second.
+    gap_with: Duration,
+    /// The longest the pipeline waited for a checkpoint's snapshot.
+    stall: Duration,
+    /// Checkpoints taken during the run.
+    taken: u64,
+    /// The size of the last checkpoint's state.
+    bytes: u64,
+}
+
+/// Runs `build`'s graph twice, without and with a checkpoint every second,
+/// and measures how long the pipeline went without reading.
+fn stalls(dir: &Path, build: impl Fn(Arc<AtomicBool>) -> (Graph, Arc<AtomicU64>)) -> StallFigures {
+    let run = |checkpoints: bool| {
+        let _ = std::fs::remove_dir_all(dir);
+        let store = StateStore::open(dir).expect("state store");
+        let control = RunControl::default();
+        let (mut graph, longest) = build(control.stop.clone());
+        graph.configure_durability(
+            CheckpointConfig {
+                enabled: checkpoints,
+                interval_ms: 1000,
+                retain: 2,
+            },
+            JournalMode::Off,
+        );
+        graph.attach_store(&store).expect("attach");
+        let summary = graph.run(&control).expect("stall run");
+        let bytes = checkpoints
+            .then(|| {
+                let pipeline = store.pipelines().into_iter().next()?;
+                let (latest, _) = store.pipeline(&pipeline).and_then(|p| p.latest()).ok()?;
+                Some(
+                    latest?
+                        .manifest
+                        .operators
+                        .iter()
+                        .map(|o| o.len)
+                        .sum::<u64>(),
+                )
+            })
+            .flatten()
+            .unwrap_or(0);
+        (
+            Duration::from_nanos(longest.load(Ordering::Relaxed)),
+            summary.checkpoints,
+            bytes,
+        )
+    };
+    let (gap_without, _, _) = run(false);
+    let (gap_with, stats, bytes) = run(true);
+    StallFigures {
+        gap_without,
+        gap_with,
+        stall: stats.longest_stall,
+        taken: stats.taken,
+        bytes,
     }
 }
 
@@ -177,11 +296,7 @@ fn recovery(engine: &PluginEngine, dir: &Path) -> RecoveryFigures {
         retain: 2,
     };
     let build = |stop: Arc<AtomicBool>| {
-        let source = ManyKeys {
-            next: 0,
-            stop,
-            field: "t".into(),
-        };
+        let source = ManyKeys::new(RECOVERY_KEYS, RECOVERY_KEYS, stop);
         let mut graph = Graph::single_operator(
             runner(
                 engine,
@@ -319,7 +434,71 @@ fn main() {
         bytes as f64 / 1e6,
         figures.checkpoint.as_secs_f64() * 1e3
     );
+    let keyed = stalls(&dir.with_extension("stall-keys"), |stop| {
+        let (source, longest) = GapProbe::new(Box::new(ManyKeys::new(
+            3 * RECOVERY_KEYS,
+            RECOVERY_KEYS,
+            stop,
+        )));
+        let graph = Graph::single_operator(
+            runner(
+                &engine,
+                "target/plugins/threshold_alert.wasm",
+                serde_json::json!({ "field": "t", "threshold": 1e9 }),
+            ),
+            &["cleared".to_owned()],
+            Box::new(source),
+            Box::new(NullSink::default()),
+            &harness(None),
+        )
+        .expect("bench graph");
+        (graph, longest)
+    });
+    let windows = stalls(&dir.with_extension("stall-windows"), |_| {
+        let (source, longest) = GapProbe::new(sim());
+        let graph = Graph::single_operator(
+            runner(
+                &engine,
+                "target/plugins/window_stats.wasm",
+                serde_json::json!({}),
+            ),
+            &[],
+            Box::new(source),
+            Box::new(NullSink::default()),
+            &harness(Some("tumbling = { size_ms = 3_600_000 }")),
+        )
+        .expect("bench graph");
+        (graph, longest)
+    });
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>6} {:>10}",
+        "checkpoints every 1 s of", "gap none", "gap ckpt", "stall", "taken", "state MB"
+    );
+    let mut stall_rows = Vec::new();
+    for (name, figures) in [
+        (format!("{RECOVERY_KEYS} keys (threshold-alert)"), &keyed),
+        (format!("{RECORDS} records in open windows"), &windows),
+    ] {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{name:<44} {:>10.1} {:>10.1} {:>10.2} {:>6} {:>10.1}",
+            ms(figures.gap_without),
+            ms(figures.gap_with),
+            ms(figures.stall),
+            figures.taken,
+            figures.bytes as f64 / 1e6
+        );
+        stall_rows.push(serde_json::json!({
+            "case": name,
+            "longest_gap_without_checkpoints_ms": ms(figures.gap_without),
+            "longest_gap_with_checkpoints_ms": ms(figures.gap_with),
+            "longest_checkpoint_stall_ms": ms(figures.stall),
+            "checkpoints": figures.taken,
+            "checkpoint_bytes": figures.bytes,
+        }));
+    }
     let json = serde_json::json!({
+        "stalls": stall_rows,
         "records_per_run": RECORDS,
         "runs": RUNS,
         "cases": results,

@@ -54,8 +54,12 @@ pub(crate) struct CheckpointTaken<'a> {
     pub(crate) pipeline: &'a str,
     pub(crate) id: u64,
     pub(crate) bytes: usize,
-    /// Encoding the operators' state (the pipeline waits for it).
-    pub(crate) snapshot: Duration,
+    /// How long the pipeline waited for it: the sinks' commits and the
+    /// snapshot of the operators' state.
+    pub(crate) stall: Duration,
+    /// Encoding the operators' state, off the pipeline thread.
+    pub(crate) encode: Duration,
+    /// From its start until it was durable.
     pub(crate) took: Duration,
 }
 
@@ -65,13 +69,16 @@ impl CheckpointTaken<'_> {
             pipeline = self.pipeline,
             checkpoint = self.id,
             bytes = self.bytes,
-            snapshot_ms = self.snapshot.as_secs_f64() * 1e3,
+            stall_ms = self.stall.as_secs_f64() * 1e3,
+            encode_ms = self.encode.as_secs_f64() * 1e3,
             took_ms = self.took.as_secs_f64() * 1e3,
             "checkpoint committed"
         );
         counter!("eddy_checkpoints_total", "pipeline" => self.pipeline.to_owned()).increment(1);
         metrics::histogram!("eddy_checkpoint_seconds", "pipeline" => self.pipeline.to_owned())
             .record(self.took.as_secs_f64());
+        metrics::histogram!("eddy_checkpoint_stall_seconds", "pipeline" => self.pipeline.to_owned())
+            .record(self.stall.as_secs_f64());
     }
 }
 

@@ -36,11 +36,21 @@ pub trait Driver: Send {
         None
     }
 
+    /// Takes what lets go of everything handed out so far, to be sent once
+    /// that is safe: the host holds it until the checkpoint covering those
+    /// records is durable, while the driver goes on reading. A source whose
+    /// peer keeps input until told (an MQTT broker waiting for PUBACK)
+    /// returns its pending acknowledgements; others, nothing.
+    fn take_acknowledgement(&mut self) -> Acknowledgement {
+        Acknowledgement::default()
+    }
+
     /// Everything handed out so far is safe, as the pipeline's journal
-    /// setting makes it (journaled, or covered by a checkpoint): a source
-    /// whose peer keeps input until told (an MQTT broker waiting for
-    /// PUBACK) may now let it go.
-    fn acknowledge(&mut self) {}
+    /// setting makes it (journaled, or covered by a checkpoint): sends
+    /// [`Driver::take_acknowledgement`] now.
+    fn acknowledge(&mut self) {
+        self.take_acknowledgement().send();
+    }
 
     /// Goes to a position [`Driver::position`] returned earlier, so that the
     /// next poll reads what followed it. The host does this when it restores
@@ -49,6 +59,42 @@ pub trait Driver: Send {
         Err(DriverError::Config(
             "this driver cannot go back to an earlier position".into(),
         ))
+    }
+}
+
+/// Acknowledgements of input a driver handed out, to be sent to its peer
+/// once the input is safe ([`Driver::take_acknowledgement`]).
+#[derive(Default)]
+#[must_use = "dropping it never acknowledges the input it covers"]
+pub struct Acknowledgement(Vec<Box<dyn FnOnce() + Send>>);
+
+impl Acknowledgement {
+    /// Acknowledgements to be sent by calling each of `acks`.
+    pub fn new(acks: Vec<Box<dyn FnOnce() + Send>>) -> Self {
+        Acknowledgement(acks)
+    }
+
+    /// Adds `later`'s acknowledgements after these.
+    pub fn append(&mut self, mut later: Acknowledgement) {
+        self.0.append(&mut later.0);
+    }
+
+    /// Whether it acknowledges nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sends them, oldest first.
+    pub fn send(self) {
+        for ack in self.0 {
+            ack();
+        }
+    }
+}
+
+impl std::fmt::Debug for Acknowledgement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Acknowledgement({})", self.0.len())
     }
 }
 

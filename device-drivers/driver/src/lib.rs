@@ -59,7 +59,7 @@ mod writes;
 
 pub use config::{Context, Kind, Source, SourceConfig, Watermarks};
 pub use doorbell::Doorbell;
-pub use driver::{Driver, Poll, Rejected};
+pub use driver::{Acknowledgement, Driver, Poll, Rejected};
 pub use eddy_abi::{Record, Value};
 pub use error::{DriverError, Invalid, Unavailable};
 pub use schedule::Schedule;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use eddy_abi::Record;
 use tokio::sync::mpsc;
 
-use crate::{Doorbell, Driver, DriverError, Poll, Rejected};
+use crate::{Acknowledgement, Doorbell, Driver, DriverError, Poll, Rejected};
 
 /// A boxed future, as async trait methods return it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -246,10 +246,8 @@ impl Driver for ChannelDriver {
         self.watermark
     }
 
-    fn acknowledge(&mut self) {
-        for ack in self.acks.drain(..) {
-            ack();
-        }
+    fn take_acknowledgement(&mut self) -> Acknowledgement {
+        Acknowledgement::new(std::mem::take(&mut self.acks))
     }
 
     fn seek(&mut self, position: &[u8]) -> Result<(), DriverError> {

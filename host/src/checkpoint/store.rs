@@ -210,6 +210,26 @@ impl JournalGroup {
         self.entries == 0
     }
 
+    /// Drops its entries numbered up to `seq` (a checkpoint holds their
+    /// records): entries are numbered in order, so those come first.
+    pub fn drop_through(&mut self, seq: u64) {
+        let mut reader = eddy_abi::decode::Reader::new(&self.bytes);
+        let mut dropped = 0;
+        let mut kept_from = 0;
+        while !reader.is_empty() {
+            let (Ok(n), Ok(_)) = (reader.varint(), reader.bytes()) else {
+                break;
+            };
+            if n > seq {
+                break;
+            }
+            dropped += 1;
+            kept_from = self.bytes.len() - reader.remaining();
+        }
+        self.bytes.drain(..kept_from);
+        self.entries -= dropped;
+    }
+
     /// Empties it.
     pub fn clear(&mut self) {
         self.bytes.clear();
@@ -652,5 +672,29 @@ mod tests {
         assert_eq!(left, (21..=30).collect::<Vec<_>>());
         assert_eq!(p.operator_tree("op").unwrap().len(), 2);
         assert_eq!(store.pipelines(), ["p"]);
+    }
+
+    #[test]
+    fn a_group_drops_the_entries_a_checkpoint_holds_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let mut group = JournalGroup::default();
+        for seq in 11..=15 {
+            group.push(seq, format!("entry {seq}").as_bytes());
+        }
+        group.drop_through(9);
+        assert_eq!(group.entries, 5, "nothing at or before 9");
+        group.drop_through(13);
+        assert_eq!(group.entries, 2);
+        p.journal_append(15, &group).unwrap();
+        let left = p.journal_after(0).unwrap();
+        assert_eq!(
+            left,
+            [(14, b"entry 14".to_vec()), (15, b"entry 15".to_vec())]
+        );
+        group.drop_through(15);
+        assert!(group.is_empty());
+        assert_eq!(group.bytes.len(), 0);
     }
 }

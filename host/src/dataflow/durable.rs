@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use eddy_abi::Record;
+use eddy_driver::Acknowledgement;
 
+use super::committer::{CommitError, Committer, Job};
 use super::graph::{Graph, RunError};
 use crate::checkpoint::{
     JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint, PipelineStore,
@@ -32,6 +34,37 @@ pub(crate) struct Durability {
     /// Checkpoints found damaged at recovery: pruned first, never kept
     /// instead of a good one.
     damaged: Vec<u64>,
+    /// Writes checkpoints off the pipeline thread.
+    committer: Committer,
+    /// The checkpoint being written, if any.
+    in_flight: Option<InFlight>,
+    /// Acknowledgements of a checkpoint that was skipped: sent with the next.
+    unsent: Acknowledgement,
+    /// What checkpoints cost the pipeline so far.
+    pub(super) stats: CheckpointStats,
+}
+
+/// A checkpoint handed to the committer and not durable yet.
+struct InFlight {
+    id: u64,
+    started: Instant,
+    /// How long the pipeline waited for its snapshot.
+    stall: Duration,
+    /// The last journal entry in its state.
+    journal_seq: u64,
+    /// What its sources' peers may let go once it is durable.
+    acknowledgement: Acknowledgement,
+}
+
+/// What a run's checkpoints cost the pipeline thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoints taken (handed to the committer).
+    pub taken: u64,
+    /// The longest the pipeline waited for one: the sinks' commits and the
+    /// snapshot of the operators' state; encoding and writing it are done
+    /// off the pipeline thread.
+    pub longest_stall: Duration,
 }
 
 /// Buffered journal entries are appended once they are this many bytes…
@@ -80,6 +113,12 @@ impl Graph {
         }
         let store = store.pipeline(&self.name).map_err(RunError::State)?;
         store.remove_unfinished().map_err(RunError::State)?;
+        let committer = Committer::start(store.clone(), self.doorbell.clone()).map_err(|e| {
+            RunError::State(StoreError::Sled {
+                path: store.store().path().to_owned(),
+                error: e.into(),
+            })
+        })?;
         self.durability = Some(Durability {
             next_id: store.ids().first().map_or(1, |id| id + 1),
             journal_seq: store.journal_last(),
@@ -98,6 +137,10 @@ impl Graph {
             group: JournalGroup::default(),
             group_since: None,
             damaged: Vec::new(),
+            committer,
+            in_flight: None,
+            unsent: Acknowledgement::default(),
+            stats: CheckpointStats::default(),
         });
         Ok(())
     }
@@ -159,8 +202,9 @@ impl Graph {
                 tracing::info!(pipeline = %self.name, "no checkpoint yet; starting from empty state")
             }
         }
-        // A first checkpoint now: a crash before the next one comes back here.
-        self.checkpoint(false)?;
+        // A first checkpoint now, written while the run goes on: a crash
+        // before the next one comes back here.
+        self.start_checkpoint(false)?;
         Ok(Some(recovery))
     }
 
@@ -293,14 +337,16 @@ impl Graph {
         Ok(replayed)
     }
 
-    /// Takes a checkpoint if one is due.
+    /// Finishes the checkpoint in flight if it is done, and starts one if
+    /// one is due and none is in flight.
     pub(crate) fn checkpoint_if_due(&mut self) -> Result<(), RunError> {
+        self.finish_checkpoint(false)?;
         if self
             .durability
             .as_ref()
-            .is_some_and(|d| Instant::now() >= d.next_at)
+            .is_some_and(|d| d.in_flight.is_none() && Instant::now() >= d.next_at)
         {
-            self.checkpoint(false)?;
+            self.start_checkpoint(false)?;
         }
         Ok(())
     }
@@ -312,11 +358,22 @@ impl Graph {
         }
     }
 
-    /// Takes a checkpoint now (between steps, when nothing is in flight).
+    /// Takes a checkpoint now (between steps, when nothing is in flight),
+    /// and waits until it is durable: at recovery and at the end of a run.
     pub(crate) fn checkpoint(&mut self, finished: bool) -> Result<(), RunError> {
-        let Some(durability) = &self.durability else {
+        self.finish_checkpoint(true)?;
+        self.start_checkpoint(finished)?;
+        self.finish_checkpoint(true)
+    }
+
+    /// Takes a checkpoint's snapshot (between steps, when nothing is in
+    /// flight) and hands it to the committer, which writes it while the
+    /// pipeline goes on: the pipeline waits only for the sinks' commits
+    /// and for the snapshot, which shares the operators' state.
+    fn start_checkpoint(&mut self, finished: bool) -> Result<(), RunError> {
+        if self.durability.is_none() {
             return Ok(());
-        };
+        }
         // Input held for a restarting plugin is in no state a checkpoint
         // holds: the next one is taken once it has been processed.
         if self.operators.iter().any(|o| o.node.holding()) {
@@ -353,10 +410,10 @@ impl Graph {
                 error,
             })?;
         let mut operators = Vec::with_capacity(self.operators.len());
-        let mut blobs = Vec::with_capacity(self.operators.len());
+        let mut snapshots = Vec::with_capacity(self.operators.len());
         for slot in &mut self.operators {
             let node = &mut slot.node;
-            let (blob, size) = match node.snapshot() {
+            let (snapshot, size) = match node.snapshot() {
                 Ok(snapshot) => snapshot,
                 Err(fault) => {
                     // Its memory snapshot failed: no consistent checkpoint now.
@@ -370,15 +427,15 @@ impl Graph {
                 plugin: node.logic.name().to_owned(),
                 plugin_version: node.logic.version().to_owned(),
                 state_version: node.logic.state_version(),
-                len: blob.len() as u64,
-                crc: crc32fast::hash(&blob),
+                // Filled in by the committer, which encodes the state.
+                len: 0,
+                crc: 0,
                 keys: size.keys,
-                windows: size.windows,
+                windows: 0,
                 timers: size.timers,
             });
-            blobs.push(blob);
+            snapshots.push(snapshot);
         }
-        let snapshot = started.elapsed();
         let sources = self
             .sources
             .iter()
@@ -390,6 +447,19 @@ impl Graph {
                 ended: s.ended,
             })
             .collect();
+        // What sources without a journal handed out is in this checkpoint:
+        // their peers may let it go once it is durable.
+        let mut acknowledgement = Acknowledgement::default();
+        for source in &mut self.sources {
+            if source.journal == JournalMode::Off
+                && let Some(driver) = source.driver.as_mut()
+            {
+                acknowledgement.append(driver.take_acknowledgement());
+            }
+        }
+        let Some(durability) = &mut self.durability else {
+            return Ok(());
+        };
         let manifest = Manifest {
             id: durability.next_id,
             created_ms: super::wall_clock_ms(),
@@ -400,41 +470,82 @@ impl Graph {
             dead_letter: Some(dead_letter),
             operators,
         };
-        durability
-            .store
-            .write(&manifest, &blobs)
-            .and_then(|()| {
-                durability
-                    .store
-                    .prune(durability.retain, &durability.damaged)
+        let job = Job {
+            manifest,
+            snapshots,
+            retain: durability.retain,
+            damaged: durability.damaged.clone(),
+        };
+        durability.committer.submit(job).map_err(|e| {
+            RunError::State(StoreError::Sled {
+                path: durability.store.store().path().to_owned(),
+                error: sled::Error::Unsupported(e),
             })
-            .map_err(RunError::State)?;
+        })?;
+        let stall = started.elapsed();
+        durability.stats.taken += 1;
+        durability.stats.longest_stall = durability.stats.longest_stall.max(stall);
+        durability.in_flight = Some(InFlight {
+            id: durability.next_id,
+            started,
+            stall,
+            journal_seq: durability.journal_seq,
+            acknowledgement,
+        });
+        durability.next_id += 1;
+        durability.next_at = Instant::now() + durability.interval;
+        Ok(())
+    }
+
+    /// Once the checkpoint in flight is durable (with `wait`, waits for
+    /// it): lets go of what it covers. A checkpoint that could not be
+    /// encoded is skipped; a store that failed stops the run.
+    fn finish_checkpoint(&mut self, wait: bool) -> Result<(), RunError> {
         let Some(durability) = &mut self.durability else {
             return Ok(());
         };
-        // The damaged checkpoints are gone with that prune.
-        durability.damaged.clear();
-        // Buffered journal entries not appended yet are in this checkpoint's state.
-        durability.group.clear();
-        durability.group_since = None;
-        durability.next_id += 1;
-        durability.next_at = Instant::now() + durability.interval;
-        // What sources without a journal read is in this checkpoint: their
-        // peers may let it go.
-        for source in &mut self.sources {
-            if source.journal == JournalMode::Off
-                && let Some(driver) = source.driver.as_mut()
-            {
-                driver.acknowledge();
-            }
+        if durability.in_flight.is_none() {
+            return Ok(());
         }
-        let bytes: usize = blobs.iter().map(Vec::len).sum();
+        let Some(committed) = durability.committer.finished(wait) else {
+            if !wait {
+                return Ok(());
+            }
+            return Err(RunError::State(StoreError::Sled {
+                path: durability.store.store().path().to_owned(),
+                error: sled::Error::Unsupported("the checkpoint writer stopped".into()),
+            }));
+        };
+        let Some(in_flight) = durability.in_flight.take() else {
+            return Ok(());
+        };
+        debug_assert_eq!(in_flight.id, committed.id);
+        let bytes = match committed.outcome {
+            Ok(bytes) => bytes,
+            Err(CommitError::Encode { operator, reason }) => {
+                tracing::warn!(operator, "checkpoint skipped: {reason}");
+                // Its acknowledgements wait for the next checkpoint.
+                durability.unsent.append(in_flight.acknowledgement);
+                return Ok(());
+            }
+            Err(CommitError::Store(error)) => return Err(RunError::State(error)),
+        };
+        // The damaged checkpoints are gone with its prune.
+        durability.damaged.clear();
+        // Buffered journal entries not appended yet are in its state.
+        durability.group.drop_through(in_flight.journal_seq);
+        if durability.group.is_empty() {
+            durability.group_since = None;
+        }
+        std::mem::take(&mut durability.unsent).send();
+        in_flight.acknowledgement.send();
         crate::internal_events::CheckpointTaken {
             pipeline: &self.name,
-            id: manifest.id,
+            id: committed.id,
             bytes,
-            snapshot,
-            took: started.elapsed(),
+            stall: in_flight.stall,
+            encode: committed.encode,
+            took: in_flight.started.elapsed(),
         }
         .emit();
         Ok(())

@@ -9,7 +9,7 @@ use eddy_abi::{LATE_OUTPUT, Record};
 use eddy_driver::{Doorbell, Driver, Poll};
 
 use super::control::{PendingSwap, Request};
-use super::durable::{Durability, Recovery};
+use super::durable::{CheckpointStats, Durability, Recovery};
 use super::element::Element;
 use super::operator::{OperatorNode, Output, wall_clock_ms};
 use super::result_id::{Cause, ResultId};
@@ -159,6 +159,8 @@ pub struct RunSummary {
     pub completed: bool,
     /// What was restored before the run, when the graph has a state store.
     pub recovery: Option<Recovery>,
+    /// What its checkpoints cost the pipeline thread.
+    pub checkpoints: CheckpointStats,
 }
 
 /// Why a run stopped early.
@@ -392,6 +394,11 @@ impl Graph {
             })
             .collect();
         summary.dead_lettered = self.dead_letter.records();
+        summary.checkpoints = self
+            .durability
+            .as_ref()
+            .map(|d| d.stats)
+            .unwrap_or_default();
         Ok(summary)
     }
 

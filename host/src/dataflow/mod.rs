@@ -16,6 +16,7 @@
 //! workers), one call per batch.
 
 mod build;
+mod committer;
 pub mod control;
 mod durable;
 mod element;
@@ -29,7 +30,7 @@ mod watermark;
 pub mod window;
 
 pub use build::BuildError;
-pub use durable::Recovery;
+pub use durable::{CheckpointStats, Recovery};
 pub use element::Element;
 pub use graph::{Graph, RunControl, RunError, RunSummary};
 pub use harness::Harness;

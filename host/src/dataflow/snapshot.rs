@@ -4,32 +4,52 @@ use serde::{Deserialize, Serialize};
 
 use super::operator::OperatorNode;
 use super::watermark::InputWatermarks;
-use super::window::{CountKeys, OpenWindows, StoredPanes, StoredPanesRef, Windowing};
+use super::window::{CountKeys, OpenWindows, PanesSnapshot, StoredPanes, Windowing};
 use crate::plugin::PluginFault;
 use crate::state::{KeyedState, Timers};
 
-/// What a snapshot holds, borrowed from the running operator.
+/// An operator's state at a checkpoint, taken on the pipeline thread in
+/// about constant time (its keyed state and windows are shared with the
+/// running operator, see [`crate::state::CowMap`]) and encoded off it with
+/// [`OperatorSnapshot::encode`].
 #[derive(Serialize)]
-struct SnapshotRef<'a> {
+pub(crate) struct OperatorSnapshot {
     records_in: u64,
     calls: u64,
     timers_fired: u64,
-    watermarks: &'a InputWatermarks,
-    keyed: &'a KeyedState,
-    timers: &'a Timers,
-    windows: WindowsRef<'a>,
+    watermarks: InputWatermarks,
+    keyed: KeyedState,
+    timers: Timers,
+    windows: WindowsSnapshot,
     memory: Option<Vec<u8>>,
 }
 
 #[derive(Serialize)]
-enum WindowsRef<'a> {
+enum WindowsSnapshot {
     None,
-    Time(&'a OpenWindows),
-    Count(&'a CountKeys),
-    Panes(StoredPanesRef<'a>),
+    Time(OpenWindows),
+    Count(CountKeys),
+    Panes(PanesSnapshot),
 }
 
-/// A snapshot read back; the same fields as [`SnapshotRef`].
+impl OperatorSnapshot {
+    /// The snapshot's bytes, as [`OperatorNode::restore`] reads them.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+        postcard::to_allocvec(self).map_err(|e| format!("cannot encode state: {e}"))
+    }
+
+    /// How many windows are open (fired ones kept for lateness included).
+    pub(crate) fn open_windows(&self) -> usize {
+        match &self.windows {
+            WindowsSnapshot::None => 0,
+            WindowsSnapshot::Time(open) => open.values().map(Vec::len).sum(),
+            WindowsSnapshot::Count(keys) => keys.len(),
+            WindowsSnapshot::Panes(panes) => panes.open_windows(),
+        }
+    }
+}
+
+/// A snapshot read back; the same fields as [`OperatorSnapshot`].
 #[derive(Deserialize)]
 struct Snapshot {
     records_in: u64,
@@ -54,44 +74,41 @@ enum Windows {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SnapshotSize {
     pub(crate) keys: u64,
-    pub(crate) windows: u64,
     pub(crate) timers: u64,
 }
 
 impl OperatorNode {
-    /// Serializes the operator's state, asking the plugin for its memory
-    /// snapshot if it keeps one.
-    pub(crate) fn snapshot(&mut self) -> Result<(Vec<u8>, SnapshotSize), PluginFault> {
+    /// Takes a snapshot of the operator's state, asking the plugin for its
+    /// memory snapshot if it keeps one; cheap enough for the pipeline
+    /// thread (the timers and the plugin's memory snapshot are copied, the
+    /// rest is shared).
+    pub(crate) fn snapshot(&mut self) -> Result<(OperatorSnapshot, SnapshotSize), PluginFault> {
         let memory = self.logic.snapshot()?;
         let state = self.logic.state_mut();
-        let (windows, open) = match &self.windowing {
-            Some(Windowing::Time { buffer, .. }) => (
-                buffer
-                    .stored_panes()
-                    .map_or(WindowsRef::Time(buffer.open()), WindowsRef::Panes),
-                buffer.open_windows(),
+        let windows = match &self.windowing {
+            Some(Windowing::Time { buffer, .. }) => buffer.panes_snapshot().map_or_else(
+                || WindowsSnapshot::Time(buffer.open().clone()),
+                WindowsSnapshot::Panes,
             ),
-            Some(Windowing::Count(count)) => (WindowsRef::Count(count.keys()), count.keys().len()),
-            None => (WindowsRef::None, 0),
+            Some(Windowing::Count(count)) => WindowsSnapshot::Count(count.keys().clone()),
+            None => WindowsSnapshot::None,
         };
+        // Windows are counted off the pipeline thread (`open_windows`).
         let size = SnapshotSize {
             keys: state.keyed.len() as u64,
-            windows: open as u64,
             timers: state.timers.len() as u64,
         };
-        let snapshot = SnapshotRef {
+        let snapshot = OperatorSnapshot {
             records_in: self.records_in,
             calls: self.calls,
             timers_fired: self.timers_fired,
-            watermarks: &self.watermarks,
-            keyed: &state.keyed,
-            timers: &state.timers,
+            watermarks: self.watermarks.clone(),
+            keyed: state.keyed.clone(),
+            timers: state.timers.clone(),
             windows,
             memory,
         };
-        let blob = postcard::to_allocvec(&snapshot)
-            .map_err(|e| PluginFault::Start(format!("cannot encode state: {e}")))?;
-        Ok((blob, size))
+        Ok((snapshot, size))
     }
 
     /// Takes back a snapshot: state, windows, watermarks, counters, and the
@@ -145,16 +162,17 @@ mod tests {
         for (namespace, key, value) in values {
             keyed.put(namespace, key, value);
         }
-        postcard::to_allocvec(&SnapshotRef {
+        OperatorSnapshot {
             records_in: 7,
             calls: 3,
             timers_fired: 1,
-            watermarks: &InputWatermarks::new(2),
-            keyed: &keyed,
-            timers: &Timers::default(),
-            windows: WindowsRef::None,
+            watermarks: InputWatermarks::new(2),
+            keyed,
+            timers: Timers::default(),
+            windows: WindowsSnapshot::None,
             memory: Some(vec![1, 2, 3]),
-        })
+        }
+        .encode()
         .unwrap()
     }
 

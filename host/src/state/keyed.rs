@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::CowMap;
 use serde::{Deserialize, Serialize};
 
 /// What the host is charged for each value beyond its key and value bytes:
@@ -27,10 +28,13 @@ struct Entry {
 /// With a time to live, a value not written for that long on the state clock
 /// (the operator's event-time watermark, so that replay expires exactly what
 /// the first run expired) reads as absent and is dropped by [`KeyedState::expire`].
-#[derive(Debug, Default, Serialize, Deserialize)]
+///
+/// A clone is a snapshot taken in constant time (see [`CowMap`]): a
+/// checkpoint encodes it off the pipeline thread.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(from = "Stored")]
 pub struct KeyedState {
-    namespaces: HashMap<String, HashMap<String, Entry>>,
+    namespaces: HashMap<String, CowMap<String, Entry>>,
     #[serde(skip)]
     ttl: Option<i64>,
     #[serde(skip)]
@@ -47,16 +51,16 @@ pub struct KeyedState {
 /// counted again when it is read.
 #[derive(Deserialize)]
 struct Stored {
-    namespaces: HashMap<String, HashMap<String, Entry>>,
+    namespaces: HashMap<String, CowMap<String, Entry>>,
 }
 
 impl From<Stored> for KeyedState {
     fn from(stored: Stored) -> Self {
-        let keys = stored.namespaces.values().map(HashMap::len).sum();
+        let keys = stored.namespaces.values().map(CowMap::len).sum();
         let bytes = stored
             .namespaces
             .values()
-            .flat_map(|keys| keys.iter())
+            .flat_map(CowMap::iter)
             .map(|(k, e)| entry_bytes(k, e.value.len()))
             .sum();
         KeyedState {
@@ -156,14 +160,13 @@ impl KeyedState {
         let mut dropped = 0;
         let mut freed = 0;
         for keys in self.namespaces.values_mut() {
-            keys.retain(|k, e| {
-                let keep = e.written.saturating_add(ttl) > clock;
-                if !keep {
+            keys.remove_if(
+                |_, e| e.written.saturating_add(ttl) <= clock,
+                |k, e| {
                     dropped += 1;
-                    freed += entry_bytes(k, e.value.len());
-                }
-                keep
-            });
+                    freed += entry_bytes(&k, e.value.len());
+                },
+            );
         }
         self.namespaces.retain(|_, keys| !keys.is_empty());
         self.keys -= dropped;

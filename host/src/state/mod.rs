@@ -6,10 +6,12 @@
 //! during a plugin call are held in a [`Transaction`] and applied only when
 //! the call succeeds: a batch that fails leaves no trace in state.
 
+mod cow_map;
 mod keyed;
 mod timers;
 mod transaction;
 
+pub use cow_map::CowMap;
 pub use keyed::KeyedState;
 pub use timers::{Timer, Timers};
 pub use transaction::{TimerOp, Transaction};

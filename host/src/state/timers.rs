@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eddy_abi::TimeDomain;
 
 /// The timers of one operator, per clock, ordered by time then key.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Timers {
     event_time: BTreeSet<(i64, Arc<str>)>,
     processing_time: BTreeSet<(i64, Arc<str>)>,

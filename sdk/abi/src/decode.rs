@@ -55,6 +55,11 @@ impl<'a> Reader<'a> {
         self.bytes.is_empty()
     }
 
+    /// How many bytes are left to read.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.bytes.len() {
             return Err(DecodeError::Truncated);

@@ -1,6 +1,6 @@
 //! Open time windows per key: buffering, firing, lateness, session merging.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::assigner::Unassignable;
 use super::panes::Panes;
 use super::{FiredWindow, TimeWindows};
+use crate::state::CowMap;
 
-/// Open windows by key, as checkpoints store them.
-pub type OpenWindows = HashMap<Arc<str>, Vec<OpenWindow>, foldhash::fast::RandomState>;
+/// Open windows by key, as checkpoints store them; a clone is a snapshot
+/// taken in constant time.
+pub type OpenWindows = CowMap<Arc<str>, Vec<OpenWindow>>;
 
 /// What became of a record handed to [`WindowBuffer::add`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +28,7 @@ pub enum Added {
 }
 
 /// One key's open window.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenWindow {
     pub(super) start: i64,
     pub(super) end: i64,
@@ -99,7 +101,7 @@ impl WindowBuffer {
         WindowBuffer {
             windows,
             lateness: lateness_ms.min(i64::MAX as u64 / 2) as i64,
-            keys: HashMap::default(),
+            keys: OpenWindows::default(),
             fire_at: BTreeSet::new(),
             clean_at: BTreeSet::new(),
             typical_bytes: 0,
@@ -229,7 +231,7 @@ impl WindowBuffer {
     fn window(&mut self, key: &Arc<str>, start: i64, end: i64) -> usize {
         let windows = match self.keys.get_mut(&**key) {
             Some(windows) => windows,
-            None => self.keys.entry(key.clone()).or_default(),
+            None => self.keys.get_or_insert_with(key.clone(), Vec::new),
         };
         if let Some(i) = windows
             .iter()
@@ -322,12 +324,16 @@ impl WindowBuffer {
     /// accumulators) of every open window holding at least `min_records` of
     /// them, to be folded and put back with [`WindowBuffer::put_back`].
     pub fn take_pending(&mut self, min_records: u32) -> Vec<FiredWindow> {
+        let min = min_records.max(1);
         let mut pending = Vec::new();
-        for (key, windows) in &mut self.keys {
-            for w in windows.iter_mut().filter(|w| w.count >= min_records.max(1)) {
-                pending.push(w.take_pending(key));
-            }
-        }
+        self.keys.update_if(
+            |_, windows| windows.iter().any(|w| w.count >= min),
+            |key, windows| {
+                for w in windows.iter_mut().filter(|w| w.count >= min) {
+                    pending.push(w.take_pending(key));
+                }
+            },
+        );
         pending
     }
 
@@ -357,7 +363,7 @@ impl WindowBuffer {
         self.panes = None;
         self.fire_at.clear();
         self.clean_at.clear();
-        for (key, windows) in &keys {
+        for (key, windows) in keys.iter() {
             for w in windows {
                 if w.firings == 0 {
                     self.fire_at.insert((w.end - 1, key.clone(), w.start));

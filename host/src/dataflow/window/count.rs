@@ -1,6 +1,8 @@
 //! Count windows: Flink's `countWindow(size, slide)`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::state::CowMap;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
@@ -19,11 +21,12 @@ pub struct CountWindows {
     keys: CountKeys,
 }
 
-/// Each key's last records, as checkpoints store them.
-pub type CountKeys = HashMap<Arc<str>, KeyRecords, foldhash::fast::RandomState>;
+/// Each key's last records, as checkpoints store them; a clone is a
+/// snapshot taken in constant time.
+pub type CountKeys = CowMap<Arc<str>, KeyRecords>;
 
 /// One key's last records.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyRecords {
     /// `(time, encoded record)`, oldest first, at most `size`.
     records: VecDeque<(i64, Vec<u8>)>,
@@ -38,7 +41,7 @@ impl CountWindows {
         CountWindows {
             size: size.max(1) as usize,
             slide: slide.max(1) as usize,
-            keys: HashMap::default(),
+            keys: CountKeys::default(),
         }
     }
 
@@ -56,7 +59,9 @@ impl CountWindows {
     pub fn add(&mut self, record: &Record, fired: &mut Vec<FiredWindow>) {
         let state = match self.keys.get_mut(&*record.key) {
             Some(state) => state,
-            None => self.keys.entry(record.key.clone()).or_default(),
+            None => self
+                .keys
+                .get_or_insert_with(record.key.clone(), KeyRecords::default),
         };
         let mut encoded = Vec::new();
         encode::record(record, &mut encoded);

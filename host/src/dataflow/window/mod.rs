@@ -17,7 +17,7 @@ mod panes;
 pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
 pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
 pub use count::{CountKeys, CountWindows, KeyRecords};
-pub use panes::{StoredPanes, StoredPanesRef};
+pub use panes::{PanesSnapshot, StoredPanes};
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@
 //! their ids, updates and late records are those of the window-by-window
 //! layout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::assigner::start_with_offset;
 use super::buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
 use super::{FiredWindow, TimeWindows};
+use crate::state::CowMap;
 
 /// Which windows of which keys fired, as `(key, start)`.
-type Keyed<T> = HashMap<(Arc<str>, i64), T, foldhash::fast::RandomState>;
+type Keyed<T> = CowMap<(Arc<str>, i64), T>;
 
 /// The pane layout of a buffer of sliding windows.
 #[derive(Debug)]
@@ -52,12 +53,36 @@ pub struct StoredPanes {
     clock: i64,
 }
 
-/// Panes as a checkpoint writes them, borrowed from the buffer.
+/// Panes as a checkpoint writes them: shared with the buffer (taken in
+/// constant time), written as [`StoredPanes`] reads them.
 #[derive(Debug, Serialize)]
-pub struct StoredPanesRef<'a> {
-    panes: &'a OpenWindows,
-    firings: Vec<(&'a Arc<str>, i64, u32)>,
+pub struct PanesSnapshot {
+    panes: OpenWindows,
+    firings: FiringsSnapshot,
     clock: i64,
+}
+
+/// The firings of a [`PanesSnapshot`], written as a sequence of
+/// `(key, start, firings)`.
+#[derive(Debug)]
+struct FiringsSnapshot(Keyed<u32>);
+
+impl PanesSnapshot {
+    /// How many panes are open.
+    pub fn open_windows(&self) -> usize {
+        self.panes.values().map(Vec::len).sum()
+    }
+}
+
+impl Serialize for FiringsSnapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for ((key, start), n) in self.0.iter() {
+            seq.serialize_element(&(key, start, n))?;
+        }
+        seq.end()
+    }
 }
 
 impl Panes {
@@ -141,7 +166,7 @@ impl WindowBuffer {
         let key = &record.key;
         let windows = match self.keys.get_mut(&**key) {
             Some(windows) => windows,
-            None => self.keys.entry(key.clone()).or_default(),
+            None => self.keys.get_or_insert_with(key.clone(), Vec::new),
         };
         // The newest pane first: in-order input adds to it.
         let found = windows.iter().rposition(|w| w.start == start);
@@ -201,7 +226,7 @@ impl WindowBuffer {
         let lateness = self.lateness;
         let firing = match &mut self.panes {
             Some(panes) if lateness > 0 => {
-                let firings = panes.firings.entry((key.clone(), start)).or_insert(0);
+                let firings = panes.firings.get_or_insert_with((key.clone(), start), || 0);
                 let firing = *firings;
                 *firings += 1;
                 if firing == 0 {
@@ -301,17 +326,11 @@ impl WindowBuffer {
     }
 
     /// The panes, for a checkpoint; `None` without panes.
-    pub fn stored_panes(&self) -> Option<StoredPanesRef<'_>> {
+    pub fn panes_snapshot(&self) -> Option<PanesSnapshot> {
         let panes = self.panes.as_ref()?;
-        let mut firings: Vec<(&Arc<str>, i64, u32)> = panes
-            .firings
-            .iter()
-            .map(|((key, start), n)| (key, *start, *n))
-            .collect();
-        firings.sort_unstable();
-        Some(StoredPanesRef {
-            panes: &self.keys,
-            firings,
+        Some(PanesSnapshot {
+            panes: self.keys.clone(),
+            firings: FiringsSnapshot(panes.firings.clone()),
             clock: panes.clock,
         })
     }
@@ -406,7 +425,7 @@ mod tests {
                 // A checkpoint and a restore into a new buffer.
                 let mut restored = new();
                 if panes {
-                    let bytes = postcard::to_allocvec(&buf.stored_panes().unwrap()).unwrap();
+                    let bytes = postcard::to_allocvec(&buf.panes_snapshot().unwrap()).unwrap();
                     restored
                         .restore_panes(postcard::from_bytes(&bytes).unwrap())
                         .unwrap();

@@ -1,0 +1,164 @@
+//! Writes checkpoints off the pipeline thread.
+//!
+//! The pipeline thread takes a checkpoint's snapshot between two steps (the
+//! sinks' and sources' positions, and each operator's state shared with
+//! the running operator, see [`crate::state::CowMap`]) and hands it to the
+//! committer, which encodes the operators' state, writes it with the
+//! manifest, flushes and prunes, while the pipeline goes on. The pipeline
+//! learns that the checkpoint is durable from [`Committer::finished`] (its
+//! doorbell rings): only then does it let go of what the checkpoint covers
+//! (acknowledgements to sources' peers, journal entries not appended yet).
+//! One checkpoint is in flight at a time.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use eddy_driver::Doorbell;
+
+use super::snapshot::OperatorSnapshot;
+use crate::checkpoint::{Manifest, PipelineStore, StoreError};
+
+/// A checkpoint to write.
+pub(crate) struct Job {
+    /// Its manifest; each operator's `len`, `crc` and `windows` are filled
+    /// in when its state is encoded.
+    pub(crate) manifest: Manifest,
+    /// Each operator's state, in the manifest's order.
+    pub(crate) snapshots: Vec<OperatorSnapshot>,
+    /// How many checkpoints to keep.
+    pub(crate) retain: usize,
+    /// Checkpoints found damaged, pruned first.
+    pub(crate) damaged: Vec<u64>,
+}
+
+/// What became of a [`Job`].
+pub(crate) struct Committed {
+    /// The checkpoint's id.
+    pub(crate) id: u64,
+    /// The bytes of operator state written, or why nothing was.
+    pub(crate) outcome: Result<usize, CommitError>,
+    /// How long encoding the operators' state took.
+    pub(crate) encode: Duration,
+}
+
+/// Why a checkpoint was not written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommitError {
+    /// An operator's state could not be encoded: this checkpoint is
+    /// skipped, the pipeline goes on.
+    #[error("operator `{operator}`: {reason}")]
+    Encode {
+        /// The operator.
+        operator: String,
+        /// Why.
+        reason: String,
+    },
+    /// The state store failed: the pipeline stops.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The thread that writes checkpoints, and the way back from it.
+pub(crate) struct Committer {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Committed>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts the committer of `store`; it rings `doorbell` when a
+    /// checkpoint is done.
+    pub(crate) fn start(store: PipelineStore, doorbell: Doorbell) -> std::io::Result<Self> {
+        let (jobs, queued) = sync_channel::<Job>(1);
+        let (finished, done) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name(format!("checkpoint-{}", store.name()))
+            .spawn(move || {
+                for job in queued {
+                    if finished.send(commit(&store, job)).is_err() {
+                        return;
+                    }
+                    doorbell.ring();
+                }
+            })?;
+        Ok(Committer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands over a checkpoint to write; the caller has none in flight.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), String> {
+        match &self.jobs {
+            Some(jobs) if jobs.send(job).is_ok() => Ok(()),
+            _ => Err("the checkpoint writer stopped".into()),
+        }
+    }
+
+    /// The checkpoint in flight, once it is done; with `wait`, waits for it.
+    pub(crate) fn finished(&self, wait: bool) -> Option<Committed> {
+        if wait {
+            return self.done.recv().ok();
+        }
+        self.done.try_recv().ok()
+    }
+}
+
+impl Drop for Committer {
+    /// Finishes the checkpoint in flight, then ends the thread.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // Unblock a thread waiting to hand over a result nobody reads.
+            while self.done.recv().is_ok() {}
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Encodes, writes, flushes and prunes one checkpoint.
+fn commit(store: &PipelineStore, job: Job) -> Committed {
+    let Job {
+        mut manifest,
+        snapshots,
+        retain,
+        damaged,
+    } = job;
+    let id = manifest.id;
+    let started = Instant::now();
+    let mut blobs = Vec::with_capacity(snapshots.len());
+    for (operator, snapshot) in manifest.operators.iter_mut().zip(snapshots) {
+        let blob = match snapshot.encode() {
+            Ok(blob) => blob,
+            Err(reason) => {
+                return Committed {
+                    id,
+                    outcome: Err(CommitError::Encode {
+                        operator: operator.name.clone(),
+                        reason,
+                    }),
+                    encode: started.elapsed(),
+                };
+            }
+        };
+        operator.windows = snapshot.open_windows() as u64;
+        operator.len = blob.len() as u64;
+        operator.crc = crc32fast::hash(&blob);
+        blobs.push(blob);
+        // Dropped here: the shards it shared are the operator's alone again.
+        drop(snapshot);
+    }
+    let encode = started.elapsed();
+    let outcome = store
+        .write(&manifest, &blobs)
+        .and_then(|()| store.prune(retain, &damaged))
+        .map(|()| blobs.iter().map(Vec::len).sum())
+        .map_err(CommitError::Store);
+    Committed {
+        id,
+        outcome,
+        encode,
+    }
+}

@@ -1,0 +1,364 @@
+//! A hash map whose copies are taken in constant time and diverge shard by
+//! shard: the keyed state and open windows a checkpoint encodes off the
+//! pipeline thread while the pipeline goes on changing them.
+//!
+//! As Flink's `CopyOnWriteStateMap` does for its heap state backend, a
+//! snapshot shares the map's storage; the first write to a shard the
+//! snapshot still holds copies that shard only (1/256 of the map),
+//! so no write waits for more than one shard's copy, and a shard the
+//! snapshot has let go of is written in place again.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::collections::hash_map;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How many shards a map has: a write after a snapshot copies at most
+/// 1/256 of the map (4 k of 1 M keys).
+const SHARDS: usize = 256;
+
+/// Picks a key's shard; fixed, so that a key's shard never changes.
+const SHARD_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_ed0d);
+
+type Shard<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A map of 256 shards, each shared with the snapshots taken since
+/// it was last written (see the module's documentation).
+///
+/// It serializes as one map, in the same bytes as a `HashMap` of its
+/// entries, so that checkpoints read either.
+pub struct CowMap<K, V> {
+    shards: Box<[Arc<Shard<K, V>>]>,
+    len: usize,
+}
+
+impl<K, V> Default for CowMap<K, V> {
+    fn default() -> Self {
+        let empty = Arc::new(Shard::default());
+        CowMap {
+            shards: (0..SHARDS).map(|_| empty.clone()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<K, V> Clone for CowMap<K, V> {
+    /// A snapshot: shares every shard (constant time in the entries).
+    fn clone(&self) -> Self {
+        CowMap {
+            shards: self.shards.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for CowMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
+    (SHARD_HASH.hash_one(key) >> 56) as usize % SHARDS
+}
+
+impl<K, V> CowMap<K, V> {
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// Every value, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    /// The shard `key` belongs to, to be written: copied first if a
+    /// snapshot still shares it.
+    fn shard_mut<Q: Hash + ?Sized>(&mut self, key: &Q) -> &mut Shard<K, V> {
+        Arc::make_mut(&mut self.shards[shard_of(key)])
+    }
+
+    /// The value of `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shards[shard_of(key)].get(key)
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
+    }
+
+    /// The value of `key`, to be changed.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shard = &self.shards[shard_of(key)];
+        // Look first: a shard is not copied for a key it does not hold.
+        if !shard.contains_key(key) {
+            return None;
+        }
+        self.shard_mut(key).get_mut(key)
+    }
+
+    /// The value of `key`, inserted with `make` if it has none.
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let len = &mut self.len;
+        let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
+        match shard.entry(key) {
+            hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            hash_map::Entry::Vacant(entry) => {
+                *len += 1;
+                entry.insert(make())
+            }
+        }
+    }
+
+    /// Sets the value of `key`; returns the one it replaced.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let old = self.shard_mut(&key).insert(key, value);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    /// Removes the value of `key`, and returns it.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.shards[shard_of(key)].contains_key(key) {
+            return None;
+        }
+        let old = self.shard_mut(key).remove(key);
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    /// Removes the entries `drop` says yes to, and hands each to
+    /// `removed`; only shards with an entry to remove are copied. `drop`
+    /// may be asked twice about an entry.
+    pub fn remove_if(
+        &mut self,
+        mut drop: impl FnMut(&K, &V) -> bool,
+        mut removed: impl FnMut(K, V),
+    ) {
+        for shard in self.shards.iter_mut() {
+            if !shard.iter().any(|(k, v)| drop(k, v)) {
+                continue;
+            }
+            for (key, value) in Arc::make_mut(shard).extract_if(|k, v| drop(k, v)) {
+                self.len -= 1;
+                removed(key, value);
+            }
+        }
+    }
+
+    /// Changes, with `change`, every entry `wanted` says yes to; only
+    /// shards with such an entry are copied. `wanted` may be asked twice
+    /// about an entry.
+    pub fn update_if(
+        &mut self,
+        mut wanted: impl FnMut(&K, &V) -> bool,
+        mut change: impl FnMut(&K, &mut V),
+    ) {
+        for shard in self.shards.iter_mut() {
+            if !shard.iter().any(|(k, v)| wanted(k, v)) {
+                continue;
+            }
+            for (key, value) in Arc::make_mut(shard).iter_mut() {
+                if wanted(key, value) {
+                    change(key, value);
+                }
+            }
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> FromIterator<(K, V)> for CowMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
+        let mut map = CowMap::default();
+        for (key, value) in entries {
+            map.insert(key, value);
+        }
+        map
+    }
+}
+
+impl<K: Serialize, V: Serialize> Serialize for CowMap<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len))?;
+        for (key, value) in self.iter() {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for CowMap<K, V>
+where
+    K: Deserialize<'de> + Hash + Eq + Clone,
+    V: Deserialize<'de> + Clone,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<K, V>(PhantomData<(K, V)>);
+        impl<'de, K, V> Visitor<'de> for Entries<K, V>
+        where
+            K: Deserialize<'de> + Hash + Eq + Clone,
+            V: Deserialize<'de> + Clone,
+        {
+            type Value = CowMap<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
+                let mut map = CowMap::default();
+                while let Some((key, value)) = entries.next_entry()? {
+                    map.insert(key, value);
+                }
+                Ok(map)
+            }
+        }
+        deserializer.deserialize_map(Entries(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, u32),
+        Remove(u16),
+        Bump(u16),
+        Snapshot,
+        RetainEven,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u16..300, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            (0u16..300).prop_map(Op::Remove),
+            (0u16..300).prop_map(Op::Bump),
+            Just(Op::Snapshot),
+            Just(Op::RetainEven),
+        ]
+    }
+
+    fn sorted(map: &CowMap<u16, u32>) -> Vec<(u16, u32)> {
+        let mut entries: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        entries.sort_unstable();
+        entries
+    }
+
+    proptest! {
+        /// The map answers as a `HashMap` given the same changes, and every
+        /// snapshot keeps what the map held when it was taken.
+        #[test]
+        fn it_is_a_map_and_snapshots_do_not_move(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut map = CowMap::<u16, u32>::default();
+            let mut model = std::collections::BTreeMap::new();
+            let mut snapshots = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
+                    Op::Remove(k) => prop_assert_eq!(map.remove(&k), model.remove(&k)),
+                    Op::Bump(k) => {
+                        *map.get_or_insert_with(k, || 0) += 1;
+                        *model.entry(k).or_insert(0) += 1;
+                        if let Some(v) = map.get_mut(&k) { *v += 1; }
+                        *model.get_mut(&k).unwrap() += 1;
+                    }
+                    Op::Snapshot => {
+                        let expected: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                        snapshots.push((map.clone(), expected));
+                    }
+                    Op::RetainEven => {
+                        map.remove_if(|_, v| *v % 2 != 0, |_, _| {});
+                        model.retain(|_, v| *v % 2 == 0);
+                    }
+                }
+                prop_assert_eq!(map.len(), model.len());
+            }
+            prop_assert_eq!(sorted(&map), model.into_iter().collect::<Vec<_>>());
+            for (snapshot, expected) in snapshots {
+                prop_assert_eq!(sorted(&snapshot), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn it_is_stored_in_the_bytes_of_a_hash_map() {
+        let map: CowMap<String, u32> = (0..100).map(|i| (format!("k{i}"), i)).collect();
+        let bytes = postcard::to_allocvec(&map).unwrap();
+        let read: HashMap<String, u32> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read.len(), 100);
+        assert_eq!(read["k42"], 42);
+        let back: CowMap<String, u32> =
+            postcard::from_bytes(&postcard::to_allocvec(&read).unwrap()).unwrap();
+        assert_eq!((back.len(), back.get("k7")), (100, Some(&7)));
+    }
+
+    #[test]
+    fn a_write_after_a_snapshot_copies_one_shard() {
+        let mut map: CowMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
+        let snapshot = map.clone();
+        *map.get_mut(&5).unwrap() = 0;
+        let shared = map
+            .shards
+            .iter()
+            .zip(snapshot.shards.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared, SHARDS - 1, "one shard copied, the rest shared");
+        assert_eq!(snapshot.get(&5), Some(&5));
+        drop(snapshot);
+        let before = Arc::as_ptr(&map.shards[shard_of(&5u32)]);
+        *map.get_mut(&5).unwrap() = 1;
+        assert_eq!(
+            Arc::as_ptr(&map.shards[shard_of(&5u32)]),
+            before,
+            "no snapshot left: written in place"
+        );
+    }
+}
