@@ -363,6 +363,76 @@ fn median(mut runs: Vec<f64>) -> f64 {
     runs[runs.len() / 2]
 }
 
+/// Runs the stall cases, prints their table, and returns their rows.
+fn stall_cases(engine: &PluginEngine, dir: &Path) -> Vec<serde_json::Value> {
+    let keyed = stalls(&dir.with_extension("stall-keys"), |stop| {
+        let (source, longest) = GapProbe::new(Box::new(ManyKeys::new(
+            3 * RECOVERY_KEYS,
+            RECOVERY_KEYS,
+            stop,
+        )));
+        let graph = Graph::single_operator(
+            runner(
+                engine,
+                "target/plugins/threshold_alert.wasm",
+                serde_json::json!({ "field": "t", "threshold": 1e9 }),
+            ),
+            &["cleared".to_owned()],
+            Box::new(source),
+            Box::new(NullSink::default()),
+            &harness(None),
+        )
+        .expect("bench graph");
+        (graph, longest)
+    });
+    // 5 M records of 1000 keys in windows that never close before the run
+    // stops: its last checkpoint holds them all.
+    let windows = stalls(&dir.with_extension("stall-windows"), |stop| {
+        let (source, longest) = GapProbe::new(Box::new(ManyKeys::new(RECORDS, KEYS, stop)));
+        let graph = Graph::single_operator(
+            runner(
+                engine,
+                "target/plugins/window_stats.wasm",
+                serde_json::json!({}),
+            ),
+            &[],
+            Box::new(source),
+            Box::new(NullSink::default()),
+            &harness(Some("tumbling = { size_ms = 100_000_000 }")),
+        )
+        .expect("bench graph");
+        (graph, longest)
+    });
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>6} {:>10}",
+        "checkpoints every 1 s of", "gap none", "gap ckpt", "stall", "taken", "state MB"
+    );
+    let mut stall_rows = Vec::new();
+    for (name, figures) in [
+        (format!("{RECOVERY_KEYS} keys (threshold-alert)"), &keyed),
+        (format!("{RECORDS} records in open windows"), &windows),
+    ] {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{name:<44} {:>10.1} {:>10.1} {:>10.2} {:>6} {:>10.1}",
+            ms(figures.gap_without),
+            ms(figures.gap_with),
+            ms(figures.stall),
+            figures.taken,
+            figures.bytes as f64 / 1e6
+        );
+        stall_rows.push(serde_json::json!({
+            "case": name,
+            "longest_gap_without_checkpoints_ms": ms(figures.gap_without),
+            "longest_gap_with_checkpoints_ms": ms(figures.gap_with),
+            "longest_checkpoint_stall_ms": ms(figures.stall),
+            "checkpoints": figures.taken,
+            "checkpoint_bytes": figures.bytes,
+        }));
+    }
+    stall_rows
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     std::env::set_current_dir(&root).expect("workspace root");
@@ -372,6 +442,11 @@ fn main() {
     );
     let engine = PluginEngine::new().expect("engine");
     let dir = Path::new("target/bench/durability-state");
+    if std::env::args().any(|a| a == "stalls") {
+        // `cargo bench --bench durability -- stalls`: those cases only.
+        stall_cases(&engine, dir);
+        return;
+    }
     let cases = [
         Case {
             name: "no checkpoints",
@@ -434,69 +509,7 @@ fn main() {
         bytes as f64 / 1e6,
         figures.checkpoint.as_secs_f64() * 1e3
     );
-    let keyed = stalls(&dir.with_extension("stall-keys"), |stop| {
-        let (source, longest) = GapProbe::new(Box::new(ManyKeys::new(
-            3 * RECOVERY_KEYS,
-            RECOVERY_KEYS,
-            stop,
-        )));
-        let graph = Graph::single_operator(
-            runner(
-                &engine,
-                "target/plugins/threshold_alert.wasm",
-                serde_json::json!({ "field": "t", "threshold": 1e9 }),
-            ),
-            &["cleared".to_owned()],
-            Box::new(source),
-            Box::new(NullSink::default()),
-            &harness(None),
-        )
-        .expect("bench graph");
-        (graph, longest)
-    });
-    let windows = stalls(&dir.with_extension("stall-windows"), |_| {
-        let (source, longest) = GapProbe::new(sim());
-        let graph = Graph::single_operator(
-            runner(
-                &engine,
-                "target/plugins/window_stats.wasm",
-                serde_json::json!({}),
-            ),
-            &[],
-            Box::new(source),
-            Box::new(NullSink::default()),
-            &harness(Some("tumbling = { size_ms = 3_600_000 }")),
-        )
-        .expect("bench graph");
-        (graph, longest)
-    });
-    println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>6} {:>10}",
-        "checkpoints every 1 s of", "gap none", "gap ckpt", "stall", "taken", "state MB"
-    );
-    let mut stall_rows = Vec::new();
-    for (name, figures) in [
-        (format!("{RECOVERY_KEYS} keys (threshold-alert)"), &keyed),
-        (format!("{RECORDS} records in open windows"), &windows),
-    ] {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "{name:<44} {:>10.1} {:>10.1} {:>10.2} {:>6} {:>10.1}",
-            ms(figures.gap_without),
-            ms(figures.gap_with),
-            ms(figures.stall),
-            figures.taken,
-            figures.bytes as f64 / 1e6
-        );
-        stall_rows.push(serde_json::json!({
-            "case": name,
-            "longest_gap_without_checkpoints_ms": ms(figures.gap_without),
-            "longest_gap_with_checkpoints_ms": ms(figures.gap_with),
-            "longest_checkpoint_stall_ms": ms(figures.stall),
-            "checkpoints": figures.taken,
-            "checkpoint_bytes": figures.bytes,
-        }));
-    }
+    let stall_rows = stall_cases(&engine, dir);
     let json = serde_json::json!({
         "stalls": stall_rows,
         "records_per_run": RECORDS,

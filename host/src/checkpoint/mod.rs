@@ -5,9 +5,14 @@
 //! makes what it wrote durable and says where it stands (a file's length);
 //! each operator's whole state (keyed state, timers, open windows and
 //! accumulators, watermarks, the plugin's own memory snapshot, the counters
-//! result ids are built from) is serialized into one blob; each source says
-//! where it is; then [`PipelineStore::write`] stores the blobs and, last, the
-//! [`Manifest`] naming them with their CRCs.
+//! result ids are built from) is snapshotted; each source says where it is.
+//! The snapshot shares the operators' keyed state and windows (copy on
+//! write, shard by shard), so taking it costs the pipeline about nothing;
+//! a thread of its own then serializes each operator's state into one blob,
+//! and [`PipelineStore::write`] stores the blobs and, last, the [`Manifest`]
+//! naming them with their CRCs, while the pipeline goes on. One checkpoint
+//! is written at a time; what it covers (acknowledgements to sources' peers,
+//! journal entries not appended yet) is let go only once it is durable.
 //!
 //! On start the newest checkpoint that reads back whole is restored (a torn
 //! or damaged one is skipped, with a warning): operators get their state,

@@ -56,10 +56,12 @@ struct InFlight {
     acknowledgement: Acknowledgement,
 }
 
-/// What a run's checkpoints cost the pipeline thread.
+/// What a run's checkpoints cost the pipeline thread while it ran (the
+/// checkpoints at recovery and at the end of a run are left out: the
+/// pipeline waits for those to be durable).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckpointStats {
-    /// Checkpoints taken (handed to the committer).
+    /// Checkpoints taken while the run went on.
     pub taken: u64,
     /// The longest the pipeline waited for one: the sinks' commits and the
     /// snapshot of the operators' state; encoding and writing it are done
@@ -346,7 +348,13 @@ impl Graph {
             .as_ref()
             .is_some_and(|d| d.in_flight.is_none() && Instant::now() >= d.next_at)
         {
+            let started = Instant::now();
             self.start_checkpoint(false)?;
+            if let Some(durability) = &mut self.durability {
+                let stall = started.elapsed();
+                durability.stats.taken += 1;
+                durability.stats.longest_stall = durability.stats.longest_stall.max(stall);
+            }
         }
         Ok(())
     }
@@ -483,8 +491,6 @@ impl Graph {
             })
         })?;
         let stall = started.elapsed();
-        durability.stats.taken += 1;
-        durability.stats.longest_stall = durability.stats.longest_stall.max(stall);
         durability.in_flight = Some(InFlight {
             id: durability.next_id,
             started,

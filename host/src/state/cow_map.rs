@@ -1,12 +1,15 @@
-//! A hash map whose copies are taken in constant time and diverge shard by
-//! shard: the keyed state and open windows a checkpoint encodes off the
-//! pipeline thread while the pipeline goes on changing them.
+//! A hash map whose copies are taken in about constant time and diverge
+//! entry by entry: the keyed state and open windows a checkpoint encodes off
+//! the pipeline thread while the pipeline goes on changing them.
 //!
 //! As Flink's `CopyOnWriteStateMap` does for its heap state backend, a
-//! snapshot shares the map's storage; the first write to a shard the
-//! snapshot still holds copies that shard only (1/256 of the map),
-//! so no write waits for more than one shard's copy, and a shard the
-//! snapshot has let go of is written in place again.
+//! snapshot shares the map's storage, and a write to an entry the snapshot
+//! still holds copies that entry only. The map is kept in small shards (16
+//! entries each on average, split one at a time as it grows, by linear
+//! hashing) and each value behind its own pointer: a snapshot copies one
+//! pointer per shard, and the first write to a shard after it copies the
+//! shard's pointers and the value written, never the map; a write to a
+//! shard and value the snapshot has let go of is made in place.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -20,40 +23,48 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// How many shards a map has: a write after a snapshot copies at most
-/// 1/256 of the map (4 k of 1 M keys).
-const SHARDS: usize = 256;
+/// Entries a shard holds on average before one is split.
+const PER_SHARD: usize = 16;
 
-/// Picks a key's shard; fixed, so that a key's shard never changes.
+/// Picks a key's shard; fixed, so that a key's shard only changes when
+/// its shard is split.
 const SHARD_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_ed0d);
 
-type Shard<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Shard<K, V> = HashMap<K, Arc<V>, foldhash::fast::RandomState>;
 
-/// A map of 256 shards, each shared with the snapshots taken since
-/// it was last written (see the module's documentation).
+/// A map of small shards, each shared with the snapshots taken since it was
+/// last written, as are its values (see the module's documentation).
 ///
 /// It serializes as one map, in the same bytes as a `HashMap` of its
 /// entries, so that checkpoints read either.
 pub struct CowMap<K, V> {
-    shards: Box<[Arc<Shard<K, V>>]>,
+    /// Shards `0..base + split`: linear hashing's table.
+    shards: Vec<Arc<Shard<K, V>>>,
+    /// A power of two: keys are placed by their hash's low bits…
+    base: usize,
+    /// … one more bit for shards before this one (they were split).
+    split: usize,
     len: usize,
 }
 
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
-        let empty = Arc::new(Shard::default());
         CowMap {
-            shards: (0..SHARDS).map(|_| empty.clone()).collect(),
+            shards: vec![Arc::new(Shard::default())],
+            base: 1,
+            split: 0,
             len: 0,
         }
     }
 }
 
 impl<K, V> Clone for CowMap<K, V> {
-    /// A snapshot: shares every shard (constant time in the entries).
+    /// A snapshot: shares every shard (one pointer copied per shard).
     fn clone(&self) -> Self {
         CowMap {
             shards: self.shards.clone(),
+            base: self.base,
+            split: self.split,
             len: self.len,
         }
     }
@@ -65,8 +76,8 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for CowMap<K, V> {
     }
 }
 
-fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
-    (SHARD_HASH.hash_one(key) >> 56) as usize % SHARDS
+fn hash_of<Q: Hash + ?Sized>(key: &Q) -> usize {
+    SHARD_HASH.hash_one(key) as usize
 }
 
 impl<K, V> CowMap<K, V> {
@@ -82,7 +93,9 @@ impl<K, V> CowMap<K, V> {
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|shard| shard.iter())
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.iter().map(|(k, v)| (k, &**v)))
     }
 
     /// Every key, in no particular order.
@@ -94,13 +107,35 @@ impl<K, V> CowMap<K, V> {
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
     }
+
+    /// The shard of a key with this hash.
+    fn shard_of(&self, hash: usize) -> usize {
+        let i = hash & (self.base - 1);
+        if i < self.split {
+            hash & (2 * self.base - 1)
+        } else {
+            i
+        }
+    }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
-    /// The shard `key` belongs to, to be written: copied first if a
-    /// snapshot still shares it.
-    fn shard_mut<Q: Hash + ?Sized>(&mut self, key: &Q) -> &mut Shard<K, V> {
-        Arc::make_mut(&mut self.shards[shard_of(key)])
+    /// Splits shards until they hold `PER_SHARD` entries on average with
+    /// one more entry: one shard split per `PER_SHARD` entries added.
+    fn make_room(&mut self) {
+        while self.len + 1 > self.shards.len() * PER_SHARD {
+            let at = self.split;
+            let mask = 2 * self.base - 1;
+            let moved: Shard<K, V> = Arc::make_mut(&mut self.shards[at])
+                .extract_if(|k, _| hash_of(k) & mask != at)
+                .collect();
+            self.shards.push(Arc::new(moved));
+            self.split += 1;
+            if self.split == self.base {
+                self.base *= 2;
+                self.split = 0;
+            }
+        }
     }
 
     /// The value of `key`.
@@ -109,7 +144,9 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[shard_of(key)].get(key)
+        self.shards[self.shard_of(hash_of(key))]
+            .get(key)
+            .map(|v| &**v)
     }
 
     /// Whether `key` has a value.
@@ -127,34 +164,42 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shard = &self.shards[shard_of(key)];
+        let at = self.shard_of(hash_of(key));
         // Look first: a shard is not copied for a key it does not hold.
-        if !shard.contains_key(key) {
+        if !self.shards[at].contains_key(key) {
             return None;
         }
-        self.shard_mut(key).get_mut(key)
+        Arc::make_mut(&mut self.shards[at])
+            .get_mut(key)
+            .map(Arc::make_mut)
     }
 
     /// The value of `key`, inserted with `make` if it has none.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let len = &mut self.len;
-        let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
-        match shard.entry(key) {
+        let hash = hash_of(&key);
+        if !self.shards[self.shard_of(hash)].contains_key(&key) {
+            self.make_room();
+        }
+        let at = self.shard_of(hash);
+        let value = match Arc::make_mut(&mut self.shards[at]).entry(key) {
             hash_map::Entry::Occupied(entry) => entry.into_mut(),
             hash_map::Entry::Vacant(entry) => {
-                *len += 1;
-                entry.insert(make())
+                self.len += 1;
+                entry.insert(Arc::new(make()))
             }
-        }
+        };
+        Arc::make_mut(value)
     }
 
     /// Sets the value of `key`; returns the one it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let old = self.shard_mut(&key).insert(key, value);
+        self.make_room();
+        let at = self.shard_of(hash_of(&key));
+        let old = Arc::make_mut(&mut self.shards[at]).insert(key, Arc::new(value));
         if old.is_none() {
             self.len += 1;
         }
-        old
+        old.map(Arc::unwrap_or_clone)
     }
 
     /// Removes the value of `key`, and returns it.
@@ -163,50 +208,51 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if !self.shards[shard_of(key)].contains_key(key) {
+        let at = self.shard_of(hash_of(key));
+        if !self.shards[at].contains_key(key) {
             return None;
         }
-        let old = self.shard_mut(key).remove(key);
+        let old = Arc::make_mut(&mut self.shards[at]).remove(key);
         if old.is_some() {
             self.len -= 1;
         }
-        old
+        old.map(Arc::unwrap_or_clone)
     }
 
-    /// Removes the entries `drop` says yes to, and hands each to
+    /// Removes the entries `drop` says yes to, and shows each to
     /// `removed`; only shards with an entry to remove are copied. `drop`
     /// may be asked twice about an entry.
     pub fn remove_if(
         &mut self,
         mut drop: impl FnMut(&K, &V) -> bool,
-        mut removed: impl FnMut(K, V),
+        mut removed: impl FnMut(&K, &V),
     ) {
-        for shard in self.shards.iter_mut() {
+        for shard in &mut self.shards {
             if !shard.iter().any(|(k, v)| drop(k, v)) {
                 continue;
             }
             for (key, value) in Arc::make_mut(shard).extract_if(|k, v| drop(k, v)) {
                 self.len -= 1;
-                removed(key, value);
+                removed(&key, &value);
             }
         }
     }
 
     /// Changes, with `change`, every entry `wanted` says yes to; only
-    /// shards with such an entry are copied. `wanted` may be asked twice
-    /// about an entry.
+    /// shards and values with such an entry are copied. `wanted` may be
+    /// asked twice about an entry.
     pub fn update_if(
         &mut self,
         mut wanted: impl FnMut(&K, &V) -> bool,
         mut change: impl FnMut(&K, &mut V),
     ) {
-        for shard in self.shards.iter_mut() {
+        for shard in &mut self.shards {
             if !shard.iter().any(|(k, v)| wanted(k, v)) {
                 continue;
             }
             for (key, value) in Arc::make_mut(shard).iter_mut() {
                 if wanted(key, value) {
-                    change(key, value);
+                    change(key, Arc::make_mut(value));
                 }
             }
         }
@@ -340,25 +386,37 @@ mod tests {
     }
 
     #[test]
-    fn a_write_after_a_snapshot_copies_one_shard() {
-        let mut map: CowMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
+    fn a_write_after_a_snapshot_copies_one_shard_and_one_value() {
+        let mut map: CowMap<u32, Vec<u32>> = (0..10_000).map(|i| (i, vec![i])).collect();
+        assert!(map.shards.len() * PER_SHARD >= 10_000 && map.shards.len() < 10_000 / 4);
         let snapshot = map.clone();
-        *map.get_mut(&5).unwrap() = 0;
+        map.get_mut(&5).unwrap().push(0);
         let shared = map
             .shards
             .iter()
             .zip(snapshot.shards.iter())
             .filter(|(a, b)| Arc::ptr_eq(a, b))
             .count();
-        assert_eq!(shared, SHARDS - 1, "one shard copied, the rest shared");
-        assert_eq!(snapshot.get(&5), Some(&5));
-        drop(snapshot);
-        let before = Arc::as_ptr(&map.shards[shard_of(&5u32)]);
-        *map.get_mut(&5).unwrap() = 1;
         assert_eq!(
-            Arc::as_ptr(&map.shards[shard_of(&5u32)]),
+            shared,
+            map.shards.len() - 1,
+            "one shard copied, the rest shared"
+        );
+        let at = map.shard_of(hash_of(&5u32));
+        let values_shared = map.shards[at]
+            .iter()
+            .filter(|(k, v)| Arc::ptr_eq(v, &snapshot.shards[at][*k]))
+            .count();
+        assert_eq!(values_shared, map.shards[at].len() - 1, "one value copied");
+        assert_eq!(snapshot.get(&5), Some(&vec![5]));
+        drop(snapshot);
+        let before = Arc::as_ptr(&map.shards[at]);
+        map.get_mut(&5).unwrap().push(1);
+        assert_eq!(
+            Arc::as_ptr(&map.shards[at]),
             before,
             "no snapshot left: written in place"
         );
+        assert_eq!(map.get(&5), Some(&vec![5, 0, 1]));
     }
 }

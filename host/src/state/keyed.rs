@@ -1,6 +1,7 @@
 //! Keyed state: the values plugins keep per namespace and key.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::CowMap;
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ struct Entry {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(from = "Stored")]
 pub struct KeyedState {
-    namespaces: HashMap<String, CowMap<String, Entry>>,
+    namespaces: HashMap<String, CowMap<Arc<str>, Entry>>,
     #[serde(skip)]
     ttl: Option<i64>,
     #[serde(skip)]
@@ -51,7 +52,7 @@ pub struct KeyedState {
 /// counted again when it is read.
 #[derive(Deserialize)]
 struct Stored {
-    namespaces: HashMap<String, CowMap<String, Entry>>,
+    namespaces: HashMap<String, CowMap<Arc<str>, Entry>>,
 }
 
 impl From<Stored> for KeyedState {
@@ -132,7 +133,7 @@ impl KeyedState {
                 self.bytes += entry_bytes(key, value.len());
                 self.keys += 1;
                 keys.insert(
-                    key.to_owned(),
+                    Arc::from(key),
                     Entry {
                         value: value.to_vec(),
                         written,
@@ -164,7 +165,7 @@ impl KeyedState {
                 |_, e| e.written.saturating_add(ttl) <= clock,
                 |k, e| {
                     dropped += 1;
-                    freed += entry_bytes(&k, e.value.len());
+                    freed += entry_bytes(k, e.value.len());
                 },
             );
         }
@@ -197,7 +198,7 @@ impl KeyedState {
             .iter()
             .flat_map(|(ns, keys)| {
                 keys.iter()
-                    .map(move |(k, e)| (ns.as_str(), k.as_str(), e.value.as_slice()))
+                    .map(move |(k, e)| (ns.as_str(), &**k, e.value.as_slice()))
             })
             .collect();
         all.sort_unstable();
