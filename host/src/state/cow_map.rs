@@ -12,13 +12,13 @@
 //! shard and value the snapshot has let go of is made in place.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::collections::hash_map;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -26,11 +26,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Entries a shard holds on average before one is split.
 const PER_SHARD: usize = 16;
 
-/// Picks a key's shard; fixed, so that a key's shard only changes when
-/// its shard is split.
-const SHARD_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_ed0d);
+/// Hashes keys: picks a key's shard and its place in the shard (hashed once).
+const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_ed0d);
 
-type Shard<K, V> = HashMap<K, Arc<V>, foldhash::fast::RandomState>;
+/// One entry, with its key's hash (shards grow and split without hashing again).
+#[derive(Clone)]
+struct Slot<K, V> {
+    hash: u64,
+    key: K,
+    value: Arc<V>,
+}
+
+type Shard<K, V> = HashTable<Slot<K, V>>;
 
 /// A map of small shards, each shared with the snapshots taken since it was
 /// last written, as are its values (see the module's documentation).
@@ -50,7 +57,7 @@ pub struct CowMap<K, V> {
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
         CowMap {
-            shards: vec![Arc::new(Shard::default())],
+            shards: vec![Arc::new(HashTable::new())],
             base: 1,
             split: 0,
             len: 0,
@@ -76,8 +83,12 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for CowMap<K, V> {
     }
 }
 
-fn hash_of<Q: Hash + ?Sized>(key: &Q) -> usize {
-    SHARD_HASH.hash_one(key) as usize
+fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
+    HASHER.hash_one(key)
+}
+
+fn slot_hash<K, V>(slot: &Slot<K, V>) -> u64 {
+    slot.hash
 }
 
 impl<K, V> CowMap<K, V> {
@@ -95,7 +106,7 @@ impl<K, V> CowMap<K, V> {
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards
             .iter()
-            .flat_map(|shard| shard.iter().map(|(k, v)| (k, &**v)))
+            .flat_map(|shard| shard.iter().map(|s| (&s.key, &*s.value)))
     }
 
     /// Every key, in no particular order.
@@ -109,7 +120,8 @@ impl<K, V> CowMap<K, V> {
     }
 
     /// The shard of a key with this hash.
-    fn shard_of(&self, hash: usize) -> usize {
+    fn shard_of(&self, hash: u64) -> usize {
+        let hash = hash as usize;
         let i = hash & (self.base - 1);
         if i < self.split {
             hash & (2 * self.base - 1)
@@ -126,9 +138,12 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         while self.len + 1 > self.shards.len() * PER_SHARD {
             let at = self.split;
             let mask = 2 * self.base - 1;
-            let moved: Shard<K, V> = Arc::make_mut(&mut self.shards[at])
-                .extract_if(|k, _| hash_of(k) & mask != at)
-                .collect();
+            let mut moved = HashTable::new();
+            for slot in
+                Arc::make_mut(&mut self.shards[at]).extract_if(|s| s.hash as usize & mask != at)
+            {
+                moved.insert_unique(slot.hash, slot, slot_hash);
+            }
             self.shards.push(Arc::new(moved));
             self.split += 1;
             if self.split == self.base {
@@ -144,9 +159,10 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[self.shard_of(hash_of(key))]
-            .get(key)
-            .map(|v| &**v)
+        let hash = hash_of(key);
+        self.shards[self.shard_of(hash)]
+            .find(hash, |s| s.key.borrow() == key)
+            .map(|s| &*s.value)
     }
 
     /// Whether `key` has a value.
@@ -164,42 +180,61 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let at = self.shard_of(hash_of(key));
-        // Look first: a shard is not copied for a key it does not hold.
-        if !self.shards[at].contains_key(key) {
+        let hash = hash_of(key);
+        let at = self.shard_of(hash);
+        let shard = &mut self.shards[at];
+        // A shared shard is not copied for a key it does not hold (no weak
+        // pointers are ever made: one strong pointer means unshared).
+        if Arc::strong_count(shard) > 1 && shard.find(hash, |s| s.key.borrow() == key).is_none() {
             return None;
         }
-        Arc::make_mut(&mut self.shards[at])
-            .get_mut(key)
-            .map(Arc::make_mut)
+        Arc::make_mut(shard)
+            .find_mut(hash, |s| s.key.borrow() == key)
+            .map(|s| Arc::make_mut(&mut s.value))
     }
 
     /// The value of `key`, inserted with `make` if it has none.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let hash = hash_of(&key);
-        if !self.shards[self.shard_of(hash)].contains_key(&key) {
+        if self.shards[self.shard_of(hash)]
+            .find(hash, |s| s.key == key)
+            .is_none()
+        {
             self.make_room();
         }
         let at = self.shard_of(hash);
-        let value = match Arc::make_mut(&mut self.shards[at]).entry(key) {
-            hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            hash_map::Entry::Vacant(entry) => {
-                self.len += 1;
-                entry.insert(Arc::new(make()))
-            }
-        };
-        Arc::make_mut(value)
+        let slot =
+            match Arc::make_mut(&mut self.shards[at]).entry(hash, |s| s.key == key, slot_hash) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    self.len += 1;
+                    let slot = Slot {
+                        hash,
+                        key,
+                        value: Arc::new(make()),
+                    };
+                    entry.insert(slot).into_mut()
+                }
+            };
+        Arc::make_mut(&mut slot.value)
     }
 
     /// Sets the value of `key`; returns the one it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        self.make_room();
-        let at = self.shard_of(hash_of(&key));
-        let old = Arc::make_mut(&mut self.shards[at]).insert(key, Arc::new(value));
-        if old.is_none() {
-            self.len += 1;
+        let hash = hash_of(&key);
+        if let Some(old) = self.get_mut(&key) {
+            return Some(std::mem::replace(old, value));
         }
-        old.map(Arc::unwrap_or_clone)
+        self.make_room();
+        let at = self.shard_of(hash);
+        let slot = Slot {
+            hash,
+            key,
+            value: Arc::new(value),
+        };
+        Arc::make_mut(&mut self.shards[at]).insert_unique(hash, slot, slot_hash);
+        self.len += 1;
+        None
     }
 
     /// Removes the value of `key`, and returns it.
@@ -208,15 +243,16 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let at = self.shard_of(hash_of(key));
-        if !self.shards[at].contains_key(key) {
+        let hash = hash_of(key);
+        let at = self.shard_of(hash);
+        self.shards[at].find(hash, |s| s.key.borrow() == key)?;
+        let Ok(entry) =
+            Arc::make_mut(&mut self.shards[at]).find_entry(hash, |s| s.key.borrow() == key)
+        else {
             return None;
-        }
-        let old = Arc::make_mut(&mut self.shards[at]).remove(key);
-        if old.is_some() {
-            self.len -= 1;
-        }
-        old.map(Arc::unwrap_or_clone)
+        };
+        self.len -= 1;
+        Some(Arc::unwrap_or_clone(entry.remove().0.value))
     }
 
     /// Removes the entries `drop` says yes to, and shows each to
@@ -228,12 +264,12 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         mut removed: impl FnMut(&K, &V),
     ) {
         for shard in &mut self.shards {
-            if !shard.iter().any(|(k, v)| drop(k, v)) {
+            if !shard.iter().any(|s| drop(&s.key, &s.value)) {
                 continue;
             }
-            for (key, value) in Arc::make_mut(shard).extract_if(|k, v| drop(k, v)) {
+            for slot in Arc::make_mut(shard).extract_if(|s| drop(&s.key, &s.value)) {
                 self.len -= 1;
-                removed(&key, &value);
+                removed(&slot.key, &slot.value);
             }
         }
     }
@@ -247,12 +283,12 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         mut change: impl FnMut(&K, &mut V),
     ) {
         for shard in &mut self.shards {
-            if !shard.iter().any(|(k, v)| wanted(k, v)) {
+            if !shard.iter().any(|s| wanted(&s.key, &s.value)) {
                 continue;
             }
-            for (key, value) in Arc::make_mut(shard).iter_mut() {
-                if wanted(key, value) {
-                    change(key, Arc::make_mut(value));
+            for slot in Arc::make_mut(shard).iter_mut() {
+                if wanted(&slot.key, &slot.value) {
+                    change(&slot.key, Arc::make_mut(&mut slot.value));
                 }
             }
         }
@@ -377,7 +413,7 @@ mod tests {
     fn it_is_stored_in_the_bytes_of_a_hash_map() {
         let map: CowMap<String, u32> = (0..100).map(|i| (format!("k{i}"), i)).collect();
         let bytes = postcard::to_allocvec(&map).unwrap();
-        let read: HashMap<String, u32> = postcard::from_bytes(&bytes).unwrap();
+        let read: std::collections::HashMap<String, u32> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(read.len(), 100);
         assert_eq!(read["k42"], 42);
         let back: CowMap<String, u32> =
@@ -405,7 +441,8 @@ mod tests {
         let at = map.shard_of(hash_of(&5u32));
         let values_shared = map.shards[at]
             .iter()
-            .filter(|(k, v)| Arc::ptr_eq(v, &snapshot.shards[at][*k]))
+            .zip(snapshot.shards[at].iter())
+            .filter(|(a, b)| Arc::ptr_eq(&a.value, &b.value))
             .count();
         assert_eq!(values_shared, map.shards[at].len() - 1, "one value copied");
         assert_eq!(snapshot.get(&5), Some(&vec![5]));
