@@ -442,6 +442,21 @@ fn main() {
     );
     let engine = PluginEngine::new().expect("engine");
     let dir = Path::new("target/bench/durability-state");
+    if std::env::var_os("EDDY_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("EDDY_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    if std::env::args().any(|a| a == "recovery") {
+        // `cargo bench --bench durability -- recovery`: that case only.
+        let figures = recovery(&engine, &dir.with_extension("recovery"));
+        println!(
+            "recovery: {:?}, one checkpoint: {:?}",
+            figures.restore, figures.checkpoint
+        );
+        return;
+    }
     if std::env::args().any(|a| a == "stalls") {
         // `cargo bench --bench durability -- stalls`: those cases only.
         stall_cases(&engine, dir);

@@ -337,6 +337,8 @@ impl Runtime {
                 results_written = summary.written.iter().map(|(_, n)| n).sum::<u64>(),
                 dead_lettered = summary.dead_lettered,
                 completed = summary.completed,
+                checkpoints = summary.checkpoints.taken,
+                longest_checkpoint_stall_ms = summary.checkpoints.longest_stall.as_secs_f64() * 1e3,
                 peak_resident_mib = crate::dataflow::control::peak_resident_bytes() >> 20,
                 "pipeline stopped"
             );

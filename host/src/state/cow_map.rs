@@ -132,6 +132,20 @@ impl<K, V> CowMap<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    /// An empty map with shards for about `entries` entries, so that
+    /// filling it splits none (a checkpoint read back).
+    pub fn with_capacity(entries: usize) -> Self {
+        let base = entries.div_ceil(PER_SHARD).max(1).next_power_of_two();
+        CowMap {
+            shards: (0..base)
+                .map(|_| Arc::new(HashTable::with_capacity(PER_SHARD)))
+                .collect(),
+            base,
+            split: 0,
+            len: 0,
+        }
+    }
+
     /// Splits shards until they hold `PER_SHARD` entries on average with
     /// one more entry: one shard split per `PER_SHARD` entries added.
     fn make_room(&mut self) {
@@ -221,20 +235,29 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// Sets the value of `key`; returns the one it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let hash = hash_of(&key);
-        if let Some(old) = self.get_mut(&key) {
-            return Some(std::mem::replace(old, value));
+        if self.len + 1 > self.shards.len() * PER_SHARD {
+            if let Some(old) = self.get_mut(&key) {
+                return Some(std::mem::replace(old, value));
+            }
+            self.make_room();
         }
-        self.make_room();
+        let hash = hash_of(&key);
         let at = self.shard_of(hash);
-        let slot = Slot {
-            hash,
-            key,
-            value: Arc::new(value),
-        };
-        Arc::make_mut(&mut self.shards[at]).insert_unique(hash, slot, slot_hash);
-        self.len += 1;
-        None
+        match Arc::make_mut(&mut self.shards[at]).entry(hash, |s| s.key == key, slot_hash) {
+            Entry::Occupied(mut entry) => Some(std::mem::replace(
+                Arc::make_mut(&mut entry.get_mut().value),
+                value,
+            )),
+            Entry::Vacant(entry) => {
+                entry.insert(Slot {
+                    hash,
+                    key,
+                    value: Arc::new(value),
+                });
+                self.len += 1;
+                None
+            }
+        }
     }
 
     /// Removes the value of `key`, and returns it.
@@ -332,7 +355,10 @@ where
                 f.write_str("a map")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
-                let mut map = CowMap::default();
+                // The length a damaged checkpoint claims is not trusted
+                // beyond what reading it can confirm.
+                let claimed = entries.size_hint().unwrap_or(0).min(1 << 20);
+                let mut map = CowMap::with_capacity(claimed);
                 while let Some((key, value)) = entries.next_entry()? {
                     map.insert(key, value);
                 }

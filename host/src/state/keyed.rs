@@ -262,4 +262,26 @@ mod tests {
         restored.restore(copy);
         assert_eq!((restored.len(), restored.bytes()), (1, ENTRY_OVERHEAD + 4));
     }
+
+    #[test]
+    fn many_keys_are_stored_and_read_back_whole() {
+        let mut s = KeyedState::default();
+        for i in 0..50_000u32 {
+            s.put("alert", &format!("sensor-{i:07}"), &i.to_le_bytes());
+        }
+        let snapshot = s.clone();
+        s.put("alert", "sensor-0000007", b"changed after the snapshot");
+        let bytes = postcard::to_allocvec(&snapshot).unwrap();
+        let back: KeyedState = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            (back.len(), back.bytes()),
+            (snapshot.len(), snapshot.bytes())
+        );
+        for i in [0u32, 7, 12_345, 49_999] {
+            assert_eq!(
+                back.get("alert", &format!("sensor-{i:07}")),
+                Some(&i.to_le_bytes()[..])
+            );
+        }
+    }
 }
