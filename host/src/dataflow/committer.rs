@@ -10,7 +10,7 @@
 //! (acknowledgements to sources' peers, journal entries not appended yet).
 //! One checkpoint is in flight at a time.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -97,12 +97,18 @@ impl Committer {
         }
     }
 
-    /// The checkpoint in flight, once it is done; with `wait`, waits for it.
-    pub(crate) fn finished(&self, wait: bool) -> Option<Committed> {
+    /// The checkpoint in flight, once it is done; with `wait`, waits for
+    /// it. Fails if the committer's thread is gone.
+    pub(crate) fn finished(&self, wait: bool) -> Result<Option<Committed>, String> {
+        let stopped = || "the checkpoint writer stopped".to_owned();
         if wait {
-            return self.done.recv().ok();
+            return self.done.recv().map(Some).map_err(|_| stopped());
         }
-        self.done.try_recv().ok()
+        match self.done.try_recv() {
+            Ok(committed) => Ok(Some(committed)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(stopped()),
+        }
     }
 }
 

@@ -214,6 +214,14 @@ impl Graph {
     /// returns how many records were replayed.
     fn restore(&mut self, loaded: Loaded) -> Result<u64, RunError> {
         let Loaded { manifest, blobs } = loaded;
+        if let Some(durability) = &mut self.durability {
+            // Entries journaled from now on are numbered after every entry
+            // the checkpoint holds (the journal may have been pruned below
+            // it, or its last entries never appended): until the next
+            // checkpoint is durable, a crash comes back to this one and
+            // replays what follows its number.
+            durability.journal_seq = durability.journal_seq.max(manifest.journal_seq);
+        }
         for slot in &mut self.operators {
             let node = &mut slot.node;
             let Some(i) = manifest
@@ -350,7 +358,9 @@ impl Graph {
         {
             let started = Instant::now();
             self.start_checkpoint(false)?;
-            if let Some(durability) = &mut self.durability {
+            if let Some(durability) = &mut self.durability
+                && durability.in_flight.is_some()
+            {
                 let stall = started.elapsed();
                 durability.stats.taken += 1;
                 durability.stats.longest_stall = durability.stats.longest_stall.max(stall);
@@ -506,21 +516,22 @@ impl Graph {
     /// Once the checkpoint in flight is durable (with `wait`, waits for
     /// it): lets go of what it covers. A checkpoint that could not be
     /// encoded is skipped; a store that failed stops the run.
-    fn finish_checkpoint(&mut self, wait: bool) -> Result<(), RunError> {
+    pub(super) fn finish_checkpoint(&mut self, wait: bool) -> Result<(), RunError> {
         let Some(durability) = &mut self.durability else {
             return Ok(());
         };
         if durability.in_flight.is_none() {
             return Ok(());
         }
-        let Some(committed) = durability.committer.finished(wait) else {
-            if !wait {
-                return Ok(());
+        let committed = match durability.committer.finished(wait) {
+            Ok(Some(committed)) => committed,
+            Ok(None) => return Ok(()),
+            Err(stopped) => {
+                return Err(RunError::State(StoreError::Sled {
+                    path: durability.store.store().path().to_owned(),
+                    error: sled::Error::Unsupported(stopped),
+                }));
             }
-            return Err(RunError::State(StoreError::Sled {
-                path: durability.store.store().path().to_owned(),
-                error: sled::Error::Unsupported("the checkpoint writer stopped".into()),
-            }));
         };
         let Some(in_flight) = durability.in_flight.take() else {
             return Ok(());

@@ -311,6 +311,17 @@ impl Graph {
     /// Runs until every source has ended, or `control` says stop. The graph
     /// must have been opened ([`Graph::open`]).
     pub fn run(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
+        let result = self.run_until_stopped(control);
+        if result.is_err() {
+            // A checkpoint in flight may still become durable: what it
+            // covers is let go then, so that a peer does not send again
+            // input the restored state already holds.
+            let _ = self.finish_checkpoint(true);
+        }
+        result
+    }
+
+    fn run_until_stopped(&mut self, control: &RunControl) -> Result<RunSummary, RunError> {
         if let Some(source) = self.sources.iter().find(|s| s.driver.is_none()) {
             return Err(RunError::Open(format!(
                 "source `{}` was not opened",

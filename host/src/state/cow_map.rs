@@ -26,9 +26,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Entries a shard holds on average before one is split.
 const PER_SHARD: usize = 16;
 
-/// Hashes keys: picks a key's shard and its place in the shard (hashed once).
-const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_ed0d);
-
 /// One entry, with its key's hash (shards grow and split without hashing again).
 #[derive(Clone)]
 struct Slot<K, V> {
@@ -45,6 +42,10 @@ type Shard<K, V> = HashTable<Slot<K, V>>;
 /// It serializes as one map, in the same bytes as a `HashMap` of its
 /// entries, so that checkpoints read either.
 pub struct CowMap<K, V> {
+    /// Hashes keys, once per lookup: the hash's high half picks the shard,
+    /// its low half the place in the shard. Seeded at random per map (keys
+    /// come from outside: they cannot be made to pile up in one shard).
+    hasher: foldhash::fast::RandomState,
     /// Shards `0..base + split`: linear hashing's table.
     shards: Vec<Arc<Shard<K, V>>>,
     /// A power of two: keys are placed by their hash's low bits…
@@ -57,6 +58,7 @@ pub struct CowMap<K, V> {
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
         CowMap {
+            hasher: foldhash::fast::RandomState::default(),
             shards: vec![Arc::new(HashTable::new())],
             base: 1,
             split: 0,
@@ -69,6 +71,7 @@ impl<K, V> Clone for CowMap<K, V> {
     /// A snapshot: shares every shard (one pointer copied per shard).
     fn clone(&self) -> Self {
         CowMap {
+            hasher: self.hasher.clone(),
             shards: self.shards.clone(),
             base: self.base,
             split: self.split,
@@ -83,8 +86,10 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for CowMap<K, V> {
     }
 }
 
-fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
-    HASHER.hash_one(key)
+/// The bits of a hash that pick its shard: the high half (the low bits
+/// place entries inside a shard, and would all be alike there).
+fn shard_bits(hash: u64) -> usize {
+    (hash >> 32) as usize
 }
 
 fn slot_hash<K, V>(slot: &Slot<K, V>) -> u64 {
@@ -119,9 +124,13 @@ impl<K, V> CowMap<K, V> {
         self.iter().map(|(_, v)| v)
     }
 
+    fn hash_of<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
     /// The shard of a key with this hash.
     fn shard_of(&self, hash: u64) -> usize {
-        let hash = hash as usize;
+        let hash = shard_bits(hash);
         let i = hash & (self.base - 1);
         if i < self.split {
             hash & (2 * self.base - 1)
@@ -137,6 +146,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     pub fn with_capacity(entries: usize) -> Self {
         let base = entries.div_ceil(PER_SHARD).max(1).next_power_of_two();
         CowMap {
+            hasher: foldhash::fast::RandomState::default(),
             shards: (0..base)
                 .map(|_| Arc::new(HashTable::with_capacity(PER_SHARD)))
                 .collect(),
@@ -154,7 +164,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
             let mask = 2 * self.base - 1;
             let mut moved = HashTable::new();
             for slot in
-                Arc::make_mut(&mut self.shards[at]).extract_if(|s| s.hash as usize & mask != at)
+                Arc::make_mut(&mut self.shards[at]).extract_if(|s| shard_bits(s.hash) & mask != at)
             {
                 moved.insert_unique(slot.hash, slot, slot_hash);
             }
@@ -173,7 +183,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = hash_of(key);
+        let hash = self.hash_of(key);
         self.shards[self.shard_of(hash)]
             .find(hash, |s| s.key.borrow() == key)
             .map(|s| &*s.value)
@@ -194,7 +204,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = hash_of(key);
+        let hash = self.hash_of(key);
         let at = self.shard_of(hash);
         let shard = &mut self.shards[at];
         // A shared shard is not copied for a key it does not hold (no weak
@@ -209,7 +219,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// The value of `key`, inserted with `make` if it has none.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let hash = hash_of(&key);
+        let hash = self.hash_of(&key);
         if self.shards[self.shard_of(hash)]
             .find(hash, |s| s.key == key)
             .is_none()
@@ -241,7 +251,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
             }
             self.make_room();
         }
-        let hash = hash_of(&key);
+        let hash = self.hash_of(&key);
         let at = self.shard_of(hash);
         match Arc::make_mut(&mut self.shards[at]).entry(hash, |s| s.key == key, slot_hash) {
             Entry::Occupied(mut entry) => Some(std::mem::replace(
@@ -266,7 +276,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = hash_of(key);
+        let hash = self.hash_of(key);
         let at = self.shard_of(hash);
         self.shards[at].find(hash, |s| s.key.borrow() == key)?;
         let Ok(entry) =
@@ -464,7 +474,7 @@ mod tests {
             map.shards.len() - 1,
             "one shard copied, the rest shared"
         );
-        let at = map.shard_of(hash_of(&5u32));
+        let at = map.shard_of(map.hash_of(&5u32));
         let values_shared = map.shards[at]
             .iter()
             .zip(snapshot.shards[at].iter())
