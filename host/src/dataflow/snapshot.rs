@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::operator::OperatorNode;
 use super::watermark::InputWatermarks;
-use super::window::{CountKeys, OpenWindows, PanesSnapshot, StoredPanes, Windowing};
+use super::window::{self, CountKeys, OpenWindows, PanesSnapshot, StoredPanes, Windowing};
 use crate::plugin::PluginFault;
 use crate::state::{KeyedState, Timers};
 
@@ -42,7 +42,7 @@ impl OperatorSnapshot {
     pub(crate) fn open_windows(&self) -> usize {
         match &self.windows {
             WindowsSnapshot::None => 0,
-            WindowsSnapshot::Time(open) => open.values().map(Vec::len).sum(),
+            WindowsSnapshot::Time(open) => window::count_open(open),
             WindowsSnapshot::Count(keys) => keys.len(),
             WindowsSnapshot::Panes(panes) => panes.open_windows(),
         }

@@ -16,6 +16,11 @@ use crate::state::CowMap;
 /// taken in constant time.
 pub type OpenWindows = CowMap<Arc<str>, Vec<OpenWindow>>;
 
+/// How many windows (or panes) `keys` holds.
+pub fn count_open(keys: &OpenWindows) -> usize {
+    keys.values().map(Vec::len).sum()
+}
+
 /// What became of a record handed to [`WindowBuffer::add`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
@@ -382,7 +387,7 @@ impl WindowBuffer {
 
     /// How many windows are open (including fired ones kept for lateness).
     pub fn open_windows(&self) -> usize {
-        self.keys.values().map(Vec::len).sum()
+        count_open(&self.keys)
     }
 }
 

@@ -15,7 +15,7 @@ mod count;
 mod panes;
 
 pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
-pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
+pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer, count_open};
 pub use count::{CountKeys, CountWindows, KeyRecords};
 pub use panes::{PanesSnapshot, StoredPanes};
 

@@ -70,7 +70,7 @@ struct FiringsSnapshot(Keyed<u32>);
 impl PanesSnapshot {
     /// How many panes are open.
     pub fn open_windows(&self) -> usize {
-        self.panes.values().map(Vec::len).sum()
+        super::buffer::count_open(&self.panes)
     }
 }
 
