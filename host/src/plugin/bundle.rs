@@ -26,6 +26,7 @@ pub struct BundleBody {
     /// The plugin's manifest, as in its custom section.
     pub manifest: String,
     /// The WebAssembly module.
+    #[serde(with = "serde_bytes")]
     pub wasm: Vec<u8>,
     /// Machine code compiled ahead of time, per target.
     pub artifacts: Vec<Artifact>,
@@ -41,6 +42,7 @@ pub struct Artifact {
     /// own matches.
     pub engine: String,
     /// Wasmtime's serialized module.
+    #[serde(with = "serde_bytes")]
     pub code: Vec<u8>,
 }
 
@@ -153,6 +155,43 @@ mod tests {
                 code: vec![1, 2, 3],
             }],
         }
+    }
+
+    /// Bundles written while byte strings were encoded as sequences of
+    /// bytes (the layout serde gives a plain `Vec<u8>`) read back the same:
+    /// postcard writes both as a length and the bytes.
+    #[test]
+    fn bundles_with_bytes_as_sequences_read_back() {
+        #[derive(Serialize)]
+        struct SequenceArtifact {
+            target: String,
+            engine: String,
+            code: Vec<u8>,
+        }
+        #[derive(Serialize)]
+        struct SequenceBody {
+            manifest: String,
+            wasm: Vec<u8>,
+            artifacts: Vec<SequenceArtifact>,
+        }
+        let code: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let older = postcard::to_allocvec(&SequenceBody {
+            manifest: r#"{"name":"p"}"#.into(),
+            wasm: vec![0, 97, 115, 109, 1, 0, 0, 0],
+            artifacts: vec![SequenceArtifact {
+                target: "x86_64-unknown-linux-gnu".into(),
+                engine: "abc".into(),
+                code: code.clone(),
+            }],
+        })
+        .unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&(older.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&older);
+        let mut expected = body();
+        expected.artifacts[0].code = code;
+        assert_eq!(Bundle::parse(&bytes).unwrap().decode().unwrap(), expected);
+        assert_eq!(bytes, encode(&expected, |_| None));
     }
 
     #[test]

@@ -17,15 +17,16 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::PrometheusBuilder;
-
-use crate::api::{Api, Served, Token};
+use crate::api::{Api, Served};
 use crate::checkpoint::StateStore;
 use crate::config::{self, ConfigError};
 use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
 use crate::plugin::{KeptSwaps, SwappedPlugins};
 
+mod api_ready;
 pub(crate) mod release;
+
+use api_ready::ApiReady;
 
 /// What a stopped pipeline gets beyond its shutdown timeout to finish.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -95,7 +96,27 @@ impl Runtime {
         let process = |e: std::io::Error| StartError::Process(e.to_string());
         let pipeline = config::load(&options.pipeline)?;
         let swapped = SwappedPlugins::new(&options.state_dir, &pipeline.name());
-        let mut graph = Graph::build_with_swapped(&pipeline, Some(&swapped))?;
+        // The pipeline's plugins are loaded while the state store (its
+        // checkpoints, the outboxes of sinks delivering to brokers) opens and
+        // the API's token and metrics are made ready: a cold start waits for
+        // the longest of the three only.
+        let (mut graph, store, api_ready) = std::thread::scope(|scope| {
+            let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
+            let store = spawn("eddy-store-open")
+                .spawn_scoped(scope, || StateStore::open(&options.state_dir))
+                .map_err(process)?;
+            let api_ready = spawn("eddy-api-ready")
+                .spawn_scoped(scope, || ApiReady::prepare(&pipeline, options))
+                .map_err(process)?;
+            let graph = Graph::build_with_swapped(&pipeline, Some(&swapped));
+            let joined = |name: &str| StartError::Process(format!("{name} failed"));
+            let store = store
+                .join()
+                .map_err(|_| joined("opening the state store"))?;
+            let api_ready = api_ready.join().map_err(|_| joined("preparing the API"))?;
+            Ok::<_, StartError>((graph?, store, api_ready.map_err(StartError::Process)?))
+        })?;
+        let store = store.map_err(|e| StartError::Process(e.to_string()))?;
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("eddy-io")
@@ -103,10 +124,6 @@ impl Runtime {
             .enable_all()
             .build()
             .map_err(process)?;
-        // Checkpoints and the outboxes of sinks delivering to brokers live
-        // in the state store.
-        let store =
-            StateStore::open(&options.state_dir).map_err(|e| StartError::Process(e.to_string()))?;
         // What device twins share with sources (writes) and sinks (values).
         #[cfg(feature = "mqtt")]
         let twin_services = pipeline.config.twin.as_ref().map(|_| {
@@ -136,8 +153,11 @@ impl Runtime {
             options,
             &mut graph,
             swapped,
-            requests.clone(),
-            pipeline.config.twin.is_some().then_some(twin_commands),
+            api_ready,
+            (
+                requests.clone(),
+                pipeline.config.twin.is_some().then_some(twin_commands),
+            ),
             io.handle(),
         )?;
         if let Some(release) = release::Release::from_env() {
@@ -192,27 +212,20 @@ impl Runtime {
         options: &RunOptions,
         graph: &mut Graph,
         swapped: SwappedPlugins,
-        requests: std::sync::mpsc::Sender<crate::dataflow::control::Request>,
-        twins: Option<crate::twin::commands::TwinCommands>,
+        ready: Option<ApiReady>,
+        (requests, twins): (
+            std::sync::mpsc::Sender<crate::dataflow::control::Request>,
+            Option<crate::twin::commands::TwinCommands>,
+        ),
         runtime: &tokio::runtime::Handle,
     ) -> Result<Option<Api>, StartError> {
         let api = &pipeline.config.api;
-        let Some(loader) = graph.loader().cloned().filter(|_| api.enabled) else {
+        let (Some(loader), Some(ApiReady { token, metrics })) = (graph.loader().cloned(), ready)
+        else {
             return Ok(None);
         };
-        let token_file = api
-            .token_file
-            .as_ref()
-            .map(|f| pipeline.resolve(f.get_ref()));
-        let token = Token::resolve(token_file.as_deref(), &options.state_dir)
-            .map_err(|e| StartError::Process(e.to_string()))?;
         graph.keep_swaps_in(kept_swaps(pipeline, swapped));
         let listen = options.api_listen.as_deref().unwrap_or(&api.listen);
-        // Counters and histograms, for `GET /metrics`.
-        let metrics = PrometheusBuilder::new()
-            .install_recorder()
-            .map_err(|e| tracing::warn!("no metrics: {e}"))
-            .ok();
         let served = Served {
             pipeline: graph.name().to_owned(),
             requests,
