@@ -1,4 +1,4 @@
-//! Durable state: checkpoints in sled, and the ingest journal.
+//! Durable state: checkpoints in sled, and the ingest journal in files.
 //!
 //! A running pipeline takes a checkpoint every `[checkpoint] interval_ms`,
 //! between two steps of its loop, when no record is in flight: each sink
@@ -23,11 +23,13 @@
 //! ids"); a consumer drops the ones it already has.
 
 mod journal;
+mod journal_log;
 mod manifest;
 mod store;
 mod writer;
 
 pub use journal::JournalEntry;
+pub(crate) use journal_log::JOURNAL_DIR;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
 pub(crate) use store::OUTBOX_DIR;
 pub use store::{

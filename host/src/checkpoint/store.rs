@@ -1,24 +1,28 @@
-//! The sled database: checkpoints, operator state blobs and the ingest journal.
+//! The state store: checkpoints and operator state blobs in a sled
+//! database, and the ingest journal in segment files beside it.
 //!
 //! Layout, per pipeline `P` (one tree each):
 //! - `P/checkpoints`: manifest by checkpoint id (big-endian `u64`);
 //! - `P/op/OPERATOR`: the operator's state blob by checkpoint id and part
 //!   (`u64` + `u32`, big endian), cut in parts of [`PART_BYTES`];
-//! - `P/journal`: groups of ingest-journal entries, each stored under the
-//!   sequence number of its last entry; a group is its entries back to back,
-//!   each as its sequence number and its length-prefixed bytes.
+//! - `journal/P/` (files, see [`super::journal_log`]): groups of
+//!   ingest-journal entries, each with the sequence number of its last
+//!   entry; a group is its entries back to back, each as its sequence number
+//!   and its length-prefixed bytes. Older versions kept them in the tree
+//!   `P/journal`; they are moved to the files when the pipeline is opened.
 //!
 //! A checkpoint writes its blobs first and its manifest last, then flushes.
 //! The manifest names the blobs' lengths and CRCs: a checkpoint whose manifest
 //! is missing, or whose manifest or blobs do not match, is not used, and the
 //! one before it is.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-#[cfg(test)]
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sled::Tree;
 
+use super::journal_log::{JOURNAL_DIR, JournalLog};
 use super::manifest::Manifest;
 
 /// The most memory sled keeps pages of the database in.
@@ -50,6 +54,14 @@ pub enum StoreError {
         /// sled's error.
         error: sled::Error,
     },
+    /// The ingest journal's files could not be read or written.
+    #[error("ingest journal {}: {error}", path.display())]
+    Journal {
+        /// The journal's folder.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
 }
 
 /// The host's state database: one per host, shared by its pipelines.
@@ -57,6 +69,9 @@ pub enum StoreError {
 pub struct StateStore {
     db: sled::Db,
     path: PathBuf,
+    /// The journals of the pipelines opened, one per pipeline however often
+    /// it is opened.
+    journals: Arc<Mutex<HashMap<String, Arc<Mutex<JournalLog>>>>>,
 }
 
 /// Why a checkpoint cannot be used.
@@ -108,6 +123,7 @@ impl StateStore {
         Ok(StateStore {
             db,
             path: dir.to_owned(),
+            journals: Arc::default(),
         })
     }
 
@@ -146,10 +162,41 @@ impl StateStore {
             store: self.clone(),
             name: name.to_owned(),
             checkpoints: tree("checkpoints")?,
-            journal: tree("journal")?,
+            journal: self.journal(name, &tree("journal")?)?,
             #[cfg(test)]
             fail_reads: Arc::default(),
         })
+    }
+
+    /// The journal of pipeline `name`, opened once; groups an older version
+    /// kept in the tree `older` are moved to it first.
+    fn journal(&self, name: &str, older: &Tree) -> Result<Arc<Mutex<JournalLog>>, StoreError> {
+        let mut journals = self.journals.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(journal) = journals.get(name) {
+            return Ok(journal.clone());
+        }
+        let dir = self.path.join(JOURNAL_DIR).join(name);
+        let failed = |error| StoreError::Journal {
+            path: dir.clone(),
+            error,
+        };
+        let mut journal = JournalLog::open(&dir).map_err(failed)?;
+        if !older.is_empty() {
+            let last = journal.last();
+            for group in older.iter() {
+                let (key, group) = group.map_err(|e| self.fail(e))?;
+                let seq = id_of(&key);
+                if seq > last {
+                    journal.append(seq, &group).map_err(failed)?;
+                }
+            }
+            journal.sync().map_err(failed)?;
+            older.clear().map_err(|e| self.fail(e))?;
+            self.flush()?;
+        }
+        let journal = Arc::new(Mutex::new(journal));
+        journals.insert(name.to_owned(), journal.clone());
+        Ok(journal)
     }
 
     /// Names of the pipelines that have checkpoints.
@@ -243,7 +290,7 @@ pub struct PipelineStore {
     store: StateStore,
     name: String,
     checkpoints: Tree,
-    journal: Tree,
+    journal: Arc<Mutex<JournalLog>>,
     /// Makes every checkpoint read fail, as a store that cannot be read does.
     #[cfg(test)]
     fail_reads: Arc<std::sync::atomic::AtomicBool>,
@@ -437,11 +484,10 @@ impl PipelineStore {
             .map(|m| m.journal_seq)
             .min();
         if let Some(keep_from) = keep_from {
-            let mut batch = sled::Batch::default();
-            for key in self.journal.range(..=keep_from.to_be_bytes()).keys() {
-                batch.remove(key.map_err(fail)?);
-            }
-            self.journal.apply_batch(batch).map_err(fail)?;
+            let mut journal = self.journal();
+            journal
+                .forget_through(keep_from)
+                .map_err(|e| journal_failed(&journal, e))?;
         }
         Ok(())
     }
@@ -484,19 +530,45 @@ impl PipelineStore {
 
     /// Appends a group of journal entries (see [`JournalGroup`]) whose
     /// last entry is number `last`.
+    /// It reaches the disk within [`super::journal_log::SYNC_EVERY`], or at
+    /// [`PipelineStore::journal_sync`].
     pub fn journal_append(&self, last: u64, group: &JournalGroup) -> Result<(), StoreError> {
-        self.journal
-            .insert(last.to_be_bytes(), group.bytes.as_slice())
-            .map(drop)
-            .map_err(|e| self.store.fail(e))
+        let mut journal = self.journal();
+        journal
+            .append(last, &group.bytes)
+            .map_err(|e| journal_failed(&journal, e))
+    }
+
+    /// Makes the journal durable if it was last synced
+    /// [`super::journal_log::SYNC_EVERY`] ago (for a writer with nothing
+    /// new to append).
+    pub fn journal_sync_if_due(&self) -> Result<(), StoreError> {
+        let mut journal = self.journal();
+        journal
+            .sync_if_due()
+            .map_err(|e| journal_failed(&journal, e))
+    }
+
+    /// Makes every journal group appended durable.
+    pub fn journal_sync(&self) -> Result<(), StoreError> {
+        let mut journal = self.journal();
+        journal.sync().map_err(|e| journal_failed(&journal, e))
+    }
+
+    fn journal(&self) -> MutexGuard<'_, JournalLog> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Journal entries after `seq`, in order, with their numbers.
     pub fn journal_after(&self, seq: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut entries = Vec::new();
-        let groups = self.journal.range(seq.saturating_add(1).to_be_bytes()..);
-        for group in groups {
-            let (_, group) = group.map_err(|e| self.store.fail(e))?;
+        let groups = {
+            let mut journal = self.journal();
+            journal
+                .groups_after(seq)
+                .map_err(|e| journal_failed(&journal, e))?
+        };
+        for (_, group) in groups {
             let mut reader = eddy_abi::decode::Reader::new(&group);
             while !reader.is_empty() {
                 let (Ok(n), Ok(entry)) = (reader.varint(), reader.bytes()) else {
@@ -513,11 +585,7 @@ impl PipelineStore {
 
     /// The newest journal sequence number, 0 when empty.
     pub fn journal_last(&self) -> u64 {
-        self.journal
-            .last()
-            .ok()
-            .flatten()
-            .map_or(0, |(k, _)| id_of(&k))
+        self.journal().last()
     }
 
     /// Deletes every checkpoint, blob and journal entry of the pipeline.
@@ -527,8 +595,18 @@ impl PipelineStore {
             tree.clear().map_err(fail)?;
         }
         self.checkpoints.clear().map_err(fail)?;
-        self.journal.clear().map_err(fail)?;
+        {
+            let mut journal = self.journal();
+            journal.clear().map_err(|e| journal_failed(&journal, e))?;
+        }
         self.store.flush()
+    }
+}
+
+fn journal_failed(journal: &JournalLog, error: std::io::Error) -> StoreError {
+    StoreError::Journal {
+        path: journal.dir().to_owned(),
+        error,
     }
 }
 
@@ -646,30 +724,125 @@ mod tests {
         assert_eq!(p.load(2).unwrap().blobs[0], b"again");
     }
 
+    fn group(seqs: std::ops::RangeInclusive<u64>) -> JournalGroup {
+        let mut group = JournalGroup::default();
+        for seq in seqs {
+            group.push(seq, format!("entry {seq}").as_bytes());
+        }
+        group
+    }
+
+    fn entries_after(p: &PipelineStore, seq: u64) -> Vec<(u64, String)> {
+        p.journal_after(seq)
+            .unwrap()
+            .into_iter()
+            .map(|(n, e)| (n, String::from_utf8(e).unwrap()))
+            .collect()
+    }
+
+    fn expected(seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, String)> {
+        seqs.map(|n| (n, format!("entry {n}"))).collect()
+    }
+
+    #[test]
+    fn the_journal_survives_a_restart_without_the_group_being_written_when_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let p = store.pipeline("p").unwrap();
+            p.journal_append(3, &group(1..=3)).unwrap();
+            p.journal_append(5, &group(4..=5)).unwrap();
+            p.journal_sync().unwrap();
+        }
+        // A group cut short at the end of the file, as a crash leaves it.
+        let segment = std::fs::read_dir(dir.path().join(JOURNAL_DIR).join("p"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[0, 0, 0, 40, 1, 2, 3]);
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), whole as u64);
+        assert_eq!(p.journal_last(), 5);
+        assert_eq!(entries_after(&p, 0), expected(1..=5));
+        assert_eq!(entries_after(&p, 3), expected(4..=5));
+        // The same journal, however often the pipeline is opened.
+        let again = store.pipeline("p").unwrap();
+        again.journal_append(7, &group(6..=7)).unwrap();
+        assert_eq!(p.journal_last(), 7);
+        assert_eq!(entries_after(&p, 5), expected(6..=7));
+    }
+
+    #[test]
+    fn a_journal_an_older_version_kept_in_the_database_is_moved_to_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let older = store.db.open_tree("p/journal").unwrap();
+            older
+                .insert(9u64.to_be_bytes(), group(5..=9).bytes)
+                .unwrap();
+            older
+                .insert(4u64.to_be_bytes(), group(1..=4).bytes)
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        assert_eq!(p.journal_last(), 9);
+        assert_eq!(entries_after(&p, 2), expected(3..=9));
+        assert!(store.db.open_tree("p/journal").unwrap().is_empty());
+        drop((p, store));
+        // Moved once: opened again, the journal is the same.
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        assert_eq!(entries_after(&p, 0), expected(1..=9));
+    }
+
     #[test]
     fn prune_keeps_the_newest_and_the_journal_they_need() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let p = store.pipeline("p").unwrap();
+        // 30 entries of 512 KiB: 15 MiB of journal, several segment files.
+        let entry = vec![7u8; 512 << 10];
         for seq in 1..=30 {
             let mut group = JournalGroup::default();
-            group.push(seq, b"e");
+            group.push(seq, &entry);
             p.journal_append(seq, &group).unwrap();
         }
+        let journal_bytes = || {
+            std::fs::read_dir(dir.path().join(JOURNAL_DIR).join("p"))
+                .unwrap()
+                .map(|f| f.unwrap().metadata().unwrap().len())
+                .sum::<u64>()
+        };
+        let written = journal_bytes();
+        assert!(written >= 30 * (512 << 10), "{written} bytes");
         for id in 1..=3 {
             let (m, b) = checkpoint(id, b"state");
             p.write(&m, &b).unwrap();
         }
         p.prune(2, &[]).unwrap();
         assert_eq!(p.ids(), [3, 2]);
-        // Checkpoint 2 holds journal entries up to 20: later ones stay.
-        let left: Vec<u64> = p
-            .journal_after(0)
-            .unwrap()
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
-        assert_eq!(left, (21..=30).collect::<Vec<_>>());
+        // Checkpoint 2 holds journal entries up to 20: later ones stay,
+        // whole, and files holding only earlier ones are gone.
+        let numbers = |after| -> Vec<u64> {
+            let entries = p.journal_after(after).unwrap();
+            assert!(entries.iter().all(|(_, e)| *e == entry));
+            entries.into_iter().map(|(s, _)| s).collect()
+        };
+        assert_eq!(numbers(20), (21..=30).collect::<Vec<_>>());
+        let left = numbers(0);
+        assert!(left[0] > 1 && left[0] <= 21, "{left:?}");
+        assert_eq!(left, (left[0]..=30).collect::<Vec<_>>());
+        assert!(journal_bytes() < written);
         assert_eq!(p.operator_tree("op").unwrap().len(), 2);
         assert_eq!(store.pipelines(), ["p"]);
     }

@@ -1,18 +1,26 @@
-//! The journal writer: appends buffered journal groups on a thread of its
-//! own, so that the pipeline thread only encodes what its sources read.
+//! The journal writer: appends journal groups on a thread of its own, so
+//! that the pipeline thread only encodes what its sources read. Groups are
+//! appended in the order they are queued, which is their numbers' order;
+//! a group of a synced journal is appended the same way, and its sender
+//! waits until it is on disk.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use super::journal_log::SYNC_EVERY;
 use super::store::{JournalGroup, PipelineStore};
 
 /// Groups waiting to be appended; beyond this the pipeline waits for the disk.
 const QUEUE: usize = 4;
 
+/// A group to append, with its last entry's number; with a way to answer
+/// when the sender waits for it to be on disk.
+type Queued = (u64, JournalGroup, Option<SyncSender<Result<(), String>>>);
+
 /// Appends [`JournalGroup`]s in order on its own thread.
 pub struct JournalWriter {
-    sender: Option<SyncSender<(u64, JournalGroup)>>,
+    sender: Option<SyncSender<Queued>>,
     thread: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -34,17 +42,32 @@ impl JournalWriter {
     }
 
     /// Queues a group whose last entry is number `last`; fails if an
-    /// earlier append failed (the journal would have a hole).
+    /// earlier append failed (the journal would have a hole). It reaches
+    /// the disk within the journal's sync interval.
     pub fn append(&self, last: u64, group: JournalGroup) -> Result<(), String> {
+        self.send((last, group, None))
+    }
+
+    /// Appends a group after those queued and waits until it is on disk.
+    pub fn append_synced(&self, last: u64, group: JournalGroup) -> Result<(), String> {
+        let (answer, answered) = sync_channel(1);
+        self.send((last, group, Some(answer)))?;
+        answered.recv().unwrap_or_else(|_| Err(self.stopped()))
+    }
+
+    fn send(&self, queued: Queued) -> Result<(), String> {
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
         match &self.sender {
-            Some(sender) if sender.send((last, group)).is_ok() => Ok(()),
-            _ => Err(self
-                .failure()
-                .unwrap_or_else(|| "the journal writer stopped".into())),
+            Some(sender) if sender.send(queued).is_ok() => Ok(()),
+            _ => Err(self.stopped()),
         }
+    }
+
+    fn stopped(&self) -> String {
+        self.failure()
+            .unwrap_or_else(|| "the journal writer stopped".into())
     }
 
     fn failure(&self) -> Option<String> {
@@ -55,22 +78,44 @@ impl JournalWriter {
     }
 }
 
-fn write(
-    store: &PipelineStore,
-    groups: &Receiver<(u64, JournalGroup)>,
-    failure: &Mutex<Option<String>>,
-) {
-    for (last, group) in groups {
-        if let Err(e) = store.journal_append(last, &group) {
-            tracing::error!(pipeline = store.name(), "journal append failed: {e}");
-            *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
-            return;
+fn write(store: &PipelineStore, groups: &Receiver<Queued>, failure: &Mutex<Option<String>>) {
+    let fail = |e: String| {
+        tracing::error!(pipeline = store.name(), "journal append failed: {e}");
+        *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+    };
+    loop {
+        match groups.recv_timeout(SYNC_EVERY) {
+            Ok((last, group, answer)) => {
+                let mut appended = store.journal_append(last, &group);
+                if answer.is_some() {
+                    appended = appended.and_then(|()| store.journal_sync());
+                }
+                let appended = appended.map_err(|e| e.to_string());
+                if let Some(answer) = answer {
+                    let _ = answer.send(appended.clone());
+                }
+                if let Err(e) = appended {
+                    return fail(e);
+                }
+            }
+            // Nothing new: what was written still reaches the disk in time.
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = store.journal_sync_if_due() {
+                    return fail(e.to_string());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Err(e) = store.journal_sync() {
+                    fail(e.to_string());
+                }
+                return;
+            }
         }
     }
 }
 
 impl Drop for JournalWriter {
-    /// Appends what is queued, then ends the thread.
+    /// Appends what is queued and syncs it, then ends the thread.
     fn drop(&mut self) {
         self.sender = None;
         if let Some(thread) = self.thread.take() {

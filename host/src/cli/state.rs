@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
-use crate::checkpoint::{Loaded, Manifest, OUTBOX_DIR, PipelineStore, StateStore};
+use crate::checkpoint::{JOURNAL_DIR, Loaded, Manifest, OUTBOX_DIR, PipelineStore, StateStore};
 use crate::dataflow::snapshot::keyed_state;
 
 /// The first bytes of an exported state file.
@@ -382,10 +382,12 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     let swap = || -> std::io::Result<()> {
         std::fs::rename(dir, &old)?;
         std::fs::rename(&fresh, dir)?;
-        // Sinks' outboxes are files beside the database, not in it.
-        let outboxes = old.join(OUTBOX_DIR);
-        if outboxes.exists() {
-            std::fs::rename(outboxes, dir.join(OUTBOX_DIR))?;
+        // Sinks' outboxes and the journals are files beside the database,
+        // not in it.
+        for files in [OUTBOX_DIR, JOURNAL_DIR] {
+            if old.join(files).exists() {
+                std::fs::rename(old.join(files), dir.join(files))?;
+            }
         }
         std::fs::remove_dir_all(&old)
     };

@@ -9,8 +9,8 @@ use eddy_driver::Acknowledgement;
 use super::committer::{CommitError, Committer, Job};
 use super::graph::{Graph, RunError};
 use crate::checkpoint::{
-    JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint, PipelineStore,
-    SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
+    JOURNAL_DIR, JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint,
+    PipelineStore, SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
 };
 use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 
@@ -601,27 +601,22 @@ impl Graph {
             .push(durability.journal_seq, &durability.buf);
         let since = *durability.group_since.get_or_insert_with(Instant::now);
         let sync = source.journal == JournalMode::Sync;
-        if sync {
-            // Durable before the records go on.
-            durability
-                .store
-                .journal_append(durability.journal_seq, &durability.group)
-                .and_then(|()| durability.store.store().flush())
-                .map_err(RunError::State)?;
-            durability.group.clear();
-            durability.group_since = None;
-        } else if durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE {
+        if sync || durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE {
             let group = std::mem::take(&mut durability.group);
             durability.group_since = None;
-            durability
-                .writer
-                .append(durability.journal_seq, group)
-                .map_err(|e| {
-                    RunError::State(StoreError::Sled {
-                        path: durability.store.store().path().to_owned(),
-                        error: sled::Error::Unsupported(e),
-                    })
-                })?;
+            let writer = &durability.writer;
+            if sync {
+                // Durable before the records go on.
+                writer.append_synced(durability.journal_seq, group)
+            } else {
+                writer.append(durability.journal_seq, group)
+            }
+            .map_err(|e| {
+                RunError::State(StoreError::Journal {
+                    path: durability.store.store().path().join(JOURNAL_DIR),
+                    error: std::io::Error::other(e),
+                })
+            })?;
         }
         Ok(())
     }

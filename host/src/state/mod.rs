@@ -8,6 +8,7 @@
 
 mod cow_map;
 mod keyed;
+pub(crate) mod segment_log;
 mod timers;
 mod transaction;
 

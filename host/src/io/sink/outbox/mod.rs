@@ -19,7 +19,6 @@
 //! and the heads after it are recorded and flushed before the batch after
 //! the next is taken; segments wholly before the heads are removed.
 
-mod log;
 #[cfg(test)]
 mod tests;
 
@@ -31,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use eddy_sink::OwnedOut;
 
-use self::log::{Log, Place};
 use super::queue::Backlog;
 use crate::checkpoint::StateStore;
 use crate::config::{OutboxConfig, WhenFull};
 use crate::sinks::DeadLetterEntry;
+use crate::state::segment_log::{self as log, Log, Place};
 
 /// Why the outbox cannot be used.
 #[derive(Debug, thiserror::Error)]

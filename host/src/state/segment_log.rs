@@ -1,13 +1,14 @@
-//! The results of one priority of an outbox, in append-only segment files.
+//! Entries in append-only segment files: the results of one priority of a
+//! sink's outbox, and a pipeline's ingest journal.
 //!
 //! A folder holds segments named after the number of their first entry
 //! (twenty digits, so that names sort as numbers). An entry is a header —
 //! payload length (`u32`), CRC-32 of the rest (`u32`), sequence number
 //! (`u64`), time added (`i64` ms) — and the payload; all big endian.
 //! Entries are only appended, and the log only forgets whole segments
-//! before its head (what is delivered or dropped), or cuts its end at a
-//! restore. Nothing per entry is held in memory: a backlog of any size
-//! costs a few numbers.
+//! before its head (what is delivered or dropped, what a checkpoint
+//! holds), or cuts its end at a restore. Nothing per entry is held in
+//! memory: a backlog of any size costs a few numbers.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -18,10 +19,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Bytes of an entry's header.
-pub(super) const HEADER: u64 = 24;
+pub(crate) const HEADER: u64 = 24;
 
 /// A segment takes entries until it reaches this size.
-pub(super) const SEGMENT_BYTES: u64 = 16 << 20;
+pub(crate) const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// Bytes read from a segment at a time.
 const READ_CHUNK: usize = 256 << 10;
@@ -32,13 +33,13 @@ const EXTENSION: &str = "seg";
 /// A place in a log: the number of the entry there (counting every entry
 /// ever appended), the segment it is in and its offset in that segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Place {
+pub(crate) struct Place {
     /// The entry's number.
-    pub(super) index: u64,
+    pub(crate) index: u64,
     /// The number of the segment's first entry.
-    pub(super) segment: u64,
+    pub(crate) segment: u64,
     /// Bytes from the start of the segment.
-    pub(super) offset: u64,
+    pub(crate) offset: u64,
 }
 
 impl Place {
@@ -53,21 +54,21 @@ impl Place {
 
 /// What an entry's header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Header {
-    /// Its sequence number in the outbox.
-    pub(super) seq: u64,
+pub(crate) struct Header {
+    /// Its sequence number (in the outbox, in the journal).
+    pub(crate) seq: u64,
     /// When it was added, ms since the Unix epoch.
-    pub(super) added_ms: i64,
+    pub(crate) added_ms: i64,
     /// Its bytes on disk, header included.
-    pub(super) size: u64,
+    pub(crate) size: u64,
 }
 
 /// An entry read back.
-pub(super) struct Entry {
+pub(crate) struct Entry {
     /// What its header says.
-    pub(super) header: Header,
+    pub(crate) header: Header,
     /// The result, encoded.
-    pub(super) payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 
 /// One segment: the number of its first entry and its length in bytes.
@@ -89,7 +90,7 @@ struct Scanned {
 }
 
 /// The segmented log of one priority.
-pub(super) struct Log {
+pub(crate) struct Log {
     dir: PathBuf,
     /// The segments on disk, oldest first.
     segments: VecDeque<Segment>,
@@ -114,7 +115,7 @@ impl Log {
     /// entry not removed yet, as last recorded. Cuts an entry the process
     /// was writing when it stopped. Gives the log and the head, moved to
     /// the tail if the segments end before it.
-    pub(super) fn open(
+    pub(crate) fn open(
         dir: &Path,
         head: Option<Place>,
         segment_bytes: u64,
@@ -174,7 +175,7 @@ impl Log {
             } else {
                 tracing::warn!(
                     segment = %segment_path(dir, last.first).display(),
-                    "outbox: the end of a segment was cut short (a write the process did not finish): dropped"
+                    "the end of a segment was cut short (a write the process did not finish): dropped"
                 );
                 let file = OpenOptions::new()
                     .write(true)
@@ -205,8 +206,34 @@ impl Log {
         Ok((log, head))
     }
 
+    /// Forgets the segments whose entries all have sequence numbers up to
+    /// `seq`, but the last one, which is appended to; removes their files.
+    pub(crate) fn forget_through(&mut self, seq: u64) -> io::Result<()> {
+        while self.segments.len() > 1 {
+            let next = self.segments[1];
+            // Sequence numbers grow: the next segment's first bounds this one's.
+            if self
+                .first_seq(next)?
+                .is_none_or(|first| first > seq.saturating_add(1))
+            {
+                break;
+            }
+            if let Some(gone) = self.segments.pop_front() {
+                if self
+                    .reader
+                    .as_ref()
+                    .is_some_and(|r| r.segment.first == gone.first)
+                {
+                    self.reader = None;
+                }
+                std::fs::remove_file(segment_path(&self.dir, gone.first))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The place of the first entry on disk (the tail if there is none).
-    fn first_place(&self) -> Place {
+    pub(crate) fn first_place(&self) -> Place {
         match self.segments.front() {
             Some(s) => Place {
                 index: s.first,
@@ -251,17 +278,17 @@ impl Log {
     }
 
     /// The sequence number of the last entry, if any.
-    pub(super) fn last_seq(&self) -> Option<u64> {
+    pub(crate) fn last_seq(&self) -> Option<u64> {
         self.last_seq
     }
 
     /// The place after the last entry.
-    pub(super) fn tail(&self) -> Place {
+    pub(crate) fn tail(&self) -> Place {
         self.tail
     }
 
     /// Adds an entry at the end (written by [`Log::write`]).
-    pub(super) fn append(&mut self, seq: u64, added_ms: i64, payload: &[u8]) -> io::Result<()> {
+    pub(crate) fn append(&mut self, seq: u64, added_ms: i64, payload: &[u8]) -> io::Result<()> {
         let size = HEADER + payload.len() as u64;
         if self.tail.offset > 0 && self.tail.offset + size > self.segment_bytes {
             // A full segment is on disk before the next one starts: only
@@ -304,7 +331,7 @@ impl Log {
 
     /// Writes the entries appended since the last write (to the operating
     /// system: they survive the process, not a power cut, until synced).
-    pub(super) fn write(&mut self) -> io::Result<()> {
+    pub(crate) fn write(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -327,7 +354,7 @@ impl Log {
     }
 
     /// Makes what was written durable.
-    pub(super) fn sync(&mut self) -> io::Result<()> {
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.write()?;
         if self.unsynced
             && let Some(file) = &self.tail_file
@@ -364,7 +391,7 @@ impl Log {
     }
 
     /// The header of the entry at `place`, and the place after it.
-    pub(super) fn peek(&mut self, place: Place) -> io::Result<Option<(Header, Place)>> {
+    pub(crate) fn peek(&mut self, place: Place) -> io::Result<Option<(Header, Place)>> {
         self.write()?;
         if place.index >= self.tail.index {
             return Ok(None);
@@ -380,7 +407,7 @@ impl Log {
     }
 
     /// Up to `max` entries from `place`, and the place after them.
-    pub(super) fn read(&mut self, mut place: Place, max: usize) -> io::Result<(Vec<Entry>, Place)> {
+    pub(crate) fn read(&mut self, mut place: Place, max: usize) -> io::Result<(Vec<Entry>, Place)> {
         self.write()?;
         let mut entries = Vec::new();
         let mut reader = self.reader.take();
@@ -410,7 +437,7 @@ impl Log {
 
     /// Cuts the log before its first entry whose sequence number is `seq`
     /// or more; gives the place of the cut (the new tail).
-    pub(super) fn cut_from(&mut self, seq: u64) -> io::Result<Place> {
+    pub(crate) fn cut_from(&mut self, seq: u64) -> io::Result<Place> {
         self.write()?;
         self.tail_file = None;
         // Segments whose first entry is at or after the cut go whole.
@@ -452,12 +479,12 @@ impl Log {
     }
 
     /// Bytes on disk from `from` to `to`.
-    pub(super) fn bytes_between(&self, from: Place, to: Place) -> u64 {
+    pub(crate) fn bytes_between(&self, from: Place, to: Place) -> u64 {
         self.bytes_from(from).saturating_sub(self.bytes_from(to))
     }
 
     /// Bytes on disk from `from` to the tail.
-    pub(super) fn bytes_from(&self, from: Place) -> u64 {
+    pub(crate) fn bytes_from(&self, from: Place) -> u64 {
         self.segments
             .iter()
             .filter(|s| s.first >= from.segment)
@@ -475,7 +502,7 @@ impl Log {
     /// of entry numbers: those in flight and those waiting); the last one
     /// stays, to be appended to. Gives their files, to be removed by the
     /// caller (off the pipeline thread if it likes).
-    pub(super) fn release(&mut self, needed: &[std::ops::Range<u64>]) -> Vec<PathBuf> {
+    pub(crate) fn release(&mut self, needed: &[std::ops::Range<u64>]) -> Vec<PathBuf> {
         let mut gone = Vec::new();
         let mut i = 0;
         while i + 1 < self.segments.len() {
@@ -501,7 +528,7 @@ impl Log {
 
     /// The entries from `from` to the tail (segments forgotten between
     /// them hold none).
-    pub(super) fn entries_from(&self, from: Place) -> u64 {
+    pub(crate) fn entries_from(&self, from: Place) -> u64 {
         let mut count = 0;
         for (i, segment) in self.segments.iter().enumerate() {
             let end = self
@@ -515,7 +542,7 @@ impl Log {
 
     /// Past damaged bytes at `place`: the start of the next segment (or the
     /// tail), and the entries and bytes given up.
-    pub(super) fn skip_segment(&mut self, place: Place) -> (Place, u64, u64) {
+    pub(crate) fn skip_segment(&mut self, place: Place) -> (Place, u64, u64) {
         self.reader = None;
         let Some((place, segment)) = self.locate(place) else {
             return (self.tail, 0, 0);
