@@ -28,3 +28,17 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::File::open(&temporary)?.sync_all()?;
     std::fs::rename(&temporary, path)
 }
+
+/// A name as one folder name: letters, digits, `-` and `_` as they are,
+/// every other byte as `%XX` (so no name reaches outside its folder).
+pub(crate) fn folder_name(name: &str) -> String {
+    let mut folder = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            folder.push(b as char);
+        } else {
+            folder.push_str(&format!("%{b:02X}"));
+        }
+    }
+    folder
+}

@@ -175,7 +175,10 @@ impl StateStore {
         if let Some(journal) = journals.get(name) {
             return Ok(journal.clone());
         }
-        let dir = self.path.join(JOURNAL_DIR).join(name);
+        let dir = self
+            .path
+            .join(JOURNAL_DIR)
+            .join(crate::files::folder_name(name));
         let failed = |error| StoreError::Journal {
             path: dir.clone(),
             error,

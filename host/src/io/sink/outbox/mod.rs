@@ -33,6 +33,7 @@ use eddy_sink::OwnedOut;
 use super::queue::Backlog;
 use crate::checkpoint::StateStore;
 use crate::config::{OutboxConfig, WhenFull};
+use crate::files::folder_name;
 use crate::sinks::DeadLetterEntry;
 use crate::state::segment_log::{self as log, Log, Place};
 
@@ -221,20 +222,6 @@ fn seq_of_delivered(key: &[u8]) -> u64 {
 
 fn now_ms() -> i64 {
     eddy_codec::now_ms()
-}
-
-/// A name as one folder name: letters, digits, `-` and `_` as they are,
-/// every other byte as `%XX`.
-fn folder_name(name: &str) -> String {
-    let mut folder = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            folder.push(b as char);
-        } else {
-            folder.push_str(&format!("%{b:02X}"));
-        }
-    }
-    folder
 }
 
 /// The folder of the outbox of `sink` in `pipeline`.
