@@ -110,6 +110,11 @@ impl JournalLog {
         self.log.forget_through(seq)
     }
 
+    /// Removes the groups whose last entry is numbered `seq` or more.
+    pub(crate) fn cut_from(&mut self, seq: u64) -> io::Result<()> {
+        self.log.cut_from(seq).map(drop)
+    }
+
     /// Removes every group.
     pub(crate) fn clear(&mut self) -> io::Result<()> {
         self.log.cut_from(0).map(drop)?;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
-use crate::checkpoint::{JOURNAL_DIR, Loaded, Manifest, OUTBOX_DIR, PipelineStore, StateStore};
+use crate::checkpoint::{
+    JOURNAL_DIR, Loaded, Manifest, OUTBOX_DIR, PipelineStore, StateStore, compaction_dirs,
+};
 use crate::dataflow::snapshot::keyed_state;
 
 /// The first bytes of an exported state file.
@@ -367,13 +369,8 @@ fn compact(dir: &Path) -> Result<(), Failure> {
             .and_then(|()| p.remove_orphans())
             .map_err(Failure::runtime)?;
     }
-    let fresh = dir.with_extension("compacting");
-    let old = dir.with_extension("old");
-    for leftover in [&fresh, &old] {
-        if leftover.exists() {
-            std::fs::remove_dir_all(leftover).map_err(Failure::runtime)?;
-        }
-    }
+    // Leftovers of an interrupted compaction were dealt with by `open`.
+    let (fresh, old) = compaction_dirs(dir);
     let after = store
         .copy_to(&fresh)
         .map_err(Failure::runtime)?
@@ -383,7 +380,7 @@ fn compact(dir: &Path) -> Result<(), Failure> {
         std::fs::rename(dir, &old)?;
         std::fs::rename(&fresh, dir)?;
         // Sinks' outboxes and the journals are files beside the database,
-        // not in it.
+        // not in it; a crash from here on is finished by the next `open`.
         for files in [OUTBOX_DIR, JOURNAL_DIR] {
             if old.join(files).exists() {
                 std::fs::rename(old.join(files), dir.join(files))?;

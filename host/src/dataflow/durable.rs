@@ -350,6 +350,7 @@ impl Graph {
     /// Finishes the checkpoint in flight if it is done, and starts one if
     /// one is due and none is in flight.
     pub(crate) fn checkpoint_if_due(&mut self) -> Result<(), RunError> {
+        self.hand_over_journal_group(false)?;
         self.finish_checkpoint(false)?;
         if self
             .durability
@@ -599,25 +600,50 @@ impl Graph {
         durability
             .group
             .push(durability.journal_seq, &durability.buf);
-        let since = *durability.group_since.get_or_insert_with(Instant::now);
+        durability.group_since.get_or_insert_with(Instant::now);
+        // Durable before the records go on.
         let sync = source.journal == JournalMode::Sync;
-        if sync || durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE {
-            let group = std::mem::take(&mut durability.group);
+        self.hand_over_journal_group(sync)
+    }
+
+    /// Hands the gathered journal entries to the journal writer once they
+    /// are [`GROUP_AGE`] old or [`GROUP_BYTES`] long, or now and waiting
+    /// until they are on disk if `sync`. Called for every entry and at every
+    /// turn of the loop, so that entries of a source gone quiet do not wait
+    /// for the next checkpoint.
+    pub(crate) fn hand_over_journal_group(&mut self, sync: bool) -> Result<(), RunError> {
+        let Some(durability) = &mut self.durability else {
+            return Ok(());
+        };
+        let Some(since) = durability.group_since else {
+            return Ok(());
+        };
+        if durability.group.is_empty() {
+            // A checkpoint holds what it gathered.
             durability.group_since = None;
-            let writer = &durability.writer;
-            if sync {
-                // Durable before the records go on.
-                writer.append_synced(durability.journal_seq, group)
-            } else {
-                writer.append(durability.journal_seq, group)
-            }
-            .map_err(|e| {
-                RunError::State(StoreError::Journal {
-                    path: durability.store.store().path().join(JOURNAL_DIR),
-                    error: std::io::Error::other(e),
-                })
-            })?;
+            return Ok(());
         }
-        Ok(())
+        if !(sync || durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE) {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut durability.group);
+        durability.group_since = None;
+        let writer = &durability.writer;
+        if sync {
+            writer.append_synced(durability.journal_seq, group)
+        } else {
+            writer.append(durability.journal_seq, group)
+        }
+        .map_err(|e| {
+            RunError::State(StoreError::Journal {
+                path: durability
+                    .store
+                    .store()
+                    .path()
+                    .join(JOURNAL_DIR)
+                    .join(crate::files::folder_name(durability.store.name())),
+                error: std::io::Error::other(e),
+            })
+        })
     }
 }

@@ -17,16 +17,15 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Served};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::api::{Api, Served, Token};
 use crate::checkpoint::StateStore;
 use crate::config::{self, ConfigError};
 use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
 use crate::plugin::{KeptSwaps, SwappedPlugins};
 
-mod api_ready;
 pub(crate) mod release;
-
-use api_ready::ApiReady;
 
 /// What a stopped pipeline gets beyond its shutdown timeout to finish.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -38,6 +37,15 @@ const IO_THREADS: usize = 2;
 /// pipeline's thread (nice 0) comes first, and a storm of API requests or
 /// network traffic cannot take its CPU away.
 const IO_NICE: i32 = 5;
+
+/// Counters and histograms for `GET /metrics`, installed as the process's
+/// recorder; `None` if another one was installed first.
+fn metrics_recorder() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!("no metrics: {e}"))
+        .ok()
+}
 
 /// Lowers the calling thread's priority to [`IO_NICE`].
 fn yield_to_the_pipeline() {
@@ -97,24 +105,28 @@ impl Runtime {
         let pipeline = config::load(&options.pipeline)?;
         let swapped = SwappedPlugins::new(&options.state_dir, &pipeline.name());
         // The pipeline's plugins are loaded while the state store (its
-        // checkpoints, the outboxes of sinks delivering to brokers) opens and
-        // the API's token and metrics are made ready: a cold start waits for
-        // the longest of the three only.
-        let (mut graph, store, api_ready) = std::thread::scope(|scope| {
+        // checkpoints and journal, the outboxes of sinks delivering to
+        // brokers) opens and the metrics recorder, whose clock calibrates,
+        // is built: a cold start waits for the longest of the three only.
+        // The recorder is installed before any component records.
+        let api_enabled = pipeline.config.api.enabled;
+        let (mut graph, store, metrics) = std::thread::scope(|scope| {
             let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
             let store = spawn("eddy-store-open")
                 .spawn_scoped(scope, || StateStore::open(&options.state_dir))
                 .map_err(process)?;
-            let api_ready = spawn("eddy-api-ready")
-                .spawn_scoped(scope, || ApiReady::prepare(&pipeline, options))
+            let metrics = spawn("eddy-metrics")
+                .spawn_scoped(scope, move || api_enabled.then(metrics_recorder).flatten())
                 .map_err(process)?;
             let graph = Graph::build_with_swapped(&pipeline, Some(&swapped));
             let joined = |name: &str| StartError::Process(format!("{name} failed"));
             let store = store
                 .join()
                 .map_err(|_| joined("opening the state store"))?;
-            let api_ready = api_ready.join().map_err(|_| joined("preparing the API"))?;
-            Ok::<_, StartError>((graph?, store, api_ready.map_err(StartError::Process)?))
+            let metrics = metrics
+                .join()
+                .map_err(|_| joined("installing the metrics recorder"))?;
+            Ok::<_, StartError>((graph?, store, metrics))
         })?;
         let store = store.map_err(|e| StartError::Process(e.to_string()))?;
         let io = tokio::runtime::Builder::new_multi_thread()
@@ -153,7 +165,7 @@ impl Runtime {
             options,
             &mut graph,
             swapped,
-            api_ready,
+            metrics,
             (
                 requests.clone(),
                 pipeline.config.twin.is_some().then_some(twin_commands),
@@ -212,7 +224,7 @@ impl Runtime {
         options: &RunOptions,
         graph: &mut Graph,
         swapped: SwappedPlugins,
-        ready: Option<ApiReady>,
+        metrics: Option<PrometheusHandle>,
         (requests, twins): (
             std::sync::mpsc::Sender<crate::dataflow::control::Request>,
             Option<crate::twin::commands::TwinCommands>,
@@ -220,10 +232,17 @@ impl Runtime {
         runtime: &tokio::runtime::Handle,
     ) -> Result<Option<Api>, StartError> {
         let api = &pipeline.config.api;
-        let (Some(loader), Some(ApiReady { token, metrics })) = (graph.loader().cloned(), ready)
-        else {
+        let Some(loader) = graph.loader().cloned().filter(|_| api.enabled) else {
             return Ok(None);
         };
+        // Made once this process holds the store: another `eddy run` on the
+        // same state directory fails before it writes a token.
+        let token_file = api
+            .token_file
+            .as_ref()
+            .map(|f| pipeline.resolve(f.get_ref()));
+        let token = Token::resolve(token_file.as_deref(), &options.state_dir)
+            .map_err(|e| StartError::Process(e.to_string()))?;
         graph.keep_swaps_in(kept_swaps(pipeline, swapped));
         let listen = options.api_listen.as_deref().unwrap_or(&api.listen);
         let served = Served {

@@ -226,7 +226,10 @@ impl Log {
                 {
                     self.reader = None;
                 }
-                std::fs::remove_file(segment_path(&self.dir, gone.first))?;
+                match std::fs::remove_file(segment_path(&self.dir, gone.first)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
         }
         Ok(())
