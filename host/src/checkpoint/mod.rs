@@ -31,8 +31,9 @@ mod writer;
 pub use journal::JournalEntry;
 pub(crate) use journal_log::JOURNAL_DIR;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
+#[cfg(test)]
+pub(crate) use store::OUTBOX_DIR;
 pub use store::{
     Damaged, JournalGroup, LoadError, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError,
 };
-pub(crate) use store::{OUTBOX_DIR, compaction_dirs};
 pub use writer::JournalWriter;

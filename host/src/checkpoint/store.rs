@@ -54,14 +54,6 @@ pub enum StoreError {
         /// sled's error.
         error: sled::Error,
     },
-    /// A compaction a crash interrupted could not be finished.
-    #[error("state store {}: finishing an interrupted compaction: {error}", path.display())]
-    Compaction {
-        /// The directory.
-        path: PathBuf,
-        /// What failed.
-        error: std::io::Error,
-    },
     /// The ingest journal's files could not be read or written.
     #[error("ingest journal {}: {error}", path.display())]
     Journal {
@@ -108,26 +100,8 @@ pub struct Loaded {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the database in `dir`, and finishes a
-    /// compaction a crash interrupted (see [`finish_compaction`]).
+    /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let failed = |error| StoreError::Compaction {
-            path: dir.to_owned(),
-            error,
-        };
-        let (_, old) = compaction_dirs(dir);
-        if !dir.exists() && old.exists() {
-            // Stopped between the two renames: the old store is whole.
-            std::fs::rename(&old, dir).map_err(failed)?;
-        }
-        let store = Self::open_database(dir)?;
-        // Holding the database, no compaction of it is under way.
-        finish_compaction(dir).map_err(failed)?;
-        Ok(store)
-    }
-
-    /// Opens the database in `dir`, as it is.
-    fn open_database(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(500))
@@ -211,14 +185,37 @@ impl StateStore {
         };
         let mut journal = JournalLog::open(&dir).map_err(failed)?;
         let first = older.first().map_err(|e| self.fail(e))?;
-        if let Some((_, first)) = first {
+        if let Some((key, first)) = first {
             // The database's groups are the journal from their first entry
             // on: a version that kept them there ran after the files were
             // written (a rollback), or a move was cut short. Files from that
-            // entry on are cut, and the groups appended, until the tree is
-            // cleared.
-            let first_entry = eddy_abi::decode::Reader::new(&first).varint().unwrap_or(0);
+            // entry on are cut (the entries before it of a group the cut
+            // goes through are kept), and the groups appended, until the
+            // tree is cleared.
+            let first_entry = eddy_abi::decode::Reader::new(&first)
+                .varint()
+                .unwrap_or_else(|_| id_of(&key));
+            let through = journal
+                .groups_after(first_entry.saturating_sub(1))
+                .map_err(failed)?
+                .into_iter()
+                .next();
             journal.cut_from(first_entry).map_err(failed)?;
+            if let Some((_, through)) = through {
+                let mut kept = JournalGroup::default();
+                let mut reader = eddy_abi::decode::Reader::new(&through);
+                let mut last = None;
+                while let (Ok(n), Ok(entry)) = (reader.varint(), reader.bytes()) {
+                    if n >= first_entry {
+                        break;
+                    }
+                    kept.push(n, entry);
+                    last = Some(n);
+                }
+                if let Some(last) = last {
+                    journal.append(last, &kept.bytes).map_err(failed)?;
+                }
+            }
             for group in older.iter() {
                 let (key, group) = group.map_err(|e| self.fail(e))?;
                 journal.append(id_of(&key), &group).map_err(failed)?;
@@ -258,37 +255,11 @@ impl StateStore {
     /// Copies every tree into a fresh database at `dir` (the way to give
     /// back the space of deleted data; see `eddy state compact`).
     pub fn copy_to(&self, dir: &Path) -> Result<StateStore, StoreError> {
-        let copy = StateStore::open_database(dir)?;
+        let copy = StateStore::open(dir)?;
         copy.db.import(self.db.export());
         copy.flush()?;
         Ok(copy)
     }
-}
-
-/// The folders `eddy state compact` works in beside the store's `dir`: the
-/// compacted copy being made, and the store it replaces.
-pub(crate) fn compaction_dirs(dir: &Path) -> (PathBuf, PathBuf) {
-    (dir.with_extension("compacting"), dir.with_extension("old"))
-}
-
-/// Finishes a compaction a crash interrupted once the compacted store is in
-/// `dir`'s place, so that nothing of the store is left behind: the files
-/// beside the database (outboxes, journals) still in the replaced store's
-/// folder move to it, and the folders of the compaction go.
-fn finish_compaction(dir: &Path) -> std::io::Result<()> {
-    let (fresh, old) = compaction_dirs(dir);
-    if old.exists() {
-        for files in [OUTBOX_DIR, JOURNAL_DIR] {
-            if old.join(files).exists() && !dir.join(files).exists() {
-                std::fs::rename(old.join(files), dir.join(files))?;
-            }
-        }
-        std::fs::remove_dir_all(&old)?;
-    }
-    if fresh.exists() {
-        std::fs::remove_dir_all(&fresh)?;
-    }
-    Ok(())
 }
 
 /// Journal entries gathered to be appended as one value.
@@ -881,35 +852,11 @@ mod tests {
         }
         let store = StateStore::open(dir.path()).unwrap();
         let p = store.pipeline("p").unwrap();
+        // Group 5..=9 of the files is cut from 6 on; 5 stays.
         let mut journal = expected(1..=5);
         journal.extend((6..=7).map(|n| (n, format!("again {n}"))));
-        // Group 5..=9 was cut whole: entries 5 to 9 of the files go with it.
-        journal.retain(|(n, _)| *n <= 4 || *n >= 6);
         assert_eq!(entries_after(&p, 0), journal);
         assert_eq!(p.journal_last(), 7);
-    }
-
-    #[test]
-    fn a_compaction_cut_short_is_finished_when_the_store_opens() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("state");
-        let (fresh, old) = compaction_dirs(&dir);
-        let journal_file = |d: &Path| d.join(JOURNAL_DIR).join("p").join("marker");
-        // Stopped between the renames: the store's folder is the old one.
-        std::fs::create_dir_all(journal_file(&old).parent().unwrap()).unwrap();
-        std::fs::write(journal_file(&old), b"kept").unwrap();
-        std::fs::create_dir_all(&fresh).unwrap();
-        drop(StateStore::open(&dir).unwrap());
-        assert_eq!(std::fs::read(journal_file(&dir)).unwrap(), b"kept");
-        assert!(!old.exists() && !fresh.exists());
-
-        // Stopped after them: the journal follows the compacted store.
-        std::fs::rename(dir.join(JOURNAL_DIR), root.path().join("journal")).unwrap();
-        std::fs::create_dir_all(&old).unwrap();
-        std::fs::rename(root.path().join("journal"), old.join(JOURNAL_DIR)).unwrap();
-        drop(StateStore::open(&dir).unwrap());
-        assert_eq!(std::fs::read(journal_file(&dir)).unwrap(), b"kept");
-        assert!(!old.exists());
     }
 
     #[test]

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
-use crate::checkpoint::{
-    JOURNAL_DIR, Loaded, Manifest, OUTBOX_DIR, PipelineStore, StateStore, compaction_dirs,
-};
+use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
 use crate::dataflow::snapshot::keyed_state;
 
 /// The first bytes of an exported state file.
@@ -359,8 +357,61 @@ fn clear(pipeline: &PipelineStore, operator: Option<&str>) -> Result<(), Failure
     Ok(())
 }
 
+/// sled's own files in a store's folder. Everything else there (sinks'
+/// outboxes, the journals, kept plugin swaps, the API's files) is the
+/// host's, beside the database, and moves with the store.
+fn is_database_file(name: &str) -> bool {
+    matches!(name, "conf" | "db" | "blobs") || name.starts_with("snap.")
+}
+
+/// The folders a compaction of `dir` works in, beside it: the compacted
+/// copy being made, and the store it replaces.
+fn compaction_dirs(dir: &Path) -> Result<(PathBuf, PathBuf), Failure> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Failure::usage(format!("{}: not a folder to compact", dir.display())))?
+        .to_string_lossy();
+    let beside = |suffix: &str| dir.with_file_name(format!("{name}.{suffix}"));
+    Ok((beside("eddy-compacting"), beside("eddy-compacted")))
+}
+
+/// Moves the host's files (not the database's) from `from` into `to`,
+/// where `to` has none of that name.
+fn move_host_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !is_database_file(&name.to_string_lossy()) && !to.join(&name).exists() {
+            std::fs::rename(entry.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
 fn compact(dir: &Path) -> Result<(), Failure> {
+    let (fresh, old) = compaction_dirs(dir)?;
+    let failed = |what: &str, e: std::io::Error| Failure::runtime(format!("{what}: {e}"));
+    // A compaction cut short between its two renames: the store is the
+    // replaced one, whole (no database in `dir`, so no eddy runs on it).
+    if old.exists() && !dir.join("db").exists() {
+        if dir.exists() {
+            std::fs::remove_dir(dir)
+                .map_err(|e| failed("putting back the store a compaction replaced", e))?;
+        }
+        std::fs::rename(&old, dir)
+            .map_err(|e| failed("putting back the store a compaction replaced", e))?;
+    }
     let store = StateStore::open(dir).map_err(Failure::runtime)?;
+    // Cut short after them: the host's files wait beside the replaced
+    // database.
+    if old.exists() {
+        move_host_files(&old, dir)
+            .and_then(|()| std::fs::remove_dir_all(&old))
+            .map_err(|e| failed("finishing a compaction cut short", e))?;
+    }
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(|e| failed("removing a partial copy", e))?;
+    }
     let before = store.size_on_disk();
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
@@ -369,29 +420,92 @@ fn compact(dir: &Path) -> Result<(), Failure> {
             .and_then(|()| p.remove_orphans())
             .map_err(Failure::runtime)?;
     }
-    // Leftovers of an interrupted compaction were dealt with by `open`.
-    let (fresh, old) = compaction_dirs(dir);
     let after = store
         .copy_to(&fresh)
         .map_err(Failure::runtime)?
         .size_on_disk();
     drop(store);
+    // A crash from here on is finished by the next compaction.
     let swap = || -> std::io::Result<()> {
         std::fs::rename(dir, &old)?;
         std::fs::rename(&fresh, dir)?;
-        // Sinks' outboxes and the journals are files beside the database,
-        // not in it; a crash from here on is finished by the next `open`.
-        for files in [OUTBOX_DIR, JOURNAL_DIR] {
-            if old.join(files).exists() {
-                std::fs::rename(old.join(files), dir.join(files))?;
-            }
-        }
+        move_host_files(&old, dir)?;
         std::fs::remove_dir_all(&old)
     };
-    swap().map_err(|e| Failure::runtime(format!("swapping in the compacted store: {e}")))?;
+    swap().map_err(|e| failed("swapping in the compacted store", e))?;
     println!(
         "compacted {}: {before} → {after} bytes on disk",
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{JOURNAL_DIR, JournalGroup};
+
+    fn ok<T>(result: Result<T, Failure>) -> T {
+        result.unwrap_or_else(|f| panic!("{}", f.message))
+    }
+
+    /// A store with a journal entry and a kept swap beside its database.
+    fn store_with_host_files(dir: &Path) {
+        let store = StateStore::open(dir).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let mut group = JournalGroup::default();
+        group.push(1, b"entry");
+        p.journal_append(1, &group).unwrap();
+        p.journal_sync().unwrap();
+        std::fs::create_dir_all(dir.join("swapped")).unwrap();
+        std::fs::write(dir.join("swapped/op.json"), b"kept").unwrap();
+    }
+
+    fn host_files_are_there(dir: &Path) {
+        let store = StateStore::open(dir).unwrap();
+        let p = store.pipeline("p").unwrap();
+        assert_eq!(p.journal_after(0).unwrap(), [(1, b"entry".to_vec())]);
+        assert_eq!(std::fs::read(dir.join("swapped/op.json")).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn a_compaction_keeps_the_host_files_beside_the_database() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        store_with_host_files(&dir);
+        ok(compact(&dir));
+        host_files_are_there(&dir);
+        let (fresh, old) = ok(compaction_dirs(&dir));
+        assert!(!fresh.exists() && !old.exists());
+    }
+
+    #[test]
+    fn a_compaction_cut_short_is_finished_by_the_next_one() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        let (fresh, old) = ok(compaction_dirs(&dir));
+
+        // Stopped between the two renames: the store is the replaced one.
+        store_with_host_files(&dir);
+        std::fs::rename(&dir, &old).unwrap();
+        std::fs::create_dir_all(&fresh).unwrap();
+        ok(compact(&dir));
+        host_files_are_there(&dir);
+        assert!(!fresh.exists() && !old.exists());
+
+        // Stopped after them: the host's files wait in the replaced store.
+        StateStore::open(&dir).unwrap().copy_to(&fresh).unwrap();
+        std::fs::rename(&dir, &old).unwrap();
+        std::fs::rename(&fresh, &dir).unwrap();
+        assert!(!dir.join(JOURNAL_DIR).exists());
+        ok(compact(&dir));
+        host_files_are_there(&dir);
+        assert!(!old.exists());
+    }
+
+    #[test]
+    fn a_folder_without_a_name_is_not_compacted() {
+        assert!(compaction_dirs(Path::new("..")).is_err());
+        assert!(compaction_dirs(Path::new("/")).is_err());
+    }
 }

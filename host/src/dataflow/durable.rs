@@ -380,6 +380,9 @@ impl Graph {
     /// Takes a checkpoint now (between steps, when nothing is in flight),
     /// and waits until it is durable: at recovery and at the end of a run.
     pub(crate) fn checkpoint(&mut self, finished: bool) -> Result<(), RunError> {
+        // Gathered journal entries are on disk even if this checkpoint is
+        // skipped.
+        self.hand_over_journal_group(true)?;
         self.finish_checkpoint(true)?;
         self.start_checkpoint(finished)?;
         self.finish_checkpoint(true)

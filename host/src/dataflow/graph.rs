@@ -315,7 +315,9 @@ impl Graph {
         if result.is_err() {
             // A checkpoint in flight may still become durable: what it
             // covers is let go then, so that a peer does not send again
-            // input the restored state already holds.
+            // input the restored state already holds. Gathered journal
+            // entries are kept for the next run.
+            let _ = self.hand_over_journal_group(true);
             let _ = self.finish_checkpoint(true);
         }
         result
