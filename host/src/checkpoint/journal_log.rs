@@ -10,7 +10,7 @@
 //! whole segments are removed once every kept checkpoint holds them.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::state::segment_log::{Log, Place};
@@ -31,11 +31,8 @@ const READ_GROUPS: usize = 64;
 /// One pipeline's journal.
 pub(crate) struct JournalLog {
     log: Log,
-    dir: PathBuf,
     /// When what was written was last synced.
     synced_at: Instant,
-    /// Whether groups were written since.
-    unsynced: bool,
 }
 
 impl JournalLog {
@@ -45,15 +42,13 @@ impl JournalLog {
         let (log, _) = Log::open(dir, None, SEGMENT_BYTES)?;
         Ok(JournalLog {
             log,
-            dir: dir.to_owned(),
             synced_at: Instant::now(),
-            unsynced: false,
         })
     }
 
     /// Where it is.
     pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+        self.log.dir()
     }
 
     /// Appends a group whose last entry is number `last`, and syncs if the
@@ -61,13 +56,12 @@ impl JournalLog {
     pub(crate) fn append(&mut self, last: u64, group: &[u8]) -> io::Result<()> {
         self.log.append(last, 0, group)?;
         self.log.write()?;
-        self.unsynced = true;
         self.sync_if_due()
     }
 
     /// Syncs what was written if the last sync is [`SYNC_EVERY`] old.
     pub(crate) fn sync_if_due(&mut self) -> io::Result<()> {
-        if self.unsynced && self.synced_at.elapsed() >= SYNC_EVERY {
+        if self.log.unsynced() && self.synced_at.elapsed() >= SYNC_EVERY {
             self.sync()?;
         }
         Ok(())
@@ -77,7 +71,6 @@ impl JournalLog {
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.log.sync()?;
         self.synced_at = Instant::now();
-        self.unsynced = false;
         Ok(())
     }
 
@@ -117,8 +110,6 @@ impl JournalLog {
 
     /// Removes every group.
     pub(crate) fn clear(&mut self) -> io::Result<()> {
-        self.log.cut_from(0).map(drop)?;
-        self.unsynced = false;
-        Ok(())
+        self.log.cut_from(0).map(drop)
     }
 }

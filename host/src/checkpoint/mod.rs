@@ -29,6 +29,7 @@ mod store;
 mod writer;
 
 pub use journal::JournalEntry;
+#[cfg(test)]
 pub(crate) use journal_log::JOURNAL_DIR;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
 #[cfg(test)]

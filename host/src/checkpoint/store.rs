@@ -168,6 +168,13 @@ impl StateStore {
         })
     }
 
+    /// The folder of pipeline `name`'s journal.
+    pub(crate) fn journal_dir(&self, name: &str) -> PathBuf {
+        self.path
+            .join(JOURNAL_DIR)
+            .join(crate::files::folder_name(name))
+    }
+
     /// The journal of pipeline `name`, opened once; groups an older version
     /// kept in the tree `older` are moved to it first.
     fn journal(&self, name: &str, older: &Tree) -> Result<Arc<Mutex<JournalLog>>, StoreError> {
@@ -175,58 +182,64 @@ impl StateStore {
         if let Some(journal) = journals.get(name) {
             return Ok(journal.clone());
         }
-        let dir = self
-            .path
-            .join(JOURNAL_DIR)
-            .join(crate::files::folder_name(name));
-        let failed = |error| StoreError::Journal {
+        let dir = self.journal_dir(name);
+        let mut journal = JournalLog::open(&dir).map_err(|error| StoreError::Journal {
             path: dir.clone(),
             error,
-        };
-        let mut journal = JournalLog::open(&dir).map_err(failed)?;
-        let first = older.first().map_err(|e| self.fail(e))?;
-        if let Some((key, first)) = first {
-            // The database's groups are the journal from their first entry
-            // on: a version that kept them there ran after the files were
-            // written (a rollback), or a move was cut short. Files from that
-            // entry on are cut (the entries before it of a group the cut
-            // goes through are kept), and the groups appended, until the
-            // tree is cleared.
-            let first_entry = eddy_abi::decode::Reader::new(&first)
-                .varint()
-                .unwrap_or_else(|_| id_of(&key));
-            let through = journal
-                .groups_after(first_entry.saturating_sub(1))
-                .map_err(failed)?
-                .into_iter()
-                .next();
-            journal.cut_from(first_entry).map_err(failed)?;
-            if let Some((_, through)) = through {
-                let mut kept = JournalGroup::default();
-                let mut reader = eddy_abi::decode::Reader::new(&through);
-                let mut last = None;
-                while let (Ok(n), Ok(entry)) = (reader.varint(), reader.bytes()) {
-                    if n >= first_entry {
-                        break;
-                    }
-                    kept.push(n, entry);
-                    last = Some(n);
-                }
-                if let Some(last) = last {
-                    journal.append(last, &kept.bytes).map_err(failed)?;
-                }
-            }
-            for group in older.iter() {
-                let (key, group) = group.map_err(|e| self.fail(e))?;
-                journal.append(id_of(&key), &group).map_err(failed)?;
-            }
-            journal.sync().map_err(failed)?;
-            older.clear().map_err(|e| self.fail(e))?;
-            self.flush()?;
+        })?;
+        if !older.is_empty() {
+            self.move_older_journal(&mut journal, older)?;
         }
         let journal = Arc::new(Mutex::new(journal));
         journals.insert(name.to_owned(), journal.clone());
         Ok(journal)
+    }
+
+    /// Moves the groups an older version kept in the tree `older` to
+    /// `journal`. They are the journal from their first entry on: a version
+    /// that kept them there ran after the files were written (a rollback),
+    /// or a move was cut short. Files from that entry on are cut (the
+    /// entries before it of a group the cut goes through are kept), and the
+    /// groups appended, until the tree is cleared.
+    fn move_older_journal(&self, journal: &mut JournalLog, older: &Tree) -> Result<(), StoreError> {
+        let dir = journal.dir().to_owned();
+        let failed = |error| StoreError::Journal {
+            path: dir.clone(),
+            error,
+        };
+        let Some((key, first)) = older.first().map_err(|e| self.fail(e))? else {
+            return Ok(());
+        };
+        let first_entry = eddy_abi::decode::Reader::new(&first)
+            .varint()
+            .unwrap_or_else(|_| id_of(&key));
+        let through = journal
+            .groups_after(first_entry.saturating_sub(1))
+            .map_err(failed)?
+            .into_iter()
+            .next();
+        journal.cut_from(first_entry).map_err(failed)?;
+        if let Some((_, through)) = through {
+            let mut kept = JournalGroup::default();
+            let mut reader = eddy_abi::decode::Reader::new(&through);
+            let mut last = None;
+            while let (Ok(n), Ok(entry)) = (reader.varint(), reader.bytes())
+                && n < first_entry
+            {
+                kept.push(n, entry);
+                last = Some(n);
+            }
+            if let Some(last) = last {
+                journal.append(last, &kept.bytes).map_err(failed)?;
+            }
+        }
+        for group in older.iter() {
+            let (key, group) = group.map_err(|e| self.fail(e))?;
+            journal.append(id_of(&key), &group).map_err(failed)?;
+        }
+        journal.sync().map_err(failed)?;
+        older.clear().map_err(|e| self.fail(e))?;
+        self.flush()
     }
 
     /// Names of the pipelines that have checkpoints.

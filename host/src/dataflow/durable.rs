@@ -9,8 +9,8 @@ use eddy_driver::Acknowledgement;
 use super::committer::{CommitError, Committer, Job};
 use super::graph::{Graph, RunError};
 use crate::checkpoint::{
-    JOURNAL_DIR, JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint,
-    PipelineStore, SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
+    JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint, PipelineStore,
+    SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
 };
 use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 
@@ -642,9 +642,7 @@ impl Graph {
                 path: durability
                     .store
                     .store()
-                    .path()
-                    .join(JOURNAL_DIR)
-                    .join(crate::files::folder_name(durability.store.name())),
+                    .journal_dir(durability.store.name()),
                 error: std::io::Error::other(e),
             })
         })

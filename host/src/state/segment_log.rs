@@ -280,6 +280,16 @@ impl Log {
         Ok(first?.map(|h| h.seq))
     }
 
+    /// Its folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether entries were written since the last sync.
+    pub(crate) fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+
     /// The sequence number of the last entry, if any.
     pub(crate) fn last_seq(&self) -> Option<u64> {
         self.last_seq
