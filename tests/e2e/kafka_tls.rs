@@ -13,83 +13,8 @@ use rdkafka::mocking::MockCluster;
 use crate::certs::{make_ca, server_cert};
 use crate::kafka::consume_all;
 use crate::mqtt::Peer;
+use crate::netns::Namespace;
 use crate::support::{eventually, json_lines};
-
-/// A network namespace with a veth pair to it, removed when dropped.
-struct Namespace {
-    name: String,
-    host_link: String,
-    /// The host's end's address, which the namespace reaches.
-    host_ip: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip runs (cargo xtask test installs iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Namespace {
-    fn new(tag: &str) -> Namespace {
-        let id = std::process::id() % 10_000;
-        let name = format!("eddy-{tag}-{id}");
-        let (host_link, ns_link) = (format!("ek{id}h"), format!("ek{id}n"));
-        let octet = 1 + id % 250;
-        let (host_ip, ns_ip) = (format!("10.213.{octet}.1"), format!("10.213.{octet}.2"));
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &host_link])
-            .status();
-        ip(&["netns", "add", &name]);
-        let ns = Namespace {
-            name: name.clone(),
-            host_link: host_link.clone(),
-            host_ip: host_ip.clone(),
-        };
-        ip(&[
-            "link", "add", &host_link, "type", "veth", "peer", "name", &ns_link,
-        ]);
-        ip(&["link", "set", &ns_link, "netns", &name]);
-        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_link]);
-        ip(&["link", "set", &host_link, "up"]);
-        ip(&[
-            "-n",
-            &name,
-            "addr",
-            "add",
-            &format!("{ns_ip}/30"),
-            "dev",
-            &ns_link,
-        ]);
-        ip(&["-n", &name, "link", "set", &ns_link, "up"]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// A command run inside the namespace.
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_link])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 fn socat(mut cmd: Command, args: &[String]) -> Peer {
     Peer(

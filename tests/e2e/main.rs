@@ -22,6 +22,12 @@ mod late;
 mod modbus;
 mod modbus_peer;
 mod mqtt;
+#[path = "../netns.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the fleet test, which reads other fields"
+)]
+mod netns;
 mod outage;
 mod peer;
 mod plugin_test;

@@ -25,6 +25,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/netns.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the end-to-end tests, which read other fields"
+)]
+mod netns;
+use netns::Namespace;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -53,43 +61,16 @@ fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
 /// One device: a namespace with sshd and runsv.
 struct Device {
     name: String,
-    ns: String,
-    veth: String,
-    address: String,
+    ns: Namespace,
     root: PathBuf,
     sshd: Option<Child>,
     runsv: Option<Child>,
 }
 
 impl Device {
-    fn start(dir: &Path, index: u32, subnet: u32, tag: u32) -> Device {
+    fn start(dir: &Path, index: u32) -> Device {
         let name = format!("dev-{index}");
-        let ns = format!("eddyfleet{tag}-{index}");
-        let veth = format!("ef{tag}h{index}");
-        let peer = format!("ef{tag}d{index}");
-        let (host, address) = (
-            format!("10.{subnet}.{index}.1"),
-            format!("10.{subnet}.{index}.2"),
-        );
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        let _ = Command::new("ip").args(["link", "del", &veth]).output();
-        run("ip", &["netns", "add", &ns]);
-        run(
-            "ip",
-            &["link", "add", &veth, "type", "veth", "peer", "name", &peer],
-        );
-        run("ip", &["link", "set", &peer, "netns", &ns]);
-        run("ip", &["addr", "add", &format!("{host}/24"), "dev", &veth]);
-        run("ip", &["link", "set", &veth, "up"]);
-        let inside = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", &ns];
-            all.extend_from_slice(args);
-            run("ip", &all);
-        };
-        inside(&["ip", "addr", "add", &format!("{address}/24"), "dev", &peer]);
-        inside(&["ip", "link", "set", &peer, "up"]);
-        inside(&["ip", "link", "set", "lo", "up"]);
-
+        let ns = Namespace::new(&name);
         let root = dir.join(&name);
         std::fs::create_dir_all(root.join("sv")).unwrap();
         let config = root.join("sshd_config");
@@ -100,43 +81,58 @@ impl Device {
                  AuthorizedKeysFile {dir}/client_key.pub\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
                  StrictModes no\nPrintMotd no\n",
+                address = ns.ns_ip,
                 dir = dir.display(),
                 root = root.display()
             ),
         )
         .unwrap();
+        // From here on, dropping the device stops what it started and
+        // removes its namespace, should a step fail.
+        let mut device = Device {
+            name,
+            ns,
+            root,
+            sshd: None,
+            runsv: None,
+        };
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let sshd = Command::new("ip")
-            .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(root.join("sshd.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let log = device.root.join("sshd.log");
+        device.sshd = Some(
+            device
+                .ns
+                .command("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         // The service: eddy-start under runsv, as `deploy/` lays it out.
-        let script = root.join("sv/run");
+        let script = device.root.join("sv/run");
         std::fs::write(
             &script,
             format!(
                 "#!/bin/sh\nexec 2>>{root}/service.log\nexport EDDY_GOOD_AFTER_MS=1000\n\
                  [ -x {root}/bin/eddy-start ] || {{ sleep 1; exit 1; }}\nexec sh {root}/bin/eddy-start {root}\n",
-                root = root.display()
+                root = device.root.display()
             ),
         )
         .unwrap();
         run("chmod", &["755", script.to_str().unwrap()]);
-        eventually(20, &format!("sshd of {name} listens"), || {
-            std::net::TcpStream::connect((address.as_str(), 22)).is_ok()
-        });
-        let mut device = Device {
-            name,
-            ns,
-            veth,
-            address,
-            root,
-            sshd: Some(sshd),
-            runsv: None,
-        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect((device.ns.ns_ip.as_str(), 22)).is_err() {
+            let exited = device.sshd.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "sshd of {} does not listen on {} (exited: {exited:?}): {}",
+                device.name,
+                device.ns.ns_ip,
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         device.boot();
         device
     }
@@ -154,9 +150,9 @@ impl Device {
 
     /// The release eddy reports running, asked inside the namespace.
     fn running(&self) -> Option<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .arg(self.root.join("current/eddy"))
+        let out = self
+            .ns
+            .command(self.root.join("current/eddy"))
             .args(["status", "--json"])
             .env("EDDY_STATE_DIR", self.root.join("state"))
             .output()
@@ -168,8 +164,8 @@ impl Device {
     /// Starts runsv in the namespace, as the device's boot does.
     fn boot(&mut self) {
         self.runsv = Some(
-            Command::new("ip")
-                .args(["netns", "exec", &self.ns, "runsv"])
+            self.ns
+                .command("runsv")
                 .arg(self.root.join("sv"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -215,10 +211,6 @@ impl Drop for Device {
         let _ = Command::new("pkill")
             .args(["-9", "-f"])
             .arg(self.root.join("current/eddy").to_string_lossy().as_ref())
-            .output();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
             .output();
     }
 }
@@ -320,22 +312,18 @@ fn fleet(d: &Path, count: u32) -> Vec<Device> {
             ],
         );
     }
-    let tag = std::process::id() % 100_000;
-    let subnet = 100 + tag % 100;
-    let devices: Vec<Device> = (1..=count)
-        .map(|i| Device::start(d, i, subnet, tag))
-        .collect();
+    let devices: Vec<Device> = (1..=count).map(|i| Device::start(d, i)).collect();
     // The devices' host key, known: the deploy checks it strictly.
     let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
     let mut known = String::new();
     let mut config = String::new();
     for device in &devices {
-        known.push_str(&format!("{} {host_key}", device.address));
+        known.push_str(&format!("{} {host_key}", device.ns.ns_ip));
         config.push_str(&format!(
             "Host {}\n  HostName {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
              UserKnownHostsFile {}\n  LogLevel ERROR\n",
             device.name,
-            device.address,
+            device.ns.ns_ip,
             d.join("client_key").display(),
             d.join("known_hosts").display()
         ));
