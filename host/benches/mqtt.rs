@@ -7,13 +7,17 @@
 //!    sensor, alerts on them) and publishes the results to mosquitto
 //!    through the outbox. Messages per second into eddy, and eddy's CPU
 //!    time (user + system, `/proc/PID/stat`) per message.
-//! 2. **Outbox write cost**: simulated readings as fast as the pipeline
+//! 2. **QoS 0, 1000 sensors**: the same job with the source at QoS 0,
+//!    first at 10 000 messages a second for 30 s (eddy's share of a core,
+//!    CPU per message, resident memory), then 1 M messages as fast as the
+//!    publisher sends them (whether eddy keeps up, CPU per message).
+//! 3. **Outbox write cost**: simulated readings as fast as the pipeline
 //!    takes them, written straight to an `mqtt` sink whose broker is down
 //!    (every result goes to the outbox) against the same to the `null`
 //!    sink: results per second of each, and the cost per result.
-//! 3. **Drain**: the broker back, the outbox of (2) delivered; results
+//! 4. **Drain**: the broker back, the outbox of (3) delivered; results
 //!    per second.
-//! 4. **Memory with a backlog**: eddy's peak resident memory in (2) for
+//! 5. **Memory with a backlog**: eddy's peak resident memory in (3) for
 //!    two backlog sizes, and the outbox's size on disk: flat, the backlog
 //!    is on disk.
 //!
@@ -30,6 +34,13 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
 const MESSAGES: u64 = 200_000;
 /// Sensors they come from.
 const SENSORS: u64 = 100;
+/// Sensors (keys) of the QoS 0 cases.
+const QOS0_SENSORS: u64 = 1000;
+/// Messages of the QoS 0 case at full speed.
+const QOS0_MESSAGES: u64 = 1_000_000;
+/// The paced QoS 0 case: messages a second, for how many seconds.
+const PACED_RATE: u64 = 10_000;
+const PACED_SECONDS: u64 = 30;
 
 #[path = "support/process.rs"]
 mod process;
@@ -83,8 +94,20 @@ fn peak_mib(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Publishes [`MESSAGES`] readings at QoS 1 as fast as the broker takes them.
-fn publish(port: u16) {
+/// What a publisher sends: `messages` readings of `sensors` sensors at
+/// `qos`, `rate` a second (or as fast as the broker takes them), with an
+/// event time that advances as if at `rate` (10 000 a second when
+/// unpaced).
+struct Load {
+    messages: u64,
+    sensors: u64,
+    qos: QoS,
+    rate: Option<u64>,
+}
+
+/// Publishes `load` to the broker at `port`; returns when every message
+/// has been written to it (at QoS 1, acknowledged).
+fn publish(port: u16, load: Load) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,19 +116,32 @@ fn publish(port: u16) {
         let mut options = MqttOptions::new("bench-publisher", "127.0.0.1", port);
         options.set_inflight(1000);
         let (client, mut events) = AsyncClient::new(options, 1000);
+        let Load {
+            messages,
+            sensors,
+            qos,
+            rate,
+        } = load;
+        let flusher = client.clone();
         let sender = tokio::spawn(async move {
             let t0 = 1_767_225_600_000u64;
-            for n in 0..MESSAGES {
-                let sensor = n % SENSORS;
+            let every_ms = rate.unwrap_or(10_000);
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            for n in 0..messages {
+                if let Some(rate) = rate
+                    && n % (rate / 1000).max(1) == 0
+                {
+                    tick.tick().await;
+                }
                 let payload = format!(
                     "{{\"ts\": {}, \"temperature\": {:.2}}}",
-                    t0 + (n / SENSORS) * 10,
+                    t0 + n * 1000 / every_ms,
                     20.0 + (n % 97) as f64 / 10.0
                 );
                 client
                     .publish(
-                        format!("site/s1/sensor/{sensor}"),
-                        QoS::AtLeastOnce,
+                        format!("site/s1/sensor/{}", n % sensors),
+                        qos,
                         false,
                         payload,
                     )
@@ -113,21 +149,35 @@ fn publish(port: u16) {
                     .expect("publish");
             }
         });
-        let mut acked = 0;
-        while acked < MESSAGES {
+        let mut done = 0;
+        while done < messages {
             match events.poll().await.expect("publisher connection") {
-                Event::Incoming(rumqttc::Packet::PubAck(_)) => acked += 1,
-                Event::Outgoing(Outgoing::Publish(_)) => {}
+                Event::Incoming(rumqttc::Packet::PubAck(_)) if qos == QoS::AtLeastOnce => done += 1,
+                Event::Outgoing(Outgoing::Publish(_)) if qos == QoS::AtMostOnce => done += 1,
                 _ => {}
             }
+        }
+        // QoS 0 has no acknowledgement: a last round trip (a ping would
+        // do; a subscription answered is simplest) before disconnecting
+        // makes sure the broker has read every message.
+        if qos == QoS::AtMostOnce {
+            flusher
+                .subscribe("bench/flush", QoS::AtMostOnce)
+                .await
+                .expect("subscribe");
+            while !matches!(
+                events.poll().await.expect("publisher connection"),
+                Event::Incoming(rumqttc::Packet::SubAck(_))
+            ) {}
         }
         sender.await.expect("sender");
     });
 }
 
-/// Case 1: (messages/s, CPU µs a message).
-fn end_to_end(root: &Path, dir: &Path, port: u16) -> (f64, f64) {
-    let pipeline = format!(
+/// The pipeline of the end-to-end cases: the seeds' job on an `mqtt`
+/// source subscribed at `qos`, its results published to the same broker.
+fn seeds_over_mqtt(root: &Path, port: u16, qos: u8) -> String {
+    format!(
         r#"
 [pipeline]
 name = "e2e"
@@ -136,6 +186,7 @@ interval_ms = 5000
 [sources.sensors]
 [sources.sensors.mqtt]
 topics = ["site/+/sensor/+"]
+qos = {qos}
 topic_parsing = "site/+site/sensor/+sensor"
 key_levels = ["site", "sensor"]
 time_field = "ts"
@@ -145,20 +196,110 @@ topic = "results/{{output}}/{{key}}"
 broker = {{ url = "mqtt://127.0.0.1:{port}", client_id = "bench-uplink" }}
 "#,
         seeds = seeds_job(root),
-    );
-    let child = Killed(eddy(dir, &pipeline).spawn().expect("eddy"));
-    let pid = child.0.id();
+    )
+}
+
+/// Starts eddy on `pipeline` in `dir` and waits for its source to be up.
+fn start(dir: &Path, pipeline: &str) -> Killed {
+    let child = Killed(eddy(dir, pipeline).spawn().expect("eddy"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while status(dir)["sources"][0]["state"] != "up" {
         assert!(Instant::now() < deadline, "the source never came up");
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+/// The records the source of the run in `dir` has read.
+fn read(dir: &Path) -> u64 {
+    status(dir)["sources"][0]["records"].as_u64().unwrap_or(0)
+}
+
+/// A process's resident memory now and at its peak, in KiB.
+fn resident_kib(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// What a QoS 0 run measured.
+struct Qos0 {
+    /// Messages the publisher sent, and the records eddy read of them.
+    sent: u64,
+    read: u64,
+    /// Messages a second the publisher sent them at, and eddy read them at.
+    sent_per_s: f64,
+    read_per_s: f64,
+    /// eddy's CPU time a message, in µs, and as a share of one core.
+    cpu_us: f64,
+    core: f64,
+    /// eddy's largest resident memory sampled during the run, and its
+    /// peak since it started (`VmHWM`, start-up included), in MiB.
+    rss_mib: f64,
+    hwm_mib: f64,
+}
+
+/// The issue's MQTT case: `load` (at QoS 0) into the seeds' job of the
+/// eddy in `dir`, through mosquitto.
+fn qos0(dir: &Path, eddy: &Killed, port: u16, load: Load) -> Qos0 {
+    let pid = eddy.0.id();
+    let messages = load.messages;
+    let before = read(dir);
     let c0 = cpu(pid);
     let t0 = Instant::now();
-    let publisher = std::thread::spawn(move || publish(port));
+    let publisher = std::thread::spawn(move || publish(port, load));
+    let mut rss = 0;
+    while !publisher.is_finished() {
+        rss = rss.max(resident_kib(pid).0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sent_s = t0.elapsed().as_secs_f64();
+    publisher.join().expect("publisher");
+    // The last messages reach eddy: its count stops growing.
+    let (mut last, mut still) = (read(dir), Instant::now());
+    while still.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = read(dir);
+        if now != last {
+            (last, still) = (now, Instant::now());
+        }
+    }
+    let read_s = (still - t0).as_secs_f64();
+    let cpu_used = (cpu(pid) - c0).as_secs_f64();
+    let got = last - before;
+    Qos0 {
+        sent: messages,
+        read: got,
+        sent_per_s: messages as f64 / sent_s,
+        read_per_s: got as f64 / read_s,
+        cpu_us: cpu_used * 1e6 / got.max(1) as f64,
+        core: cpu_used / read_s,
+        rss_mib: rss as f64 / 1024.0,
+        hwm_mib: resident_kib(pid).1 as f64 / 1024.0,
+    }
+}
+
+/// Case 1: (messages/s, CPU µs a message).
+fn end_to_end(root: &Path, dir: &Path, port: u16) -> (f64, f64) {
+    let child = start(dir, &seeds_over_mqtt(root, port, 1));
+    let pid = child.0.id();
+    let c0 = cpu(pid);
+    let t0 = Instant::now();
+    let load = Load {
+        messages: MESSAGES,
+        sensors: SENSORS,
+        qos: QoS::AtLeastOnce,
+        rate: None,
+    };
+    let publisher = std::thread::spawn(move || publish(port, load));
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let records = status(dir)["sources"][0]["records"].as_u64().unwrap_or(0);
+        let records = read(dir);
         if records >= MESSAGES {
             break;
         }
@@ -283,9 +424,86 @@ fn broker_received(port: u16) -> u64 {
     })
 }
 
+/// The QoS 0 cases, on one eddy and one mosquitto: 10k messages a second
+/// for [`PACED_SECONDS`], then [`QOS0_MESSAGES`] as fast as they go.
+fn qos0_cases(root: &Path, dir: &Path) -> (Qos0, Qos0) {
+    let port = free_port();
+    let _broker = mosquitto(dir, port);
+    let work = dir.join("qos0");
+    std::fs::create_dir_all(&work).expect("dir");
+    let eddy = start(&work, &seeds_over_mqtt(root, port, 0));
+    let paced = qos0(
+        &work,
+        &eddy,
+        port,
+        Load {
+            messages: PACED_RATE * PACED_SECONDS,
+            sensors: QOS0_SENSORS,
+            qos: QoS::AtMostOnce,
+            rate: Some(PACED_RATE),
+        },
+    );
+    let full = qos0(
+        &work,
+        &eddy,
+        port,
+        Load {
+            messages: QOS0_MESSAGES,
+            sensors: QOS0_SENSORS,
+            qos: QoS::AtMostOnce,
+            rate: None,
+        },
+    );
+    (paced, full)
+}
+
+fn print_qos0(paced: &Qos0, full: &Qos0) {
+    println!(
+        "| QoS 0, {QOS0_SENSORS} sensors, {PACED_RATE} messages/s for {PACED_SECONDS} s: mosquitto → seeds' job → mosquitto | {:.1} % of a core, {:.2} µs a message; resident {:.1} MiB (peak since start {:.1} MiB); read {} of {} |",
+        paced.core * 100.0,
+        paced.cpu_us,
+        paced.rss_mib,
+        paced.hwm_mib,
+        paced.read,
+        paced.sent
+    );
+    println!(
+        "| QoS 0, {QOS0_SENSORS} sensors, {} messages as fast as they go | sent {:.0}/s, read {:.0}/s ({} of {}); {:.2} µs of eddy CPU a message; resident {:.1} MiB |",
+        full.sent,
+        full.sent_per_s,
+        full.read_per_s,
+        full.read,
+        full.sent,
+        full.cpu_us,
+        full.rss_mib
+    );
+}
+
+fn qos0_json(q: &Qos0) -> serde_json::Value {
+    serde_json::json!({
+        "sent": q.sent,
+        "read": q.read,
+        "sent_per_s": q.sent_per_s,
+        "read_per_s": q.read_per_s,
+        "cpu_us_per_message": q.cpu_us,
+        "share_of_a_core": q.core,
+        "resident_mib": q.rss_mib,
+        "peak_resident_mib_since_start": q.hwm_mib,
+    })
+}
+
+/// `cargo bench -p eddy-host --bench mqtt -- qos0` runs the QoS 0 cases
+/// alone (printed, not written).
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = tempfile::tempdir().expect("temporary folder");
+    if std::env::args().skip(1).any(|a| a == "qos0") {
+        let (paced, full) = qos0_cases(&root, dir.path());
+        println!("| case | figure |");
+        println!("| --- | --- |");
+        print_qos0(&paced, &full);
+        return;
+    }
 
     let port = free_port();
     let e2e_dir = dir.path().join("e2e");
@@ -296,6 +514,7 @@ fn main() {
         let _broker = mosquitto(dir.path(), port);
         end_to_end(&root, &e2e_dir, port)
     };
+    let (paced, full) = qos0_cases(&root, dir.path());
 
     let down = free_port();
     let null_dir = dir.path().join("null");
@@ -329,6 +548,7 @@ fn main() {
     println!(
         "| end to end: {MESSAGES} readings of {SENSORS} sensors, mosquitto → mqtt source (QoS 1) → 1 s windows and alerts → outbox → mosquitto | {e2e_rate:.0} messages/s, {e2e_cpu_us:.1} µs of eddy CPU a message |"
     );
+    print_qos0(&paced, &full);
     println!(
         "| {n_null} results straight to the null sink | {:.0} results/s |",
         n_null as f64 / t_null
@@ -352,6 +572,8 @@ fn main() {
     let json = serde_json::json!({
         "end_to_end_messages_per_s": e2e_rate,
         "end_to_end_cpu_us_per_message": e2e_cpu_us,
+        "qos0_paced": qos0_json(&paced),
+        "qos0_full_speed": qos0_json(&full),
         "null_results_per_s": n_null as f64 / t_null,
         "outbox_results_per_s": n_small as f64 / t_small,
         "outbox_cost_us_per_result": cost_us,

@@ -1,5 +1,5 @@
 //! Sources that do their I/O on the async runtime: a task that connects
-//! and reads, and a bounded channel that carries its records to the
+//! and reads, and a channel bounded in records that carries them to the
 //! pipeline thread.
 
 use std::future::Future;
@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use eddy_abi::Record;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
 use crate::{Acknowledgement, Doorbell, Driver, DriverError, Poll, Rejected};
 
@@ -45,8 +45,7 @@ pub trait SourceEvents: Send + Sync {
     fn device_polled(&self, _device: &str, _fault: Option<&str>) {}
 }
 
-/// Records from a task to the pipeline thread, at most `capacity` batches
-/// in flight.
+/// Records from a task to the pipeline thread.
 pub struct Batch {
     /// Records, in the order read.
     pub records: Vec<Record>,
@@ -80,7 +79,13 @@ pub type Ack = Box<dyn FnOnce() + Send>;
 
 /// The sending side a [`SourceTask`] writes to.
 pub struct SourceOutput {
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::UnboundedSender<(Batch, u32)>,
+    /// Room for records in flight: a batch takes a permit per record (at
+    /// least one, at most the channel's capacity), which the pipeline
+    /// thread gives back when it takes the batch.
+    room: Arc<Semaphore>,
+    /// The channel's capacity, in records.
+    capacity: u32,
     doorbell: Doorbell,
     events: Arc<dyn SourceEvents>,
     /// Batches handed over so far.
@@ -111,11 +116,27 @@ impl SourceOutput {
         {
             return Ok(());
         }
-        self.tx
-            .send(batch)
-            .await
-            .map_err(|_| DriverError::Config("the pipeline has stopped".into()))?;
-        self.doorbell.ring();
+        let stopped = || DriverError::Config("the pipeline has stopped".into());
+        let records = batch.records.len();
+        let taken = u32::try_from(records)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity);
+        match self.room.try_acquire_many(taken) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => {
+                // The pipeline must take what is in flight before more
+                // fits: it should stop gathering and take it now.
+                self.doorbell.ring();
+                self.room
+                    .acquire_many(taken)
+                    .await
+                    .map_err(|_| stopped())?
+                    .forget();
+            }
+            Err(TryAcquireError::Closed) => return Err(stopped()),
+        }
+        self.tx.send((batch, taken)).map_err(|_| stopped())?;
+        self.doorbell.arrived(records);
         self.sent += 1;
         Ok(())
     }
@@ -144,15 +165,25 @@ pub type Starter = Box<dyn FnOnce(SourceOutput, Option<Vec<u8>>) + Send>;
 /// A channel from a task to the pipeline thread: the task's [`SourceOutput`]
 /// goes to `start` at the first poll (after a restore has had its chance to
 /// [`Driver::seek`]), and the returned driver is what the pipeline polls.
+///
+/// At most `capacity` records are in flight (a larger batch goes alone):
+/// a task that reads one message at a time can get ahead of the pipeline
+/// by as many messages as a task reading in bulk, and the pipeline can
+/// gather a trickle of them into one turn (see [`Doorbell`]).
 pub fn channel(
     capacity: usize,
     doorbell: Doorbell,
     events: Arc<dyn SourceEvents>,
     start: Starter,
 ) -> ChannelDriver {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let capacity = u32::try_from(capacity)
+        .unwrap_or(u32::MAX)
+        .clamp(1, Semaphore::MAX_PERMITS as u32);
+    let room = Arc::new(Semaphore::new(capacity as usize));
     ChannelDriver {
         rx,
+        room: room.clone(),
         watermark: None,
         acks: Vec::new(),
         rejected: Vec::new(),
@@ -161,6 +192,8 @@ pub fn channel(
             start,
             SourceOutput {
                 tx,
+                room,
+                capacity,
                 doorbell,
                 events,
                 sent: 0,
@@ -172,7 +205,9 @@ pub fn channel(
 
 /// The pipeline thread's end of a task's channel: a [`Driver`] that never waits.
 pub struct ChannelDriver {
-    rx: mpsc::Receiver<Batch>,
+    rx: mpsc::UnboundedReceiver<(Batch, u32)>,
+    /// The room its task's batches take, given back as they are taken.
+    room: Arc<Semaphore>,
     /// The source's own watermark after the last batch handed out.
     watermark: Option<i64>,
     /// Acknowledgements of batches handed out, waiting for
@@ -193,6 +228,13 @@ impl ChannelDriver {
     }
 }
 
+impl Drop for ChannelDriver {
+    /// A task waiting for room learns that the pipeline has stopped.
+    fn drop(&mut self) {
+        self.room.close();
+    }
+}
+
 impl Driver for ChannelDriver {
     /// Hands out whole batches only, as many as fit in `max` records (at
     /// least one, whatever its size): the position, watermark and
@@ -204,7 +246,8 @@ impl Driver for ChannelDriver {
         let mut taken = 0;
         while taken == 0 || taken < max {
             match self.rx.try_recv() {
-                Ok(batch) => {
+                Ok((batch, room)) => {
+                    self.room.add_permits(room as usize);
                     taken += batch.records.len();
                     self.rejected.extend(batch.rejected);
                     out.extend(batch.records);
@@ -283,7 +326,7 @@ mod tests {
             .unwrap();
         let handle = runtime.handle().clone();
         let mut driver = channel(
-            4,
+            8,
             Doorbell::new(),
             Arc::new(Flag::default()),
             Box::new(move |mut out, _| {
@@ -359,5 +402,48 @@ mod tests {
         runtime.block_on(async { tokio::time::sleep(Duration::from_millis(5)).await });
         assert_eq!(driver.poll(&mut out, 1).unwrap(), Poll::Ended);
         assert!(driver.seek(b"x").is_err());
+    }
+
+    #[test]
+    fn room_is_counted_in_records_and_a_waiting_sender_learns_the_pipeline_stopped() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        let (result_tx, result_rx) = std::sync::mpsc::channel();
+        let mut driver = channel(
+            4,
+            Doorbell::new(),
+            Arc::new(Flag::default()),
+            Box::new(move |mut out, _| {
+                handle.spawn(async move {
+                    // Four single records fill the room; a batch of ten is
+                    // more than the room and goes alone once it is empty.
+                    for i in 0..4 {
+                        out.records(vec![Record::new("k", i)]).await.unwrap();
+                    }
+                    let ten = (0..10).map(|t| Record::new("k", t)).collect();
+                    out.records(ten).await.unwrap();
+                    let last = out.records(vec![Record::new("k", 99)]).await;
+                    result_tx.send(last.is_err()).unwrap();
+                });
+            }),
+        );
+        let mut out = Vec::new();
+        driver.poll(&mut out, 100).unwrap();
+        let settle =
+            || runtime.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+        settle();
+        driver.poll(&mut out, 100).unwrap();
+        assert_eq!(out.len(), 4, "four records fill a room of four");
+        settle();
+        // The batch of ten took the whole room; the last record waits for
+        // room, and the pipeline stops: the waiting sender fails, it never
+        // hangs.
+        assert!(result_rx.try_recv().is_err(), "the last record waits");
+        drop(driver);
+        settle();
+        assert_eq!(result_rx.try_recv(), Ok(true));
     }
 }

@@ -101,6 +101,13 @@ pub struct PipelineSection {
     /// The most records read from a source at once, and handed to a plugin in one call.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// When input arrives at an idle pipeline, how long it waits for more
+    /// before processing, in ms (as Flink's buffer timeout or Kafka's
+    /// `linger.ms`): a trickle of messages is then processed in batches,
+    /// not one wake-up each, at that much more latency. Timers, retries and
+    /// a stop are not delayed. 0 processes each arrival at once.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
     /// Where failed batches, late records nobody routes, and their reasons are written, as JSON lines.
     #[serde(default = "default_dead_letter_path")]
     pub dead_letter_path: PathBuf,
@@ -115,6 +122,7 @@ impl Default for PipelineSection {
         PipelineSection {
             name: None,
             batch_size: default_batch_size(),
+            linger_ms: default_linger_ms(),
             dead_letter_path: default_dead_letter_path(),
             shutdown_timeout_ms: default_shutdown_timeout_ms(),
         }
@@ -433,6 +441,9 @@ fn default_retain() -> usize {
 }
 fn default_batch_size() -> usize {
     1024
+}
+fn default_linger_ms() -> u64 {
+    5
 }
 fn default_dead_letter_path() -> PathBuf {
     "dead-letter.jsonl".into()

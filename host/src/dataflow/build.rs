@@ -293,6 +293,7 @@ impl Graph {
             operators,
             sinks: sinks_out,
             batch_size,
+            linger: Duration::from_millis(config.pipeline.linger_ms),
             checkpoint: config.checkpoint,
             durability: None,
             requests: None,

@@ -112,6 +112,9 @@ pub struct Graph {
     /// Runtime services handed to sources and sinks when they open.
     pub(crate) services: Option<eddy_driver::Services>,
     pub(crate) batch_size: usize,
+    /// How long an idle pipeline woken by input waits for more
+    /// (`[pipeline] linger_ms`).
+    pub(crate) linger: Duration,
     /// The `[checkpoint]` table.
     pub(crate) checkpoint: CheckpointConfig,
     /// The state store, once attached.
@@ -388,7 +391,13 @@ impl Graph {
                 let now = Instant::now();
                 let wake = next_wake.unwrap_or(now + MAX_SLEEP).min(now + MAX_SLEEP);
                 let wake = control.deadline.map_or(wake, |d| wake.min(d));
-                self.doorbell.wait_until(wake);
+                // A trickle of input: what else comes within the linger
+                // is processed in the same turn, up to a batch, a full
+                // channel or a timer.
+                if self.doorbell.wait_until(wake) && !self.linger.is_zero() {
+                    let until = (Instant::now() + self.linger).min(wake);
+                    self.doorbell.gather_until(until, self.batch_size);
+                }
             }
         }
         if let Some(sink) = &self.closed {

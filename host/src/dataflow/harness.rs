@@ -144,6 +144,7 @@ impl Graph {
             }],
             dead_letter: DeadLetter::new(&format!("test-{name}"), &harness.dead_letter_path),
             batch_size: harness.batch_size.max(1),
+            linger: std::time::Duration::ZERO,
             checkpoint: CheckpointConfig {
                 enabled: false,
                 ..CheckpointConfig::default()

@@ -9,8 +9,9 @@ use eddy_driver::{
 use super::{Backoff, Health};
 use crate::config::RetryConfig;
 
-/// Batches a task may have in flight to the pipeline thread before it waits.
-const CHANNEL_BATCHES: usize = 16;
+/// Records a task may have in flight to the pipeline thread before it
+/// waits (a larger batch goes alone): four batches of the default size.
+const CHANNEL_RECORDS: usize = 4096;
 
 /// What opening components needs of the runtime.
 #[derive(Clone)]
@@ -46,7 +47,7 @@ pub(crate) fn open(
                 runtime.spawn(supervise(task, out, resume, supervised, retry));
             });
             let events = Arc::new(Events(health.clone()));
-            let driver = eddy_driver::channel(CHANNEL_BATCHES, io.doorbell.clone(), events, start);
+            let driver = eddy_driver::channel(CHANNEL_RECORDS, io.doorbell.clone(), events, start);
             Ok((Box::new(driver), false))
         }
     }
