@@ -239,6 +239,15 @@ impl Connection {
         }
     }
 
+    /// Events already read from the broker that [`Connection::poll`]
+    /// gives without waiting.
+    pub(crate) fn buffered(&self) -> usize {
+        match &self.inner {
+            Inner::V4(_, events) => events.state.events.len(),
+            Inner::V5(_, events) => events.state.events.len(),
+        }
+    }
+
     /// Queues a QoS 1 publish without properties.
     pub(crate) fn try_publish_plain(&self, topic: &str, payload: Vec<u8>) -> Result<(), Full> {
         match &self.inner {

@@ -11,6 +11,19 @@ use crate::shared::{SharedBroker, SharedEvent};
 /// Messages the broker may send before eddy acknowledges one.
 const INFLIGHT: u16 = 1024;
 
+/// Fewer messages than this between two pauses is a trickle (under about
+/// 40 000 a second): the source pauses its reads for [`READ_LINGER`].
+const TRICKLE: usize = 256;
+
+/// How long a trickle gathers in the socket between reads: the I/O thread
+/// then wakes a few hundred times a second, not once a packet. A faster
+/// stream is read as it comes.
+const READ_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long the source reads after a pause (what gathered, and what comes
+/// meanwhile) before it may pause again.
+const READ_AWAKE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Connects, subscribes, and turns each message into records until the
 /// connection fails; the host starts it again after a backoff.
 pub struct MqttSourceTask {
@@ -133,10 +146,20 @@ impl MqttSourceTask {
             .subscribe(&self.topics, self.qos)
             .map_err(|e| self.unavailable(e))?;
         out.connected();
+        // Messages handed over since the last pause (or the check that
+        // found the stream too fast for one), and when that was.
+        let (mut since, mut burst) = (tokio::time::Instant::now(), 0);
         loop {
+            if connection.buffered() == 0 && since.elapsed() >= READ_AWAKE {
+                if (1..TRICKLE).contains(&burst) {
+                    tokio::time::sleep(READ_LINGER).await;
+                }
+                (since, burst) = (tokio::time::Instant::now(), 0);
+            }
             let event = connection.poll().await.map_err(|e| self.unavailable(e))?;
             match event {
                 Event::Message(message) => {
+                    burst += 1;
                     let mut batch = self.records(&mut decoder, &message.topic, &message.payload);
                     if self.qos == 1 {
                         let acks = acks.clone();
