@@ -8,9 +8,9 @@
 //!   same memory;
 //! - `P/outbox/S/meta` (a sled tree): the next sequence number, and each
 //!   rank's head (its first result not delivered or dropped);
-//! - `P/outbox/S/delivered` (a sled tree): the result ids delivered since
-//!   the checkpoint before the last, by sequence number, so that results a
-//!   restore produces again are not sent twice.
+//! - `outbox/P/S/delivered/`: the ids of the results delivered since the
+//!   checkpoint before the last, in segment files ([`delivered`]), so that
+//!   results a restore produces again are not sent twice.
 //!
 //! A checkpoint syncs the segments and records the next sequence number
 //! ([`Outbox::commit`]). A restore cuts the results added after it
@@ -19,6 +19,7 @@
 //! and the heads after it are recorded and flushed before the batch after
 //! the next is taken; segments wholly before the heads are removed.
 
+mod delivered;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use eddy_sink::OwnedOut;
 
+use self::delivered::Delivered;
 use super::queue::Backlog;
 use crate::checkpoint::StateStore;
 use crate::config::{OutboxConfig, WhenFull};
@@ -77,7 +79,8 @@ pub(crate) struct OutboxCounters {
 
 /// A sink's durable outbox.
 pub(crate) struct Outbox {
-    delivered: sled::Tree,
+    /// The ids of the results delivered (kept only when `exactly_once`).
+    delivered: Arc<Mutex<Delivered>>,
     meta: sled::Tree,
     config: OutboxConfig,
     /// Whether checkpoints restore this pipeline (else no ids are kept).
@@ -127,9 +130,10 @@ struct State {
     in_flight: VecDeque<Arc<Taken>>,
     closed: bool,
     refused: Vec<DeadLetterEntry>,
-    /// Positions of the last two checkpoints, oldest first: delivered ids
-    /// older than the first are no longer needed.
-    commits: VecDeque<u64>,
+    /// Where the delivered ids' log ended at each of the last two
+    /// checkpoints, oldest first. A result delivered before the first was
+    /// added before that checkpoint: its id is no longer needed.
+    marks: VecDeque<u64>,
     /// Ids delivered after the checkpoint a restore went back to.
     already_delivered: HashSet<String>,
     /// The sequence numbers a restore dropped (from the position it went
@@ -215,11 +219,6 @@ fn decode_place(bytes: &[u8]) -> Option<Place> {
     })
 }
 
-/// The sequence number of a key of the delivered ids.
-fn seq_of_delivered(key: &[u8]) -> u64 {
-    key.try_into().map_or(0, u64::from_be_bytes)
-}
-
 fn now_ms() -> i64 {
     eddy_codec::now_ms()
 }
@@ -281,9 +280,14 @@ impl Outbox {
             error: e.to_string(),
         };
         let db = store.db();
-        let delivered = db
-            .open_tree(format!("{pipeline}/outbox/{sink}/delivered"))
-            .map_err(|e| fail(&e))?;
+        let mut delivered = Delivered::open(&dir, segment_bytes)
+            .map_err(|e| fail(&format_args!("{}: {e}", dir.display())))?;
+        move_delivered_ids(
+            db,
+            &format!("{pipeline}/outbox/{sink}/delivered"),
+            &mut delivered,
+        )
+        .map_err(|e| fail(&e))?;
         let meta = db
             .open_tree(format!("{pipeline}/outbox/{sink}/meta"))
             .map_err(|e| fail(&e))?;
@@ -321,11 +325,11 @@ impl Outbox {
             });
         }
         // Numbers of delivered results are not given again either.
-        if let Some((k, _)) = delivered.last().map_err(|e| fail(&e))? {
-            next_seq = next_seq.max(seq_of_delivered(&k) + 1);
+        if let Some(highest) = delivered.highest() {
+            next_seq = next_seq.max(highest + 1);
         }
         let outbox = Outbox {
-            delivered,
+            delivered: Arc::new(Mutex::new(delivered)),
             meta,
             config,
             exactly_once,
@@ -336,7 +340,7 @@ impl Outbox {
                 in_flight: VecDeque::new(),
                 closed: false,
                 refused: Vec::new(),
-                commits: VecDeque::new(),
+                marks: VecDeque::new(),
                 already_delivered: HashSet::new(),
                 rewound: None,
                 heads_moved: Vec::new(),
@@ -411,6 +415,13 @@ impl Outbox {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The delivered ids' log (locked after the state when both are).
+    fn delivered(&self) -> MutexGuard<'_, Delivered> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> OutboxError {
@@ -613,26 +624,18 @@ impl Outbox {
         self.sync(&mut state)?;
         self.record_heads(&mut state)?;
         let position = state.next_seq;
-        state.commits.push_back(position);
-        if state.commits.len() > 2 {
-            state.commits.pop_front();
+        let mut delivered = self.delivered();
+        state.marks.push_back(delivered.mark());
+        if state.marks.len() > 2 {
+            state.marks.pop_front();
         }
-        // Ids of results before the older of the last two checkpoints are
-        // never produced again: a restore goes back at most that far.
-        if let Some(&floor) = state.commits.front() {
-            let old: Vec<sled::IVec> = self
-                .delivered
-                .range(..floor.to_be_bytes())
-                .keys()
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.fail(e))?;
-            let mut batch = sled::Batch::default();
-            for k in old {
-                batch.remove(k);
+        // Results delivered before the older of the last two checkpoints
+        // are never produced again: a restore goes back at most that far.
+        if let Some(&floor) = state.marks.front() {
+            for gone in delivered.forget_before(floor) {
+                std::fs::remove_file(&gone)
+                    .map_err(|e| self.fail(format_args!("{}: {e}", gone.display())))?;
             }
-            self.delivered
-                .apply_batch(batch)
-                .map_err(|e| self.fail(e))?;
         }
         Ok(position)
     }
@@ -681,17 +684,15 @@ impl Outbox {
         // Every head is written again: one the delivery task recorded
         // meanwhile may lie past the cut.
         state.heads_moved = (0..state.ranks.len()).collect();
-        state.already_delivered.clear();
-        for item in self.delivered.range(position.to_be_bytes()..) {
-            let (_, id) = item.map_err(|e| self.fail(e))?;
-            state
-                .already_delivered
-                .insert(String::from_utf8_lossy(&id).into_owned());
-        }
+        let mut delivered = self.delivered();
+        state.already_delivered = delivered.ids_from(position).map_err(|e| self.fail(e))?;
         state.next_seq = state.next_seq.max(position);
         state.rewound = Some(position..state.next_seq);
-        state.commits.clear();
-        state.commits.push_back(position);
+        // Every id is kept until two checkpoints after this one: another
+        // crash before then restores this one again.
+        state.marks.clear();
+        state.marks.push_back(delivered.first());
+        drop(delivered);
         state.counters.oldest_ms = self.oldest(state)?;
         self.record_heads(state)?;
         self.meta
@@ -832,12 +833,15 @@ impl Backlog for Outbox {
             tracing::error!(sink = %self.sink, "outbox: a delivered batch could not be recorded: {e}");
         };
         if self.exactly_once {
-            let mut ids = sled::Batch::default();
-            for (seq, id) in &taken.ids {
-                ids.insert(&seq.to_be_bytes(), id.as_bytes());
-            }
-            let tree = self.delivered.clone();
-            match tokio::task::spawn_blocking(move || tree.apply_batch(ids)).await {
+            let delivered = Arc::clone(&self.delivered);
+            let ids = Arc::clone(&taken);
+            let record = move || {
+                delivered
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record(&ids.ids)
+            };
+            match tokio::task::spawn_blocking(record).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => fail(&e),
                 Err(e) => fail(&e),
@@ -913,4 +917,27 @@ impl Outbox {
         state.refused.extend(refused);
         gone
     }
+}
+
+/// Moves the delivered ids an older version kept in the sled tree `name`
+/// (keyed by sequence number) into `delivered`, then drops the tree.
+fn move_delivered_ids(db: &sled::Db, name: &str, delivered: &mut Delivered) -> Result<(), String> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|t| t.as_ref() == name.as_bytes())
+    {
+        return Ok(());
+    }
+    let tree = db.open_tree(name).map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    for item in tree.iter() {
+        let (seq, id) = item.map_err(|e| e.to_string())?;
+        let seq = seq.as_ref().try_into().map_or(0, u64::from_be_bytes);
+        ids.push((seq, String::from_utf8_lossy(&id).into_owned()));
+    }
+    delivered.record(&ids).map_err(|e| e.to_string())?;
+    drop(tree);
+    db.drop_tree(name).map_err(|e| e.to_string())?;
+    Ok(())
 }

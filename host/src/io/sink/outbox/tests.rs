@@ -203,13 +203,32 @@ fn small_segments(dir: &std::path::Path, config: OutboxConfig, segment_bytes: u6
     Outbox::open_in(&store, "p", "up", config, true, place, segment_bytes).unwrap()
 }
 
-/// The segment files of every rank.
+/// The segment files of every rank (not of the delivered ids).
 fn segment_files(dir: &std::path::Path) -> usize {
     let root = dir.join(OUTBOX_DIR_NAME).join("p").join("up");
     std::fs::read_dir(root)
         .unwrap()
-        .map(|rank| std::fs::read_dir(rank.unwrap().path()).unwrap().count())
+        .map(|item| item.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .parse::<usize>()
+                .is_ok()
+        })
+        .map(|rank| std::fs::read_dir(rank).unwrap().count())
         .sum()
+}
+
+/// The segment files of the delivered ids.
+fn delivered_files(dir: &std::path::Path) -> usize {
+    let root = dir
+        .join(OUTBOX_DIR_NAME)
+        .join("p")
+        .join("up")
+        .join("delivered");
+    std::fs::read_dir(root).unwrap().count()
 }
 
 const OUTBOX_DIR_NAME: &str = crate::checkpoint::OUTBOX_DIR;
@@ -392,4 +411,82 @@ fn a_damaged_segment_is_given_up_counted_and_delivery_goes_on() {
     assert_eq!(got, want);
     assert_eq!(o.counters().dropped, 5);
     assert_eq!(o.counters().bytes, 0);
+}
+
+#[test]
+fn delivered_ids_are_kept_two_checkpoints_back_and_no_longer() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    const SEGMENT: u64 = 4096;
+    const EACH: u64 = 300;
+    let mut positions = Vec::new();
+    {
+        let o = small_segments(dir.path(), OutboxConfig::default(), SEGMENT);
+        // Ten checkpoints, each followed by 300 results delivered.
+        for i in 0..10 {
+            positions.push(o.commit().unwrap());
+            o.push((i * EACH..(i + 1) * EACH).map(|n| out("stats", n)))
+                .unwrap();
+            while o.counters().entries > 0 {
+                deliver(&o, &rt, 128);
+            }
+        }
+        // The ids of the last two intervals are on disk, not the ten:
+        // whole segments of ids, plus one at each end.
+        let entry = log::HEADER + out("stats", 2999).id.len() as u64;
+        let per_segment = SEGMENT / entry;
+        let bound = (2 * EACH).div_ceil(per_segment) + 2;
+        let files = delivered_files(dir.path()) as u64;
+        assert!(
+            files <= bound,
+            "{files} files of ids, at most {bound} expected"
+        );
+        assert!(10 * EACH / per_segment > bound, "the case prunes something");
+    }
+    // The last checkpoint did not complete: the restore goes to the one
+    // before, and the replay produces the last two intervals again.
+    let o = small_segments(dir.path(), OutboxConfig::default(), SEGMENT);
+    o.rewind(positions[8]).unwrap();
+    o.push((8 * EACH..10 * EACH).map(|n| out("stats", n)))
+        .unwrap();
+    assert_eq!(o.counters().replayed, 2 * EACH);
+    assert_eq!(o.counters().entries, 0, "nothing is sent twice");
+    // New results go out, numbered after every delivered one.
+    o.push(std::iter::once(out("stats", 10_000))).unwrap();
+    assert_eq!(deliver(&o, &rt, 10), ids("stats", 10_000..10_001));
+    assert!(o.state().next_seq > 10 * EACH);
+}
+
+#[test]
+fn delivered_ids_an_older_version_kept_in_the_database_still_stop_a_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The older layout: a tree of ids keyed by sequence number.
+        let store = StateStore::open(dir.path()).unwrap();
+        let tree = store.db().open_tree("p/outbox/up/delivered").unwrap();
+        for n in [4u64, 5] {
+            tree.insert(n.to_be_bytes(), out("stats", n).id.as_bytes())
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let o = outbox(dir.path(), OutboxConfig::default());
+    assert!(
+        o.state().next_seq >= 6,
+        "numbers of delivered results are not given again"
+    );
+    o.rewind(4).unwrap();
+    o.push((4..8).map(|n| out("stats", n))).unwrap();
+    assert_eq!(o.counters().replayed, 2, "4 and 5 were delivered");
+    assert_eq!(deliver(&o, &runtime(), 100), ids("stats", 6..8));
+    drop(o);
+    let store = StateStore::open(dir.path()).unwrap();
+    assert!(
+        !store
+            .db()
+            .tree_names()
+            .iter()
+            .any(|t| t.as_ref() == b"p/outbox/up/delivered"),
+        "the old tree is gone"
+    );
 }
