@@ -269,10 +269,11 @@ fn twenty_kills_with_the_ingest_journal_change_nothing() {
     crash_and_compare("sync");
 }
 
-/// Stops the job early (cleanly), damages its newest checkpoint with `damage`,
+/// Stops the job early (cleanly), damages its newest checkpoint with `damage`
+/// (given the database, the state folder and the checkpoint id),
 /// and runs it to the end: it must restore the checkpoint before, say so, and
 /// write exactly what an uninterrupted run writes.
-fn recover_past(damage: impl Fn(&sled::Db, u64)) {
+fn recover_past(damage: impl Fn(&sled::Db, &Path, u64)) {
     let input = tempfile::tempdir().unwrap();
     write_input(input.path());
     let prepare = |dir: &Path| {
@@ -293,7 +294,7 @@ fn recover_past(damage: impl Fn(&sled::Db, u64)) {
         let (key, _) = checkpoints.last().unwrap().expect("checkpoints were taken");
         let newest = u64::from_be_bytes(key.as_ref().try_into().unwrap());
         assert!(newest >= 2, "a checkpoint before the newest exists");
-        damage(&db, newest);
+        damage(&db, &dir.path().join("state"), newest);
         db.flush().unwrap();
         newest
     };
@@ -318,7 +319,7 @@ fn recover_past(damage: impl Fn(&sled::Db, u64)) {
 #[test]
 fn a_corrupt_newest_checkpoint_falls_back_to_the_one_before() {
     // A flipped byte in the newest manifest (bit rot): its checksum fails.
-    recover_past(|db, newest| {
+    recover_past(|db, _, newest| {
         let checkpoints = db.open_tree("crash/checkpoints").unwrap();
         let mut manifest = checkpoints
             .get(newest.to_be_bytes())
@@ -333,17 +334,16 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_one_before() {
 
 #[test]
 fn a_torn_newest_checkpoint_falls_back_to_the_one_before() {
-    // The newest checkpoint's window state is gone: written in part only.
-    recover_past(|db, newest| {
-        let stats = db.open_tree("crash/op/stats").unwrap();
-        let parts: Vec<_> = stats
-            .scan_prefix(newest.to_be_bytes())
-            .keys()
-            .map(Result::unwrap)
-            .collect();
-        assert!(!parts.is_empty());
-        for part in parts {
-            stats.remove(part).unwrap();
-        }
+    // The newest checkpoint's operator state is cut short: written in
+    // part only.
+    recover_past(|_, state, newest| {
+        let file = state
+            .join("checkpoints")
+            .join("crash")
+            .join(format!("{newest:020}.state"));
+        let len = std::fs::metadata(&file).unwrap().len();
+        assert!(len > 0);
+        let file = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        file.set_len(len / 2).unwrap();
     });
 }

@@ -1,4 +1,5 @@
-//! Durable state: checkpoints in sled, and the ingest journal in files.
+//! Durable state: checkpoints (manifests in sled, the operators' state in a
+//! file per checkpoint), and the ingest journal in files.
 //!
 //! A running pipeline takes a checkpoint every `[checkpoint] interval_ms`,
 //! between two steps of its loop, when no record is in flight: each sink
@@ -25,6 +26,7 @@
 mod journal;
 mod journal_log;
 mod manifest;
+mod state_files;
 mod store;
 mod writer;
 

@@ -1,17 +1,21 @@
-//! The state store: checkpoints and operator state blobs in a sled
-//! database, and the ingest journal in segment files beside it.
+//! The state store: checkpoints' manifests in a sled database, their
+//! operator state blobs and the ingest journal in files beside it.
 //!
-//! Layout, per pipeline `P` (one tree each):
-//! - `P/checkpoints`: manifest by checkpoint id (big-endian `u64`);
-//! - `P/op/OPERATOR`: the operator's state blob by checkpoint id and part
-//!   (`u64` + `u32`, big endian), cut in parts of [`PART_BYTES`];
+//! Layout, per pipeline `P`:
+//! - `P/checkpoints` (a tree): manifest by checkpoint id (big-endian `u64`);
+//! - `checkpoints/P/ID.state` (files, see [`super::state_files`]): each
+//!   checkpoint's operator blobs, back to back in manifest order. Older
+//!   versions kept them in the trees `P/op/OPERATOR`, by checkpoint id and
+//!   part (`u64` + `u32`, big endian), cut in parts of [`PART_BYTES`]:
+//!   those are still read, and removed with their checkpoints;
 //! - `journal/P/` (files, see [`super::journal_log`]): groups of
 //!   ingest-journal entries, each with the sequence number of its last
 //!   entry; a group is its entries back to back, each as its sequence number
 //!   and its length-prefixed bytes. Older versions kept them in the tree
 //!   `P/journal`; they are moved to the files when the pipeline is opened.
 //!
-//! A checkpoint writes its blobs first and its manifest last, then flushes.
+//! A checkpoint writes its blobs first (synced) and its manifest last, then
+//! flushes.
 //! The manifest names the blobs' lengths and CRCs: a checkpoint whose manifest
 //! is missing, or whose manifest or blobs do not match, is not used, and the
 //! one before it is.
@@ -24,6 +28,7 @@ use sled::Tree;
 
 use super::journal_log::{JOURNAL_DIR, JournalLog};
 use super::manifest::Manifest;
+use super::state_files::{CHECKPOINT_DIR, StateFiles};
 
 /// The most memory sled keeps pages of the database in.
 const CACHE_BYTES: u64 = 16 << 20;
@@ -31,7 +36,7 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// The folder, inside the store's, of sinks' outboxes.
 pub(crate) const OUTBOX_DIR: &str = "outbox";
 
-/// State blobs are stored in parts of at most this many bytes.
+/// Older versions stored state blobs in parts of at most this many bytes.
 pub const PART_BYTES: usize = 4 << 20;
 
 /// Why the state store failed.
@@ -58,6 +63,14 @@ pub enum StoreError {
     #[error("ingest journal {}: {error}", path.display())]
     Journal {
         /// The journal's folder.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// A checkpoint's state file could not be read or written.
+    #[error("checkpoint state {}: {error}", path.display())]
+    StateFile {
+        /// The pipeline's folder of state files.
         path: PathBuf,
         /// What failed.
         error: std::io::Error,
@@ -161,6 +174,11 @@ impl StateStore {
         Ok(PipelineStore {
             store: self.clone(),
             name: name.to_owned(),
+            files: StateFiles::new(
+                self.path
+                    .join(CHECKPOINT_DIR)
+                    .join(crate::files::folder_name(name)),
+            ),
             checkpoints: tree("checkpoints")?,
             journal: self.journal(name, &tree("journal")?)?,
             #[cfg(test)]
@@ -332,6 +350,8 @@ impl JournalGroup {
 pub struct PipelineStore {
     store: StateStore,
     name: String,
+    /// The checkpoints' state (an older version's is in operator trees).
+    files: StateFiles,
     checkpoints: Tree,
     journal: Arc<Mutex<JournalLog>>,
     /// Makes every checkpoint read fail, as a store that cannot be read does.
@@ -361,11 +381,31 @@ impl PipelineStore {
         &self.store
     }
 
-    fn operator_tree(&self, operator: &str) -> Result<Tree, StoreError> {
+    /// The tree an older version kept `operator`'s blobs in, if there is
+    /// one (never created here).
+    fn operator_tree(&self, operator: &str) -> Result<Option<Tree>, StoreError> {
+        let name = format!("{}/op/{operator}", self.name);
+        if !self
+            .store
+            .db
+            .tree_names()
+            .iter()
+            .any(|t| t.as_ref() == name.as_bytes())
+        {
+            return Ok(None);
+        }
         self.store
             .db
-            .open_tree(format!("{}/op/{operator}", self.name))
+            .open_tree(name)
+            .map(Some)
             .map_err(|e| self.store.fail(e))
+    }
+
+    fn files_failed(&self, error: std::io::Error) -> StoreError {
+        StoreError::StateFile {
+            path: self.files.dir().to_owned(),
+            error,
+        }
     }
 
     /// Every operator tree of the pipeline.
@@ -380,17 +420,14 @@ impl PipelineStore {
             .collect()
     }
 
-    /// Writes a checkpoint: each operator's blob (in manifest order), then
-    /// the manifest, then flushes. Only once this returns is it complete.
+    /// Writes a checkpoint: the operators' blobs (in manifest order) into
+    /// its state file, synced, then the manifest, then flushes. Only once
+    /// this returns is it complete.
     pub fn write(&self, manifest: &Manifest, blobs: &[Vec<u8>]) -> Result<(), StoreError> {
         let fail = |e| self.store.fail(e);
-        for (operator, blob) in manifest.operators.iter().zip(blobs) {
-            let tree = self.operator_tree(&operator.name)?;
-            for (part, bytes) in blob.chunks(PART_BYTES).enumerate() {
-                tree.insert(blob_key(manifest.id, part as u32), bytes)
-                    .map_err(fail)?;
-            }
-        }
+        self.files
+            .write(manifest.id, blobs)
+            .map_err(|e| self.files_failed(e))?;
         self.checkpoints
             .insert(manifest.id.to_be_bytes(), manifest.to_bytes())
             .map_err(fail)?;
@@ -436,17 +473,17 @@ impl PipelineStore {
             ))));
         }
         let manifest = self.manifest(id)?;
-        let mut blobs = Vec::with_capacity(manifest.operators.len());
-        for operator in &manifest.operators {
-            let tree = self
-                .operator_tree(&operator.name)
-                .map_err(LoadError::Store)?;
-            let mut blob = Vec::with_capacity(operator.len as usize);
-            for part in tree.range(blob_key(id, 0)..=blob_key(id, u32::MAX)) {
-                let (_, bytes) = part.map_err(|e| LoadError::Store(self.store.fail(e)))?;
-                blob.extend_from_slice(&bytes);
+        let lens: Vec<u64> = manifest.operators.iter().map(|o| o.len).collect();
+        let blobs = match self.files.read(id, &lens) {
+            Ok(Some(blobs)) => blobs,
+            Ok(None) => self.load_from_trees(&manifest)?,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(LoadError::Damaged(format!("checkpoint {id}: {e}")));
             }
-            if blob.len() as u64 != operator.len || crc32fast::hash(&blob) != operator.crc {
+            Err(e) => return Err(LoadError::Store(self.files_failed(e))),
+        };
+        for (operator, blob) in manifest.operators.iter().zip(&blobs) {
+            if blob.len() as u64 != operator.len || crc32fast::hash(blob) != operator.crc {
                 return Err(LoadError::Damaged(format!(
                     "state of operator `{}` is damaged ({} bytes, expected {})",
                     operator.name,
@@ -454,9 +491,29 @@ impl PipelineStore {
                     operator.len
                 )));
             }
-            blobs.push(blob);
         }
         Ok(Loaded { manifest, blobs })
+    }
+
+    /// The blobs of a checkpoint an older version wrote into operator
+    /// trees, in parts (one missing reads as empty).
+    fn load_from_trees(&self, manifest: &Manifest) -> Result<Vec<Vec<u8>>, LoadError> {
+        let id = manifest.id;
+        let mut blobs = Vec::with_capacity(manifest.operators.len());
+        for operator in &manifest.operators {
+            let mut blob = Vec::new();
+            if let Some(tree) = self
+                .operator_tree(&operator.name)
+                .map_err(LoadError::Store)?
+            {
+                for part in tree.range(blob_key(id, 0)..=blob_key(id, u32::MAX)) {
+                    let (_, bytes) = part.map_err(|e| LoadError::Store(self.store.fail(e)))?;
+                    blob.extend_from_slice(&bytes);
+                }
+            }
+            blobs.push(blob);
+        }
+        Ok(blobs)
     }
 
     /// The newest checkpoint that reads back whole, and the newer ones found
@@ -503,14 +560,15 @@ impl PipelineStore {
             match self.manifest(id) {
                 Ok(manifest) => {
                     for operator in &manifest.operators {
+                        let Some(tree) = self.operator_tree(&operator.name)? else {
+                            continue;
+                        };
                         let parts = (operator.len as usize).div_ceil(PART_BYTES);
                         let mut batch = sled::Batch::default();
                         for part in 0..parts {
                             batch.remove(&blob_key(id, part as u32));
                         }
-                        self.operator_tree(&operator.name)?
-                            .apply_batch(batch)
-                            .map_err(fail)?;
+                        tree.apply_batch(batch).map_err(fail)?;
                     }
                 }
                 Err(LoadError::Damaged(_)) => unnamed = true,
@@ -518,6 +576,11 @@ impl PipelineStore {
             }
             self.checkpoints.remove(id.to_be_bytes()).map_err(fail)?;
         }
+        // The manifests are gone for good before their state files are.
+        self.store.flush()?;
+        self.files
+            .remove(|id| dropped.contains(&id))
+            .map_err(|e| self.files_failed(e))?;
         if unnamed {
             self.remove_orphans()?;
         }
@@ -545,6 +608,9 @@ impl PipelineStore {
     pub fn remove_unfinished(&self) -> Result<(), StoreError> {
         let fail = |e| self.store.fail(e);
         let above = self.ids().first().map_or(0, |id| id + 1);
+        self.files
+            .remove(|id| id >= above)
+            .map_err(|e| self.files_failed(e))?;
         for tree in self.operator_trees()? {
             let mut batch = sled::Batch::default();
             for key in tree.range(blob_key(above, 0)..).keys() {
@@ -561,6 +627,9 @@ impl PipelineStore {
     pub fn remove_orphans(&self) -> Result<(), StoreError> {
         let fail = |e| self.store.fail(e);
         let ids = self.ids();
+        self.files
+            .remove(|id| !ids.contains(&id))
+            .map_err(|e| self.files_failed(e))?;
         for tree in self.operator_trees()? {
             let mut batch = sled::Batch::default();
             for key in tree.iter().keys() {
@@ -641,8 +710,10 @@ impl PipelineStore {
             tree.clear().map_err(fail)?;
         }
         self.checkpoints.clear().map_err(fail)?;
-        // No checkpoint is left to need the journal before it goes.
+        // No checkpoint is left to need the journal or the state files
+        // before they go.
         self.store.flush()?;
+        self.files.clear().map_err(|e| self.files_failed(e))?;
         let mut journal = self.journal();
         journal.clear().map_err(|e| journal_failed(&journal, e))
     }
@@ -719,7 +790,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let p = store.pipeline("p").unwrap();
-        let big = vec![7u8; PART_BYTES + 10];
+        let big: Vec<u8> = (0..PART_BYTES + 10).map(|i| (i % 251) as u8).collect();
         for (id, blob) in [(1, &b"one"[..]), (2, &big[..])] {
             let (m, b) = checkpoint(id, blob);
             p.write(&m, &b).unwrap();
@@ -728,17 +799,24 @@ mod tests {
         assert_eq!(
             loaded.unwrap().blobs[0],
             big,
-            "a blob in two parts reads back whole"
+            "a large blob reads back whole"
         );
         assert!(damaged.is_empty());
 
-        // Damage a part of checkpoint 2's blob.
-        let tree = p.operator_tree("op").unwrap();
-        tree.insert(blob_key(2, 1), &b"xx"[..]).unwrap();
+        // A flipped byte in checkpoint 2's state file.
+        let file = state_file(dir.path(), "p", 2);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[PART_BYTES] ^= 0x10;
+        std::fs::write(&file, &bytes).unwrap();
         let (loaded, damaged) = p.latest().unwrap();
         assert_eq!(loaded.unwrap().manifest.id, 1);
         assert_eq!(damaged.len(), 1);
         assert!(damaged[0].1.contains("damaged"), "{damaged:?}");
+
+        // Cut short, it is damaged too.
+        std::fs::write(&file, &bytes[..100]).unwrap();
+        let (_, damaged) = p.latest().unwrap();
+        assert!(damaged[0].1.contains("100 bytes"), "{damaged:?}");
 
         // A damaged manifest too.
         p.checkpoints
@@ -756,17 +834,61 @@ mod tests {
         let p = store.pipeline("p").unwrap();
         let (m, b) = checkpoint(1, b"state");
         p.write(&m, &b).unwrap();
-        // Checkpoint 2 crashed after its blob parts, before its manifest.
-        let tree = p.operator_tree("op").unwrap();
-        for part in 0..3 {
-            tree.insert(blob_key(2, part), &b"torn"[..]).unwrap();
-        }
+        // Checkpoint 2 crashed while its state file was written, and
+        // checkpoint 3 after its state file, before its manifest.
+        let folder = state_file(dir.path(), "p", 1).parent().unwrap().to_owned();
+        std::fs::write(folder.join(format!("{:020}.partial", 2)), b"torn").unwrap();
+        std::fs::write(state_file(dir.path(), "p", 3), b"unnamed").unwrap();
         p.remove_unfinished().unwrap();
-        assert_eq!(tree.len(), 1, "only checkpoint 1's blob is left");
-        // Checkpoint 2 written again, in one part, reads back whole.
+        let left: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        assert_eq!(
+            left,
+            [state_file(dir.path(), "p", 1)],
+            "only checkpoint 1's state is left"
+        );
+        // Checkpoint 2 written again reads back whole.
         let (m, b) = checkpoint(2, b"again");
         p.write(&m, &b).unwrap();
         assert_eq!(p.load(2).unwrap().blobs[0], b"again");
+    }
+
+    /// Where checkpoint `id` of `pipeline` keeps its state.
+    fn state_file(store: &Path, pipeline: &str, id: u64) -> PathBuf {
+        store
+            .join(CHECKPOINT_DIR)
+            .join(pipeline)
+            .join(format!("{id:020}.state"))
+    }
+
+    #[test]
+    fn checkpoints_an_older_version_kept_in_the_database_load_and_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        // The older layout: the blob in parts in the operator's tree, then
+        // the manifest.
+        let old: Vec<u8> = (0..PART_BYTES + 5).map(|i| (i % 13) as u8).collect();
+        let (m, _) = checkpoint(1, &old);
+        let tree = store.db.open_tree("p/op/op").unwrap();
+        for (part, bytes) in old.chunks(PART_BYTES).enumerate() {
+            tree.insert(blob_key(1, part as u32), bytes).unwrap();
+        }
+        p.checkpoints
+            .insert(1u64.to_be_bytes(), m.to_bytes())
+            .unwrap();
+        assert_eq!(p.latest().unwrap().0.unwrap().blobs[0], old);
+        // Newer checkpoints go to files; the old one is pruned from the tree.
+        for id in 2..=3 {
+            let (m, b) = checkpoint(id, format!("new {id}").as_bytes());
+            p.write(&m, &b).unwrap();
+        }
+        assert_eq!(p.load(3).unwrap().blobs[0], b"new 3");
+        p.prune(2, &[]).unwrap();
+        assert_eq!(p.ids(), [3, 2]);
+        assert!(tree.is_empty(), "the older checkpoint's parts are gone");
     }
 
     fn group(seqs: std::ops::RangeInclusive<u64>) -> JournalGroup {
@@ -910,7 +1032,10 @@ mod tests {
         assert!(left[0] > 1 && left[0] <= 21, "{left:?}");
         assert_eq!(left, (left[0]..=30).collect::<Vec<_>>());
         assert!(journal_bytes() < written);
-        assert_eq!(p.operator_tree("op").unwrap().len(), 2);
+        let files = std::fs::read_dir(state_file(dir.path(), "p", 3).parent().unwrap())
+            .unwrap()
+            .count();
+        assert_eq!(files, 2, "the dropped checkpoint's state file is gone");
         assert_eq!(store.pipelines(), ["p"]);
     }
 

@@ -1,0 +1,145 @@
+//! The state of a pipeline's checkpoints, one file per checkpoint
+//! (`checkpoints/P/ID.state` in the state folder): the operators' blobs one
+//! after another, in manifest order. The manifest, in the database, gives
+//! each blob's length and checksum, and is written only once the file is
+//! on disk, so a checkpoint is whole or not there.
+//!
+//! Kept out of the database: sled keeps the values it was given in its
+//! tree nodes, so the state of the checkpoints retained (megabytes each)
+//! stayed in the process's memory; a file costs nothing once written.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The folder, inside the store's, of the checkpoints' state files.
+pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
+
+/// The extension of a whole state file.
+const EXTENSION: &str = "state";
+
+/// The extension of a state file being written.
+const PARTIAL: &str = "partial";
+
+/// One pipeline's state files.
+#[derive(Debug, Clone)]
+pub(crate) struct StateFiles {
+    dir: PathBuf,
+}
+
+/// What a folder holds: whole state files by checkpoint id, and files
+/// never finished.
+struct Listing {
+    whole: Vec<(u64, PathBuf)>,
+    partial: Vec<PathBuf>,
+}
+
+impl StateFiles {
+    /// The state files in `dir` (created when the first is written).
+    pub(crate) fn new(dir: PathBuf) -> StateFiles {
+        StateFiles { dir }
+    }
+
+    /// Its folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, id: u64, extension: &str) -> PathBuf {
+        self.dir.join(format!("{id:020}.{extension}"))
+    }
+
+    /// Writes checkpoint `id`'s blobs and makes them durable.
+    pub(crate) fn write(&self, id: u64, blobs: &[Vec<u8>]) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let partial = self.path(id, PARTIAL);
+        let mut file = File::create(&partial)?;
+        for blob in blobs {
+            file.write_all(blob)?;
+        }
+        file.sync_data()?;
+        drop(file);
+        std::fs::rename(&partial, self.path(id, EXTENSION))?;
+        // The rename is durable before the manifest names the file.
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Checkpoint `id`'s blobs of the lengths `lens`, or `None` if it has
+    /// no file (written by an older version, into the database).
+    /// `InvalidData` if the file is not as long as the blobs together.
+    pub(crate) fn read(&self, id: u64, lens: &[u64]) -> io::Result<Option<Vec<Vec<u8>>>> {
+        let mut file = match File::open(self.path(id, EXTENSION)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let total: u64 = lens.iter().sum();
+        let on_disk = file.metadata()?.len();
+        if on_disk != total {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("its state file has {on_disk} bytes, the manifest says {total}"),
+            ));
+        }
+        let mut blobs = Vec::with_capacity(lens.len());
+        for &len in lens {
+            let len = usize::try_from(len).map_err(io::Error::other)?;
+            let mut blob = vec![0; len];
+            file.read_exact(&mut blob)?;
+            blobs.push(blob);
+        }
+        Ok(Some(blobs))
+    }
+
+    /// Removes the state files of the checkpoints `gone` says, and every
+    /// file never finished.
+    pub(crate) fn remove(&self, gone: impl Fn(u64) -> bool) -> io::Result<()> {
+        let listing = self.list()?;
+        let doomed = listing
+            .whole
+            .into_iter()
+            .filter(|(id, _)| gone(*id))
+            .map(|(_, path)| path);
+        for path in doomed.chain(listing.partial) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every state file and the folder.
+    pub(crate) fn clear(&self) -> io::Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn list(&self) -> io::Result<Listing> {
+        let mut listing = Listing {
+            whole: Vec::new(),
+            partial: Vec::new(),
+        };
+        let items = match std::fs::read_dir(&self.dir) {
+            Ok(items) => items,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(listing),
+            Err(e) => return Err(e),
+        };
+        for item in items {
+            let path = item?.path();
+            let id = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok());
+            let extension = path.extension().and_then(|e| e.to_str());
+            match (id, extension) {
+                (Some(id), Some(EXTENSION)) => listing.whole.push((id, path)),
+                (Some(_), Some(PARTIAL)) => listing.partial.push(path),
+                _ => {}
+            }
+        }
+        Ok(listing)
+    }
+}
