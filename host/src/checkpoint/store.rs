@@ -278,8 +278,13 @@ impl StateStore {
         self.db.flush().map(drop).map_err(|e| self.fail(e))
     }
 
-    /// Bytes the database takes on disk.
+    /// Bytes the database and the checkpoints' state files take on disk.
     pub fn size_on_disk(&self) -> u64 {
+        self.database_bytes() + folder_bytes(&self.path.join(CHECKPOINT_DIR))
+    }
+
+    /// Bytes the database alone takes on disk (what a compaction shrinks).
+    pub fn database_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
 
@@ -291,6 +296,21 @@ impl StateStore {
         copy.flush()?;
         Ok(copy)
     }
+}
+
+/// Bytes of the files in `dir` and its folders (0 if there is none).
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(items) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    items
+        .filter_map(Result::ok)
+        .map(|item| match item.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&item.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Journal entries gathered to be appended as one value.

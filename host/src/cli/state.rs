@@ -412,7 +412,7 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(|e| failed("removing a partial copy", e))?;
     }
-    let before = store.size_on_disk();
+    let before = store.database_bytes();
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
         // Keeps every checkpoint; drops orphaned blobs and journal entries they all hold.
@@ -423,7 +423,7 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     let after = store
         .copy_to(&fresh)
         .map_err(Failure::runtime)?
-        .size_on_disk();
+        .database_bytes();
     drop(store);
     // A crash from here on is finished by the next compaction.
     let swap = || -> std::io::Result<()> {
@@ -434,7 +434,7 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     };
     swap().map_err(|e| failed("swapping in the compacted store", e))?;
     println!(
-        "compacted {}: {before} → {after} bytes on disk",
+        "compacted {}: database {before} → {after} bytes on disk",
         dir.display()
     );
     Ok(())
