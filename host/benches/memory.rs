@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[path = "support/process.rs"]
 mod process;
 
-use process::{Killed, cpu};
+use process::{Killed, cpu, status_kib};
 
 #[path = "support/run.rs"]
 #[allow(dead_code, reason = "the broker benchmarks use the rest")]
@@ -64,20 +64,6 @@ inputs = ["stats", "alerts"]
     )
 }
 
-/// Fields of `/proc/PID/status`, in KiB.
-fn status_kib(pid: u32, names: &[&str]) -> Vec<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    names
-        .iter()
-        .map(|name| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        })
-        .collect()
-}
-
 /// The records the run read, from the line its end logs.
 fn records_in(log: &str) -> u64 {
     log.lines()
@@ -104,10 +90,10 @@ fn main() {
         if let Ok(Some(_)) = child.0.try_wait() {
             break;
         }
-        let kib = status_kib(pid, &["RssAnon:", "RssFile:", "VmHWM:"]);
-        anon = anon.max(kib[0]);
-        file = file.max(kib[1]);
-        hwm = hwm.max(kib[2]);
+        let [a, f, h] = status_kib(pid, ["RssAnon:", "RssFile:", "VmHWM:"]);
+        anon = anon.max(a);
+        file = file.max(f);
+        hwm = hwm.max(h);
         used = used.max(cpu(pid));
         assert!(
             started.elapsed() < Duration::from_secs(SECONDS + 60),

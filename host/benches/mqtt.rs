@@ -45,7 +45,7 @@ const PACED_SECONDS: u64 = 30;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{Killed, cpu};
+use process::{Killed, cpu, status_kib};
 
 #[path = "support/run.rs"]
 mod run;
@@ -217,14 +217,8 @@ fn read(dir: &Path) -> u64 {
 
 /// A process's resident memory now and at its peak, in KiB.
 fn resident_kib(pid: u32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let [now, peak] = status_kib(pid, ["VmRSS:", "VmHWM:"]);
+    (now, peak)
 }
 
 /// What a QoS 0 run measured.

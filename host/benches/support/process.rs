@@ -1,5 +1,5 @@
 //! What the benchmarks that run the `eddy` binary share: a child killed
-//! when dropped, and a process's CPU time.
+//! when dropped, a process's CPU time and its memory figures.
 
 use std::process::Child;
 use std::time::Duration;
@@ -28,4 +28,17 @@ pub(crate) fn cpu(pid: u32) -> Duration {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let total = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     Duration::from_millis(total * 1000 / ticks)
+}
+
+/// Fields of `/proc/PID/status` (e.g. `"VmRSS:"`), in KiB; 0 for one not
+/// there.
+#[allow(dead_code, reason = "the benchmarks that measure memory use it")]
+pub(crate) fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> [u64; N] {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    names.map(|name| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    })
 }

@@ -596,7 +596,8 @@ impl PipelineStore {
             }
             self.checkpoints.remove(id.to_be_bytes()).map_err(fail)?;
         }
-        // The manifests are gone for good before their state files are.
+        // The dropped manifests are gone for good before their state files
+        // and the journal they needed are.
         self.store.flush()?;
         self.files
             .remove(|id| dropped.contains(&id))
@@ -610,9 +611,6 @@ impl PipelineStore {
             .map(|m| m.journal_seq)
             .min();
         if let Some(keep_from) = keep_from {
-            // The dropped checkpoints are gone for good before the journal
-            // they needed is.
-            self.store.flush()?;
             let mut journal = self.journal();
             journal
                 .forget_through(keep_from)
