@@ -4,10 +4,8 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use eddy_abi::{
-    AccWindowRef, AggregateInput, GroupRef, LogLevel, RecordRef, ResultInput, STATUS_ERROR,
-    STATUS_OK, TimerInput, TimerRef, WindowRef,
-};
+use eddy_abi::decode::Reader;
+use eddy_abi::{LogLevel, RecordRef, STATUS_ERROR, STATUS_OK, TimerInput, TimerRef, WindowRef};
 use serde::de::DeserializeOwned;
 
 use crate::context::{discard_outputs, flush_outputs, set_cause};
@@ -167,6 +165,9 @@ pub fn init_aggregate<A: Aggregate>() -> i32 {
 
 /// The `aggregate` export: folds each group into one new accumulator.
 ///
+/// The input is read as it is folded, group by group and record by record,
+/// into nothing but the accumulator: no group or record list is built.
+///
 /// # Safety
 ///
 /// As for [`input`].
@@ -174,25 +175,28 @@ pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
     // SAFETY: forwarded from the caller.
     let bytes = unsafe { input(ptr, len) };
     status(|| {
-        let batch: AggregateInput<Vec<GroupRef<'_>>> = postcard::from_bytes(bytes)?;
         let ctx = context::<A::Params>(i64::MIN)?;
+        let mut input = Reader::new(bytes);
         let mut out = Vec::new();
-        for group in &batch.groups {
-            let mut accs = group.accs.iter();
-            let mut acc: A::Acc = match accs.next() {
-                Some(bytes) => postcard::from_bytes(bytes)?,
-                None => A::Acc::default(),
-            };
-            for other in accs {
-                A::merge(&mut acc, postcard::from_bytes(other)?);
+        for _ in 0..input.count()? {
+            // `accs` (merged into the first, or a new one), then `records`.
+            let mut acc: Option<A::Acc> = None;
+            for _ in 0..input.count()? {
+                let other = postcard::from_bytes(input.bytes()?)?;
+                match &mut acc {
+                    Some(acc) => A::merge(acc, other),
+                    None => acc = Some(other),
+                }
             }
-            for record in &group.records {
-                A::add(&mut acc, record, ctx.params());
+            let mut acc = acc.unwrap_or_default();
+            for _ in 0..input.count()? {
+                A::add(&mut acc, &input.record()?, ctx.params());
             }
             out.clear();
             eddy_abi::encode_into(&acc, &mut out)?;
             host::accumulator(&out);
         }
+        input.end()?;
         Ok(())
     })
 }
@@ -206,19 +210,25 @@ pub unsafe fn result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
     // SAFETY: forwarded from the caller.
     let bytes = unsafe { input(ptr, len) };
     status(|| {
-        let batch: ResultInput<Vec<AccWindowRef<'_>>> = postcard::from_bytes(bytes)?;
-        let mut ctx = context::<A::Params>(batch.watermark)?;
-        for (i, w) in batch.windows.iter().enumerate() {
+        let mut input = Reader::new(bytes);
+        let mut ctx = context::<A::Params>(input.i64()?)?;
+        for i in 0..input.count()? {
             set_cause(i);
-            let acc: A::Acc = postcard::from_bytes(w.acc)?;
+            // An `AccWindow`: key, start, end, firing, acc.
+            let key = input.str()?;
+            let start = input.i64()?;
+            let end = input.i64()?;
+            let firing = input.varint32()?;
+            let acc: A::Acc = postcard::from_bytes(input.bytes()?)?;
             let info = WindowInfo {
-                key: w.key,
-                start: w.start,
-                end: w.end,
-                firing: w.firing,
+                key,
+                start,
+                end,
+                firing,
             };
             A::result(&acc, &info, &mut ctx)?;
         }
+        input.end()?;
         Ok(())
     })
 }

@@ -74,6 +74,7 @@ pub mod aggregate;
 mod context;
 mod error;
 mod host;
+mod names;
 pub mod pattern;
 mod state;
 mod timers;
@@ -88,6 +89,7 @@ pub use eddy_abi::{
 };
 pub use eddy_sdk_macros::{aggregate, on_timer, process, window};
 pub use error::{Error, Result};
+pub use names::Names;
 pub use state::State;
 pub use timers::Timers;
 

@@ -8,7 +8,9 @@
 //! Params: `fields`, the fields to aggregate (default: every numeric field,
 //! in the order they are first seen).
 
-use eddy_sdk::{Aggregate, Context, Record, RecordRef, Result, WindowInfo};
+use std::cell::RefCell;
+
+use eddy_sdk::{Aggregate, Context, Names, Record, RecordRef, Result, WindowInfo};
 use serde::{Deserialize, Serialize};
 
 /// The operator's params.
@@ -21,7 +23,7 @@ pub struct Params {
 }
 
 /// Running statistics of one field.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Stats {
     count: u64,
     sum: f64,
@@ -30,14 +32,12 @@ struct Stats {
 }
 
 impl Stats {
-    fn new() -> Self {
-        Stats {
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
+    const EMPTY: Stats = Stats {
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
 
     fn add(&mut self, v: f64) {
         self.count += 1;
@@ -54,24 +54,46 @@ impl Stats {
     }
 }
 
-/// One window's accumulator.
+/// One window's accumulator: a few numbers per field, and no field names
+/// when the params name the fields (the statistics are in their order), so
+/// that the host's copy of it is small and cheap to read back.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Acc {
     records: u64,
-    fields: Vec<(String, Stats)>,
+    stats: Vec<Stats>,
+    /// With no fields in the params: the name of each numeric field, in the
+    /// order first seen.
+    names: Vec<String>,
 }
 
 impl Acc {
-    fn field(&mut self, name: &str) -> &mut Stats {
-        let i = match self.fields.iter().position(|(n, _)| n == name) {
+    /// The statistics of a field found in the records (no fields in the params).
+    fn seen(&mut self, name: &str) -> &mut Stats {
+        let i = match self.names.iter().position(|n| n == name) {
             Some(i) => i,
             None => {
-                self.fields.push((name.to_owned(), Stats::new()));
-                self.fields.len() - 1
+                self.names.push(name.to_owned());
+                self.stats.push(Stats::EMPTY);
+                self.names.len() - 1
             }
         };
-        &mut self.fields[i].1
+        &mut self.stats[i]
     }
+
+    /// Each field's name and statistics.
+    fn fields<'a>(&'a self, params: &'a Params) -> impl Iterator<Item = (&'a str, &'a Stats)> {
+        let names = if params.fields.is_empty() {
+            &self.names
+        } else {
+            &params.fields
+        };
+        names.iter().map(String::as_str).zip(&self.stats)
+    }
+}
+
+thread_local! {
+    /// The output's field names, made once: a result allocates no name.
+    static NAMES: RefCell<Names> = RefCell::default();
 }
 
 /// The aggregate.
@@ -87,14 +109,13 @@ impl Aggregate for WindowStats {
         if params.fields.is_empty() {
             for (name, value) in &record.fields {
                 if let Some(v) = value.as_f64() {
-                    acc.field(name).add(v);
+                    acc.seen(name).add(v);
                 }
             }
         } else {
-            for name in &params.fields {
-                let v = record.f64(name);
-                let stats = acc.field(name);
-                if let Some(v) = v {
+            acc.stats.resize(params.fields.len(), Stats::EMPTY);
+            for (name, stats) in params.fields.iter().zip(&mut acc.stats) {
+                if let Some(v) = record.f64(name) {
                     stats.add(v);
                 }
             }
@@ -103,27 +124,43 @@ impl Aggregate for WindowStats {
 
     fn merge(acc: &mut Acc, other: Acc) {
         acc.records += other.records;
-        for (name, stats) in &other.fields {
-            acc.field(name).merge(stats);
+        if other.names.is_empty() {
+            // The params' fields, in their order.
+            if acc.stats.len() < other.stats.len() {
+                acc.stats.resize(other.stats.len(), Stats::EMPTY);
+            }
+            for (stats, other) in acc.stats.iter_mut().zip(&other.stats) {
+                stats.merge(other);
+            }
+        } else {
+            for (name, stats) in other.names.iter().zip(&other.stats) {
+                acc.seen(name).merge(stats);
+            }
         }
     }
 
     fn result(acc: &Acc, window: &WindowInfo<'_>, ctx: &mut Context<Params>) -> Result<()> {
-        let mut out = Record::new(window.key, window.end - 1)
-            .with("window_start", window.start)
-            .with("window_end", window.end)
-            .with("count", acc.records as i64)
-            .with("update", window.firing > 0);
-        for (name, s) in &acc.fields {
-            if s.count == 0 {
-                continue;
+        let out = NAMES.with(|names| {
+            let mut names = names.borrow_mut();
+            let mut out = Record::new(window.key, window.end - 1)
+                .with(names.get("window_start"), window.start)
+                .with(names.get("window_end"), window.end)
+                .with(names.get("count"), acc.records as i64)
+                .with(names.get("update"), window.firing > 0);
+            for (name, s) in acc.fields(ctx.params()) {
+                if s.count == 0 {
+                    continue;
+                }
+                let [sum, min, max, avg] =
+                    ["_sum", "_min", "_max", "_avg"].map(|s| names.joined(name, s));
+                out = out
+                    .with(sum, s.sum)
+                    .with(min, s.min)
+                    .with(max, s.max)
+                    .with(avg, s.sum / s.count as f64);
             }
-            out = out
-                .with(format!("{name}_sum"), s.sum)
-                .with(format!("{name}_min"), s.min)
-                .with(format!("{name}_max"), s.max)
-                .with(format!("{name}_avg"), s.sum / s.count as f64);
-        }
+            out
+        });
         ctx.emit(&out)
     }
 }

@@ -9,20 +9,25 @@ use eddy_host::sinks::MemorySink;
 use eddy_sdk::Record;
 
 /// Three keys, a reading every 100 ms for 20 s, with every seventh one 2.5 s
-/// late; integer values, so sums are exact whatever the order of addition.
+/// late; integer values (`v` a float, `w` an integer), so sums are exact
+/// whatever the order of addition.
 fn input() -> Vec<Record> {
     let mut records = Vec::new();
     for i in 0..200i64 {
         for (k, key) in ["a", "b", "c"].iter().enumerate() {
             let late = if i % 7 == 0 { 2500 } else { 0 };
             let time = (i * 100 - late).max(0) + k as i64 * 1500 * (i % 11 / 10);
-            records.push(Record::new(*key, time).with("v", ((i * 7 + k as i64) % 23) as f64));
+            records.push(
+                Record::new(*key, time)
+                    .with("v", ((i * 7 + k as i64) % 23) as f64)
+                    .with("w", (i % 5) - 2),
+            );
         }
     }
     records
 }
 
-fn run(plugin: &str, window: &str) -> Vec<(String, Record)> {
+fn run(plugin: &str, window: &str, params: &serde_json::Value) -> Vec<(String, Record)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../../target/plugins/{plugin}.wasm"));
     assert!(
@@ -40,7 +45,7 @@ fn run(plugin: &str, window: &str) -> Vec<(String, Record)> {
         .unwrap();
     let sink = MemorySink::default();
     let harness = Harness {
-        params: serde_json::json!({ "fields": ["v"] }),
+        params: params.clone(),
         window: Some(window),
         allowed_lateness_ms: 3000,
         key_by: None,
@@ -64,8 +69,12 @@ fn run(plugin: &str, window: &str) -> Vec<(String, Record)> {
 }
 
 fn same_as_full_window(window: &str) {
-    let full = run("window_stats", window);
-    let incremental = run("window_stats_incremental", window);
+    same_as_full_window_with(window, &serde_json::json!({ "fields": ["v"] }));
+}
+
+fn same_as_full_window_with(window: &str, params: &serde_json::Value) {
+    let full = run("window_stats", window, params);
+    let incremental = run("window_stats_incremental", window, params);
     assert!(
         full.iter()
             .any(|(_, r)| r.get("update") == Some(&eddy_sdk::Value::Bool(true))),
@@ -91,4 +100,22 @@ fn sliding() {
 #[test]
 fn sessions_merged_by_late_records() {
     same_as_full_window("session = { gap_ms = 150 }");
+}
+
+#[test]
+fn sessions_of_every_numeric_field() {
+    // No fields in the params: both find `v` and `w` in the records, and
+    // the accumulators keep the names.
+    let params = serde_json::json!({});
+    same_as_full_window_with("session = { gap_ms = 150 }", &params);
+    let out = run(
+        "window_stats_incremental",
+        "session = { gap_ms = 150 }",
+        &params,
+    );
+    assert!(
+        out.iter()
+            .any(|(_, r)| r.get("w_sum").is_some() && r.get("v_max").is_some()),
+        "both fields aggregated"
+    );
 }

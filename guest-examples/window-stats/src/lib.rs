@@ -11,9 +11,8 @@
 //! numeric field of the window's first record).
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
-use eddy_sdk::{Context, Record, Result, WindowRef};
+use eddy_sdk::{Context, Names, Record, Result, WindowRef};
 use serde::Deserialize;
 
 /// The operator's params.
@@ -50,44 +49,9 @@ impl Stats {
     }
 }
 
-/// Output field names, made once per field: a window holds few records, so
-/// formatting and allocating sixteen names per window would cost more than
-/// the window's arithmetic.
-struct Names {
-    window_start: Arc<str>,
-    window_end: Arc<str>,
-    count: Arc<str>,
-    update: Arc<str>,
-    /// Per input field: its `_sum`, `_min`, `_max` and `_avg` names.
-    per_field: Vec<(String, [Arc<str>; 4])>,
-}
-
-impl Names {
-    fn new() -> Self {
-        Names {
-            window_start: "window_start".into(),
-            window_end: "window_end".into(),
-            count: "count".into(),
-            update: "update".into(),
-            per_field: Vec::new(),
-        }
-    }
-
-    fn of(&mut self, field: &str) -> &[Arc<str>; 4] {
-        let i = match self.per_field.iter().position(|(f, _)| f == field) {
-            Some(i) => i,
-            None => {
-                let names = ["sum", "min", "max", "avg"].map(|s| Arc::from(format!("{field}_{s}")));
-                self.per_field.push((field.to_owned(), names));
-                self.per_field.len() - 1
-            }
-        };
-        &self.per_field[i].1
-    }
-}
-
 thread_local! {
-    static NAMES: RefCell<Names> = RefCell::new(Names::new());
+    /// The output's field names, made once: a result allocates no name.
+    static NAMES: RefCell<Names> = RefCell::default();
 }
 
 /// Aggregates one fired window.
@@ -117,15 +81,16 @@ pub fn window_stats(window: &WindowRef<'_>, ctx: &mut Context<Params>) -> Result
     let out = NAMES.with(|names| {
         let mut names = names.borrow_mut();
         let mut out = Record::new(window.key, window.end - 1)
-            .with(names.window_start.clone(), window.start)
-            .with(names.window_end.clone(), window.end)
-            .with(names.count.clone(), window.records.len() as i64)
-            .with(names.update.clone(), window.firing > 0);
+            .with(names.get("window_start"), window.start)
+            .with(names.get("window_end"), window.end)
+            .with(names.get("count"), window.records.len() as i64)
+            .with(names.get("update"), window.firing > 0);
         for (name, s) in fields.iter().zip(&stats) {
             if s.count == 0 {
                 continue;
             }
-            let [sum, min, max, avg] = names.of(name).clone();
+            let [sum, min, max, avg] =
+                ["_sum", "_min", "_max", "_avg"].map(|s| names.joined(name, s));
             out = out
                 .with(sum, s.sum)
                 .with(min, s.min)

@@ -173,6 +173,11 @@ impl<'a> Reader<'a> {
         Ok(records)
     }
 
+    /// Checks that everything was read.
+    pub fn end(self) -> Result<(), DecodeError> {
+        self.finish(())
+    }
+
     fn finish<T>(self, value: T) -> Result<T, DecodeError> {
         if self.is_empty() {
             Ok(value)
