@@ -148,8 +148,7 @@ impl WindowBuffer {
                 return;
             }
             added = Added::Buffered;
-            let index = self.window(&record.key, start, end);
-            self.push(record, index, now, fired);
+            self.add_to_window(record, start, end, now, fired);
         });
         match assigned {
             Ok(()) => added,
@@ -248,6 +247,44 @@ impl WindowBuffer {
         let index = windows.len() - 1;
         self.schedule(key, start, end);
         index
+    }
+
+    /// Adds the record to its key's window `[start, end)`, created if
+    /// needed, with one lookup of the key; fires the window at once if the
+    /// clock is already past its end (a late record within the lateness).
+    fn add_to_window(
+        &mut self,
+        record: &Record,
+        start: i64,
+        end: i64,
+        now: i64,
+        fired: &mut Vec<FiredWindow>,
+    ) {
+        let key = &record.key;
+        let windows = match self.keys.get_mut(&**key) {
+            Some(windows) => windows,
+            None => self.keys.get_or_insert_with(key.clone(), Vec::new),
+        };
+        let found = windows
+            .iter()
+            .position(|w| w.start == start && w.end == end);
+        let index = found.unwrap_or_else(|| {
+            windows.push(OpenWindow::new(start, end, self.typical_bytes));
+            windows.len() - 1
+        });
+        let window = &mut windows[index];
+        window.count += 1;
+        encode::record(record, &mut window.encoded);
+        let fire_now = end - 1 <= now;
+        if fire_now {
+            fired.push(fire(key, window));
+        }
+        if found.is_none() {
+            self.schedule(key, start, end);
+        }
+        if fire_now {
+            self.fire_at.remove(&(end - 1, key.clone(), start));
+        }
     }
 
     /// Sets the timers of window `[start, end)`: fire at `end - 1` (a window
