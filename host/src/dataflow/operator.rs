@@ -7,7 +7,7 @@ use eddy_abi::{LATE_OUTPUT, OperatorKind, Record, TimeDomain, Timer, TimerInput,
 use super::element::Element;
 use super::result_id::{Cause, IdAssigner, ResultId};
 use super::watermark::InputWatermarks;
-use super::window::{Added, FiredWindow, Windowing};
+use super::window::{Accumulator, Added, FiredWindow, Windowing};
 use crate::config::WindowTime;
 use crate::internal_events::LateRecords;
 use crate::plugin::{Entry, OperatorLogic, OutputRun, Outputs, PluginFault};
@@ -562,7 +562,7 @@ impl OperatorNode {
     /// Folds each window's pending records (and merged accumulators) into one
     /// accumulator with calls to `aggregate`; `None` for a chunk that failed,
     /// which is then dead-lettered.
-    fn fold(&mut self, windows: &[FiredWindow], out: &mut Output) -> Vec<Option<Vec<u8>>> {
+    fn fold(&mut self, windows: &[FiredWindow], out: &mut Output) -> Vec<Option<Accumulator>> {
         let mut accs = Vec::with_capacity(windows.len());
         for chunk in chunks(windows) {
             // The bytes of an `AggregateInput`: the groups.
@@ -602,7 +602,7 @@ impl OperatorNode {
         }
         let accs = self.fold(&fired, out);
         // The bytes of a `ResultInput`: watermark, count, windows.
-        let done: Vec<(&FiredWindow, Vec<u8>)> = fired
+        let done: Vec<(&FiredWindow, Accumulator)> = fired
             .iter()
             .zip(accs)
             .filter_map(|(w, acc)| acc.map(|acc| (w, acc)))
@@ -776,7 +776,7 @@ fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = &[FiredWindow]> {
         let mut bytes = 0;
         let mut n = 0;
         while n < rest.len() && (n == 0 || bytes < WINDOW_CALL_BYTES) {
-            bytes += rest[n].encoded.len() + rest[n].accs.iter().map(Vec::len).sum::<usize>();
+            bytes += rest[n].encoded.len() + rest[n].accs.iter().map(|a| a.len()).sum::<usize>();
             n += 1;
         }
         let (chunk, tail) = rest.split_at(n);

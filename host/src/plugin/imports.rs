@@ -47,7 +47,7 @@ pub(crate) struct StoreData {
     /// Shared keys and field names of emitted records.
     pub(crate) names: Interner,
     /// Accumulators handed over during an `aggregate` call, in group order.
-    pub(crate) accumulators: Vec<Vec<u8>>,
+    pub(crate) accumulators: Vec<std::sync::Arc<[u8]>>,
 }
 
 /// The memory and table caps: wasmtime's `StoreLimits`, with a denied
@@ -392,7 +392,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
             /// A `Vec` and its allocation header.
             const VEC: usize = 40;
             charge_output(data, VEC + bytes.len())?;
-            data.accumulators.push(bytes.to_vec());
+            data.accumulators.push(std::sync::Arc::from(bytes));
             check_deadline(data, bytes.len())?;
             Ok(())
         },

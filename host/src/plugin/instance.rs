@@ -41,7 +41,7 @@ pub(crate) struct PluginInstance {
     /// The optional `snapshot` and `restore` exports.
     snapshot: Option<SnapshotFuncs>,
     /// Accumulators of the last successful `aggregate` call.
-    accumulators: Vec<Vec<u8>>,
+    accumulators: Vec<std::sync::Arc<[u8]>>,
     deadline: Duration,
     /// `init`, called again when the params change.
     init: InitFunc,
@@ -345,7 +345,7 @@ impl PluginInstance {
     }
 
     /// The accumulators the last successful `aggregate` call handed over.
-    pub(crate) fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
+    pub(crate) fn take_accumulators(&mut self) -> Vec<std::sync::Arc<[u8]>> {
         std::mem::take(&mut self.accumulators)
     }
 

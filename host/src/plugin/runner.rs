@@ -40,7 +40,7 @@ pub trait OperatorLogic: Send {
     fn state_mut(&mut self) -> &mut OperatorState;
 
     /// The accumulators the last successful [`Entry::Aggregate`] call produced, one per group.
-    fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
+    fn take_accumulators(&mut self) -> Vec<std::sync::Arc<[u8]>> {
         Vec::new()
     }
 
@@ -570,7 +570,7 @@ impl OperatorLogic for PluginRunner {
         &self.current.module.manifest().version
     }
 
-    fn take_accumulators(&mut self) -> Vec<Vec<u8>> {
+    fn take_accumulators(&mut self) -> Vec<std::sync::Arc<[u8]>> {
         self.current
             .instance
             .as_mut()

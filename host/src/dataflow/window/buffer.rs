@@ -1,6 +1,5 @@
 //! Open time windows per key: buffering, firing, lateness, session merging.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
@@ -8,8 +7,9 @@ use eddy_abi::{Record, encode};
 use serde::{Deserialize, Serialize};
 
 use super::assigner::Unassignable;
+use super::due::Due;
 use super::panes::Panes;
-use super::{FiredWindow, TimeWindows};
+use super::{Accumulator, FiredWindow, TimeWindows};
 use crate::state::CowMap;
 
 /// Open windows by key, as checkpoints store them; a clone is a snapshot
@@ -42,7 +42,7 @@ pub struct OpenWindow {
     /// Times it fired so far.
     pub(super) firings: u32,
     /// For an aggregate: accumulators of the records folded so far.
-    pub(super) accs: Vec<Vec<u8>>,
+    pub(super) accs: Vec<Accumulator>,
 }
 
 impl OpenWindow {
@@ -89,10 +89,10 @@ pub struct WindowBuffer {
     /// Open windows by key (with panes: open panes).
     pub(super) keys: OpenWindows,
     /// `(end - 1, key, start)` of windows that have not fired on time yet.
-    pub(super) fire_at: BTreeSet<(i64, Arc<str>, i64)>,
+    pub(super) fire_at: Due,
     /// `(end - 1 + lateness, key, start)` of windows kept for late records
     /// (with panes: of panes, after the last window holding them).
-    pub(super) clean_at: BTreeSet<(i64, Arc<str>, i64)>,
+    pub(super) clean_at: Due,
     /// Encoded size of the last window fired: new windows start with about
     /// as much room, instead of growing by doubling.
     pub(super) typical_bytes: usize,
@@ -107,8 +107,8 @@ impl WindowBuffer {
             windows,
             lateness: lateness_ms.min(i64::MAX as u64 / 2) as i64,
             keys: OpenWindows::default(),
-            fire_at: BTreeSet::new(),
-            clean_at: BTreeSet::new(),
+            fire_at: Due::default(),
+            clean_at: Due::default(),
             typical_bytes: 0,
             panes: None,
         }
@@ -203,13 +203,9 @@ impl WindowBuffer {
         }
         parts.sort_by_key(|w| w.start);
         for part in &parts {
-            self.fire_at
-                .remove(&(part.end - 1, key.clone(), part.start));
-            self.clean_at.remove(&(
-                (part.end - 1).saturating_add(lateness),
-                key.clone(),
-                part.start,
-            ));
+            self.fire_at.remove(part.end - 1, key, part.start);
+            self.clean_at
+                .remove((part.end - 1).saturating_add(lateness), key, part.start);
         }
         let mut window = OpenWindow {
             start,
@@ -283,7 +279,7 @@ impl WindowBuffer {
             self.schedule(key, start, end);
         }
         if fire_now {
-            self.fire_at.remove(&(end - 1, key.clone(), start));
+            self.fire_at.remove(end - 1, key, start);
         }
     }
 
@@ -291,10 +287,10 @@ impl WindowBuffer {
     /// already past it fires as soon as a record is added), clean up after
     /// the lateness.
     fn schedule(&mut self, key: &Arc<str>, start: i64, end: i64) {
-        self.fire_at.insert((end - 1, key.clone(), start));
+        self.fire_at.insert(end - 1, key.clone(), start);
         if self.lateness > 0 {
             self.clean_at
-                .insert(((end - 1).saturating_add(self.lateness), key.clone(), start));
+                .insert((end - 1).saturating_add(self.lateness), key.clone(), start);
         }
     }
 
@@ -309,7 +305,7 @@ impl WindowBuffer {
         encode::record(record, &mut window.encoded);
         if window.end - 1 <= now {
             self.fire_at
-                .remove(&(window.end - 1, record.key.clone(), window.start));
+                .remove(window.end - 1, &record.key, window.start);
             fired.push(fire(&record.key, window));
         }
     }
@@ -320,10 +316,7 @@ impl WindowBuffer {
         if self.panes.is_some() {
             return self.advance_panes(now, fired);
         }
-        while self.fire_at.first().is_some_and(|(t, _, _)| *t <= now) {
-            let Some((_, key, start)) = self.fire_at.pop_first() else {
-                break;
-            };
+        while let Some((_, key, start)) = self.fire_at.pop_due(now) {
             let Some(windows) = self.keys.get_mut(&key) else {
                 continue;
             };
@@ -346,16 +339,17 @@ impl WindowBuffer {
                 fired.push(fire(&key, &mut windows[i]));
             }
         }
-        while self.clean_at.first().is_some_and(|(t, _, _)| *t <= now) {
-            if let Some((_, key, start)) = self.clean_at.pop_first() {
-                self.remove(&key, start);
-            }
+        while let Some((_, key, start)) = self.clean_at.pop_due(now) {
+            self.remove(&key, start);
         }
     }
 
     pub(super) fn remove(&mut self, key: &Arc<str>, start: i64) {
         if let Some(windows) = self.keys.get_mut(&**key) {
-            windows.retain(|w| w.start != start);
+            // Windows of a key have distinct starts; the oldest goes first.
+            if let Some(i) = windows.iter().position(|w| w.start == start) {
+                windows.remove(i);
+            }
             if windows.is_empty() {
                 self.keys.remove(&**key);
             }
@@ -381,7 +375,7 @@ impl WindowBuffer {
 
     /// Puts back a window's accumulators after folding (or, if folding
     /// failed, the ones it had); records added since stay pending.
-    pub fn put_back(&mut self, key: &Arc<str>, start: i64, mut accs: Vec<Vec<u8>>) {
+    pub fn put_back(&mut self, key: &Arc<str>, start: i64, mut accs: Vec<Accumulator>) {
         if let Some(w) = self
             .keys
             .get_mut(&**key)
@@ -408,14 +402,14 @@ impl WindowBuffer {
         for (key, windows) in keys.iter() {
             for w in windows {
                 if w.firings == 0 {
-                    self.fire_at.insert((w.end - 1, key.clone(), w.start));
+                    self.fire_at.insert(w.end - 1, key.clone(), w.start);
                 }
                 if self.lateness > 0 {
-                    self.clean_at.insert((
+                    self.clean_at.insert(
                         (w.end - 1).saturating_add(self.lateness),
                         key.clone(),
                         w.start,
-                    ));
+                    );
                 }
             }
         }

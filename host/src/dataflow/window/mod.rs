@@ -12,6 +12,7 @@
 mod assigner;
 mod buffer;
 mod count;
+mod due;
 mod panes;
 
 pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
@@ -100,6 +101,11 @@ impl Windowing {
     }
 }
 
+/// An aggregate's accumulator, as the plugin encoded it. Shared: the panes
+/// of sliding windows hand theirs to every window holding them. Stored and
+/// checkpointed as the bytes themselves (as a `Vec<u8>` would be).
+pub type Accumulator = Arc<[u8]>;
+
 /// A window that fired, with its records encoded back to back.
 #[derive(Debug, Clone)]
 pub struct FiredWindow {
@@ -116,8 +122,10 @@ pub struct FiredWindow {
     /// The records, each encoded as in the plugin ABI. For an aggregate,
     /// only those not yet folded into `accs`.
     pub encoded: Vec<u8>,
-    /// For an aggregate: accumulators so far (more than one after sessions merged).
-    pub accs: Vec<Vec<u8>>,
+    /// For an aggregate: accumulators so far (more than one after sessions
+    /// merged, one per pane for sliding windows), shared with the open
+    /// windows (or panes) they came from.
+    pub accs: Vec<Accumulator>,
     /// For count windows: which of its key's windows this is (from 1); 0 for time windows.
     pub number: u64,
 }

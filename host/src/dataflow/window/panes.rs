@@ -11,7 +11,6 @@
 //! their ids, updates and late records are those of the window-by-window
 //! layout.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::assigner::start_with_offset;
 use super::buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
+use super::due::Due;
 use super::{FiredWindow, TimeWindows};
 use crate::state::CowMap;
 
@@ -38,9 +38,9 @@ pub(super) struct Panes {
     /// Firings so far of the windows that fired and are kept for lateness.
     firings: Keyed<u32>,
     /// `(end - 1 + lateness, key, start)` of those windows.
-    forget_at: BTreeSet<(i64, Arc<str>, i64)>,
+    forget_at: Due,
     /// `(end - 1, key, start)` of panes holding records not folded yet.
-    unfolded: BTreeSet<(i64, Arc<str>, i64)>,
+    unfolded: Due,
     /// The clock of the last advance: every window ending by it has fired.
     clock: i64,
 }
@@ -104,8 +104,8 @@ impl Panes {
             slide,
             window_offset: offset,
             firings: Keyed::default(),
-            forget_at: BTreeSet::new(),
-            unfolded: BTreeSet::new(),
+            forget_at: Due::default(),
+            unfolded: Due::default(),
             clock: i64::MIN,
         })
     }
@@ -199,7 +199,7 @@ impl WindowBuffer {
 
     fn unfolded(&mut self, key: &Arc<str>, start: i64, end: i64) {
         if let Some(panes) = &mut self.panes {
-            panes.unfolded.insert((end - 1, key.clone(), start));
+            panes.unfolded.insert(end - 1, key.clone(), start);
         }
     }
 
@@ -214,11 +214,11 @@ impl WindowBuffer {
         // The pane's windows fit: the record's did, and they are the same.
         let _ = self.windows.assign(start, |w_start, w_end| {
             if w_end - 1 > now && newest.is_none_or(|n| w_start > n || n > start) {
-                fire_at.insert((w_end - 1, key.clone(), w_start));
+                fire_at.insert(w_end - 1, key.clone(), w_start);
             }
         });
         let clean = (panes.last_end(start) - 1).saturating_add(self.lateness);
-        self.clean_at.insert((clean, key.clone(), start));
+        self.clean_at.insert(clean, key.clone(), start);
     }
 
     /// A firing of `key`'s window `[start, end)`: its panes' records and accumulators.
@@ -230,11 +230,9 @@ impl WindowBuffer {
                 let firing = *firings;
                 *firings += 1;
                 if firing == 0 {
-                    panes.forget_at.insert((
-                        (end - 1).saturating_add(lateness),
-                        key.clone(),
-                        start,
-                    ));
+                    panes
+                        .forget_at
+                        .insert((end - 1).saturating_add(lateness), key.clone(), start);
                 }
                 firing
             }
@@ -251,15 +249,21 @@ impl WindowBuffer {
             number: 0,
         };
         if let Some(windows) = self.keys.get(&**key) {
-            let mut held: Vec<&OpenWindow> = windows
-                .iter()
-                .filter(|p| p.start >= start && p.end <= end)
-                .collect();
-            held.sort_by_key(|p| p.start);
-            for pane in held {
-                window.count += pane.count;
-                window.encoded.extend_from_slice(&pane.encoded);
-                window.accs.extend(pane.accs.iter().cloned());
+            let holds = |p: &&OpenWindow| p.start >= start && p.end <= end;
+            let mut take = |held: &mut dyn Iterator<Item = &OpenWindow>| {
+                for pane in held {
+                    window.count += pane.count;
+                    window.encoded.extend_from_slice(&pane.encoded);
+                    window.accs.extend(pane.accs.iter().cloned());
+                }
+            };
+            // In-order input keeps a key's panes in order of start.
+            if windows.is_sorted_by_key(|p| p.start) {
+                take(&mut windows.iter().filter(holds));
+            } else {
+                let mut held: Vec<&OpenWindow> = windows.iter().filter(holds).collect();
+                held.sort_by_key(|p| p.start);
+                take(&mut held.into_iter());
             }
         }
         window
@@ -272,22 +276,15 @@ impl WindowBuffer {
             Some(panes) => panes.size,
             None => return,
         };
-        while self.fire_at.first().is_some_and(|(t, _, _)| *t <= now) {
-            let Some((_, key, start)) = self.fire_at.pop_first() else {
-                break;
-            };
+        while let Some((_, key, start)) = self.fire_at.pop_due(now) {
             fired.push(self.pane_window(&key, start, start.saturating_add(size)));
         }
-        while self.clean_at.first().is_some_and(|(t, _, _)| *t <= now) {
-            if let Some((_, key, start)) = self.clean_at.pop_first() {
-                self.remove(&key, start);
-            }
+        while let Some((_, key, start)) = self.clean_at.pop_due(now) {
+            self.remove(&key, start);
         }
         if let Some(panes) = &mut self.panes {
-            while panes.forget_at.first().is_some_and(|(t, _, _)| *t <= now) {
-                if let Some((_, key, start)) = panes.forget_at.pop_first() {
-                    panes.firings.remove(&(key, start));
-                }
+            while let Some((_, key, start)) = panes.forget_at.pop_due(now) {
+                panes.firings.remove(&(key, start));
             }
             panes.clock = panes.clock.max(now);
         }
@@ -301,10 +298,7 @@ impl WindowBuffer {
             return Vec::new();
         };
         let mut due = Vec::new();
-        while panes.unfolded.first().is_some_and(|(t, _, _)| *t <= now) {
-            let Some((_, key, start)) = panes.unfolded.pop_first() else {
-                break;
-            };
+        while let Some((_, key, start)) = panes.unfolded.pop_due(now) {
             let Some(pane) = self
                 .keys
                 .get_mut(&*key)
@@ -353,7 +347,7 @@ impl WindowBuffer {
             let end = start.saturating_add(size);
             panes
                 .forget_at
-                .insert(((end - 1).saturating_add(self.lateness), key.clone(), *start));
+                .insert((end - 1).saturating_add(self.lateness), key.clone(), *start);
         }
         self.fire_at.clear();
         self.clean_at.clear();
