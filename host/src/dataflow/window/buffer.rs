@@ -107,8 +107,9 @@ impl WindowBuffer {
             windows,
             lateness: lateness_ms.min(i64::MAX as u64 / 2) as i64,
             keys: OpenWindows::default(),
-            fire_at: Due::default(),
-            clean_at: Due::default(),
+            // Sessions remove their timers at every merge.
+            fire_at: Due::new(windows.merging()),
+            clean_at: Due::new(windows.merging()),
             typical_bytes: 0,
             panes: None,
         }

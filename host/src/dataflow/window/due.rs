@@ -6,16 +6,17 @@
 //! within a time until the first of them is due: a timer costs an append,
 //! and each time's timers are sorted once, instead of each being placed
 //! among thousands of others by comparing keys. A removed timer is noted,
-//! and skipped when its time comes (sessions remove one at every merge).
+//! and skipped when its time comes. Session windows, which remove a timer
+//! at every merge, keep theirs in an ordered set instead.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 type Timer = (Arc<str>, i64);
 
 /// The timers of one time.
 #[derive(Debug, Default)]
-struct Slot {
+pub(super) struct Slot {
     /// `(key, start)`; those before `next` were taken already.
     timers: Vec<Timer>,
     next: usize,
@@ -42,16 +43,41 @@ impl Slot {
 }
 
 /// Timers `(time, key, start)`, as a set ordered by time, key, then start.
-#[derive(Debug, Default)]
-pub(super) struct Due {
-    /// Never holds an empty slot.
-    by_time: BTreeMap<i64, Slot>,
+#[derive(Debug)]
+pub(super) enum Due {
+    /// By time, for timers rarely removed. Never holds an empty slot.
+    ByTime(BTreeMap<i64, Slot>),
+    /// One ordered set, for timers often removed (sessions).
+    Ordered(BTreeSet<(i64, Arc<str>, i64)>),
+}
+
+impl Default for Due {
+    fn default() -> Self {
+        Due::ByTime(BTreeMap::new())
+    }
 }
 
 impl Due {
+    /// Timers that are often removed before they are due (session windows
+    /// that merge), or rarely.
+    pub(super) fn new(often_removed: bool) -> Self {
+        if often_removed {
+            Due::Ordered(BTreeSet::new())
+        } else {
+            Due::default()
+        }
+    }
+
     /// Adds a timer (once: adding it again changes nothing).
     pub(super) fn insert(&mut self, time: i64, key: Arc<str>, start: i64) {
-        let slot = self.by_time.entry(time).or_default();
+        let by_time = match self {
+            Due::ByTime(by_time) => by_time,
+            Due::Ordered(set) => {
+                set.insert((time, key, start));
+                return;
+            }
+        };
+        let slot = by_time.entry(time).or_default();
         let timer = (key, start);
         if !slot.removed.is_empty() {
             slot.removed.remove(&timer);
@@ -67,15 +93,29 @@ impl Due {
 
     /// Removes a timer, if it is set.
     pub(super) fn remove(&mut self, time: i64, key: &Arc<str>, start: i64) {
-        if let Some(slot) = self.by_time.get_mut(&time) {
-            slot.removed.insert((key.clone(), start));
+        match self {
+            Due::ByTime(by_time) => {
+                if let Some(slot) = by_time.get_mut(&time) {
+                    slot.removed.insert((key.clone(), start));
+                }
+            }
+            Due::Ordered(set) => {
+                set.remove(&(time, key.clone(), start));
+            }
         }
     }
 
     /// Takes the first timer if its time is at most `now`.
     pub(super) fn pop_due(&mut self, now: i64) -> Option<(i64, Arc<str>, i64)> {
+        let by_time = match self {
+            Due::ByTime(by_time) => by_time,
+            Due::Ordered(set) => {
+                let due = set.first().is_some_and(|(time, _, _)| *time <= now);
+                return if due { set.pop_first() } else { None };
+            }
+        };
         loop {
-            let mut first = self.by_time.first_entry()?;
+            let mut first = by_time.first_entry()?;
             let time = *first.key();
             if time > now {
                 return None;
@@ -101,7 +141,10 @@ impl Due {
 
     /// Removes every timer.
     pub(super) fn clear(&mut self) {
-        self.by_time.clear();
+        match self {
+            Due::ByTime(by_time) => by_time.clear(),
+            Due::Ordered(set) => set.clear(),
+        }
     }
 }
 
@@ -115,6 +158,12 @@ mod tests {
     /// give the same timers in the same order.
     #[test]
     fn timers_come_out_as_from_an_ordered_set() {
+        for often_removed in [false, true] {
+            same_as_an_ordered_set(Due::new(often_removed));
+        }
+    }
+
+    fn same_as_an_ordered_set(mut due: Due) {
         let keys: Vec<Arc<str>> = ["b", "a", "c", "aa", "d"].map(Arc::from).to_vec();
         let mut seed = 12345u64;
         let mut next = |n: u64| {
@@ -123,7 +172,6 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) % n
         };
-        let mut due = Due::default();
         let mut set = BTreeSet::new();
         let mut now = 0;
         for _ in 0..20_000 {
