@@ -1,15 +1,10 @@
 //! The shared wasmtime engine, its epoch ticker, and the settings that
 //! precompiled plugins must match.
 
-use std::thread;
-use std::time::Duration;
-
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the ticker advances the epoch: how often a running guest's
-/// CPU time is checked against its deadline.
-const TICK: Duration = Duration::from_millis(5);
+use super::ticker::Ticker;
 
 /// The wasmtime version eddy is pinned to (the workspace's `=48.0.8`); part
 /// of the engine fingerprint.
@@ -37,6 +32,8 @@ const POOL_SHARE_OF_ADDRESS_SPACE: u64 = 8;
 #[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
+    /// Advances the epoch while guest code runs (see `ticker.rs`).
+    ticker: Ticker,
     allocation: Allocation,
     /// The address space probed when the engine was sized, if it was.
     address_space_bits: Option<u32>,
@@ -190,18 +187,10 @@ impl PluginEngine {
         bounds: Option<InstanceBounds>,
     ) -> wasmtime::Result<Self> {
         let engine = Engine::new(&config)?;
-        let weak = engine.weak();
-        thread::Builder::new()
-            .name("eddy-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    thread::sleep(TICK);
-                }
-            })?;
+        let ticker = Ticker::start(&engine)?;
         Ok(PluginEngine {
             engine,
+            ticker,
             allocation,
             address_space_bits,
             bounds,
@@ -256,6 +245,11 @@ impl PluginEngine {
     /// The wasmtime engine.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Its epoch ticker: hold [`Ticker::running`] while guest code may run.
+    pub(crate) fn ticker(&self) -> &Ticker {
+        &self.ticker
     }
 }
 

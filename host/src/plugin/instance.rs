@@ -10,6 +10,7 @@ use super::caps::{Cap, PluginCaps};
 use super::deadline::CallClock;
 use super::imports::{Limits, StoreData};
 use super::intern::Interner;
+use super::ticker::{Running, Ticker};
 use super::{Entry, Outputs, PluginEngine, PluginFault, PluginModule};
 use crate::state::{OperatorState, Transaction};
 
@@ -45,6 +46,8 @@ pub(crate) struct PluginInstance {
     deadline: Duration,
     /// `init`, called again when the params change.
     init: InitFunc,
+    /// Ticks while this instance's guest code runs.
+    ticker: Ticker,
 }
 
 impl PluginInstance {
@@ -115,8 +118,10 @@ impl PluginInstance {
             })
         });
         // Instantiation (a start function) runs on this clock too.
+        let ticker = engine.ticker().clone();
+        let _running = ticker.running();
         store.set_epoch_deadline(1);
-        match Self::link(store, module, config.deadline) {
+        match Self::link(store, module, config.deadline, ticker.clone()) {
             Ok((mut instance, init)) => match instance.init(init) {
                 Ok(()) => Ok(instance),
                 Err(fault) => Err((fault, Box::new(instance.into_state()))),
@@ -129,6 +134,7 @@ impl PluginInstance {
         mut store: Store<StoreData>,
         module: &PluginModule,
         deadline: Duration,
+        ticker: Ticker,
     ) -> Result<(Self, InitFunc), (PluginFault, Store<StoreData>)> {
         let fault = |e: wasmtime::Error| PluginFault::Start(format!("{e:#}"));
         let instance = match module.pre().instantiate(&mut store) {
@@ -182,13 +188,14 @@ impl PluginInstance {
             accumulators: Vec::new(),
             deadline,
             init: init.clone(),
+            ticker,
         };
         Ok((instance, init))
     }
 
     /// Runs the guest's `init`, which reads and checks its params.
     fn init(&mut self, init: InitFunc) -> Result<(), PluginFault> {
-        self.arm();
+        let _running = self.arm();
         let status = init
             .call(&mut self.store, ())
             .map_err(|e| PluginFault::from_wasmtime(e, self.deadline))?;
@@ -228,8 +235,10 @@ impl PluginInstance {
         }
     }
 
-    /// Gives this call a fresh deadline and output budget.
-    fn arm(&mut self) {
+    /// Gives this call a fresh deadline and output budget; the epoch
+    /// ticks while the guard it returns is held.
+    fn arm(&mut self) -> Running {
+        let running = self.ticker.running();
         self.store.set_epoch_deadline(1);
         let data = self.store.data_mut();
         data.clock = CallClock::start(self.deadline);
@@ -237,6 +246,7 @@ impl PluginInstance {
         data.emitted_records = 0;
         data.last_error = None;
         data.cause = None;
+        running
     }
 
     /// Calls an entry point with `input` and returns what it emitted. On
@@ -253,7 +263,7 @@ impl PluginInstance {
                 .ok_or_else(|| PluginFault::Start("the plugin exports no `result`".into()))?,
             _ => self.main.clone(),
         };
-        self.arm();
+        let _running = self.arm();
         let result = self.call_with_input(func, input);
         let data = self.store.data_mut();
         match result {
@@ -309,7 +319,7 @@ impl PluginInstance {
                 "the plugin exports no `snapshot`".into(),
             ));
         };
-        self.arm();
+        let _running = self.arm();
         let status = snapshot
             .call(&mut self.store, ())
             .map_err(|e| PluginFault::from_wasmtime(e, self.deadline))?;
@@ -331,7 +341,7 @@ impl PluginInstance {
         let Some((_, restore)) = self.snapshot.clone() else {
             return Err(PluginFault::Start("the plugin exports no `restore`".into()));
         };
-        self.arm();
+        let _running = self.arm();
         let result = self.call_with_input(restore, bytes);
         let data = self.store.data_mut();
         data.outputs.clear();

@@ -33,6 +33,7 @@ mod runner;
 pub mod signing;
 mod swap;
 mod swapped;
+mod ticker;
 
 pub use caps::{Cap, PluginCaps};
 #[cfg(feature = "compiler")]
