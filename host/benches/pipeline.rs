@@ -150,13 +150,12 @@ impl OperatorLogic for NativeWindowStats {
             window_stats::window_stats(window, &mut ctx)
                 .map_err(|e| PluginFault::Failed(e.to_string()))?;
             ctx.flush();
-            // One run per window, as the SDK hands them to the host.
+            // Each record carries the window it derives from, as the SDK says.
             runs.push(OutputRun {
                 output: String::new(),
-                cause: Some(i as u32),
                 records: eddy_sdk::native::take_emitted()
                     .into_iter()
-                    .map(|(_, r)| r)
+                    .map(|(_, r)| (Some(i as u32), r))
                     .collect(),
             });
         }

@@ -18,13 +18,14 @@ const FLUSH_BYTES: usize = 64 * 1024;
 /// Output buffers, flushed to the host in the order records were emitted.
 #[derive(Default)]
 struct Outputs {
-    /// Runs of `(output name, cause, encoded records)`; `""` is the main
-    /// output. A record for the same output and cause as the last run joins
-    /// it; another starts a new run, so the host sees records across outputs
-    /// in emit order, each with the input item it derives from.
-    runs: Vec<(String, u32, Vec<u8>)>,
-    /// Bytes in all runs.
-    bytes: usize,
+    /// Runs of `(output name, cause, where its records start in bytes)`;
+    /// `""` is the main output. A record for the same output and cause as
+    /// the last run joins it; another starts a new run, so the host sees
+    /// records across outputs in emit order, each with the input item it
+    /// derives from.
+    runs: Vec<(String, u32, usize)>,
+    /// The encoded records of all runs, back to back.
+    bytes: Vec<u8>,
 }
 
 thread_local! {
@@ -99,14 +100,11 @@ impl<P> Context<P> {
                 .last()
                 .is_none_or(|(name, c, _)| name != output || *c != cause)
             {
-                o.runs.push((output.to_owned(), cause, Vec::new()));
+                let start = o.bytes.len();
+                o.runs.push((output.to_owned(), cause, start));
             }
-            let run = &mut o.runs.last_mut().expect("a run was just ensured").2;
-            let before = run.len();
-            eddy_abi::encode::record(record, run);
-            let added = run.len() - before;
-            o.bytes += added;
-            o.bytes >= FLUSH_BYTES
+            eddy_abi::encode::record(record, &mut o.bytes);
+            o.bytes.len() >= FLUSH_BYTES
         });
         if full {
             flush_outputs();
@@ -138,19 +136,22 @@ impl<P> Context<P> {
 
 /// Hands every buffered run to the host, in order.
 pub(crate) fn flush_outputs() {
-    let runs = OUTPUTS.with(|o| {
+    // The host does not call back into the guest while it takes them.
+    OUTPUTS.with(|o| {
         let mut o = o.borrow_mut();
-        o.bytes = 0;
-        std::mem::take(&mut o.runs)
-    });
-    let mut sent = None;
-    for (name, cause, bytes) in &runs {
-        if sent != Some(*cause) {
-            host::cause(*cause);
-            sent = Some(*cause);
+        let Outputs { runs, bytes } = &mut *o;
+        let mut sent = None;
+        for (i, (name, cause, start)) in runs.iter().enumerate() {
+            let end = runs.get(i + 1).map_or(bytes.len(), |next| next.2);
+            if sent != Some(*cause) {
+                host::cause(*cause);
+                sent = Some(*cause);
+            }
+            host::emit(name, &bytes[*start..end]);
         }
-        host::emit(name, bytes);
-    }
+        runs.clear();
+        bytes.clear();
+    });
 }
 
 /// Drops buffered output unsent: the call failed and the host discards its output anyway.
@@ -158,6 +159,6 @@ pub(crate) fn discard_outputs() {
     OUTPUTS.with(|o| {
         let mut o = o.borrow_mut();
         o.runs.clear();
-        o.bytes = 0;
+        o.bytes.clear();
     });
 }

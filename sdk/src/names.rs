@@ -6,8 +6,10 @@ use std::sync::Arc;
 /// same fields: [`Record::with`](crate::Record::with) then takes a shared
 /// name instead of allocating a copy of it for every record.
 ///
-/// Lookups compare names one by one: meant for the tens of names a plugin
-/// emits, not for names taken from its input.
+/// A lookup first tries the name made after the one found last, so names
+/// asked for in the same order for every record are each found at the
+/// first comparison; others are compared one by one. Meant for the tens of
+/// names a plugin emits, not for names taken from its input.
 ///
 /// ```
 /// use eddy_sdk::{Names, Record};
@@ -21,6 +23,8 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct Names {
     made: Vec<Arc<str>>,
+    /// Where the next lookup looks first: after the name found last.
+    next: usize,
 }
 
 impl Names {
@@ -31,17 +35,24 @@ impl Names {
 
     /// The name `prefix` followed by `suffix` (`"temp"`, `"_max"`: `"temp_max"`).
     pub fn joined(&mut self, prefix: &str, suffix: &str) -> Arc<str> {
-        let found = self.made.iter().find(|name| {
+        let is = |name: &Arc<str>| {
             name.len() == prefix.len() + suffix.len()
                 && name.starts_with(prefix)
                 && name.ends_with(suffix)
-        });
-        if let Some(name) = found {
-            return name.clone();
-        }
-        let name: Arc<str> = [prefix, suffix].concat().into();
-        self.made.push(name.clone());
-        name
+        };
+        let found = match self.made.get(self.next) {
+            Some(name) if is(name) => Some(self.next),
+            _ => self.made.iter().position(is),
+        };
+        let at = match found {
+            Some(at) => at,
+            None => {
+                self.made.push([prefix, suffix].concat().into());
+                self.made.len() - 1
+            }
+        };
+        self.next = at + 1;
+        self.made[at].clone()
     }
 }
 
@@ -59,5 +70,19 @@ mod tests {
         assert_eq!(&*names.joined("w", "_sum"), "w_sum");
         assert_eq!(&*names.joined("v", "_min"), "v_min");
         assert!(Arc::ptr_eq(&names.get("count"), &names.get("count")));
+    }
+
+    #[test]
+    fn names_asked_for_in_any_order_are_the_same_names() {
+        let mut names = Names::default();
+        let order = ["a", "b_sum", "b_min", "c"];
+        let first: Vec<Arc<str>> = order.iter().map(|n| names.get(n)).collect();
+        // The same order again, reversed, and skipping some.
+        for round in [vec![0, 1, 2, 3], vec![3, 2, 1, 0], vec![2, 0, 3, 3, 1]] {
+            for i in round {
+                assert!(Arc::ptr_eq(&names.get(order[i]), &first[i]), "{}", order[i]);
+            }
+        }
+        assert_eq!(names.made.len(), 4, "no name made twice");
     }
 }

@@ -14,9 +14,6 @@ use crate::plugin::{Entry, OperatorLogic, OutputRun, Outputs, PluginFault};
 use crate::sinks::dead_letter::{DeadTimer, DeadWindow};
 use crate::sinks::{DeadLetterEntry, DeadLetterInput};
 
-/// An aggregate's open window is folded once it holds this many unfolded records.
-const FOLD_RECORDS: u32 = 64;
-
 /// Encoded window input is handed over in calls of about this many bytes.
 const WINDOW_CALL_BYTES: usize = 1 << 20;
 
@@ -631,7 +628,7 @@ impl OperatorNode {
     }
 
     /// Folds the records of open windows that have gathered
-    /// [`FOLD_RECORDS`] since their last fold, so that an aggregate's window
+    /// [`FOLD_RECORDS`](super::window::FOLD_RECORDS) since their last fold, so that an aggregate's window
     /// state stays one accumulator and a bounded number of records. (Windows
     /// are folded in any case when they fire.)
     fn compact(&mut self, out: &mut Output) {
@@ -642,7 +639,7 @@ impl OperatorNode {
         let Some(Windowing::Time { buffer, .. }) = &mut self.windowing else {
             return;
         };
-        let pending = buffer.take_pending(FOLD_RECORDS);
+        let pending = buffer.take_pending();
         self.fold_back(pending, out);
     }
 
@@ -718,13 +715,8 @@ impl OperatorNode {
     ) -> Option<String> {
         match result {
             Ok(outputs) => {
-                for OutputRun {
-                    output,
-                    cause,
-                    records,
-                } in outputs
-                {
-                    let with_ids = records.into_iter().map(|r| (r, ids.next(cause)));
+                for OutputRun { output, records } in outputs {
+                    let with_ids = records.into_iter().map(|(cause, r)| (r, ids.next(cause)));
                     push_run(emitted, &output, with_ids);
                 }
                 None

@@ -88,14 +88,20 @@ impl fmt::Display for Cause {
     }
 }
 
+/// A cause index with no record yet, in [`IdAssigner`]'s positions.
+const NOT_SEEN: u32 = u32::MAX;
+
 /// Hands out ids for one call's outputs: each cause numbers its records from 0.
 pub(crate) struct IdAssigner<F> {
     causes: F,
     /// `(cause index, Arc'd cause, next seq)` seen in this call.
     seen: Vec<(Option<u32>, Arc<Cause>, u32)>,
-    /// Where each cause index is in `seen`: a call that fires a thousand
-    /// windows looks each up at once, not along the list.
-    position: foldhash::HashMap<Option<u32>, usize>,
+    /// Where cause index `i` is in `seen` (`NOT_SEEN` before its first
+    /// record): a call that fires a thousand windows looks each up at once,
+    /// not along the list. Indexes are those of the call's input items.
+    position: Vec<u32>,
+    /// Where the records of no cause are in `seen`.
+    uncaused: Option<u32>,
     call: u64,
 }
 
@@ -105,7 +111,8 @@ impl<F: Fn(usize) -> Option<Cause>> IdAssigner<F> {
         IdAssigner {
             causes,
             seen: Vec::new(),
-            position: foldhash::HashMap::default(),
+            position: Vec::new(),
+            uncaused: None,
             call,
         }
     }
@@ -122,7 +129,17 @@ impl<F: Fn(usize) -> Option<Cause>> IdAssigner<F> {
             return id;
         }
         let cause = Arc::new(cause.unwrap_or(Cause::Call { n: self.call }));
-        self.position.insert(index, self.seen.len());
+        let at = self.seen.len() as u32;
+        match index {
+            Some(i) => {
+                let i = i as usize;
+                if self.position.len() <= i {
+                    self.position.resize(i + 1, NOT_SEEN);
+                }
+                self.position[i] = at;
+            }
+            None => self.uncaused = Some(at),
+        }
         self.seen.push((index, cause.clone(), 1));
         ResultId { cause, seq: 0 }
     }
@@ -132,7 +149,13 @@ impl<F: Fn(usize) -> Option<Cause>> IdAssigner<F> {
         let last = self.seen.len().checked_sub(1);
         let at = match last {
             Some(last) if self.seen[last].0 == index => last,
-            _ => *self.position.get(&index)?,
+            _ => match index {
+                Some(i) => *self
+                    .position
+                    .get(i as usize)
+                    .filter(|&&at| at != NOT_SEEN)? as usize,
+                None => self.uncaused? as usize,
+            },
         };
         let entry = &mut self.seen[at];
         let seq = entry.2;

@@ -210,16 +210,11 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 .into());
             }
             let bytes = &memory[range(memory, names::EMIT, ptr, len)?];
-            // Runs in emit order: a new output name or cause starts a new run.
+            // Runs in emit order: a new output name starts a new run.
             let cause = data.cause;
-            if data
-                .outputs
-                .last()
-                .is_none_or(|run| run.output != output || run.cause != cause)
-            {
+            if data.outputs.last().is_none_or(|run| run.output != output) {
                 data.outputs.push(OutputRun {
                     output: output.to_owned(),
-                    cause,
                     records: Vec::new(),
                 });
             }
@@ -236,7 +231,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                 }
                 charge_output(data, held_bytes(&record))?;
                 let record = data.names.record(&record);
-                data.outputs[index].records.push(record);
+                data.outputs[index].records.push((cause, record));
             }
             check_deadline(data, bytes.len())?;
             Ok(STATUS_OK)

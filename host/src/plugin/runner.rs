@@ -15,16 +15,14 @@ use crate::state::OperatorState;
 /// What one call emitted, in order.
 pub type Outputs = Vec<OutputRun>;
 
-/// Records one call emitted in a row to one output, for one cause.
+/// Records one call emitted in a row to one output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputRun {
     /// The output's name; `""` is the main output.
     pub output: String,
-    /// The index of the input item (record, window, timer) they derive from,
-    /// when the guest said so.
-    pub cause: Option<u32>,
-    /// The records.
-    pub records: Vec<Record>,
+    /// The records, each with the index of the input item (record, window,
+    /// timer) it derives from, when the guest said so.
+    pub records: Vec<(Option<u32>, Record)>,
 }
 
 /// What an operator calls with its encoded input: a plugin, or (for

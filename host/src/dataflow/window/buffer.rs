@@ -16,6 +16,10 @@ use crate::state::CowMap;
 /// taken in constant time.
 pub type OpenWindows = CowMap<Arc<str>, Vec<OpenWindow>>;
 
+/// An aggregate's open window (or pane) is folded once it holds this many
+/// unfolded records.
+pub const FOLD_RECORDS: u32 = 64;
+
 /// How many windows (or panes) `keys` holds.
 pub fn count_open(keys: &OpenWindows) -> usize {
     keys.values().map(Vec::len).sum()
@@ -98,6 +102,13 @@ pub struct WindowBuffer {
     pub(super) typical_bytes: usize,
     /// For an aggregate's sliding windows: records kept once, in panes.
     pub(super) panes: Option<Box<Panes>>,
+    /// A window (or pane) is taken out to be folded once it holds this
+    /// many unfolded records (`u32::MAX`: never).
+    pub(super) fold_records: u32,
+    /// `(key, start)` of the windows (or panes) that reached `fold_records`
+    /// since the last [`WindowBuffer::take_pending`], so that it does not
+    /// look through every key. Some may have fired or been taken since.
+    pub(super) full: Vec<(Arc<str>, i64)>,
 }
 
 impl WindowBuffer {
@@ -112,14 +123,38 @@ impl WindowBuffer {
             clean_at: Due::new(windows.merging()),
             typical_bytes: 0,
             panes: None,
+            fold_records: u32::MAX,
+            full: Vec::new(),
         }
     }
 
     /// For an aggregate: sliding windows keep each record once, in a pane
     /// the windows share (see `panes.rs`); other windows are unchanged.
+    /// Windows are folded every [`FOLD_RECORDS`] records.
     pub fn aggregating(mut self) -> Self {
         self.panes = Panes::new(self.windows).map(Box::new);
+        self.folding_every(FOLD_RECORDS)
+    }
+
+    /// Windows (or panes) are taken out by [`WindowBuffer::take_pending`]
+    /// once they hold `records` unfolded records.
+    pub fn folding_every(mut self, records: u32) -> Self {
+        self.fold_records = records.max(1);
         self
+    }
+
+    /// Counts a record added to `key`'s window (or pane) `window`, noting
+    /// it when it has gathered enough records to be folded.
+    pub(super) fn counted(
+        full: &mut Vec<(Arc<str>, i64)>,
+        fold_records: u32,
+        key: &Arc<str>,
+        window: &mut OpenWindow,
+    ) {
+        window.count += 1;
+        if window.count == fold_records {
+            full.push((key.clone(), window.start));
+        }
     }
 
     fn late(&self, end: i64, now: i64) -> bool {
@@ -223,6 +258,9 @@ impl WindowBuffer {
             window.accs.extend(part.accs);
         }
         self.schedule(key, start, end);
+        if window.count >= self.fold_records {
+            self.full.push((key.clone(), start));
+        }
         let windows = self.keys.get_mut(&**key).expect("key exists");
         windows.push(window);
         windows.len() - 1
@@ -270,7 +308,7 @@ impl WindowBuffer {
             windows.len() - 1
         });
         let window = &mut windows[index];
-        window.count += 1;
+        Self::counted(&mut self.full, self.fold_records, key, window);
         encode::record(record, &mut window.encoded);
         let fire_now = end - 1 <= now;
         if fire_now {
@@ -302,7 +340,7 @@ impl WindowBuffer {
             return;
         };
         let window = &mut windows[index];
-        window.count += 1;
+        Self::counted(&mut self.full, self.fold_records, &record.key, window);
         encode::record(record, &mut window.encoded);
         if window.end - 1 <= now {
             self.fire_at
@@ -358,20 +396,35 @@ impl WindowBuffer {
     }
 
     /// For an aggregate: takes out the records not yet folded (with the
-    /// accumulators) of every open window holding at least `min_records` of
-    /// them, to be folded and put back with [`WindowBuffer::put_back`].
-    pub fn take_pending(&mut self, min_records: u32) -> Vec<FiredWindow> {
-        let min = min_records.max(1);
+    /// accumulators) of every open window (or pane) holding at least
+    /// [`WindowBuffer::folding_every`] of them, to be folded and put back
+    /// with [`WindowBuffer::put_back`].
+    pub fn take_pending(&mut self) -> Vec<FiredWindow> {
         let mut pending = Vec::new();
-        self.keys.update_if(
-            |_, windows| windows.iter().any(|w| w.count >= min),
-            |key, windows| {
-                for w in windows.iter_mut().filter(|w| w.count >= min) {
-                    pending.push(w.take_pending(key));
-                }
-            },
-        );
+        for (key, start) in std::mem::take(&mut self.full) {
+            let window = self
+                .keys
+                .get_mut(&*key)
+                .and_then(|windows| windows.iter_mut().find(|w| w.start == start));
+            if let Some(w) = window.filter(|w| w.count >= self.fold_records) {
+                pending.push(w.take_pending(&key));
+            }
+        }
         pending
+    }
+
+    /// Notes the restored windows (or panes) that hold enough records to be folded.
+    pub(super) fn note_full(&mut self) {
+        self.full = self
+            .keys
+            .iter()
+            .flat_map(|(key, windows)| {
+                windows
+                    .iter()
+                    .filter(|w| w.count >= self.fold_records)
+                    .map(|w| (key.clone(), w.start))
+            })
+            .collect();
     }
 
     /// Puts back a window's accumulators after folding (or, if folding
@@ -415,6 +468,7 @@ impl WindowBuffer {
             }
         }
         self.keys = keys;
+        self.note_full();
     }
 
     /// How many windows are open (including fired ones kept for lateness).

@@ -16,7 +16,7 @@ mod due;
 mod panes;
 
 pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
-pub use buffer::{Added, OpenWindow, OpenWindows, WindowBuffer, count_open};
+pub use buffer::{Added, FOLD_RECORDS, OpenWindow, OpenWindows, WindowBuffer, count_open};
 pub use count::{CountKeys, CountWindows, KeyRecords};
 pub use panes::{PanesSnapshot, StoredPanes};
 

@@ -183,7 +183,7 @@ impl WindowBuffer {
             }
         };
         let pane = &mut windows[index];
-        pane.count += 1;
+        Self::counted(&mut self.full, self.fold_records, key, pane);
         encode::record(record, &mut pane.encoded);
         if pane.count == 1 {
             self.unfolded(key, start, end);
@@ -364,6 +364,7 @@ impl WindowBuffer {
             }
             self.schedule_pane(&key, start, None, clock);
         }
+        self.note_full();
         Ok(())
     }
 }
@@ -408,7 +409,8 @@ mod tests {
     ) -> (Fired, Vec<(u8, i64)>) {
         let new = || {
             let buf = WindowBuffer::new(TimeWindows::sliding(size, slide, 0), lateness);
-            if panes { buf.aggregating() } else { buf }
+            let buf = if panes { buf.aggregating() } else { buf };
+            buf.folding_every(3)
         };
         let mut buf = new();
         assert_eq!(buf.has_panes(), panes);
@@ -435,7 +437,7 @@ mod tests {
                 Added::Late => late.push((key, time)),
                 Added::Outside(e) => panic!("{e}"),
             }
-            let pending = buf.take_pending(3);
+            let pending = buf.take_pending();
             fold(&mut buf, pending);
             max = max.max(time);
             if max - bound - 1 > watermark {
