@@ -7,7 +7,7 @@
 //! Replaying the same input produces the same causes in the same order, hence
 //! the same ids.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use eddy_abi::TimeDomain;
@@ -48,43 +48,80 @@ impl ResultId {
     /// Writes the full id of a record from node output `label` of `pipeline`.
     pub(crate) fn write(&self, pipeline: &str, label: &str, out: &mut String) {
         out.clear();
-        // Writing to a `String` cannot fail.
-        let _ = write!(out, "{pipeline}/{label}/{}/{}", self.cause, self.seq);
+        out.push_str(pipeline);
+        out.push('/');
+        out.push_str(label);
+        out.push('/');
+        self.cause.write(out);
+        out.push('/');
+        out.push_str(itoa::Buffer::new().format(self.seq));
     }
 }
 
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Cause {
+    /// Appends the cause as ids spell it (`{key}/w{start}-{end}/f{firing}`
+    /// for a time window's firing), without the formatting machinery: a
+    /// sink writes one id per result.
+    fn write(&self, out: &mut String) {
+        let mut n = itoa::Buffer::new();
         match self {
-            Cause::Record { key, n } => write!(f, "{key}/r{n}"),
+            Cause::Record { key, n: i } => {
+                out.push_str(key);
+                out.push_str("/r");
+                out.push_str(n.format(*i));
+            }
             Cause::Window {
                 key,
                 start,
                 end,
                 firing,
-                number: 0,
-            } => write!(f, "{key}/w{start}-{end}/f{firing}"),
-            Cause::Window {
-                key,
-                start,
-                end,
                 number,
-                ..
-            } => write!(f, "{key}/c{number}:{start}-{end}"),
+            } => {
+                out.push_str(key);
+                if *number == 0 {
+                    out.push_str("/w");
+                    out.push_str(n.format(*start));
+                    out.push('-');
+                    out.push_str(n.format(*end));
+                    out.push_str("/f");
+                    out.push_str(n.format(*firing));
+                } else {
+                    out.push_str("/c");
+                    out.push_str(n.format(*number));
+                    out.push(':');
+                    out.push_str(n.format(*start));
+                    out.push('-');
+                    out.push_str(n.format(*end));
+                }
+            }
             Cause::Timer {
                 key,
                 domain,
                 time,
-                n,
+                n: i,
             } => {
-                let d = match domain {
-                    TimeDomain::EventTime => 'e',
-                    TimeDomain::ProcessingTime => 'p',
-                };
-                write!(f, "{key}/t{d}{time}/n{n}")
+                out.push_str(key);
+                out.push_str(match domain {
+                    TimeDomain::EventTime => "/te",
+                    TimeDomain::ProcessingTime => "/tp",
+                });
+                out.push_str(n.format(*time));
+                out.push_str("/n");
+                out.push_str(n.format(*i));
             }
-            Cause::Call { n } => write!(f, "call{n}"),
+            Cause::Call { n: i } => {
+                out.push_str("call");
+                out.push_str(n.format(*i));
+            }
         }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        self.write(&mut out);
+        f.write_str(&out)
     }
 }
 
@@ -194,6 +231,69 @@ mod tests {
         // No cause, or one out of range: by call.
         assert_eq!(id(None), "p/stats/call7/0");
         assert_eq!(id(Some(9)), "p/stats/call7/1");
+    }
+
+    #[test]
+    fn every_kind_of_cause_is_spelled_as_ids_spell_it() {
+        let key: Arc<str> = "site-1/t".into();
+        let causes = [
+            (
+                Cause::Record {
+                    key: key.clone(),
+                    n: 42,
+                },
+                "site-1/t/r42",
+            ),
+            (
+                Cause::Window {
+                    key: key.clone(),
+                    start: -1000,
+                    end: 0,
+                    firing: 3,
+                    number: 0,
+                },
+                "site-1/t/w-1000-0/f3",
+            ),
+            (
+                Cause::Window {
+                    key: key.clone(),
+                    start: 5,
+                    end: 9,
+                    firing: 0,
+                    number: 7,
+                },
+                "site-1/t/c7:5-9",
+            ),
+            (
+                Cause::Timer {
+                    key: key.clone(),
+                    domain: TimeDomain::EventTime,
+                    time: i64::MIN,
+                    n: 0,
+                },
+                "site-1/t/te-9223372036854775808/n0",
+            ),
+            (
+                Cause::Timer {
+                    key,
+                    domain: TimeDomain::ProcessingTime,
+                    time: 1_767_225_600_000,
+                    n: u64::MAX,
+                },
+                "site-1/t/tp1767225600000/n18446744073709551615",
+            ),
+            (Cause::Call { n: 12 }, "call12"),
+        ];
+        let mut out = String::from("left over");
+        for (cause, spelled) in causes {
+            assert_eq!(cause.to_string(), spelled);
+            let id = ResultId {
+                cause: Arc::new(cause),
+                seq: 4_000_000_000,
+            };
+            id.write("p", "op.late", &mut out);
+            assert_eq!(out, format!("p/op.late/{spelled}/4000000000"));
+        }
     }
 
     #[test]
