@@ -78,20 +78,21 @@ impl Cause {
                 number,
             } => {
                 out.push_str(key);
+                // A time window's `w{start}-{end}/f{firing}`, a count
+                // window's `c{number}:{start}-{end}`.
                 if *number == 0 {
                     out.push_str("/w");
-                    out.push_str(n.format(*start));
-                    out.push('-');
-                    out.push_str(n.format(*end));
-                    out.push_str("/f");
-                    out.push_str(n.format(*firing));
                 } else {
                     out.push_str("/c");
                     out.push_str(n.format(*number));
                     out.push(':');
-                    out.push_str(n.format(*start));
-                    out.push('-');
-                    out.push_str(n.format(*end));
+                }
+                out.push_str(n.format(*start));
+                out.push('-');
+                out.push_str(n.format(*end));
+                if *number == 0 {
+                    out.push_str("/f");
+                    out.push_str(n.format(*firing));
                 }
             }
             Cause::Timer {
