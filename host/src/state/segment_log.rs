@@ -102,6 +102,9 @@ pub(crate) struct Log {
     pending: Vec<u8>,
     /// Whether entries were written since the last sync.
     unsynced: bool,
+    /// Whether the last segment's file was opened (maybe created) since the
+    /// last sync: its name in the folder is made durable with the next one.
+    new_file: bool,
     /// The sequence number of the last entry.
     last_seq: Option<u64>,
     /// The segment read last.
@@ -114,15 +117,21 @@ impl Log {
     /// Opens the log in `dir` (created if needed); `head` is the first
     /// entry not removed yet, as last recorded. Cuts an entry the process
     /// was writing when it stopped. Gives the log and the head, moved to
-    /// the tail if the segments end before it.
+    /// the tail if the segments end before it. A missing folder is an empty
+    /// log: it is made with the first entry written, so that opening a log
+    /// to read it leaves nothing behind.
     pub(crate) fn open(
         dir: &Path,
         head: Option<Place>,
         segment_bytes: u64,
     ) -> io::Result<(Log, Place)> {
-        std::fs::create_dir_all(dir)?;
+        let items = match std::fs::read_dir(dir) {
+            Ok(items) => Some(items),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
         let mut firsts = Vec::new();
-        for item in std::fs::read_dir(dir)? {
+        for item in items.into_iter().flatten() {
             let path = item?.path();
             if path.extension().is_some_and(|e| e == EXTENSION)
                 && let Some(first) = path
@@ -151,6 +160,7 @@ impl Log {
             },
             pending: Vec::new(),
             unsynced: false,
+            new_file: false,
             last_seq: None,
             reader: None,
             segment_bytes,
@@ -306,10 +316,8 @@ impl Log {
         if self.tail.offset > 0 && self.tail.offset + size > self.segment_bytes {
             // A full segment is on disk before the next one starts: only
             // the last segment can ever end in a cut entry.
-            self.write()?;
-            if let Some(file) = self.tail_file.take() {
-                file.sync_data()?;
-            }
+            self.sync()?;
+            self.tail_file = None;
             self.tail.segment = self.tail.index;
             self.tail.offset = 0;
         }
@@ -349,11 +357,13 @@ impl Log {
             return Ok(());
         }
         if self.tail_file.is_none() {
+            create_dir_durably(&self.dir)?;
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(segment_path(&self.dir, self.tail.segment))?;
             self.tail_file = Some(file);
+            self.new_file = true;
         }
         if let Some(file) = &mut self.tail_file {
             file.write_all(&self.pending)?;
@@ -366,13 +376,19 @@ impl Log {
         Ok(())
     }
 
-    /// Makes what was written durable.
+    /// Makes what was written durable, and the name of a segment file
+    /// created since the last sync (a synced file whose folder entry is
+    /// not can be gone after a power cut).
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.write()?;
         if self.unsynced
             && let Some(file) = &self.tail_file
         {
             file.sync_data()?;
+        }
+        if self.new_file {
+            File::open(&self.dir)?.sync_all()?;
+            self.new_file = false;
         }
         self.unsynced = false;
         Ok(())
@@ -669,6 +685,27 @@ fn after(place: Place, header: Header) -> Place {
         segment: place.segment,
         offset: place.offset + header.size,
     }
+}
+
+/// Makes `dir` and the folders above it that are missing, each made
+/// durable in its parent's entries (a power cut must not take away a folder
+/// whose files were synced).
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
