@@ -75,11 +75,27 @@ impl JournalLog {
     }
 
     /// The groups whose last entry is numbered after `seq`, in order.
+    ///
+    /// A damaged group (the disk, or a power cut on a disk that reorders
+    /// writes) is given up with the rest of its segment, and logged: the
+    /// pipeline starts with the groups that can be read rather than not at
+    /// all, as the outbox goes on past a damaged segment.
     pub(crate) fn groups_after(&mut self, seq: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
         let mut groups = Vec::new();
         let mut place: Place = self.log.first_place();
         loop {
-            let (entries, next) = self.log.read(place, READ_GROUPS)?;
+            let (entries, next) = match self.log.read(place, READ_GROUPS) {
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    let (next, lost, _) = self.log.skip_segment(place);
+                    tracing::error!(
+                        "journal: {e}; {lost} groups given up (the records in them are not replayed)"
+                    );
+                    place = next;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if entries.is_empty() {
                 return Ok(groups);
             }
@@ -111,5 +127,77 @@ impl JournalLog {
     /// Removes every group.
     pub(crate) fn clear(&mut self) -> io::Result<()> {
         self.log.cut_from(0).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group of `bytes` bytes, all `n`.
+    fn group(n: u8, bytes: usize) -> Vec<u8> {
+        vec![n; bytes]
+    }
+
+    /// Groups 1 and 2 fill the first segment; group 3 starts the second.
+    fn journal(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut journal = JournalLog::open(dir).unwrap();
+        let size = (SEGMENT_BYTES as usize * 3) / 8;
+        for n in 1..=3u8 {
+            journal.append(u64::from(n), &group(n, size)).unwrap();
+        }
+        journal.sync().unwrap();
+        let mut segments: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        segments.sort();
+        assert_eq!(segments.len(), 2);
+        segments
+    }
+
+    /// Flips a byte of group `n` (the first or second of the first segment).
+    fn damage(segment: &Path, n: usize) {
+        let mut bytes = std::fs::read(segment).unwrap();
+        let at = bytes.len() / 4 + (n - 1) * bytes.len() / 2;
+        bytes[at] ^= 0xff;
+        std::fs::write(segment, bytes).unwrap();
+    }
+
+    fn seqs(journal: &mut JournalLog, after: u64) -> Vec<u64> {
+        let groups = journal.groups_after(after).unwrap();
+        for (seq, bytes) in &groups {
+            assert!(
+                bytes.iter().all(|&b| u64::from(b) == *seq),
+                "group {seq} whole"
+            );
+        }
+        groups.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    #[test]
+    fn a_damaged_group_is_given_up_with_the_rest_of_its_segment_and_the_journal_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = journal(dir.path());
+        assert_eq!(
+            seqs(&mut JournalLog::open(dir.path()).unwrap(), 0),
+            [1, 2, 3]
+        );
+
+        damage(&segments[0], 2);
+        let mut reopened = JournalLog::open(dir.path()).unwrap();
+        assert_eq!(seqs(&mut reopened, 0), [1, 3]);
+        assert_eq!(seqs(&mut reopened, 1), [3]);
+
+        damage(&segments[0], 1);
+        let mut reopened = JournalLog::open(dir.path()).unwrap();
+        assert_eq!(
+            seqs(&mut reopened, 0),
+            [3],
+            "group 2 goes with group 1's segment"
+        );
+        // Appending goes on after the last group.
+        reopened.append(4, &group(4, 10)).unwrap();
+        assert_eq!(seqs(&mut reopened, 2), [3, 4]);
     }
 }

@@ -23,6 +23,7 @@
 //! produces the same results with the same ids (see `eddy_abi`'s "Result
 //! ids"); a consumer drops the ones it already has.
 
+pub(crate) mod compaction;
 mod journal;
 mod journal_log;
 mod manifest;

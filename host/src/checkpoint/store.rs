@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sled::Tree;
 
+use super::compaction;
 use super::journal_log::{JOURNAL_DIR, JournalLog};
 use super::manifest::Manifest;
 use super::state_files::{CHECKPOINT_DIR, StateFiles};
@@ -63,6 +64,14 @@ pub enum StoreError {
     #[error("ingest journal {}: {error}", path.display())]
     Journal {
         /// The journal's folder.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// A compaction cut short could not be finished or undone.
+    #[error("state directory {}: finishing a compaction that was cut short: {error}", path.display())]
+    Compaction {
+        /// The directory.
         path: PathBuf,
         /// What failed.
         error: std::io::Error,
@@ -113,8 +122,19 @@ pub struct Loaded {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the database in `dir`, first finishing
+    /// or undoing a compaction of it that was cut short.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let compaction_failed = |error| StoreError::Compaction {
+            path: dir.to_owned(),
+            error,
+        };
+        if compaction::put_back_replaced(dir).map_err(compaction_failed)? {
+            tracing::warn!(
+                path = %dir.display(),
+                "a compaction of the state directory was cut short: the store it was replacing is put back"
+            );
+        }
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(500))
@@ -133,6 +153,12 @@ impl StateStore {
                     error,
                 },
             })?;
+        if compaction::finish(dir).map_err(compaction_failed)? {
+            tracing::warn!(
+                path = %dir.display(),
+                "a compaction of the state directory was cut short: finished"
+            );
+        }
         Ok(StateStore {
             db,
             path: dir.to_owned(),
@@ -927,6 +953,30 @@ mod tests {
 
     fn expected(seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, String)> {
         seqs.map(|n| (n, format!("entry {n}"))).collect()
+    }
+
+    #[test]
+    fn reading_a_pipeline_without_a_journal_makes_no_journal_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join(JOURNAL_DIR);
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let p = store.pipeline("p").unwrap();
+            assert!(p.journal_after(0).unwrap().is_empty());
+            assert_eq!(p.journal_last(), 0);
+        }
+        assert!(!journal.exists(), "opened and read: nothing written");
+        // The first group makes the folders, and is there after a restart.
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let p = store.pipeline("p").unwrap();
+            p.journal_append(2, &group(1..=2)).unwrap();
+            p.journal_sync().unwrap();
+        }
+        assert!(journal.join("p").is_dir());
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        assert_eq!(entries_after(&p, 0), expected(1..=2));
     }
 
     #[test]

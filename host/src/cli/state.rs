@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
+use crate::checkpoint::compaction::{compaction_dirs, move_host_files};
 use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
 use crate::dataflow::snapshot::keyed_state;
 
@@ -357,61 +358,12 @@ fn clear(pipeline: &PipelineStore, operator: Option<&str>) -> Result<(), Failure
     Ok(())
 }
 
-/// sled's own files in a store's folder. Everything else there (sinks'
-/// outboxes, the journals, kept plugin swaps, the API's files) is the
-/// host's, beside the database, and moves with the store.
-fn is_database_file(name: &str) -> bool {
-    matches!(name, "conf" | "db" | "blobs") || name.starts_with("snap.")
-}
-
-/// The folders a compaction of `dir` works in, beside it: the compacted
-/// copy being made, and the store it replaces.
-fn compaction_dirs(dir: &Path) -> Result<(PathBuf, PathBuf), Failure> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| Failure::usage(format!("{}: not a folder to compact", dir.display())))?
-        .to_string_lossy();
-    let beside = |suffix: &str| dir.with_file_name(format!("{name}.{suffix}"));
-    Ok((beside("eddy-compacting"), beside("eddy-compacted")))
-}
-
-/// Moves the host's files (not the database's) from `from` into `to`,
-/// where `to` has none of that name.
-fn move_host_files(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if !is_database_file(&name.to_string_lossy()) && !to.join(&name).exists() {
-            std::fs::rename(entry.path(), to.join(&name))?;
-        }
-    }
-    Ok(())
-}
-
 fn compact(dir: &Path) -> Result<(), Failure> {
-    let (fresh, old) = compaction_dirs(dir)?;
+    let (fresh, old) = compaction_dirs(dir)
+        .ok_or_else(|| Failure::usage(format!("{}: not a folder to compact", dir.display())))?;
     let failed = |what: &str, e: std::io::Error| Failure::runtime(format!("{what}: {e}"));
-    // A compaction cut short between its two renames: the store is the
-    // replaced one, whole (no database in `dir`, so no eddy runs on it).
-    if old.exists() && !dir.join("db").exists() {
-        if dir.exists() {
-            std::fs::remove_dir(dir)
-                .map_err(|e| failed("putting back the store a compaction replaced", e))?;
-        }
-        std::fs::rename(&old, dir)
-            .map_err(|e| failed("putting back the store a compaction replaced", e))?;
-    }
+    // Opening it finishes (or undoes) a compaction cut short.
     let store = StateStore::open(dir).map_err(Failure::runtime)?;
-    // Cut short after them: the host's files wait beside the replaced
-    // database.
-    if old.exists() {
-        move_host_files(&old, dir)
-            .and_then(|()| std::fs::remove_dir_all(&old))
-            .map_err(|e| failed("finishing a compaction cut short", e))?;
-    }
-    if fresh.exists() {
-        std::fs::remove_dir_all(&fresh).map_err(|e| failed("removing a partial copy", e))?;
-    }
     let before = store.database_bytes();
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
@@ -475,37 +427,63 @@ mod tests {
         store_with_host_files(&dir);
         ok(compact(&dir));
         host_files_are_there(&dir);
-        let (fresh, old) = ok(compaction_dirs(&dir));
-        assert!(!fresh.exists() && !old.exists());
+        assert!(no_compaction_left(&dir));
+    }
+
+    /// A compaction of the store in `dir` stopped between its two renames.
+    fn cut_between_renames(dir: &Path) {
+        let (fresh, old) = compaction_dirs(dir).unwrap();
+        std::fs::rename(dir, &old).unwrap();
+        std::fs::create_dir_all(&fresh).unwrap();
+    }
+
+    /// A compaction of the store in `dir` stopped after its renames, before
+    /// the host's files moved.
+    fn cut_after_renames(dir: &Path) {
+        let (fresh, old) = compaction_dirs(dir).unwrap();
+        StateStore::open(dir).unwrap().copy_to(&fresh).unwrap();
+        std::fs::rename(dir, &old).unwrap();
+        std::fs::rename(&fresh, dir).unwrap();
+        assert!(!dir.join(JOURNAL_DIR).exists());
+    }
+
+    /// Whether a compaction's folders are gone from beside `dir`.
+    fn no_compaction_left(dir: &Path) -> bool {
+        let (fresh, old) = compaction_dirs(dir).unwrap();
+        !fresh.exists() && !old.exists()
     }
 
     #[test]
     fn a_compaction_cut_short_is_finished_by_the_next_one() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("state");
-        let (fresh, old) = ok(compaction_dirs(&dir));
-
-        // Stopped between the two renames: the store is the replaced one.
         store_with_host_files(&dir);
-        std::fs::rename(&dir, &old).unwrap();
-        std::fs::create_dir_all(&fresh).unwrap();
-        ok(compact(&dir));
-        host_files_are_there(&dir);
-        assert!(!fresh.exists() && !old.exists());
+        for cut in [cut_between_renames, cut_after_renames] {
+            cut(&dir);
+            ok(compact(&dir));
+            host_files_are_there(&dir);
+            assert!(no_compaction_left(&dir));
+        }
+    }
 
-        // Stopped after them: the host's files wait in the replaced store.
-        StateStore::open(&dir).unwrap().copy_to(&fresh).unwrap();
-        std::fs::rename(&dir, &old).unwrap();
-        std::fs::rename(&fresh, &dir).unwrap();
-        assert!(!dir.join(JOURNAL_DIR).exists());
-        ok(compact(&dir));
-        host_files_are_there(&dir);
-        assert!(!old.exists());
+    #[test]
+    fn a_run_after_a_compaction_cut_short_finds_the_store_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        store_with_host_files(&dir);
+        for cut in [cut_between_renames, cut_after_renames] {
+            cut(&dir);
+            // What a run does first.
+            drop(StateStore::open(&dir).unwrap());
+            host_files_are_there(&dir);
+            assert!(no_compaction_left(&dir));
+        }
     }
 
     #[test]
     fn a_folder_without_a_name_is_not_compacted() {
-        assert!(compaction_dirs(Path::new("..")).is_err());
-        assert!(compaction_dirs(Path::new("/")).is_err());
+        assert!(compaction_dirs(Path::new("..")).is_none());
+        assert!(compaction_dirs(Path::new("/")).is_none());
+        assert!(compact(Path::new("/")).is_err());
     }
 }
