@@ -10,8 +10,15 @@
 //! and given back by the kernel under pressure) and reports the peak of
 //! each, the peak of the whole (`VmHWM`), the records per second and the
 //! CPU time a record. Prints a table; writes `target/bench/memory.json`.
+//!
+//! Two builds run it: this one (every component, and Cranelift to compile
+//! `.wasm` plugins), and the build a device would get for this pipeline
+//! (`--no-default-features --features sim,file`, no compiler: built into
+//! `target/device`), with the plugins precompiled into bundles. Its code is
+//! a fraction of the other's, and so are the code pages it maps.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "support/process.rs"]
@@ -23,14 +30,14 @@ use process::{Killed, cpu, status_kib};
 #[allow(dead_code, reason = "the broker benchmarks use the rest")]
 mod run;
 
-use run::{eddy, plugin};
+use run::{eddy_of, plugin};
 
 /// How long the pipeline runs.
 const SECONDS: u64 = 30;
 
 /// The reference pipeline: 1000 cells and 2 rooms at 100 readings a
-/// second each.
-fn reference(root: &Path) -> String {
+/// second each, with these plugins (quoted paths).
+fn reference(stats: &str, alert: &str) -> String {
     format!(
         r#"[pipeline]
 name = "reference"
@@ -59,8 +66,6 @@ params = {{ field = "temperature_max", threshold = 35.0, within_ms = 60_000, cle
 inputs = ["stats", "alerts"]
 [sinks.none.null]
 "#,
-        stats = plugin(root, "window_stats"),
-        alert = plugin(root, "threshold_alert"),
     )
 }
 
@@ -77,10 +82,20 @@ fn records_in(log: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+/// What one run measured.
+struct Run {
+    records: u64,
+    per_s: f64,
+    hwm_kib: u64,
+    anon_kib: u64,
+    file_kib: u64,
+    cpu_us: f64,
+}
+
+/// Runs the reference pipeline with `binary` for [`SECONDS`].
+fn measure(binary: &Path, pipeline: &str) -> Run {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let mut cmd = eddy(dir.path(), &reference(&root));
+    let mut cmd = eddy_of(binary, dir.path(), pipeline);
     cmd.args(["--duration", &format!("{SECONDS}s")]);
     let mut child = Killed(cmd.spawn().expect("eddy"));
     let pid = child.0.id();
@@ -105,27 +120,115 @@ fn main() {
     let log = std::fs::read_to_string(dir.path().join("eddy.log")).unwrap_or_default();
     let records = records_in(&log);
     assert!(records > 0, "the run read nothing:\n{log}");
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    let per_s = records as f64 / wall;
-    let cpu_us = used.as_secs_f64() * 1e6 / records as f64;
-    println!("| reference pipeline, {SECONDS} s | figure |");
-    println!("| --- | --- |");
-    println!("| records | {records} ({per_s:.0}/s) |");
-    println!(
-        "| peak resident: whole, own (anonymous), code and files | {:.1} MiB, {:.1} MiB, {:.1} MiB |",
-        mib(hwm),
-        mib(anon),
-        mib(file)
+    Run {
+        records,
+        per_s: records as f64 / wall,
+        hwm_kib: hwm,
+        anon_kib: anon,
+        file_kib: file,
+        cpu_us: used.as_secs_f64() * 1e6 / records as f64,
+    }
+}
+
+/// Builds the device's `eddy` for the reference pipeline (its source, no
+/// compiler) into `target/device`, and bundles of the two plugins
+/// precompiled for this machine; gives the binary and the bundles' paths.
+fn device_build(root: &Path, work: &Path) -> (PathBuf, String, String) {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "eddy-host",
+            "--bin",
+            "eddy",
+        ])
+        .args(["--no-default-features", "--features", "sim,file"])
+        .args(["--target-dir", "target/device"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "the device build failed");
+    let bundle = |name: &str| {
+        let out = work.join(format!("{name}.bundle"));
+        let status = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["plugin", "precompile", "--target", TARGET, "-o"])
+            .arg(&out)
+            .arg(root.join(format!("target/plugins/{name}.wasm")))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("eddy plugin precompile");
+        assert!(status.success(), "precompiling {name} failed");
+        format!("{out:?}")
+    };
+    (
+        root.join("target/device/release/eddy"),
+        bundle("window_stats"),
+        bundle("threshold_alert"),
+    )
+}
+
+/// This machine's target, which the device build is for.
+#[cfg(target_arch = "x86_64")]
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+#[cfg(target_arch = "aarch64")]
+const TARGET: &str = "aarch64-unknown-linux-gnu";
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let full = measure(
+        Path::new(env!("CARGO_BIN_EXE_eddy")),
+        &reference(
+            &plugin(&root, "window_stats"),
+            &plugin(&root, "threshold_alert"),
+        ),
     );
-    println!("| CPU a record | {cpu_us:.2} µs |");
+    let (binary, stats, alert) = device_build(&root, work.path());
+    let device = measure(&binary, &reference(&stats, &alert));
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "| reference pipeline, {SECONDS} s | every component, compiler, `.wasm` plugins | device build (sim, file; no compiler), precompiled bundles |"
+    );
+    println!("| --- | --- | --- |");
+    println!(
+        "| records | {} ({:.0}/s) | {} ({:.0}/s) |",
+        full.records, full.per_s, device.records, device.per_s
+    );
+    let resident = |r: &Run| {
+        format!(
+            "{:.1} MiB, {:.1} MiB, {:.1} MiB",
+            mib(r.hwm_kib),
+            mib(r.anon_kib),
+            mib(r.file_kib)
+        )
+    };
+    println!(
+        "| peak resident: whole, own (anonymous), code and files | {} | {} |",
+        resident(&full),
+        resident(&device)
+    );
+    println!(
+        "| CPU a record | {:.2} µs | {:.2} µs |",
+        full.cpu_us, device.cpu_us
+    );
     let figures = serde_json::json!({
         "seconds": SECONDS,
-        "records": records,
-        "records_per_s": per_s,
-        "peak_resident_mib": mib(hwm),
-        "peak_anonymous_mib": mib(anon),
-        "peak_file_mib": mib(file),
-        "cpu_us_per_record": cpu_us,
+        "records": full.records,
+        "records_per_s": full.per_s,
+        "peak_resident_mib": mib(full.hwm_kib),
+        "peak_anonymous_mib": mib(full.anon_kib),
+        "peak_file_mib": mib(full.file_kib),
+        "cpu_us_per_record": full.cpu_us,
+        "device_build": {
+            "features": "sim,file (no compiler), precompiled bundles",
+            "records_per_s": device.per_s,
+            "peak_resident_mib": mib(device.hwm_kib),
+            "peak_anonymous_mib": mib(device.anon_kib),
+            "peak_file_mib": mib(device.file_kib),
+            "cpu_us_per_record": device.cpu_us,
+        },
     });
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");

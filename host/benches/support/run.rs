@@ -7,8 +7,13 @@ use std::process::{Command, Stdio};
 /// `eddy run p.toml` in `dir` with `pipeline` written there, its log in
 /// `dir/eddy.log` (filter: `EDDY_BENCH_LOG`, else `info`).
 pub(crate) fn eddy(dir: &Path, pipeline: &str) -> Command {
+    eddy_of(Path::new(env!("CARGO_BIN_EXE_eddy")), dir, pipeline)
+}
+
+/// [`eddy`] with another build of it.
+pub(crate) fn eddy_of(binary: &Path, dir: &Path, pipeline: &str) -> Command {
     std::fs::write(dir.join("p.toml"), pipeline).expect("pipeline");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    let mut cmd = Command::new(binary);
     cmd.args(["run", "p.toml"])
         .current_dir(dir)
         .env("EDDY_STATE_DIR", dir.join("state"))
