@@ -74,12 +74,13 @@ impl JournalLog {
         Ok(())
     }
 
-    /// The groups whose last entry is numbered after `seq`, in order.
-    ///
-    /// A damaged group (the disk, or a power cut on a disk that reorders
-    /// writes) is given up with the rest of its segment, and logged: the
-    /// pipeline starts with the groups that can be read rather than not at
-    /// all, as the outbox goes on past a damaged segment.
+    /// The groups whose last entry is numbered after `seq`, in order, up
+    /// to a damaged one (the disk, or a power cut on a disk that reorders
+    /// writes), which is logged: the pipeline starts with the groups before
+    /// it rather than not at all, as it does past an entry it cannot
+    /// decode. Replay must not go on after a gap: records after it would
+    /// take the numbers, hence the result ids, of the records lost in it.
+    /// A source that can seek reads again from the last group replayed.
     pub(crate) fn groups_after(&mut self, seq: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
         let mut groups = Vec::new();
         let mut place: Place = self.log.first_place();
@@ -87,12 +88,8 @@ impl JournalLog {
             let (entries, next) = match self.log.read(place, READ_GROUPS) {
                 Ok(read) => read,
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    let (next, lost, _) = self.log.skip_segment(place);
-                    tracing::error!(
-                        "journal: {e}; {lost} groups given up (the records in them are not replayed)"
-                    );
-                    place = next;
-                    continue;
+                    tracing::error!("journal: {e}; replay stops before it");
+                    return Ok(groups);
                 }
                 Err(e) => return Err(e),
             };
@@ -176,9 +173,10 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_group_is_given_up_with_the_rest_of_its_segment_and_the_journal_goes_on() {
+    fn replay_stops_before_a_damaged_group_and_the_journal_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let segments = journal(dir.path());
+        let none: [u64; 0] = [];
         assert_eq!(
             seqs(&mut JournalLog::open(dir.path()).unwrap(), 0),
             [1, 2, 3]
@@ -186,18 +184,16 @@ mod tests {
 
         damage(&segments[0], 2);
         let mut reopened = JournalLog::open(dir.path()).unwrap();
-        assert_eq!(seqs(&mut reopened, 0), [1, 3]);
-        assert_eq!(seqs(&mut reopened, 1), [3]);
+        assert_eq!(seqs(&mut reopened, 0), [1], "no group after the gap");
+        assert_eq!(seqs(&mut reopened, 1), none);
 
         damage(&segments[0], 1);
         let mut reopened = JournalLog::open(dir.path()).unwrap();
-        assert_eq!(
-            seqs(&mut reopened, 0),
-            [3],
-            "group 2 goes with group 1's segment"
-        );
-        // Appending goes on after the last group.
+        assert_eq!(seqs(&mut reopened, 0), none);
+        // Appending goes on after the last group; a checkpoint past the
+        // damage forgets it.
         reopened.append(4, &group(4, 10)).unwrap();
-        assert_eq!(seqs(&mut reopened, 2), [3, 4]);
+        reopened.forget_through(3).unwrap();
+        assert_eq!(seqs(&mut reopened, 3), [4]);
     }
 }
