@@ -105,6 +105,9 @@ pub(crate) struct Log {
     /// Whether the last segment's file was opened (maybe created) since the
     /// last sync: its name in the folder is made durable with the next one.
     new_file: bool,
+    /// Whether this log made sure of its folder (it is made with the first
+    /// entry written).
+    dir_made: bool,
     /// The sequence number of the last entry.
     last_seq: Option<u64>,
     /// The segment read last.
@@ -161,6 +164,7 @@ impl Log {
             pending: Vec::new(),
             unsynced: false,
             new_file: false,
+            dir_made: false,
             last_seq: None,
             reader: None,
             segment_bytes,
@@ -357,7 +361,10 @@ impl Log {
             return Ok(());
         }
         if self.tail_file.is_none() {
-            create_dir_durably(&self.dir)?;
+            if !self.dir_made {
+                create_dir_durably(&self.dir)?;
+                self.dir_made = true;
+            }
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -687,24 +694,24 @@ fn after(place: Place, header: Header) -> Place {
     }
 }
 
-/// Makes `dir` and the folders above it that are missing, each made
-/// durable in its parent's entries (a power cut must not take away a folder
-/// whose files were synced).
+/// Makes `dir` and the folders above it that are missing, and syncs each
+/// one's entry in its parent, `dir`'s even when it was there already (made
+/// by another thread or an older version, perhaps not synced): a power cut
+/// must not take away a folder whose files were synced.
 fn create_dir_durably(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_durably(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
-    }
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if !dir.is_dir() {
+        if !parent.is_dir() {
+            create_dir_durably(parent)?;
+        }
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
     File::open(parent)?.sync_all()
 }
 
