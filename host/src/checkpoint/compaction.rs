@@ -8,9 +8,63 @@
 //! these steps; whoever opens the store next (a run or a state command)
 //! finishes or undoes it first, so that no run starts on an empty store
 //! while the real one waits beside it.
+//!
+//! A compaction holds a lock beside the store (`NAME.eddy-lock`) from start
+//! to end, and an open takes it while it looks for one to finish: an open
+//! during a compaction (a service restarted in a loop) waits for it instead
+//! of taking its copy for one left behind.
 
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// The lock beside a store that a compaction holds; see the module's notes.
+/// Given up when dropped.
+#[derive(Debug)]
+pub(crate) struct CompactionLock {
+    _file: Option<File>,
+}
+
+/// Waits for and takes the compaction lock of the store in `dir`; a
+/// compaction makes the lock file (`make`), an open only takes one that is
+/// there (no compaction ever ran: none is running). Where there is no
+/// folder to put it in, or one eddy may not write to, no compaction can run
+/// either: nothing is locked then. The file is left in place: removing it
+/// while another process waits on it would let a third lock a new one.
+pub(crate) fn lock(dir: &Path, make: bool) -> io::Result<CompactionLock> {
+    let Some(name) = dir.file_name() else {
+        return Ok(CompactionLock { _file: None });
+    };
+    let path = dir.with_file_name(format!("{}.eddy-lock", name.to_string_lossy()));
+    let file = match OpenOptions::new()
+        .create(make)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            return Ok(CompactionLock { _file: None });
+        }
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(path = %dir.display(), "waiting for a compaction of the state directory to end");
+            file.lock()?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    Ok(CompactionLock { _file: Some(file) })
+}
 
 /// The folders a compaction of `dir` works in, beside it: the compacted
 /// copy being made, and the store it replaces. `None` for a path without a
@@ -84,4 +138,53 @@ pub(crate) fn finish(dir: &Path) -> io::Result<bool> {
         finished = true;
     }
     Ok(finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::StateStore;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn an_open_waits_for_a_running_compaction() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        drop(StateStore::open(&dir).unwrap());
+        // A compaction has made its copy and let the database go.
+        let held = lock(&dir, true).unwrap();
+        let (fresh, _) = compaction_dirs(&dir).unwrap();
+        std::fs::create_dir_all(&fresh).unwrap();
+        let (opened, waited) = mpsc::channel();
+        let opening = dir.clone();
+        let open = std::thread::spawn(move || {
+            let store = StateStore::open(&opening).map(drop);
+            opened.send(()).unwrap();
+            store
+        });
+        assert!(
+            waited.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the open went on during the compaction"
+        );
+        assert!(fresh.exists(), "the compaction's copy is left alone");
+        drop(held);
+        waited.recv_timeout(Duration::from_secs(10)).unwrap();
+        open.join().unwrap().unwrap();
+        // The compaction did not finish: its leftover copy is cleared.
+        assert!(!fresh.exists());
+    }
+
+    #[test]
+    fn no_lock_where_none_can_be_made() {
+        assert!(lock(Path::new("/"), true).unwrap()._file.is_none());
+        let missing = Path::new("/nonexistent-eddy-parent/state");
+        assert!(lock(missing, true).unwrap()._file.is_none());
+        // An open makes none.
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        assert!(lock(&dir, false).unwrap()._file.is_none());
+        drop(StateStore::open(&dir).unwrap());
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
 }

@@ -123,8 +123,21 @@ pub struct Loaded {
 
 impl StateStore {
     /// Opens (creating if needed) the database in `dir`, first finishing
-    /// or undoing a compaction of it that was cut short.
+    /// or undoing a compaction of it that was cut short (and waiting for
+    /// one that is running).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let lock = compaction::lock(dir, false).map_err(|error| StoreError::Compaction {
+            path: dir.to_owned(),
+            error,
+        })?;
+        Self::open_holding(dir, &lock)
+    }
+
+    /// [`StateStore::open`] by the holder of the compaction lock.
+    pub(crate) fn open_holding(
+        dir: &Path,
+        _lock: &compaction::CompactionLock,
+    ) -> Result<Self, StoreError> {
         let compaction_failed = |error| StoreError::Compaction {
             path: dir.to_owned(),
             error,

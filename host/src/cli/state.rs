@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
-use crate::checkpoint::compaction::{compaction_dirs, move_host_files};
+use crate::checkpoint::compaction::{self, compaction_dirs, move_host_files};
 use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
 use crate::dataflow::snapshot::keyed_state;
 
@@ -362,8 +362,11 @@ fn compact(dir: &Path) -> Result<(), Failure> {
     let (fresh, old) = compaction_dirs(dir)
         .ok_or_else(|| Failure::usage(format!("{}: not a folder to compact", dir.display())))?;
     let failed = |what: &str, e: std::io::Error| Failure::runtime(format!("{what}: {e}"));
+    // Held to the end: an open meanwhile waits (see `compaction.rs`).
+    let lock =
+        compaction::lock(dir, true).map_err(|e| failed("locking the store for compaction", e))?;
     // Opening it finishes (or undoes) a compaction cut short.
-    let store = StateStore::open(dir).map_err(Failure::runtime)?;
+    let store = StateStore::open_holding(dir, &lock).map_err(Failure::runtime)?;
     let before = store.database_bytes();
     for name in store.pipelines() {
         let p = store.pipeline(&name).map_err(Failure::runtime)?;
