@@ -150,10 +150,12 @@ fn device_build(root: &Path, work: &Path) -> (PathBuf, String, String) {
         .status()
         .expect("cargo build");
     assert!(status.success(), "the device build failed");
+    // This machine's target, which the device build is for.
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let bundle = |name: &str| {
         let out = work.join(format!("{name}.bundle"));
         let status = Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .args(["plugin", "precompile", "--target", TARGET, "-o"])
+            .args(["plugin", "precompile", "--target", &target, "-o"])
             .arg(&out)
             .arg(root.join(format!("target/plugins/{name}.wasm")))
             .stdout(std::process::Stdio::null())
@@ -168,12 +170,6 @@ fn device_build(root: &Path, work: &Path) -> (PathBuf, String, String) {
         bundle("threshold_alert"),
     )
 }
-
-/// This machine's target, which the device build is for.
-#[cfg(target_arch = "x86_64")]
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-#[cfg(target_arch = "aarch64")]
-const TARGET: &str = "aarch64-unknown-linux-gnu";
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
