@@ -32,10 +32,9 @@ pub(crate) struct CompactionLock {
 /// either: nothing is locked then. The file is left in place: removing it
 /// while another process waits on it would let a third lock a new one.
 pub(crate) fn lock(dir: &Path, make: bool) -> io::Result<CompactionLock> {
-    let Some(name) = dir.file_name() else {
+    let Some(path) = beside(dir, "eddy-lock") else {
         return Ok(CompactionLock { _file: None });
     };
-    let path = dir.with_file_name(format!("{}.eddy-lock", name.to_string_lossy()));
     let file = match OpenOptions::new()
         .create(make)
         .truncate(false)
@@ -70,9 +69,17 @@ pub(crate) fn lock(dir: &Path, make: bool) -> io::Result<CompactionLock> {
 /// copy being made, and the store it replaces. `None` for a path without a
 /// folder name (`/`, `..`).
 pub(crate) fn compaction_dirs(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    Some((
+        beside(dir, "eddy-compacting")?,
+        beside(dir, "eddy-compacted")?,
+    ))
+}
+
+/// `NAME.SUFFIX` beside the store `dir`; `None` for a path without a
+/// folder name.
+fn beside(dir: &Path, suffix: &str) -> Option<PathBuf> {
     let name = dir.file_name()?.to_string_lossy();
-    let beside = |suffix: &str| dir.with_file_name(format!("{name}.{suffix}"));
-    Some((beside("eddy-compacting"), beside("eddy-compacted")))
+    Some(dir.with_file_name(format!("{name}.{suffix}")))
 }
 
 /// sled's own files in a store's folder. Everything else there (sinks'
@@ -89,7 +96,7 @@ fn has_database(dir: &Path) -> bool {
 
 /// Moves the host's files (not the database's) from `from` into `to`,
 /// where `to` has none of that name.
-pub(crate) fn move_host_files(from: &Path, to: &Path) -> io::Result<()> {
+fn move_host_files(from: &Path, to: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Failure;
-use crate::checkpoint::compaction::{self, compaction_dirs, move_host_files};
+use crate::checkpoint::compaction::{self, compaction_dirs};
 use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
 use crate::dataflow::snapshot::keyed_state;
 
@@ -380,12 +380,12 @@ fn compact(dir: &Path) -> Result<(), Failure> {
         .map_err(Failure::runtime)?
         .database_bytes();
     drop(store);
-    // A crash from here on is finished by the next compaction.
+    // A crash from here on is finished by whatever opens the store next;
+    // the last step is the one an open finishes with.
     let swap = || -> std::io::Result<()> {
         std::fs::rename(dir, &old)?;
         std::fs::rename(&fresh, dir)?;
-        move_host_files(&old, dir)?;
-        std::fs::remove_dir_all(&old)
+        compaction::finish(dir).map(drop)
     };
     swap().map_err(|e| failed("swapping in the compacted store", e))?;
     println!(
