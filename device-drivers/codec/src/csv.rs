@@ -137,6 +137,8 @@ pub(crate) struct Columns {
     names: Vec<Arc<str>>,
     key: Option<usize>,
     time: Option<usize>,
+    /// How many columns are neither the key nor the time.
+    field_columns: usize,
 }
 
 impl Columns {
@@ -163,9 +165,15 @@ impl Columns {
                 )),
             }
         };
+        let key = find(&settings.key_field)?;
+        let time = find(&settings.time_field)?;
+        let field_columns = (0..names.len())
+            .filter(|i| Some(*i) != key && Some(*i) != time)
+            .count();
         Ok(Columns {
-            key: find(&settings.key_field)?,
-            time: find(&settings.time_field)?,
+            key,
+            time,
+            field_columns,
             names,
         })
     }
@@ -199,7 +207,9 @@ impl Columns {
         }
         let mut key = None;
         let mut time = None;
-        let mut fields = Vec::with_capacity(self.names.len());
+        // Room for every field column and no more: a small allocation is
+        // the allocator's quickest.
+        let mut fields = Vec::with_capacity(self.field_columns);
         for (i, cell) in cells.iter().enumerate() {
             let column = &self.names[i];
             let text =
