@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use eddy_abi::{Record, encode};
+use eddy_abi::Record;
 
 use serde::{Deserialize, Serialize};
 
 use super::assigner::Unassignable;
 use super::due::Due;
 use super::panes::Panes;
-use super::{Accumulator, FiredWindow, TimeWindows};
+use super::{Accumulator, EncodedRecords, FiredWindow, TimeWindows};
 use crate::state::CowMap;
 
 /// Open windows by key, as checkpoints store them; a clone is a snapshot
@@ -42,7 +42,7 @@ pub struct OpenWindow {
     pub(super) start: i64,
     pub(super) end: i64,
     pub(super) count: u32,
-    pub(super) encoded: Vec<u8>,
+    pub(super) encoded: EncodedRecords,
     /// Times it fired so far.
     pub(super) firings: u32,
     /// For an aggregate: accumulators of the records folded so far.
@@ -56,7 +56,7 @@ impl OpenWindow {
             start,
             end,
             count: 0,
-            encoded: Vec::with_capacity(bytes),
+            encoded: EncodedRecords::with_capacity(bytes),
             firings: 0,
             accs: Vec::new(),
         }
@@ -247,13 +247,13 @@ impl WindowBuffer {
             start,
             end,
             count: 0,
-            encoded: Vec::with_capacity(parts.iter().map(|p| p.encoded.len()).sum()),
+            encoded: EncodedRecords::default(),
             firings: 0,
             accs: Vec::new(),
         };
         for part in parts {
             window.count += part.count;
-            window.encoded.extend_from_slice(&part.encoded);
+            window.encoded.extend_from(&part.encoded);
             window.firings = window.firings.max(part.firings);
             window.accs.extend(part.accs);
         }
@@ -309,7 +309,7 @@ impl WindowBuffer {
         });
         let window = &mut windows[index];
         Self::counted(&mut self.full, self.fold_records, key, window);
-        encode::record(record, &mut window.encoded);
+        window.encoded.push(record);
         let fire_now = end - 1 <= now;
         if fire_now {
             fired.push(fire(key, window));
@@ -341,7 +341,7 @@ impl WindowBuffer {
         };
         let window = &mut windows[index];
         Self::counted(&mut self.full, self.fold_records, &record.key, window);
-        encode::record(record, &mut window.encoded);
+        window.encoded.push(record);
         if window.end - 1 <= now {
             self.fire_at
                 .remove(window.end - 1, &record.key, window.start);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
 
-use super::FiredWindow;
+use super::{EncodedRecords, FiredWindow};
 
 /// Per key, fires every `slide` records over the last `size` of them (a
 /// `CountTrigger` with a `CountEvictor`); with `slide == size` the window is
@@ -82,7 +82,7 @@ impl CountWindows {
             end: record.time.saturating_add(1),
             firing: 0,
             count: state.records.len() as u32,
-            encoded: Vec::new(),
+            encoded: EncodedRecords::default(),
             accs: Vec::new(),
             number: state.fired,
         };

@@ -14,11 +14,13 @@ mod buffer;
 mod count;
 mod due;
 mod panes;
+mod records;
 
 pub use assigner::{MAX_WINDOWS_PER_RECORD, TimeWindows, Unassignable};
 pub use buffer::{Added, FOLD_RECORDS, OpenWindow, OpenWindows, WindowBuffer, count_open};
 pub use count::{CountKeys, CountWindows, KeyRecords};
 pub use panes::{PanesSnapshot, StoredPanes};
+pub use records::EncodedRecords;
 
 use std::sync::Arc;
 
@@ -121,7 +123,7 @@ pub struct FiredWindow {
     pub count: u32,
     /// The records, each encoded as in the plugin ABI. For an aggregate,
     /// only those not yet folded into `accs`.
-    pub encoded: Vec<u8>,
+    pub encoded: EncodedRecords,
     /// For an aggregate: accumulators so far (more than one after sessions
     /// merged, one per pane for sliding windows), shared with the open
     /// windows (or panes) they came from.
@@ -149,7 +151,7 @@ impl FiredWindow {
         encode::i64(self.end, out);
         encode::varint(u64::from(self.firing), out);
         encode::varint(u64::from(self.count), out);
-        out.extend_from_slice(&self.encoded);
+        self.encoded.write_to(out);
     }
 
     /// Appends this window to an aggregate's `aggregate` input (see `eddy_abi::Group`).
@@ -159,16 +161,18 @@ impl FiredWindow {
             encode::bytes(acc, out);
         }
         encode::varint(u64::from(self.count), out);
-        out.extend_from_slice(&self.encoded);
+        self.encoded.write_to(out);
     }
 
     /// The records, decoded again (for the dead-letter log).
     pub fn records(&self) -> Vec<Record> {
         let mut records = Vec::with_capacity(self.count as usize);
-        let mut rest = &self.encoded[..];
-        while let Ok((record, tail)) = postcard::take_from_bytes::<Record>(rest) {
-            records.push(record);
-            rest = tail;
+        for piece in self.encoded.pieces() {
+            let mut rest = piece;
+            while let Ok((record, tail)) = postcard::take_from_bytes::<Record>(rest) {
+                records.push(record);
+                rest = tail;
+            }
         }
         records
     }
@@ -191,7 +195,7 @@ mod tests {
             end: 10,
             firing: 2,
             count: 2,
-            encoded,
+            encoded: encoded.into(),
             accs: Vec::new(),
             number: 0,
         };

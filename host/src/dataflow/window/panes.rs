@@ -13,9 +13,10 @@
 
 use std::sync::Arc;
 
-use eddy_abi::{Record, encode};
+use eddy_abi::Record;
 use serde::{Deserialize, Serialize};
 
+use super::EncodedRecords;
 use super::assigner::start_with_offset;
 use super::buffer::{Added, OpenWindow, OpenWindows, WindowBuffer};
 use super::due::Due;
@@ -184,7 +185,7 @@ impl WindowBuffer {
         };
         let pane = &mut windows[index];
         Self::counted(&mut self.full, self.fold_records, key, pane);
-        encode::record(record, &mut pane.encoded);
+        pane.encoded.push(record);
         if pane.count == 1 {
             self.unfolded(key, start, end);
         }
@@ -244,7 +245,7 @@ impl WindowBuffer {
             end,
             firing,
             count: 0,
-            encoded: Vec::new(),
+            encoded: EncodedRecords::default(),
             accs: Vec::new(),
             number: 0,
         };
@@ -253,7 +254,7 @@ impl WindowBuffer {
             let mut take = |held: &mut dyn Iterator<Item = &OpenWindow>| {
                 for pane in held {
                     window.count += pane.count;
-                    window.encoded.extend_from_slice(&pane.encoded);
+                    window.encoded.extend_from(&pane.encoded);
                     window.accs.extend(pane.accs.iter().cloned());
                 }
             };
