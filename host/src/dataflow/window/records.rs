@@ -97,6 +97,16 @@ impl EncodedRecords {
         }
     }
 
+    /// Whole records in one sealed chunk.
+    fn from_chunk(chunk: Arc<[u8]>) -> Self {
+        let mut records = EncodedRecords::default();
+        if !chunk.is_empty() {
+            records.chunk_bytes = chunk.len();
+            records.chunks.push(chunk);
+        }
+        records
+    }
+
     fn seal_if_full(&mut self) {
         if self.tail.len() >= CHUNK_BYTES {
             self.seal();
@@ -124,12 +134,7 @@ impl PartialEq for EncodedRecords {
 impl From<Vec<u8>> for EncodedRecords {
     /// Records read back: one chunk, never copied again.
     fn from(bytes: Vec<u8>) -> Self {
-        let mut records = EncodedRecords::default();
-        if !bytes.is_empty() {
-            records.chunk_bytes = bytes.len();
-            records.chunks.push(Arc::from(bytes));
-        }
-        records
+        EncodedRecords::from_chunk(Arc::from(bytes))
     }
 }
 
@@ -154,27 +159,26 @@ impl<'de> Deserialize<'de> for EncodedRecords {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Bytes;
         impl<'de> Visitor<'de> for Bytes {
-            type Value = Vec<u8>;
+            type Value = EncodedRecords;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("encoded records (bytes)")
             }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
+            /// Postcard's case (checkpoints): one copy, into the chunk.
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<EncodedRecords, E> {
+                Ok(EncodedRecords::from_chunk(Arc::from(v)))
             }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<EncodedRecords, E> {
+                Ok(EncodedRecords::from(v))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EncodedRecords, A::Error> {
                 let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
                 while let Some(b) = seq.next_element()? {
                     bytes.push(b);
                 }
-                Ok(bytes)
+                Ok(EncodedRecords::from(bytes))
             }
         }
-        deserializer
-            .deserialize_byte_buf(Bytes)
-            .map(EncodedRecords::from)
+        deserializer.deserialize_byte_buf(Bytes)
     }
 }
 
