@@ -9,12 +9,12 @@
 //! of at most [`CHUNK_BYTES`]; a full tail becomes a chunk that is never
 //! written again, so a copy shares the chunks and copies only the tail.
 
-use std::fmt;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
 
-use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
 
 /// A tail this long is sealed into a shared chunk (a record that is longer
@@ -142,43 +142,25 @@ impl Serialize for EncodedRecords {
     /// As a byte string: in postcard (checkpoints) the same bytes as a
     /// `Vec<u8>`'s sequence, written in one piece instead of byte by byte.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.chunks.is_empty() {
-            return serializer.serialize_bytes(&self.tail);
+        let mut pieces = self.pieces();
+        match (pieces.next(), pieces.next()) {
+            (None, _) => serializer.serialize_bytes(&[]),
+            (Some(only), None) => serializer.serialize_bytes(only),
+            _ => {
+                let mut bytes = Vec::with_capacity(self.len());
+                self.write_to(&mut bytes);
+                serializer.serialize_bytes(&bytes)
+            }
         }
-        if self.chunks.len() == 1 && self.tail.is_empty() {
-            return serializer.serialize_bytes(&self.chunks[0]);
-        }
-        let mut bytes = Vec::with_capacity(self.len());
-        self.write_to(&mut bytes);
-        serializer.serialize_bytes(&bytes)
     }
 }
 
 impl<'de> Deserialize<'de> for EncodedRecords {
-    /// From a byte string, or a sequence of bytes (what a `Vec<u8>` wrote).
+    /// From a byte string, or a sequence of bytes (what a `Vec<u8>` wrote);
+    /// borrowed from a checkpoint's bytes, so copied once, into the chunk.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bytes;
-        impl<'de> Visitor<'de> for Bytes {
-            type Value = EncodedRecords;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("encoded records (bytes)")
-            }
-            /// Postcard's case (checkpoints): one copy, into the chunk.
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<EncodedRecords, E> {
-                Ok(EncodedRecords::from_chunk(Arc::from(v)))
-            }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<EncodedRecords, E> {
-                Ok(EncodedRecords::from(v))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EncodedRecords, A::Error> {
-                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(b) = seq.next_element()? {
-                    bytes.push(b);
-                }
-                Ok(EncodedRecords::from(bytes))
-            }
-        }
-        deserializer.deserialize_byte_buf(Bytes)
+        let bytes: Cow<'de, [u8]> = serde_bytes::deserialize(deserializer)?;
+        Ok(EncodedRecords::from_chunk(Arc::from(&*bytes)))
     }
 }
 
