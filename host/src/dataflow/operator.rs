@@ -15,7 +15,12 @@ use crate::sinks::dead_letter::{DeadTimer, DeadWindow};
 use crate::sinks::{DeadLetterEntry, DeadLetterInput};
 
 /// Encoded window input is handed over in calls of about this many bytes.
-const WINDOW_CALL_BYTES: usize = 1 << 20;
+///
+/// The call buffer and the plugin's linear memory grow to hold a call's
+/// input, and a linear memory never shrinks: when a thousand keys' windows
+/// fire at once, larger calls would keep that much more memory resident
+/// for what a call saves (a few microseconds).
+const WINDOW_CALL_BYTES: usize = 256 << 10;
 
 /// Due timers are handed to `on_timer` in calls of at most this many.
 const TIMER_CALL_MAX: usize = 4096;
@@ -561,9 +566,10 @@ impl OperatorNode {
     /// which is then dead-lettered.
     fn fold(&mut self, windows: &[FiredWindow], out: &mut Output) -> Vec<Option<Accumulator>> {
         let mut accs = Vec::with_capacity(windows.len());
-        for chunk in chunks(windows) {
+        for (chunk, bytes) in chunks(windows) {
             // The bytes of an `AggregateInput`: the groups.
             self.buf.clear();
+            self.buf.reserve_exact(bytes + chunk.len() * 16 + 8);
             encode::varint(chunk.len() as u64, &mut self.buf);
             for window in chunk {
                 window.encode_group(&mut self.buf);
@@ -677,18 +683,10 @@ impl OperatorNode {
     /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
     fn call_full_window(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         self.sync_state_clock();
-        let mut first = 0;
-        while first < fired.len() {
-            let mut last = first;
-            let mut bytes = fired[first].encoded.len();
-            while last + 1 < fired.len() && bytes < WINDOW_CALL_BYTES {
-                last += 1;
-                bytes += fired[last].encoded.len();
-            }
-            let chunk = &fired[first..=last];
+        for (chunk, bytes) in chunks(&fired) {
             // The bytes of a `WindowInput`: watermark, count, windows.
             self.buf.clear();
-            self.buf.reserve(bytes + chunk.len() * 32 + 16);
+            self.buf.reserve_exact(bytes + chunk.len() * 32 + 16);
             encode::i64(self.watermark(), &mut self.buf);
             encode::varint(chunk.len() as u64, &mut self.buf);
             for window in chunk {
@@ -701,7 +699,6 @@ impl OperatorNode {
             if let Some(reason) = failed {
                 out.dead_letter(&self.name, reason, dead_windows(chunk));
             }
-            first = last + 1;
         }
     }
 
@@ -758,8 +755,9 @@ struct Pending {
     numbers: Vec<u64>,
 }
 
-/// Fired windows in runs of about [`WINDOW_CALL_BYTES`] of records.
-fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = &[FiredWindow]> {
+/// Fired windows in runs of about [`WINDOW_CALL_BYTES`] of records and
+/// accumulators, each with that count of bytes.
+fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = (&[FiredWindow], usize)> {
     let mut rest = windows;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -773,7 +771,7 @@ fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = &[FiredWindow]> {
         }
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
-        Some(chunk)
+        Some((chunk, bytes))
     })
 }
 

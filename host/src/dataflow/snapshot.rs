@@ -34,8 +34,13 @@ enum WindowsSnapshot {
 
 impl OperatorSnapshot {
     /// The snapshot's bytes, as [`OperatorNode::restore`] reads them.
+    ///
+    /// Sized first, so that the buffer is exactly as large as the state: a
+    /// buffer grown by doubling is up to twice that, at the checkpoint's peak.
     pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
-        postcard::to_allocvec(self).map_err(|e| format!("cannot encode state: {e}"))
+        let failed = |e: postcard::Error| format!("cannot encode state: {e}");
+        let len = postcard::experimental::serialized_size(self).map_err(failed)?;
+        postcard::to_extend(self, Vec::with_capacity(len)).map_err(failed)
     }
 
     /// How many windows are open (fired ones kept for lateness included).
