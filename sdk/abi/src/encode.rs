@@ -32,7 +32,7 @@ pub fn bytes(v: &[u8], out: &mut Vec<u8>) {
 
 /// Appends one record.
 pub fn record(r: &Record, out: &mut Vec<u8>) {
-    out.reserve(r.key.len() + 16 + r.fields.len() * 24);
+    out.reserve(record_len(r));
     bytes(r.key.as_bytes(), out);
     i64(r.time, out);
     varint(r.fields.len() as u64, out);
@@ -40,6 +40,35 @@ pub fn record(r: &Record, out: &mut Vec<u8>) {
         bytes(name.as_bytes(), out);
         value(v, out);
     }
+}
+
+/// Bytes of an unsigned varint.
+#[inline]
+pub fn varint_len(v: u64) -> usize {
+    // One byte for each 7 bits in use, and one for zero.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes [`record`] appends for `r`.
+pub fn record_len(r: &Record) -> usize {
+    let bytes_len = |len: usize| varint_len(len as u64) + len;
+    let zigzag = |v: i64| varint_len(((v << 1) ^ (v >> 63)) as u64);
+    let fields: usize = r
+        .fields
+        .iter()
+        .map(|(name, v)| {
+            bytes_len(name.len())
+                + 1
+                + match v {
+                    Value::F64(_) => 8,
+                    Value::I64(v) => zigzag(*v),
+                    Value::Bool(_) => 1,
+                    Value::Str(v) => bytes_len(v.len()),
+                    Value::Bytes(v) => bytes_len(v.len()),
+                }
+        })
+        .sum();
+    bytes_len(r.key.len()) + zigzag(r.time) + varint_len(r.fields.len() as u64) + fields
 }
 
 /// Appends one field value: its tag, then its payload.
@@ -89,11 +118,13 @@ mod tests {
             let mut ours = Vec::new();
             record(r, &mut ours);
             assert_eq!(ours, postcard::to_allocvec(r).unwrap());
+            assert_eq!(record_len(r), ours.len());
         }
-        for v in [0u64, 127, 128, 16_383, 16_384, u64::MAX] {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, 1 << 63, u64::MAX] {
             let mut ours = Vec::new();
             varint(v, &mut ours);
             assert_eq!(ours, postcard::to_allocvec(&v).unwrap());
+            assert_eq!(varint_len(v), ours.len(), "{v}");
         }
     }
 }

@@ -146,6 +146,13 @@ proptest! {
         prop_assert!(same_records(&decoded, &expected));
     }
 
+    /// The length the host plans a window's room by is the length postcard
+    /// writes.
+    #[test]
+    fn fuzz_record_len_is_the_encoded_length(r in record()) {
+        prop_assert_eq!(eddy_abi::encode::record_len(&r), postcard::to_allocvec(&r).unwrap().len());
+    }
+
     /// Any `process` input: the fast decoder accepts exactly what postcard
     /// accepts, and reads the same batch from it.
     #[test]

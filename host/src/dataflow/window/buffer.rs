@@ -50,13 +50,13 @@ pub struct OpenWindow {
 }
 
 impl OpenWindow {
-    /// An empty window (or pane) `[start, end)` with room for `bytes` of records.
+    /// An empty window (or pane) `[start, end)`, expecting about `bytes` of records.
     pub(super) fn new(start: i64, end: i64, bytes: usize) -> Self {
         OpenWindow {
             start,
             end,
             count: 0,
-            encoded: EncodedRecords::with_capacity(bytes),
+            encoded: EncodedRecords::expecting(bytes),
             firings: 0,
             accs: Vec::new(),
         }
@@ -97,8 +97,8 @@ pub struct WindowBuffer {
     /// `(end - 1 + lateness, key, start)` of windows kept for late records
     /// (with panes: of panes, after the last window holding them).
     pub(super) clean_at: Due,
-    /// Encoded size of the last window fired: new windows start with about
-    /// as much room, instead of growing by doubling.
+    /// Encoded size of the last window fired: new windows expect about as
+    /// much, and size their room by it instead of growing by doubling.
     pub(super) typical_bytes: usize,
     /// For an aggregate's sliding windows: records kept once, in panes.
     pub(super) panes: Option<Box<Panes>>,

@@ -6,8 +6,14 @@
 //! [`CowMap`](crate::state::CowMap)). Were a window's records one buffer,
 //! that copy would be all of them: with large windows, the batches after
 //! every checkpoint would copy most of the state. Here, records fill a tail
-//! of at most [`CHUNK_BYTES`]; a full tail becomes a chunk that is never
-//! written again, so a copy shares the chunks and copies only the tail.
+//! of at most [`CHUNK_BYTES`]; a tail with no room for the next record
+//! becomes a chunk that is never written again, so a copy shares the chunks
+//! and copies only the tail.
+//!
+//! Nothing is copied or reallocated as a window grows: a full tail is moved
+//! into its chunk as it is, and the next tail is allocated as large as what
+//! the window holds, or the rest of what it is expected to hold. That keeps
+//! the memory a window holds close to its records' bytes.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -17,9 +23,14 @@ use eddy_abi::{Record, encode};
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
 
-/// A tail this long is sealed into a shared chunk (a record that is longer
-/// makes a longer chunk).
+/// A tail holds at most this many bytes (unless one record is longer).
 pub(super) const CHUNK_BYTES: usize = 4096;
+
+/// The room for a window's first records.
+const FIRST_TAIL_BYTES: usize = 256;
+
+/// A sealed chunk: whole records, never written again.
+type Chunk = Arc<Vec<u8>>;
 
 /// Records encoded back to back; see the module's documentation. Every
 /// chunk holds whole records.
@@ -29,21 +40,24 @@ pub(super) const CHUNK_BYTES: usize = 4096;
 /// checkpoints read either.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedRecords {
-    /// Sealed chunks, in order; never changed, shared by copies.
-    chunks: Vec<Arc<[u8]>>,
+    /// Sealed chunks, in order; shared by copies.
+    chunks: Vec<Chunk>,
     /// Their bytes in all.
     chunk_bytes: usize,
     /// The records after the chunks.
     tail: Vec<u8>,
+    /// About how many bytes of records the window will hold (0: not known),
+    /// which sizes its tails.
+    expected: usize,
 }
 
 impl EncodedRecords {
-    /// Empty, with room for `bytes` of records (up to a chunk) before it grows.
-    pub fn with_capacity(bytes: usize) -> Self {
+    /// Empty, expecting about `bytes` of records (the size of the last
+    /// window fired, say), which sizes its room as it fills.
+    pub fn expecting(bytes: usize) -> Self {
         EncodedRecords {
-            chunks: Vec::new(),
-            chunk_bytes: 0,
-            tail: Vec::with_capacity(bytes.min(CHUNK_BYTES)),
+            expected: bytes,
+            ..EncodedRecords::default()
         }
     }
 
@@ -59,32 +73,33 @@ impl EncodedRecords {
 
     /// Appends a record.
     pub fn push(&mut self, record: &Record) {
+        self.make_room(encode::record_len(record));
         encode::record(record, &mut self.tail);
-        self.seal_if_full();
     }
 
     /// Appends records already encoded (whole ones).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.make_room(bytes.len());
         self.tail.extend_from_slice(bytes);
-        self.seal_if_full();
     }
 
     /// Appends another's records, sharing its chunks.
     pub fn extend_from(&mut self, other: &EncodedRecords) {
-        if other.chunks.is_empty() {
-            return self.extend_from_slice(&other.tail);
+        if !other.chunks.is_empty() {
+            self.seal();
+            self.chunks.extend(other.chunks.iter().cloned());
+            self.chunk_bytes += other.chunk_bytes;
         }
-        self.seal();
-        self.chunks.extend(other.chunks.iter().cloned());
-        self.chunk_bytes += other.chunk_bytes;
-        self.extend_from_slice(&other.tail);
+        if !other.tail.is_empty() {
+            self.extend_from_slice(&other.tail);
+        }
     }
 
     /// The records' bytes, in pieces of whole records, in order.
     pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
         self.chunks
             .iter()
-            .map(|c| &c[..])
+            .map(|c| c.as_slice())
             .chain(std::iter::once(&self.tail[..]))
             .filter(|p| !p.is_empty())
     }
@@ -98,29 +113,41 @@ impl EncodedRecords {
     }
 
     /// Whole records in one sealed chunk.
-    fn from_chunk(chunk: Arc<[u8]>) -> Self {
+    fn from_chunk(chunk: Vec<u8>) -> Self {
         let mut records = EncodedRecords::default();
         if !chunk.is_empty() {
             records.chunk_bytes = chunk.len();
-            records.chunks.push(chunk);
+            records.chunks.push(Arc::new(chunk));
         }
         records
     }
 
-    fn seal_if_full(&mut self) {
-        if self.tail.len() >= CHUNK_BYTES {
-            self.seal();
+    /// Makes sure the tail has room for `bytes` more: if it has not, it is
+    /// sealed and a new one allocated. Tails double what the window holds
+    /// (from [`FIRST_TAIL_BYTES`] up to [`CHUNK_BYTES`], and never less than
+    /// `bytes`), cut to the rest of the expected size: so a window holds about
+    /// its records' bytes, and one that has just opened holds little.
+    fn make_room(&mut self, bytes: usize) {
+        if self.tail.capacity() - self.tail.len() >= bytes {
+            return;
         }
+        self.seal();
+        let held = self.len();
+        let mut room = held.max(FIRST_TAIL_BYTES);
+        if self.expected > held + bytes {
+            room = room.min(self.expected - held);
+        }
+        self.tail = Vec::with_capacity(room.min(CHUNK_BYTES).max(bytes));
     }
 
-    /// Makes the tail a chunk; the tail keeps its room for what follows.
+    /// Makes the tail a chunk, as it is (its room left over is less than a
+    /// record).
     fn seal(&mut self) {
         if self.tail.is_empty() {
             return;
         }
         self.chunk_bytes += self.tail.len();
-        self.chunks.push(Arc::from(&self.tail[..]));
-        self.tail.clear();
+        self.chunks.push(Arc::new(std::mem::take(&mut self.tail)));
     }
 }
 
@@ -134,7 +161,7 @@ impl PartialEq for EncodedRecords {
 impl From<Vec<u8>> for EncodedRecords {
     /// Records read back: one chunk, never copied again.
     fn from(bytes: Vec<u8>) -> Self {
-        EncodedRecords::from_chunk(Arc::from(bytes))
+        EncodedRecords::from_chunk(bytes)
     }
 }
 
@@ -160,7 +187,7 @@ impl<'de> Deserialize<'de> for EncodedRecords {
     /// borrowed from a checkpoint's bytes, so copied once, into the chunk.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let bytes: Cow<'de, [u8]> = serde_bytes::deserialize(deserializer)?;
-        Ok(EncodedRecords::from_chunk(Arc::from(&*bytes)))
+        Ok(EncodedRecords::from_chunk(bytes.into_owned()))
     }
 }
 
@@ -184,7 +211,7 @@ mod tests {
     #[test]
     fn its_bytes_are_the_records_in_a_row_and_a_copy_shares_its_chunks() {
         let records: Vec<Record> = (0..500).map(record).collect();
-        let mut ours = EncodedRecords::with_capacity(64);
+        let mut ours = EncodedRecords::expecting(64);
         for r in &records {
             ours.push(r);
         }
@@ -218,6 +245,50 @@ mod tests {
         let mut written = Vec::new();
         ours.write_to(&mut written);
         assert_eq!(written, expected);
+    }
+
+    /// Bytes allocated for records.
+    fn allocated(records: &EncodedRecords) -> usize {
+        records.chunks.iter().map(|c| c.capacity()).sum::<usize>() + records.tail.capacity()
+    }
+
+    #[test]
+    fn a_window_holds_about_its_records_bytes_and_is_never_copied_as_it_grows() {
+        // Alike records, 30 to a window, as a sensor's in a 30 s window.
+        let alike = |i: usize| Record::new("ups-1/string-2/cell-03", i as i64).with("v", i as f64);
+        let one = encode::record_len(&alike(0));
+        let window = |expected: usize, n: usize| {
+            let mut ours = EncodedRecords::expecting(expected);
+            let mut tails = Vec::new();
+            for i in 0..n {
+                ours.push(&alike(i));
+                tails.push(ours.tail.as_ptr());
+            }
+            tails.dedup();
+            (ours, tails.len())
+        };
+        // Expected from the last window: no more than that, and what each
+        // chunk had no room for (less than a record).
+        let expected = 30 * one + 30 * one / 8;
+        let (ours, tails) = window(expected, 30);
+        assert_eq!(ours.len(), 30 * one);
+        assert!(allocated(&ours) <= expected + ours.chunks.len() * one);
+        // Every tail is a new allocation, written once: never moved by growth.
+        assert_eq!(tails, ours.chunks.len() + 1);
+        // Not known: doubling, so at most twice the bytes and a first tail.
+        let (ours, _) = window(0, 30);
+        assert!(allocated(&ours) <= 2 * 30 * one + FIRST_TAIL_BYTES);
+        // A window that has just opened holds little, whatever it expects.
+        let (ours, _) = window(1 << 20, 2);
+        assert!(allocated(&ours) <= FIRST_TAIL_BYTES, "{}", allocated(&ours));
+        // A large one: chunks of at most CHUNK_BYTES, each nearly full.
+        let (ours, _) = window(0, 5000);
+        assert!(
+            ours.chunks
+                .iter()
+                .all(|c| c.len() <= CHUNK_BYTES && c.capacity() - c.len() < one)
+        );
+        assert!(allocated(&ours) <= ours.len() + CHUNK_BYTES + ours.chunks.len() * one);
     }
 
     #[test]
