@@ -27,7 +27,7 @@ use serde::ser::{Serialize, Serializer};
 pub(super) const CHUNK_BYTES: usize = 4096;
 
 /// The room for a window's first records.
-const FIRST_TAIL_BYTES: usize = 256;
+const FIRST_TAIL_BYTES: usize = 512;
 
 /// A sealed chunk: whole records, never written again.
 type Chunk = Arc<Vec<u8>>;
