@@ -33,6 +33,12 @@ pub fn bytes(v: &[u8], out: &mut Vec<u8>) {
 /// Appends one record.
 pub fn record(r: &Record, out: &mut Vec<u8>) {
     out.reserve(record_len(r));
+    record_in_room(r, out);
+}
+
+/// Appends one record to a buffer that has already made room for it
+/// ([`record_len`] bytes), without counting them again.
+pub fn record_in_room(r: &Record, out: &mut Vec<u8>) {
     bytes(r.key.as_bytes(), out);
     i64(r.time, out);
     varint(r.fields.len() as u64, out);

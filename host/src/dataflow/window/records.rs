@@ -74,7 +74,7 @@ impl EncodedRecords {
     /// Appends a record.
     pub fn push(&mut self, record: &Record) {
         self.make_room(encode::record_len(record));
-        encode::record(record, &mut self.tail);
+        encode::record_in_room(record, &mut self.tail);
     }
 
     /// Appends records already encoded (whole ones).
