@@ -566,10 +566,11 @@ impl OperatorNode {
     /// which is then dead-lettered.
     fn fold(&mut self, windows: &[FiredWindow], out: &mut Output) -> Vec<Option<Accumulator>> {
         let mut accs = Vec::with_capacity(windows.len());
-        for (chunk, bytes) in chunks(windows) {
+        for (chunk, bytes) in chunks(windows, FiredWindow::group_len) {
             // The bytes of an `AggregateInput`: the groups.
             self.buf.clear();
-            self.buf.reserve_exact(bytes + chunk.len() * 16 + 8);
+            self.buf
+                .reserve_exact(encode::varint_len(chunk.len() as u64) + bytes);
             encode::varint(chunk.len() as u64, &mut self.buf);
             for window in chunk {
                 window.encode_group(&mut self.buf);
@@ -683,11 +684,14 @@ impl OperatorNode {
     /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
     fn call_full_window(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         self.sync_state_clock();
-        for (chunk, bytes) in chunks(&fired) {
+        for (chunk, bytes) in chunks(&fired, FiredWindow::encoded_len) {
             // The bytes of a `WindowInput`: watermark, count, windows.
+            let watermark = self.watermark();
             self.buf.clear();
-            self.buf.reserve_exact(bytes + chunk.len() * 32 + 16);
-            encode::i64(self.watermark(), &mut self.buf);
+            self.buf.reserve_exact(
+                encode::i64_len(watermark) + encode::varint_len(chunk.len() as u64) + bytes,
+            );
+            encode::i64(watermark, &mut self.buf);
             encode::varint(chunk.len() as u64, &mut self.buf);
             for window in chunk {
                 window.encode(&mut self.buf);
@@ -755,9 +759,12 @@ struct Pending {
     numbers: Vec<u64>,
 }
 
-/// Fired windows in runs of about [`WINDOW_CALL_BYTES`] of records and
-/// accumulators, each with that count of bytes.
-fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = (&[FiredWindow], usize)> {
+/// Fired windows in runs of about [`WINDOW_CALL_BYTES`], each with its
+/// bytes as `len` counts a window's.
+fn chunks(
+    windows: &[FiredWindow],
+    len: fn(&FiredWindow) -> usize,
+) -> impl Iterator<Item = (&[FiredWindow], usize)> {
     let mut rest = windows;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -766,7 +773,7 @@ fn chunks(windows: &[FiredWindow]) -> impl Iterator<Item = (&[FiredWindow], usiz
         let mut bytes = 0;
         let mut n = 0;
         while n < rest.len() && (n == 0 || bytes < WINDOW_CALL_BYTES) {
-            bytes += rest[n].encoded.len() + rest[n].accs.iter().map(|a| a.len()).sum::<usize>();
+            bytes += len(&rest[n]);
             n += 1;
         }
         let (chunk, tail) = rest.split_at(n);

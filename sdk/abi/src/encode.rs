@@ -55,10 +55,20 @@ pub fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+/// Bytes [`i64`] appends for `v`.
+#[inline]
+pub fn i64_len(v: i64) -> usize {
+    varint_len(((v << 1) ^ (v >> 63)) as u64)
+}
+
+/// Bytes [`bytes`] appends for `len` bytes.
+#[inline]
+pub fn bytes_len(len: usize) -> usize {
+    varint_len(len as u64) + len
+}
+
 /// Bytes [`record`] appends for `r`.
 pub fn record_len(r: &Record) -> usize {
-    let bytes_len = |len: usize| varint_len(len as u64) + len;
-    let zigzag = |v: i64| varint_len(((v << 1) ^ (v >> 63)) as u64);
     let fields: usize = r
         .fields
         .iter()
@@ -67,14 +77,14 @@ pub fn record_len(r: &Record) -> usize {
                 + 1
                 + match v {
                     Value::F64(_) => 8,
-                    Value::I64(v) => zigzag(*v),
+                    Value::I64(v) => i64_len(*v),
                     Value::Bool(_) => 1,
                     Value::Str(v) => bytes_len(v.len()),
                     Value::Bytes(v) => bytes_len(v.len()),
                 }
         })
         .sum();
-    bytes_len(r.key.len()) + zigzag(r.time) + varint_len(r.fields.len() as u64) + fields
+    bytes_len(r.key.len()) + i64_len(r.time) + varint_len(r.fields.len() as u64) + fields
 }
 
 /// Appends one field value: its tag, then its payload.

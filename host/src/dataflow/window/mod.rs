@@ -154,6 +154,28 @@ impl FiredWindow {
         self.encoded.write_to(out);
     }
 
+    /// Bytes [`encode`](Self::encode) appends.
+    pub fn encoded_len(&self) -> usize {
+        encode::bytes_len(self.key.len())
+            + encode::i64_len(self.start)
+            + encode::i64_len(self.end)
+            + encode::varint_len(u64::from(self.firing))
+            + encode::varint_len(u64::from(self.count))
+            + self.encoded.len()
+    }
+
+    /// Bytes [`encode_group`](Self::encode_group) appends.
+    pub fn group_len(&self) -> usize {
+        encode::varint_len(self.accs.len() as u64)
+            + self
+                .accs
+                .iter()
+                .map(|a| encode::bytes_len(a.len()))
+                .sum::<usize>()
+            + encode::varint_len(u64::from(self.count))
+            + self.encoded.len()
+    }
+
     /// Appends this window to an aggregate's `aggregate` input (see `eddy_abi::Group`).
     pub fn encode_group(&self, out: &mut Vec<u8>) {
         encode::varint(self.accs.len() as u64, out);
@@ -211,5 +233,43 @@ mod tests {
         .unwrap();
         assert_eq!(ours, theirs);
         assert_eq!(fired.records(), records);
+    }
+
+    #[test]
+    fn the_lengths_of_a_fired_window_are_those_it_encodes_to() {
+        let mut encoded = Vec::new();
+        for i in 0..200 {
+            encode::record(
+                &Record::new("k", i * 1000).with("v", "x".repeat(i as usize).as_str()),
+                &mut encoded,
+            );
+        }
+        for (start, firing, key, accs) in [
+            (0, 0, "k".to_owned(), vec![]),
+            (
+                -1_700_000_000_000,
+                300,
+                "k".repeat(200),
+                vec![vec![1; 3], vec![2; 200]],
+            ),
+            (i64::MAX - 1, u32::MAX, String::new(), vec![vec![]]),
+        ] {
+            let fired = FiredWindow {
+                key: key.into(),
+                start,
+                end: start.saturating_add(1000),
+                firing,
+                count: 200,
+                encoded: encoded.clone().into(),
+                accs: accs.into_iter().map(Accumulator::from).collect(),
+                number: 0,
+            };
+            let mut out = Vec::new();
+            fired.encode(&mut out);
+            assert_eq!(fired.encoded_len(), out.len());
+            out.clear();
+            fired.encode_group(&mut out);
+            assert_eq!(fired.group_len(), out.len());
+        }
     }
 }

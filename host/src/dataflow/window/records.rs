@@ -38,7 +38,7 @@ type Chunk = Arc<Vec<u8>>;
 /// It serializes as the bytes of all its records in a row, which postcard
 /// (checkpoints) writes as it writes a `Vec<u8>` of them, so that
 /// checkpoints read either.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct EncodedRecords {
     /// Sealed chunks, in order; shared by copies.
     chunks: Vec<Chunk>,
@@ -86,6 +86,8 @@ impl EncodedRecords {
     /// Appends another's records, sharing its chunks.
     pub fn extend_from(&mut self, other: &EncodedRecords) {
         if !other.chunks.is_empty() {
+            // Its room left over would stay empty behind the shared chunks.
+            self.tail.shrink_to_fit();
             self.seal();
             self.chunks.extend(other.chunks.iter().cloned());
             self.chunk_bytes += other.chunk_bytes;
@@ -140,14 +142,32 @@ impl EncodedRecords {
         self.tail = Vec::with_capacity(room.min(CHUNK_BYTES).max(bytes));
     }
 
-    /// Makes the tail a chunk, as it is (its room left over is less than a
-    /// record).
+    /// Makes the tail a chunk, as it is: [`make_room`](Self::make_room)
+    /// seals a tail with room for less than a record.
     fn seal(&mut self) {
         if self.tail.is_empty() {
             return;
         }
         self.chunk_bytes += self.tail.len();
         self.chunks.push(Arc::new(std::mem::take(&mut self.tail)));
+    }
+}
+
+impl Clone for EncodedRecords {
+    /// Shares the chunks and copies the tail into as much room as it had.
+    /// The copy a checkpoint makes is the one the pipeline goes on filling:
+    /// with only its records' room, its next record would seal it as a
+    /// short chunk, and a key with a record per checkpoint would hold a
+    /// chunk per record.
+    fn clone(&self) -> Self {
+        let mut tail = Vec::with_capacity(self.tail.capacity());
+        tail.extend_from_slice(&self.tail);
+        EncodedRecords {
+            chunks: self.chunks.clone(),
+            chunk_bytes: self.chunk_bytes,
+            tail,
+            expected: self.expected,
+        }
     }
 }
 
@@ -289,6 +309,38 @@ mod tests {
                 .all(|c| c.len() <= CHUNK_BYTES && c.capacity() - c.len() < one)
         );
         assert!(allocated(&ours) <= ours.len() + CHUNK_BYTES + ours.chunks.len() * one);
+    }
+
+    #[test]
+    fn a_window_copied_at_every_record_is_cut_as_one_never_copied() {
+        // A slow key: a checkpoint copies its window after every record,
+        // and the pipeline goes on with the copy.
+        let alike = |i: usize| Record::new("ups-1/string-2/cell-03", i as i64).with("v", i as f64);
+        let mut copied = EncodedRecords::default();
+        let mut kept = EncodedRecords::default();
+        for i in 0..300 {
+            copied.push(&alike(i));
+            kept.push(&alike(i));
+            let snapshot = copied.clone();
+            copied = snapshot.clone();
+            drop(snapshot);
+        }
+        assert_eq!(copied, kept);
+        assert_eq!(copied.chunks.len(), kept.chunks.len());
+        assert_eq!(allocated(&copied), allocated(&kept));
+        // Merged sessions: a part's spare room is not kept behind the
+        // chunks shared after it.
+        let mut merged = EncodedRecords::default();
+        merged.push(&alike(0));
+        merged.extend_from(&kept);
+        merged.push(&alike(1));
+        let records = merged.len();
+        assert!(
+            allocated(&merged) <= records + CHUNK_BYTES,
+            "{}",
+            allocated(&merged)
+        );
+        assert!(merged.chunks[0].capacity() == merged.chunks[0].len());
     }
 
     #[test]
