@@ -57,7 +57,8 @@ pub(crate) struct CheckpointTaken<'a> {
     /// How long the pipeline waited for it: the sinks' commits and the
     /// snapshot of the operators' state.
     pub(crate) stall: Duration,
-    /// Encoding the operators' state, off the pipeline thread.
+    /// Encoding the operators' state and writing it to its file (not
+    /// synced yet), off the pipeline thread.
     pub(crate) encode: Duration,
     /// From its start until it was durable.
     pub(crate) took: Duration,

@@ -10,8 +10,10 @@
 //! The snapshot shares the operators' keyed state and windows (copy on
 //! write, shard by shard), so taking it costs the pipeline about nothing;
 //! a thread of its own then serializes each operator's state into one blob,
-//! and [`PipelineStore::write`] stores the blobs and, last, the [`Manifest`]
-//! naming them with their CRCs, while the pipeline goes on. One checkpoint
+//! streamed into the checkpoint's state file ([`PipelineStore::state_file`])
+//! as it is encoded, and [`PipelineStore::commit`] syncs it and writes, last,
+//! the [`Manifest`] naming the blobs with their CRCs, while the pipeline
+//! goes on. One checkpoint
 //! is written at a time; what it covers (acknowledgements to sources' peers,
 //! journal entries not appended yet) is let go only once it is durable.
 //!
@@ -29,15 +31,18 @@ mod journal_log;
 mod manifest;
 mod state_files;
 mod store;
+mod streamed;
 mod writer;
 
 pub use journal::JournalEntry;
 #[cfg(test)]
 pub(crate) use journal_log::JOURNAL_DIR;
 pub use manifest::{Manifest, OperatorCheckpoint, SinkCheckpoint, SourceCheckpoint};
+pub use state_files::StateFileWriter;
 #[cfg(test)]
 pub(crate) use store::OUTBOX_DIR;
 pub use store::{
     Damaged, JournalGroup, LoadError, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError,
 };
+pub(crate) use streamed::{StreamError, encode_to};
 pub use writer::JournalWriter;

@@ -34,6 +34,68 @@ struct Listing {
     partial: Vec<PathBuf>,
 }
 
+/// A state file being written: blobs one after another, each one's length
+/// and CRC counted as its bytes go by, so that no blob need be held whole
+/// in memory. It is named as a whole state file only by
+/// [`finish`](Self::finish); dropped before, it is removed.
+pub struct StateFileWriter {
+    file: File,
+    partial: PathBuf,
+    whole: PathBuf,
+    dir: PathBuf,
+    blob_len: u64,
+    blob_crc: crc32fast::Hasher,
+    written: u64,
+    finished: bool,
+}
+
+impl StateFileWriter {
+    /// Ends the blob being written: its length and CRC. The next bytes
+    /// start the next blob.
+    pub fn end_blob(&mut self) -> (u64, u32) {
+        let crc = std::mem::take(&mut self.blob_crc).finalize();
+        (std::mem::take(&mut self.blob_len), crc)
+    }
+
+    /// Bytes written in all.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Makes the file durable under its whole name.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        std::fs::rename(&self.partial, &self.whole)?;
+        self.finished = true;
+        // The rename is durable before the manifest names the file.
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+impl Write for StateFileWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(bytes)?;
+        self.blob_crc.update(&bytes[..n]);
+        self.blob_len += n as u64;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for StateFileWriter {
+    /// A file never finished is removed (or, failing that, by the next
+    /// [`StateFiles::remove`]).
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
 impl StateFiles {
     /// The state files in `dir` (created when the first is written).
     pub(crate) fn new(dir: PathBuf) -> StateFiles {
@@ -49,19 +111,30 @@ impl StateFiles {
         self.dir.join(format!("{id:020}.{extension}"))
     }
 
-    /// Writes checkpoint `id`'s blobs and makes them durable.
-    pub(crate) fn write(&self, id: u64, blobs: &[Vec<u8>]) -> io::Result<()> {
+    /// Starts checkpoint `id`'s state file, to be written blob by blob.
+    pub(crate) fn create(&self, id: u64) -> io::Result<StateFileWriter> {
         std::fs::create_dir_all(&self.dir)?;
         let partial = self.path(id, PARTIAL);
-        let mut file = File::create(&partial)?;
+        Ok(StateFileWriter {
+            file: File::create(&partial)?,
+            partial,
+            whole: self.path(id, EXTENSION),
+            dir: self.dir.clone(),
+            blob_len: 0,
+            blob_crc: crc32fast::Hasher::new(),
+            written: 0,
+            finished: false,
+        })
+    }
+
+    /// Writes checkpoint `id`'s blobs and makes them durable.
+    pub(crate) fn write(&self, id: u64, blobs: &[Vec<u8>]) -> io::Result<()> {
+        let mut file = self.create(id)?;
         for blob in blobs {
             file.write_all(blob)?;
+            file.end_blob();
         }
-        file.sync_data()?;
-        drop(file);
-        std::fs::rename(&partial, self.path(id, EXTENSION))?;
-        // The rename is durable before the manifest names the file.
-        File::open(&self.dir)?.sync_all()
+        file.finish()
     }
 
     /// Checkpoint `id`'s blobs of the lengths `lens`, or `None` if it has
@@ -141,5 +214,46 @@ impl StateFiles {
             }
         }
         Ok(listing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_written_piece_by_piece_read_back_with_their_lengths_and_crcs() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::new(dir.path().join("p"));
+        let blobs = [b"first blob".to_vec(), Vec::new(), vec![7; 100_000]];
+        let mut file = files.create(3).unwrap();
+        let mut sums = Vec::new();
+        for blob in &blobs {
+            for piece in blob.chunks(999) {
+                file.write_all(piece).unwrap();
+            }
+            sums.push(file.end_blob());
+        }
+        assert_eq!(file.written(), 100_010);
+        // Not a whole state file until finished.
+        assert!(files.read(3, &[10, 0, 100_000]).unwrap().is_none());
+        file.finish().unwrap();
+        let expected: Vec<(u64, u32)> = blobs
+            .iter()
+            .map(|b| (b.len() as u64, crc32fast::hash(b)))
+            .collect();
+        assert_eq!(sums, expected);
+        assert_eq!(files.read(3, &[10, 0, 100_000]).unwrap().unwrap(), blobs);
+    }
+
+    #[test]
+    fn a_state_file_given_up_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::new(dir.path().join("p"));
+        let mut file = files.create(4).unwrap();
+        file.write_all(b"half a blob").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read_dir(files.dir()).unwrap().count(), 0);
+        assert!(files.read(4, &[11]).unwrap().is_none());
     }
 }

@@ -29,7 +29,7 @@ use sled::Tree;
 use super::compaction;
 use super::journal_log::{JOURNAL_DIR, JournalLog};
 use super::manifest::Manifest;
-use super::state_files::{CHECKPOINT_DIR, StateFiles};
+use super::state_files::{CHECKPOINT_DIR, StateFileWriter, StateFiles};
 
 /// The most memory sled keeps pages of the database in.
 const CACHE_BYTES: u64 = 16 << 20;
@@ -460,13 +460,6 @@ impl PipelineStore {
             .map_err(|e| self.store.fail(e))
     }
 
-    fn files_failed(&self, error: std::io::Error) -> StoreError {
-        StoreError::StateFile {
-            path: self.files.dir().to_owned(),
-            error,
-        }
-    }
-
     /// Every operator tree of the pipeline.
     fn operator_trees(&self) -> Result<Vec<Tree>, StoreError> {
         let prefix = format!("{}/op/", self.name);
@@ -483,13 +476,39 @@ impl PipelineStore {
     /// its state file, synced, then the manifest, then flushes. Only once
     /// this returns is it complete.
     pub fn write(&self, manifest: &Manifest, blobs: &[Vec<u8>]) -> Result<(), StoreError> {
-        let fail = |e| self.store.fail(e);
         self.files
             .write(manifest.id, blobs)
-            .map_err(|e| self.files_failed(e))?;
+            .map_err(|e| self.state_file_failed(e))?;
+        self.write_manifest(manifest)
+    }
+
+    /// Starts checkpoint `id`'s state file, for its blobs to be written
+    /// one after another as they are encoded; [`commit`](Self::commit)
+    /// completes the checkpoint.
+    pub fn state_file(&self, id: u64) -> Result<StateFileWriter, StoreError> {
+        self.files.create(id).map_err(|e| self.state_file_failed(e))
+    }
+
+    /// Completes a checkpoint whose blobs `file` holds: syncs it, then
+    /// writes the manifest (which names each blob's length and CRC), then
+    /// flushes.
+    pub fn commit(&self, manifest: &Manifest, file: StateFileWriter) -> Result<(), StoreError> {
+        file.finish().map_err(|e| self.state_file_failed(e))?;
+        self.write_manifest(manifest)
+    }
+
+    /// A failure to write or read a state file, as this store reports it.
+    pub fn state_file_failed(&self, error: std::io::Error) -> StoreError {
+        StoreError::StateFile {
+            path: self.files.dir().to_owned(),
+            error,
+        }
+    }
+
+    fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
         self.checkpoints
             .insert(manifest.id.to_be_bytes(), manifest.to_bytes())
-            .map_err(fail)?;
+            .map_err(|e| self.store.fail(e))?;
         self.store.flush()
     }
 
@@ -539,7 +558,7 @@ impl PipelineStore {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(LoadError::Damaged(format!("checkpoint {id}: {e}")));
             }
-            Err(e) => return Err(LoadError::Store(self.files_failed(e))),
+            Err(e) => return Err(LoadError::Store(self.state_file_failed(e))),
         };
         for (operator, blob) in manifest.operators.iter().zip(&blobs) {
             if blob.len() as u64 != operator.len || crc32fast::hash(blob) != operator.crc {
@@ -640,7 +659,7 @@ impl PipelineStore {
         self.store.flush()?;
         self.files
             .remove(|id| dropped.contains(&id))
-            .map_err(|e| self.files_failed(e))?;
+            .map_err(|e| self.state_file_failed(e))?;
         if unnamed {
             self.remove_orphans()?;
         }
@@ -667,7 +686,7 @@ impl PipelineStore {
         let above = self.ids().first().map_or(0, |id| id + 1);
         self.files
             .remove(|id| id >= above)
-            .map_err(|e| self.files_failed(e))?;
+            .map_err(|e| self.state_file_failed(e))?;
         for tree in self.operator_trees()? {
             let mut batch = sled::Batch::default();
             for key in tree.range(blob_key(above, 0)..).keys() {
@@ -686,7 +705,7 @@ impl PipelineStore {
         let ids = self.ids();
         self.files
             .remove(|id| !ids.contains(&id))
-            .map_err(|e| self.files_failed(e))?;
+            .map_err(|e| self.state_file_failed(e))?;
         for tree in self.operator_trees()? {
             let mut batch = sled::Batch::default();
             for key in tree.iter().keys() {
@@ -770,7 +789,7 @@ impl PipelineStore {
         // No checkpoint is left to need the journal or the state files
         // before they go.
         self.store.flush()?;
-        self.files.clear().map_err(|e| self.files_failed(e))?;
+        self.files.clear().map_err(|e| self.state_file_failed(e))?;
         let mut journal = self.journal();
         journal.clear().map_err(|e| journal_failed(&journal, e))
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use eddy_driver::Doorbell;
 
 use super::snapshot::OperatorSnapshot;
-use crate::checkpoint::{Manifest, PipelineStore, StoreError};
+use crate::checkpoint::{Manifest, PipelineStore, StoreError, StreamError};
 
 /// A checkpoint to write.
 pub(crate) struct Job {
@@ -38,7 +38,8 @@ pub(crate) struct Committed {
     pub(crate) id: u64,
     /// The bytes of operator state written, or why nothing was.
     pub(crate) outcome: Result<usize, CommitError>,
-    /// How long encoding the operators' state took.
+    /// How long encoding the operators' state and writing it took (before
+    /// the file is synced).
     pub(crate) encode: Duration,
 }
 
@@ -126,45 +127,53 @@ impl Drop for Committer {
 
 /// Encodes, writes, flushes and prunes one checkpoint.
 fn commit(store: &PipelineStore, job: Job) -> Committed {
+    let id = job.manifest.id;
+    let started = Instant::now();
+    let mut encode = Duration::ZERO;
+    let outcome = write(store, job, &mut encode, started);
+    Committed {
+        id,
+        outcome,
+        encode,
+    }
+}
+
+/// Streams each operator's state into the checkpoint's file as it is
+/// encoded, then completes it and prunes; `encode` is set to the time
+/// encoding and writing took, before the file is synced.
+fn write(
+    store: &PipelineStore,
+    job: Job,
+    encode: &mut Duration,
+    started: Instant,
+) -> Result<usize, CommitError> {
     let Job {
         mut manifest,
         snapshots,
         retain,
         damaged,
     } = job;
-    let id = manifest.id;
-    let started = Instant::now();
-    let mut blobs = Vec::with_capacity(snapshots.len());
+    let mut file = store.state_file(manifest.id)?;
     for (operator, snapshot) in manifest.operators.iter_mut().zip(snapshots) {
-        let blob = match snapshot.encode() {
-            Ok(blob) => blob,
-            Err(reason) => {
-                return Committed {
-                    id,
-                    outcome: Err(CommitError::Encode {
-                        operator: operator.name.clone(),
-                        reason,
-                    }),
-                    encode: started.elapsed(),
-                };
+        match snapshot.encode_to(&mut file) {
+            Ok(()) => {}
+            Err(StreamError::Write(e)) => return Err(store.state_file_failed(e).into()),
+            Err(StreamError::Encode(e)) => {
+                *encode = started.elapsed();
+                return Err(CommitError::Encode {
+                    operator: operator.name.clone(),
+                    reason: format!("cannot encode state: {e}"),
+                });
             }
-        };
+        }
+        (operator.len, operator.crc) = file.end_blob();
         operator.windows = snapshot.open_windows() as u64;
-        operator.len = blob.len() as u64;
-        operator.crc = crc32fast::hash(&blob);
-        blobs.push(blob);
         // Dropped here: the shards it shared are the operator's alone again.
         drop(snapshot);
     }
-    let encode = started.elapsed();
-    let outcome = store
-        .write(&manifest, &blobs)
-        .and_then(|()| store.prune(retain, &damaged))
-        .map(|()| blobs.iter().map(Vec::len).sum())
-        .map_err(CommitError::Store);
-    Committed {
-        id,
-        outcome,
-        encode,
-    }
+    *encode = started.elapsed();
+    let bytes = file.written() as usize;
+    store.commit(&manifest, file)?;
+    store.prune(retain, &damaged)?;
+    Ok(bytes)
 }

@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use super::operator::OperatorNode;
 use super::watermark::InputWatermarks;
 use super::window::{self, CountKeys, OpenWindows, PanesSnapshot, StoredPanes, Windowing};
+use crate::checkpoint::StreamError;
 use crate::plugin::PluginFault;
 use crate::state::{KeyedState, Timers};
 
 /// An operator's state at a checkpoint, taken on the pipeline thread in
 /// about constant time (its keyed state and windows are shared with the
 /// running operator, see [`crate::state::CowMap`]) and encoded off it with
-/// [`OperatorSnapshot::encode`].
+/// [`OperatorSnapshot::encode_to`].
 #[derive(Serialize)]
 pub(crate) struct OperatorSnapshot {
     records_in: u64,
@@ -33,14 +34,10 @@ enum WindowsSnapshot {
 }
 
 impl OperatorSnapshot {
-    /// The snapshot's bytes, as [`OperatorNode::restore`] reads them.
-    ///
-    /// Sized first, so that the buffer is exactly as large as the state: a
-    /// buffer grown by doubling is up to twice that, at the checkpoint's peak.
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
-        let failed = |e: postcard::Error| format!("cannot encode state: {e}");
-        let len = postcard::experimental::serialized_size(self).map_err(failed)?;
-        postcard::to_extend(self, Vec::with_capacity(len)).map_err(failed)
+    /// Writes the snapshot's bytes, as [`OperatorNode::restore`] reads
+    /// them, into `out` as they are encoded.
+    pub(crate) fn encode_to(&self, out: impl std::io::Write) -> Result<(), StreamError> {
+        crate::checkpoint::encode_to(self, out)
     }
 
     /// How many windows are open (fired ones kept for lateness included).
@@ -167,6 +164,7 @@ mod tests {
         for (namespace, key, value) in values {
             keyed.put(namespace, key, value);
         }
+        let mut blob = Vec::new();
         OperatorSnapshot {
             records_in: 7,
             calls: 3,
@@ -177,8 +175,9 @@ mod tests {
             windows: WindowsSnapshot::None,
             memory: Some(vec![1, 2, 3]),
         }
-        .encode()
-        .unwrap()
+        .encode_to(&mut blob)
+        .unwrap();
+        blob
     }
 
     proptest! {
