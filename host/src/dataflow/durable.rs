@@ -70,7 +70,7 @@ pub struct CheckpointStats {
 }
 
 /// Buffered journal entries are appended once they are this many bytes…
-const GROUP_BYTES: usize = 4 << 20;
+const GROUP_BYTES: usize = 256 << 10;
 /// … or this old.
 const GROUP_AGE: Duration = Duration::from_millis(100);
 
