@@ -2,7 +2,10 @@
 //! the demo's UPS simulation scaled to 1000 cells reporting every second
 //! of event time at 100× (100 000 records a second), 30 s window stats of
 //! temperature and voltage per cell, threshold alerts on them, checkpoints
-//! every second, results to the `null` sink.
+//! every second, results to the `null` sink. Its source keeps the ingest
+//! journal (buffered), as a live device's does: a simulation with a start
+//! time goes back to its checkpoint's place and needs none, but the devices
+//! it stands for cannot.
 //!
 //! Samples the process's resident memory every 100 ms (`/proc/PID/status`:
 //! `RssAnon`, the process's own memory, and `RssFile`, mostly the pages of
@@ -46,6 +49,7 @@ dead_letter_path = "dead-letter.jsonl"
 interval_ms = 1000
 [sources.ups]
 bounded_out_of_orderness_ms = 2000
+journal = "buffered"
 [sources.ups.sim]
 seed = 42
 start_time_ms = 1_767_225_600_000

@@ -9,7 +9,9 @@ pub struct SimConfig {
     /// Seed of the generator: the same seed gives the same readings.
     #[serde(default)]
     pub seed: u64,
-    /// Event time of the first readings, ms since the Unix epoch. Default: the wall clock at start.
+    /// Event time of the first readings, ms since the Unix epoch. Default:
+    /// the wall clock at start. Set, the simulation is replayable: run
+    /// again on the same state, it goes on from its last checkpoint.
     pub start_time_ms: Option<i64>,
     /// Event time between two readings of one device, in ms.
     #[serde(default = "default_interval_ms")]
@@ -159,6 +161,12 @@ impl eddy_driver::Kind for SimConfig {
 }
 
 impl eddy_driver::SourceConfig for SimConfig {
+    /// With a start time, the simulation goes back to a checkpoint's
+    /// position (see `SimDriver`'s `position`), so it needs no journal.
+    fn rewindable(&self) -> bool {
+        self.start_time_ms.is_some()
+    }
+
     fn validate(&self, _cx: &eddy_driver::Context<'_>) -> Result<(), eddy_driver::Invalid> {
         // Building the devices touches nothing outside the process.
         crate::SimDriver::new(self)

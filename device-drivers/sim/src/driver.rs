@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use eddy_driver::{Driver, DriverError, Poll, Record};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{FaultKind, SimConfig};
 use crate::devices::{Device, Fault, Names, Outage};
@@ -23,7 +24,13 @@ pub struct SimDriver {
     end: Option<i64>,
     /// Simulated ms per wall-clock ms; 0 for unpaced.
     speed: f64,
+    /// The wall-clock instant the simulated clock was at `paced_from`.
     wall_start: Instant,
+    /// Event time at `wall_start`: the start, or where a seek went.
+    paced_from: i64,
+    /// Whether the start time was set, so that a run can go back to a
+    /// position of an earlier one (the wall clock's start cannot).
+    replayable: bool,
     tick: i64,
     /// Next device to read within the current tick.
     next_device: usize,
@@ -162,6 +169,8 @@ impl SimDriver {
             end: config.duration_ms.map(|d| start + d as i64),
             speed: config.speed,
             wall_start: Instant::now(),
+            paced_from: start,
+            replayable: config.start_time_ms.is_some(),
             tick: 0,
             next_device: 0,
             held: BinaryHeap::new(),
@@ -183,12 +192,13 @@ impl SimDriver {
             return i64::MAX;
         }
         let elapsed = self.wall_start.elapsed().as_secs_f64() * 1000.0;
-        self.start.saturating_add((elapsed * self.speed) as i64)
+        self.paced_from
+            .saturating_add((elapsed * self.speed) as i64)
     }
 
     /// The wall-clock instant the simulated clock reaches `time`.
     fn wall_time_of(&self, time: i64) -> Instant {
-        let ms = (time - self.start) as f64 / self.speed;
+        let ms = time.saturating_sub(self.paced_from) as f64 / self.speed;
         self.wall_start + Duration::from_secs_f64(ms.max(0.0) / 1000.0)
     }
 
@@ -208,7 +218,93 @@ impl SimDriver {
     }
 }
 
+/// Where a replayable simulation is: enough to go on from there as if it
+/// had never stopped (the devices themselves keep no state).
+#[derive(Serialize, Deserialize)]
+struct Position {
+    /// The start time and device count of the simulation it belongs to.
+    start: i64,
+    devices: u64,
+    tick: i64,
+    next_device: u64,
+    /// The generator's place in its stream.
+    rng_word: u128,
+    held_seq: u64,
+    /// Readings held back: delivery time, sequence, record.
+    held: Vec<(i64, u64, Record)>,
+}
+
 impl Driver for SimDriver {
+    /// With `start_time_ms` set, the simulation's place (its clock, its
+    /// generator, the readings it holds back): a restarted pipeline goes on
+    /// from its last checkpoint with the very readings an uninterrupted run
+    /// would have had. Without it, `None`: the clock starts at the wall
+    /// clock, and a restarted simulation starts afresh, as a live device.
+    fn position(&self) -> Option<Vec<u8>> {
+        if !self.replayable {
+            return None;
+        }
+        let position = Position {
+            start: self.start,
+            devices: self.devices.len() as u64,
+            tick: self.tick,
+            next_device: self.next_device as u64,
+            rng_word: self.rng.get_word_pos(),
+            held_seq: self.held_seq,
+            held: self
+                .held
+                .iter()
+                .map(|Reverse(h)| (h.delivery, h.seq, h.record.clone()))
+                .collect(),
+        };
+        postcard::to_allocvec(&position).ok()
+    }
+
+    /// Goes back to a [`position`](Driver::position); the simulated clock
+    /// is paced from there.
+    fn seek(&mut self, bytes: &[u8]) -> Result<(), DriverError> {
+        let position: Position = postcard::from_bytes(bytes)
+            .map_err(|e| DriverError::Config(format!("not a position of the simulation: {e}")))?;
+        if !self.replayable
+            || position.start != self.start
+            || position.devices != self.devices.len() as u64
+            || position.next_device >= position.devices
+            || position.tick < 0
+        {
+            return Err(DriverError::Config(format!(
+                "the checkpoint's position is of another simulation (start {} ms, {} devices, \
+                 tick {}); this one starts at {} ms with {} devices: reset the pipeline's state \
+                 or go back to that configuration",
+                position.start,
+                position.devices,
+                position.tick,
+                self.start,
+                self.devices.len()
+            )));
+        }
+        self.tick = position.tick;
+        self.next_device = position.next_device as usize;
+        self.rng.set_word_pos(position.rng_word);
+        self.held_seq = position.held_seq;
+        self.held = position
+            .held
+            .into_iter()
+            .map(|(delivery, seq, record)| {
+                Reverse(Held {
+                    delivery,
+                    seq,
+                    record,
+                })
+            })
+            .collect();
+        self.paced_from = self
+            .tick
+            .saturating_mul(self.interval)
+            .saturating_add(self.start);
+        self.wall_start = Instant::now();
+        Ok(())
+    }
+
     fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<Poll, DriverError> {
         let horizon = self.horizon();
         let mut taken = 0;
@@ -434,6 +530,46 @@ mod tests {
             before.time >= 1_029_000,
             "sent at the end of the outage, after {before:?}"
         );
+    }
+
+    #[test]
+    fn a_simulation_sought_back_to_a_position_goes_on_as_if_it_had_never_stopped() {
+        // Disorder and a buffered outage, so that readings are held back
+        // across the position.
+        let c = config(
+            r#"disorder = { probability = 0.3, max_delay_ms = 4000 }
+            [[faults]]
+            kind = "outage"
+            device = "room-a"
+            start_after_ms = 10_000
+            duration_ms = 20_000
+            buffered = true"#,
+        );
+        let whole = drain(&c, 7);
+        for cut in [0, 1, 5, 71, 150, whole.len() - 3, whole.len()] {
+            let mut first = SimDriver::new(&c).unwrap();
+            let mut out = Vec::new();
+            while out.len() < cut {
+                let left = cut - out.len();
+                first.poll(&mut out, left).unwrap();
+            }
+            let position = first.position().unwrap();
+            // A new run of the same configuration, sought back there.
+            let mut second = SimDriver::new(&c).unwrap();
+            second.seek(&position).unwrap();
+            while second.poll(&mut out, 13).unwrap() != Poll::Ended {}
+            assert_eq!(out, whole, "cut after {cut} records");
+        }
+        // Another simulation's position is refused by what differs.
+        let position = SimDriver::new(&c).unwrap().position().unwrap();
+        let mut other = c.clone();
+        other.start_time_ms = Some(5);
+        let error = SimDriver::new(&other).unwrap().seek(&position).unwrap_err();
+        assert!(error.to_string().contains("start 1000000 ms"), "{error}");
+        assert!(SimDriver::new(&c).unwrap().seek(b"junk").is_err());
+        // On the wall clock, it is a live source: no position.
+        other.start_time_ms = None;
+        assert!(SimDriver::new(&other).unwrap().position().is_none());
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! simulated clock runs at `speed` times the wall clock (or as fast as the
 //! pipeline takes records, with `speed = 0`). Readings come from a seeded
 //! generator, so one seed always gives the same records in the same order.
+//! With a start time set, a checkpoint holds the simulation's place (its
+//! clock, its generator, the readings it holds back), and a restarted
+//! pipeline goes on from there as if it had never stopped.
 //!
 //! - A UPS has `strings` battery strings of `cells_per_string` cells; each cell
 //!   reports `voltage` (V), `temperature` (°C) and `resistance` (mΩ) under the
