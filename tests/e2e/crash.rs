@@ -23,12 +23,13 @@ const KILLS: usize = 20;
 
 /// The simulation of the input: seeded UPS cells with out-of-order and very
 /// late readings, one of them overheating a third of the way through.
-fn sim_table(duration_ms: u64) -> String {
+/// `speed`: simulated ms per wall-clock ms, 0 for as fast as it is read.
+fn sim_table(duration_ms: u64, speed: u64) -> String {
     format!(
         r#"[sources.ups.sim]
 seed = 11
 interval_ms = 100
-speed = 0
+speed = {speed}
 start_time_ms = 1_767_225_600_000
 duration_ms = {duration_ms}
 disorder = {{ probability = 0.02, max_delay_ms = 12_000 }}
@@ -53,7 +54,7 @@ inputs = ["ups"]
 [sinks.raw.file]
 path = "input.jsonl"
 "#,
-        sim = sim_table(900_000)
+        sim = sim_table(900_000, 0)
     );
     std::fs::write(dir.join("input.toml"), text).unwrap();
     let out = run(&["run", "input.toml"], dir);
@@ -368,7 +369,9 @@ fn a_torn_newest_checkpoint_falls_back_to_the_one_before() {
 /// runs after the first came too late for its closed window.
 #[test]
 fn a_simulation_run_again_goes_on_where_it_stopped() {
-    let sim = sim_table(300_000);
+    // Paced, so that a run takes 3 s whatever the machine: the first run
+    // surely stops before the end.
+    let sim = sim_table(300_000, 100);
     // The seeds' job, reading the simulation itself, without a journal
     // (none is needed for a source that goes back), and dead letters kept.
     let text = job("off")

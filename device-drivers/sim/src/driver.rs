@@ -31,6 +31,9 @@ pub struct SimDriver {
     /// Whether the start time was set, so that a run can go back to a
     /// position of an earlier one (the wall clock's start cannot).
     replayable: bool,
+    /// What makes this simulation's readings what they are (start, interval,
+    /// seed, devices in order), which a position must match.
+    fingerprint: u64,
     tick: i64,
     /// Next device to read within the current tick.
     next_device: usize,
@@ -160,6 +163,7 @@ impl SimDriver {
                 FaultKind::Outage => device.add_outage(Outage::new(fault, start)),
             }
         }
+        let fingerprint = fingerprint(start, config, &devices);
         Ok(SimDriver {
             devices,
             names: Names::new(),
@@ -171,6 +175,7 @@ impl SimDriver {
             wall_start: Instant::now(),
             paced_from: start,
             replayable: config.start_time_ms.is_some(),
+            fingerprint,
             tick: 0,
             next_device: 0,
             held: BinaryHeap::new(),
@@ -204,7 +209,7 @@ impl SimDriver {
 
     /// Holds a reading back until the simulated clock reaches `delivery`.
     fn hold(&mut self, delivery: i64, record: Record) {
-        self.held_seq += 1;
+        self.held_seq = self.held_seq.wrapping_add(1);
         self.held.push(Reverse(Held {
             delivery,
             seq: self.held_seq,
@@ -222,9 +227,11 @@ impl SimDriver {
 /// had never stopped (the devices themselves keep no state).
 #[derive(Serialize, Deserialize)]
 struct Position {
-    /// The start time and device count of the simulation it belongs to.
+    /// The simulation it belongs to: its start, its device count, and its
+    /// fingerprint (see [`fingerprint`]).
     start: i64,
     devices: u64,
+    fingerprint: u64,
     tick: i64,
     next_device: u64,
     /// The generator's place in its stream.
@@ -232,6 +239,27 @@ struct Position {
     held_seq: u64,
     /// Readings held back: delivery time, sequence, record.
     held: Vec<(i64, u64, Record)>,
+}
+
+/// FNV-1a over what makes a simulation's readings what they are: its start,
+/// interval, seed and fault settings' count, and its devices' keys in order.
+/// Stable across builds, unlike the standard library's hasher.
+fn fingerprint(start: i64, config: &SimConfig, devices: &[Device]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut add = |bytes: &[u8]| {
+        for b in bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    add(&start.to_le_bytes());
+    add(&config.interval_ms.to_le_bytes());
+    add(&config.seed.to_le_bytes());
+    add(&(config.faults.len() as u64).to_le_bytes());
+    for device in devices {
+        add(device.key.as_bytes());
+        add(&[0]);
+    }
+    hash
 }
 
 impl Driver for SimDriver {
@@ -247,6 +275,7 @@ impl Driver for SimDriver {
         let position = Position {
             start: self.start,
             devices: self.devices.len() as u64,
+            fingerprint: self.fingerprint,
             tick: self.tick,
             next_device: self.next_device as u64,
             rng_word: self.rng.get_word_pos(),
@@ -268,13 +297,15 @@ impl Driver for SimDriver {
         if !self.replayable
             || position.start != self.start
             || position.devices != self.devices.len() as u64
+            || position.fingerprint != self.fingerprint
             || position.next_device >= position.devices
             || position.tick < 0
         {
             return Err(DriverError::Config(format!(
                 "the checkpoint's position is of another simulation (start {} ms, {} devices, \
-                 tick {}); this one starts at {} ms with {} devices: reset the pipeline's state \
-                 or go back to that configuration",
+                 tick {}); this one starts at {} ms with {} devices, or its interval, seed or \
+                 devices differ: go back to that configuration, or start the pipeline afresh \
+                 with `eddy state clear PIPELINE`",
                 position.start,
                 position.devices,
                 position.tick,
@@ -566,6 +597,22 @@ mod tests {
         other.start_time_ms = Some(5);
         let error = SimDriver::new(&other).unwrap().seek(&position).unwrap_err();
         assert!(error.to_string().contains("start 1000000 ms"), "{error}");
+        assert!(error.to_string().contains("eddy state clear"), "{error}");
+        for changed in [
+            SimConfig {
+                seed: 8,
+                ..c.clone()
+            },
+            SimConfig {
+                interval_ms: 500,
+                ..c.clone()
+            },
+        ] {
+            assert!(SimDriver::new(&changed).unwrap().seek(&position).is_err());
+        }
+        let mut renamed = c.clone();
+        renamed.ups[0].name = "ups-2".into();
+        assert!(SimDriver::new(&renamed).unwrap().seek(&position).is_err());
         assert!(SimDriver::new(&c).unwrap().seek(b"junk").is_err());
         // On the wall clock, it is a live source: no position.
         other.start_time_ms = None;

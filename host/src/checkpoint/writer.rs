@@ -11,8 +11,10 @@ use std::thread::JoinHandle;
 use super::journal_log::SYNC_EVERY;
 use super::store::{JournalGroup, PipelineStore};
 
-/// Groups waiting to be appended; beyond this the pipeline waits for the disk.
-const QUEUE: usize = 4;
+/// Groups waiting to be appended; beyond this the pipeline waits for the
+/// disk. Groups are handed over every 256 KiB at most, so this is up to
+/// 16 MiB: room for a slow sync of the disk at full speed.
+const QUEUE: usize = 64;
 
 /// A group to append, with its last entry's number; with a way to answer
 /// when the sender waits for it to be on disk.

@@ -164,9 +164,10 @@ impl Default for CheckpointConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JournalMode {
-    /// No journal. A source that can rewind (a file) is read again from its
-    /// checkpointed position after a crash: nothing is lost. A live source
-    /// (devices, the simulation) loses what it delivered since the last checkpoint.
+    /// No journal. A source that can rewind (a file, Kafka, a simulation
+    /// with a start time) is read again from its checkpointed position after
+    /// a crash: nothing is lost. A live source (devices, a simulation on the
+    /// wall clock) loses what it delivered since the last checkpoint.
     Off,
     /// Each batch is appended to the journal as it is read, and the journal
     /// reaches disk with the store's periodic flush (every 500 ms): a crash
