@@ -128,9 +128,8 @@ impl Drop for Committer {
 /// Encodes, writes, flushes and prunes one checkpoint.
 fn commit(store: &PipelineStore, job: Job) -> Committed {
     let id = job.manifest.id;
-    let started = Instant::now();
     let mut encode = Duration::ZERO;
-    let outcome = write(store, job, &mut encode, started);
+    let outcome = write(store, job, &mut encode);
     Committed {
         id,
         outcome,
@@ -141,12 +140,8 @@ fn commit(store: &PipelineStore, job: Job) -> Committed {
 /// Streams each operator's state into the checkpoint's file as it is
 /// encoded, then completes it and prunes; `encode` is set to the time
 /// encoding and writing took, before the file is synced.
-fn write(
-    store: &PipelineStore,
-    job: Job,
-    encode: &mut Duration,
-    started: Instant,
-) -> Result<usize, CommitError> {
+fn write(store: &PipelineStore, job: Job, encode: &mut Duration) -> Result<usize, CommitError> {
+    let started = Instant::now();
     let Job {
         mut manifest,
         snapshots,
@@ -158,11 +153,11 @@ fn write(
         match snapshot.encode_to(&mut file) {
             Ok(()) => {}
             Err(StreamError::Write(e)) => return Err(store.state_file_failed(e).into()),
-            Err(StreamError::Encode(e)) => {
+            Err(error) => {
                 *encode = started.elapsed();
                 return Err(CommitError::Encode {
                     operator: operator.name.clone(),
-                    reason: format!("cannot encode state: {e}"),
+                    reason: error.to_string(),
                 });
             }
         }
