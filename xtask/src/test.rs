@@ -1,5 +1,7 @@
 //! `cargo xtask test`: everything CI checks, with its prerequisites installed.
 
+use std::time::Instant;
+
 use anyhow::bail;
 use xshell::{Shell, cmd};
 
@@ -9,6 +11,10 @@ use crate::{guests, precompile, prerequisites};
 /// Installs prerequisites, then runs formatting, lints, the aarch64 smoke test and all tests.
 pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     let cargo = crate::cargo();
+    let started = Instant::now();
+    let step = |name: &str| {
+        eprintln!("\n== {name} (at {:.0} s)", started.elapsed().as_secs_f64());
+    };
     step("prerequisites");
     prerequisites::rustup_target(sh, "wasm32-unknown-unknown")?;
     prerequisites::test_peers(sh)?;
@@ -32,8 +38,6 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
         "{cargo} clippy --quiet -p eddy-host --no-default-features --features components -- -D warnings"
     )
     .run()?;
-    step("doc tests");
-    cmd!(sh, "{cargo} test --quiet --workspace --doc").run()?;
     step("tests");
     // `all-arch`: the tests precompile plugins for other targets too.
     if cmd!(sh, "{cargo} nextest --version")
@@ -55,15 +59,19 @@ pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
         )
         .run()?;
     }
+    // The same features as the tests, so the libraries they built are reused.
+    step("doc tests");
+    cmd!(
+        sh,
+        "{cargo} test --quiet --workspace --doc --features eddy-host/all-arch"
+    )
+    .run()?;
     if cross {
         step("aarch64 build without the compiler, precompiled plugins, run under qemu-user");
         aarch64_smoke(sh)?;
     }
+    step("done");
     Ok(())
-}
-
-fn step(name: &str) {
-    eprintln!("\n== {name}");
 }
 
 /// Cross-builds the host for aarch64 without the compiler and runs it under
