@@ -16,7 +16,6 @@ use crate::guests;
 /// Builds the guests and an `all-arch` eddy, then precompiles every plugin
 /// for `target` (and signs it with `key`, if given); returns the bundles.
 pub(crate) fn run(sh: &Shell, target: Target, key: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
-    let plugins = guests::run(sh)?;
     crate::prerequisites::host_build(sh)?;
     let cargo = crate::cargo();
     cmd!(
@@ -24,7 +23,18 @@ pub(crate) fn run(sh: &Shell, target: Target, key: Option<&Path>) -> anyhow::Res
         "{cargo} build --quiet -p eddy-host --bin eddy --features all-arch"
     )
     .run()?;
-    let eddy = "target/debug/eddy";
+    with(sh, Path::new("target/debug/eddy"), target, key)
+}
+
+/// Builds the guests, then precompiles them for `target` with `eddy`, an
+/// `all-arch` build that is already there (the tests' own).
+pub(crate) fn with(
+    sh: &Shell,
+    eddy: &Path,
+    target: Target,
+    key: Option<&Path>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let plugins = guests::run(sh)?;
     let triple = target.triple();
     let out_dir = PathBuf::from("target/plugins").join(triple);
     sh.create_dir(&out_dir)?;
