@@ -516,6 +516,11 @@ fn main() {
             "over_no_checkpoints": ratio,
         }));
     }
+    if std::env::args().any(|a| a == "throughput") {
+        // `cargo bench --bench durability -- throughput`: those cases only
+        // (nothing written).
+        return;
+    }
     let figures = recovery(&engine, &dir.with_extension("recovery"));
     let (took, bytes) = (figures.restore, figures.bytes);
     println!(
