@@ -34,6 +34,12 @@ pub(crate) fn with(
     target: Target,
     key: Option<&Path>,
 ) -> anyhow::Result<Vec<PathBuf>> {
+    if !sh.path_exists(eddy) {
+        anyhow::bail!(
+            "{} is missing: the precompiling eddy is built with the `all-arch` feature first",
+            eddy.display()
+        );
+    }
     let plugins = guests::run(sh)?;
     let triple = target.triple();
     let out_dir = PathBuf::from("target/plugins").join(triple);

@@ -9,7 +9,8 @@ use xshell::{Shell, cmd};
 use crate::build::{self, Target};
 use crate::{guests, precompile, prerequisites};
 
-/// Installs prerequisites, then runs formatting, lints, the aarch64 smoke test and all tests.
+/// Installs prerequisites, then runs formatting, lints, all tests, the doc
+/// tests and the aarch64 smoke test, in that order.
 pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     let cargo = crate::cargo();
     let started = Instant::now();

@@ -2,6 +2,7 @@
 
 use eddy_codec::{Decoder, Decoding, Meta};
 use eddy_driver::{Batch, BoxFuture, DriverError, Rejected, SourceOutput, SourceTask, Value};
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::topics::TopicParsing;
 use crate::broker::{Broker, Reach};
@@ -149,27 +150,32 @@ impl MqttSourceTask {
         // Messages handed over since the last pause (or the check that
         // found the stream too fast for one), and when that was.
         let (mut since, mut burst) = (tokio::time::Instant::now(), 0);
+        // The messages already read from the socket go to the pipeline as
+        // one batch, handed over before the connection waits for more.
+        let mut gathered = Gathered::default();
         loop {
-            if connection.buffered() == 0 && since.elapsed() >= READ_AWAKE {
-                if (1..TRICKLE).contains(&burst) {
-                    tokio::time::sleep(READ_LINGER).await;
+            if connection.buffered() == 0 {
+                gathered.send(out, &acks).await?;
+                if since.elapsed() >= READ_AWAKE {
+                    if (1..TRICKLE).contains(&burst) {
+                        tokio::time::sleep(READ_LINGER).await;
+                    }
+                    (since, burst) = (tokio::time::Instant::now(), 0);
                 }
-                (since, burst) = (tokio::time::Instant::now(), 0);
             }
             let event = connection.poll().await.map_err(|e| self.unavailable(e))?;
             match event {
                 Event::Message(message) => {
                     burst += 1;
-                    let mut batch = self.records(&mut decoder, &message.topic, &message.payload);
-                    if self.qos == 1 {
-                        let acks = acks.clone();
-                        batch.ack = Some(Box::new(move || {
-                            let _ = acks.send(message);
-                        }));
+                    let batch = self.records(&mut decoder, &message.topic, &message.payload);
+                    gathered.add(batch, (self.qos == 1).then_some(message));
+                    if gathered.full() {
+                        gathered.send(out, &acks).await?;
                     }
-                    out.send(batch).await?;
                 }
                 Event::SubAck(_, Some(refused)) => {
+                    // Messages of the subscriptions that were taken go on.
+                    gathered.send(out, &acks).await?;
                     return Err(DriverError::Config(format!("{}: {refused}", broker.peer())));
                 }
                 _ => {}
@@ -234,6 +240,80 @@ impl MqttSourceTask {
     }
 }
 
+/// Messages gathered into one batch are handed over once it holds this
+/// many records or messages (the pipeline's default batch size), even if
+/// more have been read. (rumqttc reads about ten packets from the socket at
+/// a time, so a batch is mostly what one read brought.)
+const GATHER: usize = 1024;
+
+/// Messages read but not handed over yet, as one batch, with the QoS 1
+/// messages to acknowledge once it is safe.
+struct Gathered {
+    batch: Batch,
+    messages: usize,
+    #[expect(
+        clippy::vec_box,
+        reason = "messages come from the connection boxed and go to the acknowledging task boxed"
+    )]
+    to_ack: Vec<Box<Message>>,
+}
+
+impl Default for Gathered {
+    fn default() -> Self {
+        Gathered {
+            batch: Batch::of(Vec::new()),
+            messages: 0,
+            to_ack: Vec::new(),
+        }
+    }
+}
+
+impl Gathered {
+    /// Whether it is to be handed over now, whatever is still to read.
+    fn full(&self) -> bool {
+        self.batch.records.len() >= GATHER || self.messages >= GATHER
+    }
+
+    /// Adds one message's records (and the message itself, to acknowledge).
+    fn add(&mut self, batch: Batch, ack: Option<Box<Message>>) {
+        self.messages += 1;
+        if self.batch.records.is_empty() && self.batch.rejected.is_empty() {
+            self.batch.records = batch.records;
+            self.batch.rejected = batch.rejected;
+        } else {
+            self.batch.records.extend(batch.records);
+            self.batch.rejected.extend(batch.rejected);
+        }
+        self.to_ack.extend(ack);
+    }
+
+    /// Hands what it holds to the pipeline, if anything.
+    async fn send(
+        &mut self,
+        out: &mut SourceOutput,
+        acks: &UnboundedSender<Box<Message>>,
+    ) -> Result<(), DriverError> {
+        out.send(self.take(acks)).await
+    }
+
+    /// What it holds, as one batch whose acknowledgement queues every
+    /// gathered message on `acks`, in the order read; it is empty after.
+    fn take(&mut self, acks: &UnboundedSender<Box<Message>>) -> Batch {
+        let mut batch = std::mem::replace(&mut self.batch, Batch::of(Vec::new()));
+        self.messages = 0;
+        if !self.to_ack.is_empty() {
+            let messages = std::mem::take(&mut self.to_ack);
+            let acks = acks.clone();
+            batch.ack = Some(Box::new(move || {
+                for message in messages {
+                    let _ = acks.send(message);
+                }
+            }));
+        }
+        batch
+    }
+}
+
 /// Ends a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -250,5 +330,69 @@ impl SourceTask for MqttSourceTask {
         _resume: Option<&'a [u8]>,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(self.read(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eddy_driver::Record;
+
+    use super::*;
+
+    #[test]
+    fn messages_gathered_make_one_batch_acknowledged_message_by_message_in_order() {
+        let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+        let mut gathered = Gathered::default();
+        let rejected = Rejected {
+            origin: "sensors (topic t/b)".into(),
+            input: "not json".into(),
+            reason: "bad".into(),
+        };
+        let mut bad = Batch::of(Vec::new());
+        bad.rejected.push(rejected.clone());
+        gathered.add(
+            Batch::of(vec![Record::new("a", 1), Record::new("a", 2)]),
+            Some(Box::new(Message::received("t/a", "1", 1))),
+        );
+        gathered.add(bad, Some(Box::new(Message::received("t/b", "2", 2))));
+        gathered.add(
+            Batch::of(vec![Record::new("c", 3)]),
+            Some(Box::new(Message::received("t/c", "3", 3))),
+        );
+        let batch = gathered.take(&acks);
+        let keys: Vec<(&str, i64)> = batch.records.iter().map(|r| (&*r.key, r.time)).collect();
+        assert_eq!(keys, [("a", 1), ("a", 2), ("c", 3)]);
+        assert_eq!(batch.rejected, [rejected]);
+        assert!(
+            acked.try_recv().is_err(),
+            "nothing is acknowledged before the batch is safe"
+        );
+        (batch.ack.expect("the batch acknowledges its messages"))();
+        let topics: Vec<String> = std::iter::from_fn(|| acked.try_recv().ok())
+            .map(|m| m.topic.clone())
+            .collect();
+        assert_eq!(topics, ["t/a", "t/b", "t/c"]);
+        // Taken, it is empty: the next batch has nothing to send.
+        let next = gathered.take(&acks);
+        assert!(next.records.is_empty() && next.rejected.is_empty() && next.ack.is_none());
+        // At QoS 0 nothing is acknowledged.
+        gathered.add(Batch::of(vec![Record::new("d", 4)]), None);
+        assert!(gathered.take(&acks).ack.is_none());
+    }
+
+    #[test]
+    fn a_gathered_batch_is_full_at_so_many_records_or_messages() {
+        let mut gathered = Gathered::default();
+        for _ in 0..GATHER - 1 {
+            gathered.add(Batch::of(Vec::new()), None);
+        }
+        assert!(!gathered.full());
+        gathered.add(Batch::of(Vec::new()), None);
+        assert!(gathered.full(), "messages without records count too");
+        let (acks, _acked) = tokio::sync::mpsc::unbounded_channel();
+        gathered.take(&acks);
+        assert!(!gathered.full());
+        gathered.add(Batch::of(vec![Record::new("k", 0); GATHER]), None);
+        assert!(gathered.full(), "one message of as many records");
     }
 }
