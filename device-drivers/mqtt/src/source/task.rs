@@ -9,7 +9,10 @@ use crate::broker::{Broker, Reach};
 use crate::client::{Connection, Event, Message, SessionOptions};
 use crate::shared::{SharedBroker, SharedEvent};
 
-/// Messages the broker may send before eddy acknowledges one.
+/// The client's in-flight limit, which rumqttc applies to the QoS 1
+/// publishes it sends (a source sends none); how many messages the broker
+/// sends before eddy acknowledges one is the broker's own setting (e.g.
+/// mosquitto's `max_inflight_messages`). Also sizes the request queue.
 const INFLIGHT: u16 = 1024;
 
 /// Fewer messages than this between two pauses is a trickle (under about
