@@ -13,6 +13,10 @@ use xshell::{Shell, cmd};
 use crate::build::Target;
 use crate::guests;
 
+/// Where the `all-arch` eddy that precompiles is built: by [`run`], and by
+/// the tests (`--workspace --features eddy-host/all-arch`).
+pub(crate) const COMPILER: &str = "target/debug/eddy";
+
 /// Builds the guests and an `all-arch` eddy, then precompiles every plugin
 /// for `target` (and signs it with `key`, if given); returns the bundles.
 pub(crate) fn run(sh: &Shell, target: Target, key: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
@@ -23,7 +27,7 @@ pub(crate) fn run(sh: &Shell, target: Target, key: Option<&Path>) -> anyhow::Res
         "{cargo} build --quiet -p eddy-host --bin eddy --features all-arch"
     )
     .run()?;
-    with(sh, Path::new("target/debug/eddy"), target, key)
+    with(sh, Path::new(COMPILER), target, key)
 }
 
 /// Builds the guests, then precompiles them for `target` with `eddy`, an

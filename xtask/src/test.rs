@@ -85,7 +85,7 @@ fn aarch64_smoke(sh: &Shell) -> anyhow::Result<()> {
     // The tests' `eddy` has every code generator (`all-arch`): building it
     // again with only its own package's features would rebuild Cranelift,
     // wasmtime and tokio.
-    precompile::with(sh, Path::new("target/debug/eddy"), Target::Aarch64, None)?;
+    precompile::with(sh, Path::new(precompile::COMPILER), Target::Aarch64, None)?;
     let sysroot = "/usr/aarch64-linux-gnu";
     let version = cmd!(sh, "qemu-aarch64-static -L {sysroot} {binary} --version").read()?;
     eprintln!("{version}");

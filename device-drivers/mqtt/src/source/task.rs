@@ -90,7 +90,8 @@ impl MqttSourceTask {
         loop {
             match member.next().await {
                 SharedEvent::Message(message) => {
-                    let mut batch = self.records(&mut decoder, &message.topic, &message.payload);
+                    let mut batch = Batch::of(Vec::new());
+                    self.records(&mut decoder, &message.topic, &message.payload, &mut batch);
                     if let Some(token) = message.ack {
                         batch.ack = Some(Box::new(move || token.ack()));
                     }
@@ -170,8 +171,9 @@ impl MqttSourceTask {
             match event {
                 Event::Message(message) => {
                     burst += 1;
-                    let batch = self.records(&mut decoder, &message.topic, &message.payload);
-                    gathered.add(batch, (self.qos == 1).then_some(message));
+                    let batch = &mut gathered.batch;
+                    self.records(&mut decoder, &message.topic, &message.payload, batch);
+                    gathered.add((self.qos == 1).then_some(message));
                     if gathered.full() {
                         gathered.send(out, &acks).await?;
                     }
@@ -186,15 +188,8 @@ impl MqttSourceTask {
         }
     }
 
-    /// One message's records, or why it has none.
-    fn records(&self, decoder: &mut Decoder, topic: &str, payload: &[u8]) -> Batch {
-        let mut batch = Batch {
-            records: Vec::new(),
-            rejected: Vec::new(),
-            position: None,
-            ack: None,
-            watermark: None,
-        };
+    /// Appends one message's records to `batch`, or why it has none.
+    fn records(&self, decoder: &mut Decoder, topic: &str, payload: &[u8], batch: &mut Batch) {
         let origin = || format!("{} (topic {topic})", self.name);
         let parsed = match &self.parsing {
             Some(parsing) => match parsing.parse(topic) {
@@ -205,7 +200,7 @@ impl MqttSourceTask {
                         input: String::from_utf8_lossy(payload).into_owned(),
                         reason: "the topic does not match topic_parsing".into(),
                     });
-                    return batch;
+                    return;
                 }
             },
             None => None,
@@ -218,6 +213,7 @@ impl MqttSourceTask {
             key: Some(key),
             arrival_ms: eddy_codec::now_ms(),
         };
+        let first = batch.records.len();
         if let Err(errors) = decoder.decode(payload, &meta, &mut batch.records) {
             for e in errors {
                 batch.rejected.push(Rejected {
@@ -228,7 +224,7 @@ impl MqttSourceTask {
             }
         }
         if let Some(parsed) = parsed {
-            for record in &mut batch.records {
+            for record in &mut batch.records[first..] {
                 if let Some(key) = &parsed.key {
                     record.key = key.as_str().into();
                 }
@@ -239,7 +235,6 @@ impl MqttSourceTask {
                 }
             }
         }
-        batch
     }
 }
 
@@ -277,16 +272,10 @@ impl Gathered {
         self.batch.records.len() >= GATHER || self.messages >= GATHER
     }
 
-    /// Adds one message's records (and the message itself, to acknowledge).
-    fn add(&mut self, batch: Batch, ack: Option<Box<Message>>) {
+    /// Counts one message whose records were appended to `batch` (and
+    /// keeps the message, to acknowledge).
+    fn add(&mut self, ack: Option<Box<Message>>) {
         self.messages += 1;
-        if self.batch.records.is_empty() && self.batch.rejected.is_empty() {
-            self.batch.records = batch.records;
-            self.batch.rejected = batch.rejected;
-        } else {
-            self.batch.records.extend(batch.records);
-            self.batch.rejected.extend(batch.rejected);
-        }
         self.to_ack.extend(ack);
     }
 
@@ -351,17 +340,15 @@ mod tests {
             input: "not json".into(),
             reason: "bad".into(),
         };
-        let mut bad = Batch::of(Vec::new());
-        bad.rejected.push(rejected.clone());
-        gathered.add(
-            Batch::of(vec![Record::new("a", 1), Record::new("a", 2)]),
-            Some(Box::new(Message::received("t/a", "1", 1))),
-        );
-        gathered.add(bad, Some(Box::new(Message::received("t/b", "2", 2))));
-        gathered.add(
-            Batch::of(vec![Record::new("c", 3)]),
-            Some(Box::new(Message::received("t/c", "3", 3))),
-        );
+        gathered
+            .batch
+            .records
+            .extend([Record::new("a", 1), Record::new("a", 2)]);
+        gathered.add(Some(Box::new(Message::received("t/a", "1", 1))));
+        gathered.batch.rejected.push(rejected.clone());
+        gathered.add(Some(Box::new(Message::received("t/b", "2", 2))));
+        gathered.batch.records.push(Record::new("c", 3));
+        gathered.add(Some(Box::new(Message::received("t/c", "3", 3))));
         let batch = gathered.take(&acks);
         let keys: Vec<(&str, i64)> = batch.records.iter().map(|r| (&*r.key, r.time)).collect();
         assert_eq!(keys, [("a", 1), ("a", 2), ("c", 3)]);
@@ -379,7 +366,8 @@ mod tests {
         let next = gathered.take(&acks);
         assert!(next.records.is_empty() && next.rejected.is_empty() && next.ack.is_none());
         // At QoS 0 nothing is acknowledged.
-        gathered.add(Batch::of(vec![Record::new("d", 4)]), None);
+        gathered.batch.records.push(Record::new("d", 4));
+        gathered.add(None);
         assert!(gathered.take(&acks).ack.is_none());
     }
 
@@ -387,15 +375,19 @@ mod tests {
     fn a_gathered_batch_is_full_at_so_many_records_or_messages() {
         let mut gathered = Gathered::default();
         for _ in 0..GATHER - 1 {
-            gathered.add(Batch::of(Vec::new()), None);
+            gathered.add(None);
         }
         assert!(!gathered.full());
-        gathered.add(Batch::of(Vec::new()), None);
+        gathered.add(None);
         assert!(gathered.full(), "messages without records count too");
         let (acks, _acked) = tokio::sync::mpsc::unbounded_channel();
         gathered.take(&acks);
         assert!(!gathered.full());
-        gathered.add(Batch::of(vec![Record::new("k", 0); GATHER]), None);
+        gathered
+            .batch
+            .records
+            .extend(vec![Record::new("k", 0); GATHER]);
+        gathered.add(None);
         assert!(gathered.full(), "one message of as many records");
     }
 }
