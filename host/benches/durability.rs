@@ -494,6 +494,17 @@ fn main() {
             journal: JournalMode::Buffered,
         },
     ];
+    // `cargo bench --bench durability -- only TEXT`: the throughput cases
+    // whose name holds TEXT (to profile one), nothing written.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "only")
+        .and_then(|i| args.get(i + 1));
+    let cases: Vec<&Case> = cases
+        .iter()
+        .filter(|c| only.is_none_or(|text| c.name.contains(text.as_str())))
+        .collect();
     println!(
         "durability: {KEYS} keys -> window-stats (tumbling 10 s, 100 records per key and window) -> null sink; {RECORDS} records per run, median of {RUNS}"
     );
@@ -516,7 +527,7 @@ fn main() {
             "over_no_checkpoints": ratio,
         }));
     }
-    if std::env::args().any(|a| a == "throughput") {
+    if only.is_some() || std::env::args().any(|a| a == "throughput") {
         // `cargo bench --bench durability -- throughput`: those cases only
         // (nothing written).
         return;

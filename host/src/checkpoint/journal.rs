@@ -38,7 +38,7 @@ const HAS_WATERMARK: u64 = 1;
 const HAS_REJECTED: u64 = 2;
 
 impl JournalEntry {
-    /// Encodes an entry into `out` (cleared first).
+    /// Appends an entry to `out`.
     pub fn encode(
         source: &str,
         position: Option<&[u8]>,
@@ -48,7 +48,6 @@ impl JournalEntry {
         rejected: &[Rejected],
         out: &mut Vec<u8>,
     ) {
-        out.clear();
         encode::bytes(source.as_bytes(), out);
         match position {
             Some(position) => {
@@ -58,10 +57,18 @@ impl JournalEntry {
             None => encode::varint(0, out),
         }
         encode::varint(u64::from(ended), out);
+        // Records of one driver share their names' `Arc`s: a pointer is
+        // compared first, the text only when no pointer matches.
+        let find = |names: &[&Arc<str>], name: &Arc<str>| {
+            names
+                .iter()
+                .position(|n| Arc::ptr_eq(n, name))
+                .or_else(|| names.iter().position(|n| **n == *name))
+        };
         let mut names: Vec<&Arc<str>> = Vec::new();
         for record in records {
             for (name, _) in &record.fields {
-                if !names.iter().any(|n| Arc::ptr_eq(n, name) || n == &name) {
+                if find(&names, name).is_none() {
                     names.push(name);
                 }
             }
@@ -78,10 +85,7 @@ impl JournalEntry {
             previous = record.time;
             encode::varint(record.fields.len() as u64, out);
             for (name, value) in &record.fields {
-                let index = names
-                    .iter()
-                    .position(|n| Arc::ptr_eq(n, name) || *n == name)
-                    .unwrap_or_default();
+                let index = find(&names, name).unwrap_or_default();
                 encode::varint(index as u64, out);
                 encode::value(value, out);
             }

@@ -352,11 +352,15 @@ fn folder_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Journal entries gathered to be appended as one value.
+/// Journal entries gathered to be appended as one value: each its number
+/// and its bytes (length first).
 #[derive(Debug, Default)]
 pub struct JournalGroup {
     bytes: Vec<u8>,
     entries: usize,
+    /// The length of the last entry written in place: the next is likely
+    /// as long, so its length likely takes as many bytes.
+    last_len: usize,
 }
 
 impl JournalGroup {
@@ -367,9 +371,45 @@ impl JournalGroup {
         self.entries += 1;
     }
 
+    /// Adds entry number `seq`, which `write` appends to the buffer it is
+    /// given: the entry is written in place, not copied in.
+    pub fn push_with(&mut self, seq: u64, write: impl FnOnce(&mut Vec<u8>)) {
+        use eddy_abi::encode::varint_len;
+        eddy_abi::encode::varint(seq, &mut self.bytes);
+        let at = self.bytes.len();
+        // Room for the length, whose size is known only after the entry:
+        // the entry moves if it was guessed wrong.
+        let room = varint_len(self.last_len as u64);
+        self.bytes.resize(at + room, 0);
+        write(&mut self.bytes);
+        let len = self.bytes.len() - at - room;
+        let needed = varint_len(len as u64);
+        if needed != room {
+            let end = self.bytes.len();
+            if needed > room {
+                self.bytes.resize(end + needed - room, 0);
+            }
+            self.bytes.copy_within(at + room..end, at + needed);
+            self.bytes.truncate(end + needed - room);
+        }
+        // The length as a varint of exactly `needed` bytes.
+        let mut rest = len as u64;
+        for byte in &mut self.bytes[at..at + needed] {
+            *byte = (rest as u8 & 0x7f) | if rest >= 0x80 { 0x80 } else { 0 };
+            rest >>= 7;
+        }
+        self.last_len = len;
+        self.entries += 1;
+    }
+
     /// Bytes gathered.
     pub fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Bytes it can gather without allocating.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
     }
 
     /// Whether it holds no entry.
@@ -397,7 +437,7 @@ impl JournalGroup {
         self.entries -= dropped;
     }
 
-    /// Empties it.
+    /// Empties it (keeping its memory, to be used again).
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.entries = 0;
@@ -929,6 +969,28 @@ mod tests {
         let (m, b) = checkpoint(2, b"again");
         p.write(&m, &b).unwrap();
         assert_eq!(p.load(2).unwrap().blobs[0], b"again");
+    }
+
+    #[test]
+    fn an_entry_written_in_place_is_the_bytes_of_one_copied_in() {
+        // Lengths whose varints take one, two and three bytes, in an order
+        // that makes the guessed room too small, right and too large.
+        let lengths = [3, 200, 201, 70_000, 5, 0, 16_384, 127, 128, 70_000];
+        let (mut copied, mut in_place) = (JournalGroup::default(), JournalGroup::default());
+        for (seq, len) in lengths.into_iter().enumerate() {
+            let entry: Vec<u8> = (0..len).map(|i| (i * 7 + seq) as u8).collect();
+            copied.push(seq as u64 + 1, &entry);
+            in_place.push_with(seq as u64 + 1, |out| out.extend_from_slice(&entry));
+        }
+        assert_eq!(in_place.bytes, copied.bytes);
+        assert_eq!(in_place.entries, lengths.len());
+        // And each reads back: number, then the entry.
+        let mut reader = eddy_abi::decode::Reader::new(&in_place.bytes);
+        for (seq, len) in lengths.into_iter().enumerate() {
+            assert_eq!(reader.varint().unwrap(), seq as u64 + 1);
+            assert_eq!(reader.bytes().unwrap().len(), len);
+        }
+        assert!(reader.is_empty());
     }
 
     /// Where checkpoint `id` of `pipeline` keeps its state.

@@ -24,8 +24,6 @@ pub(crate) struct Durability {
     /// The last journal entry written.
     journal_seq: u64,
     recovered: bool,
-    /// Reused journal-entry buffer.
-    buf: Vec<u8>,
     /// Buffered journal entries not yet appended, and since when.
     group: JournalGroup,
     group_since: Option<Instant>,
@@ -135,7 +133,6 @@ impl Graph {
             retain: retain.max(1),
             next_at: Instant::now(),
             recovered: false,
-            buf: Vec::new(),
             group: JournalGroup::default(),
             group_since: None,
             damaged: Vec::new(),
@@ -590,19 +587,18 @@ impl Graph {
             return Ok(());
         }
         let driver = source.driver.as_ref();
-        JournalEntry::encode(
-            &source.name,
-            driver.and_then(|d| d.position()).as_deref(),
-            ended,
-            records,
-            driver.and_then(|d| d.watermark()),
-            rejected,
-            &mut durability.buf,
-        );
         durability.journal_seq += 1;
-        durability
-            .group
-            .push(durability.journal_seq, &durability.buf);
+        durability.group.push_with(durability.journal_seq, |out| {
+            JournalEntry::encode(
+                &source.name,
+                driver.and_then(|d| d.position()).as_deref(),
+                ended,
+                records,
+                driver.and_then(|d| d.watermark()),
+                rejected,
+                out,
+            );
+        });
         durability.group_since.get_or_insert_with(Instant::now);
         // Durable before the records go on.
         let sync = source.journal == JournalMode::Sync;
@@ -629,9 +625,9 @@ impl Graph {
         if !(sync || durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE) {
             return Ok(());
         }
-        let group = std::mem::take(&mut durability.group);
-        durability.group_since = None;
         let writer = &durability.writer;
+        let group = std::mem::replace(&mut durability.group, writer.spare());
+        durability.group_since = None;
         if sync {
             writer.append_synced(durability.journal_seq, group)
         } else {
