@@ -407,11 +407,6 @@ impl JournalGroup {
         self.bytes.len()
     }
 
-    /// Bytes it can gather without allocating.
-    pub fn capacity(&self) -> usize {
-        self.bytes.capacity()
-    }
-
     /// Whether it holds no entry.
     pub fn is_empty(&self) -> bool {
         self.entries == 0
@@ -437,7 +432,7 @@ impl JournalGroup {
         self.entries -= dropped;
     }
 
-    /// Empties it (keeping its memory, to be used again).
+    /// Empties it.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.entries = 0;

@@ -2,8 +2,7 @@
 //! that the pipeline thread only encodes what its sources read. Groups are
 //! appended in the order they are queued, which is their numbers' order;
 //! a group of a synced journal is appended the same way, and its sender
-//! waits until it is on disk. Appended groups come back emptied, to be
-//! filled again without allocating (and faulting in) their memory anew.
+//! waits until it is on disk.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,18 +20,9 @@ const QUEUE: usize = 64;
 /// when the sender waits for it to be on disk.
 type Queued = (u64, JournalGroup, Option<SyncSender<Result<(), String>>>);
 
-/// Emptied groups kept for the pipeline to fill again: one is enough while
-/// the writer keeps up, and more would only hold memory.
-const SPARE: usize = 1;
-
-/// A group whose memory grew beyond this is not kept as a spare.
-const SPARE_BYTES: usize = 1 << 20;
-
 /// Appends [`JournalGroup`]s in order on its own thread.
 pub struct JournalWriter {
     sender: Option<SyncSender<Queued>>,
-    /// Groups appended and emptied.
-    spares: Receiver<JournalGroup>,
     thread: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -41,15 +31,13 @@ impl JournalWriter {
     /// Starts the writer thread for `store`.
     pub fn start(store: PipelineStore) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel(QUEUE);
-        let (give_back, spares) = sync_channel(SPARE);
         let failure = Arc::new(Mutex::new(None));
         let failed = failure.clone();
         let thread = std::thread::Builder::new()
             .name(format!("journal-{}", store.name()))
-            .spawn(move || write(&store, &receiver, &give_back, &failed))?;
+            .spawn(move || write(&store, &receiver, &failed))?;
         Ok(JournalWriter {
             sender: Some(sender),
-            spares,
             thread: Some(thread),
             failure,
         })
@@ -67,12 +55,6 @@ impl JournalWriter {
         let (answer, answered) = sync_channel(1);
         self.send((last, group, Some(answer)))?;
         answered.recv().unwrap_or_else(|_| Err(self.stopped()))
-    }
-
-    /// An empty group to fill: one appended before, with its memory, or a
-    /// new one.
-    pub fn spare(&self) -> JournalGroup {
-        self.spares.try_recv().unwrap_or_default()
     }
 
     fn send(&self, queued: Queued) -> Result<(), String> {
@@ -98,26 +80,15 @@ impl JournalWriter {
     }
 }
 
-fn write(
-    store: &PipelineStore,
-    groups: &Receiver<Queued>,
-    give_back: &SyncSender<JournalGroup>,
-    failure: &Mutex<Option<String>>,
-) {
+fn write(store: &PipelineStore, groups: &Receiver<Queued>, failure: &Mutex<Option<String>>) {
     let fail = |e: String| {
         tracing::error!(pipeline = store.name(), "journal append failed: {e}");
         *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
     };
     loop {
         match groups.recv_timeout(SYNC_EVERY) {
-            Ok((last, mut group, answer)) => {
+            Ok((last, group, answer)) => {
                 let mut appended = store.journal_append(last, &group);
-                group.clear();
-                // Let go if a spare is already waiting or the pipeline is
-                // gone, or if one very large entry made it grow.
-                if group.capacity() <= SPARE_BYTES {
-                    let _ = give_back.try_send(group);
-                }
                 if answer.is_some() {
                     appended = appended.and_then(|()| store.journal_sync());
                 }

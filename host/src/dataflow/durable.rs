@@ -625,9 +625,9 @@ impl Graph {
         if !(sync || durability.group.len() >= GROUP_BYTES || since.elapsed() >= GROUP_AGE) {
             return Ok(());
         }
-        let writer = &durability.writer;
-        let group = std::mem::replace(&mut durability.group, writer.spare());
+        let group = std::mem::take(&mut durability.group);
         durability.group_since = None;
+        let writer = &durability.writer;
         if sync {
             writer.append_synced(durability.journal_seq, group)
         } else {
