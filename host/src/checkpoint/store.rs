@@ -374,30 +374,18 @@ impl JournalGroup {
     /// Adds entry number `seq`, which `write` appends to the buffer it is
     /// given: the entry is written in place, not copied in.
     pub fn push_with(&mut self, seq: u64, write: impl FnOnce(&mut Vec<u8>)) {
-        use eddy_abi::encode::varint_len;
-        eddy_abi::encode::varint(seq, &mut self.bytes);
+        use eddy_abi::encode::{varint, varint_len};
+        varint(seq, &mut self.bytes);
         let at = self.bytes.len();
         // Room for the length, whose size is known only after the entry:
-        // the entry moves if it was guessed wrong.
+        // the entry moves only if it was guessed wrong.
         let room = varint_len(self.last_len as u64);
         self.bytes.resize(at + room, 0);
         write(&mut self.bytes);
         let len = self.bytes.len() - at - room;
-        let needed = varint_len(len as u64);
-        if needed != room {
-            let end = self.bytes.len();
-            if needed > room {
-                self.bytes.resize(end + needed - room, 0);
-            }
-            self.bytes.copy_within(at + room..end, at + needed);
-            self.bytes.truncate(end + needed - room);
-        }
-        // The length as a varint of exactly `needed` bytes.
-        let mut rest = len as u64;
-        for byte in &mut self.bytes[at..at + needed] {
-            *byte = (rest as u8 & 0x7f) | if rest >= 0x80 { 0x80 } else { 0 };
-            rest >>= 7;
-        }
+        let mut length = Vec::with_capacity(varint_len(len as u64));
+        varint(len as u64, &mut length);
+        self.bytes.splice(at..at + room, length);
         self.last_len = len;
         self.entries += 1;
     }
