@@ -178,6 +178,11 @@ pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
         let ctx = context::<A::Params>(i64::MIN)?;
         let mut input = Reader::new(bytes);
         let mut out = Vec::new();
+        let mut record = RecordRef {
+            key: "",
+            time: 0,
+            fields: Default::default(),
+        };
         for _ in 0..input.count()? {
             // `accs` (merged into the first, or a new one), then `records`.
             let mut acc: Option<A::Acc> = None;
@@ -190,7 +195,8 @@ pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
             }
             let mut acc = acc.unwrap_or_default();
             for _ in 0..input.count()? {
-                A::add(&mut acc, &input.record()?, ctx.params());
+                input.record_into(&mut record)?;
+                A::add(&mut acc, &record, ctx.params());
             }
             out.clear();
             eddy_abi::encode_into(&acc, &mut out)?;

@@ -60,6 +60,7 @@ impl<'a> Reader<'a> {
         self.bytes.len()
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.bytes.len() {
             return Err(DecodeError::Truncated);
@@ -69,6 +70,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
@@ -77,7 +79,19 @@ impl<'a> Reader<'a> {
     /// last possible byte holds only the bits that are left, and a varint
     /// with more bits than that is refused rather than read as another
     /// number.
+    #[inline]
     fn varint_of(&mut self, bits: u32) -> Result<u64, DecodeError> {
+        // Most varints (lengths, tags, counts) are one byte.
+        if let [b, rest @ ..] = self.bytes
+            && *b < 0x80
+        {
+            self.bytes = rest;
+            return Ok(u64::from(*b));
+        }
+        self.varint_long(bits)
+    }
+
+    fn varint_long(&mut self, bits: u32) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..bits).step_by(7) {
             let b = self.byte()?;
@@ -93,35 +107,48 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned varint of at most 64 bits (ten bytes).
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         self.varint_of(64)
     }
 
     /// An unsigned varint of at most 32 bits (an enum's variant index, a
     /// `u32`): at most five bytes.
+    #[inline]
     pub fn varint32(&mut self) -> Result<u32, DecodeError> {
         // Thirty-two bits at most, so the value fits.
         self.varint_of(32).map(|v| v as u32)
     }
 
     /// A zig-zag varint.
+    #[inline]
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
         let v = self.varint()?;
         Ok((v >> 1) as i64 ^ -((v & 1) as i64))
     }
 
     /// A length-prefixed byte string.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.varint()?;
         self.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)
     }
 
     /// A length-prefixed UTF-8 string.
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
-        core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Utf8)
+        let bytes = self.bytes()?;
+        // Names and keys are mostly short ASCII, which a byte check accepts
+        // quicker than the full UTF-8 validation gets going.
+        if bytes.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            return Ok(unsafe { core::str::from_utf8_unchecked(bytes) });
+        }
+        core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
     }
 
     /// A sequence length, checked against what is left (every item takes at least a byte).
+    #[inline]
     pub fn count(&mut self) -> Result<usize, DecodeError> {
         let n = usize::try_from(self.varint()?).map_err(|_| DecodeError::Truncated)?;
         if n > self.bytes.len() {
@@ -132,18 +159,32 @@ impl<'a> Reader<'a> {
 
     /// One record.
     pub fn record(&mut self) -> Result<RecordRef<'a>, DecodeError> {
-        let key = self.str()?;
-        let time = self.i64()?;
+        let mut record = RecordRef {
+            key: "",
+            time: 0,
+            fields: crate::FieldsRef::new(),
+        };
+        self.record_into(&mut record)?;
+        Ok(record)
+    }
+
+    /// One record, read into `record` in place of what it held: a loop
+    /// over many records reuses one record's room for their fields.
+    pub fn record_into(&mut self, record: &mut RecordRef<'a>) -> Result<(), DecodeError> {
+        record.key = self.str()?;
+        record.time = self.i64()?;
         let n = self.count()?;
-        let mut fields = crate::FieldsRef::with_capacity(n);
+        record.fields.clear();
+        record.fields.reserve(n);
         for _ in 0..n {
             let name = self.str()?;
-            fields.push((name, self.value()?));
+            record.fields.push((name, self.value()?));
         }
-        Ok(RecordRef { key, time, fields })
+        Ok(())
     }
 
     /// One field value: its tag, then its payload.
+    #[inline]
     pub fn value(&mut self) -> Result<ValueRef<'a>, DecodeError> {
         Ok(match self.varint32()? {
             0 => {
