@@ -360,8 +360,13 @@ impl CsvFraming {
                 }
             };
         }
+        // The parser counts the line breaks it reads; nothing scans them again.
+        let before = self.parser.core.line();
         let (row, taken) = self.parser.feed(input);
-        self.took(&input[..taken]);
+        self.lines += self.parser.core.line() - before;
+        if let Some(&last) = input[..taken].last() {
+            self.after_lf = last == b'\n';
+        }
         self.row_bytes += taken;
         match row {
             Row::NeedInput if self.row_bytes > MAX_ITEM_BYTES => {
