@@ -1,10 +1,12 @@
 //! Interned strings: field names and keys repeat in nearly every record, so
 //! a decoder hands out clones of one `Arc<str>` instead of allocating each.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use eddy_abi::same_text as same;
 use foldhash::fast::FixedState;
+use hashbrown::HashTable;
 
 /// Field names a [`Names`] interner keeps in a list before it falls back to
 /// hashing: records of one shape repeat a handful of names, found faster by
@@ -15,7 +17,8 @@ const LISTED: usize = 32;
 /// starts afresh, so input with ever-new keys cannot grow it without bound.
 #[derive(Debug)]
 pub(crate) struct Interner {
-    strings: HashMap<Arc<str>, (), FixedState>,
+    strings: HashTable<Arc<str>>,
+    hasher: FixedState,
     capacity: usize,
     /// The first strings seen, compared before hashing (field names).
     listed: Vec<Arc<str>>,
@@ -28,7 +31,8 @@ impl Interner {
     /// everything (keys).
     pub(crate) fn new(capacity: usize, listed: bool) -> Self {
         Interner {
-            strings: HashMap::with_hasher(FixedState::default()),
+            strings: HashTable::new(),
+            hasher: FixedState::default(),
             capacity,
             listed: Vec::new(),
             list: if listed { LISTED } else { 0 },
@@ -37,10 +41,11 @@ impl Interner {
 
     /// The interned copy of `s`.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(k) = self.listed.iter().find(|k| ***k == *s) {
+        if let Some(k) = self.listed.iter().find(|k| same(k, s)) {
             return k.clone();
         }
-        if let Some((k, ())) = self.strings.get_key_value(s) {
+        let hash = self.hasher.hash_one(s);
+        if let Some(k) = self.strings.find(hash, |k| same(k, s)) {
             return k.clone();
         }
         let k: Arc<str> = Arc::from(s);
@@ -51,7 +56,9 @@ impl Interner {
         if self.strings.len() >= self.capacity {
             self.strings.clear();
         }
-        self.strings.insert(k.clone(), ());
+        let hasher = &self.hasher;
+        self.strings
+            .insert_unique(hash, k.clone(), |k| hasher.hash_one(&**k));
         k
     }
 }

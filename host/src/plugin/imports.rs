@@ -212,7 +212,11 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
             let bytes = &memory[range(memory, names::EMIT, ptr, len)?];
             // Runs in emit order: a new output name starts a new run.
             let cause = data.cause;
-            if data.outputs.last().is_none_or(|run| run.output != output) {
+            if data
+                .outputs
+                .last()
+                .is_none_or(|run| !eddy_abi::same_text(&run.output, output))
+            {
                 data.outputs.push(OutputRun {
                     output: output.to_owned(),
                     records: Vec::new(),

@@ -205,15 +205,20 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash_of(key);
+        self.get_mut_by(hash, |k| k.borrow() == key)
+    }
+
+    /// The value of the key with this hash that `is` accepts, to be changed.
+    fn get_mut_by(&mut self, hash: u64, is: impl Fn(&K) -> bool) -> Option<&mut V> {
         let at = self.shard_of(hash);
         let shard = &mut self.shards[at];
         // A shared shard is not copied for a key it does not hold (no weak
         // pointers are ever made: one strong pointer means unshared).
-        if Arc::strong_count(shard) > 1 && shard.find(hash, |s| s.key.borrow() == key).is_none() {
+        if Arc::strong_count(shard) > 1 && shard.find(hash, |s| is(&s.key)).is_none() {
             return None;
         }
         Arc::make_mut(shard)
-            .find_mut(hash, |s| s.key.borrow() == key)
+            .find_mut(hash, |s| is(&s.key))
             .map(|s| Arc::make_mut(&mut s.value))
     }
 
@@ -325,6 +330,16 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
                 }
             }
         }
+    }
+}
+
+impl<V: Clone> CowMap<Arc<str>, V> {
+    /// [`get_mut`](Self::get_mut) for a key that is most likely the very
+    /// allocation the map holds (keys a source interned): the pointers are
+    /// compared first, and the text only when they differ.
+    pub fn get_mut_shared(&mut self, key: &Arc<str>) -> Option<&mut V> {
+        let hash = self.hash_of(&**key);
+        self.get_mut_by(hash, |k| Arc::ptr_eq(k, key) || **k == **key)
     }
 }
 
@@ -443,6 +458,23 @@ mod tests {
                 prop_assert_eq!(sorted(&snapshot), expected);
             }
         }
+    }
+
+    #[test]
+    fn a_shared_key_finds_its_entry_by_pointer_or_by_text() {
+        let keys: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("k{i}"))).collect();
+        let mut map: CowMap<Arc<str>, u32> = keys.iter().cloned().zip(0..).collect();
+        let snapshot = map.clone();
+        for (i, key) in keys.iter().enumerate() {
+            // The map's own allocation, and an equal string made apart.
+            *map.get_mut_shared(key).unwrap() += 1;
+            let apart: Arc<str> = Arc::from(&**key);
+            *map.get_mut_shared(&apart).unwrap() += 1;
+            assert_eq!(map.get(&**key), Some(&(i as u32 + 2)));
+        }
+        assert_eq!(map.get_mut_shared(&Arc::from("k1000")), None);
+        assert_eq!(map.len(), 1000);
+        assert_eq!(snapshot.get("k7"), Some(&7), "the snapshot is untouched");
     }
 
     #[test]

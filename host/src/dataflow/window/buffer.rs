@@ -268,7 +268,7 @@ impl WindowBuffer {
 
     /// The index of `key`'s window `[start, end)`, created if needed.
     fn window(&mut self, key: &Arc<str>, start: i64, end: i64) -> usize {
-        let windows = match self.keys.get_mut(&**key) {
+        let windows = match self.keys.get_mut_shared(key) {
             Some(windows) => windows,
             None => self.keys.get_or_insert_with(key.clone(), Vec::new),
         };
@@ -296,7 +296,7 @@ impl WindowBuffer {
         fired: &mut Vec<FiredWindow>,
     ) {
         let key = &record.key;
-        let windows = match self.keys.get_mut(&**key) {
+        let windows = match self.keys.get_mut_shared(key) {
             Some(windows) => windows,
             None => self.keys.get_or_insert_with(key.clone(), Vec::new),
         };
@@ -336,7 +336,7 @@ impl WindowBuffer {
     /// Adds the record to window `index` of its key; fires it at once if the
     /// clock is already past its end (a late record within the lateness).
     fn push(&mut self, record: &Record, index: usize, now: i64, fired: &mut Vec<FiredWindow>) {
-        let Some(windows) = self.keys.get_mut(&*record.key) else {
+        let Some(windows) = self.keys.get_mut_shared(&record.key) else {
             return;
         };
         let window = &mut windows[index];
@@ -384,7 +384,7 @@ impl WindowBuffer {
     }
 
     pub(super) fn remove(&mut self, key: &Arc<str>, start: i64) {
-        if let Some(windows) = self.keys.get_mut(&**key) {
+        if let Some(windows) = self.keys.get_mut_shared(key) {
             // Windows of a key have distinct starts; the oldest goes first.
             if let Some(i) = windows.iter().position(|w| w.start == start) {
                 windows.remove(i);
