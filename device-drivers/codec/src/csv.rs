@@ -21,6 +21,15 @@ pub(crate) struct RowParser {
     /// Where each cell ends in `cells`.
     ends: Vec<usize>,
     ends_len: usize,
+    /// Whether the parser stands at the start of a row, where a plain row
+    /// may be split without it.
+    at_row_start: bool,
+    /// The [`Cells::gap`] of the row read last.
+    gap: usize,
+    /// The separator between cells.
+    delimiter: u8,
+    /// The first byte of comment lines, if any.
+    comment: Option<u8>,
 }
 
 /// What feeding the parser gave.
@@ -44,13 +53,63 @@ impl RowParser {
             cells_len: 0,
             ends: vec![0; 32],
             ends_len: 0,
+            at_row_start: true,
+            gap: 0,
+            delimiter: settings.csv.delimiter.byte(),
+            comment: settings.csv.comment.map(|c| c.byte()),
         }
+    }
+
+    /// Splits a plain row at the start of `input` without the parser's
+    /// state machine: a whole line that is not empty, not a comment, and has
+    /// no quote and no carriage return but the one before its line feed.
+    /// Its cells are then exactly the text between separators, as the
+    /// parser would read them. Returns the bytes taken, or `None` for
+    /// anything else, which the parser reads.
+    fn plain_row(&mut self, input: &[u8]) -> Option<usize> {
+        let lf = memchr::memchr(b'\n', input)?;
+        let row = match &input[..lf] {
+            [row @ .., b'\r'] => row,
+            row => row,
+        };
+        if row.is_empty()
+            || Some(row[0]) == self.comment
+            || memchr::memchr2(b'"', b'\r', row).is_some()
+        {
+            return None;
+        }
+        // The row is copied whole; each cell ends at a separator.
+        if self.cells.len() < row.len() {
+            self.cells.resize(row.len().next_power_of_two(), 0);
+        }
+        self.cells[..row.len()].copy_from_slice(row);
+        self.cells_len = row.len();
+        let mut n = 0;
+        for end in memchr::memchr_iter(self.delimiter, row).chain([row.len()]) {
+            if n == self.ends.len() {
+                self.ends.resize(n * 2, 0);
+            }
+            self.ends[n] = end;
+            n += 1;
+        }
+        self.ends_len = n;
+        self.gap = 1;
+        // The parser's line count goes on as if it had read the row.
+        self.core.set_line(self.core.line() + 1);
+        Some(lf + 1)
     }
 
     /// Reads from `input` until a row is complete or the input is used up;
     /// returns what happened and how many bytes of `input` were taken. An
     /// empty `input` means the end of the input.
     pub(crate) fn feed(&mut self, input: &[u8]) -> (Row, usize) {
+        if self.at_row_start
+            && let Some(taken) = self.plain_row(input)
+        {
+            return (Row::Ready, taken);
+        }
+        // Only after a whole row is the parser known to be at a row's start.
+        self.at_row_start = false;
         let mut taken = 0;
         loop {
             let (result, nin, nout, nend) = self.core.read_record(
@@ -71,7 +130,10 @@ impl RowParser {
                     let len = self.ends.len() * 2;
                     self.ends.resize(len, 0);
                 }
-                ReadRecordResult::Record => return (Row::Ready, taken),
+                ReadRecordResult::Record => {
+                    self.at_row_start = true;
+                    return (Row::Ready, taken);
+                }
                 ReadRecordResult::End => return (Row::End, taken),
             }
         }
@@ -82,6 +144,7 @@ impl RowParser {
         let cells = Cells {
             bytes: &self.cells[..self.cells_len],
             ends: &self.ends[..self.ends_len],
+            gap: std::mem::take(&mut self.gap),
         };
         self.cells_len = 0;
         self.ends_len = 0;
@@ -93,6 +156,8 @@ impl RowParser {
         self.core.reset();
         self.cells_len = 0;
         self.ends_len = 0;
+        self.gap = 0;
+        self.at_row_start = true;
     }
 }
 
@@ -100,6 +165,10 @@ impl RowParser {
 pub(crate) struct Cells<'a> {
     bytes: &'a [u8],
     ends: &'a [usize],
+    /// Bytes between one cell's end and the next one's start in `bytes`:
+    /// 0 for cells the parser wrote back to back, 1 for a plain row copied
+    /// whole with its separators.
+    gap: usize,
 }
 
 impl<'a> Cells<'a> {
@@ -111,7 +180,7 @@ impl<'a> Cells<'a> {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
             let cell = &self.bytes[start..end];
-            start = end;
+            start = end + self.gap;
             cell
         })
     }
@@ -212,8 +281,7 @@ impl Columns {
         let mut fields = Vec::with_capacity(self.field_columns);
         for (i, cell) in cells.iter().enumerate() {
             let column = &self.names[i];
-            let text =
-                std::str::from_utf8(cell).map_err(|_| format!("column `{column}`: not UTF-8"))?;
+            let text = cell_text(cell).ok_or_else(|| format!("column `{column}`: not UTF-8"))?;
             if Some(i) == self.key {
                 key = Some(names.key(text));
             } else if Some(i) == self.time {
@@ -235,6 +303,16 @@ impl Columns {
             fields,
         })
     }
+}
+
+/// A cell as text, if it is UTF-8. Most cells are short ASCII, which a
+/// byte check accepts quicker than the full validation gets going.
+fn cell_text(cell: &[u8]) -> Option<&str> {
+    if cell.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(cell) });
+    }
+    std::str::from_utf8(cell).ok()
 }
 
 /// A cell's value: the narrowest of integer, float, boolean, string.
@@ -494,6 +572,75 @@ mod tests {
                 [vec!["a", "b\nc", "d"], vec!["e", "f", "g"]],
                 "pieces of {piece}"
             );
+        }
+    }
+
+    /// The rows and the final line count of `input` read by csv-core
+    /// alone, in one piece: what the row parser must give, fast path or not.
+    fn read_by_csv_core(settings: &Decoding, input: &[u8]) -> (Vec<Vec<Vec<u8>>>, u64) {
+        let mut core = ReaderBuilder::new()
+            .delimiter(settings.csv.delimiter.byte())
+            .comment(settings.csv.comment.map(|c| c.byte()))
+            .build();
+        let (mut out, mut ends) = (vec![0; 1 << 16], vec![0; 1 << 12]);
+        let (mut rows, mut rest) = (Vec::new(), input);
+        let (mut out_len, mut ends_len) = (0, 0);
+        loop {
+            let (result, nin, nout, nend) =
+                core.read_record(rest, &mut out[out_len..], &mut ends[ends_len..]);
+            rest = &rest[nin..];
+            out_len += nout;
+            ends_len += nend;
+            match result {
+                ReadRecordResult::Record => {
+                    let mut start = 0;
+                    let cells = ends[..std::mem::take(&mut ends_len)]
+                        .iter()
+                        .map(|&end| {
+                            let cell = out[start..end].to_vec();
+                            start = end;
+                            cell
+                        })
+                        .collect();
+                    out_len = 0;
+                    rows.push(cells);
+                }
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::End => return (rows, core.line()),
+                other => panic!("buffers too small: {other:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_rows_split_as_csv_core_splits_them(
+            input in proptest::collection::vec(
+                proptest::sample::select(&b"ab ,;\"\r\n#"[..]), 0..200),
+            piece in 1usize..40,
+            semicolon in proptest::bool::ANY,
+            comments in proptest::bool::ANY,
+        ) {
+            let mut settings = Decoding::new(crate::Format::Csv, "key", "time");
+            if semicolon {
+                settings.csv.delimiter = crate::settings::AsciiChar::new(';').unwrap();
+            }
+            if comments {
+                settings.csv.comment = crate::settings::AsciiChar::new('#');
+            }
+            let mut parser = RowParser::new(&settings);
+            let (mut rows, mut rest) = (Vec::new(), &input[..]);
+            loop {
+                let chunk = &rest[..piece.min(rest.len())];
+                let (row, taken) = parser.feed(chunk);
+                rest = &rest[taken..];
+                match row {
+                    Row::Ready => rows.push(parser.take_cells().iter().map(<[u8]>::to_vec).collect()),
+                    Row::NeedInput => {}
+                    Row::End => break,
+                }
+            }
+            proptest::prop_assert_eq!((rows, parser.core.line()), read_by_csv_core(&settings, &input));
         }
     }
 }
