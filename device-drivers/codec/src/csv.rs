@@ -26,6 +26,9 @@ pub(crate) struct RowParser {
     at_row_start: bool,
     /// The [`Cells::gap`] of the row read last.
     gap: usize,
+    /// Whether the plain row read last ended at a carriage return, so that
+    /// a line feed may follow.
+    after_cr: bool,
     /// The separator between cells.
     delimiter: u8,
     /// The first byte of comment lines, if any.
@@ -55,6 +58,7 @@ impl RowParser {
             ends_len: 0,
             at_row_start: true,
             gap: 0,
+            after_cr: false,
             delimiter: settings.csv.delimiter.byte(),
             comment: settings.csv.comment.map(|c| c.byte()),
         }
@@ -64,13 +68,19 @@ impl RowParser {
     /// state machine: a whole line that is not empty, not a comment, and has
     /// no quote and no carriage return but the one before its line feed.
     /// Its cells are then exactly the text between separators, as the
-    /// parser would read them. Returns the bytes taken, or `None` for
-    /// anything else, which the parser reads.
+    /// parser would read them, and it takes the bytes the parser would
+    /// take: through a lone line feed, or through the carriage return of a
+    /// CRLF (its line feed goes with the next row). Returns the bytes taken,
+    /// or `None` for anything else, which the parser reads.
     fn plain_row(&mut self, input: &[u8]) -> Option<usize> {
-        let lf = memchr::memchr(b'\n', input)?;
-        let row = match &input[..lf] {
-            [row @ .., b'\r'] => row,
-            row => row,
+        // The line feed after the last row's carriage return, which ends
+        // that row; the parser takes it with what follows.
+        let skip = usize::from(self.after_cr && input.first() == Some(&b'\n'));
+        let rest = &input[skip..];
+        let lf = memchr::memchr(b'\n', rest)?;
+        let (row, taken) = match &rest[..lf] {
+            [row @ .., b'\r'] => (row, lf),
+            row => (row, lf + 1),
         };
         if row.is_empty()
             || Some(row[0]) == self.comment
@@ -94,9 +104,11 @@ impl RowParser {
         }
         self.ends_len = n;
         self.gap = 1;
-        // The parser's line count goes on as if it had read the row.
-        self.core.set_line(self.core.line() + 1);
-        Some(lf + 1)
+        self.after_cr = taken == lf;
+        // The parser's line count goes on as if it had read these bytes.
+        let line_feeds = skip + usize::from(taken > lf);
+        self.core.set_line(self.core.line() + line_feeds as u64);
+        Some(skip + taken)
     }
 
     /// Reads from `input` until a row is complete or the input is used up;
@@ -109,7 +121,9 @@ impl RowParser {
             return (Row::Ready, taken);
         }
         // Only after a whole row is the parser known to be at a row's start.
+        // (A line feed left after a carriage return is an empty line to it.)
         self.at_row_start = false;
+        self.after_cr = false;
         let mut taken = 0;
         loop {
             let (result, nin, nout, nend) = self.core.read_record(
@@ -157,6 +171,7 @@ impl RowParser {
         self.cells_len = 0;
         self.ends_len = 0;
         self.gap = 0;
+        self.after_cr = false;
         self.at_row_start = true;
     }
 }
@@ -575,9 +590,12 @@ mod tests {
         }
     }
 
+    /// A row's cells, and how many bytes of the input were taken when it was done.
+    type Taken = (Vec<Vec<u8>>, usize);
+
     /// The rows and the final line count of `input` read by csv-core
     /// alone, in one piece: what the row parser must give, fast path or not.
-    fn read_by_csv_core(settings: &Decoding, input: &[u8]) -> (Vec<Vec<Vec<u8>>>, u64) {
+    fn read_by_csv_core(settings: &Decoding, input: &[u8]) -> (Vec<Taken>, u64) {
         let mut core = ReaderBuilder::new()
             .delimiter(settings.csv.delimiter.byte())
             .comment(settings.csv.comment.map(|c| c.byte()))
@@ -603,7 +621,7 @@ mod tests {
                         })
                         .collect();
                     out_len = 0;
-                    rows.push(cells);
+                    rows.push((cells, input.len() - rest.len()));
                 }
                 ReadRecordResult::InputEmpty => {}
                 ReadRecordResult::End => return (rows, core.line()),
@@ -635,7 +653,10 @@ mod tests {
                 let (row, taken) = parser.feed(chunk);
                 rest = &rest[taken..];
                 match row {
-                    Row::Ready => rows.push(parser.take_cells().iter().map(<[u8]>::to_vec).collect()),
+                    Row::Ready => {
+                        let cells = parser.take_cells().iter().map(<[u8]>::to_vec).collect();
+                        rows.push((cells, input.len() - rest.len()));
+                    }
                     Row::NeedInput => {}
                     Row::End => break,
                 }
