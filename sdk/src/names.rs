@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use eddy_abi::same_bytes;
+
 /// Field names made once, for a plugin that emits many records with the
 /// same fields: [`Record::with`](crate::Record::with) then takes a shared
 /// name instead of allocating a copy of it for every record.
@@ -35,10 +37,12 @@ impl Names {
 
     /// The name `prefix` followed by `suffix` (`"temp"`, `"_max"`: `"temp_max"`).
     pub fn joined(&mut self, prefix: &str, suffix: &str) -> Arc<str> {
+        // Compared by words, not by calls to the plugin's byte-by-byte `memcmp`.
         let is = |name: &Arc<str>| {
-            name.len() == prefix.len() + suffix.len()
-                && name.starts_with(prefix)
-                && name.ends_with(suffix)
+            let (name, at) = (name.as_bytes(), prefix.len());
+            name.len() == at + suffix.len()
+                && same_bytes(&name[..at], prefix.as_bytes())
+                && same_bytes(&name[at..], suffix.as_bytes())
         };
         let found = match self.made.get(self.next) {
             Some(name) if is(name) => Some(self.next),

@@ -8,6 +8,7 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use eddy_abi::{Record, Value};
 
 use crate::decoder::{Meta, Names, error};
+use crate::number::parse_i64;
 use crate::settings::Decoding;
 use crate::stream::{MAX_ITEM_BYTES, Step};
 use crate::time;
@@ -511,26 +512,6 @@ fn line_breaks(bytes: &[u8]) -> u64 {
     } else {
         memchr::memchr_iter(b'\n', bytes).count() as u64
     }
-}
-
-/// An optionally signed decimal integer that fits an `i64`.
-fn parse_i64(b: &[u8]) -> Option<i64> {
-    let (negative, digits) = match b {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        _ => (false, b),
-    };
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
-    }
-    if negative { Some(n) } else { n.checked_neg() }
 }
 
 #[cfg(test)]

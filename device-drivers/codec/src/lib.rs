@@ -41,6 +41,7 @@ mod csv;
 mod decoder;
 mod intern;
 mod json;
+mod number;
 mod settings;
 mod stream;
 mod time;

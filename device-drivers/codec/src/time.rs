@@ -1,5 +1,6 @@
 //! Event times as the input writes them, to milliseconds since the Unix epoch.
 
+use crate::number::parse_i64;
 use crate::settings::TimeFormat;
 
 /// A time from an integer in the input.
@@ -46,6 +47,10 @@ pub(crate) fn from_str(s: &str, format: TimeFormat) -> Result<i64, String> {
         return rfc3339(s).ok_or_else(|| {
             format!("expected an RFC 3339 timestamp such as 2026-01-01T00:00:00Z, found {s:?}")
         });
+    }
+    // Most times are plain digits, read without `str::parse`'s generality.
+    if let Some(i) = parse_i64(s.trim_ascii().as_bytes()) {
+        return from_i64(i, format);
     }
     let t = s.trim();
     if let Ok(i) = t.parse::<i64>() {
@@ -209,5 +214,25 @@ mod tests {
                 .unwrap_err()
                 .contains("milliseconds")
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn integer_times_read_as_std_reads_them(text in "[-+ ]?[0-9]{0,21}[ x]?") {
+            let std = text.trim_ascii().parse::<i64>().ok();
+            if let Some(i) = parse_i64(text.trim_ascii().as_bytes()) {
+                proptest::prop_assert_eq!(Some(i), std);
+            }
+            // What reading the text with `str::parse` alone gives.
+            let by_parse = match text.trim().parse::<i64>() {
+                Ok(i) => from_i64(i, TimeFormat::UnixMs),
+                Err(_) => text
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| from_f64(f, TimeFormat::UnixMs)),
+            };
+            proptest::prop_assert_eq!(from_str(&text, TimeFormat::UnixMs).ok(), by_parse.ok());
+        }
     }
 }

@@ -107,7 +107,7 @@ pub use input::{
     TimeDomain, Timer, TimerInput, TimerRef, Window, WindowInput, WindowRef,
 };
 pub use manifest::{Capabilities, Manifest, OperatorKind};
-pub use record::{Fields, FieldsRef, Record, RecordRef, Value, ValueRef, same_text};
+pub use record::{Fields, FieldsRef, Record, RecordRef, Value, ValueRef, same_bytes, same_text};
 
 /// The version of this ABI. Bumped on any change a plugin could observe.
 pub const ABI_VERSION: u32 = 1;
