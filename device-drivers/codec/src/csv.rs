@@ -542,27 +542,15 @@ mod tests {
         let input = b"a,\"b\nc\",d\r\ne,f,g\n";
         for piece in 1..input.len() {
             let mut parser = RowParser::new(&settings);
-            let mut rows = Vec::new();
-            let mut rest: &[u8] = input;
-            loop {
-                let chunk = &rest[..piece.min(rest.len())];
-                let (row, taken) = parser.feed(chunk);
-                rest = &rest[taken..];
-                match row {
-                    Row::Ready => {
-                        let cells = parser.take_cells();
-                        rows.push(
-                            cells
-                                .iter()
-                                .map(|c| String::from_utf8_lossy(c).into_owned())
-                                .collect::<Vec<_>>(),
-                        );
-                    }
-                    Row::NeedInput if chunk.is_empty() => unreachable!("empty input is the end"),
-                    Row::NeedInput => {}
-                    Row::End => break,
-                }
-            }
+            let rows: Vec<Vec<String>> = feed_in_pieces(&mut parser, input, piece)
+                .into_iter()
+                .map(|(cells, _)| {
+                    cells
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect()
+                })
+                .collect();
             assert_eq!(
                 rows,
                 [vec!["a", "b\nc", "d"], vec!["e", "f", "g"]],
@@ -573,6 +561,25 @@ mod tests {
 
     /// A row's cells, and how many bytes of the input were taken when it was done.
     type Taken = (Vec<Vec<u8>>, usize);
+
+    /// The rows `parser` reads from `input` fed in pieces of `piece` bytes.
+    fn feed_in_pieces(parser: &mut RowParser, input: &[u8], piece: usize) -> Vec<Taken> {
+        let (mut rows, mut rest) = (Vec::new(), input);
+        loop {
+            let chunk = &rest[..piece.min(rest.len())];
+            let (row, taken) = parser.feed(chunk);
+            rest = &rest[taken..];
+            match row {
+                Row::Ready => {
+                    let cells = parser.take_cells().iter().map(<[u8]>::to_vec).collect();
+                    rows.push((cells, input.len() - rest.len()));
+                }
+                Row::NeedInput if chunk.is_empty() => unreachable!("empty input is the end"),
+                Row::NeedInput => {}
+                Row::End => return rows,
+            }
+        }
+    }
 
     /// The rows and the final line count of `input` read by csv-core
     /// alone, in one piece: what the row parser must give, fast path or not.
@@ -628,20 +635,7 @@ mod tests {
                 settings.csv.comment = crate::settings::AsciiChar::new('#');
             }
             let mut parser = RowParser::new(&settings);
-            let (mut rows, mut rest) = (Vec::new(), &input[..]);
-            loop {
-                let chunk = &rest[..piece.min(rest.len())];
-                let (row, taken) = parser.feed(chunk);
-                rest = &rest[taken..];
-                match row {
-                    Row::Ready => {
-                        let cells = parser.take_cells().iter().map(<[u8]>::to_vec).collect();
-                        rows.push((cells, input.len() - rest.len()));
-                    }
-                    Row::NeedInput => {}
-                    Row::End => break,
-                }
-            }
+            let rows = feed_in_pieces(&mut parser, &input, piece);
             proptest::prop_assert_eq!((rows, parser.core.line()), read_by_csv_core(&settings, &input));
         }
     }
