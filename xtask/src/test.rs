@@ -3,15 +3,56 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 use crate::build::{self, Target};
 use crate::{guests, precompile, prerequisites};
 
+/// Free space a clean run needs on the filesystem of `target/`: its debug,
+/// guest and cross builds take about 7 GiB, and a linker that runs out of
+/// room crashes instead of saying so.
+const NEEDED_DISK_GIB: f64 = 10.0;
+
 /// Installs prerequisites, then runs formatting, lints, all tests, the doc
 /// tests and the aarch64 smoke test, in that order.
+///
+/// A failure names the free disk space left, since a full disk shows up as
+/// crashing linkers and compilers rather than as an error about space.
 pub(crate) fn run(sh: &Shell, cross: bool) -> anyhow::Result<()> {
+    let target = sh.current_dir().join("target");
+    if let Some(free) = free_disk_gib(&target)
+        && free < NEEDED_DISK_GIB
+    {
+        eprintln!(
+            "warning: {free:.1} GiB free on the filesystem of {}; a clean run needs about {NEEDED_DISK_GIB} GiB",
+            target.display()
+        );
+    }
+    steps(sh, cross).with_context(|| match free_disk_gib(&target) {
+        Some(free) => format!(
+            "tests failed with {free:.1} GiB free on the filesystem of {}",
+            target.display()
+        ),
+        None => "tests failed".to_string(),
+    })
+}
+
+/// Free space, in GiB, on the filesystem that holds `path` (or its nearest
+/// existing ancestor); `None` when it cannot be read.
+fn free_disk_gib(path: &Path) -> Option<f64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: `stat` is plain data that statvfs fills; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as f64 * stat.f_frsize as f64 / (1u64 << 30) as f64)
+}
+
+/// The steps of [`run`], in order.
+fn steps(sh: &Shell, cross: bool) -> anyhow::Result<()> {
     let cargo = crate::cargo();
     let started = Instant::now();
     let step = |name: &str| {
