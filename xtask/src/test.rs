@@ -10,7 +10,7 @@ use crate::build::{self, Target};
 use crate::{guests, precompile, prerequisites};
 
 /// Free space a clean run needs on the filesystem of `target/`: its debug,
-/// guest and cross builds take about 7 GiB, and a linker that runs out of
+/// guest and cross builds take about 5 GiB, and a linker that runs out of
 /// room crashes instead of saying so.
 const NEEDED_DISK_GIB: f64 = 10.0;
 
