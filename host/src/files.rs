@@ -4,8 +4,19 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Whether a written file must survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lasting {
+    /// Synced to disk before the write returns: a signing key.
+    Synced,
+    /// Only for the running process, which writes it afresh when it starts
+    /// again (the API's token): no sync, which on an SD card can take tens
+    /// of milliseconds of a cold start.
+    ThisRun,
+}
+
 /// Writes a file only its owner can read.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8], lasting: Lasting) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -17,7 +28,10 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .mode(0o600)
         .open(path)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    match lasting {
+        Lasting::Synced => file.sync_all(),
+        Lasting::ThisRun => Ok(()),
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file, so that a crash leaves

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::ApiError;
-use crate::files::write_private;
+use crate::files::{Lasting, write_private};
 
 /// A bearer token. Compared in constant time.
 #[derive(Clone)]
@@ -33,7 +33,9 @@ impl Token {
         })?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let path = state_dir.join("api.token");
-        write_private(&path, token.as_bytes()).map_err(|error| ApiError::File { path, error })?;
+        // A new token is written at every start: it need not outlive this run.
+        write_private(&path, token.as_bytes(), Lasting::ThisRun)
+            .map_err(|error| ApiError::File { path, error })?;
         Ok(Token(token))
     }
 

@@ -32,6 +32,31 @@ pub struct BundleBody {
     pub artifacts: Vec<Artifact>,
 }
 
+/// A bundle's body read in place: what [`BundleBody`] holds, borrowed from
+/// the bundle's bytes, so that loading a plugin copies its code once (into
+/// the engine), not three times.
+#[derive(Debug, Deserialize)]
+pub struct BundleView<'a> {
+    /// The manifest, as JSON.
+    pub manifest: &'a str,
+    /// The WebAssembly module.
+    pub wasm: &'a [u8],
+    /// Machine code compiled ahead of time, per target.
+    #[serde(borrow)]
+    pub artifacts: Vec<ArtifactView<'a>>,
+}
+
+/// An [`Artifact`] read in place.
+#[derive(Debug, Deserialize)]
+pub struct ArtifactView<'a> {
+    /// The target triple.
+    pub target: &'a str,
+    /// The fingerprint of the engine settings it was compiled for.
+    pub engine: &'a str,
+    /// Wasmtime's serialized module.
+    pub code: &'a [u8],
+}
+
 /// The plugin compiled ahead of time for one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
@@ -109,6 +134,12 @@ impl<'a> Bundle<'a> {
 
     /// Decodes the body. Call only after the signature has been checked, where one is required.
     pub fn decode(&self) -> Result<BundleBody, BundleError> {
+        postcard::from_bytes(self.body).map_err(|e| BundleError::Body(e.to_string()))
+    }
+
+    /// Reads the body in place, as [`Bundle::decode`] does without copying.
+    /// Call only after the signature has been checked, where one is required.
+    pub fn view(&self) -> Result<BundleView<'a>, BundleError> {
         postcard::from_bytes(self.body).map_err(|e| BundleError::Body(e.to_string()))
     }
 
@@ -192,6 +223,47 @@ mod tests {
         expected.artifacts[0].code = code;
         assert_eq!(Bundle::parse(&bytes).unwrap().decode().unwrap(), expected);
         assert_eq!(bytes, encode(&expected, |_| None));
+        assert_views(&bytes, &expected);
+    }
+
+    /// The in-place view of `bytes` holds what `expected` holds.
+    fn assert_views(bytes: &[u8], expected: &BundleBody) {
+        let bundle = Bundle::parse(bytes).unwrap();
+        let view = bundle.view().unwrap();
+        assert_eq!(view.manifest, expected.manifest);
+        assert_eq!(view.wasm, &expected.wasm[..]);
+        let artifacts: Vec<(&str, &str, &[u8])> = view
+            .artifacts
+            .iter()
+            .map(|a| (a.target, a.engine, a.code))
+            .collect();
+        let wanted: Vec<(&str, &str, &[u8])> = expected
+            .artifacts
+            .iter()
+            .map(|a| (&a.target[..], &a.engine[..], &a.code[..]))
+            .collect();
+        assert_eq!(artifacts, wanted);
+    }
+
+    #[test]
+    fn a_view_reads_what_decoding_reads_and_refuses_what_it_refuses() {
+        let mut two = body();
+        two.artifacts.push(Artifact {
+            target: "aarch64-unknown-linux-gnu".into(),
+            engine: "def".into(),
+            code: (0..=255).cycle().take(5000).collect(),
+        });
+        for expected in [body(), two] {
+            let bytes = encode(&expected, |_| None);
+            assert_views(&bytes, &expected);
+            // A body cut inside an artifact's code is refused by both.
+            let mut cut = bytes[..bytes.len() - 3].to_vec();
+            let len = (cut.len() - MAGIC.len() - 4) as u32;
+            cut[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&len.to_le_bytes());
+            let bundle = Bundle::parse(&cut).unwrap();
+            assert!(bundle.decode().is_err());
+            assert!(bundle.view().is_err());
+        }
     }
 
     #[test]

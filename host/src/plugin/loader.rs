@@ -112,11 +112,11 @@ impl Loader {
         if let Some(trust) = &self.trust {
             trust.verify(&bundle)?;
         }
-        let body = bundle.decode()?;
-        check_size(&body.wasm, limits)?;
-        let manifest = checked_manifest(&body.wasm)?;
-        self.check_initial_sizes(&body.wasm)?;
-        if serde_json::from_str::<eddy_abi::Manifest>(&body.manifest).ok() != Some(manifest.clone())
+        let body = bundle.view()?;
+        check_size(body.wasm, limits)?;
+        let manifest = checked_manifest(body.wasm)?;
+        self.check_initial_sizes(body.wasm)?;
+        if serde_json::from_str::<eddy_abi::Manifest>(body.manifest).ok() != Some(manifest.clone())
         {
             return Err(LoadError::ManifestMismatch);
         }
@@ -142,7 +142,7 @@ impl Loader {
             // requires one; without trusted keys the host trusts its own
             // files, and only those.
             let loaded = unsafe {
-                PluginModule::from_artifact(&self.engine, manifest, target, &artifact.code)
+                PluginModule::from_artifact(&self.engine, manifest, target, artifact.code)
             };
             match loaded {
                 Ok(module) => {
@@ -161,7 +161,7 @@ impl Loader {
                 "the plugin has no artifact for this host's engine; compiling its .wasm"
             );
         }
-        PluginModule::from_bytes(&self.engine, &body.wasm, limits).map_err(|e| match e {
+        PluginModule::from_bytes(&self.engine, body.wasm, limits).map_err(|e| match e {
             LoadError::NeedsArtifact { target, engine, .. } => LoadError::NeedsArtifact {
                 target,
                 engine,
@@ -182,7 +182,7 @@ enum Source {
 }
 
 /// What artifacts a bundle has, for an error.
-fn describe_artifacts(artifacts: &[bundle::Artifact]) -> String {
+fn describe_artifacts(artifacts: &[bundle::ArtifactView<'_>]) -> String {
     if artifacts.is_empty() {
         return "its bundle has no precompiled artifacts".into();
     }

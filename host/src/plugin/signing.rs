@@ -79,8 +79,12 @@ pub fn generate(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf, String), Si
             return Err(file_error(path, "exists already; not overwriting a key"));
         }
     }
-    crate::files::write_private(&secret_path, format!("{}\n", hex(&secret)).as_bytes())
-        .map_err(|e| file_error(&secret_path, e))?;
+    crate::files::write_private(
+        &secret_path,
+        format!("{}\n", hex(&secret)).as_bytes(),
+        crate::files::Lasting::Synced,
+    )
+    .map_err(|e| file_error(&secret_path, e))?;
     std::fs::write(&public_path, format!("ed25519 {}\n", hex(&public)))
         .map_err(|e| file_error(&public_path, e))?;
     Ok((secret_path, public_path, key_id(&public)))
