@@ -36,6 +36,13 @@ impl AppendFile {
         &self.path
     }
 
+    /// The file's length with the bytes taken and not written yet; opens
+    /// (and creates) the file if it is not open.
+    pub fn size(&mut self) -> io::Result<u64> {
+        self.open()?;
+        Ok(self.len + self.pending.len() as u64)
+    }
+
     /// Where to put bytes for the next flush.
     pub fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.pending

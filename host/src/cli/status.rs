@@ -24,6 +24,12 @@ pub(crate) fn status(client: &Client, json: bool) -> Result<(), Failure> {
         mib(status.peak_resident_bytes),
         status.dead_lettered
     );
+    if status.dead_letters_unwritten > 0 {
+        println!(
+            "dead letters not written, the log being full: {}",
+            status.dead_letters_unwritten
+        );
+    }
     match status.address_space_bits {
         Some(bits) => println!(
             "plugin memory {} (address space {bits} bits)",

@@ -111,6 +111,13 @@ pub struct PipelineSection {
     /// Where failed batches, late records nobody routes, and their reasons are written, as JSON lines.
     #[serde(default = "default_dead_letter_path")]
     pub dead_letter_path: PathBuf,
+    /// The most the dead-letter log grows to, in MiB. Past it, dead letters
+    /// are counted (`eddy status`, `eddy_dead_letters_unwritten_total`) but
+    /// not written, so that a flood of late or unreadable input (a device
+    /// whose clock was reset, a replayed source) cannot fill the disk the
+    /// checkpoints need. 0: no limit.
+    #[serde(default = "default_dead_letter_max_mib")]
+    pub dead_letter_max_mib: u64,
     /// When the run ends, how long sinks whose peer is down or slow get to
     /// deliver what they hold, in ms; what is still held then is lost (and logged).
     #[serde(default = "default_shutdown_timeout_ms")]
@@ -124,6 +131,7 @@ impl Default for PipelineSection {
             batch_size: default_batch_size(),
             linger_ms: default_linger_ms(),
             dead_letter_path: default_dead_letter_path(),
+            dead_letter_max_mib: default_dead_letter_max_mib(),
             shutdown_timeout_ms: default_shutdown_timeout_ms(),
         }
     }
@@ -445,6 +453,9 @@ fn default_batch_size() -> usize {
 }
 fn default_linger_ms() -> u64 {
     5
+}
+fn default_dead_letter_max_mib() -> u64 {
+    256
 }
 fn default_dead_letter_path() -> PathBuf {
     "dead-letter.jsonl".into()

@@ -281,6 +281,10 @@ impl Graph {
             dead_letter: DeadLetter::new(
                 &name,
                 &pipeline.resolve(&config.pipeline.dead_letter_path),
+            )
+            .with_limit(
+                (config.pipeline.dead_letter_max_mib > 0)
+                    .then(|| config.pipeline.dead_letter_max_mib.saturating_mul(1 << 20)),
             ),
             doorbell: eddy_driver::Doorbell::new(),
             base_dir,

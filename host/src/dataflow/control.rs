@@ -72,6 +72,10 @@ pub struct PipelineStatus {
     pub peak_resident_bytes: u64,
     /// Records and timers in the dead-letter log.
     pub dead_lettered: u64,
+    /// Of those, how many were not written because the log had reached
+    /// `[pipeline] dead_letter_max_mib`.
+    #[serde(default)]
+    pub dead_letters_unwritten: u64,
     /// How plugin memory is allocated: `pooled (N slots)` or `on demand`.
     pub plugin_memory: String,
     /// The bits of address space the process was found to have at start.
@@ -389,6 +393,7 @@ impl Graph {
             resident_bytes: resident_bytes(),
             peak_resident_bytes: peak_resident_bytes(),
             dead_lettered: self.dead_letter.records(),
+            dead_letters_unwritten: self.dead_letter.unwritten(),
             plugin_memory: match self.loader.as_ref().map(|l| l.engine().allocation()) {
                 Some(Allocation::Pooling { slots }) => format!("pooled ({slots} slots)"),
                 _ => "on demand".into(),

@@ -158,6 +158,8 @@ pub struct RunSummary {
     pub written: Vec<(String, u64)>,
     /// Records and timers sent to the dead-letter log.
     pub dead_lettered: u64,
+    /// Of those, how many were not written, the log being full.
+    pub dead_letters_unwritten: u64,
     /// Whether every source ended (rather than the run being stopped).
     pub completed: bool,
     /// What was restored before the run, when the graph has a state store.
@@ -416,6 +418,7 @@ impl Graph {
             })
             .collect();
         summary.dead_lettered = self.dead_letter.records();
+        summary.dead_letters_unwritten = self.dead_letter.unwritten();
         summary.checkpoints = self
             .durability
             .as_ref()

@@ -368,6 +368,7 @@ impl Runtime {
                 records_in = summary.records_in,
                 results_written = summary.written.iter().map(|(_, n)| n).sum::<u64>(),
                 dead_lettered = summary.dead_lettered,
+                dead_letters_unwritten = summary.dead_letters_unwritten,
                 completed = summary.completed,
                 checkpoints = summary.checkpoints.taken,
                 longest_checkpoint_stall_ms = summary.checkpoints.longest_stall.as_secs_f64() * 1e3,

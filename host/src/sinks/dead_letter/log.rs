@@ -130,6 +130,28 @@ fn parts(input: &DeadLetterInput) -> Vec<Part<'_>> {
     }
 }
 
+impl Part<'_> {
+    /// The records (or timers, or inputs) the line holds; a window whose
+    /// records were folded counts its folded records.
+    fn items(&self) -> u64 {
+        match self {
+            Part::Records(r) => r.len() as u64,
+            Part::Timers(t) => t.len() as u64,
+            Part::Rejected(r) => r.len() as u64,
+            Part::Windows(windows) => windows
+                .iter()
+                .map(|(w, run)| {
+                    if w.records.is_empty() {
+                        u64::from(w.count)
+                    } else {
+                        run.len() as u64
+                    }
+                })
+                .sum(),
+        }
+    }
+}
+
 /// One line of the log.
 struct Line<'a> {
     pipeline: &'a str,
@@ -221,6 +243,10 @@ impl Serialize for Line<'_> {
 struct Log {
     pipeline: String,
     file: AppendFile,
+    /// The most bytes the file may hold; `None`: no limit.
+    limit: Option<u64>,
+    /// Records (and timers) not written because the file was full.
+    unwritten: u64,
     records: u64,
     /// Records (and timers) per node.
     by_node: BTreeMap<String, u64>,
@@ -241,11 +267,20 @@ impl DeadLetter {
             log: Arc::new(Mutex::new(Log {
                 pipeline: pipeline.to_owned(),
                 file: AppendFile::new(path),
+                limit: None,
+                unwritten: 0,
                 records: 0,
                 by_node: BTreeMap::new(),
             })),
             path: path.to_owned(),
         }
+    }
+
+    /// Caps the log at `bytes`: a line that would take it past them is
+    /// counted ([`DeadLetter::unwritten`]) and not written.
+    pub fn with_limit(self, bytes: Option<u64>) -> Self {
+        self.log().limit = bytes;
+        self
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
@@ -272,20 +307,29 @@ impl DeadLetter {
         self.log().records
     }
 
-    /// Records (and timers) of `node` written so far.
+    /// Records (and timers) dead-lettered but not written, the log being full.
+    pub fn unwritten(&self) -> u64 {
+        self.log().unwritten
+    }
+
+    /// Records (and timers) of `node` dead-lettered so far.
     pub fn records_of(&self, node: &str) -> u64 {
         self.log().by_node.get(node).copied().unwrap_or(0)
     }
 
     /// Appends an entry: one line, or one per [`ITEMS_PER_LINE`] items of
-    /// its input. Losing a dead letter would lose data, so this is an error
-    /// the pipeline stops on.
+    /// its input. Losing a dead letter would lose data, so a failed write
+    /// is an error the pipeline stops on. A line that would take the log
+    /// past its limit is counted and left out (whole: the log never holds
+    /// part of a line), and the pipeline goes on.
     pub fn write(&self, entry: &DeadLetterEntry) -> io::Result<()> {
         let mut log = self.log();
         let log = &mut *log;
         let parts = parts(&entry.input);
         let count = parts.len();
         for (i, part) in parts.into_iter().enumerate() {
+            let items = part.items();
+            let before = log.file.buffer().len();
             let out = log.file.buffer();
             serde_json::to_writer(
                 &mut *out,
@@ -297,6 +341,22 @@ impl DeadLetter {
                 },
             )?;
             out.push(b'\n');
+            if let Some(limit) = log.limit
+                && log.file.size()? > limit
+            {
+                log.file.buffer().truncate(before);
+                if log.unwritten == 0 {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        limit_mib = limit >> 20,
+                        "the dead-letter log is full: further dead letters are counted (`eddy status`) but not written"
+                    );
+                }
+                log.unwritten += items;
+                metrics::counter!("eddy_dead_letters_unwritten_total", "pipeline" => log.pipeline.clone())
+                    .increment(items);
+                continue;
+            }
             log.file.flush()?;
         }
         let n = entry.input.len() as u64;
@@ -323,6 +383,80 @@ mod tests {
             count: records as u32,
             records: (0..records).map(|i| Record::new(key, i as i64)).collect(),
         }
+    }
+
+    /// Records as the log's lines hold them, and the lines' bytes.
+    fn logged(path: &Path) -> (u64, u64) {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let records = text
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).unwrap();
+                line["records"].as_array().map_or_else(
+                    || {
+                        line["windows"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|w| w["records"].as_array().unwrap().len())
+                            .sum()
+                    },
+                    Vec::len,
+                ) as u64
+            })
+            .sum();
+        (records, text.len() as u64)
+    }
+
+    #[test]
+    fn a_full_log_counts_what_it_leaves_out_and_never_holds_part_of_a_line() {
+        let log_dir = tempfile::tempdir().unwrap();
+        let path = log_dir.path().join("dead.jsonl");
+        let limit = 64 * 1024;
+        let log = DeadLetter::new("p", &path).with_limit(Some(limit));
+        // Entries of 1 to 2500 records, some cut over several lines, and windows.
+        let mut total = 0u64;
+        for n in 0..200u64 {
+            let size = 1 + (n * 37) % 2500;
+            let input = if n % 3 == 0 {
+                DeadLetterInput::Windows(vec![window("w", size as usize), window("v", 0)])
+            } else {
+                DeadLetterInput::Records((0..size as i64).map(|i| Record::new("k", i)).collect())
+            };
+            total += input.len() as u64;
+            log.write(&DeadLetterEntry {
+                node: "op".into(),
+                reason: "late".into(),
+                input,
+            })
+            .unwrap();
+        }
+        log.commit().unwrap();
+        let (written, bytes) = logged(&path);
+        assert!(bytes <= limit, "{bytes} bytes in a log limited to {limit}");
+        assert!(bytes > limit / 2, "the log stopped early: {bytes} bytes");
+        assert!(log.unwritten() > 0);
+        assert_eq!(written + log.unwritten(), total);
+        assert_eq!(log.records(), total);
+    }
+
+    #[test]
+    fn without_a_limit_every_dead_letter_is_written() {
+        let log_dir = tempfile::tempdir().unwrap();
+        let path = log_dir.path().join("dead.jsonl");
+        let log = DeadLetter::new("p", &path).with_limit(None);
+        let records: Vec<Record> = (0..5000).map(|i| Record::new("k", i)).collect();
+        for _ in 0..20 {
+            log.write(&DeadLetterEntry {
+                node: "op".into(),
+                reason: "late".into(),
+                input: DeadLetterInput::Records(records.clone()),
+            })
+            .unwrap();
+        }
+        log.commit().unwrap();
+        assert_eq!(logged(&path).0, 100_000);
+        assert_eq!(log.unwritten(), 0);
     }
 
     #[test]
