@@ -111,6 +111,18 @@ impl Decoder {
         &self.settings
     }
 
+    /// The decoder's shared copy of key `key`: records of one key share one
+    /// allocation, whether the key came from a payload or from elsewhere
+    /// (an MQTT topic), and later stages compare them by pointer first.
+    pub fn intern_key(&mut self, key: &str) -> Arc<str> {
+        self.names.key(key)
+    }
+
+    /// The decoder's shared copy of field name `name`.
+    pub fn intern_name(&mut self, name: &str) -> Arc<str> {
+        self.names.field(name)
+    }
+
     /// Decodes one message: a JSON document (an object or an array of
     /// objects), CSV rows (the first row is the header unless `csv.columns`
     /// names the columns), or a raw payload. Records go to `out`; rows that

@@ -1,5 +1,7 @@
 //! Subscribing and reading, on the async runtime.
 
+use std::sync::Arc;
+
 use eddy_codec::{Decoder, Decoding, Meta};
 use eddy_driver::{Batch, BoxFuture, DriverError, Rejected, SourceOutput, SourceTask, Value};
 use tokio::sync::mpsc::UnboundedSender;
@@ -224,14 +226,24 @@ impl MqttSourceTask {
             }
         }
         if let Some(parsed) = parsed {
+            // The topic's key wins over one in the payload; keys and names
+            // are the decoder's interned copies, as the payload's are.
+            let key = parsed.key.as_deref().map(|k| decoder.intern_key(k));
+            let fields: Vec<_> = parsed
+                .fields
+                .iter()
+                .map(|(name, value)| (decoder.intern_name(name), decoder.intern_key(value)))
+                .collect();
             for record in &mut batch.records[first..] {
-                if let Some(key) = &parsed.key {
-                    record.key = key.as_str().into();
+                if let Some(key) = &key
+                    && !Arc::ptr_eq(&record.key, key)
+                {
+                    record.key = key.clone();
                 }
-                for (name, value) in &parsed.fields {
+                for (name, value) in &fields {
                     record
                         .fields
-                        .push((name.as_str().into(), Value::Str(value.as_str().into())));
+                        .push((name.clone(), Value::Str(value.clone())));
                 }
             }
         }

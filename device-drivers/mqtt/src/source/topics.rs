@@ -21,13 +21,13 @@ pub(crate) struct TopicParsing {
     key: Vec<String>,
 }
 
-/// What a topic gives.
+/// What a topic gives, borrowed from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Parsed {
+pub(crate) struct Parsed<'t> {
     /// The record key: the named levels of `key` joined by `/`.
     pub(crate) key: Option<String>,
-    /// The other named levels, as string fields.
-    pub(crate) fields: Vec<(String, String)>,
+    /// The other named levels, as string fields: (name, level).
+    pub(crate) fields: Vec<(&'t str, &'t str)>,
 }
 
 impl TopicParsing {
@@ -69,42 +69,57 @@ impl TopicParsing {
     }
 
     /// The key and fields of `topic`, or `None` when it does not match.
-    pub(crate) fn parse(&self, topic: &str) -> Option<Parsed> {
-        let parts: Vec<&str> = topic.split('/').collect();
-        let mut named: Vec<(&str, &str)> = Vec::new();
-        let mut i = 0;
+    /// Each message is parsed, so this allocates only the key and, when
+    /// named levels are left over, the fields' list.
+    pub(crate) fn parse<'t>(&'t self, topic: &'t str) -> Option<Parsed<'t>> {
+        let mut parts = topic.split('/');
+        let mut rest = false;
         for level in &self.levels {
             match level {
                 Level::Rest => {
-                    i = parts.len();
+                    rest = true;
                     break;
                 }
                 Level::Text(t) => {
-                    if parts.get(i) != Some(&t.as_str()) {
+                    if parts.next()? != t {
                         return None;
                     }
                 }
-                Level::Any => {
-                    parts.get(i)?;
+                Level::Any | Level::Named(_) => {
+                    parts.next()?;
                 }
-                Level::Named(name) => named.push((name, parts.get(i)?)),
             }
-            i += 1;
         }
-        if i != parts.len() {
+        if !rest && parts.next().is_some() {
             return None;
         }
-        let key = (!self.key.is_empty()).then(|| {
-            self.key
+        // The levels matched: the named ones, in order, are the first
+        // levels of the topic.
+        let named = || {
+            self.levels
                 .iter()
-                .filter_map(|k| named.iter().find(|(n, _)| n == k).map(|(_, v)| *v))
-                .collect::<Vec<_>>()
-                .join("/")
+                .zip(topic.split('/'))
+                .filter_map(|(level, part)| match level {
+                    Level::Named(name) => Some((name.as_str(), part)),
+                    _ => None,
+                })
+        };
+        let key = (!self.key.is_empty()).then(|| {
+            let mut key = String::with_capacity(topic.len());
+            let parts = self
+                .key
+                .iter()
+                .filter_map(|k| named().find(|(n, _)| n == k).map(|(_, part)| part));
+            for (i, part) in parts.enumerate() {
+                if i > 0 {
+                    key.push('/');
+                }
+                key.push_str(part);
+            }
+            key
         });
-        let fields = named
-            .iter()
+        let fields = named()
             .filter(|(n, _)| !self.key.iter().any(|k| k == n))
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
         Some(Parsed { key, fields })
     }
@@ -113,6 +128,92 @@ impl TopicParsing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A topic's key and other named levels.
+    type ByHand = (Option<String>, Vec<(String, String)>);
+
+    /// Level by level, as a reader of the pattern would: `None` when the
+    /// topic does not match; else the key (named levels in `key` order)
+    /// and the other named levels.
+    fn by_hand(pattern: &str, key: &[&str], topic: &str) -> Option<ByHand> {
+        let pattern: Vec<&str> = pattern.split('/').collect();
+        let topic: Vec<&str> = topic.split('/').collect();
+        let rest = pattern.last() == Some(&"#");
+        let fixed = if rest {
+            pattern.len() - 1
+        } else {
+            pattern.len()
+        };
+        if topic.len() < fixed || (!rest && topic.len() != fixed) {
+            return None;
+        }
+        let mut named = Vec::new();
+        for (p, t) in pattern[..fixed].iter().zip(&topic) {
+            match p.strip_prefix('+') {
+                Some("") => {}
+                Some(name) => named.push((name.to_owned(), (*t).to_owned())),
+                None if p == t => {}
+                None => return None,
+            }
+        }
+        let key_text = (!key.is_empty()).then(|| {
+            key.iter()
+                .filter_map(|k| named.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .collect::<Vec<_>>()
+                .join("/")
+        });
+        named.retain(|(n, _)| !key.contains(&n.as_str()));
+        Some((key_text, named))
+    }
+
+    #[test]
+    fn topics_parse_as_read_level_by_level() {
+        let patterns: [(&str, &[&str]); 5] = [
+            ("site/+site/sensor/+sensor", &["site", "sensor"]),
+            ("site/+site/sensor/+sensor", &["sensor"]),
+            ("+a/+/b/+c", &["c", "a"]),
+            ("dc/+dc/#", &[]),
+            ("x/+y/#", &["y"]),
+        ];
+        let levels = ["site", "sensor", "s1", "b", "x", "dc", ""];
+        // Every topic of one to five levels from these words.
+        let mut topics = vec![String::new()];
+        for _ in 0..5 {
+            topics = topics
+                .iter()
+                .flat_map(|t| {
+                    levels.iter().map(move |l| {
+                        if t.is_empty() {
+                            (*l).to_owned()
+                        } else {
+                            format!("{t}/{l}")
+                        }
+                    })
+                })
+                .chain(topics.iter().cloned())
+                .collect();
+            topics.sort();
+            topics.dedup();
+        }
+        let mut matched = 0;
+        for (pattern, key) in patterns {
+            let keys: Vec<String> = key.iter().map(|k| (*k).to_owned()).collect();
+            let parsing = TopicParsing::new(pattern, &keys).unwrap();
+            for topic in &topics {
+                let parsed = parsing.parse(topic).map(|p| {
+                    let fields = p
+                        .fields
+                        .iter()
+                        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                        .collect();
+                    (p.key, fields)
+                });
+                assert_eq!(parsed, by_hand(pattern, key, topic), "{pattern} on {topic}");
+                matched += usize::from(parsed.is_some());
+            }
+        }
+        assert!(matched > 100, "only {matched} topics matched");
+    }
 
     #[test]
     fn named_levels_make_the_key_and_the_rest_are_fields() {
@@ -123,17 +224,14 @@ mod tests {
         .unwrap();
         let parsed = p.parse("site/s7/rack/r3/temp").unwrap();
         assert_eq!(parsed.key.as_deref(), Some("s7/r3"));
-        assert_eq!(
-            parsed.fields,
-            vec![("sensor".to_owned(), "temp".to_owned())]
-        );
+        assert_eq!(parsed.fields, vec![("sensor", "temp")]);
         assert!(p.parse("site/s7/rack/r3").is_none());
         assert!(p.parse("site/s7/row/r3/temp").is_none());
         assert!(p.parse("site/s7/rack/r3/temp/extra").is_none());
         let rest = TopicParsing::new("dc/+dc/#", &[]).unwrap();
         let parsed = rest.parse("dc/fra/a/b").unwrap();
         assert_eq!(parsed.key, None);
-        assert_eq!(parsed.fields, vec![("dc".to_owned(), "fra".to_owned())]);
+        assert_eq!(parsed.fields, vec![("dc", "fra")]);
         assert!(TopicParsing::new("a/#/b", &[]).is_err());
         assert!(TopicParsing::new("a/+x/+x", &[]).is_err());
         assert!(TopicParsing::new("a/+x", &["y".into()]).is_err());
