@@ -245,6 +245,9 @@ struct Log {
     file: AppendFile,
     /// The most bytes the file may hold; `None`: no limit.
     limit: Option<u64>,
+    /// Whether a line did not fit: later ones are counted without being
+    /// encoded, so a flood of dead letters costs no more than counting.
+    full: bool,
     /// Records (and timers) not written because the file was full.
     unwritten: u64,
     records: u64,
@@ -268,6 +271,7 @@ impl DeadLetter {
                 pipeline: pipeline.to_owned(),
                 file: AppendFile::new(path),
                 limit: None,
+                full: false,
                 unwritten: 0,
                 records: 0,
                 by_node: BTreeMap::new(),
@@ -297,9 +301,11 @@ impl DeadLetter {
         self.log().file.commit()
     }
 
-    /// Cuts the log back to a checkpoint's length.
+    /// Cuts the log back to a checkpoint's length; it has room again then.
     pub fn rewind(&self, len: u64) -> io::Result<()> {
-        self.log().file.rewind(len)
+        let mut log = self.log();
+        log.full = false;
+        log.file.rewind(len)
     }
 
     /// Records (and timers) written so far.
@@ -321,7 +327,8 @@ impl DeadLetter {
     /// its input. Losing a dead letter would lose data, so a failed write
     /// is an error the pipeline stops on. A line that would take the log
     /// past its limit is counted and left out (whole: the log never holds
-    /// part of a line), and the pipeline goes on.
+    /// part of a line), and so is every line after it until the log is
+    /// rewound; the pipeline goes on.
     pub fn write(&self, entry: &DeadLetterEntry) -> io::Result<()> {
         let mut log = self.log();
         let log = &mut *log;
@@ -329,6 +336,12 @@ impl DeadLetter {
         let count = parts.len();
         for (i, part) in parts.into_iter().enumerate() {
             let items = part.items();
+            if log.full {
+                log.unwritten += items;
+                metrics::counter!("eddy_dead_letters_unwritten_total", "pipeline" => log.pipeline.clone())
+                    .increment(items);
+                continue;
+            }
             let before = log.file.buffer().len();
             let out = log.file.buffer();
             serde_json::to_writer(
@@ -345,6 +358,7 @@ impl DeadLetter {
                 && log.file.size()? > limit
             {
                 log.file.buffer().truncate(before);
+                log.full = true;
                 if log.unwritten == 0 {
                     tracing::warn!(
                         path = %self.path.display(),
@@ -408,12 +422,27 @@ mod tests {
         (records, text.len() as u64)
     }
 
+    /// The log's lines without the time each was written.
+    fn lines_of(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let mut line: serde_json::Value = serde_json::from_str(l).unwrap();
+                line.as_object_mut().unwrap().remove("logged_at");
+                line
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_full_log_counts_what_it_leaves_out_and_never_holds_part_of_a_line() {
+    fn a_full_log_keeps_its_first_lines_counts_the_rest_and_never_holds_part_of_one() {
         let log_dir = tempfile::tempdir().unwrap();
         let path = log_dir.path().join("dead.jsonl");
+        let whole_path = log_dir.path().join("whole.jsonl");
         let limit = 64 * 1024;
         let log = DeadLetter::new("p", &path).with_limit(Some(limit));
+        let whole = DeadLetter::new("p", &whole_path).with_limit(None);
         // Entries of 1 to 2500 records, some cut over several lines, and windows.
         let mut total = 0u64;
         for n in 0..200u64 {
@@ -424,20 +453,35 @@ mod tests {
                 DeadLetterInput::Records((0..size as i64).map(|i| Record::new("k", i)).collect())
             };
             total += input.len() as u64;
-            log.write(&DeadLetterEntry {
+            let entry = DeadLetterEntry {
                 node: "op".into(),
                 reason: "late".into(),
                 input,
-            })
-            .unwrap();
+            };
+            log.write(&entry).unwrap();
+            whole.write(&entry).unwrap();
         }
         log.commit().unwrap();
+        whole.commit().unwrap();
         let (written, bytes) = logged(&path);
         assert!(bytes <= limit, "{bytes} bytes in a log limited to {limit}");
-        assert!(bytes > limit / 2, "the log stopped early: {bytes} bytes");
-        assert!(log.unwritten() > 0);
+        // The limited log holds the first lines of the whole one, every one intact.
+        let (kept, all) = (lines_of(&path), lines_of(&whole_path));
+        assert!(!kept.is_empty() && kept.len() < all.len());
+        assert_eq!(kept[..], all[..kept.len()]);
         assert_eq!(written + log.unwritten(), total);
+        assert_eq!(logged(&whole_path).0, total);
         assert_eq!(log.records(), total);
+        // A rewind (to a checkpoint's length) gives room again.
+        log.rewind(0).unwrap();
+        log.write(&DeadLetterEntry {
+            node: "op".into(),
+            reason: "late".into(),
+            input: DeadLetterInput::Records(vec![Record::new("k", 1)]),
+        })
+        .unwrap();
+        log.commit().unwrap();
+        assert_eq!(logged(&path).0, 1);
     }
 
     #[test]
