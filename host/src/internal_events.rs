@@ -120,6 +120,19 @@ impl DeadLettered<'_> {
     }
 }
 
+/// Dead letters were left out of a full dead-letter log.
+pub(crate) struct DeadLettersUnwritten<'a> {
+    pub(crate) pipeline: &'a str,
+    pub(crate) records: u64,
+}
+
+impl DeadLettersUnwritten<'_> {
+    pub(crate) fn emit(self) {
+        counter!("eddy_dead_letters_unwritten_total", "pipeline" => self.pipeline.to_owned())
+            .increment(self.records);
+    }
+}
+
 /// Records arrived after their window had fired.
 pub(crate) struct LateRecords<'a> {
     pub(crate) operator: &'a str,

@@ -21,7 +21,7 @@ const CONTEXT: &[u8] = b"eddy-bundle-v1\0";
 const SIGNATURE_TAG: &[u8; 4] = b"SIG1";
 
 /// What a bundle carries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BundleBody {
     /// The plugin's manifest, as in its custom section.
     pub manifest: String,
@@ -57,8 +57,26 @@ pub struct ArtifactView<'a> {
     pub code: &'a [u8],
 }
 
+impl From<BundleView<'_>> for BundleBody {
+    fn from(view: BundleView<'_>) -> Self {
+        BundleBody {
+            manifest: view.manifest.to_owned(),
+            wasm: view.wasm.to_vec(),
+            artifacts: view
+                .artifacts
+                .into_iter()
+                .map(|a| Artifact {
+                    target: a.target.to_owned(),
+                    engine: a.engine.to_owned(),
+                    code: a.code.to_vec(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The plugin compiled ahead of time for one target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Artifact {
     /// The target triple, e.g. `aarch64-unknown-linux-gnu`.
     pub target: String,
@@ -134,7 +152,7 @@ impl<'a> Bundle<'a> {
 
     /// Decodes the body. Call only after the signature has been checked, where one is required.
     pub fn decode(&self) -> Result<BundleBody, BundleError> {
-        postcard::from_bytes(self.body).map_err(|e| BundleError::Body(e.to_string()))
+        self.view().map(BundleBody::from)
     }
 
     /// Reads the body in place, as [`Bundle::decode`] does without copying.

@@ -255,6 +255,18 @@ struct Log {
     by_node: BTreeMap<String, u64>,
 }
 
+impl Log {
+    /// Counts `items` dead letters the full log leaves out.
+    fn leave_out(&mut self, items: u64) {
+        self.unwritten += items;
+        crate::internal_events::DeadLettersUnwritten {
+            pipeline: &self.pipeline,
+            records: items,
+        }
+        .emit();
+    }
+}
+
 /// The dead-letter log of one pipeline: JSON lines, one per entry. Clones
 /// write to the same log (the pipeline's thread and its `dead_letter` sinks).
 #[derive(Clone)]
@@ -337,9 +349,7 @@ impl DeadLetter {
         for (i, part) in parts.into_iter().enumerate() {
             let items = part.items();
             if log.full {
-                log.unwritten += items;
-                metrics::counter!("eddy_dead_letters_unwritten_total", "pipeline" => log.pipeline.clone())
-                    .increment(items);
+                log.leave_out(items);
                 continue;
             }
             let before = log.file.buffer().len();
@@ -366,9 +376,7 @@ impl DeadLetter {
                         "the dead-letter log is full: further dead letters are counted (`eddy status`) but not written"
                     );
                 }
-                log.unwritten += items;
-                metrics::counter!("eddy_dead_letters_unwritten_total", "pipeline" => log.pipeline.clone())
-                    .increment(items);
+                log.leave_out(items);
                 continue;
             }
             log.file.flush()?;
