@@ -178,32 +178,83 @@ pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
         let ctx = context::<A::Params>(i64::MIN)?;
         let mut input = Reader::new(bytes);
         let mut out = Vec::new();
-        let mut record = RecordRef {
-            key: "",
-            time: 0,
-            fields: Default::default(),
-        };
+        let mut record = empty_record();
         for _ in 0..input.count()? {
-            // `accs` (merged into the first, or a new one), then `records`.
-            let mut acc: Option<A::Acc> = None;
-            for _ in 0..input.count()? {
-                let other = postcard::from_bytes(input.bytes()?)?;
-                match &mut acc {
-                    Some(acc) => A::merge(acc, other),
-                    None => acc = Some(other),
-                }
-            }
-            let mut acc = acc.unwrap_or_default();
-            for _ in 0..input.count()? {
-                input.record_into(&mut record)?;
-                A::add(&mut acc, &record, ctx.params());
-            }
+            let acc = fold_group::<A>(&mut input, &mut record, ctx.params())?;
             out.clear();
             eddy_abi::encode_into(&acc, &mut out)?;
             host::accumulator(&out);
         }
         input.end()?;
         Ok(())
+    })
+}
+
+/// A record to decode into.
+fn empty_record<'a>() -> RecordRef<'a> {
+    RecordRef {
+        key: "",
+        time: 0,
+        fields: Default::default(),
+    }
+}
+
+/// Reads a `Group` (`accs`, merged into the first or a new one, then
+/// `records`) and folds it into one accumulator, reading each record into
+/// `record`.
+fn fold_group<'a, A: Aggregate>(
+    input: &mut Reader<'a>,
+    record: &mut RecordRef<'a>,
+    params: &A::Params,
+) -> Result<A::Acc> {
+    let mut acc: Option<A::Acc> = None;
+    for _ in 0..input.count()? {
+        let other = postcard::from_bytes(input.bytes()?)?;
+        match &mut acc {
+            Some(acc) => A::merge(acc, other),
+            None => acc = Some(other),
+        }
+    }
+    let mut acc = acc.unwrap_or_default();
+    for _ in 0..input.count()? {
+        input.record_into(record)?;
+        A::add(&mut acc, record, params);
+    }
+    Ok(acc)
+}
+
+/// The `fold_result` export: each fired window's group folded and its
+/// result emitted, without handing the accumulator to the host.
+///
+/// # Safety
+///
+/// As for [`input`].
+pub unsafe fn fold_result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    status(|| {
+        let mut input = Reader::new(bytes);
+        let mut ctx = context::<A::Params>(input.i64()?)?;
+        let mut record = empty_record();
+        for i in 0..input.count()? {
+            // A `GroupWindow`: the window, then the group.
+            let info = window_info(&mut input)?;
+            let acc = fold_group::<A>(&mut input, &mut record, ctx.params())?;
+            set_cause(i);
+            A::result(&acc, &info, &mut ctx)?;
+        }
+        input.end()?;
+        Ok(())
+    })
+}
+
+/// A fired window's key, start, end and firing, as inputs of aggregates begin one.
+fn window_info<'a>(input: &mut Reader<'a>) -> Result<WindowInfo<'a>> {
+    Ok(WindowInfo {
+        key: input.str()?,
+        start: input.i64()?,
+        end: input.i64()?,
+        firing: input.varint32()?,
     })
 }
 
@@ -220,18 +271,9 @@ pub unsafe fn result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
         let mut ctx = context::<A::Params>(input.i64()?)?;
         for i in 0..input.count()? {
             set_cause(i);
-            // An `AccWindow`: key, start, end, firing, acc.
-            let key = input.str()?;
-            let start = input.i64()?;
-            let end = input.i64()?;
-            let firing = input.varint32()?;
+            // An `AccWindow`: the window, then its accumulator.
+            let info = window_info(&mut input)?;
             let acc: A::Acc = postcard::from_bytes(input.bytes()?)?;
-            let info = WindowInfo {
-                key,
-                start,
-                end,
-                firing,
-            };
             A::result(&acc, &info, &mut ctx)?;
         }
         input.end()?;

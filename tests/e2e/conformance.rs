@@ -17,11 +17,13 @@
 //! Results read `KEY [START,END) first|update n=COUNT sum=SUM` and `late KEY@TIME`.
 //! Each record's `v` is a distinct power of two, so a sum names its records.
 
-use crate::support::{plugin, run_in_folder, toml_path};
+use std::path::Path;
+
+use crate::support::{eddy, plugin, run_in_folder, toml_path};
 
 /// The window settings of a run.
 struct Windowing<'a> {
-    plugin: &'a str,
+    plugin: &'a Path,
     bound_ms: u64,
     window: &'a str,
     lateness_ms: u64,
@@ -60,7 +62,7 @@ path = "out.jsonl"
         window = w.window,
         lateness_ms = w.lateness_ms,
         input = toml_path(&input_file.path().join("input.jsonl")),
-        stats = toml_path(&plugin(w.plugin)),
+        stats = toml_path(w.plugin),
     );
     let dir = run_in_folder(&pipeline);
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap_or_default();
@@ -89,7 +91,7 @@ fn results(
     let lines = run_window(
         &input,
         &Windowing {
-            plugin: "window_stats",
+            plugin: &plugin("window_stats"),
             bound_ms,
             window,
             lateness_ms,
@@ -336,7 +338,7 @@ fn output_is_byte_identical_whatever_the_batch_size() {
             run_window(
                 &input,
                 &Windowing {
-                    plugin: "window_stats",
+                    plugin: &plugin("window_stats"),
                     bound_ms: 300,
                     window: "sliding = { size_ms = 2000, slide_ms = 500 }",
                     lateness_ms: 200,
@@ -359,14 +361,10 @@ fn output_is_byte_identical_whatever_the_batch_size() {
     assert_eq!(outputs[0], outputs[2], "batch size 1 vs 4096");
 }
 
-#[test]
-fn an_aggregates_sliding_panes_give_the_results_of_whole_windows() {
-    // The same jittered input as above, with whole-number values (exact
-    // sums in any order): `window-stats-incremental` keeps each record once,
-    // in a pane shared by the windows, and merges the panes' accumulators
-    // when a window fires; `window-stats` gets each window's records. Their
-    // results (first firings, updates) and late records must be the same,
-    // line for line, result ids included.
+/// Jittered JSON-lines input of three keys with whole-number values (exact
+/// sums in any order), run through sliding windows with lateness so that
+/// windows fire, update and drop late records.
+fn jittered_sliding(plugin: &Path) -> Vec<String> {
     let keys = ["a", "b", "c"];
     let mut seed = 777u64;
     let mut input = String::new();
@@ -382,22 +380,70 @@ fn an_aggregates_sliding_panes_give_the_results_of_whole_windows() {
             (seed >> 40) % 1000
         ));
     }
-    let run = |plugin| {
-        run_window(
-            &input,
-            &Windowing {
-                plugin,
-                bound_ms: 300,
-                window: "sliding = { size_ms = 2000, slide_ms = 500 }",
-                lateness_ms: 400,
-                batch_size: 64,
-            },
-        )
-    };
-    let whole = run("window_stats");
-    let panes = run("window_stats_incremental");
+    run_window(
+        &input,
+        &Windowing {
+            plugin,
+            bound_ms: 300,
+            window: "sliding = { size_ms = 2000, slide_ms = 500 }",
+            lateness_ms: 400,
+            batch_size: 64,
+        },
+    )
+}
+
+#[test]
+fn an_aggregates_sliding_panes_give_the_results_of_whole_windows() {
+    // `window-stats-incremental` keeps each record once, in a pane shared by
+    // the windows, and merges the panes' accumulators when a window fires;
+    // `window-stats` gets each window's records. Their results (first
+    // firings, updates) and late records must be the same, line for line,
+    // result ids included.
+    let whole = jittered_sliding(&plugin("window_stats"));
+    let panes = jittered_sliding(&plugin("window_stats_incremental"));
     assert!(whole.iter().any(|l| l.contains("\"update\":true")));
     assert!(whole.iter().any(|l| l.contains("\"output\":\"w.late\"")));
     assert!(whole.len() > 500, "{} lines", whole.len());
     assert_eq!(panes, whole);
+}
+
+#[test]
+fn an_aggregate_without_fold_result_gives_the_same_results_in_two_calls() {
+    // An aggregate built with an older SDK exports `aggregate` and `result`
+    // but no `fold_result`, and the host folds a fired window in one call and
+    // emits its result in another. Renaming the export of today's plugin (to
+    // a name of the same length, so the module stays valid) makes one. Both
+    // ways must give the same lines, result ids included.
+    let today = std::fs::read(plugin("window_stats_incremental")).unwrap();
+    let export = b"\x0bfold_result";
+    let at: Vec<usize> = today
+        .windows(export.len())
+        .enumerate()
+        .filter(|(_, w)| w == export)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!at.is_empty(), "the plugin exports `fold_result`");
+    let mut older = today.clone();
+    for i in at {
+        older[i..i + export.len()].copy_from_slice(b"\x0bfold_resulx");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let older_path = dir.path().join("window_stats_incremental_older.wasm");
+    std::fs::write(&older_path, older).unwrap();
+    // The host sees `fold_result` in one and not in the other.
+    let exports = |path: &Path| {
+        let out = eddy()
+            .args(["plugin", "inspect"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(exports(&plugin("window_stats_incremental")).contains("fold_result"));
+    assert!(!exports(&older_path).contains("fold_result"));
+    let one_call = jittered_sliding(&plugin("window_stats_incremental"));
+    let two_calls = jittered_sliding(&older_path);
+    assert!(one_call.len() > 500, "{} lines", one_call.len());
+    assert_eq!(two_calls, one_call);
 }

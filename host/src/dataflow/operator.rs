@@ -598,9 +598,20 @@ impl OperatorNode {
         accs
     }
 
-    /// An aggregate's fired windows: fold, then `result`.
-    fn call_result(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
+    /// An aggregate's fired windows: folded and their results emitted in
+    /// one `fold_result` call per chunk where the plugin has it, else (a
+    /// plugin built with an older SDK) fold, then `result`.
+    fn call_result(&mut self, mut fired: Vec<FiredWindow>, out: &mut Output) {
         self.sync_state_clock();
+        if self.logic.folds_results() {
+            let mut without = Vec::new();
+            for (chunk, bytes) in chunks(&fired, FiredWindow::group_window_len) {
+                if !self.logic.folds_results() || !self.call_fold_result(chunk, bytes, out) {
+                    without.extend_from_slice(chunk);
+                }
+            }
+            fired = without;
+        }
         if fired.is_empty() {
             return;
         }
@@ -632,6 +643,25 @@ impl OperatorNode {
             let windows: Vec<FiredWindow> = done.iter().map(|(w, _)| (*w).clone()).collect();
             out.dead_letter(&self.name, reason, dead_windows(&windows));
         }
+    }
+
+    /// One `fold_result` call with `chunk` (`bytes` of windows); dead-letters
+    /// them if it fails. `false` if the plugin turned out not to have the
+    /// entry point (a version rolled back to), and nothing was called.
+    fn call_fold_result(&mut self, chunk: &[FiredWindow], bytes: usize, out: &mut Output) -> bool {
+        // The bytes of a `FoldResultInput`.
+        self.encode_windows(chunk, bytes, FiredWindow::encode_group_window);
+        let result = self.logic.call(Entry::FoldResult, &self.buf);
+        if let Err(PluginFault::NoEntry(_)) = result {
+            return false;
+        }
+        let call = self.next_call();
+        let causes = |i: usize| chunk.get(i).map(FiredWindow::cause);
+        let failed = self.collect(result, &mut out.runs, IdAssigner::new(call, causes));
+        if let Some(reason) = failed {
+            out.dead_letter(&self.name, reason, dead_windows(chunk));
+        }
+        true
     }
 
     /// Folds the records of open windows that have gathered
@@ -680,22 +710,33 @@ impl OperatorNode {
         }
     }
 
+    /// Writes the call buffer: the watermark, then a sequence of `windows`
+    /// (`bytes` of them), each as `write` writes it.
+    fn encode_windows(
+        &mut self,
+        windows: &[FiredWindow],
+        bytes: usize,
+        write: fn(&FiredWindow, &mut Vec<u8>),
+    ) {
+        let watermark = self.watermark();
+        self.buf.clear();
+        self.buf.reserve_exact(
+            encode::i64_len(watermark) + encode::varint_len(windows.len() as u64) + bytes,
+        );
+        encode::i64(watermark, &mut self.buf);
+        encode::varint(windows.len() as u64, &mut self.buf);
+        for window in windows {
+            write(window, &mut self.buf);
+        }
+    }
+
     /// Hands fired windows to a `window` plugin, in calls of about
     /// [`WINDOW_CALL_BYTES`] each, encoded straight into the call buffer.
     fn call_full_window(&mut self, fired: Vec<FiredWindow>, out: &mut Output) {
         self.sync_state_clock();
         for (chunk, bytes) in chunks(&fired, FiredWindow::encoded_len) {
-            // The bytes of a `WindowInput`: watermark, count, windows.
-            let watermark = self.watermark();
-            self.buf.clear();
-            self.buf.reserve_exact(
-                encode::i64_len(watermark) + encode::varint_len(chunk.len() as u64) + bytes,
-            );
-            encode::i64(watermark, &mut self.buf);
-            encode::varint(chunk.len() as u64, &mut self.buf);
-            for window in chunk {
-                window.encode(&mut self.buf);
-            }
+            // The bytes of a `WindowInput`.
+            self.encode_windows(chunk, bytes, FiredWindow::encode);
             let call = self.next_call();
             let result = self.logic.call(Entry::Window, &self.buf);
             let causes = |i: usize| chunk.get(i).map(FiredWindow::cause);

@@ -66,6 +66,10 @@ pub enum PluginFault {
     /// A fresh instance could not be started.
     #[error("could not start: {0}")]
     Start(String),
+    /// The instance does not export this optional entry point (one built
+    /// with an older SDK, say): the caller uses the entry points it has.
+    #[error("exports no `{0}`")]
+    NoEntry(&'static str),
     /// The plugin kept failing and is not called until it is swapped or reset.
     #[error("{0}")]
     Quarantined(String),
@@ -77,7 +81,10 @@ impl PluginFault {
     pub fn needs_restart(&self) -> bool {
         !matches!(
             self,
-            PluginFault::Failed(_) | PluginFault::Restarting(_) | PluginFault::Quarantined(_)
+            PluginFault::Failed(_)
+                | PluginFault::Restarting(_)
+                | PluginFault::Quarantined(_)
+                | PluginFault::NoEntry(_)
         )
     }
 

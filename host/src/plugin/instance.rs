@@ -39,6 +39,8 @@ pub(crate) struct PluginInstance {
     on_timer: Option<TypedFunc<(i32, i32), i32>>,
     /// An aggregate's `result`.
     result: Option<TypedFunc<(i32, i32), i32>>,
+    /// An aggregate's `fold_result`, if it exports one.
+    fold_result: Option<TypedFunc<(i32, i32), i32>>,
     /// The optional `snapshot` and `restore` exports.
     snapshot: Option<SnapshotFuncs>,
     /// Accumulators of the last successful `aggregate` call.
@@ -159,6 +161,11 @@ impl PluginInstance {
             } else {
                 None
             };
+            let fold_result = if module.has_fold_result() {
+                Some(instance.get_typed_func(&mut store, names::FOLD_RESULT)?)
+            } else {
+                None
+            };
             let snapshot = if module.has_snapshot() {
                 Some((
                     instance.get_typed_func(&mut store, names::SNAPSHOT)?,
@@ -168,13 +175,22 @@ impl PluginInstance {
                 None
             };
             wasmtime::Result::Ok((
-                memory, alloc, dealloc, init, main, on_timer, result, snapshot,
+                memory,
+                alloc,
+                dealloc,
+                init,
+                main,
+                on_timer,
+                result,
+                fold_result,
+                snapshot,
             ))
         })();
-        let (memory, alloc, dealloc, init, main, on_timer, result, snapshot) = match typed {
-            Ok(t) => t,
-            Err(e) => return Err((fault(e), store)),
-        };
+        let (memory, alloc, dealloc, init, main, on_timer, result, fold_result, snapshot) =
+            match typed {
+                Ok(t) => t,
+                Err(e) => return Err((fault(e), store)),
+            };
         store.data_mut().memory = Some(memory);
         let instance = PluginInstance {
             store,
@@ -184,6 +200,7 @@ impl PluginInstance {
             main,
             on_timer,
             result,
+            fold_result,
             snapshot,
             accumulators: Vec::new(),
             deadline,
@@ -261,6 +278,10 @@ impl PluginInstance {
                 .result
                 .clone()
                 .ok_or_else(|| PluginFault::Start("the plugin exports no `result`".into()))?,
+            Entry::FoldResult => self
+                .fold_result
+                .clone()
+                .ok_or(PluginFault::NoEntry(names::FOLD_RESULT))?,
             _ => self.main.clone(),
         };
         let _running = self.arm();

@@ -145,6 +145,8 @@ pub enum Entry {
     Aggregate,
     /// `result`
     Result,
+    /// `fold_result` (optional: see [`PluginModule::has_fold_result`])
+    FoldResult,
 }
 
 impl Entry {
@@ -156,6 +158,7 @@ impl Entry {
             Entry::OnTimer => names::ON_TIMER,
             Entry::Aggregate => names::AGGREGATE,
             Entry::Result => names::RESULT,
+            Entry::FoldResult => names::FOLD_RESULT,
         }
     }
 }
@@ -168,6 +171,8 @@ pub struct PluginModule {
     imports: Vec<String>,
     has_on_timer: bool,
     has_snapshot: bool,
+    /// An aggregate exporting `fold_result` (plugins built with an older SDK do not).
+    has_fold_result: bool,
     /// Whether it was loaded from a precompiled artifact.
     precompiled: bool,
     /// What an instance starts with: the largest memory (bytes) and table (elements) it declares.
@@ -332,6 +337,7 @@ impl PluginModule {
             imports: module.imports().map(|i| i.name().to_owned()).collect(),
             has_on_timer: func(names::ON_TIMER),
             has_snapshot,
+            has_fold_result: manifest.kind == OperatorKind::Aggregate && func(names::FOLD_RESULT),
             precompiled: false,
             manifest,
             exports,
@@ -380,6 +386,12 @@ impl PluginModule {
     /// Whether the plugin keeps state in its own memory, saved with `snapshot`.
     pub fn has_snapshot(&self) -> bool {
         self.has_snapshot
+    }
+
+    /// Whether it is an aggregate that folds fired windows and emits their
+    /// results in one `fold_result` call.
+    pub fn has_fold_result(&self) -> bool {
+        self.has_fold_result
     }
 
     /// What an instance starts with.

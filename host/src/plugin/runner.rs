@@ -37,6 +37,14 @@ pub trait OperatorLogic: Send {
     /// The operator's keyed state and timers.
     fn state_mut(&mut self) -> &mut OperatorState;
 
+    /// Whether [`Entry::FoldResult`] may be called: an aggregate that folds
+    /// fired windows and emits their results in one call. A call can still
+    /// find it missing (a version rolled back to), and fails with
+    /// [`PluginFault::NoEntry`] then.
+    fn folds_results(&self) -> bool {
+        false
+    }
+
     /// The accumulators the last successful [`Entry::Aggregate`] call produced, one per group.
     fn take_accumulators(&mut self) -> Vec<std::sync::Arc<[u8]>> {
         Vec::new()
@@ -516,6 +524,10 @@ impl OperatorLogic for PluginRunner {
         &self.current.module.manifest().name
     }
 
+    fn folds_results(&self) -> bool {
+        self.current.module.has_fold_result()
+    }
+
     /// Calls `entry` with an encoded input. On a fault the caller dead-letters
     /// the input; the runner has already dropped a broken instance. A version
     /// on probation that fails is rolled back, and the old one takes the call.
@@ -604,7 +616,8 @@ impl PluginRunner {
                 self.current.health.backoff = self.limits.restart_backoff;
                 Ok(value)
             }
-            Err(fault @ PluginFault::Quarantined(_)) => Err(fault),
+            // Neither is the instance's fault: nothing ran.
+            Err(fault @ (PluginFault::Quarantined(_) | PluginFault::NoEntry(_))) => Err(fault),
             Err(fault) => {
                 self.counters.faults += 1;
                 if fault.needs_restart() {

@@ -146,11 +146,47 @@ pub struct AccWindow<K, A> {
     pub acc: A,
 }
 
+/// Input of `fold_result`: fired windows with their pending work, to fold
+/// and emit the results of in one call.
+///
+/// Wire encoding: `watermark` (`i64`), then `windows` (a sequence of [`GroupWindow`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldResultInput<Ws> {
+    /// The watermark that fired the last of these windows.
+    pub watermark: i64,
+    /// The windows.
+    pub windows: Ws,
+}
+
+/// One fired window of one key, as the work still to fold into its result.
+///
+/// Wire encoding: `key` (string), `start`, `end` (`i64`), `firing` (`u32`),
+/// then the fields of a [`Group`]: `accs` (a sequence of byte strings),
+/// `records` (a sequence of records).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupWindow<K, As, Rs> {
+    /// The key.
+    pub key: K,
+    /// First millisecond (inclusive).
+    pub start: i64,
+    /// End (exclusive).
+    pub end: i64,
+    /// 0 for the first firing, `n` for the n-th update.
+    pub firing: u32,
+    /// Accumulators to merge (none means a new one).
+    pub accs: As,
+    /// Records to add.
+    pub records: Rs,
+}
+
 /// A group as a guest decodes it.
 pub type GroupRef<'a> = Group<Vec<&'a [u8]>, Vec<RecordRef<'a>>>;
 
 /// A fired window as a guest decodes it for `result`.
 pub type AccWindowRef<'a> = AccWindow<&'a str, &'a [u8]>;
+
+/// A fired window as a guest decodes it for `fold_result`.
+pub type GroupWindowRef<'a> = GroupWindow<&'a str, Vec<&'a [u8]>, Vec<RecordRef<'a>>>;
 
 /// A `window` input as a guest decodes it.
 pub type WindowRef<'a> = Window<&'a str, Vec<RecordRef<'a>>>;
@@ -195,5 +231,24 @@ mod tests {
         let back: ProcessInput<Vec<RecordRef<'_>>> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back.records.len(), 2);
         assert_eq!(back.records[1].key, "b");
+
+        let acc: &[u8] = &[7, 8];
+        let window = GroupWindow {
+            key: "a",
+            start: 0,
+            end: 1000,
+            firing: 2,
+            accs: &[acc][..],
+            records: &records[..],
+        };
+        let bytes = postcard::to_allocvec(&FoldResultInput {
+            watermark: 999,
+            windows: &[window][..],
+        })
+        .unwrap();
+        let back: FoldResultInput<Vec<GroupWindowRef<'_>>> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.windows[0].firing, 2);
+        assert_eq!(back.windows[0].accs, [acc]);
+        assert_eq!(back.windows[0].records[1].to_owned_record(), records[1]);
     }
 }

@@ -41,6 +41,7 @@
 //! | `on_timer` | `(ptr: i32, len: i32) -> i32` | optional: a [`TimerInput`] of timers that came due |
 //! | `aggregate` | `(ptr: i32, len: i32) -> i32` | kind `aggregate`: an [`AggregateInput`]; for each group, in order, merge its accumulators (none: a new one) and add its records, then hand the result to `accumulator` |
 //! | `result` | `(ptr: i32, len: i32) -> i32` | kind `aggregate`: a [`ResultInput`]; emit each fired window's result from its accumulator |
+//! | `fold_result` | `(ptr: i32, len: i32) -> i32` | optional, kind `aggregate`: a [`FoldResultInput`]; for each fired window, fold its group as `aggregate` does and emit its result from that accumulator, as `result` would: one call instead of two, and no accumulator handed over. A host uses it, when exported, for windows whose accumulator it does not keep |
 //! | `snapshot` | `() -> i32` | optional: hand state the plugin keeps in its own memory to `save_snapshot`; called at each checkpoint |
 //! | `restore` | `(ptr: i32, len: i32) -> i32` | optional: take back what `snapshot` saved; called after a restart, before any input |
 //!
@@ -103,8 +104,9 @@ mod manifest;
 mod record;
 
 pub use input::{
-    AccWindow, AccWindowRef, AggregateInput, Group, GroupRef, ProcessInput, ResultInput,
-    TimeDomain, Timer, TimerInput, TimerRef, Window, WindowInput, WindowRef,
+    AccWindow, AccWindowRef, AggregateInput, FoldResultInput, Group, GroupRef, GroupWindow,
+    GroupWindowRef, ProcessInput, ResultInput, TimeDomain, Timer, TimerInput, TimerRef, Window,
+    WindowInput, WindowRef,
 };
 pub use manifest::{Capabilities, Manifest, OperatorKind};
 pub use record::{Fields, FieldsRef, Record, RecordRef, Value, ValueRef, same_bytes, same_text};
@@ -174,6 +176,8 @@ pub mod names {
     pub const AGGREGATE: &str = "aggregate";
     /// Guest export: the `result` entry point.
     pub const RESULT: &str = "result";
+    /// Guest export (optional): the `fold_result` entry point.
+    pub const FOLD_RESULT: &str = "fold_result";
     /// Host import: hand over an accumulator.
     pub const ACCUMULATOR: &str = "accumulator";
     /// Host import: emit records.

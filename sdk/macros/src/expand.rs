@@ -183,6 +183,15 @@ fn try_expand_aggregate(args: TokenStream, item: TokenStream) -> syn::Result<Tok
                 unsafe { ::eddy_sdk::__private::result::<super::#ty>(ptr, len) }
             }
 
+            /// # Safety
+            ///
+            /// Called by the host with a range it wrote.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn fold_result(ptr: *const u8, len: usize) -> i32 {
+                // SAFETY: the host wrote `ptr..ptr + len` for this call.
+                unsafe { ::eddy_sdk::__private::fold_result::<super::#ty>(ptr, len) }
+            }
+
             #manifest
         }
     })

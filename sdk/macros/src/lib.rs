@@ -35,7 +35,7 @@ pub fn window(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Marks an `impl Aggregate for T` as the plugin's incremental aggregate: the
-/// `aggregate` and `result` entry points. Takes the same arguments as [`macro@process`].
+/// `aggregate`, `result` and `fold_result` entry points. Takes the same arguments as [`macro@process`].
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand_aggregate(args.into(), item.into()).into()

@@ -186,6 +186,25 @@ impl FiredWindow {
         self.encoded.write_to(out);
     }
 
+    /// Bytes [`encode_group_window`](Self::encode_group_window) appends.
+    pub fn group_window_len(&self) -> usize {
+        encode::bytes_len(self.key.len())
+            + encode::i64_len(self.start)
+            + encode::i64_len(self.end)
+            + encode::varint_len(u64::from(self.firing))
+            + self.group_len()
+    }
+
+    /// Appends this window to an aggregate's `fold_result` input (see
+    /// `eddy_abi::GroupWindow`): the window, then its group.
+    pub fn encode_group_window(&self, out: &mut Vec<u8>) {
+        encode::bytes(self.key.as_bytes(), out);
+        encode::i64(self.start, out);
+        encode::i64(self.end, out);
+        encode::varint(u64::from(self.firing), out);
+        self.encode_group(out);
+    }
+
     /// The records, decoded again (for the dead-letter log).
     pub fn records(&self) -> Vec<Record> {
         let mut records = Vec::with_capacity(self.count as usize);
