@@ -31,7 +31,10 @@ pub struct WindowInfo<'a> {
 pub trait Aggregate: 'static {
     /// The operator's params.
     type Params: DeserializeOwned + 'static;
-    /// The accumulator; `Default` creates an empty one.
+    /// The accumulator; `Default` creates an empty one. The host keeps it
+    /// encoded between folds, and a window's result may be emitted from the
+    /// accumulator as folded or as decoded again: it must decode to what was
+    /// encoded (no `#[serde(skip)]` caches that `result` reads).
     type Acc: Default + Serialize + DeserializeOwned;
 
     /// Adds one record.

@@ -23,6 +23,19 @@ pub(crate) const MISSING_EXPORT: &str = r#"
   (func (export "init") (result i32) i32.const 0))
 "#;
 
+/// An aggregate whose optional `fold_result` takes no input.
+const MISTYPED_FOLD_RESULT: &str = r#"
+(module
+  (@custom "eddy.manifest" "{\"name\":\"odd-fold\",\"version\":\"0.1.0\",\"abi_version\":1,\"kind\":\"aggregate\"}")
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "dealloc") (param i32 i32))
+  (func (export "init") (result i32) i32.const 0)
+  (func (export "aggregate") (param i32 i32) (result i32) i32.const 0)
+  (func (export "result") (param i32 i32) (result i32) i32.const 0)
+  (func (export "fold_result") (result i32) i32.const 0))
+"#;
+
 /// Imports a host function that does not exist.
 pub(crate) const UNKNOWN_IMPORT: &str = r#"
 (module
@@ -63,13 +76,18 @@ fn a_plugin_for_another_abi_version_is_refused_naming_both_versions() {
     );
 }
 
+/// `eddy plugin inspect` of the module `wat`: its error output if it is
+/// refused, `None` if it loads.
+fn inspect_refusal(wat: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    write_wasm(dir.path(), "plugin.wasm", wat);
+    let out = run(&["plugin", "inspect", "plugin.wasm"], dir.path());
+    (!out.status.success()).then(|| stderr(&out))
+}
+
 #[test]
 fn a_missing_entry_point_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    write_wasm(dir.path(), "half.wasm", MISSING_EXPORT);
-    let out = run(&["plugin", "inspect", "half.wasm"], dir.path());
-    let err = stderr(&out);
-    assert!(!out.status.success());
+    let err = inspect_refusal(MISSING_EXPORT).expect("refused");
     assert!(
         err.contains("plugin `half-done` lacks the export `process`"),
         "{err}"
@@ -77,12 +95,24 @@ fn a_missing_entry_point_is_named() {
 }
 
 #[test]
+fn an_optional_entry_point_of_the_wrong_type_is_named() {
+    let err = inspect_refusal(MISTYPED_FOLD_RESULT).expect("refused");
+    assert!(
+        err.contains("plugin `odd-fold` lacks the export `fold_result` (func (i32, i32) -> i32"),
+        "{err}"
+    );
+    // Without it, the same aggregate loads.
+    let plain = MISTYPED_FOLD_RESULT.replace(
+        "\n  (func (export \"fold_result\") (result i32) i32.const 0)",
+        "",
+    );
+    assert_ne!(plain, MISTYPED_FOLD_RESULT);
+    assert_eq!(inspect_refusal(&plain), None);
+}
+
+#[test]
 fn an_import_the_host_does_not_provide_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    write_wasm(dir.path(), "nosy.wasm", UNKNOWN_IMPORT);
-    let out = run(&["plugin", "inspect", "nosy.wasm"], dir.path());
-    let err = stderr(&out);
-    assert!(!out.status.success());
+    let err = inspect_refusal(UNKNOWN_IMPORT).expect("refused");
     assert!(
         err.contains("plugin `nosy` imports what this host does not provide"),
         "{err}"

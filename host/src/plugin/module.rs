@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use eddy_abi::{ABI_VERSION, Manifest, OperatorKind, names};
-use wasmtime::{ExternType, InstancePre, Linker, Module};
+use wasmtime::{ExternType, InstancePre, Linker, Module, ValType};
 
 use super::PluginEngine;
 #[cfg(feature = "compiler")]
@@ -163,6 +163,11 @@ impl Entry {
     }
 }
 
+/// Whether `types` are `n` `i32`s.
+fn i32s(mut types: impl ExactSizeIterator<Item = ValType>, n: usize) -> bool {
+    types.len() == n && types.all(|t| matches!(t, ValType::I32))
+}
+
 /// A plugin compiled for this host: its manifest, exports and `InstancePre`.
 pub struct PluginModule {
     manifest: Manifest,
@@ -294,6 +299,22 @@ impl PluginModule {
                 "func (i32, i32) -> i32, as the manifest declares timers",
             ));
         }
+        // Optional, but called with a `FoldResultInput` when present: an
+        // export of that name with another type is refused here, not at
+        // every start of an instance.
+        let has_fold_result = manifest.kind == OperatorKind::Aggregate
+            && match module.get_export(names::FOLD_RESULT) {
+                Some(ExternType::Func(f)) => {
+                    if !i32s(f.params(), 2) || !i32s(f.results(), 1) {
+                        return Err(missing(
+                            names::FOLD_RESULT,
+                            "func (i32, i32) -> i32, as an aggregate's optional `fold_result` is",
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            };
         let has_snapshot = func(names::SNAPSHOT);
         if has_snapshot != func(names::RESTORE) {
             let (export, expected) = if has_snapshot {
@@ -337,7 +358,7 @@ impl PluginModule {
             imports: module.imports().map(|i| i.name().to_owned()).collect(),
             has_on_timer: func(names::ON_TIMER),
             has_snapshot,
-            has_fold_result: manifest.kind == OperatorKind::Aggregate && func(names::FOLD_RESULT),
+            has_fold_result,
             precompiled: false,
             manifest,
             exports,
