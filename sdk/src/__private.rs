@@ -178,7 +178,7 @@ pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
         let ctx = context::<A::Params>(i64::MIN)?;
         let mut input = Reader::new(bytes);
         let mut out = Vec::new();
-        let mut record = empty_record();
+        let mut record = RecordRef::default();
         for _ in 0..input.count()? {
             let acc = fold_group::<A>(&mut input, &mut record, ctx.params())?;
             out.clear();
@@ -188,15 +188,6 @@ pub unsafe fn aggregate<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
         input.end()?;
         Ok(())
     })
-}
-
-/// A record to decode into.
-fn empty_record<'a>() -> RecordRef<'a> {
-    RecordRef {
-        key: "",
-        time: 0,
-        fields: Default::default(),
-    }
 }
 
 /// Reads a `Group` (`accs`, merged into the first or a new one, then
@@ -235,7 +226,7 @@ pub unsafe fn fold_result<A: Aggregate>(ptr: *const u8, len: usize) -> i32 {
     status(|| {
         let mut input = Reader::new(bytes);
         let mut ctx = context::<A::Params>(input.i64()?)?;
-        let mut record = empty_record();
+        let mut record = RecordRef::default();
         for i in 0..input.count()? {
             // A `GroupWindow`: the window, then the group.
             let info = window_info(&mut input)?;

@@ -629,10 +629,7 @@ impl OperatorNode {
         encode::i64(self.watermark(), &mut self.buf);
         encode::varint(done.len() as u64, &mut self.buf);
         for (w, acc) in &done {
-            encode::bytes(w.key.as_bytes(), &mut self.buf);
-            encode::i64(w.start, &mut self.buf);
-            encode::i64(w.end, &mut self.buf);
-            encode::varint(u64::from(w.firing), &mut self.buf);
+            w.encode_header(&mut self.buf);
             encode::bytes(acc, &mut self.buf);
         }
         let call = self.next_call();

@@ -159,11 +159,7 @@ impl<'a> Reader<'a> {
 
     /// One record.
     pub fn record(&mut self) -> Result<RecordRef<'a>, DecodeError> {
-        let mut record = RecordRef {
-            key: "",
-            time: 0,
-            fields: crate::FieldsRef::new(),
-        };
+        let mut record = RecordRef::default();
         self.record_into(&mut record)?;
         Ok(record)
     }

@@ -61,7 +61,8 @@ pub struct Record {
 }
 
 /// One event, borrowed from an encoded batch without copying; same encoding as [`Record`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The default is an empty record to decode into.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordRef<'a> {
     /// The device or point this event is about.
     pub key: &'a str,

@@ -1,6 +1,8 @@
 //! Topic levels to a key and fields, in the manner of Telegraf's
 //! `topic_parsing`: `site/+site/rack/+rack/+sensor`.
 
+use smallvec::SmallVec;
+
 /// One level of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Level {
@@ -73,6 +75,7 @@ impl TopicParsing {
     /// named levels are left over, the fields' list.
     pub(crate) fn parse<'t>(&'t self, topic: &'t str) -> Option<Parsed<'t>> {
         let mut parts = topic.split('/');
+        let mut named: SmallVec<[(&str, &str); 8]> = SmallVec::new();
         let mut rest = false;
         for level in &self.levels {
             match level {
@@ -85,31 +88,21 @@ impl TopicParsing {
                         return None;
                     }
                 }
-                Level::Any | Level::Named(_) => {
+                Level::Any => {
                     parts.next()?;
                 }
+                Level::Named(name) => named.push((name.as_str(), parts.next()?)),
             }
         }
         if !rest && parts.next().is_some() {
             return None;
         }
-        // The levels matched: the named ones, in order, are the first
-        // levels of the topic.
-        let named = || {
-            self.levels
-                .iter()
-                .zip(topic.split('/'))
-                .filter_map(|(level, part)| match level {
-                    Level::Named(name) => Some((name.as_str(), part)),
-                    _ => None,
-                })
-        };
         let key = (!self.key.is_empty()).then(|| {
             let mut key = String::with_capacity(topic.len());
             let parts = self
                 .key
                 .iter()
-                .filter_map(|k| named().find(|(n, _)| n == k).map(|(_, part)| part));
+                .filter_map(|k| named.iter().find(|(n, _)| n == k).map(|(_, part)| *part));
             for (i, part) in parts.enumerate() {
                 if i > 0 {
                     key.push('/');
@@ -118,7 +111,8 @@ impl TopicParsing {
             }
             key
         });
-        let fields = named()
+        let fields = named
+            .into_iter()
             .filter(|(n, _)| !self.key.iter().any(|k| k == n))
             .collect();
         Some(Parsed { key, fields })

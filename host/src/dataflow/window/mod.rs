@@ -144,24 +144,33 @@ impl FiredWindow {
         }
     }
 
-    /// Appends this window to a plugin's `window` input (see `eddy_abi::Window`).
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends what every window input begins a window with: `key`,
+    /// `start`, `end`, `firing`.
+    pub fn encode_header(&self, out: &mut Vec<u8>) {
         encode::bytes(self.key.as_bytes(), out);
         encode::i64(self.start, out);
         encode::i64(self.end, out);
         encode::varint(u64::from(self.firing), out);
+    }
+
+    /// Bytes [`encode_header`](Self::encode_header) appends.
+    pub fn header_len(&self) -> usize {
+        encode::bytes_len(self.key.len())
+            + encode::i64_len(self.start)
+            + encode::i64_len(self.end)
+            + encode::varint_len(u64::from(self.firing))
+    }
+
+    /// Appends this window to a plugin's `window` input (see `eddy_abi::Window`).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_header(out);
         encode::varint(u64::from(self.count), out);
         self.encoded.write_to(out);
     }
 
     /// Bytes [`encode`](Self::encode) appends.
     pub fn encoded_len(&self) -> usize {
-        encode::bytes_len(self.key.len())
-            + encode::i64_len(self.start)
-            + encode::i64_len(self.end)
-            + encode::varint_len(u64::from(self.firing))
-            + encode::varint_len(u64::from(self.count))
-            + self.encoded.len()
+        self.header_len() + encode::varint_len(u64::from(self.count)) + self.encoded.len()
     }
 
     /// Bytes [`encode_group`](Self::encode_group) appends.
@@ -188,20 +197,13 @@ impl FiredWindow {
 
     /// Bytes [`encode_group_window`](Self::encode_group_window) appends.
     pub fn group_window_len(&self) -> usize {
-        encode::bytes_len(self.key.len())
-            + encode::i64_len(self.start)
-            + encode::i64_len(self.end)
-            + encode::varint_len(u64::from(self.firing))
-            + self.group_len()
+        self.header_len() + self.group_len()
     }
 
     /// Appends this window to an aggregate's `fold_result` input (see
     /// `eddy_abi::GroupWindow`): the window, then its group.
     pub fn encode_group_window(&self, out: &mut Vec<u8>) {
-        encode::bytes(self.key.as_bytes(), out);
-        encode::i64(self.start, out);
-        encode::i64(self.end, out);
-        encode::varint(u64::from(self.firing), out);
+        self.encode_header(out);
         self.encode_group(out);
     }
 
