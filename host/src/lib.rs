@@ -58,6 +58,7 @@ pub mod dataflow;
 mod files;
 mod internal_events;
 pub mod io;
+pub mod metrics;
 pub mod plugin;
 pub mod registry;
 pub mod runtime;

@@ -28,8 +28,6 @@ use std::time::Duration;
 
 pub use token::Token;
 
-use metrics_exporter_prometheus::PrometheusHandle;
-
 use crate::dataflow::control::{PipelineStatus, Request};
 use crate::plugin::Loader;
 
@@ -77,7 +75,7 @@ pub struct Served {
     /// Loads swapped-in plugins with the pipeline's engine and trust.
     pub loader: Loader,
     /// Renders the process's metrics, if a recorder is installed.
-    pub metrics: Option<PrometheusHandle>,
+    pub metrics: Option<crate::metrics::Metrics>,
     /// Wakes the pipeline's thread when a request is sent.
     pub doorbell: eddy_driver::Doorbell,
     /// How long a swap request waits for the verdict of the probation.
@@ -95,7 +93,7 @@ pub(crate) struct Shared {
     /// How long a swap request waits for the new version's probation.
     swap_wait: Duration,
     /// Renders what the `metrics` recorder has recorded.
-    metrics: Option<PrometheusHandle>,
+    metrics: Option<crate::metrics::Metrics>,
     doorbell: eddy_driver::Doorbell,
     /// Requests that may be served at once.
     permits: Arc<tokio::sync::Semaphore>,

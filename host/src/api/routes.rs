@@ -207,16 +207,17 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, Failure> 
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, Failure> {
-    let handle = shared
+    let metrics = shared
         .metrics
         .as_ref()
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "no metrics recorder in this process"))?;
-    handle.run_upkeep();
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response())
+    let text = metrics.render().await.ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the metrics recorder is still being built",
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// `?reset_state=true`

@@ -17,12 +17,11 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
 use crate::api::{Api, Served, Token};
 use crate::checkpoint::StateStore;
 use crate::config::{self, ConfigError};
 use crate::dataflow::{BuildError, Graph, RunControl, RunError, RunSummary};
+use crate::metrics::Metrics;
 use crate::plugin::{KeptSwaps, SwappedPlugins};
 
 pub(crate) mod release;
@@ -38,21 +37,13 @@ const IO_THREADS: usize = 2;
 /// network traffic cannot take its CPU away.
 const IO_NICE: i32 = 5;
 
-/// Counters and histograms for `GET /metrics`, installed as the process's
-/// recorder; `None` if another one was installed first.
-fn metrics_recorder() -> Option<PrometheusHandle> {
-    PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| tracing::warn!("no metrics: {e}"))
-        .ok()
-}
-
-/// Lowers the calling thread's priority to [`IO_NICE`].
-fn yield_to_the_pipeline() {
+/// Lowers the calling thread's priority to `nice` (the process's other
+/// threads keep theirs).
+pub(crate) fn lower_thread_priority(nice: i32) {
     // SAFETY: setpriority on the calling thread's id; failing is harmless.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, IO_NICE);
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
 }
 
@@ -106,33 +97,27 @@ impl Runtime {
         let swapped = SwappedPlugins::new(&options.state_dir, &pipeline.name());
         // The pipeline's plugins are loaded while the state store (its
         // checkpoints and journal, the outboxes of sinks delivering to
-        // brokers) opens and the metrics recorder, whose clock calibrates,
-        // is built: a cold start waits for the longest of the three only.
-        // The recorder is installed before any component records.
-        let api_enabled = pipeline.config.api.enabled;
-        let (mut graph, store, metrics) = std::thread::scope(|scope| {
-            let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
-            let store = spawn("eddy-store-open")
+        // brokers) opens: a cold start waits for the longer of the two
+        // only. The metrics recorder is installed first, before any
+        // component records; the clock of the one it hands over to
+        // calibrates meanwhile, off the way to the first result.
+        let metrics = pipeline.config.api.enabled.then(Metrics::install).flatten();
+        let (mut graph, store) = std::thread::scope(|scope| {
+            let store = std::thread::Builder::new()
+                .name("eddy-store-open".into())
                 .spawn_scoped(scope, || StateStore::open(&options.state_dir))
                 .map_err(process)?;
-            let metrics = spawn("eddy-metrics")
-                .spawn_scoped(scope, move || api_enabled.then(metrics_recorder).flatten())
-                .map_err(process)?;
             let graph = Graph::build_with_swapped(&pipeline, Some(&swapped));
-            let joined = |name: &str| StartError::Process(format!("{name} failed"));
             let store = store
                 .join()
-                .map_err(|_| joined("opening the state store"))?;
-            let metrics = metrics
-                .join()
-                .map_err(|_| joined("installing the metrics recorder"))?;
-            Ok::<_, StartError>((graph?, store, metrics))
+                .map_err(|_| StartError::Process("opening the state store failed".into()))?;
+            Ok::<_, StartError>((graph?, store))
         })?;
         let store = store.map_err(|e| StartError::Process(e.to_string()))?;
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("eddy-io")
-            .on_thread_start(yield_to_the_pipeline)
+            .on_thread_start(|| lower_thread_priority(IO_NICE))
             .enable_all()
             .build()
             .map_err(process)?;
@@ -224,7 +209,7 @@ impl Runtime {
         options: &RunOptions,
         graph: &mut Graph,
         swapped: SwappedPlugins,
-        metrics: Option<PrometheusHandle>,
+        metrics: Option<Metrics>,
         (requests, twins): (
             std::sync::mpsc::Sender<crate::dataflow::control::Request>,
             Option<crate::twin::commands::TwinCommands>,

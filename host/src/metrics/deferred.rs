@@ -1,0 +1,296 @@
+//! A recorder that keeps what is recorded before the real one is built,
+//! and replays it into that one, in order, when it takes over.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Level, Metadata,
+    Recorder, SharedString, Unit,
+};
+use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
+
+/// Operations kept before the recorder is built; more are dropped (and
+/// counted). The build takes at most 200 ms, in which a pipeline records
+/// a few per component and checkpoint.
+const KEPT: usize = 100_000;
+
+/// What replayed operations are registered with.
+static METADATA: Metadata<'static> = Metadata::new("eddy", Level::INFO, None);
+
+/// One operation on a metric, or a description of one.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    CounterIncrement(Key, u64),
+    CounterAbsolute(Key, u64),
+    GaugeIncrement(Key, f64),
+    GaugeDecrement(Key, f64),
+    GaugeSet(Key, f64),
+    HistogramRecord(Key, f64, usize),
+    Describe(Kind, KeyName, Option<Unit>, SharedString),
+}
+
+/// The kind of a described metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Op {
+    fn apply(self, to: &PrometheusRecorder) {
+        match self {
+            Op::CounterIncrement(key, v) => to.register_counter(&key, &METADATA).increment(v),
+            Op::CounterAbsolute(key, v) => to.register_counter(&key, &METADATA).absolute(v),
+            Op::GaugeIncrement(key, v) => to.register_gauge(&key, &METADATA).increment(v),
+            Op::GaugeDecrement(key, v) => to.register_gauge(&key, &METADATA).decrement(v),
+            Op::GaugeSet(key, v) => to.register_gauge(&key, &METADATA).set(v),
+            Op::HistogramRecord(key, v, n) => {
+                to.register_histogram(&key, &METADATA).record_many(v, n);
+            }
+            Op::Describe(Kind::Counter, name, unit, text) => to.describe_counter(name, unit, text),
+            Op::Describe(Kind::Gauge, name, unit, text) => to.describe_gauge(name, unit, text),
+            Op::Describe(Kind::Histogram, name, unit, text) => {
+                to.describe_histogram(name, unit, text);
+            }
+        }
+    }
+}
+
+/// The built recorder, and the handle that renders it.
+struct Built {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+/// Operations kept until the recorder is built.
+#[derive(Default)]
+struct Waiting {
+    ops: Vec<Op>,
+    dropped: u64,
+}
+
+/// Forwards to the built recorder, or keeps the operation until it is.
+#[derive(Default)]
+pub(super) struct Deferred {
+    built: OnceLock<Built>,
+    waiting: Mutex<Waiting>,
+}
+
+impl Deferred {
+    /// Replays what was kept into `recorder`, which takes every operation
+    /// from then on.
+    pub(super) fn take_over(&self, recorder: PrometheusRecorder) {
+        // Under the lock: an operation that found no recorder and waits for
+        // the lock finds this one once it has it, after what was kept.
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        for op in waiting.ops.drain(..) {
+            op.apply(&recorder);
+        }
+        if waiting.dropped > 0 {
+            tracing::warn!(
+                dropped = waiting.dropped,
+                "metrics recorded before the recorder was built were dropped"
+            );
+        }
+        let handle = recorder.handle();
+        let _ = self.built.set(Built { recorder, handle });
+        waiting.ops = Vec::new();
+    }
+
+    /// What renders the metrics, once the recorder is built.
+    pub(super) fn handle(&self) -> Option<&PrometheusHandle> {
+        self.built.get().map(|b| &b.handle)
+    }
+
+    /// Applies `op` to the built recorder, or keeps it.
+    fn record(&self, op: Op) {
+        if let Some(built) = self.built.get() {
+            return op.apply(&built.recorder);
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(built) = self.built.get() {
+            drop(waiting);
+            return op.apply(&built.recorder);
+        }
+        if waiting.ops.len() < KEPT {
+            waiting.ops.push(op);
+        } else {
+            waiting.dropped += 1;
+        }
+    }
+}
+
+/// The process's recorder: [`Deferred`], shared with what renders it.
+pub(super) struct Installed(pub(super) Arc<Deferred>);
+
+/// A metric's handle made before the recorder was built: every operation
+/// goes through [`Deferred::record`].
+struct Kept {
+    key: Key,
+    to: Arc<Deferred>,
+}
+
+impl CounterFn for Kept {
+    fn increment(&self, value: u64) {
+        self.to
+            .record(Op::CounterIncrement(self.key.clone(), value));
+    }
+
+    fn absolute(&self, value: u64) {
+        self.to.record(Op::CounterAbsolute(self.key.clone(), value));
+    }
+}
+
+impl GaugeFn for Kept {
+    fn increment(&self, value: f64) {
+        self.to.record(Op::GaugeIncrement(self.key.clone(), value));
+    }
+
+    fn decrement(&self, value: f64) {
+        self.to.record(Op::GaugeDecrement(self.key.clone(), value));
+    }
+
+    fn set(&self, value: f64) {
+        self.to.record(Op::GaugeSet(self.key.clone(), value));
+    }
+}
+
+impl HistogramFn for Kept {
+    fn record(&self, value: f64) {
+        self.to
+            .record(Op::HistogramRecord(self.key.clone(), value, 1));
+    }
+
+    fn record_many(&self, value: f64, count: usize) {
+        self.to
+            .record(Op::HistogramRecord(self.key.clone(), value, count));
+    }
+}
+
+impl Installed {
+    fn kept(&self, key: &Key) -> Arc<Kept> {
+        Arc::new(Kept {
+            key: key.clone(),
+            to: self.0.clone(),
+        })
+    }
+}
+
+impl Recorder for Installed {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0
+            .record(Op::Describe(Kind::Counter, key, unit, description));
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0
+            .record(Op::Describe(Kind::Gauge, key, unit, description));
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.0
+            .record(Op::Describe(Kind::Histogram, key, unit, description));
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        match self.0.built.get() {
+            Some(built) => built.recorder.register_counter(key, metadata),
+            None => Counter::from_arc(self.kept(key)),
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        match self.0.built.get() {
+            Some(built) => built.recorder.register_gauge(key, metadata),
+            None => Gauge::from_arc(self.kept(key)),
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        match self.0.built.get() {
+            Some(built) => built.recorder.register_histogram(key, metadata),
+            None => Histogram::from_arc(self.kept(key)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::*;
+
+    /// The value of the sample line of `name` in `text`.
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[test]
+    fn what_is_recorded_before_the_recorder_is_built_is_rendered_after() {
+        let deferred = Arc::new(Deferred::default());
+        let installed = Installed(deferred.clone());
+        let key = |name: &'static str| Key::from_parts(name, vec![metrics::Label::new("c", "x")]);
+        // Handles made before, used before and after the recorder is built.
+        let counter = installed.register_counter(&key("early_total"), &METADATA);
+        let gauge = installed.register_gauge(&key("early_up"), &METADATA);
+        counter.increment(3);
+        gauge.set(1.0);
+        gauge.set(0.0);
+        gauge.increment(5.0);
+        installed.describe_counter("early_total".into(), None, "counted early".into());
+        installed
+            .register_histogram(&key("early_seconds"), &METADATA)
+            .record(0.25);
+        assert!(deferred.handle().is_none(), "nothing renders before");
+        deferred.take_over(PrometheusBuilder::new().build_recorder());
+        counter.increment(4);
+        gauge.decrement(1.0);
+        installed
+            .register_counter(&key("early_total"), &METADATA)
+            .increment(10);
+        let text = deferred.handle().expect("built").render();
+        // Computed by hand from the operations above, in their order.
+        assert_eq!(sample(&text, "early_total"), Some(17.0), "{text}");
+        assert_eq!(sample(&text, "early_up"), Some(4.0), "{text}");
+        assert_eq!(sample(&text, "early_seconds_count"), Some(1.0), "{text}");
+        assert!(text.contains("# HELP early_total counted early"), "{text}");
+    }
+
+    #[test]
+    fn operations_racing_the_take_over_are_all_counted() {
+        let deferred = Arc::new(Deferred::default());
+        let installed = Arc::new(Installed(deferred.clone()));
+        let key = Key::from_name("raced_total");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let installed = installed.clone();
+                let key = key.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5000 {
+                        installed.register_counter(&key, &METADATA).increment(1);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        deferred.take_over(PrometheusBuilder::new().build_recorder());
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let text = deferred.handle().expect("built").render();
+        assert_eq!(sample(&text, "raced_total"), Some(20_000.0), "{text}");
+    }
+
+    #[test]
+    fn beyond_what_it_keeps_operations_are_dropped_not_held() {
+        let deferred = Deferred::default();
+        for _ in 0..KEPT + 10 {
+            deferred.record(Op::CounterIncrement(Key::from_name("many_total"), 1));
+        }
+        let waiting = deferred.waiting.lock().expect("lock");
+        assert_eq!((waiting.ops.len(), waiting.dropped), (KEPT, 10));
+    }
+}
