@@ -17,16 +17,28 @@ const KEPT: usize = 100_000;
 /// What replayed operations are registered with.
 static METADATA: Metadata<'static> = Metadata::new("eddy", Level::INFO, None);
 
-/// One operation on a metric, or a description of one.
-#[derive(Debug, Clone, PartialEq)]
+/// One operation on a metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
-    CounterIncrement(Key, u64),
-    CounterAbsolute(Key, u64),
-    GaugeIncrement(Key, f64),
-    GaugeDecrement(Key, f64),
-    GaugeSet(Key, f64),
-    HistogramRecord(Key, f64, usize),
-    Describe(Kind, KeyName, Option<Unit>, SharedString),
+    CounterIncrement(u64),
+    CounterAbsolute(u64),
+    GaugeIncrement(f64),
+    GaugeDecrement(f64),
+    GaugeSet(f64),
+    HistogramRecord(f64, usize),
+}
+
+impl Op {
+    fn apply(self, to: &PrometheusRecorder, key: &Key) {
+        match self {
+            Op::CounterIncrement(v) => to.register_counter(key, &METADATA).increment(v),
+            Op::CounterAbsolute(v) => to.register_counter(key, &METADATA).absolute(v),
+            Op::GaugeIncrement(v) => to.register_gauge(key, &METADATA).increment(v),
+            Op::GaugeDecrement(v) => to.register_gauge(key, &METADATA).decrement(v),
+            Op::GaugeSet(v) => to.register_gauge(key, &METADATA).set(v),
+            Op::HistogramRecord(v, n) => to.register_histogram(key, &METADATA).record_many(v, n),
+        }
+    }
 }
 
 /// The kind of a described metric.
@@ -37,20 +49,22 @@ enum Kind {
     Histogram,
 }
 
-impl Op {
+/// What is kept until the recorder is built, in the order it came.
+#[derive(Debug, Clone, PartialEq)]
+enum Kept {
+    Op(Key, Op),
+    Describe(Kind, KeyName, Option<Unit>, SharedString),
+}
+
+impl Kept {
     fn apply(self, to: &PrometheusRecorder) {
         match self {
-            Op::CounterIncrement(key, v) => to.register_counter(&key, &METADATA).increment(v),
-            Op::CounterAbsolute(key, v) => to.register_counter(&key, &METADATA).absolute(v),
-            Op::GaugeIncrement(key, v) => to.register_gauge(&key, &METADATA).increment(v),
-            Op::GaugeDecrement(key, v) => to.register_gauge(&key, &METADATA).decrement(v),
-            Op::GaugeSet(key, v) => to.register_gauge(&key, &METADATA).set(v),
-            Op::HistogramRecord(key, v, n) => {
-                to.register_histogram(&key, &METADATA).record_many(v, n);
+            Kept::Op(key, op) => op.apply(to, &key),
+            Kept::Describe(Kind::Counter, name, unit, text) => {
+                to.describe_counter(name, unit, text)
             }
-            Op::Describe(Kind::Counter, name, unit, text) => to.describe_counter(name, unit, text),
-            Op::Describe(Kind::Gauge, name, unit, text) => to.describe_gauge(name, unit, text),
-            Op::Describe(Kind::Histogram, name, unit, text) => {
+            Kept::Describe(Kind::Gauge, name, unit, text) => to.describe_gauge(name, unit, text),
+            Kept::Describe(Kind::Histogram, name, unit, text) => {
                 to.describe_histogram(name, unit, text);
             }
         }
@@ -66,7 +80,7 @@ struct Built {
 /// Operations kept until the recorder is built.
 #[derive(Default)]
 struct Waiting {
-    ops: Vec<Op>,
+    kept: Vec<Kept>,
     dropped: u64,
 }
 
@@ -84,8 +98,8 @@ impl Deferred {
         // Under the lock: an operation that found no recorder and waits for
         // the lock finds this one once it has it, after what was kept.
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        for op in waiting.ops.drain(..) {
-            op.apply(&recorder);
+        for kept in waiting.kept.drain(..) {
+            kept.apply(&recorder);
         }
         if waiting.dropped > 0 {
             tracing::warn!(
@@ -95,7 +109,7 @@ impl Deferred {
         }
         let handle = recorder.handle();
         let _ = self.built.set(Built { recorder, handle });
-        waiting.ops = Vec::new();
+        waiting.kept = Vec::new();
     }
 
     /// What renders the metrics, once the recorder is built.
@@ -103,18 +117,27 @@ impl Deferred {
         self.built.get().map(|b| &b.handle)
     }
 
-    /// Applies `op` to the built recorder, or keeps it.
-    fn record(&self, op: Op) {
+    /// Applies `op` on `key` to the built recorder, or keeps it.
+    fn record(&self, key: &Key, op: Op) {
+        match self.built.get() {
+            Some(built) => op.apply(&built.recorder, key),
+            None => self.keep(|| Kept::Op(key.clone(), op)),
+        }
+    }
+
+    /// Keeps what `kept` makes until the recorder is built, or applies it
+    /// to the built one.
+    fn keep(&self, kept: impl FnOnce() -> Kept) {
         if let Some(built) = self.built.get() {
-            return op.apply(&built.recorder);
+            return kept().apply(&built.recorder);
         }
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(built) = self.built.get() {
             drop(waiting);
-            return op.apply(&built.recorder);
+            return kept().apply(&built.recorder);
         }
-        if waiting.ops.len() < KEPT {
-            waiting.ops.push(op);
+        if waiting.kept.len() < KEPT {
+            waiting.kept.push(kept());
         } else {
             waiting.dropped += 1;
         }
@@ -126,51 +149,48 @@ pub(super) struct Installed(pub(super) Arc<Deferred>);
 
 /// A metric's handle made before the recorder was built: every operation
 /// goes through [`Deferred::record`].
-struct Kept {
+struct Handle {
     key: Key,
     to: Arc<Deferred>,
 }
 
-impl CounterFn for Kept {
+impl CounterFn for Handle {
     fn increment(&self, value: u64) {
-        self.to
-            .record(Op::CounterIncrement(self.key.clone(), value));
+        self.to.record(&self.key, Op::CounterIncrement(value));
     }
 
     fn absolute(&self, value: u64) {
-        self.to.record(Op::CounterAbsolute(self.key.clone(), value));
+        self.to.record(&self.key, Op::CounterAbsolute(value));
     }
 }
 
-impl GaugeFn for Kept {
+impl GaugeFn for Handle {
     fn increment(&self, value: f64) {
-        self.to.record(Op::GaugeIncrement(self.key.clone(), value));
+        self.to.record(&self.key, Op::GaugeIncrement(value));
     }
 
     fn decrement(&self, value: f64) {
-        self.to.record(Op::GaugeDecrement(self.key.clone(), value));
+        self.to.record(&self.key, Op::GaugeDecrement(value));
     }
 
     fn set(&self, value: f64) {
-        self.to.record(Op::GaugeSet(self.key.clone(), value));
+        self.to.record(&self.key, Op::GaugeSet(value));
     }
 }
 
-impl HistogramFn for Kept {
+impl HistogramFn for Handle {
     fn record(&self, value: f64) {
-        self.to
-            .record(Op::HistogramRecord(self.key.clone(), value, 1));
+        self.to.record(&self.key, Op::HistogramRecord(value, 1));
     }
 
     fn record_many(&self, value: f64, count: usize) {
-        self.to
-            .record(Op::HistogramRecord(self.key.clone(), value, count));
+        self.to.record(&self.key, Op::HistogramRecord(value, count));
     }
 }
 
 impl Installed {
-    fn kept(&self, key: &Key) -> Arc<Kept> {
-        Arc::new(Kept {
+    fn handle(&self, key: &Key) -> Arc<Handle> {
+        Arc::new(Handle {
             key: key.clone(),
             to: self.0.clone(),
         })
@@ -180,37 +200,37 @@ impl Installed {
 impl Recorder for Installed {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         self.0
-            .record(Op::Describe(Kind::Counter, key, unit, description));
+            .keep(|| Kept::Describe(Kind::Counter, key, unit, description));
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         self.0
-            .record(Op::Describe(Kind::Gauge, key, unit, description));
+            .keep(|| Kept::Describe(Kind::Gauge, key, unit, description));
     }
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         self.0
-            .record(Op::Describe(Kind::Histogram, key, unit, description));
+            .keep(|| Kept::Describe(Kind::Histogram, key, unit, description));
     }
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         match self.0.built.get() {
             Some(built) => built.recorder.register_counter(key, metadata),
-            None => Counter::from_arc(self.kept(key)),
+            None => Counter::from_arc(self.handle(key)),
         }
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         match self.0.built.get() {
             Some(built) => built.recorder.register_gauge(key, metadata),
-            None => Gauge::from_arc(self.kept(key)),
+            None => Gauge::from_arc(self.handle(key)),
         }
     }
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
         match self.0.built.get() {
             Some(built) => built.recorder.register_histogram(key, metadata),
-            None => Histogram::from_arc(self.kept(key)),
+            None => Histogram::from_arc(self.handle(key)),
         }
     }
 }
@@ -287,10 +307,11 @@ mod tests {
     #[test]
     fn beyond_what_it_keeps_operations_are_dropped_not_held() {
         let deferred = Deferred::default();
+        let key = Key::from_name("many_total");
         for _ in 0..KEPT + 10 {
-            deferred.record(Op::CounterIncrement(Key::from_name("many_total"), 1));
+            deferred.record(&key, Op::CounterIncrement(1));
         }
         let waiting = deferred.waiting.lock().expect("lock");
-        assert_eq!((waiting.ops.len(), waiting.dropped), (KEPT, 10));
+        assert_eq!((waiting.kept.len(), waiting.dropped), (KEPT, 10));
     }
 }
