@@ -9,9 +9,9 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
-/// Operations kept before the recorder is built; more are dropped (and
-/// counted). The build takes at most 200 ms, in which a pipeline records
-/// a few per component and checkpoint.
+/// Operations kept before the recorder is built; more are dropped, and
+/// how many is logged when it takes over. Its clock calibrates for 200 ms
+/// at most, in which a pipeline records a few per component and batch.
 const KEPT: usize = 100_000;
 
 /// What replayed operations are registered with.
@@ -94,22 +94,35 @@ pub(super) struct Deferred {
 impl Deferred {
     /// Replays what was kept into `recorder`, which takes every operation
     /// from then on.
+    ///
+    /// What was kept is replayed a batch at a time outside the lock, so
+    /// that threads recording meanwhile (queueing behind it, in order) do
+    /// not wait for a whole replay on this thread's low priority. The
+    /// recorder takes over under the lock once nothing is left: an
+    /// operation that found no recorder and waits for the lock finds it
+    /// once it has the lock, after everything kept.
     pub(super) fn take_over(&self, recorder: PrometheusRecorder) {
-        // Under the lock: an operation that found no recorder and waits for
-        // the lock finds this one once it has it, after what was kept.
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        for kept in waiting.kept.drain(..) {
-            kept.apply(&recorder);
-        }
-        if waiting.dropped > 0 {
+        let dropped = loop {
+            let batch = {
+                let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                if waiting.kept.is_empty() {
+                    let handle = recorder.handle();
+                    let _ = self.built.set(Built { recorder, handle });
+                    waiting.kept = Vec::new();
+                    break waiting.dropped;
+                }
+                std::mem::take(&mut waiting.kept)
+            };
+            for kept in batch {
+                kept.apply(&recorder);
+            }
+        };
+        if dropped > 0 {
             tracing::warn!(
-                dropped = waiting.dropped,
+                dropped,
                 "metrics recorded before the recorder was built were dropped"
             );
         }
-        let handle = recorder.handle();
-        let _ = self.built.set(Built { recorder, handle });
-        waiting.kept = Vec::new();
     }
 
     /// What renders the metrics, once the recorder is built.
@@ -147,53 +160,109 @@ impl Deferred {
 /// The process's recorder: [`Deferred`], shared with what renders it.
 pub(super) struct Installed(pub(super) Arc<Deferred>);
 
-/// A metric's handle made before the recorder was built: every operation
-/// goes through [`Deferred::record`].
-struct Handle {
+/// A metric's handle made before the recorder was built: its operations
+/// go through [`Deferred::record`] until the recorder is built, then to
+/// the handle the recorder gives for its key.
+struct Handle<H> {
     key: Key,
     to: Arc<Deferred>,
+    resolved: OnceLock<H>,
 }
 
-impl CounterFn for Handle {
+/// What a [`Handle`] resolves to once the recorder is built.
+trait Register: Sized {
+    fn register(recorder: &PrometheusRecorder, key: &Key) -> Self;
+}
+
+impl Register for Counter {
+    fn register(recorder: &PrometheusRecorder, key: &Key) -> Self {
+        recorder.register_counter(key, &METADATA)
+    }
+}
+
+impl Register for Gauge {
+    fn register(recorder: &PrometheusRecorder, key: &Key) -> Self {
+        recorder.register_gauge(key, &METADATA)
+    }
+}
+
+impl Register for Histogram {
+    fn register(recorder: &PrometheusRecorder, key: &Key) -> Self {
+        recorder.register_histogram(key, &METADATA)
+    }
+}
+
+impl<H: Register> Handle<H> {
+    fn new(key: &Key, to: &Arc<Deferred>) -> Arc<Self> {
+        Arc::new(Handle {
+            key: key.clone(),
+            to: to.clone(),
+            resolved: OnceLock::new(),
+        })
+    }
+
+    /// The built recorder's handle for the key, once it is built.
+    fn resolved(&self) -> Option<&H> {
+        let built = self.to.built.get()?;
+        Some(
+            self.resolved
+                .get_or_init(|| H::register(&built.recorder, &self.key)),
+        )
+    }
+}
+
+impl CounterFn for Handle<Counter> {
     fn increment(&self, value: u64) {
-        self.to.record(&self.key, Op::CounterIncrement(value));
+        match self.resolved() {
+            Some(counter) => counter.increment(value),
+            None => self.to.record(&self.key, Op::CounterIncrement(value)),
+        }
     }
 
     fn absolute(&self, value: u64) {
-        self.to.record(&self.key, Op::CounterAbsolute(value));
+        match self.resolved() {
+            Some(counter) => counter.absolute(value),
+            None => self.to.record(&self.key, Op::CounterAbsolute(value)),
+        }
     }
 }
 
-impl GaugeFn for Handle {
+impl GaugeFn for Handle<Gauge> {
     fn increment(&self, value: f64) {
-        self.to.record(&self.key, Op::GaugeIncrement(value));
+        match self.resolved() {
+            Some(gauge) => gauge.increment(value),
+            None => self.to.record(&self.key, Op::GaugeIncrement(value)),
+        }
     }
 
     fn decrement(&self, value: f64) {
-        self.to.record(&self.key, Op::GaugeDecrement(value));
+        match self.resolved() {
+            Some(gauge) => gauge.decrement(value),
+            None => self.to.record(&self.key, Op::GaugeDecrement(value)),
+        }
     }
 
     fn set(&self, value: f64) {
-        self.to.record(&self.key, Op::GaugeSet(value));
+        match self.resolved() {
+            Some(gauge) => gauge.set(value),
+            None => self.to.record(&self.key, Op::GaugeSet(value)),
+        }
     }
 }
 
-impl HistogramFn for Handle {
+impl HistogramFn for Handle<Histogram> {
     fn record(&self, value: f64) {
-        self.to.record(&self.key, Op::HistogramRecord(value, 1));
+        match self.resolved() {
+            Some(histogram) => histogram.record(value),
+            None => self.to.record(&self.key, Op::HistogramRecord(value, 1)),
+        }
     }
 
     fn record_many(&self, value: f64, count: usize) {
-        self.to.record(&self.key, Op::HistogramRecord(value, count));
-    }
-}
-
-impl Installed {
-    fn handle(&self, key: &Key) -> Arc<Handle> {
-        Arc::new(Handle {
-            key: key.clone(),
-            to: self.0.clone(),
-        })
+        match self.resolved() {
+            Some(histogram) => histogram.record_many(value, count),
+            None => self.to.record(&self.key, Op::HistogramRecord(value, count)),
+        }
     }
 }
 
@@ -216,21 +285,21 @@ impl Recorder for Installed {
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         match self.0.built.get() {
             Some(built) => built.recorder.register_counter(key, metadata),
-            None => Counter::from_arc(self.handle(key)),
+            None => Counter::from_arc(Handle::<Counter>::new(key, &self.0)),
         }
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         match self.0.built.get() {
             Some(built) => built.recorder.register_gauge(key, metadata),
-            None => Gauge::from_arc(self.handle(key)),
+            None => Gauge::from_arc(Handle::<Gauge>::new(key, &self.0)),
         }
     }
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
         match self.0.built.get() {
             Some(built) => built.recorder.register_histogram(key, metadata),
-            None => Histogram::from_arc(self.handle(key)),
+            None => Histogram::from_arc(Handle::<Histogram>::new(key, &self.0)),
         }
     }
 }
@@ -280,28 +349,59 @@ mod tests {
     }
 
     #[test]
-    fn operations_racing_the_take_over_are_all_counted() {
+    fn operations_racing_the_take_over_are_all_counted_in_order() {
         let deferred = Arc::new(Deferred::default());
         let installed = Arc::new(Installed(deferred.clone()));
-        let key = Key::from_name("raced_total");
+        // Built first, so that the threads are still recording when it takes over.
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let start = Arc::new(std::sync::Barrier::new(5));
         let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let installed = installed.clone();
-                let key = key.clone();
+            .map(|t| {
+                let (installed, deferred, start) =
+                    (installed.clone(), deferred.clone(), start.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..5000 {
-                        installed.register_counter(&key, &METADATA).increment(1);
+                    let counter = Key::from_name("raced_total");
+                    // Each thread's own gauge, set to 1, 2, 3, … in turn.
+                    let gauge = Key::from_name(format!("raced_{t}"));
+                    let (mut counted, mut after) = (0u64, 0);
+                    start.wait();
+                    while after < 1000 {
+                        if counted >= 5000 && deferred.handle().is_none() {
+                            // Bounded before it takes over, well within what is kept.
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        installed.register_counter(&counter, &METADATA).increment(1);
+                        counted += 1;
+                        installed
+                            .register_gauge(&gauge, &METADATA)
+                            .set(counted as f64);
+                        if deferred.handle().is_some() {
+                            after += 1;
+                        }
                     }
+                    counted
                 })
             })
             .collect();
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        deferred.take_over(PrometheusBuilder::new().build_recorder());
-        for t in threads {
-            t.join().expect("thread");
-        }
+        start.wait();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        deferred.take_over(recorder);
+        let counted: Vec<u64> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
         let text = deferred.handle().expect("built").render();
-        assert_eq!(sample(&text, "raced_total"), Some(20_000.0), "{text}");
+        let total: u64 = counted.iter().sum();
+        assert_eq!(sample(&text, "raced_total"), Some(total as f64));
+        // A replayed set coming after a forwarded one would leave an older value.
+        for (t, counted) in counted.iter().enumerate() {
+            assert_eq!(
+                sample(&text, &format!("raced_{t}")),
+                Some(*counted as f64),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub struct Metrics {
 
 impl Metrics {
     /// Installs the process's recorder and builds the Prometheus recorder
-    /// it hands over to on a thread of its own; `None` (with a warning) if
-    /// another recorder was installed first.
+    /// it hands over to on a thread of its own (here, if that thread cannot
+    /// start); `None`, with a warning, if another recorder was installed
+    /// first.
     pub fn install() -> Option<Metrics> {
         let recorder = Arc::new(Deferred::default());
         if let Err(e) = metrics::set_global_recorder(Installed(recorder.clone())) {
@@ -41,15 +42,15 @@ impl Metrics {
             return None;
         }
         let building = recorder.clone();
-        let built = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("eddy-metrics".into())
             .spawn(move || {
                 crate::runtime::lower_thread_priority(BUILD_NICE);
                 building.take_over(PrometheusBuilder::new().build_recorder());
             });
-        if let Err(e) = built {
-            tracing::warn!("no metrics: the recorder's thread did not start: {e}");
-            return None;
+        if let Err(e) = spawned {
+            tracing::warn!("the metrics recorder is built before the pipeline starts: {e}");
+            recorder.take_over(PrometheusBuilder::new().build_recorder());
         }
         Some(Metrics { recorder })
     }
