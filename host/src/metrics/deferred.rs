@@ -29,14 +29,16 @@ enum Op {
 }
 
 impl Op {
+    /// Applies it to the handle `to` gives for `key`, of the op's kind.
     fn apply(self, to: &PrometheusRecorder, key: &Key) {
         match self {
-            Op::CounterIncrement(v) => to.register_counter(key, &METADATA).increment(v),
-            Op::CounterAbsolute(v) => to.register_counter(key, &METADATA).absolute(v),
-            Op::GaugeIncrement(v) => to.register_gauge(key, &METADATA).increment(v),
-            Op::GaugeDecrement(v) => to.register_gauge(key, &METADATA).decrement(v),
-            Op::GaugeSet(v) => to.register_gauge(key, &METADATA).set(v),
-            Op::HistogramRecord(v, n) => to.register_histogram(key, &METADATA).record_many(v, n),
+            Op::CounterIncrement(_) | Op::CounterAbsolute(_) => {
+                Counter::register(to, key).run(self)
+            }
+            Op::GaugeIncrement(_) | Op::GaugeDecrement(_) | Op::GaugeSet(_) => {
+                Gauge::register(to, key).run(self);
+            }
+            Op::HistogramRecord(..) => Histogram::register(to, key).run(self),
         }
     }
 }
@@ -169,14 +171,26 @@ struct Handle<H> {
     resolved: OnceLock<H>,
 }
 
-/// What a [`Handle`] resolves to once the recorder is built.
+/// A metric's handle of the built recorder: what a [`Handle`] resolves
+/// to, and what kept operations are replayed on.
 trait Register: Sized {
     fn register(recorder: &PrometheusRecorder, key: &Key) -> Self;
+
+    /// Runs `op`, one of this kind's.
+    fn run(&self, op: Op);
 }
 
 impl Register for Counter {
     fn register(recorder: &PrometheusRecorder, key: &Key) -> Self {
         recorder.register_counter(key, &METADATA)
+    }
+
+    fn run(&self, op: Op) {
+        match op {
+            Op::CounterIncrement(v) => self.increment(v),
+            Op::CounterAbsolute(v) => self.absolute(v),
+            _ => debug_assert!(false, "{op:?} on a counter"),
+        }
     }
 }
 
@@ -184,11 +198,27 @@ impl Register for Gauge {
     fn register(recorder: &PrometheusRecorder, key: &Key) -> Self {
         recorder.register_gauge(key, &METADATA)
     }
+
+    fn run(&self, op: Op) {
+        match op {
+            Op::GaugeIncrement(v) => self.increment(v),
+            Op::GaugeDecrement(v) => self.decrement(v),
+            Op::GaugeSet(v) => self.set(v),
+            _ => debug_assert!(false, "{op:?} on a gauge"),
+        }
+    }
 }
 
 impl Register for Histogram {
     fn register(recorder: &PrometheusRecorder, key: &Key) -> Self {
         recorder.register_histogram(key, &METADATA)
+    }
+
+    fn run(&self, op: Op) {
+        match op {
+            Op::HistogramRecord(v, n) => self.record_many(v, n),
+            _ => debug_assert!(false, "{op:?} on a histogram"),
+        }
     }
 }
 
@@ -201,68 +231,50 @@ impl<H: Register> Handle<H> {
         })
     }
 
-    /// The built recorder's handle for the key, once it is built.
-    fn resolved(&self) -> Option<&H> {
-        let built = self.to.built.get()?;
-        Some(
-            self.resolved
-                .get_or_init(|| H::register(&built.recorder, &self.key)),
-        )
+    /// Runs `op` on the built recorder's handle for the key, or keeps it
+    /// until the recorder is built.
+    fn apply(&self, op: Op) {
+        match self.to.built.get() {
+            Some(built) => self
+                .resolved
+                .get_or_init(|| H::register(&built.recorder, &self.key))
+                .run(op),
+            None => self.to.record(&self.key, op),
+        }
     }
 }
 
 impl CounterFn for Handle<Counter> {
     fn increment(&self, value: u64) {
-        match self.resolved() {
-            Some(counter) => counter.increment(value),
-            None => self.to.record(&self.key, Op::CounterIncrement(value)),
-        }
+        self.apply(Op::CounterIncrement(value));
     }
 
     fn absolute(&self, value: u64) {
-        match self.resolved() {
-            Some(counter) => counter.absolute(value),
-            None => self.to.record(&self.key, Op::CounterAbsolute(value)),
-        }
+        self.apply(Op::CounterAbsolute(value));
     }
 }
 
 impl GaugeFn for Handle<Gauge> {
     fn increment(&self, value: f64) {
-        match self.resolved() {
-            Some(gauge) => gauge.increment(value),
-            None => self.to.record(&self.key, Op::GaugeIncrement(value)),
-        }
+        self.apply(Op::GaugeIncrement(value));
     }
 
     fn decrement(&self, value: f64) {
-        match self.resolved() {
-            Some(gauge) => gauge.decrement(value),
-            None => self.to.record(&self.key, Op::GaugeDecrement(value)),
-        }
+        self.apply(Op::GaugeDecrement(value));
     }
 
     fn set(&self, value: f64) {
-        match self.resolved() {
-            Some(gauge) => gauge.set(value),
-            None => self.to.record(&self.key, Op::GaugeSet(value)),
-        }
+        self.apply(Op::GaugeSet(value));
     }
 }
 
 impl HistogramFn for Handle<Histogram> {
     fn record(&self, value: f64) {
-        match self.resolved() {
-            Some(histogram) => histogram.record(value),
-            None => self.to.record(&self.key, Op::HistogramRecord(value, 1)),
-        }
+        self.apply(Op::HistogramRecord(value, 1));
     }
 
     fn record_many(&self, value: f64, count: usize) {
-        match self.resolved() {
-            Some(histogram) => histogram.record_many(value, count),
-            None => self.to.record(&self.key, Op::HistogramRecord(value, count)),
-        }
+        self.apply(Op::HistogramRecord(value, count));
     }
 }
 
