@@ -16,7 +16,7 @@
 //!
 //! Two builds run it: this one (every component, and Cranelift to compile
 //! `.wasm` plugins), and the build a device would get for this pipeline
-//! (`--no-default-features --features sim,file`, no compiler: built into
+//! (`--no-default-features --features sim,file,mimalloc`, no compiler: built into
 //! `target/device`), with the plugins precompiled into bundles. Its code is
 //! a fraction of the other's, and so are the code pages it maps.
 
@@ -149,7 +149,7 @@ fn device_build(root: &Path, work: &Path) -> (PathBuf, String, String) {
             "--bin",
             "eddy",
         ])
-        .args(["--no-default-features", "--features", "sim,file"])
+        .args(["--no-default-features", "--features", "sim,file,mimalloc"])
         .args(["--target-dir", "target/device"])
         .status()
         .expect("cargo build");
@@ -222,7 +222,7 @@ fn main() {
         "peak_file_mib": mib(full.file_kib),
         "cpu_us_per_record": full.cpu_us,
         "device_build": {
-            "features": "sim,file (no compiler), precompiled bundles",
+            "features": "sim,file,mimalloc (no compiler), precompiled bundles",
             "records_per_s": device.per_s,
             "peak_resident_mib": mib(device.hwm_kib),
             "peak_anonymous_mib": mib(device.anon_kib),

@@ -48,6 +48,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "mimalloc")]
+mod allocator;
 pub mod api;
 pub mod checkpoint;
 pub mod cli;

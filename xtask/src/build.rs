@@ -45,7 +45,7 @@ pub(crate) fn run(sh: &Shell, target: Target, compiler: bool) -> anyhow::Result<
     let features: &[&str] = if compiler {
         &[]
     } else {
-        &["--no-default-features", "--features", "components"]
+        &["--no-default-features", "--features", "components,mimalloc"]
     };
     cmd!(
         sh,

@@ -1,0 +1,33 @@
+//! The global allocator of every program built on this crate: mimalloc.
+//!
+//! The pipeline allocates and frees records, shard copies and plugin
+//! buffers on one thread while others (sources, the checkpoint encoder)
+//! free what it allocated. The C library's allocator serializes those on
+//! its arena locks and spends much of a batch coalescing free chunks;
+//! mimalloc keeps a heap per thread and takes frees from other threads
+//! without a lock.
+//!
+//! Its arenas are committed as they are used, not when reserved: committed
+//! up front, pages it has freed stay resident (about 60 MiB more for the
+//! reference pipeline).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_arena_eager_commit` in mimalloc 3's `mimalloc.h` (the Rust
+/// bindings do not name it).
+const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Sets mimalloc's options before anything is allocated: it reserves its
+/// first arena at the first allocation.
+extern "C" fn configure() {
+    // SAFETY: sets one of mimalloc's options to a value it accepts; called
+    // once, before `main`, on the only thread.
+    unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) }
+}
+
+/// Runs [`configure`] as the program starts, before `main` and before
+/// anything in Rust allocates (an ELF initializer).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONFIGURE: extern "C" fn() = configure;
