@@ -189,7 +189,7 @@ fn main() {
     let device = measure(&binary, &reference(&stats, &alert));
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "| reference pipeline, {SECONDS} s | every component, compiler, `.wasm` plugins | device build (sim, file; no compiler), precompiled bundles |"
+        "| reference pipeline, {SECONDS} s | every component, compiler, `.wasm` plugins | device build (sim, file, mimalloc; no compiler), precompiled bundles |"
     );
     println!("| --- | --- | --- |");
     println!(
