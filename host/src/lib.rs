@@ -48,7 +48,6 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-#[cfg(feature = "mimalloc")]
 mod allocator;
 pub mod api;
 pub mod checkpoint;

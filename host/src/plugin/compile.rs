@@ -166,7 +166,8 @@ fn compile_in_child(
     wasm: &[u8],
     limits: &CompileLimits,
 ) -> Result<Vec<u8>, LoadError> {
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             "plugin",
             "compile-worker",
@@ -177,11 +178,9 @@ fn compile_in_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("EDDY_LOG", "off")
-        .env("RUST_BACKTRACE", "0")
-        // The allocator reserves address space in arenas ahead of use (1 GiB
-        // by default), which the worker's address-space limit would count as
-        // used: small arenas keep the limit a bound on what it uses.
-        .env("MIMALLOC_ARENA_RESERVE", ARENA_RESERVE)
+        .env("RUST_BACKTRACE", "0");
+    crate::allocator::for_address_space_limit(&mut command);
+    let mut child = command
         .spawn()
         .map_err(|e| LoadError::Compile(format!("cannot start the compiler process: {e}")))?;
     let mut stdin = child.stdin.take();
@@ -256,12 +255,6 @@ fn compile_in_child(
 /// The worker's exit code when the module does not compile (not a crash).
 #[cfg(feature = "compiler")]
 const WORKER_REFUSED: i32 = 3;
-
-/// The address space the worker's allocator reserves at a time (its
-/// smallest arena), so that what it reserves and does not use yet stays
-/// small beside the worker's memory limit.
-#[cfg(feature = "compiler")]
-const ARENA_RESERVE: &str = "32MiB";
 
 /// `eddy plugin compile-worker`: reads a `.wasm` on stdin, writes the
 /// compiled module on stdout. Runs niced, with its address space limited to
