@@ -9,6 +9,7 @@
 //! in the order they are first seen).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use eddy_sdk::{Aggregate, Context, Names, Record, RecordRef, Result, WindowInfo};
 use serde::{Deserialize, Serialize};
@@ -39,18 +40,28 @@ impl Stats {
         max: f64::NEG_INFINITY,
     };
 
+    // Comparisons, not `f64::min`/`max`: in wasm those are calls to
+    // `fmin`/`fmax`. A NaN compares false, so it is skipped as `min` would.
     fn add(&mut self, v: f64) {
         self.count += 1;
         self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
+        if v < self.min {
+            self.min = v;
+        }
+        if v > self.max {
+            self.max = v;
+        }
     }
 
     fn merge(&mut self, other: &Stats) {
         self.count += other.count;
         self.sum += other.sum;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
+        if other.min < self.min {
+            self.min = other.min;
+        }
+        if other.max > self.max {
+            self.max = other.max;
+        }
     }
 }
 
@@ -91,9 +102,47 @@ impl Acc {
     }
 }
 
+/// The output's field names, made once: a result allocates no name.
+#[derive(Default)]
+struct OutputNames {
+    names: Names,
+    /// `window_start`, `window_end`, `count` and `update`.
+    window: Option<[Arc<str>; 4]>,
+    /// Per aggregated field, in the order last seen: its name and its
+    /// `_sum`, `_min`, `_max` and `_avg` names.
+    fields: Vec<(Arc<str>, [Arc<str>; 4])>,
+}
+
+impl OutputNames {
+    /// The names of the window's own fields.
+    fn window(&mut self) -> [Arc<str>; 4] {
+        let names = &mut self.names;
+        self.window
+            .get_or_insert_with(|| {
+                ["window_start", "window_end", "count", "update"].map(|n| names.get(n))
+            })
+            .clone()
+    }
+
+    /// The four output names of the `i`-th field, `name`.
+    fn of(&mut self, i: usize, name: &str) -> &[Arc<str>; 4] {
+        if self.fields.get(i).is_none_or(|(n, _)| **n != *name) {
+            let made = (
+                self.names.get(name),
+                ["_sum", "_min", "_max", "_avg"].map(|s| self.names.joined(name, s)),
+            );
+            if i < self.fields.len() {
+                self.fields[i] = made;
+            } else {
+                self.fields.push(made);
+            }
+        }
+        &self.fields[i].1
+    }
+}
+
 thread_local! {
-    /// The output's field names, made once: a result allocates no name.
-    static NAMES: RefCell<Names> = RefCell::default();
+    static NAMES: RefCell<OutputNames> = RefCell::default();
 }
 
 /// The aggregate.
@@ -142,22 +191,29 @@ impl Aggregate for WindowStats {
     fn result(acc: &Acc, window: &WindowInfo<'_>, ctx: &mut Context<Params>) -> Result<()> {
         let out = NAMES.with(|names| {
             let mut names = names.borrow_mut();
-            let mut out = Record::new(window.key, window.end - 1)
-                .with(names.get("window_start"), window.start)
-                .with(names.get("window_end"), window.end)
-                .with(names.get("count"), acc.records as i64)
-                .with(names.get("update"), window.firing > 0);
-            for (name, s) in acc.fields(ctx.params()) {
+            let mut out = Record {
+                key: window.key.into(),
+                time: window.end - 1,
+                fields: Vec::with_capacity(4 + 4 * acc.stats.len()),
+            };
+            let [start, end, count, update] = names.window();
+            out.fields.extend([
+                (start, window.start.into()),
+                (end, window.end.into()),
+                (count, (acc.records as i64).into()),
+                (update, (window.firing > 0).into()),
+            ]);
+            for (i, (name, s)) in acc.fields(ctx.params()).enumerate() {
                 if s.count == 0 {
                     continue;
                 }
-                let [sum, min, max, avg] =
-                    ["_sum", "_min", "_max", "_avg"].map(|s| names.joined(name, s));
-                out = out
-                    .with(sum, s.sum)
-                    .with(min, s.min)
-                    .with(max, s.max)
-                    .with(avg, s.sum / s.count as f64);
+                let [sum, min, max, avg] = names.of(i, name).clone();
+                out.fields.extend([
+                    (sum, s.sum.into()),
+                    (min, s.min.into()),
+                    (max, s.max.into()),
+                    (avg, (s.sum / s.count as f64).into()),
+                ]);
             }
             out
         });

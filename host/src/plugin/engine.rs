@@ -89,6 +89,11 @@ fn config() -> Config {
     config.memory_guard_size(MEMORY_GUARD);
     config.memory_reservation_for_growth(MEMORY_RESERVATION_FOR_GROWTH);
     config.max_wasm_stack(MAX_WASM_STACK);
+    // Compiled plugin code named for `perf` (in /tmp/perf-PID.map), for
+    // plugin authors profiling their plugins; off otherwise.
+    if std::env::var_os("EDDY_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
