@@ -48,7 +48,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-mod allocator;
+pub mod allocator;
 pub mod api;
 pub mod checkpoint;
 pub mod cli;

@@ -20,6 +20,7 @@ pub(crate) fn run(
         api_listen: api_listen.map(str::to_owned),
         state_dir: state_dir.to_owned(),
     };
+    crate::allocator::purge_in_background();
     let runtime = Runtime::start(&options).map_err(|e| match e {
         StartError::Config(e) => Failure::usage(e),
         StartError::Build(e) => Failure::from(e),
