@@ -22,6 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::percentile;
+
 use eddy_abi::Value;
 use eddy_driver::{Driver, DriverError, Poll, Record};
 use eddy_driver_sim::{SimConfig, SimDriver};
@@ -212,14 +217,13 @@ struct Gaps {
 
 impl Gaps {
     fn of(mut gaps: Vec<u64>) -> Gaps {
+        if gaps.is_empty() {
+            gaps.push(0);
+        }
         gaps.sort_unstable();
-        let at = |q: f64| {
-            let i = ((gaps.len() as f64 * q) as usize).min(gaps.len().saturating_sub(1));
-            Duration::from_nanos(gaps.get(i).copied().unwrap_or(0))
-        };
         Gaps {
-            longest: Duration::from_nanos(gaps.last().copied().unwrap_or(0)),
-            p999: at(0.999),
+            longest: Duration::from_nanos(percentile(&gaps, 1.0)),
+            p999: Duration::from_nanos(percentile(&gaps, 0.999)),
             over_10ms: gaps.iter().filter(|g| **g > 10_000_000).count(),
         }
     }

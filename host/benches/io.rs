@@ -24,6 +24,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::percentile;
+
 use eddy_driver::{Poll, SourceConfig};
 use eddy_host::config;
 use eddy_host::dataflow::{Graph, RunControl};
@@ -243,10 +248,6 @@ address = "{receive_at}"
     latencies.drain(..WARM_UP);
     latencies.sort();
     latencies
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() {

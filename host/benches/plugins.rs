@@ -18,6 +18,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::percentile;
+
 use eddy_host::dataflow::control::resident_bytes;
 use eddy_host::plugin::{
     Allocation, PluginEngine, PluginLimits, PluginModule, PluginRunner, address_space_bits,
@@ -202,10 +207,6 @@ inputs = ["counts"]
     let _ = child.kill();
     let _ = child.wait();
     pauses
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Set in the process that measures one idle-instance case: `PLUGIN,pooled|on-demand`.
