@@ -280,16 +280,13 @@ fn stalls(
         let summary = graph.run(&control).expect("stall run");
         let bytes = checkpoints
             .then(|| {
-                let pipeline = store.pipelines().into_iter().next()?;
-                let (latest, _) = store.pipeline(&pipeline).and_then(|p| p.latest()).ok()?;
-                Some(
-                    latest?
-                        .manifest
-                        .operators
-                        .iter()
-                        .map(|o| o.len)
-                        .sum::<u64>(),
-                )
+                // From the manifest: loading the checkpoint would read
+                // all its state into memory.
+                let pipeline = store
+                    .pipeline(&store.pipelines().into_iter().next()?)
+                    .ok()?;
+                let manifest = pipeline.manifest(*pipeline.ids().first()?).ok()?;
+                Some(manifest.operators.iter().map(|o| o.len).sum::<u64>())
             })
             .flatten()
             .unwrap_or(0);
@@ -420,10 +417,18 @@ fn stall_cases(engine: &PluginEngine, dir: &Path) -> Vec<serde_json::Value> {
         .expect("bench graph");
         (graph, gaps)
     });
-    // 5 M records of 1000 keys in windows that never close before the run
-    // stops: its last checkpoint holds them all.
-    let windows = stalls(&dir.with_extension("stall-windows"), |stop| {
-        let (source, gaps) = GapProbe::new(Box::new(ManyKeys::new(RECORDS, KEYS, stop)));
+    let windows = open_windows(engine, dir, RECORDS);
+    print_stalls(&[
+        (format!("{RECOVERY_KEYS} keys (threshold-alert)"), keyed),
+        (format!("{RECORDS} records in open windows"), windows),
+    ])
+}
+
+/// The stall case of `records` records of 1000 keys in windows that never
+/// close before the run stops: its last checkpoint holds them all.
+fn open_windows(engine: &PluginEngine, dir: &Path, records: u64) -> StallFigures {
+    stalls(&dir.with_extension("stall-windows"), |stop| {
+        let (source, gaps) = GapProbe::new(Box::new(ManyKeys::new(records, KEYS, stop)));
         let graph = Graph::single_operator(
             runner(
                 engine,
@@ -433,11 +438,17 @@ fn stall_cases(engine: &PluginEngine, dir: &Path) -> Vec<serde_json::Value> {
             &[],
             Box::new(source),
             Box::new(NullSink::default()),
-            &harness(Some("tumbling = { size_ms = 100_000_000 }")),
+            // One window from 2001-09-09 to 2033-05-18 holds every record
+            // (a millisecond apart from 2026-01-01).
+            &harness(Some("tumbling = { size_ms = 1_000_000_000_000 }")),
         )
         .expect("bench graph");
         (graph, gaps)
-    });
+    })
+}
+
+/// Prints the stall cases' table and returns its rows.
+fn print_stalls(cases: &[(String, StallFigures)]) -> Vec<serde_json::Value> {
     println!(
         "{:<44} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10}",
         "checkpoints every 1 s of",
@@ -450,10 +461,7 @@ fn stall_cases(engine: &PluginEngine, dir: &Path) -> Vec<serde_json::Value> {
         "state MB"
     );
     let mut stall_rows = Vec::new();
-    for (name, figures) in [
-        (format!("{RECOVERY_KEYS} keys (threshold-alert)"), &keyed),
-        (format!("{RECORDS} records in open windows"), &windows),
-    ] {
+    for (name, figures) in cases {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
             "{name:<44} {:>10.1} {:>10.1} {:>10.1} {:>10} {:>10.2} {:>6} {:>10.1}",
@@ -506,7 +514,42 @@ fn main() {
         );
         return;
     }
-    if std::env::args().any(|a| a == "stalls") {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "open-windows") {
+        // `cargo bench --bench durability -- open-windows GB`: the stall case
+        // of open windows only, with about GB gigabytes of records in them
+        // (their checkpoints hold 33 bytes a record); written to
+        // `target/bench/durability-open-windows.json`. Long: 5 GB take
+        // several minutes and need about twice that in memory and disk.
+        let gb: f64 = args
+            .get(at + 1)
+            .and_then(|gb| gb.parse().ok())
+            .expect("open-windows takes the gigabytes of state: open-windows 5");
+        let records = (gb * 1e9 / 33.0) as u64;
+        let started = Instant::now();
+        let figures = open_windows(&engine, dir, records);
+        // The process's peak: the state, twice over if copies were not shared.
+        let peak_mib = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                line.split_whitespace().nth(1)?.parse::<f64>().ok()
+            })
+            .map_or(0.0, |kib| kib / 1024.0);
+        println!(
+            "open windows of {records} records: {:.0} s, peak resident {peak_mib:.0} MiB",
+            started.elapsed().as_secs_f64()
+        );
+        let mut rows = print_stalls(&[(format!("{records} records in open windows"), figures)]);
+        rows[0]["peak_resident_mib"] = serde_json::json!(peak_mib);
+        std::fs::write(
+            "target/bench/durability-open-windows.json",
+            serde_json::to_string_pretty(&rows).expect("json"),
+        )
+        .expect("write target/bench/durability-open-windows.json");
+        return;
+    }
+    if args.iter().any(|a| a == "stalls") {
         // `cargo bench --bench durability -- stalls`: those cases only.
         stall_cases(&engine, dir);
         return;
@@ -545,7 +588,6 @@ fn main() {
     ];
     // `cargo bench --bench durability -- only TEXT`: the throughput cases
     // whose name holds TEXT (to profile one), nothing written.
-    let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
         .position(|a| a == "only")

@@ -32,6 +32,7 @@ mod manifest;
 mod state_files;
 mod store;
 mod streamed;
+mod writeback;
 mod writer;
 
 pub use journal::JournalEntry;

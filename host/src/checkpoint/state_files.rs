@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::writeback::Writeback;
+
 /// The folder, inside the store's, of the checkpoints' state files.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
 
@@ -37,9 +39,11 @@ struct Listing {
 /// A state file being written: blobs one after another, each one's length
 /// and CRC counted as its bytes go by, so that no blob need be held whole
 /// in memory. It is named as a whole state file only by
-/// [`finish`](Self::finish); dropped before, it is removed.
+/// [`finish`](Self::finish); dropped before, it is removed. It goes to the
+/// disk as it is written, and out of the page cache (see [`Writeback`]).
 pub struct StateFileWriter {
     file: File,
+    writeback: Writeback,
     partial: PathBuf,
     whole: PathBuf,
     dir: PathBuf,
@@ -65,6 +69,7 @@ impl StateFileWriter {
     /// Makes the file durable under its whole name.
     pub fn finish(mut self) -> io::Result<()> {
         self.file.sync_data()?;
+        self.writeback.synced(&self.file);
         std::fs::rename(&self.partial, &self.whole)?;
         self.finished = true;
         // The rename is durable before the manifest names the file.
@@ -78,6 +83,7 @@ impl Write for StateFileWriter {
         self.blob_crc.update(&bytes[..n]);
         self.blob_len += n as u64;
         self.written += n as u64;
+        self.writeback.wrote(&self.file, self.written);
         Ok(n)
     }
 
@@ -117,6 +123,7 @@ impl StateFiles {
         let partial = self.path(id, PARTIAL);
         Ok(StateFileWriter {
             file: File::create(&partial)?,
+            writeback: Writeback::default(),
             partial,
             whole: self.path(id, EXTENSION),
             dir: self.dir.clone(),
