@@ -10,10 +10,13 @@
 //! becomes a chunk that is never written again, so a copy shares the chunks
 //! and copies only the tail.
 //!
-//! Sealed chunks are shared in groups of [`GROUP_CHUNKS`]: a copy takes a
-//! reference to each group and to each chunk not yet in one, so copying a
-//! window of `n` chunks costs about `n / GROUP_CHUNKS` reference counts,
-//! each a likely cache miss, not `n` (a 5 MB window: 20, not 1250).
+//! Sealed chunks are kept as perfect binary trees of them, at most one of
+//! each size, as the digits of a binary counter (a chunk sealed is a 1
+//! added: two trees of a size become one of twice that size, a node over
+//! both). A copy takes a reference to each tree: copying a window of `n`
+//! chunks costs at most `log2(n) + 1` reference counts, each a likely
+//! cache miss, not `n` (a 5 MB window: 11, not 1250), however large the
+//! window grows.
 //!
 //! Nothing is copied or reallocated as a window grows: a full tail is moved
 //! into its chunk as it is, and the next tail is allocated as large as what
@@ -31,14 +34,47 @@ use serde::ser::{Serialize, Serializer};
 /// A tail holds at most this many bytes (unless one record is longer).
 pub(super) const CHUNK_BYTES: usize = 4096;
 
-/// Sealed chunks gathered into a group shared as one.
-pub(super) const GROUP_CHUNKS: usize = 64;
-
 /// The room for a window's first records.
 const FIRST_TAIL_BYTES: usize = 512;
 
 /// A sealed chunk: whole records, never written again.
 type Chunk = Arc<Vec<u8>>;
+
+/// A perfect binary tree of sealed chunks, in order; shared by copies.
+#[derive(Debug, Clone)]
+enum Tree {
+    /// One chunk.
+    Chunk(Chunk),
+    /// Two trees of the same size, the first's chunks first.
+    Pair(Arc<(Tree, Tree)>),
+}
+
+/// The sealed chunks of trees, in order, walked depth first.
+struct Chunks<'a> {
+    trees: std::slice::Iter<'a, (usize, Tree)>,
+    /// Trees still to walk, the next on top (empty until a pair is met).
+    pending: Vec<&'a Tree>,
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a Chunk;
+
+    fn next(&mut self) -> Option<&'a Chunk> {
+        loop {
+            let tree = match self.pending.pop() {
+                Some(tree) => tree,
+                None => &self.trees.next()?.1,
+            };
+            match tree {
+                Tree::Chunk(chunk) => return Some(chunk),
+                Tree::Pair(pair) => {
+                    self.pending.push(&pair.1);
+                    self.pending.push(&pair.0);
+                }
+            }
+        }
+    }
+}
 
 /// Records encoded back to back; see the module's documentation. Every
 /// chunk holds whole records.
@@ -48,12 +84,10 @@ type Chunk = Arc<Vec<u8>>;
 /// checkpoints read either.
 #[derive(Debug, Default)]
 pub struct EncodedRecords {
-    /// Groups of at most [`GROUP_CHUNKS`] sealed chunks, in order; shared
-    /// by copies.
-    groups: Vec<Arc<[Chunk]>>,
-    /// The sealed chunks after the groups (fewer than [`GROUP_CHUNKS`]),
-    /// in order; shared by copies.
-    chunks: Vec<Chunk>,
+    /// The sealed chunks, in order, as trees with their sizes in chunks:
+    /// sizes decrease (but after [`extend_from`](Self::extend_from)), so
+    /// there are at most `log2(chunks) + 1` of them.
+    trees: Vec<(usize, Tree)>,
     /// Their bytes in all.
     chunk_bytes: usize,
     /// The records after the chunks.
@@ -101,14 +135,9 @@ impl EncodedRecords {
             // Its room left over would stay empty behind the shared chunks.
             self.tail.shrink_to_fit();
             self.seal();
-            if !other.groups.is_empty() {
-                // Ours go first, in a group of their own.
-                self.group();
-                self.groups.extend(other.groups.iter().cloned());
-            }
-            for chunk in &other.chunks {
-                self.push_chunk(chunk.clone());
-            }
+            // Its trees as they are: a chunk sealed after them is a tree
+            // of its own until one of its size comes.
+            self.trees.extend(other.trees.iter().cloned());
             self.chunk_bytes += other.chunk_bytes;
         }
         if !other.tail.is_empty() {
@@ -133,27 +162,23 @@ impl EncodedRecords {
     }
 
     /// The sealed chunks, in order.
-    fn sealed(&self) -> impl Iterator<Item = &Chunk> {
-        self.groups
-            .iter()
-            .flat_map(|g| g.iter())
-            .chain(&self.chunks)
+    fn sealed(&self) -> Chunks<'_> {
+        Chunks {
+            trees: self.trees.iter(),
+            pending: Vec::new(),
+        }
     }
 
-    /// Appends a sealed chunk, grouping the chunks once there are
-    /// [`GROUP_CHUNKS`] of them.
+    /// Appends a sealed chunk: two trees of a size at the end become one.
     fn push_chunk(&mut self, chunk: Chunk) {
-        self.chunks.push(chunk);
-        if self.chunks.len() == GROUP_CHUNKS {
-            self.group();
+        let mut tree = (1, Tree::Chunk(chunk));
+        while let Some((size, _)) = self.trees.last()
+            && *size == tree.0
+        {
+            let (size, first) = self.trees.pop().expect("a last tree");
+            tree = (2 * size, Tree::Pair(Arc::new((first, tree.1))));
         }
-    }
-
-    /// Makes the chunks not yet in a group a group.
-    fn group(&mut self) {
-        if !self.chunks.is_empty() {
-            self.groups.push(std::mem::take(&mut self.chunks).into());
-        }
+        self.trees.push(tree);
     }
 
     /// Whole records in one sealed chunk.
@@ -161,7 +186,7 @@ impl EncodedRecords {
         let mut records = EncodedRecords::default();
         if !chunk.is_empty() {
             records.chunk_bytes = chunk.len();
-            records.chunks.push(Arc::new(chunk));
+            records.push_chunk(Arc::new(chunk));
         }
         records
     }
@@ -197,8 +222,8 @@ impl EncodedRecords {
 }
 
 impl Clone for EncodedRecords {
-    /// Shares the groups and chunks and copies the tail into as much room
-    /// as it had.
+    /// Shares the trees of chunks and copies the tail into as much room as
+    /// it had.
     /// The copy a checkpoint makes is the one the pipeline goes on filling:
     /// with only its records' room, its next record would seal it as a
     /// short chunk, and a key with a record per checkpoint would hold a
@@ -207,8 +232,7 @@ impl Clone for EncodedRecords {
         let mut tail = Vec::with_capacity(self.tail.capacity());
         tail.extend_from_slice(&self.tail);
         EncodedRecords {
-            groups: self.groups.clone(),
-            chunks: self.chunks.clone(),
+            trees: self.trees.clone(),
             chunk_bytes: self.chunk_bytes,
             tail,
             expected: self.expected,
@@ -392,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_of_a_large_window_takes_a_reference_to_each_group_not_each_chunk() {
+    fn a_copy_of_a_large_window_takes_a_reference_per_tree_of_chunks_not_per_chunk() {
         let alike = |i: usize| Record::new("sensor-0000001", i as i64).with("t", 20.0);
         let mut ours = EncodedRecords::default();
         let mut records = Vec::new();
@@ -401,44 +425,52 @@ mod tests {
             records.push(alike(i));
         }
         let sealed = ours.sealed().count();
-        assert!(sealed > 10 * GROUP_CHUNKS, "{sealed} chunks");
-        // What a copy takes a reference to: a group, or a chunk in none.
-        let references = ours.groups.len() + ours.chunks.len();
-        assert!(
-            references < sealed / GROUP_CHUNKS + GROUP_CHUNKS,
-            "{references}"
-        );
-        assert!(ours.groups.iter().all(|g| g.len() == GROUP_CHUNKS));
+        assert!(sealed > 1000, "{sealed} chunks");
+        // What a copy takes a reference to: a tree each, one per 1 bit of
+        // the number of chunks, largest first.
+        assert_eq!(ours.trees.len(), sealed.count_ones() as usize);
+        let sizes: Vec<usize> = ours.trees.iter().map(|(size, _)| *size).collect();
+        assert!(sizes.windows(2).all(|w| w[0] > w[1]), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), sealed);
         let copy = ours.clone();
+        let shared = |a: &Tree, b: &Tree| match (a, b) {
+            (Tree::Pair(a), Tree::Pair(b)) => Arc::ptr_eq(a, b),
+            (Tree::Chunk(a), Tree::Chunk(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
         assert!(
-            ours.groups
+            ours.trees
                 .iter()
-                .zip(&copy.groups)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
+                .zip(&copy.trees)
+                .all(|((_, a), (_, b))| shared(a, b))
         );
         assert_eq!(copy, ours);
-        assert_eq!(copy.len(), plain(&records).len());
-        // Merged with another large one (sessions): in order, groups shared.
+        let mut written = Vec::new();
+        copy.write_to(&mut written);
+        assert_eq!(written, plain(&records));
+        // Merged with another large one (sessions): in order, trees shared.
         let mut merged = EncodedRecords::default();
         merged.push(&alike(0));
-        for _ in 0..GROUP_CHUNKS + 3 {
+        for _ in 0..67 {
             merged.push(&alike(1));
             merged.seal();
         }
         merged.extend_from(&ours);
-        merged.push(&alike(2));
+        for _ in 0..1000 {
+            merged.push(&alike(2));
+        }
         let mut expected = vec![alike(0)];
-        expected.extend((0..GROUP_CHUNKS + 3).map(|_| alike(1)));
+        expected.extend((0..67).map(|_| alike(1)));
         expected.extend(records);
-        expected.push(alike(2));
+        expected.extend((0..1000).map(|_| alike(2)));
         let mut written = Vec::new();
         merged.write_to(&mut written);
         assert_eq!(written, plain(&expected));
         assert!(
             merged
-                .groups
+                .trees
                 .iter()
-                .any(|g| ours.groups.iter().any(|o| Arc::ptr_eq(g, o)))
+                .any(|(_, m)| ours.trees.iter().any(|(_, o)| shared(m, o)))
         );
     }
 
