@@ -544,11 +544,17 @@ fn main() {
             "open windows of {records} records: {:.0} s, peak resident {peak_mib:.0} MiB",
             started.elapsed().as_secs_f64()
         );
-        let mut rows = print_stalls(&[(format!("{records} records in open windows"), figures)]);
-        rows[0]["peak_resident_mib"] = serde_json::json!(peak_mib);
+        let rows = print_stalls(&[(format!("{records} records in open windows"), figures)]);
+        let json = serde_json::json!({
+            "gigabytes": gb,
+            "records": records,
+            "keys": KEYS,
+            "peak_resident_mib": peak_mib,
+            "stalls": rows,
+        });
         std::fs::write(
             "target/bench/durability-open-windows.json",
-            serde_json::to_string_pretty(&rows).expect("json"),
+            serde_json::to_string_pretty(&json).expect("json"),
         )
         .expect("write target/bench/durability-open-windows.json");
         return;

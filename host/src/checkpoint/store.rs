@@ -34,6 +34,23 @@ use super::state_files::{CHECKPOINT_DIR, StateFileWriter, StateFiles};
 /// The most memory sled keeps pages of the database in.
 const CACHE_BYTES: u64 = 16 << 20;
 
+/// How long opening waits for another holder of the database's lock to
+/// let go of it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether sled could not open the database because something holds its
+/// lock. sled says so only in its message (an `io::Error` of kind `Other`,
+/// "could not acquire lock on …").
+fn is_locked(error: &sled::Error) -> bool {
+    match error {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().starts_with("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
 /// The folder, inside the store's, of sinks' outboxes.
 pub(crate) const OUTBOX_DIR: &str = "outbox";
 
@@ -148,24 +165,35 @@ impl StateStore {
                 "a compaction of the state directory was cut short: the store it was replacing is put back"
             );
         }
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(500))
             // sled caches up to 1 GiB by default: an outbox's backlog on
             // disk would grow the process with it.
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|error| match error {
-                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    StoreError::Locked {
-                        path: dir.to_owned(),
+            .cache_capacity(CACHE_BYTES);
+        // A store just closed holds its lock until sled's background
+        // threads let go of the file (and a process until it has exited):
+        // a moment's wait, before saying the directory is in use.
+        let waiting = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(error) if is_locked(&error) => {
+                    if waiting.elapsed() >= LOCK_WAIT {
+                        return Err(StoreError::Locked {
+                            path: dir.to_owned(),
+                        });
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                error => StoreError::Sled {
-                    path: dir.to_owned(),
-                    error,
-                },
-            })?;
+                Err(error) => {
+                    return Err(StoreError::Sled {
+                        path: dir.to_owned(),
+                        error,
+                    });
+                }
+            }
+        };
         if compaction::finish(dir).map_err(compaction_failed)? {
             tracing::warn!(
                 path = %dir.display(),
@@ -829,6 +857,30 @@ fn journal_failed(journal: &JournalLog, error: std::io::Error) -> StoreError {
 mod tests {
     use super::*;
     use crate::checkpoint::manifest::OperatorCheckpoint;
+
+    #[test]
+    fn a_store_in_use_is_refused_as_such_and_one_let_go_of_meanwhile_is_opened() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        let held = StateStore::open(&dir).unwrap();
+        let asked = std::time::Instant::now();
+        let refused = StateStore::open(&dir).err().expect("the store is in use");
+        assert!(matches!(refused, StoreError::Locked { .. }), "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("in use by another eddy process")
+        );
+        assert!(asked.elapsed() >= LOCK_WAIT);
+        // Let go of while another open waits: that one opens it.
+        let closing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let reopened = StateStore::open(&dir);
+        closing.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
 
     fn checkpoint(id: u64, blob: &[u8]) -> (Manifest, Vec<Vec<u8>>) {
         let manifest = Manifest {

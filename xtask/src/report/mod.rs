@@ -14,6 +14,10 @@ mod plot;
 fn command(name: &str) -> String {
     match name {
         "vs_flink" => "cargo xtask bench --vs-flink".into(),
+        // Not in `cargo xtask bench`: minutes long, gigabytes of memory and disk.
+        "durability-open-windows" => {
+            "cargo bench -p eddy-host --bench durability -- open-windows 5".into()
+        }
         name => format!("cargo bench -p eddy-host --bench {name}"),
     }
 }

@@ -172,10 +172,7 @@ impl EncodedRecords {
     /// Appends a sealed chunk: two trees of a size at the end become one.
     fn push_chunk(&mut self, chunk: Chunk) {
         let mut tree = (1, Tree::Chunk(chunk));
-        while let Some((size, _)) = self.trees.last()
-            && *size == tree.0
-        {
-            let (size, first) = self.trees.pop().expect("a last tree");
+        while let Some((size, first)) = self.trees.pop_if(|(size, _)| *size == tree.0) {
             tree = (2 * size, Tree::Pair(Arc::new((first, tree.1))));
         }
         self.trees.push(tree);
