@@ -32,6 +32,7 @@ use eddy_driver::{Driver, DriverError, Poll, Record};
 use eddy_driver_sim::{SimConfig, SimDriver};
 use eddy_host::checkpoint::StateStore;
 use eddy_host::config::{CheckpointConfig, JournalMode, WindowConfig};
+use eddy_host::dataflow::control::peak_resident_bytes;
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use eddy_host::sinks::NullSink;
@@ -296,10 +297,9 @@ fn stalls(
             bytes,
         )
     };
-    // With checkpoints first: the first run of the process also pays for
-    // faulting its memory in fresh (on this virtual machine, first touches
-    // of memory are slow), and that cost belongs with the case measured
-    // against the goal, not with the baseline.
+    // The first run of the process also pays for faulting its memory in
+    // fresh (first touches of memory are slow on a virtual machine): with
+    // much state, the baseline's long gaps are mostly page faults.
     let (gap_without, _, _) = run(false);
     let (gap_with, stats, bytes) = run(true);
     StallFigures {
@@ -524,7 +524,7 @@ fn main() {
         // of open windows only, with about GB gigabytes of records in them
         // (their checkpoints hold 33 bytes a record); written to
         // `target/bench/durability-open-windows.json`. Long: 5 GB take
-        // several minutes and need about twice that in memory and disk.
+        // about 80 s, 5 GB of memory and 15 GB of disk.
         let gb: f64 = args
             .get(at + 1)
             .and_then(|gb| gb.parse().ok())
@@ -533,13 +533,7 @@ fn main() {
         let started = Instant::now();
         let figures = open_windows(&engine, dir, records);
         // The process's peak: the state, twice over if copies were not shared.
-        let peak_mib = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-                line.split_whitespace().nth(1)?.parse::<f64>().ok()
-            })
-            .map_or(0.0, |kib| kib / 1024.0);
+        let peak_mib = peak_resident_bytes() as f64 / (1 << 20) as f64;
         println!(
             "open windows of {records} records: {:.0} s, peak resident {peak_mib:.0} MiB",
             started.elapsed().as_secs_f64()

@@ -55,7 +55,7 @@ mod with_mimalloc {
     /// bindings do not name it).
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
     /// `mi_option_purge_delay`, in ms (the bindings name mimalloc 2's enum).
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    pub(super) const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
     /// How often the background thread gives freed memory back: mimalloc 3's
     /// own purge delay, so that as much memory stays resident as without it.
@@ -165,7 +165,7 @@ mod tests {
         }
         assert_eq!(purgers(), 1, "threads: {:?}", threads());
         // SAFETY: reading an option.
-        let delay = unsafe { libmimalloc_sys::mi_option_get(15) };
+        let delay = unsafe { libmimalloc_sys::mi_option_get(with_mimalloc::PURGE_DELAY) };
         assert_eq!(delay, 10_000, "mimalloc 3's purge delay, in ms");
     }
 }
