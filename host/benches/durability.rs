@@ -32,7 +32,7 @@ use eddy_driver::{Driver, DriverError, Poll, Record};
 use eddy_driver_sim::{SimConfig, SimDriver};
 use eddy_host::checkpoint::StateStore;
 use eddy_host::config::{CheckpointConfig, JournalMode, WindowConfig};
-use eddy_host::dataflow::control::peak_resident_bytes;
+use eddy_host::dataflow::control::{peak_resident_bytes, resident_bytes};
 use eddy_host::dataflow::{Graph, Harness, RunControl};
 use eddy_host::plugin::{PluginEngine, PluginLimits, PluginModule, PluginRunner};
 use eddy_host::sinks::NullSink;
@@ -432,23 +432,85 @@ fn stall_cases(engine: &PluginEngine, dir: &Path) -> Vec<serde_json::Value> {
 /// close before the run stops: its last checkpoint holds them all.
 fn open_windows(engine: &PluginEngine, dir: &Path, records: u64) -> StallFigures {
     stalls(&dir.with_extension("stall-windows"), |stop| {
-        let (source, gaps) = GapProbe::new(Box::new(ManyKeys::new(records, KEYS, stop)));
-        let graph = Graph::single_operator(
-            runner(
-                engine,
-                "target/plugins/window_stats.wasm",
-                serde_json::json!({}),
-            ),
-            &[],
-            Box::new(source),
-            Box::new(NullSink::default()),
-            // One window from 2001-09-09 to 2033-05-18 holds every record
-            // (a millisecond apart from 2026-01-01).
-            &harness(Some("tumbling = { size_ms = 1_000_000_000_000 }")),
-        )
-        .expect("bench graph");
-        (graph, gaps)
+        open_windows_graph(engine, records, stop)
     })
+}
+
+/// The open windows' pipeline, reading `records` records.
+fn open_windows_graph(
+    engine: &PluginEngine,
+    records: u64,
+    stop: Arc<AtomicBool>,
+) -> (Graph, Arc<Mutex<Vec<u64>>>) {
+    let (source, gaps) = GapProbe::new(Box::new(ManyKeys::new(records, KEYS, stop)));
+    let graph = Graph::single_operator(
+        runner(
+            engine,
+            "target/plugins/window_stats.wasm",
+            serde_json::json!({}),
+        ),
+        &[],
+        Box::new(source),
+        Box::new(NullSink::default()),
+        // One window from 2001-09-09 to 2033-05-18 holds every record
+        // (a millisecond apart from 2026-01-01).
+        &harness(Some("tumbling = { size_ms = 1_000_000_000_000 }")),
+    )
+    .expect("bench graph");
+    (graph, gaps)
+}
+
+/// What restoring the open windows' last checkpoint took.
+struct RestoreFigures {
+    /// Reading, checking and decoding the checkpoint.
+    took: Duration,
+    /// The checkpoint's state.
+    bytes: u64,
+    /// The most resident memory the process gained while restoring.
+    peak_gain: u64,
+}
+
+/// Restores the open windows' last checkpoint (left by
+/// [`open_windows`]) into a new pipeline, which stops at once; measures
+/// the process's peak resident memory from there (Linux resets the peak
+/// on request: `/proc/self/clear_refs`).
+fn restore_open_windows(engine: &PluginEngine, dir: &Path, records: u64) -> RestoreFigures {
+    let dir = dir.with_extension("stall-windows");
+    let store = StateStore::open(&dir).expect("state store");
+    let bytes = {
+        let pipeline = store
+            .pipeline(&store.pipelines().into_iter().next().expect("a pipeline"))
+            .expect("the pipeline's store");
+        let manifest = pipeline
+            .manifest(*pipeline.ids().first().expect("a checkpoint"))
+            .expect("its manifest");
+        manifest.operators.iter().map(|o| o.len).sum::<u64>()
+    };
+    let control = RunControl::default();
+    control.stop.store(true, Ordering::Relaxed);
+    let (mut graph, _) = open_windows_graph(engine, records, control.stop.clone());
+    graph.configure_durability(
+        CheckpointConfig {
+            enabled: true,
+            interval_ms: 3_600_000,
+            retain: 2,
+        },
+        JournalMode::Off,
+    );
+    graph.attach_store(&store).expect("attach");
+    // What the runs before freed goes back to the system first (the purge
+    // thread does that each second), so the restore cannot reuse it unseen.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak resident memory");
+    let before = resident_bytes();
+    let summary = graph.run(&control).expect("restore run");
+    let recovery = summary.recovery.expect("a recovery");
+    assert!(recovery.checkpoint.is_some(), "restored a checkpoint");
+    RestoreFigures {
+        took: recovery.took,
+        bytes,
+        peak_gain: peak_resident_bytes().saturating_sub(before),
+    }
 }
 
 /// Prints the stall cases' table and returns its rows.
@@ -523,8 +585,9 @@ fn main() {
         // `cargo bench --bench durability -- open-windows GB`: the stall case
         // of open windows only, with about GB gigabytes of records in them
         // (their checkpoints hold 33 bytes a record); written to
-        // `target/bench/durability-open-windows.json`. Long: 5 GB take
-        // about 80 s, 5 GB of memory and 15 GB of disk.
+        // `target/bench/durability-open-windows.json`; then restores the
+        // last checkpoint, and reports the peak memory that took. Long:
+        // 5 GB take about 2 min, 5 GB of memory and 15 GB of disk.
         let gb: f64 = args
             .get(at + 1)
             .and_then(|gb| gb.parse().ok())
@@ -539,11 +602,24 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         let rows = print_stalls(&[(format!("{records} records in open windows"), figures)]);
+        let restored = restore_open_windows(&engine, dir, records);
+        let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+        let gain_over_state = restored.peak_gain as f64 / restored.bytes as f64;
+        println!(
+            "restoring the last checkpoint ({:.0} MiB): {:.1} s, peak resident memory {:.0} MiB over what the process held ({gain_over_state:.2}× the state)",
+            mib(restored.bytes),
+            restored.took.as_secs_f64(),
+            mib(restored.peak_gain),
+        );
         let json = serde_json::json!({
             "gigabytes": gb,
             "records": records,
             "keys": KEYS,
             "peak_resident_mib": peak_mib,
+            "restore_s": restored.took.as_secs_f64(),
+            "restore_state_mib": mib(restored.bytes),
+            "restore_peak_gain_mib": mib(restored.peak_gain),
+            "restore_peak_gain_over_state": gain_over_state,
             "stalls": rows,
         });
         std::fs::write(

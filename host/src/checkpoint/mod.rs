@@ -18,7 +18,10 @@
 //! journal entries not appended yet) is let go only once it is durable.
 //!
 //! On start the newest checkpoint that reads back whole is restored (a torn
-//! or damaged one is skipped, with a warning): operators get their state,
+//! or damaged one is skipped, with a warning). Each operator's state is
+//! decoded as its file is read ([`PipelineStore::decode_latest`]), and
+//! checked against its manifest once read, so a restore holds the state
+//! once, not its bytes besides: operators get their state,
 //! sinks that can go back truncate what they wrote after it, sources that can
 //! rewind seek to their position, and entries of the ingest journal written
 //! after it are replayed. Because the engine is deterministic, the replay
@@ -43,7 +46,9 @@ pub use state_files::StateFileWriter;
 #[cfg(test)]
 pub(crate) use store::OUTBOX_DIR;
 pub use store::{
-    Damaged, JournalGroup, LoadError, Loaded, PART_BYTES, PipelineStore, StateStore, StoreError,
+    BlobDecoder, Damaged, Decoded, JournalGroup, LoadError, Loaded, PART_BYTES, PipelineStore,
+    RestoreError, StateStore, StoreError,
 };
-pub(crate) use streamed::{StreamError, encode_to};
+pub use streamed::DecodeError;
+pub(crate) use streamed::{StreamError, decode_from, encode_to};
 pub use writer::JournalWriter;

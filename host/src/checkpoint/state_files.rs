@@ -102,6 +102,43 @@ impl Drop for StateFileWriter {
     }
 }
 
+/// Reads one blob of a state file (or any reader) as it goes: at most its
+/// length, each byte counted into its CRC, so that once it has been read
+/// to the end ([`finish`](Self::finish)) it can be checked against its
+/// manifest without having been held whole.
+pub(crate) struct BlobReader<R> {
+    input: io::Take<R>,
+    crc: crc32fast::Hasher,
+    read: u64,
+}
+
+impl<R: Read> BlobReader<R> {
+    /// The next `len` bytes of `input`.
+    pub(crate) fn new(input: R, len: u64) -> Self {
+        BlobReader {
+            input: input.take(len),
+            crc: crc32fast::Hasher::new(),
+            read: 0,
+        }
+    }
+
+    /// Reads what is left of the blob; its length and CRC as read (short
+    /// if the input ended before the blob).
+    pub(crate) fn finish(mut self) -> io::Result<(u64, u32)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((self.read, self.crc.finalize()))
+    }
+}
+
+impl<R: Read> Read for BlobReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 impl StateFiles {
     /// The state files in `dir` (created when the first is written).
     pub(crate) fn new(dir: PathBuf) -> StateFiles {
@@ -148,7 +185,24 @@ impl StateFiles {
     /// no file (written by an older version, into the database).
     /// `InvalidData` if the file is not as long as the blobs together.
     pub(crate) fn read(&self, id: u64, lens: &[u64]) -> io::Result<Option<Vec<Vec<u8>>>> {
-        let mut file = match File::open(self.path(id, EXTENSION)) {
+        let Some(mut file) = self.open(id, lens)? else {
+            return Ok(None);
+        };
+        let mut blobs = Vec::with_capacity(lens.len());
+        for &len in lens {
+            let len = usize::try_from(len).map_err(io::Error::other)?;
+            let mut blob = vec![0; len];
+            file.read_exact(&mut blob)?;
+            blobs.push(blob);
+        }
+        Ok(Some(blobs))
+    }
+
+    /// Checkpoint `id`'s state file, to be read blob by blob with
+    /// [`BlobReader`]s, or `None` if it has no file. `InvalidData` if the
+    /// file is not as long as the blobs of the lengths `lens` together.
+    pub(crate) fn open(&self, id: u64, lens: &[u64]) -> io::Result<Option<File>> {
+        let file = match File::open(self.path(id, EXTENSION)) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -161,14 +215,7 @@ impl StateFiles {
                 format!("its state file has {on_disk} bytes, the manifest says {total}"),
             ));
         }
-        let mut blobs = Vec::with_capacity(lens.len());
-        for &len in lens {
-            let len = usize::try_from(len).map_err(io::Error::other)?;
-            let mut blob = vec![0; len];
-            file.read_exact(&mut blob)?;
-            blobs.push(blob);
-        }
-        Ok(Some(blobs))
+        Ok(Some(file))
     }
 
     /// Removes the state files of the checkpoints `gone` says, and every

@@ -21,6 +21,7 @@
 //! one before it is.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -28,8 +29,9 @@ use sled::Tree;
 
 use super::compaction;
 use super::journal_log::{JOURNAL_DIR, JournalLog};
-use super::manifest::Manifest;
-use super::state_files::{CHECKPOINT_DIR, StateFileWriter, StateFiles};
+use super::manifest::{Manifest, OperatorCheckpoint};
+use super::state_files::{BlobReader, CHECKPOINT_DIR, StateFileWriter, StateFiles};
+use super::streamed::DecodeError;
 
 /// The most memory sled keeps pages of the database in.
 const CACHE_BYTES: u64 = 16 << 20;
@@ -128,6 +130,39 @@ pub enum LoadError {
 
 /// Checkpoints found damaged, newest first, with what was wrong with each.
 pub type Damaged = Vec<(u64, String)>;
+
+/// A checkpoint's state, decoded as it was read.
+#[derive(Debug)]
+pub struct Decoded<T> {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// What the decoder made of each operator's blob, in manifest order
+    /// (`None` for a blob it passed over).
+    pub states: Vec<Option<T>>,
+}
+
+/// Why the newest checkpoint that reads back whole cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The store could not be read: nothing is known about the checkpoint.
+    #[error(transparent)]
+    Store(StoreError),
+    /// An operator's blob is as it was written (its length and CRC match
+    /// its manifest) yet does not decode.
+    #[error("state of operator `{operator}`: {reason}")]
+    Undecodable {
+        /// The operator.
+        operator: String,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+/// What decodes an operator's blob: given the checkpoint's manifest, the
+/// operator's entry in it, and a reader of the blob (which may be left
+/// unread, to pass over it).
+pub type BlobDecoder<'d, T> =
+    dyn FnMut(&Manifest, &OperatorCheckpoint, &mut dyn Read) -> Result<Option<T>, DecodeError> + 'd;
 
 /// A checkpoint read back whole.
 #[derive(Debug)]
@@ -624,6 +659,93 @@ impl PipelineStore {
         Ok(Loaded { manifest, blobs })
     }
 
+    /// The newest checkpoint that reads back whole, each operator's blob
+    /// decoded by `decode` as it is read from its file, so that restoring
+    /// state never holds it twice (as its bytes and as what they decode
+    /// to); and the newer checkpoints found damaged, with what was wrong
+    /// with each. A blob is checked against its manifest once read to the
+    /// end: what was decoded from a damaged one is dropped, and the
+    /// checkpoint before is read. A blob that is whole but does not decode,
+    /// like a store that cannot be read, is an error: it says nothing about
+    /// the checkpoints before it.
+    pub fn decode_latest<T>(
+        &self,
+        decode: &mut BlobDecoder<'_, T>,
+    ) -> Result<(Option<Decoded<T>>, Damaged), RestoreError> {
+        let mut damaged = Vec::new();
+        for id in self.ids() {
+            match self.decode_checkpoint(id, decode)? {
+                Ok(decoded) => return Ok((Some(decoded), damaged)),
+                Err(reason) => damaged.push((id, reason)),
+            }
+        }
+        Ok((None, damaged))
+    }
+
+    /// Checkpoint `id` decoded, or what damage was found in it.
+    fn decode_checkpoint<T>(
+        &self,
+        id: u64,
+        decode: &mut BlobDecoder<'_, T>,
+    ) -> Result<Result<Decoded<T>, String>, RestoreError> {
+        #[cfg(test)]
+        if self.fail_reads.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(RestoreError::Store(self.store.fail(sled::Error::Io(
+                std::io::Error::other("injected read error"),
+            ))));
+        }
+        let manifest = match self.manifest(id) {
+            Ok(manifest) => manifest,
+            Err(LoadError::Damaged(reason)) => return Ok(Err(reason)),
+            Err(LoadError::Store(e)) => return Err(RestoreError::Store(e)),
+        };
+        let lens: Vec<u64> = manifest.operators.iter().map(|o| o.len).collect();
+        let failed = |e| RestoreError::Store(self.state_file_failed(e));
+        // The state file, or the blobs an older version kept in the database.
+        let (mut file, blobs) = match self.files.open(id, &lens) {
+            Ok(Some(file)) => (Some(file), Vec::new()),
+            Ok(None) => match self.load_from_trees(&manifest) {
+                Ok(blobs) => (None, blobs),
+                Err(LoadError::Damaged(reason)) => return Ok(Err(reason)),
+                Err(LoadError::Store(e)) => return Err(RestoreError::Store(e)),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Ok(Err(format!("checkpoint {id}: {e}")));
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        let mut states = Vec::with_capacity(manifest.operators.len());
+        for (i, operator) in manifest.operators.iter().enumerate() {
+            let mut held: &[u8] = blobs.get(i).map_or(&[], Vec::as_slice);
+            let input: &mut dyn Read = match &mut file {
+                Some(file) => file,
+                None => &mut held,
+            };
+            let mut blob = BlobReader::new(input, operator.len);
+            let state = decode(&manifest, operator, &mut blob);
+            if let Err(DecodeError::Read(e)) = state {
+                return Err(failed(e));
+            }
+            let (len, crc) = blob.finish().map_err(failed)?;
+            if len != operator.len || crc != operator.crc {
+                return Ok(Err(format!(
+                    "state of operator `{}` is damaged ({len} bytes, expected {})",
+                    operator.name, operator.len
+                )));
+            }
+            match state {
+                Ok(state) => states.push(state),
+                Err(e) => {
+                    return Err(RestoreError::Undecodable {
+                        operator: operator.name.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Ok(Decoded { manifest, states }))
+    }
+
     /// The blobs of a checkpoint an older version wrote into operator
     /// trees, in parts (one missing reads as empty).
     fn load_from_trees(&self, manifest: &Manifest) -> Result<Vec<Vec<u8>>, LoadError> {
@@ -856,7 +978,6 @@ fn journal_failed(journal: &JournalLog, error: std::io::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::manifest::OperatorCheckpoint;
 
     #[test]
     fn a_store_in_use_is_refused_as_such_and_one_let_go_of_meanwhile_is_opened() {
@@ -1028,6 +1149,108 @@ mod tests {
         assert!(reader.is_empty());
     }
 
+    /// A blob's value in the decoding tests.
+    type Pair = (String, serde_bytes::ByteBuf);
+
+    fn pair(name: &str, bytes: usize) -> Pair {
+        let bytes: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+        (name.to_owned(), serde_bytes::ByteBuf::from(bytes))
+    }
+
+    /// The newest checkpoint whose blob decodes as a [`Pair`], read whole.
+    fn decode_pairs(p: &PipelineStore) -> Result<(Option<Decoded<Pair>>, Damaged), RestoreError> {
+        p.decode_latest(&mut |_, operator, input| {
+            super::super::decode_from(input, operator.len).map(Some)
+        })
+    }
+
+    /// The newest checkpoint whose blob reads, its bytes read whole (as
+    /// they are, not decoded).
+    fn read_whole(p: &PipelineStore) -> (Option<Decoded<Vec<u8>>>, Damaged) {
+        p.decode_latest(&mut |_, _, input| {
+            let mut bytes = Vec::new();
+            input.read_to_end(&mut bytes).map_err(DecodeError::Read)?;
+            Ok(Some(bytes))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_newest_whole_checkpoint_is_decoded_as_it_is_read_past_damaged_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let small = pair("one", 3);
+        let large = pair("two", 3 << 20);
+        for (id, value) in [(1, &small), (2, &large)] {
+            let (m, b) = checkpoint(id, &postcard::to_allocvec(value).unwrap());
+            p.write(&m, &b).unwrap();
+        }
+        let (decoded, damaged) = decode_pairs(&p).unwrap();
+        let decoded = decoded.unwrap();
+        assert_eq!(decoded.manifest.id, 2);
+        assert!(decoded.states == [Some(large.clone())]);
+        assert!(damaged.is_empty());
+
+        // A flipped byte inside the large byte string: it decodes, but not
+        // to what was written, and the checkpoint before is read.
+        let file = state_file(dir.path(), "p", 2);
+        let whole = std::fs::read(&file).unwrap();
+        let mut bytes = whole.clone();
+        bytes[2 << 20] ^= 0x10;
+        std::fs::write(&file, &bytes).unwrap();
+        let (decoded, damaged) = decode_pairs(&p).unwrap();
+        assert!(decoded.unwrap().states == [Some(small.clone())]);
+        assert_eq!(damaged.len(), 1);
+        assert_eq!(damaged[0].0, 2);
+        assert!(damaged[0].1.contains("damaged"), "{damaged:?}");
+
+        // A flipped length: the value claims more than the blob holds, and
+        // is damage too, not an error.
+        let mut bytes = whole.clone();
+        bytes[4] ^= 0x7f;
+        std::fs::write(&file, &bytes).unwrap();
+        let (decoded, damaged) = decode_pairs(&p).unwrap();
+        assert_eq!(decoded.unwrap().manifest.id, 1);
+        assert_eq!(damaged[0].0, 2);
+
+        // A blob passed over unread is checked all the same.
+        let (decoded, damaged) = p.decode_latest(&mut |_, _, _| Ok(None::<()>)).unwrap();
+        assert_eq!(decoded.unwrap().manifest.id, 1);
+        assert_eq!(damaged[0].0, 2);
+
+        // Cut short.
+        std::fs::write(&file, &whole[..100]).unwrap();
+        let (_, damaged) = decode_pairs(&p).unwrap();
+        assert!(damaged[0].1.contains("100 bytes"), "{damaged:?}");
+    }
+
+    #[test]
+    fn a_whole_blob_that_does_not_decode_is_an_error_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let (m, b) = checkpoint(1, &postcard::to_allocvec(&pair("one", 3)).unwrap());
+        p.write(&m, &b).unwrap();
+        // Written as it is (its CRC matches), but no `Pair`: a string
+        // that is not UTF-8.
+        let (m, b) = checkpoint(2, &[2, 0xff, 0xfe, 0]);
+        p.write(&m, &b).unwrap();
+        match decode_pairs(&p) {
+            Err(RestoreError::Undecodable { operator, reason }) => {
+                assert_eq!(operator, "op");
+                assert!(reason.contains("state unreadable"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        p.fail_reads
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            decode_pairs(&p),
+            Err(RestoreError::Store(StoreError::Sled { .. }))
+        ));
+    }
+
     /// Where checkpoint `id` of `pipeline` keeps its state.
     fn state_file(store: &Path, pipeline: &str, id: u64) -> PathBuf {
         store
@@ -1053,6 +1276,7 @@ mod tests {
             .insert(1u64.to_be_bytes(), m.to_bytes())
             .unwrap();
         assert_eq!(p.latest().unwrap().0.unwrap().blobs[0], old);
+        assert!(read_whole(&p).0.unwrap().states == [Some(old.clone())]);
         // Newer checkpoints go to files; the old one is pruned from the tree.
         for id in 2..=3 {
             let (m, b) = checkpoint(id, format!("new {id}").as_bytes());

@@ -1,6 +1,7 @@
 //! A graph's checkpoints, its recovery after a crash, and its ingest journal.
 //! See [`crate::checkpoint`] for the guarantees.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use eddy_abi::Record;
@@ -8,9 +9,10 @@ use eddy_driver::Acknowledgement;
 
 use super::committer::{CommitError, Committer, Job};
 use super::graph::{Graph, RunError};
+use super::snapshot::{SavedState, saved_state};
 use crate::checkpoint::{
-    JournalEntry, JournalGroup, JournalWriter, Loaded, Manifest, OperatorCheckpoint, PipelineStore,
-    SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
+    Decoded, JournalEntry, JournalGroup, JournalWriter, Manifest, OperatorCheckpoint,
+    PipelineStore, RestoreError, SinkCheckpoint, SourceCheckpoint, StateStore, StoreError,
 };
 use crate::config::{CheckpointConfig, JournalMode, StateVersionMismatch};
 
@@ -155,9 +157,33 @@ impl Graph {
         }
         durability.recovered = true;
         let started = Instant::now();
+        // Each operator's state is decoded as its file is read, and only
+        // what will be restored: nothing of a run that read all its input,
+        // nor of an operator gone or whose state version changed (restore
+        // says which).
+        let operators = &self.operators;
+        let mut decode = |manifest: &Manifest, saved: &OperatorCheckpoint, input: &mut dyn Read| {
+            let wanted = !manifest.finished
+                && operators.iter().any(|o| {
+                    *o.node.name == *saved.name
+                        && o.node.logic.state_version() == saved.state_version
+                });
+            if !wanted {
+                return Ok(None);
+            }
+            saved_state(input, saved.len).map(Some)
+        };
         // A store that cannot be read is not damage: refuse to start rather
         // than pass over checkpoints that may be good.
-        let (loaded, damaged) = durability.store.latest().map_err(RunError::State)?;
+        let (loaded, damaged) = durability
+            .store
+            .decode_latest(&mut decode)
+            .map_err(|error| match error {
+                RestoreError::Store(error) => RunError::State(error),
+                RestoreError::Undecodable { operator, reason } => {
+                    RunError::Restore { operator, reason }
+                }
+            })?;
         durability.damaged = damaged.iter().map(|(id, _)| *id).collect();
         let mut recovery = Recovery {
             damaged: damaged.iter().map(|(id, _)| *id).collect(),
@@ -209,8 +235,11 @@ impl Graph {
 
     /// Puts back a checkpoint's state and replays the journal after it;
     /// returns how many records were replayed.
-    fn restore(&mut self, loaded: Loaded) -> Result<u64, RunError> {
-        let Loaded { manifest, blobs } = loaded;
+    fn restore(&mut self, decoded: Decoded<SavedState>) -> Result<u64, RunError> {
+        let Decoded {
+            manifest,
+            mut states,
+        } = decoded;
         if let Some(durability) = &mut self.durability {
             // Entries journaled from now on are numbered after every entry
             // the checkpoint holds (the journal may have been pruned below
@@ -247,11 +276,14 @@ impl Graph {
                 );
                 continue;
             }
-            node.restore(&blobs[i])
-                .map_err(|reason| RunError::Restore {
-                    operator: node.name.to_string(),
-                    reason,
-                })?;
+            // Decoded for every operator of the same name and state version.
+            let Some(saved) = states[i].take() else {
+                continue;
+            };
+            node.restore(saved).map_err(|reason| RunError::Restore {
+                operator: node.name.to_string(),
+                reason,
+            })?;
         }
         for saved in &manifest.operators {
             if !self.operators.iter().any(|o| *o.node.name == *saved.name) {

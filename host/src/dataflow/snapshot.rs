@@ -1,11 +1,13 @@
 //! An operator's whole state as one blob, for checkpoints.
 
+use std::io::Read;
+
 use serde::{Deserialize, Serialize};
 
 use super::operator::OperatorNode;
 use super::watermark::InputWatermarks;
 use super::window::{self, CountKeys, OpenWindows, PanesSnapshot, StoredPanes, Windowing};
-use crate::checkpoint::StreamError;
+use crate::checkpoint::{DecodeError, StreamError};
 use crate::plugin::PluginFault;
 use crate::state::{KeyedState, Timers};
 
@@ -51,9 +53,11 @@ impl OperatorSnapshot {
     }
 }
 
-/// A snapshot read back; the same fields as [`OperatorSnapshot`].
+/// An operator's state read back from a checkpoint ([`saved_state`]), to
+/// be put back by [`OperatorNode::restore`]; the same fields as
+/// [`OperatorSnapshot`].
 #[derive(Deserialize)]
-struct Snapshot {
+pub(crate) struct SavedState {
     records_in: u64,
     calls: u64,
     timers_fired: u64,
@@ -115,9 +119,7 @@ impl OperatorNode {
 
     /// Takes back a snapshot: state, windows, watermarks, counters, and the
     /// plugin's memory.
-    pub(crate) fn restore(&mut self, blob: &[u8]) -> Result<(), String> {
-        let snapshot: Snapshot =
-            postcard::from_bytes(blob).map_err(|e| format!("state unreadable: {e}"))?;
+    pub(crate) fn restore(&mut self, snapshot: SavedState) -> Result<(), String> {
         match (&mut self.windowing, snapshot.windows) {
             (Some(Windowing::Time { buffer, .. }), Windows::Time(open)) => buffer.restore(open),
             (Some(Windowing::Time { buffer, .. }), Windows::Panes(panes)) => {
@@ -147,9 +149,15 @@ impl OperatorNode {
     }
 }
 
+/// An operator's state from the next `len` bytes of `input`, its blob in a
+/// checkpoint, decoded as it is read.
+pub(crate) fn saved_state(input: &mut dyn Read, len: u64) -> Result<SavedState, DecodeError> {
+    crate::checkpoint::decode_from(input, len)
+}
+
 /// The keyed state in an operator's snapshot blob (for `eddy state get`).
 pub fn keyed_state(blob: &[u8]) -> Result<KeyedState, String> {
-    postcard::from_bytes::<Snapshot>(blob)
+    postcard::from_bytes::<SavedState>(blob)
         .map(|s| s.keyed)
         .map_err(|e| format!("state unreadable: {e}"))
 }

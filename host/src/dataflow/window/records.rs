@@ -23,7 +23,6 @@
 //! the window holds, or the rest of what it is expected to hold. That keeps
 //! the memory a window holds close to its records' bytes.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use eddy_abi::{Record, encode};
@@ -269,11 +268,12 @@ impl Serialize for EncodedRecords {
 }
 
 impl<'de> Deserialize<'de> for EncodedRecords {
-    /// From a byte string, or a sequence of bytes (what a `Vec<u8>` wrote);
-    /// borrowed from a checkpoint's bytes, so copied once, into the chunk.
+    /// From a byte string, or a sequence of bytes (what a `Vec<u8>` wrote),
+    /// copied once, into the chunk. Owned, not borrowed: a checkpoint's
+    /// state is decoded as its file is read.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let bytes: Cow<'de, [u8]> = serde_bytes::deserialize(deserializer)?;
-        Ok(EncodedRecords::from_chunk(bytes.into_owned()))
+        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+        Ok(EncodedRecords::from_chunk(bytes.into_vec()))
     }
 }
 
