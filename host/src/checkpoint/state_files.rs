@@ -125,8 +125,16 @@ impl<R: Read> BlobReader<R> {
     /// Reads what is left of the blob; its length and CRC as read (short
     /// if the input ended before the blob).
     pub(crate) fn finish(mut self) -> io::Result<(u64, u32)> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok((self.read, self.crc.finalize()))
+        // In large reads: a blob passed over may be gigabytes.
+        let mut buf = vec![0; 64 << 10];
+        loop {
+            match self.read(&mut buf) {
+                Ok(0) => return Ok((self.read, self.crc.finalize())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -207,12 +215,17 @@ impl StateFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let total: u64 = lens.iter().sum();
+        let total = lens.iter().try_fold(0u64, |sum, &len| sum.checked_add(len));
         let on_disk = file.metadata()?.len();
-        if on_disk != total {
+        if total != Some(on_disk) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("its state file has {on_disk} bytes, the manifest says {total}"),
+                match total {
+                    Some(total) => {
+                        format!("its state file has {on_disk} bytes, the manifest says {total}")
+                    }
+                    None => "its manifest's blob lengths add up past 2^64".to_owned(),
+                },
             ));
         }
         Ok(Some(file))

@@ -661,9 +661,10 @@ impl PipelineStore {
 
     /// The newest checkpoint that reads back whole, each operator's blob
     /// decoded by `decode` as it is read from its file, so that restoring
-    /// state never holds it twice (as its bytes and as what they decode
-    /// to); and the newer checkpoints found damaged, with what was wrong
-    /// with each. A blob is checked against its manifest once read to the
+    /// state does not hold it twice (as its bytes and as what they decode
+    /// to; a checkpoint an older version kept in the database is read
+    /// whole first, as before); and the newer checkpoints found damaged,
+    /// with what was wrong with each. A blob is checked against its manifest once read to the
     /// end: what was decoded from a damaged one is dropped, and the
     /// checkpoint before is read. A blob that is whole but does not decode,
     /// like a store that cannot be read, is an error: it says nothing about
@@ -715,35 +716,49 @@ impl PipelineStore {
             Err(e) => return Err(failed(e)),
         };
         let mut states = Vec::with_capacity(manifest.operators.len());
+        // The first whole blob that does not decode: an error only once
+        // every blob after it is found whole too (damage anywhere means
+        // the checkpoint before is read, as when blobs were checked first).
+        let mut undecodable = None;
         for (i, operator) in manifest.operators.iter().enumerate() {
             let mut held: &[u8] = blobs.get(i).map_or(&[], Vec::as_slice);
+            let longer = held.len() as u64 > operator.len;
             let input: &mut dyn Read = match &mut file {
                 Some(file) => file,
                 None => &mut held,
             };
             let mut blob = BlobReader::new(input, operator.len);
-            let state = decode(&manifest, operator, &mut blob);
+            let state = if undecodable.is_none() {
+                decode(&manifest, operator, &mut blob)
+            } else {
+                Ok(None)
+            };
             if let Err(DecodeError::Read(e)) = state {
                 return Err(failed(e));
             }
             let (len, crc) = blob.finish().map_err(failed)?;
-            if len != operator.len || crc != operator.crc {
+            if len != operator.len || longer || crc != operator.crc {
                 return Ok(Err(format!(
-                    "state of operator `{}` is damaged ({len} bytes, expected {})",
-                    operator.name, operator.len
+                    "state of operator `{}` is damaged ({} bytes, expected {})",
+                    operator.name,
+                    if longer { blobs[i].len() as u64 } else { len },
+                    operator.len
                 )));
             }
             match state {
                 Ok(state) => states.push(state),
                 Err(e) => {
-                    return Err(RestoreError::Undecodable {
+                    undecodable = Some(RestoreError::Undecodable {
                         operator: operator.name.clone(),
                         reason: e.to_string(),
                     });
                 }
             }
         }
-        Ok(Ok(Decoded { manifest, states }))
+        match undecodable {
+            Some(error) => Err(error),
+            None => Ok(Ok(Decoded { manifest, states })),
+        }
     }
 
     /// The blobs of a checkpoint an older version wrote into operator
@@ -1225,6 +1240,69 @@ mod tests {
         assert!(damaged[0].1.contains("100 bytes"), "{damaged:?}");
     }
 
+    /// Checkpoint `id` of one operator a blob, named `op0`, `op1`…
+    fn checkpoint_of(id: u64, blobs: &[&[u8]]) -> (Manifest, Vec<Vec<u8>>) {
+        let (mut manifest, _) = checkpoint(id, b"");
+        let template = manifest.operators.remove(0);
+        for (i, blob) in blobs.iter().enumerate() {
+            manifest.operators.push(OperatorCheckpoint {
+                name: format!("op{i}"),
+                len: blob.len() as u64,
+                crc: crc32fast::hash(blob),
+                ..template.clone()
+            });
+        }
+        (manifest, blobs.iter().map(|b| b.to_vec()).collect())
+    }
+
+    #[test]
+    fn each_operators_blob_is_decoded_from_its_own_bytes_and_damage_in_any_drops_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let p = store.pipeline("p").unwrap();
+        let values = [pair("a", 10), pair("b", 100_000), pair("c", 0)];
+        let encoded: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| postcard::to_allocvec(v).unwrap())
+            .collect();
+        let blobs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let (m, b) = checkpoint_of(1, &blobs);
+        p.write(&m, &b).unwrap();
+        // Checkpoint 2: a good first blob, an undecodable second one and a
+        // damaged third one: damage, not an error, and nothing of it is kept.
+        let (m, b) = checkpoint_of(2, &[blobs[0], &[2, 0xff, 0xfe, 0], blobs[2]]);
+        p.write(&m, &b).unwrap();
+        let file = state_file(dir.path(), "p", 2);
+        let mut bytes = std::fs::read(&file).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let (decoded, damaged) = decode_pairs(&p).unwrap();
+        let decoded = decoded.unwrap();
+        assert_eq!(decoded.manifest.id, 1);
+        assert!(decoded.states == values.map(Some));
+        assert_eq!(damaged.len(), 1);
+        assert!(damaged[0].1.contains("`op2` is damaged"), "{damaged:?}");
+        // Whole, the undecodable blob is the error, named.
+        std::fs::write(&file, b.concat()).unwrap();
+        match decode_pairs(&p) {
+            Err(RestoreError::Undecodable { operator, .. }) => assert_eq!(operator, "op1"),
+            other => panic!("{other:?}"),
+        }
+        // A decoder's read error is the store's, not damage.
+        let failing = p.decode_latest(&mut |_, _, _| {
+            Err::<Option<()>, _>(DecodeError::Read(std::io::Error::other(
+                "the disk went away",
+            )))
+        });
+        assert!(
+            matches!(
+                failing,
+                Err(RestoreError::Store(StoreError::StateFile { .. }))
+            ),
+            "{failing:?}"
+        );
+    }
+
     #[test]
     fn a_whole_blob_that_does_not_decode_is_an_error_not_damage() {
         let dir = tempfile::tempdir().unwrap();
@@ -1276,6 +1354,13 @@ mod tests {
             .insert(1u64.to_be_bytes(), m.to_bytes())
             .unwrap();
         assert_eq!(p.latest().unwrap().0.unwrap().blobs[0], old);
+        assert!(read_whole(&p).0.unwrap().states == [Some(old.clone())]);
+        // A part more than the manifest says is damage, as in a file.
+        tree.insert(blob_key(1, 99), &b"more"[..]).unwrap();
+        let (decoded, damaged) = read_whole(&p);
+        assert!(decoded.is_none());
+        assert!(damaged[0].1.contains("damaged"), "{damaged:?}");
+        tree.remove(blob_key(1, 99)).unwrap();
         assert!(read_whole(&p).0.unwrap().states == [Some(old.clone())]);
         // Newer checkpoints go to files; the old one is pruned from the tree.
         for id in 2..=3 {

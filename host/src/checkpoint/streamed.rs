@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Bytes gathered before they are handed to the writer. Byte strings
-/// (window records, plugin memory) longer than this go to it directly.
+/// longer than this (a window's records) go to it directly.
 const BUFFER_BYTES: usize = 64 << 10;
 
 /// Why a value could not be streamed.
@@ -114,8 +114,9 @@ pub enum DecodeError {
 /// Bytes read from the input at a time.
 const READ_BYTES: usize = 64 << 10;
 
-/// A string or byte string's room kept for the next one; a longer one's
-/// room is given back once it has been decoded.
+/// Room kept for the next string or byte string (or float, or char: they
+/// are read the same way); room a longer one took is given back when the
+/// next one of at most this size is read, or when decoding ends.
 const SCRATCH_KEPT: usize = 1 << 20;
 
 /// Decodes a `T` from the next `len` bytes of `input`, as
@@ -242,9 +243,13 @@ impl<'de, 'a: 'de, 'r: 'de, R: Read + ?Sized + 'de> postcard::de_flavors::Flavor
             .extend_from_slice(&self.buf[self.pos..self.pos + buffered]);
         self.pos += buffered;
         if buffered < ct {
-            self.scratch.resize(ct, 0);
-            if let Err(error) = self.input.read_exact(&mut self.scratch[buffered..]) {
-                return Err(self.failed(error));
+            // Grown by what is read, not by what the length claims.
+            let rest = (ct - buffered) as u64;
+            self.scratch.reserve(ct.min(SCRATCH_KEPT));
+            match (&mut self.input).take(rest).read_to_end(&mut self.scratch) {
+                Ok(_) if self.scratch.len() == ct => {}
+                Ok(_) => return Err(postcard::Error::DeserializeUnexpectedEnd),
+                Err(error) => return Err(self.failed(error)),
             }
         }
         Ok(&self.scratch)
@@ -287,16 +292,37 @@ mod tests {
             .collect()
     }
 
-    /// A reader that hands out at most `piece` bytes a call, and then
-    /// fails with `error` where its bytes end (if it has one).
+    /// A reader that hands out at most `piece` bytes a call (every other
+    /// call interrupted, if `interrupting`), and then fails with `error`
+    /// where its bytes end (if it has one).
     struct Pieces<'a> {
         bytes: &'a [u8],
         piece: usize,
         error: Option<io::ErrorKind>,
+        interrupting: bool,
+        interrupted: bool,
+    }
+
+    impl<'a> Pieces<'a> {
+        fn new(bytes: &'a [u8], piece: usize) -> Self {
+            Pieces {
+                bytes,
+                piece,
+                error: None,
+                interrupting: false,
+                interrupted: false,
+            }
+        }
     }
 
     impl Read for Pieces<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.interrupting {
+                self.interrupted = !self.interrupted;
+                if self.interrupted {
+                    return Err(io::ErrorKind::Interrupted.into());
+                }
+            }
             if self.bytes.is_empty()
                 && let Some(kind) = self.error
             {
@@ -315,13 +341,14 @@ mod tests {
         let bytes = postcard::to_allocvec(&value).unwrap();
         assert!(bytes.len() > 4 * READ_BYTES);
         for piece in [1, 7, 4096, READ_BYTES + 1, usize::MAX] {
-            let mut input = Pieces {
-                bytes: &bytes,
-                piece,
-                error: None,
-            };
-            let decoded: State = decode_from(&mut input, bytes.len() as u64).unwrap();
-            assert!(decoded == value, "pieces of {piece}");
+            for interrupting in [false, true] {
+                let mut input = Pieces {
+                    interrupting,
+                    ..Pieces::new(&bytes, piece)
+                };
+                let decoded: State = decode_from(&mut input, bytes.len() as u64).unwrap();
+                assert!(decoded == value, "pieces of {piece}");
+            }
         }
         // Bytes after the value are left, as postcard leaves them.
         let mut longer = bytes.clone();
@@ -358,9 +385,8 @@ mod tests {
         );
         // The reader fails: its error, not the value's.
         let mut failing = Pieces {
-            bytes: &bytes[..bytes.len() / 2],
-            piece: 1000,
             error: Some(io::ErrorKind::Other),
+            ..Pieces::new(&bytes[..bytes.len() / 2], 1000)
         };
         match decode_from::<State, _>(&mut failing, len) {
             Err(DecodeError::Read(e)) => assert_eq!(e.to_string(), "the disk went away"),
@@ -399,7 +425,7 @@ mod tests {
             piece in 1usize..5000,
         ) {
             let bytes = crate::damage::apply(postcard::to_allocvec(&state(n)).unwrap(), &damage);
-            let mut input = Pieces { bytes: &bytes, piece, error: None };
+            let mut input = Pieces::new(&bytes, piece);
             let streamed = decode_from::<State, _>(&mut input, bytes.len() as u64);
             match postcard::from_bytes::<State>(&bytes) {
                 Ok(value) => prop_assert!(streamed.unwrap() == value),

@@ -278,7 +278,10 @@ impl Graph {
             }
             // Decoded for every operator of the same name and state version.
             let Some(saved) = states[i].take() else {
-                continue;
+                return Err(RunError::Restore {
+                    operator: node.name.to_string(),
+                    reason: "its state was not read from the checkpoint".to_owned(),
+                });
             };
             node.restore(saved).map_err(|reason| RunError::Restore {
                 operator: node.name.to_string(),

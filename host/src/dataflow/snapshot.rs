@@ -24,6 +24,8 @@ pub(crate) struct OperatorSnapshot {
     keyed: KeyedState,
     timers: Timers,
     windows: WindowsSnapshot,
+    /// As a byte string (see `KeyedState`'s values).
+    #[serde(with = "serde_bytes")]
     memory: Option<Vec<u8>>,
 }
 
@@ -65,6 +67,8 @@ pub(crate) struct SavedState {
     keyed: KeyedState,
     timers: Timers,
     windows: Windows,
+    /// As a byte string (see `KeyedState`'s values).
+    #[serde(with = "serde_bytes")]
     memory: Option<Vec<u8>>,
 }
 
@@ -186,6 +190,16 @@ mod tests {
         .encode_to(&mut blob)
         .unwrap();
         blob
+    }
+
+    #[test]
+    fn the_plugins_memory_is_written_as_older_versions_wrote_it() {
+        // Last in the blob: `Some`, the length, the bytes (postcard's
+        // encoding of an `Option<Vec<u8>>`, as older versions wrote it).
+        let bytes = blob(&[]);
+        assert_eq!(bytes[bytes.len() - 5..], [1, 3, 1, 2, 3]);
+        let saved = saved_state(&mut &bytes[..], bytes.len() as u64).unwrap();
+        assert_eq!(saved.memory, Some(vec![1, 2, 3]));
     }
 
     proptest! {

@@ -19,6 +19,10 @@ pub(crate) fn entry_bytes(key: &str, value_len: usize) -> usize {
 /// One value and when it was last written, on the operator's state clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
+    /// As a byte string: in postcard the same bytes as a sequence of
+    /// bytes (what older versions wrote), written and read in one piece
+    /// instead of byte by byte.
+    #[serde(with = "serde_bytes")]
     value: Vec<u8>,
     written: i64,
 }
@@ -261,6 +265,26 @@ mod tests {
         let mut restored = KeyedState::default();
         restored.restore(copy);
         assert_eq!((restored.len(), restored.bytes()), (1, ENTRY_OVERHEAD + 4));
+    }
+
+    #[test]
+    fn values_are_written_as_older_versions_wrote_them() {
+        /// An entry as older versions declared it: the value a sequence.
+        #[derive(Serialize)]
+        struct Older {
+            value: Vec<u8>,
+            written: i64,
+        }
+        for value in [vec![], vec![0, 1, 200, 255], vec![7; 300]] {
+            let older = postcard::to_allocvec(&Older {
+                value: value.clone(),
+                written: -3,
+            })
+            .unwrap();
+            let entry = Entry { value, written: -3 };
+            assert_eq!(postcard::to_allocvec(&entry).unwrap(), older);
+            assert_eq!(postcard::from_bytes::<Entry>(&older).unwrap(), entry);
+        }
     }
 
     #[test]

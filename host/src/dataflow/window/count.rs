@@ -111,6 +111,27 @@ mod tests {
     }
 
     #[test]
+    fn count_windows_restored_from_a_checkpoint_go_on_as_before() {
+        let times: Vec<i64> = (1..=11).collect();
+        let whole = run(3, 2, &times);
+        let mut w = CountWindows::new(3, 2);
+        let mut fired = Vec::new();
+        for t in &times[..5] {
+            w.add(&Record::new("k", *t), &mut fired);
+        }
+        // Read back as recovery reads a checkpoint: as it goes.
+        let bytes = postcard::to_allocvec(w.keys()).unwrap();
+        let mut restored = CountWindows::new(3, 2);
+        restored
+            .restore(crate::checkpoint::decode_from(&mut &bytes[..], bytes.len() as u64).unwrap());
+        for t in &times[5..] {
+            restored.add(&Record::new("k", *t), &mut fired);
+        }
+        let fired: Vec<(i64, i64, u32)> = fired.iter().map(|f| (f.start, f.end, f.count)).collect();
+        assert_eq!(fired, whole);
+    }
+
+    #[test]
     fn tumbling_count_windows_fire_every_size_records() {
         assert_eq!(run(3, 3, &[1, 2, 3, 4, 5, 6, 7]), [(1, 4, 3), (4, 7, 3)]);
     }
