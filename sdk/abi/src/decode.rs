@@ -92,6 +92,26 @@ impl<'a> Reader<'a> {
     }
 
     fn varint_long(&mut self, bits: u32) -> Result<u64, DecodeError> {
+        // With ten bytes left (the longest varint), no byte can run past
+        // the input: read them without a check each (times, large counts).
+        if let Some(head) = self.bytes.first_chunk::<10>() {
+            let mut value = 0u64;
+            for (i, &b) in head.iter().enumerate() {
+                let shift = 7 * i as u32;
+                if shift >= bits {
+                    break;
+                }
+                if shift + 7 > bits && u32::from(b & 0x7f) >> (bits - shift) != 0 {
+                    return Err(DecodeError::Varint);
+                }
+                value |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    self.bytes = &self.bytes[i + 1..];
+                    return Ok(value);
+                }
+            }
+            return Err(DecodeError::Varint);
+        }
         let mut value = 0u64;
         for shift in (0..bits).step_by(7) {
             let b = self.byte()?;
@@ -137,14 +157,7 @@ impl<'a> Reader<'a> {
     /// A length-prefixed UTF-8 string.
     #[inline]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
-        let bytes = self.bytes()?;
-        // Names and keys are mostly short ASCII, which a byte check accepts
-        // quicker than the full UTF-8 validation gets going.
-        if bytes.is_ascii() {
-            // SAFETY: ASCII bytes are valid UTF-8.
-            return Ok(unsafe { core::str::from_utf8_unchecked(bytes) });
-        }
-        core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
+        utf8(self.bytes()?)
     }
 
     /// A sequence length, checked against what is left (every item takes at least a byte).
@@ -224,6 +237,18 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `bytes` as text, if they are UTF-8.
+#[inline]
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    // Names and keys are mostly short ASCII, which a byte check accepts
+    // quicker than the full UTF-8 validation gets going.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Ok(unsafe { core::str::from_utf8_unchecked(bytes) });
+    }
+    core::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
+}
+
 /// Decodes a `process` input.
 pub fn process_input(bytes: &[u8]) -> Result<ProcessInput<Vec<RecordRef<'_>>>, DecodeError> {
     let mut r = Reader::new(bytes);
@@ -300,6 +325,47 @@ mod tests {
         let ours = window_input(&bytes).unwrap();
         let theirs: WindowInput<Vec<WindowRef<'_>>> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn varints_read_as_postcard_reads_them_at_the_end_of_the_input_or_not() {
+        // Every length from one byte to ten, the largest of each, and the
+        // overlong and too-large forms postcard refuses.
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for bits in (7..=70).step_by(7) {
+            let mut v = Vec::new();
+            for i in 0..bits / 7 {
+                v.push(if i + 1 < bits / 7 { 0xff } else { 0x7f });
+            }
+            cases.push(v);
+            cases.push(alloc::vec![0x80; bits / 7]);
+        }
+        cases.extend([
+            alloc::vec![0x80, 0x80, 0x80, 0x80, 0x10],
+            alloc::vec![0xff, 0xff, 0xff, 0xff, 0x0f],
+            alloc::vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            alloc::vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            alloc::vec![0x80; 11],
+        ]);
+        for case in cases {
+            for after in [0, 1, 12] {
+                let mut bytes = case.clone();
+                bytes.resize(case.len() + after, 0x55);
+                // The value, and what is left to read after it.
+                let mut reader = Reader::new(&bytes);
+                let ours = reader.varint().ok().map(|v| (v, reader.remaining()));
+                let theirs = postcard::take_from_bytes::<u64>(&bytes)
+                    .ok()
+                    .map(|(v, rest)| (v, rest.len()));
+                assert_eq!(ours, theirs, "{case:02x?} and {after} bytes after");
+                let mut reader = Reader::new(&bytes);
+                let ours = reader.varint32().ok().map(|v| (v, reader.remaining()));
+                let theirs = postcard::take_from_bytes::<u32>(&bytes)
+                    .ok()
+                    .map(|(v, rest)| (v, rest.len()));
+                assert_eq!(ours, theirs, "{case:02x?} and {after} bytes after, 32 bits");
+            }
+        }
     }
 
     #[test]
