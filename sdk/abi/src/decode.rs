@@ -352,18 +352,28 @@ mod tests {
                 let mut bytes = case.clone();
                 bytes.resize(case.len() + after, 0x55);
                 // The value, and what is left to read after it.
-                let mut reader = Reader::new(&bytes);
-                let ours = reader.varint().ok().map(|v| (v, reader.remaining()));
-                let theirs = postcard::take_from_bytes::<u64>(&bytes)
-                    .ok()
-                    .map(|(v, rest)| (v, rest.len()));
-                assert_eq!(ours, theirs, "{case:02x?} and {after} bytes after");
-                let mut reader = Reader::new(&bytes);
-                let ours = reader.varint32().ok().map(|v| (v, reader.remaining()));
-                let theirs = postcard::take_from_bytes::<u32>(&bytes)
-                    .ok()
-                    .map(|(v, rest)| (v, rest.len()));
-                assert_eq!(ours, theirs, "{case:02x?} and {after} bytes after, 32 bits");
+                fn ours<T>(
+                    bytes: &[u8],
+                    read: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>,
+                ) -> Option<(T, usize)> {
+                    let mut reader = Reader::new(bytes);
+                    read(&mut reader).ok().map(|v| (v, reader.remaining()))
+                }
+                fn theirs<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<(T, usize)> {
+                    let taken = postcard::take_from_bytes::<T>(bytes).ok();
+                    taken.map(|(v, rest)| (v, rest.len()))
+                }
+                let what = alloc::format!("{case:02x?} and {after} bytes after");
+                assert_eq!(
+                    ours(&bytes, Reader::varint),
+                    theirs::<u64>(&bytes),
+                    "{what}"
+                );
+                assert_eq!(
+                    ours(&bytes, Reader::varint32),
+                    theirs::<u32>(&bytes),
+                    "{what}"
+                );
             }
         }
     }
