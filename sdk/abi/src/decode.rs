@@ -365,12 +365,12 @@ mod tests {
                 }
                 let what = alloc::format!("{case:02x?} and {after} bytes after");
                 assert_eq!(
-                    ours(&bytes, Reader::varint),
+                    ours(&bytes, |r: &mut Reader<'_>| r.varint()),
                     theirs::<u64>(&bytes),
                     "{what}"
                 );
                 assert_eq!(
-                    ours(&bytes, Reader::varint32),
+                    ours(&bytes, |r: &mut Reader<'_>| r.varint32()),
                     theirs::<u32>(&bytes),
                     "{what}"
                 );
