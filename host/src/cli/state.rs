@@ -1,13 +1,15 @@
 //! `eddy state …`: look into, move and reset checkpointed state on site.
 
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
 use super::Failure;
 use crate::checkpoint::compaction::{self, compaction_dirs};
-use crate::checkpoint::{Loaded, Manifest, PipelineStore, StateStore};
+use crate::checkpoint::{
+    BlobDecoder, Damaged, Decoded, Loaded, Manifest, OperatorCheckpoint, PipelineStore, StateStore,
+};
 use crate::dataflow::snapshot::keyed_state;
 
 /// The first bytes of an exported state file.
@@ -118,20 +120,36 @@ fn or_none(names: &[String]) -> String {
 fn newest(pipeline: &PipelineStore) -> Result<Loaded, Failure> {
     match pipeline.latest().map_err(Failure::runtime)? {
         (Some(loaded), _) => Ok(loaded),
-        (None, damaged) if damaged.is_empty() => Err(Failure::usage(format!(
-            "pipeline `{}` has no checkpoint",
-            pipeline.name()
-        ))),
-        (None, damaged) => Err(Failure::runtime(format!(
-            "no checkpoint of pipeline `{}` reads back: {}",
-            pipeline.name(),
-            damaged
-                .iter()
-                .map(|(id, why)| format!("{id}: {why}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))),
+        (None, damaged) => Err(none_reads_back(pipeline, &damaged)),
     }
+}
+
+/// The newest checkpoint that reads back whole, its operators' blobs
+/// decoded by `decode` as they are read (none held whole).
+fn newest_decoded<T>(
+    pipeline: &PipelineStore,
+    decode: &mut BlobDecoder<'_, T>,
+) -> Result<Decoded<T>, Failure> {
+    match pipeline.decode_latest(decode).map_err(Failure::runtime)? {
+        (Some(decoded), _) => Ok(decoded),
+        (None, damaged) => Err(none_reads_back(pipeline, &damaged)),
+    }
+}
+
+/// Why no checkpoint could be used: there is none, or these were damaged.
+fn none_reads_back(pipeline: &PipelineStore, damaged: &Damaged) -> Failure {
+    if damaged.is_empty() {
+        return Failure::usage(format!("pipeline `{}` has no checkpoint", pipeline.name()));
+    }
+    Failure::runtime(format!(
+        "no checkpoint of pipeline `{}` reads back: {}",
+        pipeline.name(),
+        damaged
+            .iter()
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
 }
 
 fn list_pipelines(store: &StateStore) -> Result<(), Failure> {
@@ -221,14 +239,22 @@ fn list_checkpoints(pipeline: &PipelineStore) -> Result<(), Failure> {
 }
 
 fn get(pipeline: &PipelineStore, operator: &str, key: Option<&str>) -> Result<(), Failure> {
-    let loaded = newest(pipeline)?;
-    let Some(i) = loaded
+    // Only the operator's keyed state is decoded, as it is read: not its
+    // windows, nor the other operators' state.
+    let mut decode = |_: &Manifest, saved: &OperatorCheckpoint, input: &mut dyn Read| {
+        if saved.name != operator {
+            return Ok(None);
+        }
+        keyed_state(input, saved.len).map(Some)
+    };
+    let mut decoded = newest_decoded(pipeline, &mut decode)?;
+    let Some(i) = decoded
         .manifest
         .operators
         .iter()
         .position(|o| o.name == operator)
     else {
-        let names: Vec<String> = loaded
+        let names: Vec<String> = decoded
             .manifest
             .operators
             .iter()
@@ -236,11 +262,15 @@ fn get(pipeline: &PipelineStore, operator: &str, key: Option<&str>) -> Result<()
             .collect();
         return Err(Failure::usage(format!(
             "checkpoint {} has no operator `{operator}`; it has: {}",
-            loaded.manifest.id,
+            decoded.manifest.id,
             or_none(&names)
         )));
     };
-    let keyed = keyed_state(&loaded.blobs[i]).map_err(Failure::runtime)?;
+    let Some(keyed) = decoded.states[i].take() else {
+        return Err(Failure::runtime(format!(
+            "the state of operator `{operator}` was not read"
+        )));
+    };
     let mut out = std::io::stdout().lock();
     for (namespace, k, value) in keyed.entries() {
         if key.is_some_and(|key| key != k) {
