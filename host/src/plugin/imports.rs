@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use eddy_abi::decode::Reader;
-use eddy_abi::{Capabilities, IMPORT_MODULE, LATE_OUTPUT, LogLevel, STATUS_OK, TimeDomain, names};
+use eddy_abi::{
+    Capabilities, IMPORT_MODULE, LATE_OUTPUT, LogLevel, RecordRef, STATUS_OK, TimeDomain, names,
+};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter, StoreLimits};
 
 use super::caps::{Cap, PluginCaps, held_bytes};
@@ -224,11 +226,15 @@ pub(crate) fn define(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
             }
             let index = data.outputs.len() - 1;
             let mut reader = Reader::new(bytes);
+            // One record's room for the fields of all (an emit holds many).
+            let mut record = RecordRef::default();
             while !reader.is_empty() {
-                let record = reader.record().map_err(|e| PluginFault::Malformed {
-                    import: names::EMIT,
-                    detail: format!("not a record: {e}"),
-                })?;
+                reader
+                    .record_into(&mut record)
+                    .map_err(|e| PluginFault::Malformed {
+                        import: names::EMIT,
+                        detail: format!("not a record: {e}"),
+                    })?;
                 data.emitted_records += 1;
                 if data.emitted_records > data.caps.emit_records {
                     return Err(cap(Cap::EmitRecords, data.caps.emit_records));
