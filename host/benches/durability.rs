@@ -280,15 +280,7 @@ fn stalls(
         graph.attach_store(&store).expect("attach");
         let summary = graph.run(&control).expect("stall run");
         let bytes = checkpoints
-            .then(|| {
-                // From the manifest: loading the checkpoint would read
-                // all its state into memory.
-                let pipeline = store
-                    .pipeline(&store.pipelines().into_iter().next()?)
-                    .ok()?;
-                let manifest = pipeline.manifest(*pipeline.ids().first()?).ok()?;
-                Some(manifest.operators.iter().map(|o| o.len).sum::<u64>())
-            })
+            .then(|| newest_checkpoint_bytes(&store))
             .flatten()
             .unwrap_or(0);
         (
@@ -309,6 +301,16 @@ fn stalls(
         taken: stats.taken,
         bytes,
     }
+}
+
+/// The state the newest checkpoint of the store's pipeline holds, from its
+/// manifest: loading the checkpoint would read all its state into memory.
+fn newest_checkpoint_bytes(store: &StateStore) -> Option<u64> {
+    let pipeline = store
+        .pipeline(&store.pipelines().into_iter().next()?)
+        .ok()?;
+    let manifest = pipeline.manifest(*pipeline.ids().first()?).ok()?;
+    Some(manifest.operators.iter().map(|o| o.len).sum())
 }
 
 /// What the recovery case measured.
@@ -477,15 +479,7 @@ struct RestoreFigures {
 fn restore_open_windows(engine: &PluginEngine, dir: &Path, records: u64) -> RestoreFigures {
     let dir = dir.with_extension("stall-windows");
     let store = StateStore::open(&dir).expect("state store");
-    let bytes = {
-        let pipeline = store
-            .pipeline(&store.pipelines().into_iter().next().expect("a pipeline"))
-            .expect("the pipeline's store");
-        let manifest = pipeline
-            .manifest(*pipeline.ids().first().expect("a checkpoint"))
-            .expect("its manifest");
-        manifest.operators.iter().map(|o| o.len).sum::<u64>()
-    };
+    let bytes = newest_checkpoint_bytes(&store).expect("a checkpoint");
     let control = RunControl::default();
     control.stop.store(true, Ordering::Relaxed);
     let (mut graph, _) = open_windows_graph(engine, records, control.stop.clone());

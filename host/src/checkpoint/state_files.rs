@@ -189,23 +189,6 @@ impl StateFiles {
         file.finish()
     }
 
-    /// Checkpoint `id`'s blobs of the lengths `lens`, or `None` if it has
-    /// no file (written by an older version, into the database).
-    /// `InvalidData` if the file is not as long as the blobs together.
-    pub(crate) fn read(&self, id: u64, lens: &[u64]) -> io::Result<Option<Vec<Vec<u8>>>> {
-        let Some(mut file) = self.open(id, lens)? else {
-            return Ok(None);
-        };
-        let mut blobs = Vec::with_capacity(lens.len());
-        for &len in lens {
-            let len = usize::try_from(len).map_err(io::Error::other)?;
-            let mut blob = vec![0; len];
-            file.read_exact(&mut blob)?;
-            blobs.push(blob);
-        }
-        Ok(Some(blobs))
-    }
-
     /// Checkpoint `id`'s state file, to be read blob by blob with
     /// [`BlobReader`]s, or `None` if it has no file. `InvalidData` if the
     /// file is not as long as the blobs of the lengths `lens` together.
@@ -288,6 +271,19 @@ impl StateFiles {
 mod tests {
     use super::*;
 
+    /// Checkpoint `id`'s blobs of the lengths `lens`, if it has a file.
+    fn read(files: &StateFiles, id: u64, lens: &[u64]) -> Option<Vec<Vec<u8>>> {
+        let mut file = files.open(id, lens).unwrap()?;
+        let blobs = lens.iter().map(|&len| {
+            let mut blob = Vec::new();
+            BlobReader::new(&mut file, len)
+                .read_to_end(&mut blob)
+                .unwrap();
+            blob
+        });
+        Some(blobs.collect())
+    }
+
     #[test]
     fn blobs_written_piece_by_piece_read_back_with_their_lengths_and_crcs() {
         let dir = tempfile::tempdir().unwrap();
@@ -303,14 +299,14 @@ mod tests {
         }
         assert_eq!(file.written(), 100_010);
         // Not a whole state file until finished.
-        assert!(files.read(3, &[10, 0, 100_000]).unwrap().is_none());
+        assert!(read(&files, 3, &[10, 0, 100_000]).is_none());
         file.finish().unwrap();
         let expected: Vec<(u64, u32)> = blobs
             .iter()
             .map(|b| (b.len() as u64, crc32fast::hash(b)))
             .collect();
         assert_eq!(sums, expected);
-        assert_eq!(files.read(3, &[10, 0, 100_000]).unwrap().unwrap(), blobs);
+        assert_eq!(read(&files, 3, &[10, 0, 100_000]).unwrap(), blobs);
     }
 
     #[test]
@@ -321,6 +317,6 @@ mod tests {
         file.write_all(b"half a blob").unwrap();
         drop(file);
         assert_eq!(std::fs::read_dir(files.dir()).unwrap().count(), 0);
-        assert!(files.read(4, &[11]).unwrap().is_none());
+        assert!(read(&files, 4, &[11]).is_none());
     }
 }

@@ -630,33 +630,22 @@ impl PipelineStore {
 
     /// Reads checkpoint `id` whole, checking every blob against its manifest.
     pub fn load(&self, id: u64) -> Result<Loaded, LoadError> {
-        #[cfg(test)]
-        if self.fail_reads.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(LoadError::Store(self.store.fail(sled::Error::Io(
-                std::io::Error::other("injected read error"),
-            ))));
-        }
-        let manifest = self.manifest(id)?;
-        let lens: Vec<u64> = manifest.operators.iter().map(|o| o.len).collect();
-        let blobs = match self.files.read(id, &lens) {
-            Ok(Some(blobs)) => blobs,
-            Ok(None) => self.load_from_trees(&manifest)?,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(LoadError::Damaged(format!("checkpoint {id}: {e}")));
-            }
-            Err(e) => return Err(LoadError::Store(self.state_file_failed(e))),
+        let mut whole = |_: &Manifest, operator: &OperatorCheckpoint, input: &mut dyn Read| {
+            // Its length is the manifest's, which the file's length bounds.
+            let mut blob = Vec::with_capacity(usize::try_from(operator.len).unwrap_or(0));
+            input.read_to_end(&mut blob).map_err(DecodeError::Read)?;
+            Ok(Some(blob))
         };
-        for (operator, blob) in manifest.operators.iter().zip(&blobs) {
-            if blob.len() as u64 != operator.len || crc32fast::hash(blob) != operator.crc {
-                return Err(LoadError::Damaged(format!(
-                    "state of operator `{}` is damaged ({} bytes, expected {})",
-                    operator.name,
-                    blob.len(),
-                    operator.len
-                )));
-            }
+        match self.decode_checkpoint(id, &mut whole) {
+            Ok(Ok(Decoded { manifest, states })) => Ok(Loaded {
+                manifest,
+                blobs: states.into_iter().flatten().collect(),
+            }),
+            Ok(Err(reason)) => Err(LoadError::Damaged(reason)),
+            Err(RestoreError::Store(e)) => Err(LoadError::Store(e)),
+            // Cannot happen: bytes read as they are need no decoding.
+            Err(e @ RestoreError::Undecodable { .. }) => Err(LoadError::Damaged(e.to_string())),
         }
-        Ok(Loaded { manifest, blobs })
     }
 
     /// The newest checkpoint that reads back whole, each operator's blob
